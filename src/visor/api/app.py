@@ -1,0 +1,91 @@
+"""The FastAPI application: lifespan, error mapping, routers and the built web UI."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from visor import __version__
+from visor.api.routes import datasets, jobs, samples
+from visor.config import Settings, get_settings
+from visor.errors import VisorError
+from visor.workspace import Workspace
+
+log = logging.getLogger("visor.api")
+
+_NO_UI = """<!doctype html><html><head><title>Visor</title></head><body style="font-family:sans-serif">
+<h1>Visor</h1><p>The web UI has not been built. Run <code>make setup</code> in the
+repository (it runs <code>npm ci && npm run build</code> in <code>frontend/</code>), then restart
+<code>visor serve</code>.</p><p>The HTTP API is up: see <a href="/docs">/docs</a>.</p></body></html>"""
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def static_dir() -> Path:
+    return Path(str(resources.files("visor"))) / "static"
+
+
+def create_app(settings: Settings | None = None, *, preload_model: bool = False) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.workspace = Workspace(settings)
+        try:
+            yield
+        finally:
+            app.state.workspace.close()
+
+    app = FastAPI(title="Visor", version=__version__, lifespan=lifespan,
+                  description="See and fix image datasets.")
+
+    @app.exception_handler(VisorError)
+    async def visor_error(request: Request, exc: VisorError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return _error(422, "invalid_input", "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
+
+    @app.get("/api/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(datasets.router)
+    app.include_router(samples.router)
+    app.include_router(jobs.router)
+
+    ui = static_dir()
+    if (ui / "index.html").exists():
+        app.mount("/", StaticFiles(directory=ui, html=True), name="ui")
+    else:
+        @app.get("/", include_in_schema=False)
+        def no_ui() -> HTMLResponse:
+            return HTMLResponse(_NO_UI)
+
+    return app

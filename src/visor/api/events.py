@@ -1,0 +1,33 @@
+"""Server-sent events that follow a job until it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.requests import Request
+
+from visor.services.jobs import FINAL_STATES
+
+_INTERVAL_S = 0.25
+
+
+def progress_event(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: job.get(k) for k in ("id", "kind", "dataset", "state", "done", "total", "rate",
+                                    "eta", "message", "error", "result")}
+
+
+async def follow_job(
+    request: Request, current: Callable[[], dict[str, Any]]
+) -> AsyncIterator[dict[str, str]]:
+    """A `progress` event every 0.25 s while the job runs, then its final state, then the end."""
+    while True:
+        job = await asyncio.to_thread(current)
+        final = job["state"] in FINAL_STATES
+        yield {"event": "end" if final else "progress",
+               "data": json.dumps(progress_event(job), default=str)}
+        if final or await request.is_disconnected():
+            return
+        await asyncio.sleep(_INTERVAL_S)

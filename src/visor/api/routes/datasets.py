@@ -1,0 +1,41 @@
+"""/api/datasets: list, ingest, show, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
+
+from visor.api.deps import DatasetDep, WorkspaceDep
+
+router = APIRouter(prefix="/api/datasets", tags=["datasets"])
+
+
+class IngestRequest(BaseModel):
+    name: str = Field(description="1-64 letters, digits, '_', '-' or '.'")
+    path: str = Field(description="local folder, s3://bucket/prefix or gs://bucket/prefix")
+    format: str | None = Field(None, description="coco, yolo, voc, classification or images")
+    replace: bool = False
+
+
+@router.get("")
+def list_datasets(workspace: WorkspaceDep) -> list[dict[str, Any]]:
+    return workspace.datasets()
+
+
+@router.post("", status_code=202)
+def ingest(body: IngestRequest, workspace: WorkspaceDep) -> dict[str, Any]:
+    """Start ingesting a dataset; answers 202 with the job (follow it at /api/jobs/{id}/events)."""
+    return workspace.ingest(body.path, body.name, fmt=body.format, replace=body.replace)
+
+
+@router.get("/{name}")
+def get_dataset(dataset: DatasetDep) -> dict[str, Any]:
+    return dataset.info()
+
+
+@router.delete("/{name}", status_code=204)
+def delete_dataset(dataset: DatasetDep) -> Response:
+    dataset.delete()
+    return Response(status_code=204)

@@ -1,0 +1,231 @@
+"""The `visor` command line."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from visor.config import get_settings
+from visor.errors import VisorError
+from visor.services.jobs import FINAL_STATES
+from visor.workspace import Workspace
+
+app = typer.Typer(help="Visor: see and fix image datasets.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+console = Console(stderr=True)
+out = Console()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Print VisorErrors as one line and exit 1; Ctrl-C exits 130, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except VisorError as e:
+            console.print(f"[red]error:[/red] {e.message}", highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            console.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def follow(workspace: Workspace, job: dict[str, Any]) -> dict[str, Any]:
+    """Show a job's progress until it ends; Ctrl-C cancels it. Exits 1 if the job failed."""
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(job["kind"], total=None, rate="")
+        try:
+            while job["state"] not in FINAL_STATES:
+                time.sleep(0.1)
+                job = workspace.jobs.get(job["id"])
+                rate = f"{job['rate']:.1f}/s" if job.get("rate") else ""
+                progress.update(task, description=job["message"] or job["kind"],
+                                completed=job["done"], total=job["total"], rate=rate)
+        except KeyboardInterrupt:
+            workspace.jobs.cancel(job["id"])
+            job = workspace.jobs.wait(job["id"])
+    if job["state"] == "failed":
+        raise VisorError(job["error"] or "job failed")
+    if job["state"] == "cancelled":
+        console.print("cancelled; finished work was kept")
+        raise typer.Exit(130)
+    return job
+
+
+def _report(result: dict[str, Any]) -> None:
+    skipped = result.get("skipped") or []
+    if result.get("skipped_count"):
+        console.print(f"[yellow]skipped {result['skipped_count']} record(s):[/yellow]")
+        for item in skipped[:20]:
+            console.print(f"  {item['path']}: {item['reason']}", highlight=False)
+        if result["skipped_count"] > 20:
+            console.print(f"  ... and {result['skipped_count'] - 20} more (visor info NAME --skipped)")
+
+
+def _workspace() -> Workspace:
+    return Workspace(get_settings())
+
+
+@app.command()
+@friendly
+def ingest(
+    path: Annotated[str, typer.Argument(help="dataset root: folder, s3://… or gs://…")],
+    name: Annotated[str, typer.Option("--name", "-n", help="name for the dataset")],
+    fmt: Annotated[str | None, typer.Option("--format", help="coco|yolo|voc|classification|images")] = None,
+    replace: Annotated[bool, typer.Option(help="replace a dataset of the same name")] = False,
+) -> None:
+    """Read a dataset's images and labels into the store."""
+    with _workspace() as ws:
+        job = follow(ws, ws.ingest(path, name, fmt=fmt, replace=replace))
+        result = job["result"]
+        out.print(f"ingested [bold]{name}[/bold]: {result['samples']} samples, "
+                  f"{result['labels']} labels ({result['format']})")
+        _report(result)
+
+
+@app.command("import-predictions")
+@friendly
+def import_predictions(
+    name: str,
+    file: Annotated[Path, typer.Argument(help="COCO results JSON: [{image_id, category_id, bbox, score}]")],
+    source: Annotated[str, typer.Option(help="name of the model that made them")],
+) -> None:
+    """Add a model's predictions (COCO results format) to a COCO dataset."""
+    with _workspace() as ws:
+        result = ws.dataset(name).import_predictions(str(file), source)
+        out.print(f"imported {result['predictions']} predictions from {source} into {name}")
+        _report(result)
+
+
+@app.command("datasets")
+@friendly
+def list_datasets() -> None:
+    """List the datasets in the store."""
+    with _workspace() as ws:
+        table = Table("name", "format", "samples", "labels", "root")
+        for d in ws.datasets():
+            table.add_row(d["name"], d["format"], str(d["num_samples"]), str(d["num_labels"]),
+                          d["root"])
+        out.print(table)
+
+
+@app.command()
+@friendly
+def info(
+    name: str,
+    skipped: Annotated[bool, typer.Option(help="list the records skipped at ingest")] = False,
+) -> None:
+    """Counts per split and class."""
+    with _workspace() as ws:
+        data = ws.dataset(name).info()
+        out.print(f"[bold]{name}[/bold] ({data['format']}, {data['root']}): "
+                  f"{data['num_samples']} samples, {data['num_labels']} labels")
+        splits = Table("split", "samples")
+        for split, n in data["splits"].items():
+            splits.add_row(split, str(n))
+        out.print(splits)
+        classes = Table("class", "kind", "labels", "samples")
+        for row in data["classes"]:
+            classes.add_row(row["class"], row["kind"], str(row["labels"]), str(row["samples"]))
+        out.print(classes)
+        report = data.get("report") or {}
+        if skipped:
+            for item in report.get("skipped", []):
+                out.print(f"  {item['path']}: {item['reason']}", highlight=False)
+        elif report.get("skipped_count"):
+            out.print(f"{report['skipped_count']} record(s) skipped at ingest (--skipped lists them)")
+
+
+@app.command()
+@friendly
+def rm(name: str) -> None:
+    """Delete a dataset from the store (its files are not touched)."""
+    with _workspace() as ws:
+        ws.dataset(name).delete()
+        out.print(f"deleted {name}")
+
+
+@app.command()
+@friendly
+def jobs(dataset: Annotated[str | None, typer.Option(help="only this dataset's jobs")] = None) -> None:
+    """Recent jobs and their state."""
+    with _workspace() as ws:
+        table = Table("id", "kind", "dataset", "state", "done", "total", "message")
+        for job in ws.jobs.list(dataset=dataset):
+            table.add_row(job["id"], job["kind"], job["dataset"] or "", job["state"],
+                          str(job["done"]), str(job["total"] or ""), job["message"] or "")
+        out.print(table)
+
+
+@app.command()
+@friendly
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+) -> None:
+    """Serve the web UI and the HTTP API."""
+    import uvicorn
+
+    from visor.api import create_app
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    app_ = create_app(settings)
+    console.print(f"Visor on http://{host}:{port}  (API docs: /docs; Ctrl-C stops)")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@app.command()
+@friendly
+def demo(
+    images: Annotated[int, typer.Option(help="number of synthetic images")] = 2000,
+    name: Annotated[str, typer.Option(help="dataset name")] = "demo",
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="stop after ingesting")] = False,
+    path: Annotated[Path | None, typer.Option(help="where to write the images")] = None,
+) -> None:
+    """Make a synthetic dataset of coloured shapes, ingest it, and serve it."""
+    from visor.synthetic import generate
+
+    settings = get_settings()
+    root = path or settings.home / "demo-images"
+    marker = root / f".complete-{images}"
+    if not marker.exists():
+        with Progress(TextColumn("writing demo images"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=console) as progress:
+            task = progress.add_task("", total=images)
+            generate(root, images, progress=lambda d, t: progress.update(task, completed=d))
+        marker.touch()
+    with _workspace() as ws:
+        job = follow(ws, ws.ingest(str(root), name, replace=True))
+        out.print(f"ingested [bold]{name}[/bold]: {job['result']['samples']} samples")
+    if not no_serve:
+        serve(None, None)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except VisorError as e:  # errors raised while parsing arguments or building the app
+        console.print(f"[red]error:[/red] {e.message}", highlight=False)
+        sys.exit(1)
+
+

@@ -1,0 +1,34 @@
+"""Settings, read from `VISOR_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VISOR_", extra="ignore")
+
+    home: Path = Path("visor-data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    thumbnail_size: int = 256
+    job_workers: int = 2
+    # Object stores: extra options for s3fs (e.g. a local S3 API) and gcsfs.
+    s3_endpoint_url: str | None = None
+    gcs_endpoint_url: str | None = None
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "visor.duckdb"
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        return self.home / "thumbnails"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

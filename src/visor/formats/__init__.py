@@ -1,0 +1,16 @@
+"""Dataset formats: each module turns a dataset's files into plain records."""
+
+from visor.formats.detect import FORMATS, detect_format, read_dataset
+from visor.formats.records import CategoryTable, LabelRecord, Listing, Record, SampleRecord, Skipped
+
+__all__ = [
+    "CategoryTable",
+    "FORMATS",
+    "LabelRecord",
+    "Listing",
+    "Record",
+    "SampleRecord",
+    "Skipped",
+    "detect_format",
+    "read_dataset",
+]

@@ -1,0 +1,200 @@
+"""COCO detection (`instances*.json`, `_annotations.coco.json`) and COCO results files.
+
+The annotation file is streamed (ijson), one section at a time, so its size is not bounded by
+memory: only the category table and one record at a time are held.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Iterator
+from typing import IO, Any
+
+import ijson
+
+from visor.errors import FormatError
+from visor.formats.records import (
+    CategoryTable,
+    LabelRecord,
+    Listing,
+    Record,
+    SampleRecord,
+    Skipped,
+    split_from_name,
+)
+from visor.sources import Source
+
+_IMAGE_KEYS = {"id", "file_name", "width", "height"}
+# Above this size a syntax error is reported by byte offset rather than re-parsed for line/column.
+_EXACT_ERROR_LIMIT = 256 * 1024 * 1024
+
+
+def annotation_files(listing: Listing) -> list[str]:
+    """The COCO annotation files in a dataset, in a stable order."""
+    found = []
+    for path in listing.sizes:
+        name = posixpath.basename(path)
+        if name == "_annotations.coco.json" or (
+            name.startswith("instances") and name.endswith(".json")
+        ):
+            found.append(path)
+    return sorted(found)
+
+
+def read(source: Source, listing: Listing) -> Iterator[Record]:
+    """Samples and boxes from every COCO annotation file under the root."""
+    files = annotation_files(listing)
+    if not files:
+        raise FormatError(f"{source.uri}: no COCO annotation file (instances*.json) found")
+    for file in files:
+        yield from _read_file(source, listing, file)
+
+
+def _read_file(source: Source, listing: Listing, file: str) -> Iterator[Record]:
+    split = split_from_name(posixpath.basename(posixpath.dirname(file)) if file.endswith(
+        "_annotations.coco.json") else posixpath.basename(file))
+    categories = {c["id"]: str(c["name"]) for c in _items(source, file, "categories.item")}
+    yield CategoryTable({int(k): v for k, v in categories.items()})
+    prefix: str | None = None
+    images: set[Any] = set()
+    for image in _items(source, file, "images.item"):
+        file_name = image.get("file_name")
+        if "id" not in image or not isinstance(file_name, str):
+            yield Skipped(file, f"image entry without id or file_name: {_short(image)}")
+            continue
+        if prefix is None:
+            prefix = _image_prefix(listing, file, file_name)
+        path = posixpath.normpath(posixpath.join(prefix, file_name)) if prefix else file_name
+        images.add(image["id"])
+        extra = {k: v for k, v in image.items() if k not in _IMAGE_KEYS}
+        extra["coco_id"] = image["id"]
+        yield SampleRecord(
+            key=(file, image["id"]),
+            path=path,
+            split=split,
+            width=_int_or_none(image.get("width")),
+            height=_int_or_none(image.get("height")),
+            metadata=extra,
+        )
+    for ann in _items(source, file, "annotations.item"):
+        label = _annotation(ann, categories, images, file)
+        if isinstance(label, str):
+            yield Skipped(file, label)
+        else:
+            yield label
+
+
+def _annotation(
+    ann: dict[str, Any], categories: dict[Any, str], images: set[Any], file: str
+) -> LabelRecord | str:
+    ann_id = ann.get("id", "?")
+    if ann.get("image_id") not in images:
+        return f"annotation {ann_id}: unknown image_id {ann.get('image_id')!r}"
+    category = categories.get(ann.get("category_id"))
+    if category is None:
+        return f"annotation {ann_id}: unknown category_id {ann.get('category_id')!r}"
+    bbox = _bbox(ann.get("bbox"))
+    if isinstance(bbox, str):
+        return f"annotation {ann_id}: {bbox}"
+    score = ann.get("score")
+    return LabelRecord(
+        sample_key=(file, ann["image_id"]),
+        category=category,
+        bbox=bbox,
+        score=float(score) if score is not None else None,
+        iscrowd=bool(ann.get("iscrowd", 0)),
+    )
+
+
+def _bbox(value: Any) -> tuple[float, float, float, float] | None | str:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 4:
+        return f"bbox must be [x, y, width, height], got {value!r}"
+    x, y, w, h = (float(v) for v in value)
+    if w <= 0 or h <= 0:
+        return f"box has zero or negative size {[x, y, w, h]}"
+    return (x, y, w, h)
+
+
+def read_results(
+    source: Source, file: str, categories: dict[int, str], images: dict[Any, int]
+) -> Iterator[tuple[int, LabelRecord] | Skipped]:
+    """Predictions from a COCO results file: `[{image_id, category_id, bbox, score}]`.
+
+    `images` maps COCO image ids to sample ids, `categories` COCO category ids to names.
+    """
+    for i, det in enumerate(_items(source, file, "item")):
+        if not isinstance(det, dict):
+            yield Skipped(file, f"entry {i}: expected an object, got {_short(det)}")
+            continue
+        sample_id = images.get(det.get("image_id"))
+        if sample_id is None:
+            yield Skipped(file, f"entry {i}: unknown image_id {det.get('image_id')!r}")
+            continue
+        label = _annotation(
+            {**det, "id": i}, categories, {det.get("image_id")}, file
+        )
+        if isinstance(label, str):
+            yield Skipped(file, label)
+        elif label.score is None:
+            yield Skipped(file, f"entry {i}: prediction without score")
+        else:
+            yield sample_id, label
+
+
+def _image_prefix(listing: Listing, file: str, file_name: str) -> str:
+    """The folder that `file_name` is relative to: found by trying the usual COCO layouts."""
+    ann_dir = posixpath.dirname(file)
+    parent = posixpath.dirname(ann_dir)
+    stem = posixpath.splitext(posixpath.basename(file))[0].removeprefix("instances_")
+    candidates = [ann_dir, posixpath.join(parent, stem), stem, posixpath.join("images", stem),
+                  posixpath.join(parent, "images", stem), posixpath.join(parent, "images"),
+                  "images", parent, ""]
+    split = split_from_name(stem)
+    if split:
+        candidates += [posixpath.join("images", split), split]
+    for candidate in candidates:
+        if posixpath.normpath(posixpath.join(candidate, file_name)).lstrip("./") in listing.sizes:
+            return candidate
+    return ann_dir
+
+
+def _items(source: Source, file: str, prefix: str) -> Iterator[Any]:
+    with source.open(file) as f:
+        try:
+            yield from ijson.items(f, prefix, use_float=True)
+        except ijson.JSONError as e:
+            raise FormatError(_syntax_error(source, file, e)) from None
+
+
+def _syntax_error(source: Source, file: str, error: Exception) -> str:
+    if source.size(file) <= _EXACT_ERROR_LIMIT:
+        with source.open(file) as f:
+            text = _decode(f, file)
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as e:
+            return f"{file}: JSON syntax error at line {e.lineno}, column {e.colno}: {e.msg}"
+    first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return f"{file}: JSON syntax error: {first_line}"
+
+
+def _decode(f: IO[bytes], file: str) -> str:
+    try:
+        return f.read().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{file}: not UTF-8 text (byte {e.start})") from None
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

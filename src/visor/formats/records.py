@@ -1,0 +1,89 @@
+"""The plain records every format reader yields; they know nothing of the store."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+
+_SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+                "validation": "val", "test": "test", "testing": "test"}
+
+
+@dataclass(slots=True)
+class SampleRecord:
+    """One image. `key` is the format's own id for it, used by labels to point at it."""
+
+    key: Hashable
+    path: str  # relative to the dataset root
+    split: str | None = None
+    width: int | None = None
+    height: int | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class LabelRecord:
+    """A box (x, y, w, h; pixels, or fractions of the image when `normalized`) or, with no box,
+    an image-level class."""
+
+    sample_key: Hashable
+    category: str
+    bbox: tuple[float, float, float, float] | None = None
+    score: float | None = None
+    iscrowd: bool = False
+    normalized: bool = False
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Skipped:
+    """A record that could not be read: the file it came from and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(slots=True)
+class CategoryTable:
+    """A format's own category ids and their names (COCO), kept to read predictions later."""
+
+    names: dict[int, str]
+
+
+Record = SampleRecord | LabelRecord | Skipped | CategoryTable
+
+
+@dataclass(slots=True)
+class Listing:
+    """The dataset's files (relative path -> size), listed once and shared by the readers."""
+
+    sizes: dict[str, int]
+    problems: list[Skipped] = field(default_factory=list)
+
+    def images(self) -> Iterator[str]:
+        return (p for p in self.sizes if is_image(p))
+
+
+def is_image(path: str) -> bool:
+    return posixpath.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+
+
+def split_from_path(path: str) -> str | None:
+    """`train`, `val` or `test` when a folder or file name in `path` says so."""
+    for part in path.lower().split("/")[:-1]:
+        if part in _SPLIT_NAMES:
+            return _SPLIT_NAMES[part]
+    return None
+
+
+def split_from_name(name: str) -> str | None:
+    """The split in a name like `instances_train2017` or `val.txt`."""
+    lowered = name.lower()
+    for token, split in (("train", "train"), ("valid", "val"), ("val", "val"), ("test", "test")):
+        if token in lowered:
+            return split
+    return None

@@ -1,0 +1,114 @@
+"""YOLO: `data.yaml` (`names` as a list or a dict) with `images/<split>` and `labels/<split>`.
+
+Boxes are yielded normalised (`LabelRecord.normalized`); ingestion turns them into pixels with
+the size read from each image's header.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+from visor.errors import FormatError
+from visor.formats.records import LabelRecord, Listing, Record, SampleRecord, Skipped, split_from_path
+from visor.sources import Source
+
+YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
+
+
+def config_file(listing: Listing) -> str | None:
+    for name in YAML_NAMES:
+        if name in listing.sizes:
+            return name
+    return None
+
+
+def read(source: Source, listing: Listing) -> Iterator[Record]:
+    """Samples and boxes for every image that sits in an `images` folder."""
+    config = config_file(listing)
+    if config is None:
+        raise FormatError(f"{source.uri}: no data.yaml found (YOLO datasets need one)")
+    names = _class_names(source, config)
+    for image in sorted(listing.images()):
+        parts = image.split("/")
+        if "images" not in parts:
+            continue
+        yield SampleRecord(key=image, path=image, split=split_from_path(image))
+        label_file = _label_path(parts)
+        if label_file in listing.sizes:
+            yield from _read_labels(source, label_file, image, names)
+
+
+def _class_names(source: Source, config: str) -> list[str]:
+    try:
+        data: Any = yaml.safe_load(source.read_bytes(config))
+    except yaml.YAMLError as e:
+        raise FormatError(f"{config}: not valid YAML ({e})") from None
+    names = data.get("names") if isinstance(data, dict) else None
+    if isinstance(names, list):
+        return [str(n) for n in names]
+    if isinstance(names, dict):
+        try:
+            indexed = {int(k): str(v) for k, v in names.items()}
+        except (TypeError, ValueError):
+            raise FormatError(f"{config}: 'names' keys must be class indices") from None
+        return [indexed.get(i, str(i)) for i in range(max(indexed, default=-1) + 1)]
+    raise FormatError(f"{config}: 'names' must be a list or a mapping of class names")
+
+
+def _label_path(parts: list[str]) -> str:
+    i = len(parts) - 1 - parts[::-1].index("images")
+    stem = posixpath.splitext(parts[-1])[0]
+    return "/".join([*parts[:i], "labels", *parts[i + 1 : -1], stem + ".txt"])
+
+
+def _read_labels(source: Source, label_file: str, image: str, names: list[str]) -> Iterator[Record]:
+    try:
+        text = source.read_bytes(label_file).decode("utf-8")
+    except UnicodeDecodeError:
+        yield Skipped(label_file, "not UTF-8 text")
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parsed = _parse_line(line, names)
+        if isinstance(parsed, str):
+            yield Skipped(label_file, f"line {number}: {parsed}")
+        else:
+            category, box, score = parsed
+            yield LabelRecord(image, category, box, score=score, normalized=True)
+
+
+def _parse_line(
+    line: str, names: list[str]
+) -> tuple[str, tuple[float, float, float, float], float | None] | str:
+    fields = line.split()
+    if len(fields) not in (5, 6) and (len(fields) < 7 or len(fields) % 2 == 0):
+        return f"expected 5 columns (class cx cy w h), got {len(fields)}"
+    try:
+        values = [float(v) for v in fields[1:]]
+        index = int(fields[0])
+    except ValueError:
+        return f"not a number in {line.strip()!r}"
+    if not 0 <= index < len(names):
+        return f"class index {index} is not in data.yaml names (0..{len(names) - 1})"
+    score = None
+    if len(fields) == 6:  # class cx cy w h confidence: a prediction
+        score = values.pop()
+    coords = values
+    if any(v < 0 or v > 1 for v in coords):
+        return "values must be normalised to [0, 1]"
+    if len(coords) == 4:
+        cx, cy, w, h = coords
+        if w <= 0 or h <= 0:
+            return "box has zero or negative size"
+        return names[index], (cx - w / 2, cy - h / 2, w, h), score
+    xs, ys = coords[0::2], coords[1::2]  # a segmentation polygon: keep its bounding box
+    x0, y0 = min(xs), min(ys)
+    w, h = max(xs) - x0, max(ys) - y0
+    if w <= 0 or h <= 0:
+        return "polygon has zero area"
+    return names[index], (x0, y0, w, h), score

@@ -1,0 +1,1 @@
+"""Decoding images safely, reading their headers, and making thumbnails."""

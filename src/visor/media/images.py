@@ -1,0 +1,114 @@
+"""Image files: header probes for ingestion, and safe, orientation-correct decoding."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import IO
+
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from visor.errors import FormatError
+
+# A 100-megapixel photo is legitimate; beyond this a file is more likely hostile than useful.
+MAX_PIXELS = 200_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+_JPEG_END = b"\xff\xd9"
+_TAIL = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    width: int
+    height: int
+    format: str
+
+
+def probe(f: IO[bytes], name: str, size: int) -> ImageInfo:
+    """Width, height and format from the header, and a cheap check that a JPEG is complete.
+
+    Raises FormatError naming `name` for empty, unreadable or truncated files.
+    """
+    if size == 0:
+        raise FormatError(f"{name}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(f)
+            width, height = img.size
+            fmt = img.format or "?"
+            orientation = img.getexif().get(0x0112, 1) if fmt in ("JPEG", "TIFF", "WEBP") else 1
+    except UnidentifiedImageError:
+        raise FormatError(f"{name}: not an image (unrecognised file contents)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise FormatError(f"{name}: image is too large (over {MAX_PIXELS:,} pixels)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise FormatError(f"{name}: unreadable image header ({e})") from None
+    if fmt == "JPEG" and size > _TAIL:
+        f.seek(size - _TAIL)
+        if _JPEG_END not in f.read(_TAIL):
+            raise FormatError(f"{name}: truncated JPEG (no end-of-image marker)")
+    elif fmt == "JPEG":
+        f.seek(0)
+        if _JPEG_END not in f.read():
+            raise FormatError(f"{name}: truncated JPEG (no end-of-image marker)")
+    if orientation in (5, 6, 7, 8):  # rotated by 90 degrees: the displayed size is swapped
+        width, height = height, width
+    return ImageInfo(width, height, fmt)
+
+
+def decode(data: bytes, name: str, *, draft: tuple[int, int] | None = None) -> Image.Image:
+    """An RGB image with its EXIF orientation applied.
+
+    `draft` lets JPEG decode at a reduced scale no smaller than that size (much faster when the
+    image will be shrunk anyway). Odd modes (CMYK, 16-bit, palette, alpha) are converted.
+    """
+    if not data:
+        raise FormatError(f"{name}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if draft is not None and img.format == "JPEG":
+                img.draft("RGB", _draft_size(img.size, draft, img.getexif().get(0x0112, 1)))
+            img.load()
+    except UnidentifiedImageError:
+        raise FormatError(f"{name}: not an image (unrecognised file contents)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise FormatError(f"{name}: image is too large (over {MAX_PIXELS:,} pixels)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        reason = "truncated image" if "truncated" in str(e) else f"cannot decode ({e})"
+        raise FormatError(f"{name}: {reason}") from None
+    img = ImageOps.exif_transpose(img) or img
+    return to_rgb(img)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB from any PIL mode; transparent pixels are composed over white."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit greyscale: scale to 8 bits instead of clipping.
+        import numpy as np
+
+        arr = np.asarray(img, dtype=np.float32)
+        top = float(arr.max()) or 1.0
+        return Image.fromarray((arr * (255.0 / top)).astype("uint8"), "L").convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def _draft_size(
+    size: tuple[int, int], target: tuple[int, int], orientation: int
+) -> tuple[int, int]:
+    # The draft target is in stored (unrotated) pixels.
+    if orientation in (5, 6, 7, 8):
+        return (target[1], target[0])
+    return target

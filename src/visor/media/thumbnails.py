@@ -1,0 +1,34 @@
+"""Thumbnails: at most `size` pixels on the longest side, JPEG, cached on disk."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+from visor.media.images import decode
+
+
+def make_thumbnail(data: bytes, name: str, size: int) -> bytes:
+    """JPEG bytes of the image shrunk to fit `size` x `size` (never enlarged)."""
+    img = decode(data, name, draft=(size, size))
+    img.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=85, optimize=False)
+    return out.getvalue()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write a cache file so that readers never see half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

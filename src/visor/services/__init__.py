@@ -1,0 +1,1 @@
+"""The verbs: ingest, embed, jobs. Routers and CLI commands call these."""

@@ -1,0 +1,313 @@
+"""Ingestion: a dataset's files -> validated records -> one atomic write to the store."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from visor.errors import Conflict, FormatError, InvalidInput, NotFound, SourceError
+from visor.formats import FORMATS, CategoryTable, LabelRecord, Listing, SampleRecord, Skipped, detect_format
+from visor.formats import read_dataset
+from visor.formats.coco import read_results
+from visor.media.images import probe
+from visor.services.jobs import JobContext
+from visor.sources import Source
+from visor.store import Store
+from visor.store import datasets as dataset_rows
+from visor.store import samples as sample_rows
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_BATCH = 50_000
+_PROBE_THREADS = 8
+REPORT_LIMIT = 1000  # problems listed in a report; the count is always exact
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise InvalidInput(
+            f"dataset name {name!r}: use 1-64 letters, digits, '_', '-' or '.', starting with a "
+            "letter or digit (no spaces or '/')"
+        )
+    return name
+
+
+def check_can_create(store: Store, name: str, replace: bool) -> dict[str, Any] | None:
+    """The dataset that `name` would replace; Conflict if it exists and `replace` is off."""
+    check_name(name)
+    existing = dataset_rows.get_by_name(store, name)
+    if existing is not None and not replace:
+        raise Conflict(f"dataset {name!r} already exists (use --replace to ingest it again)")
+    return existing
+
+
+def list_files(source: Source) -> Listing:
+    problems: list[tuple[str, str]] = []
+    sizes = {entry.path: entry.size for entry in source.walk(problems)}
+    return Listing(sizes, [Skipped(p, r) for p, r in problems])
+
+
+@dataclass
+class _Columns:
+    """Samples and labels gathered as columns, ready to become Arrow tables."""
+
+    samples: list[SampleRecord] = field(default_factory=list)
+    index: dict[Hashable, int] = field(default_factory=dict)
+    labels: list[tuple[int, LabelRecord]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    category_ids: dict[int, str] = field(default_factory=dict)
+
+
+def ingest(
+    store: Store,
+    ctx: JobContext,
+    *,
+    name: str,
+    root: str,
+    fmt: str | None = None,
+    replace: bool = False,
+) -> dict[str, Any]:
+    """Read the dataset at `root` and store it as `name`; returns the ingest report."""
+    check_can_create(store, name, replace)
+    if fmt is not None and fmt not in FORMATS:
+        raise InvalidInput(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    ctx.phase(f"listing files in {root}")
+    source = Source(root)
+    listing = list_files(source)
+    fmt = fmt or detect_format(listing)
+    ctx.check_cancelled()
+
+    ctx.phase(f"reading {fmt} annotations")
+    cols = _gather(source, listing, fmt, ctx)
+    cols.skipped[:0] = listing.problems
+    ctx.check_cancelled()
+
+    sizes = _probe_images(source, listing, cols, ctx)
+    keep = [i for i, s in enumerate(cols.samples) if sizes[i] is not None]
+    dataset_id = dataset_rows.next_id(store)
+    samples_table, labels_table, categories = _tables(cols, sizes, keep, listing, dataset_id)
+    ctx.check_cancelled()
+
+    ctx.phase("writing to the store", total=samples_table.num_rows)
+    existing = check_can_create(store, name, replace)
+    report = _report(cols.skipped)
+    if cols.category_ids:
+        report["coco_categories"] = {str(k): v for k, v in sorted(cols.category_ids.items())}
+    dataset_rows.write_dataset(
+        store,
+        {"id": dataset_id, "name": name, "root": source.uri, "format": fmt,
+         "num_samples": samples_table.num_rows, "num_labels": labels_table.num_rows,
+         "categories": categories, "report": report},
+        [samples_table.slice(i, _BATCH) for i in range(0, samples_table.num_rows, _BATCH)],
+        [labels_table.slice(i, _BATCH) for i in range(0, labels_table.num_rows, _BATCH)],
+        replace_id=existing["id"] if existing else None,
+    )
+    ctx.progress(samples_table.num_rows, message=f"ingested {samples_table.num_rows} samples")
+    return {"dataset": name, "format": fmt, "samples": samples_table.num_rows,
+            "labels": labels_table.num_rows, **report}
+
+
+def _gather(source: Source, listing: Listing, fmt: str, ctx: JobContext) -> _Columns:
+    cols = _Columns()
+    seen = 0
+    for record in read_dataset(source, listing, fmt):
+        seen += 1
+        if seen % 20_000 == 0:
+            ctx.progress(seen, message=f"reading {fmt} annotations: {seen:,} records")
+            ctx.check_cancelled()
+        if isinstance(record, LabelRecord):
+            index = cols.index.get(record.sample_key)
+            if index is None:
+                cols.skipped.append(Skipped(str(record.sample_key), "label for an unknown image"))
+            else:
+                cols.labels.append((index, record))
+        elif isinstance(record, SampleRecord):
+            if record.key in cols.index:
+                cols.skipped.append(Skipped(record.path, "listed twice; the first entry is kept"))
+                continue
+            cols.index[record.key] = len(cols.samples)
+            cols.samples.append(record)
+        elif isinstance(record, CategoryTable):
+            cols.category_ids.update(record.names)
+        else:
+            cols.skipped.append(record)
+    return cols
+
+
+def _probe_images(
+    source: Source, listing: Listing, cols: _Columns, ctx: JobContext
+) -> list[tuple[int, int] | None]:
+    """Each sample's (width, height) from its header, or None when the file is missing or bad.
+
+    Every image's header is read (in parallel): it catches empty, non-image and truncated files
+    at ingest rather than when someone looks at them, and gives sizes the annotations lack.
+    """
+    total = len(cols.samples)
+    ctx.phase("checking image files", total=total)
+
+    def check(i: int) -> tuple[int, int] | Skipped:
+        sample = cols.samples[i]
+        size = listing.sizes.get(sample.path)
+        if size is None:
+            return Skipped(sample.path, "image file is missing (referenced by the annotations)")
+        try:
+            with source.open(sample.path) as f:
+                info = probe(f, sample.path, size)
+        except (FormatError, SourceError, NotFound) as e:
+            return Skipped(sample.path, e.message.removeprefix(f"{sample.path}: "))
+        return (info.width, info.height)
+
+    result: list[tuple[int, int] | None] = [None] * total
+    with ThreadPoolExecutor(_PROBE_THREADS) as pool:
+        for i, outcome in enumerate(pool.map(check, range(total), chunksize=256)):
+            if isinstance(outcome, Skipped):
+                cols.skipped.append(outcome)
+            else:
+                sample = cols.samples[i]
+                # The annotation's size wins when given (it is what the boxes were drawn on).
+                result[i] = (sample.width or outcome[0], sample.height or outcome[1])
+            if i % 2000 == 0:
+                ctx.progress(i)
+                ctx.check_cancelled()
+    ctx.progress(total)
+    return result
+
+
+def _tables(
+    cols: _Columns,
+    sizes: list[tuple[int, int] | None],
+    keep: list[int],
+    listing: Listing,
+    dataset_id: int,
+) -> tuple[pa.Table, pa.Table, list[str]]:
+    new_id = {old: new for new, old in enumerate(keep)}
+    label_cols: dict[str, list[Any]] = {k: [] for k in (
+        "sample_id", "class", "x", "y", "w", "h", "score", "iscrowd", "flags")}
+    classes: list[set[str]] = [set() for _ in keep]
+    sample_flags: list[set[str]] = [set() for _ in keep]
+    counts = [0] * len(keep)
+    for old, label in cols.labels:
+        sid = new_id.get(old)
+        if sid is None:
+            continue  # its image was skipped
+        size = sizes[old]
+        assert size is not None
+        flags = list(label.flags)
+        if label.bbox is not None:
+            x, y, w, h = label.bbox
+            if label.normalized:
+                x, y, w, h = x * size[0], y * size[1], w * size[0], h * size[1]
+            if x < -0.5 or y < -0.5 or x + w > size[0] + 0.5 or y + h > size[1] + 0.5:
+                flags.append("outside_image")
+                sample_flags[sid].add("box_outside_image")
+            label_cols["x"].append(x)
+            label_cols["y"].append(y)
+            label_cols["w"].append(w)
+            label_cols["h"].append(h)
+        else:
+            for k in ("x", "y", "w", "h"):
+                label_cols[k].append(None)
+        label_cols["sample_id"].append(sid)
+        label_cols["class"].append(label.category)
+        label_cols["score"].append(label.score)
+        label_cols["iscrowd"].append(label.iscrowd)
+        label_cols["flags"].append(flags or None)
+        classes[sid].add(label.category)
+        counts[sid] += 1
+
+    n = len(label_cols["sample_id"])
+    labels = pa.table({
+        "dataset_id": pa.array([dataset_id] * n, pa.int32()),
+        **{k: label_cols[k] for k in ("sample_id", "class", "x", "y", "w", "h", "score")},
+        "kind": pa.array(["gt"] * n, pa.string()),
+        "source": pa.array(["ground_truth"] * n, pa.string()),
+        "iscrowd": label_cols["iscrowd"],
+        "flags": pa.array(label_cols["flags"], pa.list_(pa.string())),
+    })
+    kept = [cols.samples[i] for i in keep]
+    samples = pa.table({
+        "dataset_id": pa.array([dataset_id] * len(kept), pa.int32()),
+        "id": pa.array(range(len(kept)), pa.int32()),
+        "path": [s.path for s in kept],
+        "filename": [s.path.rsplit("/", 1)[-1] for s in kept],
+        "width": pa.array([sizes[i][0] for i in keep], pa.int32()),  # type: ignore[index]
+        "height": pa.array([sizes[i][1] for i in keep], pa.int32()),  # type: ignore[index]
+        "size_bytes": [listing.sizes.get(s.path) for s in kept],
+        "split": [s.split for s in kept],
+        "classes": pa.array([sorted(c) for c in classes], pa.list_(pa.string())),
+        "tags": pa.array([[] for _ in kept], pa.list_(pa.string())),
+        "flags": pa.array([sorted(f) for f in sample_flags], pa.list_(pa.string())),
+        "num_labels": pa.array(counts, pa.int32()),
+        "metadata": [json.dumps(s.metadata) if s.metadata else None for s in kept],
+    })
+    categories = sorted(set().union(*classes)) if classes else []
+    return samples, labels, categories
+
+
+def _report(skipped: list[Skipped]) -> dict[str, Any]:
+    return {
+        "skipped_count": len(skipped),
+        "skipped": [{"path": s.path, "reason": s.reason} for s in skipped[:REPORT_LIMIT]],
+    }
+
+
+def import_predictions(
+    store: Store, dataset: dict[str, Any], file: str, source_name: str
+) -> dict[str, Any]:
+    """Load a COCO results file as predictions of `source_name` on a COCO-format dataset."""
+    if not source_name or not NAME_PATTERN.match(source_name):
+        raise InvalidInput(f"source name {source_name!r}: use letters, digits, '_', '-' or '.'")
+    import os
+
+    if not os.path.isfile(file):
+        raise SourceError(f"{file}: no such file")
+    folder, base = os.path.split(os.path.abspath(file))
+    images: dict[Any, int] = {}
+    for sample_id, coco_id in store.query(
+        "SELECT id, json_extract(metadata, '$.coco_id') FROM samples WHERE dataset_id = ?",
+        [dataset["id"]],
+    ):
+        if coco_id is not None:
+            images[json.loads(coco_id)] = int(sample_id)
+    if not images:
+        raise InvalidInput(
+            f"dataset {dataset['name']!r} has no COCO image ids: predictions in COCO results "
+            "format need a dataset ingested from COCO"
+        )
+    categories = _coco_categories(store, dataset)
+    cols: dict[str, list[Any]] = {k: [] for k in ("sample_id", "class", "x", "y", "w", "h",
+                                                    "score")}
+    skipped: list[Skipped] = []
+    for item in read_results(Source(folder), base, categories, images):
+        if isinstance(item, Skipped):
+            skipped.append(item)
+            continue
+        sample_id, label = item
+        assert label.bbox is not None
+        cols["sample_id"].append(sample_id)
+        cols["class"].append(label.category)
+        for key, value in zip(("x", "y", "w", "h"), label.bbox, strict=True):
+            cols[key].append(value)
+        cols["score"].append(label.score)
+    n = len(cols["sample_id"])
+    table = pa.table({
+        "dataset_id": pa.array([dataset["id"]] * n, pa.int32()),
+        **cols,
+        "kind": pa.array(["prediction"] * n, pa.string()),
+        "source": pa.array([source_name] * n, pa.string()),
+    })
+    sample_rows.import_labels(store, table, source_name, dataset["id"])
+    return {"dataset": dataset["name"], "source": source_name, "predictions": n,
+            **_report(skipped)}
+
+
+def _coco_categories(store: Store, dataset: dict[str, Any]) -> dict[int, str]:
+    found = (dataset.get("report") or {}).get("coco_categories")
+    if found:
+        return {int(k): v for k, v in found.items()}
+    raise NotFound(f"dataset {dataset['name']!r} has no COCO category table")

@@ -1,0 +1,117 @@
+"""Opening the DuckDB file, migrating it, and handing out per-thread cursors."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from visor.errors import StoreError
+from visor.store.schema import MIGRATIONS
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Store:
+    """One DuckDB file. Use `cursor()` from any thread; `transaction()` for atomic writes."""
+
+    def __init__(self, path: Path | str, *, migrate_to: int = SCHEMA_VERSION) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path))
+        except duckdb.IOException as e:
+            if "lock" in str(e).lower():
+                raise StoreError(
+                    f"{self.path} is in use by another visor process (stop it, or use its "
+                    "HTTP API while it runs)"
+                ) from None
+            raise StoreError(f"cannot open {self.path}: {e}") from None
+        except duckdb.Error as e:
+            raise StoreError(f"{self.path} is not a visor store: {e}") from None
+        self._local = threading.local()
+        self._migrate(migrate_to)
+
+    # -- connections ---------------------------------------------------------------------
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor (DuckDB connections are not shared between threads)."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cursor = cur
+        return cur
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cur = self.cursor()
+        cur.begin()
+        try:
+            yield cur
+        except BaseException:
+            cur.rollback()
+            raise
+        cur.commit()
+
+    def close(self) -> None:
+        self._con.close()
+
+    # -- helpers used by the repositories -------------------------------------------------
+
+    def query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self.cursor().execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        return self.cursor().execute(sql, params).fetchone()
+
+    def query_dicts(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        cur = self.cursor().execute(sql, params)
+        names = [d[0] for d in cur.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def query_arrow(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> pa.Table:
+        return self.cursor().execute(sql, params).to_arrow_table()
+
+    @staticmethod
+    def insert_arrow(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
+        """Append an Arrow table whose columns are named like the table's."""
+        cur.register("_visor_batch", data)
+        try:
+            cols = ", ".join(data.column_names)
+            cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _visor_batch")
+        finally:
+            cur.unregister("_visor_batch")
+
+    # -- schema -----------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        row = self.query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        )
+        if not row or row[0] == 0:
+            return 0
+        found = self.query_one("SELECT max(version) FROM schema_version")
+        return int(found[0]) if found and found[0] is not None else 0
+
+    def _migrate(self, target: int) -> None:
+        current = self.schema_version
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer visor (schema {current}; this visor reads up "
+                f"to {SCHEMA_VERSION}): upgrade visor, or point VISOR_HOME elsewhere"
+            )
+        if current >= target:
+            return
+        with self.transaction() as cur:
+            if current == 0:
+                cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            for version in range(current, target):
+                cur.execute(MIGRATIONS[version])
+            cur.execute("DELETE FROM schema_version")
+            cur.execute("INSERT INTO schema_version VALUES (?)", [target])

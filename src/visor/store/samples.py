@@ -1,0 +1,182 @@
+"""Reading samples and labels: paging, filters, sorting; tags."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from visor.errors import InvalidInput
+from visor.store.db import Store
+
+SORTABLE = ("id", "filename", "path", "size_bytes", "width", "height", "num_labels", "split")
+_SAMPLE_COLUMNS = ("id, path, filename, width, height, size_bytes, split, classes, tags, flags, "
+                   "num_labels, metadata")
+
+
+@dataclass(slots=True)
+class SampleFilter:
+    split: str | None = None
+    category: str | None = None
+    tag: str | None = None
+    filename: str | None = None
+    has_label: bool | None = None
+    ids: list[int] | None = None
+
+    def where(self, dataset_id: int) -> tuple[str, list[Any]]:
+        clauses, params = ["dataset_id = ?"], [dataset_id]
+        if self.split is not None:
+            clauses.append("split = ?")
+            params.append(self.split)
+        if self.category is not None:
+            clauses.append("list_contains(classes, ?)")
+            params.append(self.category)
+        if self.tag is not None:
+            clauses.append("list_contains(tags, ?)")
+            params.append(self.tag)
+        if self.filename:
+            clauses.append("contains(lower(path), ?)")
+            params.append(self.filename.lower())
+        if self.has_label is not None:
+            clauses.append("num_labels > 0" if self.has_label else "num_labels = 0")
+        if self.ids is not None:
+            clauses.append("list_contains(?, id)")
+            params.append(self.ids)
+        return " AND ".join(clauses), params
+
+
+def _order_by(sort: str, descending: bool) -> str:
+    direction = "DESC" if descending else "ASC"
+    if sort in SORTABLE:
+        return f"{sort} {direction} NULLS LAST, id ASC"
+    if sort.startswith("metadata."):
+        key = sort.removeprefix("metadata.")
+        if not key.replace("_", "").isalnum():
+            raise InvalidInput(f"sort: metadata field {key!r} must be letters, digits or _")
+        return (f"TRY_CAST(json_extract_string(metadata, '$.{key}') AS DOUBLE) {direction} "
+                "NULLS LAST, id ASC")
+    raise InvalidInput(
+        f"sort: unknown field {sort!r} (use {', '.join(SORTABLE)} or metadata.<numeric field>)"
+    )
+
+
+def _sample(row: tuple[Any, ...]) -> dict[str, Any]:
+    names = [c.strip() for c in _SAMPLE_COLUMNS.split(",")]
+    sample = dict(zip(names, row, strict=True))
+    sample["metadata"] = json.loads(sample["metadata"]) if sample["metadata"] else {}
+    for key in ("classes", "tags", "flags"):
+        sample[key] = sample[key] or []
+    return sample
+
+
+def page(
+    store: Store,
+    dataset_id: int,
+    filters: SampleFilter,
+    *,
+    offset: int = 0,
+    limit: int = 100,
+    sort: str = "id",
+    descending: bool = False,
+) -> tuple[int, list[dict[str, Any]]]:
+    """(number of matching samples, one page of them)."""
+    where, params = filters.where(dataset_id)
+    order = _order_by(sort, descending)
+    total = store.query_one(f"SELECT count(*) FROM samples WHERE {where}", params)
+    rows = store.query(
+        f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE {where} ORDER BY {order} "
+        f"LIMIT {int(limit)} OFFSET {int(offset)}",
+        params,
+    )
+    return (int(total[0]) if total else 0), [_sample(r) for r in rows]
+
+
+def get(store: Store, dataset_id: int, sample_id: int) -> dict[str, Any] | None:
+    row = store.query_one(
+        f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE dataset_id = ? AND id = ?",
+        [dataset_id, sample_id],
+    )
+    return _sample(row) if row else None
+
+
+def labels(store: Store, dataset_id: int, sample_id: int) -> list[dict[str, Any]]:
+    rows = store.query_dicts(
+        "SELECT kind, source, class, x, y, w, h, score, iscrowd, flags FROM labels "
+        "WHERE dataset_id = ? AND sample_id = ? ORDER BY kind, source, score DESC NULLS FIRST",
+        [dataset_id, sample_id],
+    )
+    for row in rows:
+        row["bbox"] = [row.pop(k) for k in ("x", "y", "w", "h")]
+        if row["bbox"][0] is None:
+            row["bbox"] = None
+        row["flags"] = row["flags"] or []
+    return rows
+
+
+def paths(store: Store, dataset_id: int) -> list[tuple[int, str]]:
+    return [(int(i), p) for i, p in store.query(
+        "SELECT id, path FROM samples WHERE dataset_id = ? ORDER BY id", [dataset_id])]
+
+
+def existing_ids(store: Store, dataset_id: int, ids: list[int]) -> set[int]:
+    rows = store.query(
+        "SELECT id FROM samples WHERE dataset_id = ? AND list_contains(?, id)", [dataset_id, ids]
+    )
+    return {int(r[0]) for r in rows}
+
+
+def add_tags(store: Store, dataset_id: int, ids: list[int], tags: list[str]) -> int:
+    with store.transaction() as cur:
+        cur.execute(
+            "UPDATE samples SET tags = list_sort(list_distinct(list_concat(coalesce(tags, []), ?))) "
+            "WHERE dataset_id = ? AND list_contains(?, id)",
+            [tags, dataset_id, ids],
+        )
+        found = cur.fetchone()
+    return int(found[0]) if found else 0
+
+
+def remove_tags(store: Store, dataset_id: int, ids: list[int], tags: list[str]) -> int:
+    with store.transaction() as cur:
+        cur.execute(
+            "UPDATE samples SET tags = list_filter(coalesce(tags, []), t -> NOT list_contains(?, t)) "
+            "WHERE dataset_id = ? AND list_contains(?, id)",
+            [tags, dataset_id, ids],
+        )
+        found = cur.fetchone()
+    return int(found[0]) if found else 0
+
+
+def counts(store: Store, dataset_id: int) -> dict[str, Any]:
+    """Samples per split, and labels per class and kind."""
+    splits = store.query(
+        "SELECT coalesce(split, '(none)'), count(*) FROM samples WHERE dataset_id = ? "
+        "GROUP BY 1 ORDER BY 1", [dataset_id])
+    classes = store.query(
+        "SELECT class, kind, count(*), count(DISTINCT sample_id) FROM labels "
+        "WHERE dataset_id = ? GROUP BY 1, 2 ORDER BY 3 DESC, 1", [dataset_id])
+    tags = store.query(
+        "SELECT t, count(*) FROM (SELECT unnest(tags) AS t FROM samples WHERE dataset_id = ?) "
+        "GROUP BY 1 ORDER BY 2 DESC, 1", [dataset_id])
+    return {
+        "splits": {s: int(n) for s, n in splits},
+        "classes": [{"class": c, "kind": k, "labels": int(n), "samples": int(m)}
+                    for c, k, n, m in classes],
+        "tags": {t: int(n) for t, n in tags},
+    }
+
+
+def import_labels(store: Store, table: Any, source_name: str, dataset_id: int) -> None:
+    """Replace the predictions of `source_name` with the rows of an Arrow table."""
+    with store.transaction() as cur:
+        cur.execute(
+            "DELETE FROM labels WHERE dataset_id = ? AND kind = 'prediction' AND source = ?",
+            [dataset_id, source_name],
+        )
+        store.insert_arrow(cur, "labels", table)
+        cur.execute(
+            "UPDATE samples SET num_labels = c.n FROM (SELECT sample_id, count(*) AS n "
+            "FROM labels WHERE dataset_id = ? GROUP BY 1) c "
+            "WHERE samples.dataset_id = ? AND samples.id = c.sample_id",
+            [dataset_id, dataset_id],
+        )

@@ -1,0 +1,82 @@
+"""Schema migrations, applied in order; `MIGRATIONS[i]` takes a file from version i to i + 1."""
+
+from __future__ import annotations
+
+_V1 = """
+CREATE SEQUENCE dataset_ids START 1;
+CREATE TABLE datasets (
+    id INTEGER PRIMARY KEY,
+    name VARCHAR NOT NULL UNIQUE,
+    root VARCHAR NOT NULL,
+    format VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    num_samples INTEGER NOT NULL,
+    num_labels BIGINT NOT NULL,
+    categories VARCHAR[] NOT NULL,
+    report JSON
+);
+-- No key constraints on the large tables: DuckDB's indexes slow bulk loads down, and the
+-- services assign ids and keep them unique.
+CREATE TABLE samples (
+    dataset_id INTEGER NOT NULL,
+    id INTEGER NOT NULL,
+    path VARCHAR NOT NULL,
+    filename VARCHAR NOT NULL,
+    width INTEGER,
+    height INTEGER,
+    size_bytes BIGINT,
+    split VARCHAR,
+    classes VARCHAR[],
+    tags VARCHAR[],
+    flags VARCHAR[],
+    num_labels INTEGER,
+    metadata JSON
+);
+CREATE TABLE labels (
+    dataset_id INTEGER NOT NULL,
+    sample_id INTEGER NOT NULL,
+    kind VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    class VARCHAR,
+    x DOUBLE,
+    y DOUBLE,
+    w DOUBLE,
+    h DOUBLE,
+    score DOUBLE,
+    iscrowd BOOLEAN,
+    flags VARCHAR[]
+);
+CREATE TABLE jobs (
+    id VARCHAR PRIMARY KEY,
+    kind VARCHAR NOT NULL,
+    dataset VARCHAR,
+    params JSON,
+    state VARCHAR NOT NULL,
+    done BIGINT NOT NULL DEFAULT 0,
+    total BIGINT,
+    message VARCHAR,
+    error VARCHAR,
+    result JSON,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    started_at TIMESTAMPTZ,
+    finished_at TIMESTAMPTZ
+);
+"""
+
+# Version 2: embeddings. Vectors live in one table per dimension (`embeddings_<d>`, created
+# when a model of that dimension is first used) because a FLOAT[d] column has one d.
+_V2 = """
+CREATE TABLE embedding_models (
+    name VARCHAR PRIMARY KEY,
+    dim INTEGER NOT NULL
+);
+CREATE TABLE embedding_errors (
+    dataset_id INTEGER NOT NULL,
+    sample_id INTEGER NOT NULL,
+    model VARCHAR NOT NULL,
+    job_id VARCHAR,
+    reason VARCHAR NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2]

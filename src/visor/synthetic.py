@@ -1,0 +1,115 @@
+"""A deterministic synthetic detection dataset: coloured shapes on varied backgrounds, in COCO.
+
+Used by `visor demo` and the benchmarks. The same (n, seed, size) always gives the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+CLASSES = ("circle", "square", "triangle", "diamond", "bar", "ring")
+_BACKGROUNDS = 24
+
+
+def _backgrounds(width: int, height: int, seed: int) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    out = []
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    for _ in range(_BACKGROUNDS):
+        a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        angle = rng.uniform(0, np.pi)
+        t = (np.cos(angle) * xs / width + np.sin(angle) * ys / height + 1) / 2
+        img = a[None, None, :] * (1 - t[..., None]) + b[None, None, :] * t[..., None]
+        img += rng.normal(0, rng.uniform(2, 18), img.shape)
+        out.append(Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB"))
+    return out
+
+
+def _draw(draw: ImageDraw.ImageDraw, cls: str, box: tuple[int, int, int, int], color: tuple[int, ...]) -> None:
+    x0, y0, x1, y1 = box
+    if cls == "circle":
+        draw.ellipse(box, fill=color)
+    elif cls == "square":
+        draw.rectangle(box, fill=color)
+    elif cls == "triangle":
+        draw.polygon([((x0 + x1) // 2, y0), (x1, y1), (x0, y1)], fill=color)
+    elif cls == "diamond":
+        cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+        draw.polygon([(cx, y0), (x1, cy), (cx, y1), (x0, cy)], fill=color)
+    elif cls == "bar":
+        draw.rectangle(box, fill=color)
+    else:  # ring
+        draw.ellipse(box, outline=color, width=max(3, (x1 - x0) // 6))
+
+
+def _shape_box(rng: np.random.Generator, cls: str, width: int, height: int) -> tuple[int, int, int, int]:
+    side = int(rng.integers(max(12, min(width, height) // 10), max(16, min(width, height) // 3)))
+    w, h = side, side
+    if cls == "bar":
+        w, h = (side, max(6, side // 4)) if rng.random() < 0.5 else (max(6, side // 4), side)
+    x0 = int(rng.integers(0, width - w))
+    y0 = int(rng.integers(0, height - h))
+    return (x0, y0, x0 + w, y0 + h)
+
+
+def generate(
+    root: str | Path,
+    n: int = 2000,
+    *,
+    size: tuple[int, int] = (640, 480),
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    progress: Any = None,
+) -> Path:
+    """Write `n` images and their COCO annotations under `root`; returns `root`.
+
+    Layout: `images/{train,val}/NNNNNN.jpg`, `annotations/instances_{train,val}.json`.
+    `progress(done, total)` is called as images are written.
+    """
+    root = Path(root)
+    width, height = size
+    backgrounds = _backgrounds(width, height, seed)
+    rng = np.random.default_rng(seed)
+    splits: dict[str, dict[str, Any]] = {
+        s: {"images": [], "annotations": [], "categories": [
+            {"id": i + 1, "name": c, "supercategory": "shape"} for i, c in enumerate(CLASSES)]}
+        for s in ("train", "val")
+    }
+    for s in splits:
+        (root / "images" / s).mkdir(parents=True, exist_ok=True)
+    ann_id = 1
+    for i in range(n):
+        split = "val" if rng.random() < val_fraction else "train"
+        img = backgrounds[int(rng.integers(0, _BACKGROUNDS))].copy()
+        draw = ImageDraw.Draw(img)
+        file_name = f"{i:06d}.jpg"
+        for _ in range(int(rng.integers(1, 6))):
+            cat = int(rng.integers(0, len(CLASSES)))
+            box = _shape_box(rng, CLASSES[cat], width, height)
+            color = tuple(int(c) for c in rng.integers(0, 256, 3))
+            _draw(draw, CLASSES[cat], box, color)
+            x0, y0, x1, y1 = box
+            splits[split]["annotations"].append({
+                "id": ann_id, "image_id": i + 1, "category_id": cat + 1,
+                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0,
+            })
+            ann_id += 1
+        img.save(root / "images" / split / file_name, "JPEG", quality=int(rng.integers(70, 95)))
+        splits[split]["images"].append({
+            "id": i + 1, "file_name": file_name, "width": width, "height": height,
+            "time_of_day": ["day", "dusk", "night"][int(rng.integers(0, 3))],
+        })
+        if progress is not None and (i % 50 == 0 or i == n - 1):
+            progress(i + 1, n)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    for split, data in splits.items():
+        tmp = root / "annotations" / f".instances_{split}.json.tmp"
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, root / "annotations" / f"instances_{split}.json")
+    return root

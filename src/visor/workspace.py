@@ -1,0 +1,172 @@
+"""The Python API: `visor.open()` gives a `Workspace`; `workspace.dataset(name)` a `Dataset`.
+
+The CLI and the HTTP API are thin layers over these two classes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from visor.config import Settings, get_settings
+from visor.errors import InvalidInput, NotFound
+from visor.media.thumbnails import make_thumbnail, write_atomically
+from visor.services import ingest as ingest_service
+from visor.services.jobs import JobContext, JobRunner
+from visor.sources import Source
+from visor.store import Store
+from visor.store import datasets as dataset_rows
+from visor.store import samples as sample_rows
+from visor.store.samples import SampleFilter
+
+
+class Workspace:
+    """A store (one DuckDB file under `home`) and the job runner that works on it."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.store = Store(self.settings.db_path)
+        self.jobs = JobRunner(self.store, workers=self.settings.job_workers)
+        self._sources: dict[str, Source] = {}
+
+    def close(self) -> None:
+        self.jobs.shutdown()
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- datasets -----------------------------------------------------------------------
+
+    def datasets(self) -> list[dict[str, Any]]:
+        return dataset_rows.list_datasets(self.store)
+
+    def dataset(self, name: str) -> Dataset:
+        row = dataset_rows.get_by_name(self.store, name)
+        if row is None:
+            raise NotFound(f"dataset {name!r} not found")
+        return Dataset(self, row)
+
+    def ingest(
+        self, root: str, name: str, *, fmt: str | None = None, replace: bool = False
+    ) -> dict[str, Any]:
+        """Start ingesting `root` as `name`; returns the job (see `jobs.wait`)."""
+        ingest_service.check_can_create(self.store, name, replace)
+        self.source(root)  # a missing path or unreachable bucket fails here, not in the job
+        params = {"root": root, "format": fmt, "replace": replace}
+
+        def run(ctx: JobContext) -> dict[str, Any]:
+            return ingest_service.ingest(self.store, ctx, name=name, root=root, fmt=fmt,
+                                         replace=replace)
+
+        return self.jobs.submit("ingest", name, params, run).to_dict()
+
+    def source(self, root: str) -> Source:
+        if root not in self._sources:
+            self._sources[root] = Source(root)
+        return self._sources[root]
+
+
+class Dataset:
+    """One dataset: its samples, labels, tags, images and thumbnails."""
+
+    def __init__(self, workspace: Workspace, row: dict[str, Any]) -> None:
+        self.workspace = workspace
+        self.row = row
+        self.id: int = row["id"]
+        self.name: str = row["name"]
+
+    @property
+    def store(self) -> Store:
+        return self.workspace.store
+
+    def info(self) -> dict[str, Any]:
+        return {**self.row, **sample_rows.counts(self.store, self.id)}
+
+    def samples(
+        self,
+        filters: SampleFilter | None = None,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        sort: str = "id",
+        descending: bool = False,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        return sample_rows.page(self.store, self.id, filters or SampleFilter(), offset=offset,
+                                limit=limit, sort=sort, descending=descending)
+
+    def sample(self, sample_id: int) -> dict[str, Any]:
+        found = sample_rows.get(self.store, self.id, sample_id)
+        if found is None:
+            raise NotFound(f"sample {sample_id} not found in dataset {self.name!r}")
+        return found
+
+    def labels(self, sample_id: int) -> list[dict[str, Any]]:
+        self.sample(sample_id)
+        return sample_rows.labels(self.store, self.id, sample_id)
+
+    def add_tags(self, ids: list[int], tags: list[str]) -> int:
+        return sample_rows.add_tags(self.store, self.id, self._known(ids), _check_tags(tags))
+
+    def remove_tags(self, ids: list[int], tags: list[str]) -> int:
+        return sample_rows.remove_tags(self.store, self.id, self._known(ids), _check_tags(tags))
+
+    def delete(self) -> None:
+        dataset_rows.delete_dataset(self.store, self.id)
+        folder = self.workspace.settings.thumbnails_dir / str(self.id)
+        if folder.exists():
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def import_predictions(self, file: str, source_name: str) -> dict[str, Any]:
+        return ingest_service.import_predictions(self.store, self.row, file, source_name)
+
+    # -- images -------------------------------------------------------------------------
+
+    def image_bytes(self, sample_id: int) -> tuple[bytes, str]:
+        """The original file's bytes and its path."""
+        sample = self.sample(sample_id)
+        return self.workspace.source(self.row["root"]).read_bytes(sample["path"]), sample["path"]
+
+    def thumbnail(self, sample_id: int) -> tuple[Path, str]:
+        """The cached thumbnail file (made on first request) and its ETag."""
+        sample = self.sample(sample_id)
+        size = self.workspace.settings.thumbnail_size
+        path = self.workspace.settings.thumbnails_dir / str(self.id) / f"{sample_id}-{size}.jpg"
+        etag = hashlib.blake2s(
+            f"{self.id}:{sample_id}:{size}:{sample['path']}:{sample['size_bytes']}".encode(),
+            digest_size=8,
+        ).hexdigest()
+        if not path.exists():
+            data, name = self.image_bytes(sample_id)
+            write_atomically(path, make_thumbnail(data, name, size))
+        return path, etag
+
+    def _known(self, ids: list[int]) -> list[int]:
+        if not ids:
+            raise InvalidInput("ids: give at least one sample id")
+        found = sample_rows.existing_ids(self.store, self.id, ids)
+        missing = sorted(set(ids) - found)
+        if missing:
+            raise NotFound(f"samples not found in dataset {self.name!r}: {missing[:10]}")
+        return ids
+
+
+def _check_tags(tags: list[str]) -> list[str]:
+    clean = [t.strip() for t in tags]
+    if not clean or any(not t or len(t) > 64 for t in clean):
+        raise InvalidInput("tags: give 1 or more tags of 1-64 characters")
+    return clean
+
+
+def open_workspace(home: str | Path | None = None) -> Workspace:
+    """Open (creating if needed) the store under `home` (default: $VISOR_HOME or ./visor-data)."""
+    settings = get_settings()
+    if home is not None:
+        settings = settings.model_copy(update={"home": Path(home)})
+    return Workspace(settings)
