@@ -2,7 +2,7 @@
 
 from visor.errors import VisorError
 from visor.workspace import Dataset, Workspace
-from visor.workspace import open_workspace as open  # noqa: A001 - `visor.open()` reads well
+from visor.workspace import open_workspace as open
 
 __all__ = ["Dataset", "VisorError", "Workspace", "open"]
 __version__ = "0.1.0"

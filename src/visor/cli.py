@@ -20,9 +20,13 @@ from visor.errors import VisorError
 from visor.services.jobs import FINAL_STATES
 from visor.workspace import Workspace
 
-app = typer.Typer(help="Visor: see and fix image datasets.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
-console = Console(stderr=True)
+app = typer.Typer(
+    help="Visor: see and fix image datasets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,8 +51,13 @@ def friendly(fn: F) -> F:
 
 def follow(workspace: Workspace, job: dict[str, Any]) -> dict[str, Any]:
     """Show a job's progress until it ends; Ctrl-C cancels it. Exits 1 if the job failed."""
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(job["kind"], total=None, rate="")
         try:
@@ -56,8 +65,13 @@ def follow(workspace: Workspace, job: dict[str, Any]) -> dict[str, Any]:
                 time.sleep(0.1)
                 job = workspace.jobs.get(job["id"])
                 rate = f"{job['rate']:.1f}/s" if job.get("rate") else ""
-                progress.update(task, description=job["message"] or job["kind"],
-                                completed=job["done"], total=job["total"], rate=rate)
+                progress.update(
+                    task,
+                    description=job["message"] or job["kind"],
+                    completed=job["done"],
+                    total=job["total"],
+                    rate=rate,
+                )
         except KeyboardInterrupt:
             workspace.jobs.cancel(job["id"])
             job = workspace.jobs.wait(job["id"])
@@ -76,7 +90,9 @@ def _report(result: dict[str, Any]) -> None:
         for item in skipped[:20]:
             console.print(f"  {item['path']}: {item['reason']}", highlight=False)
         if result["skipped_count"] > 20:
-            console.print(f"  ... and {result['skipped_count'] - 20} more (visor info NAME --skipped)")
+            console.print(
+                f"  ... and {result['skipped_count'] - 20} more (visor info NAME --skipped)"
+            )
 
 
 def _workspace() -> Workspace:
@@ -88,15 +104,19 @@ def _workspace() -> Workspace:
 def ingest(
     path: Annotated[str, typer.Argument(help="dataset root: folder, s3://… or gs://…")],
     name: Annotated[str, typer.Option("--name", "-n", help="name for the dataset")],
-    fmt: Annotated[str | None, typer.Option("--format", help="coco|yolo|voc|classification|images")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="coco|yolo|voc|classification|images")
+    ] = None,
     replace: Annotated[bool, typer.Option(help="replace a dataset of the same name")] = False,
 ) -> None:
     """Read a dataset's images and labels into the store."""
     with _workspace() as ws:
         job = follow(ws, ws.ingest(path, name, fmt=fmt, replace=replace))
         result = job["result"]
-        out.print(f"ingested [bold]{name}[/bold]: {result['samples']} samples, "
-                  f"{result['labels']} labels ({result['format']})")
+        out.print(
+            f"ingested [bold]{name}[/bold]: {result['samples']} samples, "
+            f"{result['labels']} labels ({result['format']})"
+        )
         _report(result)
 
 
@@ -104,7 +124,9 @@ def ingest(
 @friendly
 def import_predictions(
     name: str,
-    file: Annotated[Path, typer.Argument(help="COCO results JSON: [{image_id, category_id, bbox, score}]")],
+    file: Annotated[
+        Path, typer.Argument(help="COCO results JSON: [{image_id, category_id, bbox, score}]")
+    ],
     source: Annotated[str, typer.Option(help="name of the model that made them")],
 ) -> None:
     """Add a model's predictions (COCO results format) to a COCO dataset."""
@@ -121,8 +143,9 @@ def list_datasets() -> None:
     with _workspace() as ws:
         table = Table("name", "format", "samples", "labels", "root")
         for d in ws.datasets():
-            table.add_row(d["name"], d["format"], str(d["num_samples"]), str(d["num_labels"]),
-                          d["root"])
+            table.add_row(
+                d["name"], d["format"], str(d["num_samples"]), str(d["num_labels"]), d["root"]
+            )
         out.print(table)
 
 
@@ -135,8 +158,10 @@ def info(
     """Counts per split and class."""
     with _workspace() as ws:
         data = ws.dataset(name).info()
-        out.print(f"[bold]{name}[/bold] ({data['format']}, {data['root']}): "
-                  f"{data['num_samples']} samples, {data['num_labels']} labels")
+        out.print(
+            f"[bold]{name}[/bold] ({data['format']}, {data['root']}): "
+            f"{data['num_samples']} samples, {data['num_labels']} labels"
+        )
         splits = Table("split", "samples")
         for split, n in data["splits"].items():
             splits.add_row(split, str(n))
@@ -150,7 +175,9 @@ def info(
             for item in report.get("skipped", []):
                 out.print(f"  {item['path']}: {item['reason']}", highlight=False)
         elif report.get("skipped_count"):
-            out.print(f"{report['skipped_count']} record(s) skipped at ingest (--skipped lists them)")
+            out.print(
+                f"{report['skipped_count']} record(s) skipped at ingest (--skipped lists them)"
+            )
 
 
 @app.command()
@@ -164,13 +191,22 @@ def rm(name: str) -> None:
 
 @app.command()
 @friendly
-def jobs(dataset: Annotated[str | None, typer.Option(help="only this dataset's jobs")] = None) -> None:
+def jobs(
+    dataset: Annotated[str | None, typer.Option(help="only this dataset's jobs")] = None,
+) -> None:
     """Recent jobs and their state."""
     with _workspace() as ws:
         table = Table("id", "kind", "dataset", "state", "done", "total", "message")
         for job in ws.jobs.list(dataset=dataset):
-            table.add_row(job["id"], job["kind"], job["dataset"] or "", job["state"],
-                          str(job["done"]), str(job["total"] or ""), job["message"] or "")
+            table.add_row(
+                job["id"],
+                job["kind"],
+                job["dataset"] or "",
+                job["state"],
+                str(job["done"]),
+                str(job["total"] or ""),
+                job["message"] or "",
+            )
         out.print(table)
 
 
@@ -208,8 +244,13 @@ def demo(
     root = path or settings.home / "demo-images"
     marker = root / f".complete-{images}"
     if not marker.exists():
-        with Progress(TextColumn("writing demo images"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=console) as progress:
+        with Progress(
+            TextColumn("writing demo images"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
             task = progress.add_task("", total=images)
             generate(root, images, progress=lambda d, t: progress.update(task, completed=d))
         marker.touch()
@@ -227,5 +268,3 @@ def main() -> None:
     except VisorError as e:  # errors raised while parsing arguments or building the app
         console.print(f"[red]error:[/red] {e.message}", highlight=False)
         sys.exit(1)
-
-

@@ -76,11 +76,15 @@ class Source:
             raise SourceError(f"{relpath!r}: not a valid path")
         rel = relpath.replace("\\", "/")
         if rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
-            raise SourceError(f"{relpath}: absolute paths are not allowed (paths are relative to {self.uri})")
+            raise SourceError(
+                f"{relpath}: absolute paths are not allowed (paths are relative to {self.uri})"
+            )
         norm = posixpath.normpath(rel)
         if norm == ".." or norm.startswith("../"):
             raise SourceError(f"{relpath}: path leaves the dataset root {self.uri}")
-        full = posixpath.join(self.root, norm) if not self.is_local else os.path.join(self.root, norm)
+        full = (
+            posixpath.join(self.root, norm) if not self.is_local else os.path.join(self.root, norm)
+        )
         if self.is_local:
             try:
                 real = os.path.realpath(full, strict=True)
@@ -104,7 +108,7 @@ class Source:
     def open(self, relpath: str) -> IO[bytes]:
         full = self.resolve(relpath)
         try:
-            return self.fs.open(full, "rb")  # type: ignore[no-any-return]
+            return self.fs.open(full, "rb")
         except FileNotFoundError:
             raise NotFound(f"{relpath}: file not found in {self.uri}") from None
         except IsADirectoryError:

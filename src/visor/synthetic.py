@@ -31,7 +31,9 @@ def _backgrounds(width: int, height: int, seed: int) -> list[Image.Image]:
     return out
 
 
-def _draw(draw: ImageDraw.ImageDraw, cls: str, box: tuple[int, int, int, int], color: tuple[int, ...]) -> None:
+def _draw(
+    draw: ImageDraw.ImageDraw, cls: str, box: tuple[int, int, int, int], color: tuple[int, ...]
+) -> None:
     x0, y0, x1, y1 = box
     if cls == "circle":
         draw.ellipse(box, fill=color)
@@ -48,7 +50,9 @@ def _draw(draw: ImageDraw.ImageDraw, cls: str, box: tuple[int, int, int, int], c
         draw.ellipse(box, outline=color, width=max(3, (x1 - x0) // 6))
 
 
-def _shape_box(rng: np.random.Generator, cls: str, width: int, height: int) -> tuple[int, int, int, int]:
+def _shape_box(
+    rng: np.random.Generator, cls: str, width: int, height: int
+) -> tuple[int, int, int, int]:
     side = int(rng.integers(max(12, min(width, height) // 10), max(16, min(width, height) // 3)))
     w, h = side, side
     if cls == "bar":
@@ -77,8 +81,13 @@ def generate(
     backgrounds = _backgrounds(width, height, seed)
     rng = np.random.default_rng(seed)
     splits: dict[str, dict[str, Any]] = {
-        s: {"images": [], "annotations": [], "categories": [
-            {"id": i + 1, "name": c, "supercategory": "shape"} for i, c in enumerate(CLASSES)]}
+        s: {
+            "images": [],
+            "annotations": [],
+            "categories": [
+                {"id": i + 1, "name": c, "supercategory": "shape"} for i, c in enumerate(CLASSES)
+            ],
+        }
         for s in ("train", "val")
     }
     for s in splits:
@@ -95,16 +104,27 @@ def generate(
             color = tuple(int(c) for c in rng.integers(0, 256, 3))
             _draw(draw, CLASSES[cat], box, color)
             x0, y0, x1, y1 = box
-            splits[split]["annotations"].append({
-                "id": ann_id, "image_id": i + 1, "category_id": cat + 1,
-                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0,
-            })
+            splits[split]["annotations"].append(
+                {
+                    "id": ann_id,
+                    "image_id": i + 1,
+                    "category_id": cat + 1,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": (x1 - x0) * (y1 - y0),
+                    "iscrowd": 0,
+                }
+            )
             ann_id += 1
         img.save(root / "images" / split / file_name, "JPEG", quality=int(rng.integers(70, 95)))
-        splits[split]["images"].append({
-            "id": i + 1, "file_name": file_name, "width": width, "height": height,
-            "time_of_day": ["day", "dusk", "night"][int(rng.integers(0, 3))],
-        })
+        splits[split]["images"].append(
+            {
+                "id": i + 1,
+                "file_name": file_name,
+                "width": width,
+                "height": height,
+                "time_of_day": ["day", "dusk", "night"][int(rng.integers(0, 3))],
+            }
+        )
         if progress is not None and (i % 50 == 0 or i == n - 1):
             progress(i + 1, n)
     (root / "annotations").mkdir(parents=True, exist_ok=True)

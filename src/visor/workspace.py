@@ -60,8 +60,9 @@ class Workspace:
         params = {"root": root, "format": fmt, "replace": replace}
 
         def run(ctx: JobContext) -> dict[str, Any]:
-            return ingest_service.ingest(self.store, ctx, name=name, root=root, fmt=fmt,
-                                         replace=replace)
+            return ingest_service.ingest(
+                self.store, ctx, name=name, root=root, fmt=fmt, replace=replace
+            )
 
         return self.jobs.submit("ingest", name, params, run).to_dict()
 
@@ -96,8 +97,15 @@ class Dataset:
         sort: str = "id",
         descending: bool = False,
     ) -> tuple[int, list[dict[str, Any]]]:
-        return sample_rows.page(self.store, self.id, filters or SampleFilter(), offset=offset,
-                                limit=limit, sort=sort, descending=descending)
+        return sample_rows.page(
+            self.store,
+            self.id,
+            filters or SampleFilter(),
+            offset=offset,
+            limit=limit,
+            sort=sort,
+            descending=descending,
+        )
 
     def sample(self, sample_id: int) -> dict[str, Any]:
         found = sample_rows.get(self.store, self.id, sample_id)

@@ -22,10 +22,11 @@ from visor.workspace import Workspace
 
 log = logging.getLogger("visor.api")
 
-_NO_UI = """<!doctype html><html><head><title>Visor</title></head><body style="font-family:sans-serif">
-<h1>Visor</h1><p>The web UI has not been built. Run <code>make setup</code> in the
-repository (it runs <code>npm ci && npm run build</code> in <code>frontend/</code>), then restart
-<code>visor serve</code>.</p><p>The HTTP API is up: see <a href="/docs">/docs</a>.</p></body></html>"""
+_NO_UI = """<!doctype html><html><head><title>Visor</title></head>
+<body style="font-family:sans-serif"><h1>Visor</h1>
+<p>The web UI has not been built. Run <code>make setup</code> in the repository (it builds
+<code>frontend/</code> into the package), then restart <code>visor serve</code>.</p>
+<p>The HTTP API is up: see <a href="/docs">/docs</a>.</p></body></html>"""
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -47,8 +48,12 @@ def create_app(settings: Settings | None = None, *, preload_model: bool = False)
         finally:
             app.state.workspace.close()
 
-    app = FastAPI(title="Visor", version=__version__, lifespan=lifespan,
-                  description="See and fix image datasets.")
+    app = FastAPI(
+        title="Visor",
+        version=__version__,
+        lifespan=lifespan,
+        description="See and fix image datasets.",
+    )
 
     @app.exception_handler(VisorError)
     async def visor_error(request: Request, exc: VisorError) -> JSONResponse:
@@ -58,7 +63,9 @@ def create_app(settings: Settings | None = None, *, preload_model: bool = False)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []
         for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+            where = ".".join(
+                str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")
+            )
             parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
         return _error(422, "invalid_input", "; ".join(parts))
 
@@ -84,6 +91,7 @@ def create_app(settings: Settings | None = None, *, preload_model: bool = False)
     if (ui / "index.html").exists():
         app.mount("/", StaticFiles(directory=ui, html=True), name="ui")
     else:
+
         @app.get("/", include_in_schema=False)
         def no_ui() -> HTMLResponse:
             return HTMLResponse(_NO_UI)

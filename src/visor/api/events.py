@@ -15,8 +15,22 @@ _INTERVAL_S = 0.25
 
 
 def progress_event(job: dict[str, Any]) -> dict[str, Any]:
-    return {k: job.get(k) for k in ("id", "kind", "dataset", "state", "done", "total", "rate",
-                                    "eta", "message", "error", "result")}
+    return {
+        k: job.get(k)
+        for k in (
+            "id",
+            "kind",
+            "dataset",
+            "state",
+            "done",
+            "total",
+            "rate",
+            "eta",
+            "message",
+            "error",
+            "result",
+        )
+    }
 
 
 async def follow_job(
@@ -26,8 +40,10 @@ async def follow_job(
     while True:
         job = await asyncio.to_thread(current)
         final = job["state"] in FINAL_STATES
-        yield {"event": "end" if final else "progress",
-               "data": json.dumps(progress_event(job), default=str)}
+        yield {
+            "event": "end" if final else "progress",
+            "data": json.dumps(progress_event(job), default=str),
+        }
         if final or await request.is_disconnected():
             return
         await asyncio.sleep(_INTERVAL_S)

@@ -4,8 +4,8 @@ from visor.formats.detect import FORMATS, detect_format, read_dataset
 from visor.formats.records import CategoryTable, LabelRecord, Listing, Record, SampleRecord, Skipped
 
 __all__ = [
-    "CategoryTable",
     "FORMATS",
+    "CategoryTable",
     "LabelRecord",
     "Listing",
     "Record",

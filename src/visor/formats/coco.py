@@ -52,8 +52,11 @@ def read(source: Source, listing: Listing) -> Iterator[Record]:
 
 
 def _read_file(source: Source, listing: Listing, file: str) -> Iterator[Record]:
-    split = split_from_name(posixpath.basename(posixpath.dirname(file)) if file.endswith(
-        "_annotations.coco.json") else posixpath.basename(file))
+    split = split_from_name(
+        posixpath.basename(posixpath.dirname(file))
+        if file.endswith("_annotations.coco.json")
+        else posixpath.basename(file)
+    )
     categories = {c["id"]: str(c["name"]) for c in _items(source, file, "categories.item")}
     yield CategoryTable({int(k): v for k, v in categories.items()})
     prefix: str | None = None
@@ -107,7 +110,7 @@ def _annotation(
     )
 
 
-def _bbox(value: Any) -> tuple[float, float, float, float] | None | str:
+def _bbox(value: Any) -> tuple[float, float, float, float] | str | None:
     if value is None:
         return None
     if not isinstance(value, list) or len(value) != 4:
@@ -133,9 +136,7 @@ def read_results(
         if sample_id is None:
             yield Skipped(file, f"entry {i}: unknown image_id {det.get('image_id')!r}")
             continue
-        label = _annotation(
-            {**det, "id": i}, categories, {det.get("image_id")}, file
-        )
+        label = _annotation({**det, "id": i}, categories, {det.get("image_id")}, file)
         if isinstance(label, str):
             yield Skipped(file, label)
         elif label.score is None:
@@ -149,9 +150,17 @@ def _image_prefix(listing: Listing, file: str, file_name: str) -> str:
     ann_dir = posixpath.dirname(file)
     parent = posixpath.dirname(ann_dir)
     stem = posixpath.splitext(posixpath.basename(file))[0].removeprefix("instances_")
-    candidates = [ann_dir, posixpath.join(parent, stem), stem, posixpath.join("images", stem),
-                  posixpath.join(parent, "images", stem), posixpath.join(parent, "images"),
-                  "images", parent, ""]
+    candidates = [
+        ann_dir,
+        posixpath.join(parent, stem),
+        stem,
+        posixpath.join("images", stem),
+        posixpath.join(parent, "images", stem),
+        posixpath.join(parent, "images"),
+        "images",
+        parent,
+        "",
+    ]
     split = split_from_name(stem)
     if split:
         candidates += [posixpath.join("images", split), split]

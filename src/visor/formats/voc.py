@@ -6,7 +6,14 @@ import posixpath
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
-from visor.formats.records import LabelRecord, Listing, Record, SampleRecord, Skipped, split_from_name
+from visor.formats.records import (
+    LabelRecord,
+    Listing,
+    Record,
+    SampleRecord,
+    Skipped,
+    split_from_name,
+)
 from visor.sources import Source
 
 

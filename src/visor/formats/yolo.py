@@ -13,7 +13,14 @@ from typing import Any
 import yaml
 
 from visor.errors import FormatError
-from visor.formats.records import LabelRecord, Listing, Record, SampleRecord, Skipped, split_from_path
+from visor.formats.records import (
+    LabelRecord,
+    Listing,
+    Record,
+    SampleRecord,
+    Skipped,
+    split_from_path,
+)
 from visor.sources import Source
 
 YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")

@@ -81,8 +81,7 @@ def decode(data: bytes, name: str, *, draft: tuple[int, int] | None = None) -> I
     except (OSError, SyntaxError, ValueError) as e:
         reason = "truncated image" if "truncated" in str(e) else f"cannot decode ({e})"
         raise FormatError(f"{name}: {reason}") from None
-    img = ImageOps.exif_transpose(img) or img
-    return to_rgb(img)
+    return to_rgb(ImageOps.exif_transpose(img) or img)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -12,8 +12,16 @@ from typing import Any
 import pyarrow as pa
 
 from visor.errors import Conflict, FormatError, InvalidInput, NotFound, SourceError
-from visor.formats import FORMATS, CategoryTable, LabelRecord, Listing, SampleRecord, Skipped, detect_format
-from visor.formats import read_dataset
+from visor.formats import (
+    FORMATS,
+    CategoryTable,
+    LabelRecord,
+    Listing,
+    SampleRecord,
+    Skipped,
+    detect_format,
+    read_dataset,
+)
 from visor.formats.coco import read_results
 from visor.media.images import probe
 from visor.services.jobs import JobContext
@@ -100,16 +108,28 @@ def ingest(
         report["coco_categories"] = {str(k): v for k, v in sorted(cols.category_ids.items())}
     dataset_rows.write_dataset(
         store,
-        {"id": dataset_id, "name": name, "root": source.uri, "format": fmt,
-         "num_samples": samples_table.num_rows, "num_labels": labels_table.num_rows,
-         "categories": categories, "report": report},
+        {
+            "id": dataset_id,
+            "name": name,
+            "root": source.uri,
+            "format": fmt,
+            "num_samples": samples_table.num_rows,
+            "num_labels": labels_table.num_rows,
+            "categories": categories,
+            "report": report,
+        },
         [samples_table.slice(i, _BATCH) for i in range(0, samples_table.num_rows, _BATCH)],
         [labels_table.slice(i, _BATCH) for i in range(0, labels_table.num_rows, _BATCH)],
         replace_id=existing["id"] if existing else None,
     )
     ctx.progress(samples_table.num_rows, message=f"ingested {samples_table.num_rows} samples")
-    return {"dataset": name, "format": fmt, "samples": samples_table.num_rows,
-            "labels": labels_table.num_rows, **report}
+    return {
+        "dataset": name,
+        "format": fmt,
+        "samples": samples_table.num_rows,
+        "labels": labels_table.num_rows,
+        **report,
+    }
 
 
 def _gather(source: Source, listing: Listing, fmt: str, ctx: JobContext) -> _Columns:
@@ -186,8 +206,9 @@ def _tables(
     dataset_id: int,
 ) -> tuple[pa.Table, pa.Table, list[str]]:
     new_id = {old: new for new, old in enumerate(keep)}
-    label_cols: dict[str, list[Any]] = {k: [] for k in (
-        "sample_id", "class", "x", "y", "w", "h", "score", "iscrowd", "flags")}
+    label_cols: dict[str, list[Any]] = {
+        k: [] for k in ("sample_id", "class", "x", "y", "w", "h", "score", "iscrowd", "flags")
+    }
     classes: list[set[str]] = [set() for _ in keep]
     sample_flags: list[set[str]] = [set() for _ in keep]
     counts = [0] * len(keep)
@@ -221,30 +242,34 @@ def _tables(
         counts[sid] += 1
 
     n = len(label_cols["sample_id"])
-    labels = pa.table({
-        "dataset_id": pa.array([dataset_id] * n, pa.int32()),
-        **{k: label_cols[k] for k in ("sample_id", "class", "x", "y", "w", "h", "score")},
-        "kind": pa.array(["gt"] * n, pa.string()),
-        "source": pa.array(["ground_truth"] * n, pa.string()),
-        "iscrowd": label_cols["iscrowd"],
-        "flags": pa.array(label_cols["flags"], pa.list_(pa.string())),
-    })
+    labels = pa.table(
+        {
+            "dataset_id": pa.array([dataset_id] * n, pa.int32()),
+            **{k: label_cols[k] for k in ("sample_id", "class", "x", "y", "w", "h", "score")},
+            "kind": pa.array(["gt"] * n, pa.string()),
+            "source": pa.array(["ground_truth"] * n, pa.string()),
+            "iscrowd": label_cols["iscrowd"],
+            "flags": pa.array(label_cols["flags"], pa.list_(pa.string())),
+        }
+    )
     kept = [cols.samples[i] for i in keep]
-    samples = pa.table({
-        "dataset_id": pa.array([dataset_id] * len(kept), pa.int32()),
-        "id": pa.array(range(len(kept)), pa.int32()),
-        "path": [s.path for s in kept],
-        "filename": [s.path.rsplit("/", 1)[-1] for s in kept],
-        "width": pa.array([sizes[i][0] for i in keep], pa.int32()),  # type: ignore[index]
-        "height": pa.array([sizes[i][1] for i in keep], pa.int32()),  # type: ignore[index]
-        "size_bytes": [listing.sizes.get(s.path) for s in kept],
-        "split": [s.split for s in kept],
-        "classes": pa.array([sorted(c) for c in classes], pa.list_(pa.string())),
-        "tags": pa.array([[] for _ in kept], pa.list_(pa.string())),
-        "flags": pa.array([sorted(f) for f in sample_flags], pa.list_(pa.string())),
-        "num_labels": pa.array(counts, pa.int32()),
-        "metadata": [json.dumps(s.metadata) if s.metadata else None for s in kept],
-    })
+    samples = pa.table(
+        {
+            "dataset_id": pa.array([dataset_id] * len(kept), pa.int32()),
+            "id": pa.array(range(len(kept)), pa.int32()),
+            "path": [s.path for s in kept],
+            "filename": [s.path.rsplit("/", 1)[-1] for s in kept],
+            "width": pa.array([sizes[i][0] for i in keep], pa.int32()),  # type: ignore[index]
+            "height": pa.array([sizes[i][1] for i in keep], pa.int32()),  # type: ignore[index]
+            "size_bytes": [listing.sizes.get(s.path) for s in kept],
+            "split": [s.split for s in kept],
+            "classes": pa.array([sorted(c) for c in classes], pa.list_(pa.string())),
+            "tags": pa.array([[] for _ in kept], pa.list_(pa.string())),
+            "flags": pa.array([sorted(f) for f in sample_flags], pa.list_(pa.string())),
+            "num_labels": pa.array(counts, pa.int32()),
+            "metadata": [json.dumps(s.metadata) if s.metadata else None for s in kept],
+        }
+    )
     categories = sorted(set().union(*classes)) if classes else []
     return samples, labels, categories
 
@@ -280,8 +305,9 @@ def import_predictions(
             "format need a dataset ingested from COCO"
         )
     categories = _coco_categories(store, dataset)
-    cols: dict[str, list[Any]] = {k: [] for k in ("sample_id", "class", "x", "y", "w", "h",
-                                                    "score")}
+    cols: dict[str, list[Any]] = {
+        k: [] for k in ("sample_id", "class", "x", "y", "w", "h", "score")
+    }
     skipped: list[Skipped] = []
     for item in read_results(Source(folder), base, categories, images):
         if isinstance(item, Skipped):
@@ -295,15 +321,16 @@ def import_predictions(
             cols[key].append(value)
         cols["score"].append(label.score)
     n = len(cols["sample_id"])
-    table = pa.table({
-        "dataset_id": pa.array([dataset["id"]] * n, pa.int32()),
-        **cols,
-        "kind": pa.array(["prediction"] * n, pa.string()),
-        "source": pa.array([source_name] * n, pa.string()),
-    })
+    table = pa.table(
+        {
+            "dataset_id": pa.array([dataset["id"]] * n, pa.int32()),
+            **cols,
+            "kind": pa.array(["prediction"] * n, pa.string()),
+            "source": pa.array([source_name] * n, pa.string()),
+        }
+    )
     sample_rows.import_labels(store, table, source_name, dataset["id"])
-    return {"dataset": dataset["name"], "source": source_name, "predictions": n,
-            **_report(skipped)}
+    return {"dataset": dataset["name"], "source": source_name, "predictions": n, **_report(skipped)}
 
 
 def _coco_categories(store: Store, dataset: dict[str, Any]) -> dict[int, str]:

@@ -136,8 +136,11 @@ class JobRunner:
         self._finished = threading.Condition(self._lock)
         interrupted = job_rows.mark_interrupted(store)
         if interrupted:
-            log.warning("%d job(s) were interrupted by a restart: %s", len(interrupted),
-                        ", ".join(interrupted))
+            log.warning(
+                "%d job(s) were interrupted by a restart: %s",
+                len(interrupted),
+                ", ".join(interrupted),
+            )
 
     def submit(
         self,
@@ -153,10 +156,15 @@ class JobRunner:
         with self._lock:
             for ctx in self._live.values():
                 job = ctx.job
-                if job.kind == kind and job.dataset == dataset and job.state in ("queued", "running"):
+                if (
+                    job.kind == kind
+                    and job.dataset == dataset
+                    and job.state in ("queued", "running")
+                ):
                     return job
-            job = Job(id=uuid.uuid4().hex[:12], kind=kind, dataset=dataset, params=params,
-                      total=total)
+            job = Job(
+                id=uuid.uuid4().hex[:12], kind=kind, dataset=dataset, params=params, total=total
+            )
             ctx = JobContext(self, job)
             self._live[job.id] = ctx
         job_rows.insert(self.store, job.to_dict())

@@ -37,9 +37,12 @@ def next_id(store: Store) -> int:
 
 def delete_rows(cur: duckdb.DuckDBPyConnection, dataset_id: int) -> None:
     """Remove a dataset and everything that belongs to it (call inside a transaction)."""
-    tables = [r[0] for r in cur.execute(
-        "SELECT table_name FROM information_schema.columns WHERE column_name = 'dataset_id'"
-    ).fetchall()]
+    tables = [
+        r[0]
+        for r in cur.execute(
+            "SELECT table_name FROM information_schema.columns WHERE column_name = 'dataset_id'"
+        ).fetchall()
+    ]
     for table in tables:
         cur.execute(f'DELETE FROM "{table}" WHERE dataset_id = ?', [dataset_id])
     cur.execute("DELETE FROM datasets WHERE id = ?", [dataset_id])
@@ -60,9 +63,16 @@ def write_dataset(
         cur.execute(
             "INSERT INTO datasets (id, name, root, format, num_samples, num_labels, categories, "
             "report) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [dataset["id"], dataset["name"], dataset["root"], dataset["format"],
-             dataset["num_samples"], dataset["num_labels"], dataset["categories"],
-             json.dumps(dataset["report"])],
+            [
+                dataset["id"],
+                dataset["name"],
+                dataset["root"],
+                dataset["format"],
+                dataset["num_samples"],
+                dataset["num_labels"],
+                dataset["categories"],
+                json.dumps(dataset["report"]),
+            ],
         )
         for batch in samples:
             store.insert_arrow(cur, "samples", batch)

@@ -66,10 +66,14 @@ class Store:
     def query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         return self.cursor().execute(sql, params).fetchall()
 
-    def query_one(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    def query_one(
+        self, sql: str, params: list[Any] | tuple[Any, ...] = ()
+    ) -> tuple[Any, ...] | None:
         return self.cursor().execute(sql, params).fetchone()
 
-    def query_dicts(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    def query_dicts(
+        self, sql: str, params: list[Any] | tuple[Any, ...] = ()
+    ) -> list[dict[str, Any]]:
         cur = self.cursor().execute(sql, params)
         names = [d[0] for d in cur.description or []]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

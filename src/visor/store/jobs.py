@@ -8,8 +8,21 @@ from typing import Any
 
 from visor.store.db import Store
 
-_COLUMNS = ("id", "kind", "dataset", "params", "state", "done", "total", "message", "error",
-            "result", "created_at", "started_at", "finished_at")
+_COLUMNS = (
+    "id",
+    "kind",
+    "dataset",
+    "params",
+    "state",
+    "done",
+    "total",
+    "message",
+    "error",
+    "result",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
 
 
 def _ts(value: float | None) -> datetime | None:
@@ -20,8 +33,17 @@ def insert(store: Store, job: dict[str, Any]) -> None:
     store.cursor().execute(
         "INSERT INTO jobs (id, kind, dataset, params, state, done, total, message, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [job["id"], job["kind"], job["dataset"], json.dumps(job["params"]), job["state"],
-         job["done"], job["total"], job["message"], _ts(job["created_at"])],
+        [
+            job["id"],
+            job["kind"],
+            job["dataset"],
+            json.dumps(job["params"]),
+            job["state"],
+            job["done"],
+            job["total"],
+            job["message"],
+            _ts(job["created_at"]),
+        ],
     )
 
 
@@ -29,9 +51,17 @@ def update(store: Store, job: dict[str, Any]) -> None:
     store.cursor().execute(
         "UPDATE jobs SET state = ?, done = ?, total = ?, message = ?, error = ?, result = ?, "
         "started_at = ?, finished_at = ? WHERE id = ?",
-        [job["state"], job["done"], job["total"], job["message"], job["error"],
-         json.dumps(job["result"], default=str) if job["result"] is not None else None,
-         _ts(job["started_at"]), _ts(job["finished_at"]), job["id"]],
+        [
+            job["state"],
+            job["done"],
+            job["total"],
+            job["message"],
+            job["error"],
+            json.dumps(job["result"], default=str) if job["result"] is not None else None,
+            _ts(job["started_at"]),
+            _ts(job["finished_at"]),
+            job["id"],
+        ],
     )
 
 

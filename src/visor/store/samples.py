@@ -10,8 +10,10 @@ from visor.errors import InvalidInput
 from visor.store.db import Store
 
 SORTABLE = ("id", "filename", "path", "size_bytes", "width", "height", "num_labels", "split")
-_SAMPLE_COLUMNS = ("id, path, filename, width, height, size_bytes, split, classes, tags, flags, "
-                   "num_labels, metadata")
+_SAMPLE_COLUMNS = (
+    "id, path, filename, width, height, size_bytes, split, classes, tags, flags, "
+    "num_labels, metadata"
+)
 
 
 @dataclass(slots=True)
@@ -24,7 +26,8 @@ class SampleFilter:
     ids: list[int] | None = None
 
     def where(self, dataset_id: int) -> tuple[str, list[Any]]:
-        clauses, params = ["dataset_id = ?"], [dataset_id]
+        clauses: list[str] = ["dataset_id = ?"]
+        params: list[Any] = [dataset_id]
         if self.split is not None:
             clauses.append("split = ?")
             params.append(self.split)
@@ -53,8 +56,10 @@ def _order_by(sort: str, descending: bool) -> str:
         key = sort.removeprefix("metadata.")
         if not key.replace("_", "").isalnum():
             raise InvalidInput(f"sort: metadata field {key!r} must be letters, digits or _")
-        return (f"TRY_CAST(json_extract_string(metadata, '$.{key}') AS DOUBLE) {direction} "
-                "NULLS LAST, id ASC")
+        return (
+            f"TRY_CAST(json_extract_string(metadata, '$.{key}') AS DOUBLE) {direction} "
+            "NULLS LAST, id ASC"
+        )
     raise InvalidInput(
         f"sort: unknown field {sort!r} (use {', '.join(SORTABLE)} or metadata.<numeric field>)"
     )
@@ -114,8 +119,12 @@ def labels(store: Store, dataset_id: int, sample_id: int) -> list[dict[str, Any]
 
 
 def paths(store: Store, dataset_id: int) -> list[tuple[int, str]]:
-    return [(int(i), p) for i, p in store.query(
-        "SELECT id, path FROM samples WHERE dataset_id = ? ORDER BY id", [dataset_id])]
+    return [
+        (int(i), p)
+        for i, p in store.query(
+            "SELECT id, path FROM samples WHERE dataset_id = ? ORDER BY id", [dataset_id]
+        )
+    ]
 
 
 def existing_ids(store: Store, dataset_id: int, ids: list[int]) -> set[int]:
@@ -128,7 +137,8 @@ def existing_ids(store: Store, dataset_id: int, ids: list[int]) -> set[int]:
 def add_tags(store: Store, dataset_id: int, ids: list[int], tags: list[str]) -> int:
     with store.transaction() as cur:
         cur.execute(
-            "UPDATE samples SET tags = list_sort(list_distinct(list_concat(coalesce(tags, []), ?))) "
+            "UPDATE samples SET tags = "
+            "list_sort(list_distinct(list_concat(coalesce(tags, []), ?))) "
             "WHERE dataset_id = ? AND list_contains(?, id)",
             [tags, dataset_id, ids],
         )
@@ -139,7 +149,8 @@ def add_tags(store: Store, dataset_id: int, ids: list[int], tags: list[str]) -> 
 def remove_tags(store: Store, dataset_id: int, ids: list[int], tags: list[str]) -> int:
     with store.transaction() as cur:
         cur.execute(
-            "UPDATE samples SET tags = list_filter(coalesce(tags, []), t -> NOT list_contains(?, t)) "
+            "UPDATE samples SET tags = "
+            "list_filter(coalesce(tags, []), lambda t: NOT list_contains(?, t)) "
             "WHERE dataset_id = ? AND list_contains(?, id)",
             [tags, dataset_id, ids],
         )
@@ -151,17 +162,24 @@ def counts(store: Store, dataset_id: int) -> dict[str, Any]:
     """Samples per split, and labels per class and kind."""
     splits = store.query(
         "SELECT coalesce(split, '(none)'), count(*) FROM samples WHERE dataset_id = ? "
-        "GROUP BY 1 ORDER BY 1", [dataset_id])
+        "GROUP BY 1 ORDER BY 1",
+        [dataset_id],
+    )
     classes = store.query(
         "SELECT class, kind, count(*), count(DISTINCT sample_id) FROM labels "
-        "WHERE dataset_id = ? GROUP BY 1, 2 ORDER BY 3 DESC, 1", [dataset_id])
+        "WHERE dataset_id = ? GROUP BY 1, 2 ORDER BY 3 DESC, 1",
+        [dataset_id],
+    )
     tags = store.query(
         "SELECT t, count(*) FROM (SELECT unnest(tags) AS t FROM samples WHERE dataset_id = ?) "
-        "GROUP BY 1 ORDER BY 2 DESC, 1", [dataset_id])
+        "GROUP BY 1 ORDER BY 2 DESC, 1",
+        [dataset_id],
+    )
     return {
         "splits": {s: int(n) for s, n in splits},
-        "classes": [{"class": c, "kind": k, "labels": int(n), "samples": int(m)}
-                    for c, k, n, m in classes],
+        "classes": [
+            {"class": c, "kind": k, "labels": int(n), "samples": int(m)} for c, k, n, m in classes
+        ],
         "tags": {t: int(n) for t, n in tags},
     }
 

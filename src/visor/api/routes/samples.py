@@ -13,9 +13,16 @@ from visor.store.samples import SampleFilter
 
 router = APIRouter(prefix="/api/datasets/{name}", tags=["samples"])
 
-_MEDIA_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png",
-                "bmp": "image/bmp", "webp": "image/webp", "gif": "image/gif",
-                "tif": "image/tiff", "tiff": "image/tiff"}
+_MEDIA_TYPES = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "bmp": "image/bmp",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "tif": "image/tiff",
+    "tiff": "image/tiff",
+}
 
 
 @router.get("/samples")
@@ -33,10 +40,12 @@ def list_samples(
 ) -> dict[str, Any]:
     """A page of samples. `sort` is a column (id, filename, size_bytes, width, height,
     num_labels) or `metadata.<numeric field>`."""
-    filters = SampleFilter(split=split, category=category, tag=tag, filename=filename,
-                           has_label=has_label)
-    total, items = dataset.samples(filters, offset=offset, limit=limit, sort=sort,
-                                   descending=order == "desc")
+    filters = SampleFilter(
+        split=split, category=category, tag=tag, filename=filename, has_label=has_label
+    )
+    total, items = dataset.samples(
+        filters, offset=offset, limit=limit, sort=sort, descending=order == "desc"
+    )
     return {"total": total, "offset": offset, "limit": limit, "items": items}
 
 

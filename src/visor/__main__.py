@@ -1,0 +1,3 @@
+from visor.cli import main
+
+main()

@@ -1,0 +1,120 @@
+"""Shared fixtures: real files, a real store, a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from visor.config import Settings
+from visor.synthetic import generate
+from visor.workspace import Workspace
+
+
+def write_image(
+    path: Path, size: tuple[int, int] = (64, 48), color=(200, 30, 30), fmt="JPEG", mode: str = "RGB"
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, color).save(path, fmt)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic COCO dataset, written once per test session."""
+    return generate(tmp_path_factory.mktemp("demo"), 40, size=(160, 120), seed=1)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home")
+
+
+@pytest.fixture
+def workspace(settings: Settings) -> Iterator[Workspace]:
+    ws = Workspace(settings)
+    yield ws
+    ws.close()
+
+
+def ingest(ws: Workspace, root: Path | str, name: str = "ds", **kw) -> dict:
+    job = ws.ingest(str(root), name, **kw)
+    return ws.jobs.wait(job["id"], timeout=120)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """`visor serve` in a child process, on a free port of 127.0.0.1."""
+
+    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "VISOR_HOME": str(home), **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *args: str) -> Server:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "visor", "serve", "--port", str(self.port), *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stdout.read().decode()}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start in 60 s")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def server_home(tmp_path: Path) -> Path:
+    return tmp_path / "server-home"
+
+
+@pytest.fixture
+def server(server_home: Path) -> Iterator[Server]:
+    srv = Server(server_home).start()
+    yield srv
+    srv.stop()
+
+
+def wait_job(client: httpx.Client, job_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["state"] in ("done", "failed", "cancelled", "interrupted"):
+            return job
+        time.sleep(0.1)
+    raise TimeoutError(job_id)

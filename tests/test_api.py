@@ -1,0 +1,134 @@
+"""The HTTP API, against `visor serve` running on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+from conftest import Server, wait_job, write_image
+
+
+def _ingest(client: httpx.Client, root: Path, name: str = "shapes") -> dict:
+    r = client.post("/api/datasets", json={"name": name, "path": str(root)})
+    assert r.status_code == 202, r.text
+    job = wait_job(client, r.json()["id"])
+    assert job["state"] == "done", job
+    return job
+
+
+def test_health_and_docs(server: Server) -> None:
+    with httpx.Client(base_url=server.url) as c:
+        assert c.get("/api/health").json()["status"] == "ok"
+        assert c.get("/docs").status_code == 200
+        assert "/api/datasets/{name}/samples" in c.get("/openapi.json").json()["paths"]
+
+
+def test_ingest_list_page_filter_and_sort(server: Server, demo_root: Path) -> None:
+    with httpx.Client(base_url=server.url) as c:
+        _ingest(c, demo_root)
+        assert [d["name"] for d in c.get("/api/datasets").json()] == ["shapes"]
+        page = c.get("/api/datasets/shapes/samples", params={"limit": 5, "offset": 5}).json()
+        assert page["total"] == 40 and [s["id"] for s in page["items"]] == [5, 6, 7, 8, 9]
+        val = c.get("/api/datasets/shapes/samples", params={"split": "val", "limit": 1000}).json()
+        assert val["total"] == len(val["items"]) > 0
+        assert all(s["split"] == "val" for s in val["items"])
+        circles = c.get(
+            "/api/datasets/shapes/samples", params={"class": "circle", "limit": 1000}
+        ).json()
+        assert circles["total"] > 0 and all("circle" in s["classes"] for s in circles["items"])
+        by_size = c.get(
+            "/api/datasets/shapes/samples",
+            params={"sort": "size_bytes", "order": "desc", "limit": 1000},
+        ).json()["items"]
+        sizes = [s["size_bytes"] for s in by_size]
+        assert sizes == sorted(sizes, reverse=True)
+        named = c.get("/api/datasets/shapes/samples", params={"filename": "000003"}).json()
+        assert [s["filename"] for s in named["items"]] == ["000003.jpg"]
+        info = c.get("/api/datasets/shapes").json()
+        assert sum(info["splits"].values()) == 40
+
+
+def test_sample_image_thumbnail_and_etag(server: Server, demo_root: Path) -> None:
+    with httpx.Client(base_url=server.url) as c:
+        _ingest(c, demo_root)
+        sample = c.get("/api/datasets/shapes/samples/3").json()
+        assert sample["labels"] and all(len(lab["bbox"]) == 4 for lab in sample["labels"])
+        image = c.get("/api/datasets/shapes/samples/3/image")
+        assert image.headers["content-type"] == "image/jpeg"
+        assert image.content == (demo_root / sample["path"]).read_bytes()
+        thumb = c.get("/api/datasets/shapes/samples/3/thumbnail")
+        assert thumb.status_code == 200 and "max-age" in thumb.headers["cache-control"]
+        again = c.get(
+            "/api/datasets/shapes/samples/3/thumbnail",
+            headers={"If-None-Match": thumb.headers["etag"]},
+        )
+        assert again.status_code == 304
+
+
+def test_tags_are_added_filtered_and_removed(server: Server, demo_root: Path) -> None:
+    with httpx.Client(base_url=server.url) as c:
+        _ingest(c, demo_root)
+        r = c.post("/api/datasets/shapes/tags", json={"ids": [1, 2, 3], "tags": ["review"]})
+        assert r.json() == {"updated": 3}
+        tagged = c.get("/api/datasets/shapes/samples", params={"tag": "review"}).json()
+        assert [s["id"] for s in tagged["items"]] == [1, 2, 3]
+        c.request("DELETE", "/api/datasets/shapes/tags", json={"ids": [2], "tags": ["review"]})
+        tagged = c.get("/api/datasets/shapes/samples", params={"tag": "review"}).json()
+        assert [s["id"] for s in tagged["items"]] == [1, 3]
+        r = c.post("/api/datasets/shapes/tags", json={"ids": [99999], "tags": ["x"]})
+        assert r.status_code == 404
+
+
+def test_errors_are_json_with_the_right_status(server: Server, demo_root: Path) -> None:
+    with httpx.Client(base_url=server.url) as c:
+        r = c.get("/api/datasets/nope/samples")
+        assert r.status_code == 404
+        assert r.json() == {"error": {"code": "not_found", "message": "dataset 'nope' not found"}}
+        assert (
+            c.post("/api/datasets", json={"name": "a b", "path": str(demo_root)}).status_code == 422
+        )
+        assert c.post(
+            "/api/datasets", json={"name": "a/b", "path": str(demo_root)}
+        ).status_code in (404, 422)
+        _ingest(c, demo_root)
+        r = c.post("/api/datasets", json={"name": "shapes", "path": str(demo_root)})
+        assert r.status_code == 409 and "already exists" in r.json()["error"]["message"]
+        assert c.get("/api/datasets/shapes/samples/123456").status_code == 404
+        r = c.get("/api/datasets/shapes/samples", params={"sort": "bogus"})
+        assert r.status_code == 422 and "bogus" in r.json()["error"]["message"]
+        assert c.get("/api/datasets/shapes/samples", params={"limit": 0}).status_code == 422
+        r = c.get("/api/datasets/..%2F..%2Fetc/samples")
+        assert r.status_code == 404 and "error" in r.json()
+        r = c.post("/api/datasets", json={"name": "x", "path": "/no/such/place"})
+        assert r.status_code == 422 and "/no/such/place" in r.json()["error"]["message"]
+
+
+def test_job_events_stream_until_the_job_ends(server: Server, demo_root: Path) -> None:
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        job = c.post("/api/datasets", json={"name": "s", "path": str(demo_root)}).json()
+        events = []
+        with c.stream("GET", f"/api/jobs/{job['id']}/events") as stream:
+            name = None
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    events.append((name, json.loads(line.split(":", 1)[1])))
+        assert events[-1][0] == "end" and events[-1][1]["state"] == "done"
+        assert all(e[0] == "progress" for e in events[:-1])
+        assert c.get("/api/jobs").json()[0]["id"] == job["id"]
+
+
+def test_delete_dataset(server: Server, tmp_path: Path) -> None:
+    write_image(tmp_path / "d" / "a.jpg")
+    with httpx.Client(base_url=server.url) as c:
+        _ingest(c, tmp_path / "d", "gone")
+        assert c.delete("/api/datasets/gone").status_code == 204
+        assert c.get("/api/datasets/gone").status_code == 404
+
+
+def test_root_explains_how_to_build_the_ui_when_missing(server: Server) -> None:
+    r = httpx.get(server.url + "/")
+    assert r.status_code == 200
+    assert "/docs" in r.text

@@ -1,0 +1,48 @@
+"""The `visor` command: output, exit codes, and no tracebacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "visor", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VISOR_HOME": str(home)},
+        timeout=300,
+    )
+
+
+def test_ingest_info_rm(tmp_path: Path, demo_root: Path) -> None:
+    r = run(tmp_path, "ingest", str(demo_root), "--name", "shapes")
+    assert r.returncode == 0, r.stderr
+    assert "ingested shapes: 40 samples" in r.stdout
+    r = run(tmp_path, "info", "shapes")
+    assert "train" in r.stdout and "circle" in r.stdout
+    assert "shapes" in run(tmp_path, "datasets").stdout
+    assert "ingest" in run(tmp_path, "jobs").stdout
+    assert run(tmp_path, "rm", "shapes").returncode == 0
+    assert "shapes" not in run(tmp_path, "datasets").stdout
+
+
+def test_errors_are_one_line_and_exit_1(tmp_path: Path, demo_root: Path) -> None:
+    for args, message in [
+        (("ingest", str(tmp_path / "missing"), "--name", "x"), "no such file or directory"),
+        (("info", "nope"), "dataset 'nope' not found"),
+        (("ingest", str(demo_root), "--name", "bad name"), "dataset name 'bad name'"),
+    ]:
+        r = run(tmp_path, *args)
+        assert r.returncode == 1, r
+        assert message in r.stderr
+        assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_demo_without_serving(tmp_path: Path) -> None:
+    r = run(tmp_path, "demo", "--images", "30", "--no-serve")
+    assert r.returncode == 0, r.stderr
+    assert "ingested demo: 30 samples" in r.stdout
