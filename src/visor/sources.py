@@ -51,6 +51,7 @@ class Source:
             self.root = os.path.realpath(local)
             self.uri = self.root
             self.fs: fsspec.AbstractFileSystem = fsspec.filesystem("file")
+            self._real_folders: dict[str, str] = {}
         elif scheme in REMOTE_SCHEMES:
             self.fs = fsspec.filesystem(scheme, **_storage_options(scheme))
             self.root = uri.split("://", 1)[1].rstrip("/")
@@ -108,6 +109,8 @@ class Source:
     def open(self, relpath: str) -> IO[bytes]:
         full = self.resolve(relpath)
         try:
+            if self.is_local:
+                return open(full, "rb")
             return self.fs.open(full, "rb")
         except FileNotFoundError:
             raise NotFound(f"{relpath}: file not found in {self.uri}") from None

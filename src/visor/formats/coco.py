@@ -16,6 +16,7 @@ import ijson
 from visor.errors import FormatError
 from visor.formats.records import (
     CategoryTable,
+    LabelColumns,
     LabelRecord,
     Listing,
     Record,
@@ -80,12 +81,55 @@ def _read_file(source: Source, listing: Listing, file: str) -> Iterator[Record]:
             height=_int_or_none(image.get("height")),
             metadata=extra,
         )
+    yield from _read_annotations(source, file, categories, images)
+
+
+_BATCH = 50_000
+
+
+def _read_annotations(
+    source: Source, file: str, categories: dict[Any, str], images: set[Any]
+) -> Iterator[LabelColumns | Skipped]:
+    """Boxes in column batches; the checks are inlined because this loop runs per box."""
+    batch = _empty_batch()
     for ann in _items(source, file, "annotations.item"):
+        image_id = ann.get("image_id")
+        category = categories.get(ann.get("category_id"))
+        bbox = ann.get("bbox")
+        try:
+            ok = (
+                image_id in images
+                and category is not None
+                and type(bbox) is list
+                and len(bbox) == 4
+                and bbox[0] > -1e9
+                and bbox[1] > -1e9
+                and bbox[2] > 0
+                and bbox[3] > 0
+            )
+        except TypeError:  # a value that is not a number: the slow path says which
+            ok = False
+        if ok:
+            batch.sample_keys.append((file, image_id))
+            batch.categories.append(category)  # type: ignore[arg-type] # checked above
+            batch.x.append(bbox[0])
+            batch.y.append(bbox[1])
+            batch.w.append(bbox[2])
+            batch.h.append(bbox[3])
+            batch.iscrowd.append(bool(ann.get("iscrowd", 0)))
+            if len(batch) >= _BATCH:
+                yield batch
+                batch = _empty_batch()
+            continue
         label = _annotation(ann, categories, images, file)
         if isinstance(label, str):
             yield Skipped(file, label)
-        else:
-            yield label
+    if len(batch):
+        yield batch
+
+
+def _empty_batch() -> LabelColumns:
+    return LabelColumns([], [], [], [], [], [], [])
 
 
 def _annotation(
@@ -114,7 +158,9 @@ def _bbox(value: Any) -> tuple[float, float, float, float] | str | None:
     if value is None:
         return None
     if not isinstance(value, list) or len(value) != 4:
-        return f"bbox must be [x, y, width, height], got {value!r}"
+        return f"bbox must be [x, y, width, height], got {_short(value)}"
+    if not all(isinstance(v, int | float) for v in value):
+        return f"bbox values must be numbers, got {_short(value)}"
     x, y, w, h = (float(v) for v in value)
     if w <= 0 or h <= 0:
         return f"box has zero or negative size {[x, y, w, h]}"

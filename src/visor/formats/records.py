@@ -47,6 +47,24 @@ class LabelRecord:
 
 
 @dataclass(slots=True)
+class LabelColumns:
+    """Many boxes at once, column by column: what readers of large files yield (one Python
+    object per box would dominate ingest time at millions of boxes)."""
+
+    sample_keys: list[Hashable]
+    categories: list[str]
+    x: list[float]
+    y: list[float]
+    w: list[float]
+    h: list[float]
+    iscrowd: list[bool]
+    scores: list[float | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.sample_keys)
+
+
+@dataclass(slots=True)
 class Skipped:
     """A record that could not be read: the file it came from and why."""
 
@@ -61,7 +79,7 @@ class CategoryTable:
     names: dict[int, str]
 
 
-Record = SampleRecord | LabelRecord | Skipped | CategoryTable
+Record = SampleRecord | LabelRecord | LabelColumns | Skipped | CategoryTable
 
 
 @dataclass(slots=True)

@@ -59,6 +59,25 @@ def probe(f: IO[bytes], name: str, size: int) -> ImageInfo:
     return ImageInfo(width, height, fmt)
 
 
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def looks_complete(f: IO[bytes], size: int) -> bool:
+    """A cheap check for images whose size is already known: a known signature and, for a
+    JPEG, the end-of-image marker. False means "probe it properly" (and report why)."""
+    if size < 16:
+        return False
+    head = f.read(16)
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return True
+    if not head.startswith(_SIGNATURES):
+        return False
+    if head.startswith(b"\xff\xd8"):
+        f.seek(max(size - _TAIL, 0))
+        return _JPEG_END in f.read(_TAIL)
+    return True
+
+
 def decode(data: bytes, name: str, *, draft: tuple[int, int] | None = None) -> Image.Image:
     """An RGB image with its EXIF orientation applied.
 

@@ -9,12 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from visor.errors import Conflict, FormatError, InvalidInput, NotFound, SourceError
 from visor.formats import (
     FORMATS,
     CategoryTable,
+    LabelColumns,
     LabelRecord,
     Listing,
     SampleRecord,
@@ -23,7 +25,7 @@ from visor.formats import (
     read_dataset,
 )
 from visor.formats.coco import read_results
-from visor.media.images import probe
+from visor.media.images import looks_complete, probe
 from visor.services.jobs import JobContext
 from visor.sources import Source
 from visor.store import Store
@@ -32,7 +34,7 @@ from visor.store import samples as sample_rows
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _BATCH = 50_000
-_PROBE_THREADS = 8
+_PROBE_THREADS = 16
 REPORT_LIMIT = 1000  # problems listed in a report; the count is always exact
 
 
@@ -67,6 +69,7 @@ class _Columns:
     samples: list[SampleRecord] = field(default_factory=list)
     index: dict[Hashable, int] = field(default_factory=dict)
     labels: list[tuple[int, LabelRecord]] = field(default_factory=list)
+    batches: list[tuple[np.ndarray, LabelColumns]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     category_ids: dict[int, str] = field(default_factory=dict)
 
@@ -140,12 +143,20 @@ def _gather(source: Source, listing: Listing, fmt: str, ctx: JobContext) -> _Col
         if seen % 20_000 == 0:
             ctx.progress(seen, message=f"reading {fmt} annotations: {seen:,} records")
             ctx.check_cancelled()
-        if isinstance(record, LabelRecord):
-            index = cols.index.get(record.sample_key)
-            if index is None:
+        if isinstance(record, LabelColumns):
+            keys = cols.index
+            rows = np.fromiter((keys.get(k, -1) for k in record.sample_keys), np.int64, len(record))
+            unknown = int((rows < 0).sum())
+            if unknown:
+                cols.skipped.append(Skipped(fmt, f"{unknown} labels for unknown images"))
+            cols.batches.append((rows, record))
+            seen += len(record) - 1
+        elif isinstance(record, LabelRecord):
+            row = cols.index.get(record.sample_key)
+            if row is None:
                 cols.skipped.append(Skipped(str(record.sample_key), "label for an unknown image"))
             else:
-                cols.labels.append((index, record))
+                cols.labels.append((row, record))
         elif isinstance(record, SampleRecord):
             if record.key in cols.index:
                 cols.skipped.append(Skipped(record.path, "listed twice; the first entry is kept"))
@@ -164,8 +175,9 @@ def _probe_images(
 ) -> list[tuple[int, int] | None]:
     """Each sample's (width, height) from its header, or None when the file is missing or bad.
 
-    Every image's header is read (in parallel): it catches empty, non-image and truncated files
-    at ingest rather than when someone looks at them, and gives sizes the annotations lack.
+    Every image is checked (in parallel): it catches empty, non-image and truncated files at
+    ingest rather than when someone looks at them. Where the annotations give the size, a look at
+    the signature and the JPEG end marker suffices; otherwise the header is parsed for the size.
     """
     total = len(cols.samples)
     ctx.phase("checking image files", total=total)
@@ -177,13 +189,18 @@ def _probe_images(
             return Skipped(sample.path, "image file is missing (referenced by the annotations)")
         try:
             with source.open(sample.path) as f:
+                if sample.width and sample.height and looks_complete(f, size):
+                    return (sample.width, sample.height)
+                f.seek(0)
                 info = probe(f, sample.path, size)
         except (FormatError, SourceError, NotFound) as e:
             return Skipped(sample.path, e.message.removeprefix(f"{sample.path}: "))
         return (info.width, info.height)
 
     result: list[tuple[int, int] | None] = [None] * total
-    with ThreadPoolExecutor(_PROBE_THREADS) as pool:
+    # Local reads take microseconds and threads would only fight over the GIL; object stores
+    # take milliseconds per request, so many requests go out at once.
+    with ThreadPoolExecutor(1 if source.is_local else _PROBE_THREADS) as pool:
         for i, outcome in enumerate(pool.map(check, range(total), chunksize=256)):
             if isinstance(outcome, Skipped):
                 cols.skipped.append(outcome)
@@ -198,6 +215,37 @@ def _probe_images(
     return result
 
 
+def _label_columns(cols: _Columns) -> tuple[np.ndarray, dict[str, Any], np.ndarray]:
+    """All labels as columns: (sample row, columns, normalized?) with one entry per label."""
+    rows = [np.array([i for i, _ in cols.labels], np.int64)]
+    singles = [label for _, label in cols.labels]
+    boxes = [label.bbox or (np.nan, np.nan, np.nan, np.nan) for label in singles]
+    box_array = np.array(boxes, np.float64).reshape(-1, 4)
+    columns: dict[str, list[Any]] = {
+        "class": [label.category for label in singles],
+        "x": [box_array[:, 0]],
+        "y": [box_array[:, 1]],
+        "w": [box_array[:, 2]],
+        "h": [box_array[:, 3]],
+        "score": [label.score for label in singles],
+        "iscrowd": [label.iscrowd for label in singles],
+        "flags": [list(label.flags) for label in singles],
+    }
+    normalized = [np.array([label.normalized for label in singles], bool)]
+    for batch_rows, batch in cols.batches:
+        rows.append(batch_rows)
+        columns["class"].extend(batch.categories)
+        for key in ("x", "y", "w", "h"):
+            columns[key].append(np.asarray(getattr(batch, key), np.float64))
+        columns["score"].extend(batch.scores or [None] * len(batch))
+        columns["iscrowd"].extend(batch.iscrowd)
+        columns["flags"].extend([[] for _ in range(len(batch))])
+        normalized.append(np.zeros(len(batch), bool))
+    for key in ("x", "y", "w", "h"):
+        columns[key] = np.concatenate(columns[key])  # type: ignore[assignment]
+    return np.concatenate(rows), columns, np.concatenate(normalized)
+
+
 def _tables(
     cols: _Columns,
     sizes: list[tuple[int, int] | None],
@@ -205,72 +253,83 @@ def _tables(
     listing: Listing,
     dataset_id: int,
 ) -> tuple[pa.Table, pa.Table, list[str]]:
-    new_id = {old: new for new, old in enumerate(keep)}
-    label_cols: dict[str, list[Any]] = {
-        k: [] for k in ("sample_id", "class", "x", "y", "w", "h", "score", "iscrowd", "flags")
-    }
-    classes: list[set[str]] = [set() for _ in keep]
-    sample_flags: list[set[str]] = [set() for _ in keep]
-    counts = [0] * len(keep)
-    for old, label in cols.labels:
-        sid = new_id.get(old)
-        if sid is None:
-            continue  # its image was skipped
-        size = sizes[old]
-        assert size is not None
-        flags = list(label.flags)
-        if label.bbox is not None:
-            x, y, w, h = label.bbox
-            if label.normalized:
-                x, y, w, h = x * size[0], y * size[1], w * size[0], h * size[1]
-            if x < -0.5 or y < -0.5 or x + w > size[0] + 0.5 or y + h > size[1] + 0.5:
-                flags.append("outside_image")
-                sample_flags[sid].add("box_outside_image")
-            label_cols["x"].append(x)
-            label_cols["y"].append(y)
-            label_cols["w"].append(w)
-            label_cols["h"].append(h)
-        else:
-            for k in ("x", "y", "w", "h"):
-                label_cols[k].append(None)
-        label_cols["sample_id"].append(sid)
-        label_cols["class"].append(label.category)
-        label_cols["score"].append(label.score)
-        label_cols["iscrowd"].append(label.iscrowd)
-        label_cols["flags"].append(flags or None)
-        classes[sid].add(label.category)
-        counts[sid] += 1
+    n_all = len(cols.samples)
+    new_id = np.full(n_all + 1, -1, np.int64)  # the last slot maps "unknown image" (-1)
+    new_id[keep] = np.arange(len(keep))
+    width = np.array([s[0] if s else 0 for s in sizes] + [0], np.float64)
+    height = np.array([s[1] if s else 0 for s in sizes] + [0], np.float64)
 
-    n = len(label_cols["sample_id"])
+    rows, columns, normalized = _label_columns(cols)
+    sample_ids = new_id[rows]
+    kept = sample_ids >= 0
+    x, y, w, h = (np.asarray(columns[k]) for k in ("x", "y", "w", "h"))
+    iw, ih = width[rows], height[rows]
+    x, w = np.where(normalized, x * iw, x), np.where(normalized, w * iw, w)
+    y, h = np.where(normalized, y * ih, y), np.where(normalized, h * ih, h)
+    with np.errstate(invalid="ignore"):
+        outside = (x < -0.5) | (y < -0.5) | (x + w > iw + 0.5) | (y + h > ih + 0.5)
+    flags = columns["flags"]
+    for i in np.flatnonzero(outside & kept):
+        flags[i] = [*flags[i], "outside_image"]
+    take = np.flatnonzero(kept)
+    classes = np.asarray(columns["class"], dtype=object)[take]
+    n = len(take)
     labels = pa.table(
         {
-            "dataset_id": pa.array([dataset_id] * n, pa.int32()),
-            **{k: label_cols[k] for k in ("sample_id", "class", "x", "y", "w", "h", "score")},
+            "dataset_id": pa.array(np.full(n, dataset_id, np.int32)),
+            "sample_id": pa.array(sample_ids[take].astype(np.int32)),
+            "class": pa.array(classes, pa.string()),
+            **{
+                k: pa.array(v[take], pa.float64(), from_pandas=True)
+                for k, v in (("x", x), ("y", y), ("w", w), ("h", h))
+            },
+            "score": pa.array([columns["score"][i] for i in take], pa.float64()),
             "kind": pa.array(["gt"] * n, pa.string()),
             "source": pa.array(["ground_truth"] * n, pa.string()),
-            "iscrowd": label_cols["iscrowd"],
-            "flags": pa.array(label_cols["flags"], pa.list_(pa.string())),
+            "iscrowd": pa.array([columns["iscrowd"][i] for i in take], pa.bool_()),
+            "flags": pa.array([flags[i] or None for i in take], pa.list_(pa.string())),
         }
     )
-    kept = [cols.samples[i] for i in keep]
+
+    # Per-sample summaries, computed by DuckDB-free grouping in Arrow.
+    per_sample = pa.table({"sid": labels["sample_id"], "class": labels["class"]})
+    grouped = per_sample.group_by("sid").aggregate([("class", "distinct"), ("class", "count")])
+    sample_classes: list[list[str]] = [[] for _ in keep]
+    counts = np.zeros(len(keep), np.int32)
+    for sid, distinct, count in zip(
+        grouped["sid"].to_pylist(),
+        grouped["class_distinct"].to_pylist(),
+        grouped["class_count"].to_pylist(),
+        strict=True,
+    ):
+        sample_classes[sid] = sorted(distinct)
+        counts[sid] = count
+    outside_samples = set(sample_ids[np.flatnonzero(outside & kept)].tolist())
+
+    kept_samples = [cols.samples[i] for i in keep]
     samples = pa.table(
         {
-            "dataset_id": pa.array([dataset_id] * len(kept), pa.int32()),
-            "id": pa.array(range(len(kept)), pa.int32()),
-            "path": [s.path for s in kept],
-            "filename": [s.path.rsplit("/", 1)[-1] for s in kept],
-            "width": pa.array([sizes[i][0] for i in keep], pa.int32()),  # type: ignore[index]
-            "height": pa.array([sizes[i][1] for i in keep], pa.int32()),  # type: ignore[index]
-            "size_bytes": [listing.sizes.get(s.path) for s in kept],
-            "split": [s.split for s in kept],
-            "classes": pa.array([sorted(c) for c in classes], pa.list_(pa.string())),
-            "tags": pa.array([[] for _ in kept], pa.list_(pa.string())),
-            "flags": pa.array([sorted(f) for f in sample_flags], pa.list_(pa.string())),
-            "num_labels": pa.array(counts, pa.int32()),
-            "metadata": [json.dumps(s.metadata) if s.metadata else None for s in kept],
+            "dataset_id": pa.array(np.full(len(keep), dataset_id, np.int32)),
+            "id": pa.array(np.arange(len(keep), dtype=np.int32)),
+            "path": [s.path for s in kept_samples],
+            "filename": [s.path.rsplit("/", 1)[-1] for s in kept_samples],
+            "width": pa.array(width[keep].astype(np.int32)),
+            "height": pa.array(height[keep].astype(np.int32)),
+            "size_bytes": pa.array([listing.sizes.get(s.path) for s in kept_samples], pa.int64()),
+            "split": pa.array([s.split for s in kept_samples], pa.string()),
+            "classes": pa.array(sample_classes, pa.list_(pa.string())),
+            "tags": pa.array([[] for _ in keep], pa.list_(pa.string())),
+            "flags": pa.array(
+                [["box_outside_image"] if i in outside_samples else [] for i in range(len(keep))],
+                pa.list_(pa.string()),
+            ),
+            "num_labels": pa.array(counts),
+            "metadata": pa.array(
+                [json.dumps(s.metadata) if s.metadata else None for s in kept_samples], pa.string()
+            ),
         }
     )
-    categories = sorted(set().union(*classes)) if classes else []
+    categories = sorted(set(classes.tolist()))
     return samples, labels, categories
 
 
