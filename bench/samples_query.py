@@ -1,0 +1,125 @@
+"""Latency of `GET /samples` pages with a class filter on a large dataset.
+
+    .venv/bin/python bench/samples_query.py --samples 1000000
+
+Builds the dataset straight into a fresh store (through the store's own batch writer), starts
+the API in-process with a real HTTP server on 127.0.0.1, and times pages of 100 samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyarrow as pa
+import uvicorn
+
+from visor.api import create_app
+from visor.config import Settings
+from visor.store import Store
+from visor.store import datasets as dataset_rows
+
+CLASSES = [f"class{i}" for i in range(80)]
+
+
+def build(home: Path, n: int) -> None:
+    store = Store(home / "visor.duckdb")
+    rng = np.random.default_rng(0)
+    batches = []
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        ids = np.arange(start, start + m, dtype=np.int32)
+        picks = rng.integers(0, len(CLASSES), (m, 3))
+        batches.append(
+            pa.table(
+                {
+                    "dataset_id": pa.array(np.ones(m, np.int32)),
+                    "id": pa.array(ids),
+                    "path": [f"images/{i:07d}.jpg" for i in ids],
+                    "filename": [f"{i:07d}.jpg" for i in ids],
+                    "width": pa.array(np.full(m, 640, np.int32)),
+                    "height": pa.array(np.full(m, 480, np.int32)),
+                    "size_bytes": pa.array(rng.integers(20_000, 200_000, m)),
+                    "split": pa.array(np.where(rng.random(m) < 0.8, "train", "val")),
+                    "classes": pa.array(
+                        [sorted({CLASSES[j] for j in row}) for row in picks], pa.list_(pa.string())
+                    ),
+                    "tags": pa.array([[] for _ in range(m)], pa.list_(pa.string())),
+                    "flags": pa.array([[] for _ in range(m)], pa.list_(pa.string())),
+                    "num_labels": pa.array(np.full(m, 3, np.int32)),
+                    "metadata": pa.array([None] * m, pa.string()),
+                }
+            )
+        )
+    dataset_rows.write_dataset(
+        store,
+        {
+            "id": 1,
+            "name": "big",
+            "root": str(home),
+            "format": "images",
+            "num_samples": n,
+            "num_labels": 3 * n,
+            "categories": CLASSES,
+            "report": {},
+        },
+        batches,
+        [],
+    )
+    store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--samples", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        t0 = time.perf_counter()
+        build(home, args.samples)
+        print(f"built {args.samples:,} samples in {time.perf_counter() - t0:.1f} s")
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(Settings(home=home)), host="127.0.0.1", port=8765, log_level="warning"
+            )
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        rng = np.random.default_rng(1)
+        with httpx.Client(base_url="http://127.0.0.1:8765") as client:
+            for label, extra in (
+                ("class filter", {}),
+                ("class filter, sort by filename", {"sort": "filename"}),
+            ):
+                times = []
+                for _ in range(args.queries):
+                    params = {
+                        "class": CLASSES[int(rng.integers(0, 80))],
+                        "limit": 100,
+                        "offset": int(rng.integers(0, 1000)) * 10,
+                        **extra,
+                    }
+                    start = time.perf_counter()
+                    r = client.get("/api/datasets/big/samples", params=params)
+                    times.append((time.perf_counter() - start) * 1000)
+                    assert r.status_code == 200 and len(r.json()["items"]) == 100
+                times.sort()
+                print(
+                    f"{label}: p50 {statistics.median(times):.1f} ms, "
+                    f"p99 {times[int(len(times) * 0.99) - 1]:.1f} ms over {len(times)} pages"
+                )
+        server.should_exit = True
+        thread.join()
+
+
+if __name__ == "__main__":
+    main()
