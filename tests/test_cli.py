@@ -19,9 +19,10 @@ def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ingest_info_rm(tmp_path: Path, demo_root: Path) -> None:
-    r = run(tmp_path, "ingest", str(demo_root), "--name", "shapes")
+    r = run(tmp_path, "ingest", str(demo_root), "--name", "shapes", "--thumbnails")
     assert r.returncode == 0, r.stderr
     assert "ingested shapes: 40 samples" in r.stdout
+    assert len(list((tmp_path / "thumbnails").rglob("*.jpg"))) == 40
     r = run(tmp_path, "info", "shapes")
     assert "train" in r.stdout and "circle" in r.stdout
     assert "shapes" in run(tmp_path, "datasets").stdout

@@ -108,10 +108,13 @@ def ingest(
         str | None, typer.Option("--format", help="coco|yolo|voc|classification|images")
     ] = None,
     replace: Annotated[bool, typer.Option(help="replace a dataset of the same name")] = False,
+    thumbnails: Annotated[
+        bool, typer.Option(help="make all thumbnails now instead of on first view")
+    ] = False,
 ) -> None:
     """Read a dataset's images and labels into the store."""
     with _workspace() as ws:
-        job = follow(ws, ws.ingest(path, name, fmt=fmt, replace=replace))
+        job = follow(ws, ws.ingest(path, name, fmt=fmt, replace=replace, thumbnails=thumbnails))
         result = job["result"]
         out.print(
             f"ingested [bold]{name}[/bold]: {result['samples']} samples, "

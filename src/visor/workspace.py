@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from visor.config import Settings, get_settings
-from visor.errors import InvalidInput, NotFound
+from visor.errors import InvalidInput, NotFound, VisorError
 from visor.media.thumbnails import make_thumbnail, write_atomically
 from visor.services import ingest as ingest_service
 from visor.services.jobs import JobContext, JobRunner
@@ -52,17 +52,29 @@ class Workspace:
         return Dataset(self, row)
 
     def ingest(
-        self, root: str, name: str, *, fmt: str | None = None, replace: bool = False
+        self,
+        root: str,
+        name: str,
+        *,
+        fmt: str | None = None,
+        replace: bool = False,
+        thumbnails: bool = False,
     ) -> dict[str, Any]:
-        """Start ingesting `root` as `name`; returns the job (see `jobs.wait`)."""
+        """Start ingesting `root` as `name`; returns the job (see `jobs.wait`).
+
+        With `thumbnails`, every thumbnail is made during the job instead of on first request.
+        """
         ingest_service.check_can_create(self.store, name, replace)
         self.source(root)  # a missing path or unreachable bucket fails here, not in the job
-        params = {"root": root, "format": fmt, "replace": replace}
+        params = {"root": root, "format": fmt, "replace": replace, "thumbnails": thumbnails}
 
         def run(ctx: JobContext) -> dict[str, Any]:
-            return ingest_service.ingest(
+            result = ingest_service.ingest(
                 self.store, ctx, name=name, root=root, fmt=fmt, replace=replace
             )
+            if thumbnails:
+                result["thumbnails"] = self.dataset(name).make_thumbnails(ctx)
+            return result
 
         return self.jobs.submit("ingest", name, params, run).to_dict()
 
@@ -145,7 +157,7 @@ class Dataset:
         """The cached thumbnail file (made on first request) and its ETag."""
         sample = self.sample(sample_id)
         size = self.workspace.settings.thumbnail_size
-        path = self.workspace.settings.thumbnails_dir / str(self.id) / f"{sample_id}-{size}.jpg"
+        path = self._thumbnail_path(sample_id)
         etag = hashlib.blake2s(
             f"{self.id}:{sample_id}:{size}:{sample['path']}:{sample['size_bytes']}".encode(),
             digest_size=8,
@@ -154,6 +166,31 @@ class Dataset:
             data, name = self.image_bytes(sample_id)
             write_atomically(path, make_thumbnail(data, name, size))
         return path, etag
+
+    def make_thumbnails(self, ctx: JobContext) -> dict[str, Any]:
+        """Make every missing thumbnail now (a job phase); unreadable images are counted."""
+        todo = sample_rows.paths(self.store, self.id)
+        ctx.phase("making thumbnails", total=len(todo))
+        source = self.workspace.source(self.row["root"])
+        size = self.workspace.settings.thumbnail_size
+        failed = 0
+        for done, (sample_id, relpath) in enumerate(todo, start=1):
+            path = self._thumbnail_path(sample_id)
+            if not path.exists():
+                try:
+                    data = make_thumbnail(source.read_bytes(relpath), relpath, size)
+                except VisorError:
+                    failed += 1
+                else:
+                    write_atomically(path, data)
+            if done % 50 == 0 or done == len(todo):
+                ctx.progress(done)
+                ctx.check_cancelled()
+        return {"made": len(todo) - failed, "failed": failed}
+
+    def _thumbnail_path(self, sample_id: int) -> Path:
+        size = self.workspace.settings.thumbnail_size
+        return self.workspace.settings.thumbnails_dir / str(self.id) / f"{sample_id}-{size}.jpg"
 
     def _known(self, ids: list[int]) -> list[int]:
         if not ids:

@@ -17,6 +17,7 @@ class IngestRequest(BaseModel):
     path: str = Field(description="local folder, s3://bucket/prefix or gs://bucket/prefix")
     format: str | None = Field(None, description="coco, yolo, voc, classification or images")
     replace: bool = False
+    thumbnails: bool = Field(False, description="make every thumbnail during the job")
 
 
 @router.get("")
@@ -27,7 +28,9 @@ def list_datasets(workspace: WorkspaceDep) -> list[dict[str, Any]]:
 @router.post("", status_code=202)
 def ingest(body: IngestRequest, workspace: WorkspaceDep) -> dict[str, Any]:
     """Start ingesting a dataset; answers 202 with the job (follow it at /api/jobs/{id}/events)."""
-    return workspace.ingest(body.path, body.name, fmt=body.format, replace=body.replace)
+    return workspace.ingest(
+        body.path, body.name, fmt=body.format, replace=body.replace, thumbnails=body.thumbnails
+    )
 
 
 @router.get("/{name}")
