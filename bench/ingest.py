@@ -26,11 +26,16 @@ def make_dataset(root: Path, images: int, boxes: int, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     folder = root / "images" / "train"
     folder.mkdir(parents=True)
-    source = root / "one.jpg"
-    Image.new("RGB", (640, 480), (90, 120, 150)).save(source, quality=60)
+    # The file system caps links per file (ext4: 65,000), so link to a few copies.
+    sources = []
+    for k in range(images // 50_000 + 1):
+        source = root / f"one-{k}.jpg"
+        Image.new("RGB", (640, 480), (90, 120, 150)).save(source, quality=60)
+        sources.append(source)
     for i in range(images):
-        os.link(source, folder / f"{i:07d}.jpg")
-    source.unlink()
+        os.link(sources[i // 50_000], folder / f"{i:07d}.jpg")
+    for source in sources:
+        source.unlink()
     image_ids = rng.integers(1, images + 1, boxes)
     xy = rng.uniform(0, 500, (boxes, 2)).round(1)
     wh = rng.uniform(2, 140, (boxes, 2)).round(1)
