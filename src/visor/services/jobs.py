@@ -6,7 +6,6 @@ when the store is next opened by a runner, and can be started again, skipping fi
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -246,7 +245,3 @@ class JobRunner:
         with self._finished:
             self._live.pop(job.id, None)
             self._finished.notify_all()
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=str)
