@@ -139,6 +139,68 @@ def import_predictions(
         _report(result)
 
 
+@app.command()
+@friendly
+def embed(
+    name: str,
+    model: Annotated[
+        str | None,
+        typer.Option(help="dinov2-small|base|large|giant, random:<name>, a folder or a hub id"),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="images per batch (auto)")] = None,
+    device: Annotated[str | None, typer.Option(help="auto|cuda|cuda:N|mps|cpu")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto|fp32|fp16|bf16")] = None,
+    workers: Annotated[int | None, typer.Option(help="decoding threads (auto)")] = None,
+    recompute: Annotated[bool, typer.Option(help="embed every image again")] = False,
+) -> None:
+    """Compute an embedding vector for every image (only those still missing one)."""
+    with _workspace() as ws:
+        dataset = ws.dataset(name)
+        job = follow(
+            ws,
+            dataset.embed(
+                model,
+                device=device,
+                precision=precision,
+                batch_size=batch_size,
+                workers=workers,
+                recompute=recompute,
+            ),
+        )
+        _embed_report(job["result"])
+
+
+def _embed_report(result: dict[str, Any]) -> None:
+    rate = f" at {result['images_per_s']} images/s" if result.get("images_per_s") else ""
+    existing = result["skipped_existing"]
+    out.print(
+        f"embedded {result['embedded']} images with {result['model']} ({result['dim']}-d, "
+        f"{result['device']}, {result['precision']}) in {result['seconds']} s{rate}"
+        + (f"; {existing} already had vectors" if existing else ""),
+        highlight=False,
+    )
+    failed = result.get("failed") or []
+    if result.get("failed_count"):
+        console.print(f"[yellow]{result['failed_count']} image(s) could not be read:[/yellow]")
+        for item in failed[:20]:
+            console.print(f"  {item['reason']}", highlight=False)
+        if result["failed_count"] > 20:
+            console.print(f"  ... and {result['failed_count'] - 20} more (visor info NAME)")
+
+
+@app.command("models")
+@friendly
+def list_models() -> None:
+    """The embedding models known by name."""
+    from visor.embedding.models import describe_models
+
+    table = Table("name", "dim", "weights")
+    for row in describe_models():
+        table.add_row(row["name"], str(row["dim"]), row["weights"])
+    out.print(table)
+    out.print("Also: random:<name> (random weights, for trials), a model folder, or a hub id.")
+
+
 @app.command("datasets")
 @friendly
 def list_datasets() -> None:
@@ -173,6 +235,18 @@ def info(
         for row in data["classes"]:
             classes.add_row(row["class"], row["kind"], str(row["labels"]), str(row["samples"]))
         out.print(classes)
+        vectors = ws.dataset(name).embedding_status()["models"]
+        if vectors:
+            table = Table("model", "dim", "vectors", "unreadable", "complete")
+            for row in vectors:
+                table.add_row(
+                    row["model"],
+                    str(row["dim"]),
+                    f"{row['vectors']}/{row['samples']}",
+                    str(row["errors"]),
+                    "yes" if row["complete"] else f"no ({row['missing']} missing)",
+                )
+            out.print(table)
         report = data.get("report") or {}
         if skipped:
             for item in report.get("skipped", []):
@@ -218,6 +292,10 @@ def jobs(
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+    preload_model: Annotated[
+        bool, typer.Option(help="load the embedding model now, not on first use")
+    ] = False,
+    model: Annotated[str | None, typer.Option(help="the model to preload")] = None,
 ) -> None:
     """Serve the web UI and the HTTP API."""
     import uvicorn
@@ -225,6 +303,11 @@ def serve(
     from visor.api import create_app
 
     settings = get_settings()
+    if preload_model:
+        from visor.embedding.models import load_model
+
+        embedder = load_model(model or settings.model)
+        console.print(f"model {embedder.name} loaded on {embedder.device} ({embedder.precision})")
     host = host or settings.host
     port = port or settings.port
     app_ = create_app(settings)
@@ -239,8 +322,12 @@ def demo(
     name: Annotated[str, typer.Option(help="dataset name")] = "demo",
     no_serve: Annotated[bool, typer.Option("--no-serve", help="stop after ingesting")] = False,
     path: Annotated[Path | None, typer.Option(help="where to write the images")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="embedding model (default: dinov2-base if available)")
+    ] = None,
+    precision: Annotated[str | None, typer.Option(help="auto|fp32|fp16|bf16")] = None,
 ) -> None:
-    """Make a synthetic dataset of coloured shapes, ingest it, and serve it."""
+    """Make a synthetic dataset of coloured shapes, ingest it, embed it, and serve it."""
     from visor.synthetic import generate
 
     settings = get_settings()
@@ -260,8 +347,30 @@ def demo(
     with _workspace() as ws:
         job = follow(ws, ws.ingest(str(root), name, replace=True))
         out.print(f"ingested [bold]{name}[/bold]: {job['result']['samples']} samples")
+        dataset = ws.dataset(name)
+        chosen = model or _demo_model(settings.model)
+        _embed_report(follow(ws, dataset.embed(chosen, precision=precision))["result"])
     if not no_serve:
-        serve(None, None)
+        serve(None, None, False, None)
+
+
+def _demo_model(preferred: str) -> str:
+    """The configured model if its weights load; else its random twin, with a warning."""
+    from visor.embedding.models import load_model
+    from visor.errors import ModelUnavailable
+
+    try:
+        load_model(preferred)
+        return preferred
+    except ModelUnavailable as e:
+        fallback = "random:dinov2-small"
+        console.print(
+            f"[bold yellow]warning:[/bold yellow] {e.message}\n"
+            f"[bold yellow]warning:[/bold yellow] the demo uses {fallback} instead: random "
+            "weights, so the map and neighbours show the pipeline working, not real similarity",
+            highlight=False,
+        )
+        return fallback
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ class Settings(BaseSettings):
     port: int = 8000
     thumbnail_size: int = 256
     job_workers: int = 2
+    # Embedding model used when none is named: a registry name, a folder or a hub id.
+    model: str = "dinov2-base"
     # Object stores: extra options for s3fs (e.g. a local S3 API) and gcsfs.
     s3_endpoint_url: str | None = None
     gcs_endpoint_url: str | None = None

@@ -9,14 +9,18 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from visor.config import Settings, get_settings
 from visor.errors import InvalidInput, NotFound, VisorError
 from visor.media.thumbnails import make_thumbnail, write_atomically
+from visor.services import embed as embed_service
 from visor.services import ingest as ingest_service
 from visor.services.jobs import JobContext, JobRunner
 from visor.sources import Source
 from visor.store import Store
 from visor.store import datasets as dataset_rows
+from visor.store import embeddings as vector_rows
 from visor.store import samples as sample_rows
 from visor.store.samples import SampleFilter
 
@@ -145,6 +149,83 @@ class Dataset:
 
     def import_predictions(self, file: str, source_name: str) -> dict[str, Any]:
         return ingest_service.import_predictions(self.store, self.row, file, source_name)
+
+    # -- embeddings -----------------------------------------------------------------------
+
+    def embed(
+        self,
+        model: str | None = None,
+        *,
+        device: str | None = None,
+        precision: str | None = None,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        recompute: bool = False,
+        wait: bool = False,
+    ) -> dict[str, Any]:
+        """Start embedding every image without a vector from `model`; returns the job.
+
+        Asking again while that job runs returns the running job. With `wait`, returns the
+        finished job and raises if it failed.
+        """
+        options = embed_service.EmbedOptions(
+            model=model or self.workspace.settings.model,
+            device=device,
+            precision=precision,
+            batch_size=batch_size,
+            workers=workers,
+            recompute=recompute,
+        ).checked()
+        source = self.workspace.source(self.row["root"])
+
+        def run(ctx: JobContext) -> dict[str, Any]:
+            return embed_service.embed_dataset(self.store, ctx, self.row, source, options)
+
+        job = self.workspace.jobs.submit(
+            "embed", self.name, options.params(), run, key=options.model
+        ).to_dict()
+        if not wait:
+            return job
+        job = self.workspace.jobs.wait(job["id"])
+        if job["state"] == "failed":
+            raise VisorError(job["error"] or "embed job failed")
+        return job
+
+    def embeddings(self, model: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ids (int64, ascending) and their vectors, an (n, d) float32 array."""
+        model = model or self.workspace.settings.model
+        ids, vectors = vector_rows.vectors(self.store, self.id, model)
+        if not len(ids):
+            raise NotFound(
+                f"dataset {self.name!r} has no vectors from model {model!r} (run visor embed)"
+            )
+        return ids, vectors
+
+    def embedding_status(self) -> dict[str, Any]:
+        """Per model: dimension, vectors stored, unreadable images, complete or not, last job."""
+        samples = int(self.row["num_samples"])
+        jobs = self.workspace.jobs.list(dataset=self.name, kind="embed")
+        models = []
+        for row in vector_rows.status(self.store, self.id):
+            last = next((j for j in jobs if (j["params"] or {}).get("model") == row["model"]), None)
+            missing = max(samples - row["vectors"] - row["errors"], 0)
+            models.append(
+                {
+                    **row,
+                    "samples": samples,
+                    "missing": missing,
+                    "complete": missing == 0,
+                    "last_job": last,
+                }
+            )
+        running = [j for j in jobs if j["state"] in ("queued", "running")]
+        return {"dataset": self.name, "samples": samples, "models": models, "running": running}
+
+    def embedding_errors(self, model: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """The images `model` could not embed, with the reason for each."""
+        return vector_rows.errors(
+            self.store, self.id, model or self.workspace.settings.model, limit=limit
+        )
 
     # -- images -------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visor import __version__
-from visor.api.routes import datasets, jobs, samples
+from visor.api.routes import datasets, embeddings, jobs, samples
 from visor.config import Settings, get_settings
 from visor.errors import VisorError
 from visor.workspace import Workspace
@@ -37,7 +37,7 @@ def static_dir() -> Path:
     return Path(str(resources.files("visor"))) / "static"
 
 
-def create_app(settings: Settings | None = None, *, preload_model: bool = False) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, *, preload_model: bool = False)
     app.include_router(datasets.router)
     app.include_router(samples.router)
     app.include_router(jobs.router)
+    app.include_router(embeddings.router)
 
     ui = static_dir()
     if (ui / "index.html").exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
@@ -78,11 +79,15 @@ def looks_complete(f: IO[bytes], size: int) -> bool:
     return True
 
 
-def decode(data: bytes, name: str, *, draft: tuple[int, int] | None = None) -> Image.Image:
+DraftSize = tuple[int, int] | Callable[[tuple[int, int]], tuple[int, int]]
+
+
+def decode(data: bytes, name: str, *, draft: DraftSize | None = None) -> Image.Image:
     """An RGB image with its EXIF orientation applied.
 
     `draft` lets JPEG decode at a reduced scale no smaller than that size (much faster when the
-    image will be shrunk anyway). Odd modes (CMYK, 16-bit, palette, alpha) are converted.
+    image will be shrunk anyway); it may be a function of the full (displayed) size.
+    Odd modes (CMYK, 16-bit, palette, alpha) are converted.
     """
     if not data:
         raise FormatError(f"{name}: empty file (0 bytes)")
@@ -91,7 +96,11 @@ def decode(data: bytes, name: str, *, draft: tuple[int, int] | None = None) -> I
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             if draft is not None and img.format == "JPEG":
-                img.draft("RGB", _draft_size(img.size, draft, img.getexif().get(0x0112, 1)))
+                orientation = img.getexif().get(0x0112, 1)
+                if callable(draft):
+                    w, h = img.size
+                    draft = draft((h, w) if orientation in (5, 6, 7, 8) else (w, h))
+                img.draft("RGB", _draft_size(draft, orientation))
             img.load()
     except UnidentifiedImageError:
         raise FormatError(f"{name}: not an image (unrecognised file contents)") from None
@@ -123,9 +132,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _draft_size(
-    size: tuple[int, int], target: tuple[int, int], orientation: int
-) -> tuple[int, int]:
+def _draft_size(target: tuple[int, int], orientation: int) -> tuple[int, int]:
     # The draft target is in stored (unrotated) pixels.
     if orientation in (5, 6, 7, 8):
         return (target[1], target[0])

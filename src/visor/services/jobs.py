@@ -46,6 +46,7 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     rate: float | None = None  # items per second, smoothed
+    key: str = ""  # what makes two jobs of a kind on a dataset the same job
 
     @property
     def eta(self) -> float | None:
@@ -149,20 +150,27 @@ class JobRunner:
         fn: JobFunction,
         *,
         total: int | None = None,
+        key: str = "",
     ) -> Job:
-        """Queue `fn`; if the same kind of job is already queued or running on the dataset,
-        return that job instead of starting a second."""
+        """Queue `fn`; if a job of the same kind and `key` (e.g. the model) is already queued
+        or running on the dataset, return that job instead of starting a second."""
         with self._lock:
             for ctx in self._live.values():
                 job = ctx.job
                 if (
                     job.kind == kind
                     and job.dataset == dataset
+                    and job.key == key
                     and job.state in ("queued", "running")
                 ):
                     return job
             job = Job(
-                id=uuid.uuid4().hex[:12], kind=kind, dataset=dataset, params=params, total=total
+                id=uuid.uuid4().hex[:12],
+                kind=kind,
+                dataset=dataset,
+                params=params,
+                total=total,
+                key=key,
             )
             ctx = JobContext(self, job)
             self._live[job.id] = ctx

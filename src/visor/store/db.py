@@ -69,7 +69,8 @@ class Store:
     def query_one(
         self, sql: str, params: list[Any] | tuple[Any, ...] = ()
     ) -> tuple[Any, ...] | None:
-        return self.cursor().execute(sql, params).fetchone()
+        rows = self.cursor().execute(sql, params).fetchmany(1)  # fetchmany ends the result
+        return rows[0] if rows else None
 
     def query_dicts(
         self, sql: str, params: list[Any] | tuple[Any, ...] = ()
@@ -79,7 +80,13 @@ class Store:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def query_arrow(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> pa.Table:
-        return self.cursor().execute(sql, params).to_arrow_table()
+        # A cursor of its own: `sql()` refuses to run while this thread's cursor holds the
+        # unread result of an earlier execute() (e.g. an INSERT's row count).
+        cur = self._con.cursor()
+        try:
+            return cur.sql(sql, params=params).to_arrow_table()
+        finally:
+            cur.close()
 
     @staticmethod
     def insert_arrow(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:

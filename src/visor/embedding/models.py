@@ -1,0 +1,348 @@
+"""Embedding models by name: a small registry, device choice, and a per-process model cache.
+
+`load_model("dinov2-base")` gives an `Embedder`; the same name, device and precision give the
+same `Embedder` for the life of the process, so weights are read once and shared by jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from visor.errors import InvalidInput, ModelUnavailable
+
+if TYPE_CHECKING:
+    import torch
+
+    from visor.embedding.preprocess import Preprocessing
+
+log = logging.getLogger("visor.models")
+
+DEFAULT_MODEL = "dinov2-base"
+RANDOM_PREFIX = "random:"
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+# DINOv2's own preprocessor_config.json (the same for every size).
+DINOV2_PREPROCESSING: dict[str, Any] = {
+    "do_resize": True,
+    "size": {"shortest_edge": 256},
+    "resample": 3,
+    "do_center_crop": True,
+    "crop_size": {"height": 224, "width": 224},
+    "do_rescale": True,
+    "rescale_factor": 1 / 255,
+    "do_normalize": True,
+    "image_mean": [0.485, 0.456, 0.406],
+    "image_std": [0.229, 0.224, 0.225],
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named model: where its weights live and the architecture they fit."""
+
+    name: str
+    hub_id: str
+    dim: int
+    config: dict[str, Any] = field(default_factory=dict)  # Dinov2Config fields
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "dinov2-small",
+            "facebook/dinov2-small",
+            384,
+            {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6},
+        ),
+        ModelSpec(
+            "dinov2-base",
+            "facebook/dinov2-base",
+            768,
+            {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12},
+        ),
+        ModelSpec(
+            "dinov2-large",
+            "facebook/dinov2-large",
+            1024,
+            {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16},
+        ),
+        ModelSpec(
+            "dinov2-giant",
+            "facebook/dinov2-giant",
+            1536,
+            {
+                "hidden_size": 1536,
+                "num_hidden_layers": 40,
+                "num_attention_heads": 24,
+                "mlp_ratio": 4,
+                "use_swiglu_ffn": True,
+            },
+        ),
+        # Not a real checkpoint: a two-layer DINOv2 for tests and quick trials (random only).
+        ModelSpec(
+            "dinov2-tiny",
+            "",
+            64,
+            {
+                "hidden_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "intermediate_size": 128,
+            },
+        ),
+    )
+}
+
+
+def describe_models() -> list[dict[str, Any]]:
+    """The registry as plain rows (for `visor models` and the API)."""
+    return [
+        {"name": s.name, "dim": s.dim, "weights": s.hub_id or "random only"}
+        for s in REGISTRY.values()
+    ]
+
+
+def check_model_name(name: str) -> str:
+    """Validate a model argument without loading anything; returns it stripped."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput("model: give a model name, a hub id or a folder")
+    if name.startswith(RANDOM_PREFIX):
+        base = name[len(RANDOM_PREFIX) :]
+        if base not in REGISTRY:
+            known = ", ".join(RANDOM_PREFIX + n for n in REGISTRY)
+            raise InvalidInput(f"model {name!r}: unknown architecture (known: {known})")
+        return name
+    if name in REGISTRY:
+        if not REGISTRY[name].hub_id:
+            raise InvalidInput(f"model {name!r} has no weights; use {RANDOM_PREFIX}{name}")
+        return name
+    if Path(name).expanduser().exists() or _looks_like_hub_id(name):
+        return name
+    known = ", ".join(n for n, s in REGISTRY.items() if s.hub_id)
+    raise InvalidInput(
+        f"model {name!r}: not a known model ({known}), an existing folder or a hub id "
+        "like 'facebook/dinov2-base'"
+    )
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(p and not p.startswith(".") for p in parts)
+
+
+# -- devices ---------------------------------------------------------------------------------
+
+
+def resolve_device(requested: str | None = None) -> str:
+    """`cuda`, `mps` or `cpu`: the requested one if it is usable, else the best available."""
+    import torch
+
+    if requested and requested != "auto":
+        kind = requested.split(":")[0]
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise InvalidInput(f"device {requested!r}: CUDA is not available on this machine")
+        if kind == "mps" and not torch.backends.mps.is_available():
+            raise InvalidInput(f"device {requested!r}: MPS is not available on this machine")
+        if kind not in ("cuda", "mps", "cpu"):
+            raise InvalidInput(f"device {requested!r}: use auto, cuda, cuda:N, mps or cpu")
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_precision(precision: str | None, device: str) -> str:
+    """fp16 on CUDA and MPS, fp32 on CPU unless asked (bf16 is ~3x faster on recent CPUs)."""
+    precision = precision or "auto"
+    if precision not in PRECISIONS:
+        raise InvalidInput(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "fp16" if device.startswith(("cuda", "mps")) else "fp32"
+    if precision == "fp16" and device == "cpu":
+        raise InvalidInput("precision fp16 is for GPUs; on CPU use bf16 or fp32")
+    return precision
+
+
+# -- the loaded model ------------------------------------------------------------------------
+
+
+@dataclass
+class Embedder:
+    """A model ready to embed: weights on `device`, and the preprocessing they expect."""
+
+    name: str
+    dim: int
+    device: str
+    precision: str
+    model: torch.nn.Module
+    preprocessing: Preprocessing
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """CLS token of the last hidden state for a uint8 batch (n, h, w, 3) on any device;
+        returns float32 (n, dim) on the model's device."""
+        import torch
+
+        x = self.preprocessing.normalize(pixels.to(self.device, non_blocking=True))
+        if self.precision == "fp16":
+            x = x.half()
+        with torch.inference_mode():
+            if self.precision == "bf16":
+                with torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16):
+                    hidden = self.model(pixel_values=x).last_hidden_state
+            else:
+                hidden = self.model(pixel_values=x).last_hidden_state
+            return hidden[:, 0].float()
+
+
+_cache: dict[tuple[str, str, str], Embedder] = {}
+_cache_lock = threading.Lock()
+
+
+def load_model(
+    name: str = DEFAULT_MODEL, device: str | None = None, precision: str | None = None
+) -> Embedder:
+    """The shared `Embedder` for `name` on `device` (loaded on first use).
+
+    `name` is a registry name (`dinov2-base`), `random:<name>` (same architecture, random
+    weights, seeded so every process builds the same model), a local folder or a hub id.
+    """
+    name = check_model_name(name)
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    key = (name, device, precision)
+    with _cache_lock:
+        found = _cache.get(key)
+        if found is None:
+            found = _build(name, device, precision)
+            _cache[key] = found
+        return found
+
+
+def loaded_models() -> list[dict[str, str]]:
+    return [{"model": k[0], "device": k[1], "precision": k[2]} for k in _cache]
+
+
+def _build(name: str, device: str, precision: str) -> Embedder:
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from visor.embedding.preprocess import Preprocessing
+
+    hf_logging.disable_progress_bar()  # the job's own progress is what the user follows
+    if name.startswith(RANDOM_PREFIX):
+        spec = REGISTRY[name[len(RANDOM_PREFIX) :]]
+        model = _random_model(spec)
+        processor_config = DINOV2_PREPROCESSING
+    else:
+        source = REGISTRY[name].hub_id if name in REGISTRY else name
+        model, processor_config = _pretrained(source, name)
+    model.eval()
+    if precision == "fp16":
+        model.half()
+    model.to(device)
+    dim = int(cast(Any, model).config.hidden_size)
+    log.info("loaded %s (%d-d) on %s, %s", name, dim, device, precision)
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+    return Embedder(
+        name=name,
+        dim=dim,
+        device=device,
+        precision=precision,
+        model=model,
+        preprocessing=Preprocessing.from_config(processor_config),
+    )
+
+
+def _random_model(spec: ModelSpec) -> torch.nn.Module:
+    import torch
+    from transformers import AutoModel, Dinov2Config
+
+    config = Dinov2Config(**spec.config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model: torch.nn.Module = AutoModel.from_config(config, attn_implementation="sdpa")
+    return model
+
+
+def _pretrained(source: str, name: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Weights and preprocessor config from a folder, the local cache, or (if reachable) the hub."""
+    from transformers import AutoModel
+
+    folder = Path(source).expanduser()
+    if folder.exists():
+        if not (folder / "config.json").is_file():
+            raise ModelUnavailable(
+                f"model folder {folder}: no config.json (expected a saved transformers model)"
+            )
+        try:
+            model = AutoModel.from_pretrained(str(folder), attn_implementation="sdpa")
+        except (OSError, ValueError) as e:
+            raise ModelUnavailable(f"model folder {folder}: cannot load it ({e})") from None
+        return model, _processor_config(str(folder), local_only=True)
+    try:
+        model = AutoModel.from_pretrained(source, attn_implementation="sdpa", local_files_only=True)
+        return model, _processor_config(source, local_only=True)
+    except OSError:
+        pass  # not in the local cache
+    hint = (
+        f"put the weights in a folder (e.g. `huggingface-cli download {source} --local-dir "
+        f"./{source.split('/')[-1]}` on a connected machine) and pass --model "
+        f"/path/to/{source.split('/')[-1]}; or use --model random:{name} to try Visor "
+        "without real weights"
+    )
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_reachable():
+        raise ModelUnavailable(
+            f"model {name!r}: weights for {source} are not in the local Hugging Face cache "
+            f"and huggingface.co cannot be reached; {hint}"
+        )
+    log.warning("downloading %s from huggingface.co", source)
+    try:
+        model = AutoModel.from_pretrained(source, attn_implementation="sdpa")
+    except OSError as e:
+        raise ModelUnavailable(f"model {name!r}: cannot download {source} ({e}); {hint}") from None
+    return model, _processor_config(source, local_only=False)
+
+
+def _processor_config(source: str, *, local_only: bool) -> dict[str, Any]:
+    """The model's `preprocessor_config.json`; DINOv2's when the model has none."""
+    from transformers.utils import cached_file
+
+    try:
+        path = cached_file(
+            source,
+            "preprocessor_config.json",
+            local_files_only=local_only,
+            _raise_exceptions_for_missing_entries=False,
+        )
+    except OSError:
+        path = None
+    if path is None:
+        log.warning("%s has no preprocessor_config.json; using DINOv2's preprocessing", source)
+        return DINOV2_PREPROCESSING
+    config: dict[str, Any] = json.loads(Path(path).read_text())
+    return config
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")):
+        return True  # behind a proxy a direct probe says nothing; let the download try
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = endpoint.split("://", 1)[-1].split("/", 1)[0]
+    hostname, _, port = host.partition(":")
+    try:
+        with socket.create_connection((hostname, int(port or 443)), timeout=timeout):
+            return True
+    except OSError:
+        return False

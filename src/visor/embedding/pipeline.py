@@ -1,0 +1,173 @@
+"""Images in, vectors out: decoding on worker threads feeding batches to the model.
+
+A pure function of (images → vectors) that knows nothing of the store or jobs, so it can run
+unchanged inside another executor. Worker threads read, decode (JPEG draft mode) and crop
+while the model runs on the previous batch; PIL and torch both release the GIL for the heavy
+parts. On CUDA a batch is copied from pinned memory without blocking, and a batch's vectors
+are fetched only after the next batch has been queued, so copies overlap compute.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Generator, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from visor.errors import VisorError
+
+if TYPE_CHECKING:
+    import torch
+
+    from visor.embedding.models import Embedder
+
+log = logging.getLogger("visor.pipeline")
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One image to embed: a key (sample id), a name for messages, and how to read its bytes."""
+
+    key: int
+    name: str
+    read: Callable[[], bytes]
+
+
+@dataclass
+class Batch:
+    """Vectors for `keys` (float32, one row each) and the items that could not be read."""
+
+    keys: np.ndarray
+    vectors: np.ndarray
+    failed: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.keys) + len(self.failed)
+
+
+def default_workers() -> int:
+    return max(2, min(16, (os.cpu_count() or 2)))
+
+
+def embed_images(
+    embedder: Embedder,
+    items: Iterable[ImageItem],
+    *,
+    batch_size: int = 32,
+    workers: int | None = None,
+) -> Generator[Batch, None, None]:
+    """Yield one `Batch` per model batch, in input order. Unreadable images never stop the
+    run: they come back in `Batch.failed` with a reason. Closing the iterator stops the workers.
+
+    On CUDA out-of-memory the batch size halves (down to 1) and the run goes on.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    workers = workers or default_workers()
+    prepare = embedder.preprocessing.prepare
+    runner = _ModelRunner(embedder, batch_size)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="visor-decode")
+    queue: deque[tuple[ImageItem, Future[np.ndarray]]] = deque()
+    source = iter(items)
+
+    def read_and_prepare(item: ImageItem) -> np.ndarray:
+        return prepare(item.read(), item.name)
+
+    def fill() -> None:
+        # Keep two batches' worth of images in flight (decoding ahead of the model).
+        while len(queue) < 2 * runner.batch_size + workers:
+            item = next(source, None)
+            if item is None:
+                return
+            queue.append((item, pool.submit(read_and_prepare, item)))
+
+    pending: tuple[np.ndarray, list[tuple[int, str]], _Pending] | None = None
+    try:
+        fill()
+        while queue:
+            keys: list[int] = []
+            crops: list[np.ndarray] = []
+            failed: list[tuple[int, str]] = []
+            while queue and len(keys) + len(failed) < runner.batch_size:
+                item, future = queue.popleft()
+                try:
+                    crops.append(future.result())
+                    keys.append(item.key)
+                except VisorError as e:
+                    failed.append((item.key, e.message))
+                except Exception as e:  # a reader error we did not foresee: record, go on
+                    failed.append((item.key, f"{item.name}: cannot read ({type(e).__name__}: {e})"))
+            fill()
+            launched = runner.launch(crops) if crops else None
+            if pending is not None:
+                yield _finish(*pending)
+            empty = _Pending(None, embedder.dim)
+            pending = (np.asarray(keys, dtype=np.int64), failed, launched or empty)
+        if pending is not None:
+            yield _finish(*pending)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _finish(keys: np.ndarray, failed: list[tuple[int, str]], pending: _Pending) -> Batch:
+    return Batch(keys=keys, vectors=pending.result(), failed=failed)
+
+
+class _Pending:
+    """Vectors being computed (possibly asynchronously on a GPU)."""
+
+    def __init__(self, output: torch.Tensor | None, dim: int = 0, event: object = None) -> None:
+        self._output = output
+        self._dim = dim
+        self._event = event
+
+    def result(self) -> np.ndarray:
+        if self._output is None:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        if self._event is not None:
+            self._event.synchronize()  # type: ignore[attr-defined]
+        return self._output.numpy()
+
+
+class _ModelRunner:
+    def __init__(self, embedder: Embedder, batch_size: int) -> None:
+        self.embedder = embedder
+        self.batch_size = batch_size
+        self.cuda = embedder.device.startswith("cuda")
+
+    def launch(self, crops: list[np.ndarray]) -> _Pending:
+        import torch
+
+        host = torch.from_numpy(np.stack(crops))
+        if self.cuda:
+            host = host.pin_memory()
+        out = self._forward(host)
+        if not self.cuda:
+            return _Pending(out.cpu())
+        fetched = out.to("cpu", non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        return _Pending(fetched, event=event)
+
+    def _forward(self, host: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        try:
+            return self.embedder.forward(host)
+        except torch.OutOfMemoryError:
+            if len(host) <= 1:
+                raise VisorError(
+                    f"out of memory on {self.embedder.device} even with batch size 1"
+                ) from None
+            torch.cuda.empty_cache()
+            half = (len(host) + 1) // 2
+            self.batch_size = max(1, min(self.batch_size, half))
+            log.warning("out of memory: batch size lowered to %d", self.batch_size)
+            parts = [self._forward(host[:half]), self._forward(host[half:])]
+            return torch.cat(parts)

@@ -1,0 +1,119 @@
+"""The embed job: every sample of a dataset without a vector from the model → the pipeline →
+vectors committed batch by batch, so a stopped or killed job keeps its work and a new one
+embeds only what is missing."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any
+
+from visor.embedding.models import DEFAULT_MODEL, check_model_name, load_model, resolve_device
+from visor.embedding.models import resolve_precision as check_precision
+from visor.embedding.pipeline import ImageItem, default_workers, embed_images
+from visor.errors import InvalidInput
+from visor.services.jobs import JobContext
+from visor.sources import Source
+from visor.store import Store
+from visor.store import embeddings as vector_rows
+
+MAX_BATCH_SIZE = 4096
+REPORT_LIMIT = 100  # unreadable images listed in the job result; the count is exact
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    model: str = DEFAULT_MODEL
+    device: str | None = None  # auto: cuda, then mps, then cpu
+    precision: str | None = None  # auto: fp16 on GPUs, fp32 on CPU
+    batch_size: int | None = None  # auto: 128 on GPUs, 32 on CPU
+    workers: int | None = None  # decoding threads; auto: one per core (2-16)
+    recompute: bool = False
+
+    def checked(self) -> EmbedOptions:
+        """Validated, with automatic values filled in (fails fast, before a job starts)."""
+        model = check_model_name(self.model)
+        device = resolve_device(self.device)
+        precision = check_precision(self.precision, device)
+        batch = self.batch_size or (128 if device != "cpu" else 32)
+        if not 1 <= batch <= MAX_BATCH_SIZE:
+            raise InvalidInput(f"batch_size {batch}: use 1 to {MAX_BATCH_SIZE}")
+        workers = self.workers or default_workers()
+        if not 1 <= workers <= 64:
+            raise InvalidInput(f"workers {workers}: use 1 to 64")
+        return EmbedOptions(model, device, precision, batch, workers, self.recompute)
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def embed_dataset(
+    store: Store,
+    ctx: JobContext,
+    dataset: dict[str, Any],
+    source: Source,
+    options: EmbedOptions,
+) -> dict[str, Any]:
+    """Run the embed job for `dataset` (a datasets row) with checked `options`."""
+    ctx.phase(f"loading {options.model} on {options.device}")
+    embedder = load_model(options.model, options.device, options.precision)
+    vector_rows.ensure_model(store, embedder.name, embedder.dim)
+    dataset_id = int(dataset["id"])
+    if options.recompute:
+        todo = vector_rows.all_samples(store, dataset_id)
+    else:
+        todo = vector_rows.missing(store, dataset_id, embedder.name, embedder.dim)
+    already = int(dataset["num_samples"]) - len(todo)
+    vector_rows.clear_errors(store, dataset_id, embedder.name)
+    ctx.phase(
+        f"embedding with {embedder.name} on {embedder.device} ({embedder.precision})"
+        + (f"; {already} already done" if already else ""),
+        total=len(todo),
+    )
+    items = (ImageItem(key, path, partial(source.read_bytes, path)) for key, path in todo)
+    done = embedded = 0
+    failures: list[dict[str, Any]] = []
+    failed_count = 0
+    paths = dict(todo)
+    started = time.monotonic()
+    assert options.batch_size is not None
+    batches = embed_images(embedder, items, batch_size=options.batch_size, workers=options.workers)
+    try:
+        for batch in batches:
+            vector_rows.write_batch(
+                store,
+                dataset_id,
+                embedder.name,
+                batch.keys,
+                batch.vectors,
+                batch.failed,
+                job_id=ctx.job.id,
+                replace=options.recompute,
+            )
+            done += batch.count
+            embedded += len(batch.keys)
+            failed_count += len(batch.failed)
+            for key, reason in batch.failed:
+                if len(failures) < REPORT_LIMIT:
+                    failures.append({"sample_id": key, "path": paths[key], "reason": reason})
+            ctx.progress(done)
+            ctx.check_cancelled()
+    finally:
+        batches.close()
+    elapsed = time.monotonic() - started
+    ctx.job.message = f"embedded {embedded} images" + (
+        f"; {failed_count} unreadable" if failed_count else ""
+    )
+    return {
+        "model": embedder.name,
+        "dim": embedder.dim,
+        "device": embedder.device,
+        "precision": embedder.precision,
+        "embedded": embedded,
+        "skipped_existing": already,
+        "failed_count": failed_count,
+        "failed": failures,
+        "seconds": round(elapsed, 2),
+        "images_per_s": round(done / elapsed, 2) if elapsed > 0 else None,
+    }

@@ -1,0 +1,157 @@
+"""Embedding vectors and the images that could not be embedded.
+
+Vectors live in one table per dimension, `embeddings_<d>` (a `FLOAT[d]` column has one d),
+keyed by (dataset_id, sample_id, model); `embedding_models` says which table a model uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from visor.errors import Conflict
+from visor.store.db import Store
+
+
+def table_name(dim: int) -> str:
+    return f"embeddings_{int(dim)}"
+
+
+def model_dim(store: Store, model: str) -> int | None:
+    found = store.query_one("SELECT dim FROM embedding_models WHERE name = ?", [model])
+    return int(found[0]) if found else None
+
+
+def ensure_model(store: Store, model: str, dim: int) -> None:
+    """Register `model` with its dimension and create its vector table if needed."""
+    known = model_dim(store, model)
+    if known is not None and known != dim:
+        raise Conflict(
+            f"model {model!r} gave {dim}-d vectors but the store holds {known}-d vectors under "
+            "that name; delete them first (or use another model name)"
+        )
+    with store.transaction() as cur:
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {table_name(dim)} (dataset_id INTEGER NOT NULL, "
+            f"sample_id INTEGER NOT NULL, model VARCHAR NOT NULL, vector FLOAT[{int(dim)}] "
+            "NOT NULL)"
+        )
+        if known is None:
+            cur.execute("INSERT INTO embedding_models VALUES (?, ?)", [model, dim])
+
+
+def missing(store: Store, dataset_id: int, model: str, dim: int) -> list[tuple[int, str]]:
+    """(sample id, path) of every sample without a vector from `model`, in id order."""
+    rows = store.query(
+        f"SELECT s.id, s.path FROM samples s ANTI JOIN {table_name(dim)} e "
+        "ON e.dataset_id = s.dataset_id AND e.sample_id = s.id AND e.model = ? "
+        "WHERE s.dataset_id = ? ORDER BY s.id",
+        [model, dataset_id],
+    )
+    return [(int(i), str(p)) for i, p in rows]
+
+
+def all_samples(store: Store, dataset_id: int) -> list[tuple[int, str]]:
+    rows = store.query(
+        "SELECT id, path FROM samples WHERE dataset_id = ? ORDER BY id", [dataset_id]
+    )
+    return [(int(i), str(p)) for i, p in rows]
+
+
+def clear_errors(store: Store, dataset_id: int, model: str) -> None:
+    store.cursor().execute(
+        "DELETE FROM embedding_errors WHERE dataset_id = ? AND model = ?", [dataset_id, model]
+    )
+
+
+def write_batch(
+    store: Store,
+    dataset_id: int,
+    model: str,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    failed: list[tuple[int, str]],
+    *,
+    job_id: str | None,
+    replace: bool,
+) -> None:
+    """Commit one batch: its vectors (replacing older ones if `replace`) and its failures."""
+    n, dim = vectors.shape
+    if n != len(ids):
+        raise ValueError("one vector per id")
+    with store.transaction() as cur:
+        if n:
+            table = table_name(dim)
+            if replace:
+                cur.execute(
+                    f"DELETE FROM {table} WHERE dataset_id = ? AND model = ? "
+                    "AND list_contains(?, sample_id)",
+                    [dataset_id, model, ids.tolist()],
+                )
+            flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+            batch = pa.table(
+                {
+                    "dataset_id": pa.array(np.full(n, dataset_id, dtype=np.int32)),
+                    "sample_id": pa.array(ids.astype(np.int32)),
+                    "model": pa.array([model] * n, pa.string()),
+                    "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
+                }
+            )
+            store.insert_arrow(cur, table, batch)
+        if failed:
+            errors = pa.table(
+                {
+                    "dataset_id": pa.array([dataset_id] * len(failed), pa.int32()),
+                    "sample_id": pa.array([k for k, _ in failed], pa.int32()),
+                    "model": pa.array([model] * len(failed), pa.string()),
+                    "job_id": pa.array([job_id] * len(failed), pa.string()),
+                    "reason": pa.array([r for _, r in failed], pa.string()),
+                }
+            )
+            store.insert_arrow(cur, "embedding_errors", errors)
+
+
+def vectors(store: Store, dataset_id: int, model: str) -> tuple[np.ndarray, np.ndarray]:
+    """Sample ids (int64) and their vectors as an (n, d) float32 array, in id order."""
+    dim = model_dim(store, model)
+    if dim is None:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+    table = store.query_arrow(
+        f"SELECT sample_id, vector FROM {table_name(dim)} "
+        "WHERE dataset_id = ? AND model = ? ORDER BY sample_id",
+        [dataset_id, model],
+    )
+    ids = table.column("sample_id").to_numpy().astype(np.int64)
+    column = table.column("vector").combine_chunks()
+    matrix = column.values.to_numpy(zero_copy_only=False).reshape(len(ids), dim)
+    return ids, matrix.astype(np.float32, copy=False)
+
+
+def status(store: Store, dataset_id: int) -> list[dict[str, Any]]:
+    """Per model with vectors or errors in this dataset: dim, vectors, unreadable images."""
+    rows: list[dict[str, Any]] = []
+    for name, dim in store.query("SELECT name, dim FROM embedding_models ORDER BY name"):
+        stored = store.query_one(
+            f"SELECT count(*) FROM {table_name(dim)} WHERE dataset_id = ? AND model = ?",
+            [dataset_id, name],
+        )
+        errors = store.query_one(
+            "SELECT count(*) FROM embedding_errors WHERE dataset_id = ? AND model = ?",
+            [dataset_id, name],
+        )
+        n_vectors = int(stored[0]) if stored else 0
+        n_errors = int(errors[0]) if errors else 0
+        if n_vectors or n_errors:
+            rows.append({"model": name, "dim": int(dim), "vectors": n_vectors, "errors": n_errors})
+    return rows
+
+
+def errors(store: Store, dataset_id: int, model: str, *, limit: int = 1000) -> list[dict[str, Any]]:
+    return store.query_dicts(
+        "SELECT e.sample_id, s.path, e.reason, e.job_id FROM embedding_errors e "
+        "JOIN samples s ON s.dataset_id = e.dataset_id AND s.id = e.sample_id "
+        "WHERE e.dataset_id = ? AND e.model = ? ORDER BY e.sample_id LIMIT ?",
+        [dataset_id, model, limit],
+    )
