@@ -50,6 +50,19 @@ def ingest(ws: Workspace, root: Path | str, name: str = "ds", **kw) -> dict:
     return ws.jobs.wait(job["id"], timeout=120)
 
 
+def run_cli(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`visor ARGS` in a child process with VISOR_HOME=home."""
+    return subprocess.run(
+        [sys.executable, "-m", "visor", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VISOR_HOME": str(home), **(env or {})},
+        timeout=300,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

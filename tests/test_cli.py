@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-
-def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "visor", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "VISOR_HOME": str(home)},
-        timeout=300,
-    )
+from conftest import run_cli as run
 
 
 def test_ingest_info_rm(tmp_path: Path, demo_root: Path) -> None:
@@ -44,6 +33,10 @@ def test_errors_are_one_line_and_exit_1(tmp_path: Path, demo_root: Path) -> None
 
 
 def test_demo_without_serving(tmp_path: Path) -> None:
-    r = run(tmp_path, "demo", "--images", "30", "--no-serve")
+    # No weights here and no hub: the demo says so and embeds with random weights.
+    offline = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    r = run(tmp_path, "demo", "--images", "30", "--no-serve", env=offline)
     assert r.returncode == 0, r.stderr
     assert "ingested demo: 30 samples" in r.stdout
+    assert "the demo uses random:dinov2-small instead" in r.stderr
+    assert "embedded 30 images with random:dinov2-small (384-d" in r.stdout

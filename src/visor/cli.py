@@ -27,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True, soft_wrap=True)
-out = Console()
+out = Console(soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -173,6 +173,9 @@ def embed(
 def _embed_report(result: dict[str, Any]) -> None:
     rate = f" at {result['images_per_s']} images/s" if result.get("images_per_s") else ""
     existing = result["skipped_existing"]
+    if not result["embedded"] and not result["failed_count"]:
+        out.print(f"nothing to embed: all {existing} images have vectors from {result['model']}")
+        return
     out.print(
         f"embedded {result['embedded']} images with {result['model']} ({result['dim']}-d, "
         f"{result['device']}, {result['precision']}) in {result['seconds']} s{rate}"

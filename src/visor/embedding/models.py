@@ -6,6 +6,7 @@ same `Embedder` for the life of the process, so weights are read once and shared
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -163,15 +164,29 @@ def resolve_device(requested: str | None = None) -> str:
 
 
 def resolve_precision(precision: str | None, device: str) -> str:
-    """fp16 on CUDA and MPS, fp32 on CPU unless asked (bf16 is ~3x faster on recent CPUs)."""
+    """fp16 on CUDA and MPS; on CPU bf16 where the CPU has bf16 instructions (about 3x faster,
+    vectors within cosine 0.9999 of fp32), else fp32 (bf16 is emulated and ~6x slower)."""
     precision = precision or "auto"
     if precision not in PRECISIONS:
         raise InvalidInput(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     if precision == "auto":
-        return "fp16" if device.startswith(("cuda", "mps")) else "fp32"
+        if device.startswith(("cuda", "mps")):
+            return "fp16"
+        return "bf16" if cpu_has_bf16() else "fp32"
     if precision == "fp16" and device == "cpu":
         raise InvalidInput("precision fp16 is for GPUs; on CPU use bf16 or fp32")
     return precision
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX), read from Linux's
+    /proc/cpuinfo; elsewhere False."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 # -- the loaded model ------------------------------------------------------------------------

@@ -165,9 +165,13 @@ class _ModelRunner:
                 raise VisorError(
                     f"out of memory on {self.embedder.device} even with batch size 1"
                 ) from None
-            torch.cuda.empty_cache()
-            half = (len(host) + 1) // 2
-            self.batch_size = max(1, min(self.batch_size, half))
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            self.batch_size = max(1, min(self.batch_size, len(host) // 2))
             log.warning("out of memory: batch size lowered to %d", self.batch_size)
-            parts = [self._forward(host[:half]), self._forward(host[half:])]
+            parts, start = [], 0
+            while start < len(host):  # a nested failure lowers batch_size for what follows
+                size = self.batch_size
+                parts.append(self._forward(host[start : start + size]))
+                start += size
             return torch.cat(parts)

@@ -36,10 +36,10 @@ class EmbedOptions:
         model = check_model_name(self.model)
         device = resolve_device(self.device)
         precision = check_precision(self.precision, device)
-        batch = self.batch_size or (128 if device != "cpu" else 32)
+        batch = self.batch_size if self.batch_size is not None else (32 if device == "cpu" else 128)
         if not 1 <= batch <= MAX_BATCH_SIZE:
             raise InvalidInput(f"batch_size {batch}: use 1 to {MAX_BATCH_SIZE}")
-        workers = self.workers or default_workers()
+        workers = self.workers if self.workers is not None else default_workers()
         if not 1 <= workers <= 64:
             raise InvalidInput(f"workers {workers}: use 1 to 64")
         return EmbedOptions(model, device, precision, batch, workers, self.recompute)
