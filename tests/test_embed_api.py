@@ -148,3 +148,12 @@ def test_missing_weights_fail_fast_with_a_fix(tmp_path: Path, demo_root: Path) -
     assert "Traceback" not in r.stderr + r.stdout
     r = run(tmp_path, "embed", "shapes", "--model", str(tmp_path / "no-such-folder"))
     assert r.returncode == 1 and "not a known model" in r.stderr
+
+
+def test_serve_can_preload_the_model(server_home: Path) -> None:
+    srv = Server(server_home).start("--preload-model", "--model", TINY)
+    try:
+        loaded = httpx.get(f"{srv.url}/api/models").json()["loaded"]
+        assert [m["model"] for m in loaded] == [TINY]
+    finally:
+        srv.stop()

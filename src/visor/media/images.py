@@ -94,9 +94,9 @@ def decode(data: bytes, name: str, *, draft: DraftSize | None = None) -> Image.I
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
+            orientation = img.getexif().get(0x0112, 1)
             if draft is not None and img.format == "JPEG":
-                orientation = img.getexif().get(0x0112, 1)
                 if callable(draft):
                     w, h = img.size
                     draft = draft((h, w) if orientation in (5, 6, 7, 8) else (w, h))
@@ -109,7 +109,9 @@ def decode(data: bytes, name: str, *, draft: DraftSize | None = None) -> Image.I
     except (OSError, SyntaxError, ValueError) as e:
         reason = "truncated image" if "truncated" in str(e) else f"cannot decode ({e})"
         raise FormatError(f"{name}: {reason}") from None
-    return to_rgb(ImageOps.exif_transpose(img) or img)
+    if orientation not in (1, None):  # exif_transpose copies the image even when upright
+        img = ImageOps.exif_transpose(img) or img
+    return to_rgb(img)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

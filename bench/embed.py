@@ -1,0 +1,135 @@
+"""Embedding speed: the pipeline against the model alone, and against the simple way.
+
+    .venv/bin/python bench/embed.py                                   # CPU, small and base
+    .venv/bin/python bench/embed.py --models random:dinov2-base --device cuda \\
+        --batch-size 256 --images 5000                                # a GPU machine
+
+On the demo data at 640x480 JPEG (written once under --data), for each model, in one run:
+  model-only   pre-decoded uint8 crops through the model (normalisation included), no I/O;
+  end-to-end   `visor embed` on an ingested dataset: read files, decode, resize, crop on
+               worker threads, model, vectors committed to DuckDB (model load excluded);
+  simple       one Python thread: PIL decodes each full image, the Hugging Face image
+               processor prepares it, batches of 32 in fp32 (torch keeps its own threads).
+Prints images/s for each and the ratios end-to-end / model-only and end-to-end / simple.
+Random weights: speed does not depend on weight values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from visor.config import Settings
+from visor.embedding.models import DINOV2_PREPROCESSING, load_model
+from visor.synthetic import generate
+from visor.workspace import Workspace
+
+
+def model_only(
+    name: str, device: str, precision: str | None, crops: np.ndarray, batch: int
+) -> float:
+    embedder = load_model(name, device, precision)
+    pixels = torch.from_numpy(crops)
+    if device.startswith("cuda"):
+        pixels = pixels.pin_memory()
+    embedder.forward(pixels[:batch]).cpu()  # warm-up
+    started = time.perf_counter()
+    for start in range(0, len(pixels), batch):
+        embedder.forward(pixels[start : start + batch]).cpu()
+    return len(pixels) / (time.perf_counter() - started)
+
+
+def end_to_end(
+    name: str, device: str, precision: str | None, data: Path, batch: int, workers: int | None
+) -> tuple[float, str]:
+    with tempfile.TemporaryDirectory() as home, Workspace(Settings(home=Path(home))) as ws:
+        ws.jobs.wait(ws.ingest(str(data), "bench")["id"])
+        dataset = ws.dataset("bench")
+        job = dataset.embed(
+            name, device=device, precision=precision, batch_size=batch, workers=workers, wait=True
+        )
+        result = job["result"]
+        assert result["failed_count"] == 0, result["failed"][:3]
+        return float(result["images_per_s"]), result["precision"]
+
+
+def simple(name: str, device: str, files: list[Path]) -> float:
+    """The way most scripts do it."""
+    from transformers import BitImageProcessorPil
+
+    processor = BitImageProcessorPil(**DINOV2_PREPROCESSING)
+    model = load_model(name, device, "fp32").model
+    started = time.perf_counter()
+    for start in range(0, len(files), 32):
+        images = [Image.open(f).convert("RGB") for f in files[start : start + 32]]
+        inputs = processor(images=images, return_tensors="pt")["pixel_values"].to(device)
+        with torch.inference_mode():
+            model(pixel_values=inputs).last_hidden_state[:, 0].cpu()
+    return len(files) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--models", default="random:dinov2-small,random:dinov2-base")
+    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default=None, help="auto|fp32|fp16|bf16")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--no-simple", action="store_true", help="skip the simple-way baseline")
+    parser.add_argument(
+        "--data", type=Path, default=Path(tempfile.gettempdir()) / "visor-bench-embed"
+    )
+    args = parser.parse_args()
+
+    data = args.data / f"{args.images}"
+    if not (data / ".complete").exists():
+        print(f"writing {args.images} demo images (640x480) to {data}", file=sys.stderr)
+        generate(data, args.images, size=(640, 480), seed=3)
+        (data / ".complete").touch()
+    files = sorted(data.rglob("*.jpg"))
+    device = load_model("random:dinov2-tiny", args.device).device
+    print(
+        f"device {device}, torch threads {torch.get_num_threads()}, {len(files)} images, "
+        f"batch {args.batch_size}",
+        file=sys.stderr,
+    )
+
+    rows = []
+    for name in args.models.split(","):
+        embedder = load_model(name, device, args.precision)
+        crops = np.stack([embedder.preprocessing.prepare(f.read_bytes(), f.name) for f in files])
+        model_rate = model_only(name, device, args.precision, crops, args.batch_size)
+        e2e_rate, precision = end_to_end(
+            name, device, args.precision, data, args.batch_size, args.workers
+        )
+        row = {
+            "model": name,
+            "device": device,
+            "precision": precision,
+            "batch_size": args.batch_size,
+            "images": len(files),
+            "model_only_images_per_s": round(model_rate, 2),
+            "end_to_end_images_per_s": round(e2e_rate, 2),
+            "ratio_end_to_end_to_model_only": round(e2e_rate / model_rate, 3),
+        }
+        if not args.no_simple:
+            simple_rate = simple(name, device, files)
+            row["simple_images_per_s"] = round(simple_rate, 2)
+            row["speedup_over_simple"] = round(e2e_rate / simple_rate, 2)
+        rows.append(row)
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
