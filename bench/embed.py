@@ -10,7 +10,9 @@ On the demo data at 640x480 JPEG (written once under --data), for each model, in
                worker threads, model, vectors committed to DuckDB (model load excluded);
   simple       one Python thread: PIL decodes each full image, the Hugging Face image
                processor prepares it, batches of 32 in fp32 (torch keeps its own threads).
-Prints images/s for each and the ratios end-to-end / model-only and end-to-end / simple.
+The three are measured in interleaved rounds (--rounds, default 3) and the medians reported,
+so a noisy machine slows all alike. Prints images/s for each and the ratios end-to-end /
+model-only and end-to-end / simple.
 Random weights: speed does not depend on weight values.
 """
 
@@ -48,17 +50,21 @@ def model_only(
 
 
 def end_to_end(
-    name: str, device: str, precision: str | None, data: Path, batch: int, workers: int | None
+    ws: Workspace, name: str, device: str, precision: str | None, batch: int, workers: int | None
 ) -> tuple[float, str]:
-    with tempfile.TemporaryDirectory() as home, Workspace(Settings(home=Path(home))) as ws:
-        ws.jobs.wait(ws.ingest(str(data), "bench")["id"])
-        dataset = ws.dataset("bench")
-        job = dataset.embed(
-            name, device=device, precision=precision, batch_size=batch, workers=workers, wait=True
-        )
-        result = job["result"]
-        assert result["failed_count"] == 0, result["failed"][:3]
-        return float(result["images_per_s"]), result["precision"]
+    """One `visor embed --recompute` of the whole dataset; images/s as the job measured it."""
+    job = ws.dataset("bench").embed(
+        name,
+        device=device,
+        precision=precision,
+        batch_size=batch,
+        workers=workers,
+        recompute=True,
+        wait=True,
+    )
+    result = job["result"]
+    assert result["failed_count"] == 0, result["failed"][:3]
+    return float(result["images_per_s"]), result["precision"]
 
 
 def simple(name: str, device: str, files: list[Path]) -> float:
@@ -81,11 +87,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--models", default="random:dinov2-small,random:dinov2-base")
-    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default=None, help="auto|fp32|fp16|bf16")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repeats (medians)")
     parser.add_argument("--no-simple", action="store_true", help="skip the simple-way baseline")
     parser.add_argument(
         "--data", type=Path, default=Path(tempfile.gettempdir()) / "visor-bench-embed"
@@ -105,30 +112,43 @@ def main() -> None:
         file=sys.stderr,
     )
 
-    rows = []
-    for name in args.models.split(","):
-        embedder = load_model(name, device, args.precision)
-        crops = np.stack([embedder.preprocessing.prepare(f.read_bytes(), f.name) for f in files])
-        model_rate = model_only(name, device, args.precision, crops, args.batch_size)
-        e2e_rate, precision = end_to_end(
-            name, device, args.precision, data, args.batch_size, args.workers
+    with tempfile.TemporaryDirectory() as home, Workspace(Settings(home=Path(home))) as ws:
+        ws.jobs.wait(ws.ingest(str(data), "bench")["id"])
+        for name in args.models.split(","):
+            print(json.dumps(measure(ws, name, device, files, args)))
+
+
+def measure(
+    ws: Workspace, name: str, device: str, files: list[Path], args: argparse.Namespace
+) -> dict[str, object]:
+    """Rounds of (model-only, end-to-end, simple), interleaved so that a noisy machine slows
+    all three alike; medians over the rounds."""
+    embedder = load_model(name, device, args.precision)
+    crops = np.stack([embedder.preprocessing.prepare(f.read_bytes(), f.name) for f in files])
+    rates: dict[str, list[float]] = {"model_only": [], "end_to_end": [], "simple": []}
+    precision = embedder.precision
+    for _ in range(args.rounds):
+        rates["model_only"].append(model_only(name, device, args.precision, crops, args.batch_size))
+        rate, precision = end_to_end(
+            ws, name, device, args.precision, args.batch_size, args.workers
         )
-        row = {
-            "model": name,
-            "device": device,
-            "precision": precision,
-            "batch_size": args.batch_size,
-            "images": len(files),
-            "model_only_images_per_s": round(model_rate, 2),
-            "end_to_end_images_per_s": round(e2e_rate, 2),
-            "ratio_end_to_end_to_model_only": round(e2e_rate / model_rate, 3),
-        }
+        rates["end_to_end"].append(rate)
         if not args.no_simple:
-            simple_rate = simple(name, device, files)
-            row["simple_images_per_s"] = round(simple_rate, 2)
-            row["speedup_over_simple"] = round(e2e_rate / simple_rate, 2)
-        rows.append(row)
-        print(json.dumps(row))
+            rates["simple"].append(simple(name, device, files))
+    med = {k: float(np.median(v)) for k, v in rates.items() if v}
+    row: dict[str, object] = {
+        "model": name,
+        "device": device,
+        "precision": precision,
+        "batch_size": args.batch_size,
+        "images": len(files),
+        "rounds": args.rounds,
+        **{f"{k}_images_per_s": round(v, 2) for k, v in med.items()},
+        "ratio_end_to_end_to_model_only": round(med["end_to_end"] / med["model_only"], 3),
+    }
+    if "simple" in med:
+        row["speedup_over_simple"] = round(med["end_to_end"] / med["simple"], 2)
+    return row
 
 
 if __name__ == "__main__":
