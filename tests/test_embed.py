@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ingest
 from PIL import Image
 
 from visor.embedding.models import (
@@ -24,8 +25,6 @@ from visor.embedding.models import (
 from visor.embedding.pipeline import ImageItem, embed_images
 from visor.errors import InvalidInput
 from visor.workspace import Workspace
-
-from conftest import ingest
 
 TINY = "random:dinov2-tiny"
 

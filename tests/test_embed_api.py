@@ -3,6 +3,7 @@ killed mid-job, and a model whose weights are not there."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -54,7 +55,7 @@ def test_generate_streams_progress_and_reports_status(server: Server, demo_root:
         assert len(running) >= 2
         for _, data, _ in events:
             assert {"done", "total", "rate", "eta", "state", "message"} <= set(data)
-        gaps = [b[2] - a[2] for a, b in zip(events, events[1:], strict=False)]
+        gaps = [b[2] - a[2] for a, b in itertools.pairwise(events)]
         assert max(gaps) < 0.5  # at least twice a second
         dones = [e[1]["done"] for e in running]
         assert dones == sorted(dones) and any(e[1]["rate"] for e in running)

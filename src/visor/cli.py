@@ -191,6 +191,31 @@ def _embed_report(result: dict[str, Any]) -> None:
             console.print(f"  ... and {result['failed_count'] - 20} more (visor info NAME)")
 
 
+@app.command("map")
+@friendly
+def make_map(
+    name: str,
+    model: Annotated[str | None, typer.Option(help="whose vectors (default: VISOR_MODEL)")] = None,
+    method: Annotated[str, typer.Option(help="umap|pca|tsne")] = "umap",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="k=v, repeatable: n_neighbors, min_dist, random_state, ..."),
+    ] = None,
+) -> None:
+    """Lay the dataset's vectors out in 2D; the new map becomes the default."""
+    from visor.services.maps import parse_pairs
+
+    with _workspace() as ws:
+        dataset = ws.dataset(name)
+        job = follow(ws, dataset.make_map(model, method, parse_pairs(param or [])))
+        result = job["result"]
+        out.print(
+            f"map {result['map_id']}: {result['method']} of {result['points']} points "
+            f"({result['model']}) in {result['seconds']} s",
+            highlight=False,
+        )
+
+
 @app.command("models")
 @friendly
 def list_models() -> None:

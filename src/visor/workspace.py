@@ -10,17 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from visor.config import Settings, get_settings
-from visor.errors import InvalidInput, NotFound, VisorError
+from visor.errors import Conflict, InvalidInput, NotFound, VisorError
 from visor.media.thumbnails import make_thumbnail, write_atomically
 from visor.services import embed as embed_service
 from visor.services import ingest as ingest_service
+from visor.services import maps as map_service
 from visor.services.jobs import JobContext, JobRunner
 from visor.sources import Source
 from visor.store import Store
 from visor.store import datasets as dataset_rows
 from visor.store import embeddings as vector_rows
+from visor.store import maps as map_rows
 from visor.store import samples as sample_rows
 from visor.store.samples import SampleFilter
 
@@ -226,6 +229,60 @@ class Dataset:
         return vector_rows.errors(
             self.store, self.id, model or self.workspace.settings.model, limit=limit
         )
+
+    # -- maps ---------------------------------------------------------------------------
+
+    def make_map(
+        self,
+        model: str | None = None,
+        method: str = "umap",
+        params: dict[str, Any] | None = None,
+        *,
+        wait: bool = False,
+    ) -> dict[str, Any]:
+        """Start laying out `model`'s vectors in 2D (`umap`, `pca` or `tsne`); returns the job.
+        The new map becomes the dataset's default."""
+        model = model or self.workspace.settings.model
+        checked = map_service.check_params(method, params)
+        counts = {row["model"]: row["vectors"] for row in vector_rows.status(self.store, self.id)}
+        if not counts.get(model):
+            raise Conflict(
+                f"dataset {self.name!r} has no vectors from model {model!r}: run embed first "
+                f"(visor embed {self.name} --model {model})"
+            )
+
+        def run(ctx: JobContext) -> dict[str, Any]:
+            return map_service.make_map(self.store, ctx, self.id, model, method, checked)
+
+        params_row = {"model": model, "method": method, **checked}
+        job = self.workspace.jobs.submit(
+            "map", self.name, params_row, run, key=f"{model}:{method}"
+        ).to_dict()
+        return self.workspace.jobs.wait(job["id"]) if wait else job
+
+    def maps(self) -> list[dict[str, Any]]:
+        return map_rows.list_maps(self.store, self.id)
+
+    def map(self, map_id: int | None = None) -> dict[str, Any]:
+        """One map, or the default one."""
+        if map_id is None:
+            found = next((m for m in self.maps() if m["is_default"]), None)
+            if found is None:
+                raise NotFound(f"dataset {self.name!r} has no map yet (run visor map)")
+            return found
+        row = map_rows.get(self.store, self.id, map_id)
+        if row is None:
+            raise NotFound(f"map {map_id} not found in dataset {self.name!r}")
+        return row
+
+    def map_points(self, map_id: int | None = None) -> pa.Table:
+        """sample_id, x, y, split and first class of every point of a map."""
+        return map_rows.points(self.store, self.id, self.map(map_id)["id"])
+
+    def set_default_map(self, map_id: int) -> dict[str, Any]:
+        self.map(map_id)
+        map_rows.set_default(self.store, self.id, map_id)
+        return self.map(map_id)
 
     # -- images -------------------------------------------------------------------------
 

@@ -79,4 +79,28 @@ CREATE TABLE embedding_errors (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2]
+# Version 3: 2D maps of a dataset's vectors, and their points.
+_V3 = """
+CREATE SEQUENCE map_ids START 1;
+CREATE TABLE maps (
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL,
+    model VARCHAR NOT NULL,
+    method VARCHAR NOT NULL,
+    params JSON,
+    num_points INTEGER NOT NULL,
+    is_default BOOLEAN NOT NULL DEFAULT false,
+    job_id VARCHAR,
+    seconds DOUBLE,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE map_points (
+    dataset_id INTEGER NOT NULL,
+    map_id INTEGER NOT NULL,
+    sample_id INTEGER NOT NULL,
+    x FLOAT NOT NULL,
+    y FLOAT NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]

@@ -1,0 +1,226 @@
+"""2D maps of a dataset's vectors: UMAP (default), PCA or t-SNE, as a job with progress by
+phase (reducing, neighbours, layout epochs).
+
+Vectors are L2-normalised first, so Euclidean distances rank like cosine distances; UMAP and
+t-SNE start from a PCA to `pca_dims` dimensions when the vectors are wider (much faster, and
+DINOv2's neighbourhoods survive it).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from visor.errors import InvalidInput
+from visor.services.jobs import JobContext
+from visor.store import Store
+from visor.store import embeddings as vector_rows
+from visor.store import maps as map_rows
+
+MIN_POINTS = 3
+
+
+@dataclass(frozen=True)
+class Param:
+    kind: type
+    default: Any
+    low: float | None = None
+    high: float | None = None
+
+
+_PCA_DIMS = Param(int, 50, 0, 1024)
+_SEED = Param(int, None, 0, 2**31 - 1)
+METHODS: dict[str, dict[str, Param]] = {
+    "umap": {
+        "n_neighbors": Param(int, 15, 2, 200),
+        "min_dist": Param(float, 0.1, 0.0, 1.0),
+        "n_epochs": Param(int, None, 10, 5000),
+        "pca_dims": _PCA_DIMS,
+        "random_state": _SEED,
+    },
+    "pca": {"random_state": _SEED},
+    "tsne": {
+        "perplexity": Param(float, 30.0, 2.0, 100.0),
+        "max_iter": Param(int, 1000, 250, 10_000),
+        "pca_dims": _PCA_DIMS,
+        "random_state": _SEED,
+    },
+}
+
+
+def check_params(method: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validated parameters with defaults filled in; values may be strings (`k=v` on the CLI)."""
+    if method not in METHODS:
+        raise InvalidInput(f"method {method!r}: use one of {', '.join(METHODS)}")
+    spec = METHODS[method]
+    given = dict(params or {})
+    unknown = sorted(set(given) - set(spec))
+    if unknown:
+        raise InvalidInput(
+            f"parameter {unknown[0]!r} is not a {method} parameter (known: {', '.join(spec)})"
+        )
+    checked: dict[str, Any] = {}
+    for name, p in spec.items():
+        value = given.get(name, p.default)
+        if value is None or value == "":
+            checked[name] = p.default
+            continue
+        try:
+            value = p.kind(float(value)) if p.kind is int else p.kind(value)
+            if p.kind is int and float(given.get(name, value)) != value:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise InvalidInput(
+                f"parameter {name}={given.get(name)!r}: expected {p.kind.__name__}"
+            ) from None
+        if (p.low is not None and value < p.low) or (p.high is not None and value > p.high):
+            raise InvalidInput(f"parameter {name}={value}: use {p.low} to {p.high}")
+        checked[name] = value
+    return checked
+
+
+def parse_pairs(pairs: list[str]) -> dict[str, str]:
+    """`["n_neighbors=30", "min_dist=0.2"]` → a dict (the CLI's `--param k=v`)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"--param {pair!r}: write it as name=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def compute_map(
+    vectors: np.ndarray, method: str, params: dict[str, Any], ctx: JobContext | None = None
+) -> np.ndarray:
+    """(n, 2) float32 coordinates for (n, d) vectors."""
+    n = len(vectors)
+    if n < MIN_POINTS:
+        raise InvalidInput(
+            f"a map needs at least {MIN_POINTS} embedded samples; this dataset has {n}"
+        )
+    if not np.isfinite(vectors).all():
+        raise InvalidInput("the vectors contain NaN or infinite values")
+    x = vectors.astype(np.float32, copy=True)
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    seed = params.get("random_state")
+    if method == "pca":
+        _phase(ctx, "reducing to 2 dimensions (PCA)")
+        return _pca(x, 2, seed)
+    dims = int(params.get("pca_dims") or 0)
+    if dims and x.shape[1] > dims and n > dims:
+        _phase(ctx, f"reducing {x.shape[1]} to {dims} dimensions (PCA)")
+        x = _pca(x, dims, seed)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        _phase(ctx, "t-SNE layout")
+        tsne = TSNE(
+            n_components=2,
+            perplexity=min(float(params["perplexity"]), (n - 1) / 3),
+            max_iter=int(params["max_iter"]),
+            init="pca",
+            random_state=seed,
+        )
+        return np.asarray(tsne.fit_transform(x), dtype=np.float32)
+    return _umap(x, params, ctx)
+
+
+def _pca(x: np.ndarray, dims: int, seed: int | None) -> np.ndarray:
+    from sklearn.decomposition import PCA
+
+    dims = min(dims, x.shape[1], len(x))
+    return np.asarray(PCA(n_components=dims, random_state=seed).fit_transform(x), np.float32)
+
+
+def _umap(x: np.ndarray, params: dict[str, Any], ctx: JobContext | None) -> np.ndarray:
+    import umap
+    from umap.umap_ import nearest_neighbors
+
+    n = len(x)
+    k = min(int(params["n_neighbors"]), n - 1)
+    seed = params.get("random_state")
+    _phase(ctx, f"finding {k} neighbours of each point")
+    started = time.monotonic()
+    random = np.random.RandomState(seed)
+    knn = nearest_neighbors(x, k, "euclidean", {}, False, random, low_memory=True)
+    _phase(ctx, f"layout epochs (neighbours took {time.monotonic() - started:.1f} s)")
+    reducer = umap.UMAP(
+        n_neighbors=k,
+        min_dist=float(params["min_dist"]),
+        n_epochs=params.get("n_epochs"),
+        metric="euclidean",
+        random_state=seed,
+        n_jobs=1 if seed is not None else -1,  # a seed makes UMAP single-threaded anyway
+        precomputed_knn=knn,
+        # Spectral initialisation needs more points than neighbours to be stable.
+        init="spectral" if n > 2 * k + 2 else "random",
+        tqdm_kwds={"disable": ctx is None, "file": _EpochReport(ctx), "bar_format": "{n}/{total}"},
+    )
+    return np.asarray(reducer.fit_transform(x), dtype=np.float32)
+
+
+class _EpochReport(io.StringIO):
+    """Receives UMAP's epoch counter (tqdm with bar_format "{n}/{total}") as job progress;
+    raising here when the job is cancelled stops the layout between epochs."""
+
+    _COUNT = re.compile(r"(\d+)/(\d+)")
+
+    def __init__(self, ctx: JobContext | None) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def write(self, text: str) -> int:
+        found = self._COUNT.findall(text)
+        if found and self.ctx is not None:
+            done, total = found[-1]
+            self.ctx.progress(int(done), int(total))
+            self.ctx.check_cancelled()
+        return len(text)
+
+
+def make_map(
+    store: Store,
+    ctx: JobContext,
+    dataset_id: int,
+    model: str,
+    method: str,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The map job: load the vectors, lay them out, store the map as the dataset's default."""
+    _phase(ctx, f"loading {model} vectors")
+    ids, vectors = vector_rows.vectors(store, dataset_id, model)
+    started = time.monotonic()
+    xy = compute_map(vectors, method, params, ctx)
+    seconds = round(time.monotonic() - started, 2)
+    map_id = map_rows.save(
+        store,
+        dataset_id,
+        model=model,
+        method=method,
+        params=params,
+        ids=ids,
+        xy=xy,
+        job_id=ctx.job.id,
+        seconds=seconds,
+    )
+    ctx.job.message = f"{method} map of {len(ids)} points in {seconds} s"
+    return {
+        "map_id": map_id,
+        "points": len(ids),
+        "method": method,
+        "model": model,
+        "seconds": seconds,
+    }
+
+
+def _phase(ctx: JobContext | None, message: str) -> None:
+    if ctx is not None:
+        ctx.phase(message)
+        ctx.check_cancelled()

@@ -1,0 +1,109 @@
+"""Maps (2D layouts of a dataset's vectors) and their points."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from visor.store.db import Store
+
+_COLUMNS = (
+    "id",
+    "dataset_id",
+    "model",
+    "method",
+    "params",
+    "num_points",
+    "is_default",
+    "job_id",
+    "seconds",
+    "created_at",
+)
+
+
+def _row(values: tuple[Any, ...]) -> dict[str, Any]:
+    row = dict(zip(_COLUMNS, values, strict=True))
+    row["params"] = json.loads(row["params"]) if row["params"] else {}
+    row["created_at"] = row["created_at"].isoformat() if row["created_at"] else None
+    return row
+
+
+def list_maps(store: Store, dataset_id: int) -> list[dict[str, Any]]:
+    rows = store.query(
+        f"SELECT {', '.join(_COLUMNS)} FROM maps WHERE dataset_id = ? ORDER BY id", [dataset_id]
+    )
+    return [_row(r) for r in rows]
+
+
+def get(store: Store, dataset_id: int, map_id: int) -> dict[str, Any] | None:
+    found = store.query_one(
+        f"SELECT {', '.join(_COLUMNS)} FROM maps WHERE dataset_id = ? AND id = ?",
+        [dataset_id, map_id],
+    )
+    return _row(found) if found else None
+
+
+def save(
+    store: Store,
+    dataset_id: int,
+    *,
+    model: str,
+    method: str,
+    params: dict[str, Any],
+    ids: np.ndarray,
+    xy: np.ndarray,
+    job_id: str | None,
+    seconds: float,
+) -> int:
+    """Store a new map with its points, atomically; it becomes the dataset's default."""
+    with store.transaction() as cur:
+        found = cur.execute("SELECT nextval('map_ids')").fetchall()
+        map_id = int(found[0][0])
+        cur.execute("UPDATE maps SET is_default = false WHERE dataset_id = ?", [dataset_id])
+        cur.execute(
+            "INSERT INTO maps (id, dataset_id, model, method, params, num_points, is_default, "
+            "job_id, seconds) VALUES (?, ?, ?, ?, ?, ?, true, ?, ?)",
+            [map_id, dataset_id, model, method, json.dumps(params), len(ids), job_id, seconds],
+        )
+        n = len(ids)
+        points = pa.table(
+            {
+                "dataset_id": pa.array(np.full(n, dataset_id, dtype=np.int32)),
+                "map_id": pa.array(np.full(n, map_id, dtype=np.int32)),
+                "sample_id": pa.array(ids.astype(np.int32)),
+                "x": pa.array(xy[:, 0].astype(np.float32)),
+                "y": pa.array(xy[:, 1].astype(np.float32)),
+            }
+        )
+        store.insert_arrow(cur, "map_points", points)
+    return map_id
+
+
+def set_default(store: Store, dataset_id: int, map_id: int) -> None:
+    with store.transaction() as cur:
+        cur.execute("UPDATE maps SET is_default = false WHERE dataset_id = ?", [dataset_id])
+        cur.execute(
+            "UPDATE maps SET is_default = true WHERE dataset_id = ? AND id = ?",
+            [dataset_id, map_id],
+        )
+
+
+def delete(store: Store, dataset_id: int, map_id: int) -> None:
+    with store.transaction() as cur:
+        cur.execute(
+            "DELETE FROM map_points WHERE dataset_id = ? AND map_id = ?", [dataset_id, map_id]
+        )
+        cur.execute("DELETE FROM maps WHERE dataset_id = ? AND id = ?", [dataset_id, map_id])
+
+
+def points(store: Store, dataset_id: int, map_id: int) -> pa.Table:
+    """sample_id, x, y, the sample's split and its first class, in sample id order."""
+    return store.query_arrow(
+        "SELECT p.sample_id, p.x, p.y, s.split, s.classes[1] AS class FROM map_points p "
+        "JOIN samples s ON s.dataset_id = p.dataset_id AND s.id = p.sample_id "
+        "WHERE p.dataset_id = ? AND p.map_id = ? ORDER BY p.sample_id",
+        [dataset_id, map_id],
+    )

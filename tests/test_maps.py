@@ -1,0 +1,98 @@
+"""Maps: the layouts themselves, the map job, and the binary points API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import Server, wait_job
+from sklearn.manifold import trustworthiness
+
+from visor.errors import InvalidInput
+from visor.services.maps import check_params, compute_map
+
+TINY = "random:dinov2-tiny"
+
+
+def _clusters(n_per: int = 150, k: int = 6, d: int = 384, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(k, d))
+    return np.concatenate([c + 0.3 * rng.normal(size=(n_per, d)) for c in centers]).astype(
+        np.float32
+    )
+
+
+def test_umap_is_trustworthy_and_reproducible_with_a_seed() -> None:
+    x = _clusters()
+    params = check_params("umap", {"random_state": "7"})
+    a = compute_map(x, "umap", params)
+    assert a.shape == (len(x), 2) and a.dtype == np.float32 and np.isfinite(a).all()
+    assert trustworthiness(x, a, n_neighbors=5) >= 0.9
+    np.testing.assert_array_equal(a, compute_map(x, "umap", params))
+
+
+def test_pca_and_tsne_maps() -> None:
+    x = _clusters(n_per=60)
+    for method in ("pca", "tsne"):
+        xy = compute_map(x, method, check_params(method, {"random_state": 1}))
+        assert xy.shape == (len(x), 2) and np.isfinite(xy).all()
+        assert trustworthiness(x, xy, n_neighbors=5) >= 0.9, method
+
+
+def test_bad_map_requests_are_refused_clearly() -> None:
+    with pytest.raises(InvalidInput, match="method 'mds'"):
+        check_params("mds", {})
+    with pytest.raises(InvalidInput, match="'perplexity' is not a umap parameter"):
+        check_params("umap", {"perplexity": 5})
+    with pytest.raises(InvalidInput, match="n_neighbors=1"):
+        check_params("umap", {"n_neighbors": 1})
+    with pytest.raises(InvalidInput, match="expected int"):
+        check_params("umap", {"n_neighbors": "many"})
+    with pytest.raises(InvalidInput, match="at least 3 embedded samples; this dataset has 2"):
+        compute_map(_clusters()[:2], "umap", check_params("umap", {}))
+    bad = _clusters(n_per=5)
+    bad[3, 7] = np.nan
+    with pytest.raises(InvalidInput, match="NaN"):
+        compute_map(bad, "pca", check_params("pca", {}))
+    # Very small datasets still get a map.
+    assert compute_map(_clusters(n_per=1, k=4), "umap", check_params("umap", {})).shape == (4, 2)
+
+
+def test_map_job_and_binary_points(server: Server, demo_root: Path) -> None:
+    with httpx.Client(base_url=server.url, timeout=300) as c:
+        r = c.post("/api/datasets", json={"name": "s", "path": str(demo_root)})
+        assert r.status_code == 202
+        wait_job(c, c.get("/api/jobs").json()[0]["id"])
+        r = c.post("/api/datasets/s/maps", json={"model": TINY})
+        assert r.status_code == 409 and "run embed first" in r.json()["error"]["message"]
+        job = c.post("/api/datasets/s/embeddings/generate", json={"model": TINY}).json()
+        assert wait_job(c, job["id"])["state"] == "done"
+        r = c.post("/api/datasets/s/maps", json={"model": TINY, "params": {"bogus": 1}})
+        assert r.status_code == 422 and "bogus" in r.json()["error"]["message"]
+
+        body = {"model": TINY, "method": "umap", "params": {"random_state": 0}}
+        job = c.post("/api/datasets/s/maps", json=body).json()
+        done = wait_job(c, job["id"], timeout=300)
+        assert done["state"] == "done", done
+        (listed,) = c.get("/api/datasets/s/maps").json()
+        assert listed["is_default"] and listed["num_points"] == 40 and listed["model"] == TINY
+        assert listed["params"]["random_state"] == 0
+
+        r = c.get("/api/datasets/s/maps/default/points")
+        assert r.headers["content-type"] == "application/vnd.apache.arrow.stream"
+        table = pa.ipc.open_stream(r.content).read_all()
+        assert table.column("sample_id").to_pylist() == list(range(40))
+        assert table.schema.field("x").type == pa.float32()
+        xy = np.stack([table.column("x").to_numpy(), table.column("y").to_numpy()], 1)
+        assert np.isfinite(xy).all()
+
+        legend = json.loads(table.schema.metadata[b"visor:legend"])
+        sample = c.get("/api/datasets/s/samples/5").json()
+        code = table.column("class")[5].as_py()
+        assert legend["class"][code] == (sample["classes"][0] if sample["classes"] else None)
+        assert legend["split"][table.column("split")[5].as_py()] == sample["split"]
+        assert c.get("/api/datasets/s/maps/99/points").status_code == 404
