@@ -216,6 +216,30 @@ def make_map(
         )
 
 
+@app.command()
+@friendly
+def similar(
+    name: str,
+    target: Annotated[str, typer.Argument(help="a sample id, or the path of an image file")],
+    k: Annotated[int, typer.Option("-k", help="how many neighbours")] = 20,
+    model: Annotated[str | None, typer.Option(help="whose vectors (default: VISOR_MODEL)")] = None,
+) -> None:
+    """The images nearest to a sample or to an image file, by cosine distance."""
+    with _workspace() as ws:
+        dataset = ws.dataset(name)
+        if target.isdigit():
+            found = dataset.similar(int(target), k, model)
+        else:
+            path = Path(target)
+            if not path.is_file():
+                raise VisorError(f"{target}: not a sample id, and no such image file")
+            found = dataset.similar_to_image(path.read_bytes(), path.name, k, model)
+        table = Table("sample", "distance", "path")
+        for row in found:
+            table.add_row(str(row["sample_id"]), f"{row['distance']:.4f}", row["path"] or "")
+        out.print(table)
+
+
 @app.command("models")
 @friendly
 def list_models() -> None:

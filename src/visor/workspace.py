@@ -19,6 +19,7 @@ from visor.services import embed as embed_service
 from visor.services import ingest as ingest_service
 from visor.services import maps as map_service
 from visor.services.jobs import JobContext, JobRunner
+from visor.services.search import IndexCache, VectorIndex, check_k
 from visor.sources import Source
 from visor.store import Store
 from visor.store import datasets as dataset_rows
@@ -36,6 +37,7 @@ class Workspace:
         self.store = Store(self.settings.db_path)
         self.jobs = JobRunner(self.store, workers=self.settings.job_workers)
         self._sources: dict[str, Source] = {}
+        self.indexes = IndexCache()
 
     def close(self) -> None:
         self.jobs.shutdown()
@@ -229,6 +231,73 @@ class Dataset:
         return vector_rows.errors(
             self.store, self.id, model or self.workspace.settings.model, limit=limit
         )
+
+    # -- neighbours -----------------------------------------------------------------------
+
+    def similar(
+        self,
+        sample_id: int,
+        k: int = 20,
+        model: str | None = None,
+        filters: SampleFilter | None = None,
+    ) -> list[dict[str, Any]]:
+        """The k samples nearest to `sample_id` by cosine distance (itself excluded)."""
+        check_k(k)
+        self.sample(sample_id)
+        index = self._index(model)
+        row = index.row_of(sample_id)
+        if row is None:
+            raise Conflict(
+                f"sample {sample_id} has no vector from {self._model(model)!r} (its image could "
+                "not be read, or embed has not reached it yet)"
+            )
+        found = index.query(index.unit[row], k, exclude=sample_id, allowed=self._allowed(filters))
+        return self._describe(found)
+
+    def similar_to_image(
+        self,
+        data: bytes,
+        name: str,
+        k: int = 20,
+        model: str | None = None,
+        filters: SampleFilter | None = None,
+    ) -> list[dict[str, Any]]:
+        """The k samples nearest to an image that is not in the dataset (embedded now with the
+        same model)."""
+        import torch
+
+        from visor.embedding.models import load_model
+
+        check_k(k)
+        index = self._index(model)
+        embedder = load_model(self._model(model))
+        crop = embedder.preprocessing.prepare(data, name)
+        vector = embedder.forward(torch.from_numpy(crop[None].copy())).cpu().numpy()[0]
+        return self._describe(index.query(vector, k, allowed=self._allowed(filters)))
+
+    def _model(self, model: str | None) -> str:
+        return model or self.workspace.settings.model
+
+    def _index(self, model: str | None) -> VectorIndex:
+        name = self._model(model)
+        version = vector_rows.version(self.store, self.id, name)
+        if not version or not version[0]:
+            raise Conflict(
+                f"dataset {self.name!r} has no vectors from model {name!r}: run embed first "
+                f"(visor embed {self.name} --model {name})"
+            )
+        return self.workspace.indexes.get(
+            (self.id, name), version, lambda: vector_rows.vectors(self.store, self.id, name)
+        )
+
+    def _allowed(self, filters: SampleFilter | None) -> np.ndarray | None:
+        if filters is None or filters == SampleFilter():
+            return None
+        return np.asarray(sample_rows.filtered_ids(self.store, self.id, filters), dtype=np.int64)
+
+    def _describe(self, found: list[tuple[int, float]]) -> list[dict[str, Any]]:
+        names = sample_rows.paths_of(self.store, self.id, [i for i, _ in found])
+        return [{"sample_id": i, "distance": round(d, 6), "path": names.get(i)} for i, d in found]
 
     # -- maps ---------------------------------------------------------------------------
 

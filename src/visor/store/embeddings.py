@@ -129,6 +129,19 @@ def vectors(store: Store, dataset_id: int, model: str) -> tuple[np.ndarray, np.n
     return ids, matrix.astype(np.float32, copy=False)
 
 
+def version(store: Store, dataset_id: int, model: str) -> tuple[int, int] | None:
+    """Changes whenever the model's vectors in the dataset change (count, newest row)."""
+    dim = model_dim(store, model)
+    if dim is None:
+        return None
+    found = store.query_one(
+        f"SELECT count(*), coalesce(max(rowid), -1) FROM {table_name(dim)} "
+        "WHERE dataset_id = ? AND model = ?",
+        [dataset_id, model],
+    )
+    return (int(found[0]), int(found[1])) if found else None
+
+
 def status(store: Store, dataset_id: int) -> list[dict[str, Any]]:
     """Per model with vectors or errors in this dataset: dim, vectors, unreadable images."""
     rows: list[dict[str, Any]] = []

@@ -198,3 +198,21 @@ def import_labels(store: Store, table: Any, source_name: str, dataset_id: int) -
             "WHERE samples.dataset_id = ? AND samples.id = c.sample_id",
             [dataset_id, dataset_id],
         )
+
+
+def filtered_ids(store: Store, dataset_id: int, filters: SampleFilter) -> list[int]:
+    """Ids of the samples matching `filters`, ascending."""
+    where, params = filters.where(dataset_id)
+    return [
+        int(r[0]) for r in store.query(f"SELECT id FROM samples WHERE {where} ORDER BY id", params)
+    ]
+
+
+def paths_of(store: Store, dataset_id: int, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = store.query(
+        "SELECT id, path FROM samples WHERE dataset_id = ? AND list_contains(?, id)",
+        [dataset_id, ids],
+    )
+    return {int(i): str(p) for i, p in rows}

@@ -1,0 +1,54 @@
+"""Nearest neighbours: of a sample, or of an uploaded image."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, UploadFile
+
+from visor.api.deps import DatasetDep
+from visor.services.search import MAX_K
+from visor.store.samples import SampleFilter
+
+router = APIRouter(prefix="/api/datasets/{name}", tags=["search"])
+
+K = Annotated[int, Query(ge=1, le=MAX_K, description="how many neighbours")]
+
+
+def _filters(split: str | None, category: str | None, tag: str | None) -> SampleFilter:
+    return SampleFilter(split=split, category=category, tag=tag)
+
+
+@router.get("/samples/{sample_id}/similar")
+def similar(
+    sample_id: int,
+    dataset: DatasetDep,
+    k: K = 20,
+    model: str | None = None,
+    split: str | None = None,
+    category: Annotated[str | None, Query(alias="class")] = None,
+    tag: str | None = None,
+) -> dict[str, Any]:
+    """The k nearest samples by cosine distance (the sample itself excluded), nearest first;
+    `split`, `class` and `tag` limit the neighbours."""
+    found = dataset.similar(sample_id, k, model, _filters(split, category, tag))
+    return {"sample_id": sample_id, "neighbours": found}
+
+
+@router.post("/similar")
+async def similar_to_upload(
+    dataset: DatasetDep,
+    file: UploadFile,
+    k: K = 20,
+    model: str | None = None,
+    split: str | None = None,
+    category: Annotated[str | None, Query(alias="class")] = None,
+    tag: str | None = None,
+) -> dict[str, Any]:
+    """Upload an image (multipart field `file`): it is embedded with the same model and its
+    k nearest samples returned."""
+    data = await file.read()
+    found = dataset.similar_to_image(
+        data, file.filename or "upload", k, model, _filters(split, category, tag)
+    )
+    return {"neighbours": found}
