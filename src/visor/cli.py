@@ -83,16 +83,25 @@ def follow(workspace: Workspace, job: dict[str, Any]) -> dict[str, Any]:
     return job
 
 
+def _problems(title: str, count: int, lines: list[str], where: str) -> None:
+    """`count` problems under `title`: the first 20 of `lines`, then where to see the rest."""
+    if not count:
+        return
+    console.print(f"[yellow]{title}:[/yellow]")
+    for line in lines[:20]:
+        console.print(f"  {line}", highlight=False)
+    if count > 20:
+        console.print(f"  ... and {count - 20} more ({where})")
+
+
 def _report(result: dict[str, Any]) -> None:
-    skipped = result.get("skipped") or []
-    if result.get("skipped_count"):
-        console.print(f"[yellow]skipped {result['skipped_count']} record(s):[/yellow]")
-        for item in skipped[:20]:
-            console.print(f"  {item['path']}: {item['reason']}", highlight=False)
-        if result["skipped_count"] > 20:
-            console.print(
-                f"  ... and {result['skipped_count'] - 20} more (visor info NAME --skipped)"
-            )
+    count = result.get("skipped_count") or 0
+    _problems(
+        f"skipped {count} record(s)",
+        count,
+        [f"{item['path']}: {item['reason']}" for item in result.get("skipped") or []],
+        "visor info NAME --skipped",
+    )
 
 
 def _workspace() -> Workspace:
@@ -182,13 +191,13 @@ def _embed_report(result: dict[str, Any]) -> None:
         + (f"; {existing} already had vectors" if existing else ""),
         highlight=False,
     )
-    failed = result.get("failed") or []
-    if result.get("failed_count"):
-        console.print(f"[yellow]{result['failed_count']} image(s) could not be read:[/yellow]")
-        for item in failed[:20]:
-            console.print(f"  {item['reason']}", highlight=False)
-        if result["failed_count"] > 20:
-            console.print(f"  ... and {result['failed_count'] - 20} more (visor info NAME)")
+    count = result.get("failed_count") or 0
+    _problems(
+        f"{count} image(s) could not be read",
+        count,
+        [item["reason"] for item in result.get("failed") or []],
+        "visor info NAME",
+    )
 
 
 @app.command("map")

@@ -174,7 +174,7 @@ class Dataset:
         finished job and raises if it failed.
         """
         options = embed_service.EmbedOptions(
-            model=model or self.workspace.settings.model,
+            model=self._model(model),
             device=device,
             precision=precision,
             batch_size=batch_size,
@@ -198,7 +198,7 @@ class Dataset:
 
     def embeddings(self, model: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Sample ids (int64, ascending) and their vectors, an (n, d) float32 array."""
-        model = model or self.workspace.settings.model
+        model = self._model(model)
         ids, vectors = vector_rows.vectors(self.store, self.id, model)
         if not len(ids):
             raise NotFound(
@@ -228,9 +228,7 @@ class Dataset:
 
     def embedding_errors(self, model: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """The images `model` could not embed, with the reason for each."""
-        return vector_rows.errors(
-            self.store, self.id, model or self.workspace.settings.model, limit=limit
-        )
+        return vector_rows.errors(self.store, self.id, self._model(model), limit=limit)
 
     # -- neighbours -----------------------------------------------------------------------
 
@@ -278,14 +276,19 @@ class Dataset:
     def _model(self, model: str | None) -> str:
         return model or self.workspace.settings.model
 
-    def _index(self, model: str | None) -> VectorIndex:
-        name = self._model(model)
+    def _vectors_version(self, name: str) -> tuple[int, int]:
+        """The version of `name`'s vectors here; Conflict when there are none yet."""
         version = vector_rows.version(self.store, self.id, name)
         if not version or not version[0]:
             raise Conflict(
                 f"dataset {self.name!r} has no vectors from model {name!r}: run embed first "
                 f"(visor embed {self.name} --model {name})"
             )
+        return version
+
+    def _index(self, model: str | None) -> VectorIndex:
+        name = self._model(model)
+        version = self._vectors_version(name)
         return self.workspace.indexes.get(
             (self.id, name), version, lambda: vector_rows.vectors(self.store, self.id, name)
         )
@@ -311,14 +314,9 @@ class Dataset:
     ) -> dict[str, Any]:
         """Start laying out `model`'s vectors in 2D (`umap`, `pca` or `tsne`); returns the job.
         The new map becomes the dataset's default."""
-        model = model or self.workspace.settings.model
+        model = self._model(model)
         checked = map_service.check_params(method, params)
-        counts = {row["model"]: row["vectors"] for row in vector_rows.status(self.store, self.id)}
-        if not counts.get(model):
-            raise Conflict(
-                f"dataset {self.name!r} has no vectors from model {model!r}: run embed first "
-                f"(visor embed {self.name} --model {model})"
-            )
+        self._vectors_version(model)
 
         def run(ctx: JobContext) -> dict[str, Any]:
             return map_service.make_map(self.store, ctx, self.id, model, method, checked)

@@ -17,6 +17,7 @@ from visor.services.jobs import JobContext
 from visor.sources import Source
 from visor.store import Store
 from visor.store import embeddings as vector_rows
+from visor.store import samples as sample_rows
 
 MAX_BATCH_SIZE = 4096
 REPORT_LIMIT = 100  # unreadable images listed in the job result; the count is exact
@@ -61,7 +62,7 @@ def embed_dataset(
     vector_rows.ensure_model(store, embedder.name, embedder.dim)
     dataset_id = int(dataset["id"])
     if options.recompute:
-        todo = vector_rows.all_samples(store, dataset_id)
+        todo = sample_rows.paths(store, dataset_id)
     else:
         todo = vector_rows.missing(store, dataset_id, embedder.name, embedder.dim)
     already = int(dataset["num_samples"]) - len(todo)

@@ -67,18 +67,17 @@ def check_params(method: str, params: Mapping[str, Any] | None) -> dict[str, Any
         )
     checked: dict[str, Any] = {}
     for name, p in spec.items():
-        value = given.get(name, p.default)
-        if value is None or value == "":
+        raw = given.get(name)
+        if raw is None or raw == "":
             checked[name] = p.default
             continue
         try:
-            value = p.kind(float(value)) if p.kind is int else p.kind(value)
-            if p.kind is int and float(given.get(name, value)) != value:
+            number = float(raw)
+            value = int(number) if p.kind is int else number
+            if value != number:  # 2.5 for an int parameter
                 raise ValueError
         except (TypeError, ValueError):
-            raise InvalidInput(
-                f"parameter {name}={given.get(name)!r}: expected {p.kind.__name__}"
-            ) from None
+            raise InvalidInput(f"parameter {name}={raw!r}: expected {p.kind.__name__}") from None
         if (p.low is not None and value < p.low) or (p.high is not None and value > p.high):
             raise InvalidInput(f"parameter {name}={value}: use {p.low} to {p.high}")
         checked[name] = value

@@ -53,13 +53,6 @@ def missing(store: Store, dataset_id: int, model: str, dim: int) -> list[tuple[i
     return [(int(i), str(p)) for i, p in rows]
 
 
-def all_samples(store: Store, dataset_id: int) -> list[tuple[int, str]]:
-    rows = store.query(
-        "SELECT id, path FROM samples WHERE dataset_id = ? ORDER BY id", [dataset_id]
-    )
-    return [(int(i), str(p)) for i, p in rows]
-
-
 def clear_errors(store: Store, dataset_id: int, model: str) -> None:
     store.cursor().execute(
         "DELETE FROM embedding_errors WHERE dataset_id = ? AND model = ?", [dataset_id, model]

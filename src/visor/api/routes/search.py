@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, UploadFile
+from fastapi import APIRouter, Depends, Query, UploadFile
 
 from visor.api.deps import DatasetDep
 from visor.services.search import MAX_K
@@ -15,40 +15,34 @@ router = APIRouter(prefix="/api/datasets/{name}", tags=["search"])
 K = Annotated[int, Query(ge=1, le=MAX_K, description="how many neighbours")]
 
 
-def _filters(split: str | None, category: str | None, tag: str | None) -> SampleFilter:
+def neighbour_filters(
+    split: str | None = None,
+    category: Annotated[str | None, Query(alias="class")] = None,
+    tag: str | None = None,
+) -> SampleFilter:
+    """`split`, `class` and `tag` query parameters: what the neighbours are limited to."""
     return SampleFilter(split=split, category=category, tag=tag)
+
+
+Filters = Annotated[SampleFilter, Depends(neighbour_filters)]
 
 
 @router.get("/samples/{sample_id}/similar")
 def similar(
-    sample_id: int,
-    dataset: DatasetDep,
-    k: K = 20,
-    model: str | None = None,
-    split: str | None = None,
-    category: Annotated[str | None, Query(alias="class")] = None,
-    tag: str | None = None,
+    sample_id: int, dataset: DatasetDep, filters: Filters, k: K = 20, model: str | None = None
 ) -> dict[str, Any]:
     """The k nearest samples by cosine distance (the sample itself excluded), nearest first;
     `split`, `class` and `tag` limit the neighbours."""
-    found = dataset.similar(sample_id, k, model, _filters(split, category, tag))
+    found = dataset.similar(sample_id, k, model, filters)
     return {"sample_id": sample_id, "neighbours": found}
 
 
 @router.post("/similar")
 async def similar_to_upload(
-    dataset: DatasetDep,
-    file: UploadFile,
-    k: K = 20,
-    model: str | None = None,
-    split: str | None = None,
-    category: Annotated[str | None, Query(alias="class")] = None,
-    tag: str | None = None,
+    dataset: DatasetDep, file: UploadFile, filters: Filters, k: K = 20, model: str | None = None
 ) -> dict[str, Any]:
     """Upload an image (multipart field `file`): it is embedded with the same model and its
     k nearest samples returned."""
     data = await file.read()
-    found = dataset.similar_to_image(
-        data, file.filename or "upload", k, model, _filters(split, category, tag)
-    )
+    found = dataset.similar_to_image(data, file.filename or "upload", k, model, filters)
     return {"neighbours": found}
