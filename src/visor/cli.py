@@ -196,7 +196,7 @@ def _embed_report(result: dict[str, Any]) -> None:
         f"{count} image(s) could not be read",
         count,
         [item["reason"] for item in result.get("failed") or []],
-        "visor info NAME",
+        "all of them: GET /api/datasets/NAME/embeddings/errors",
     )
 
 
