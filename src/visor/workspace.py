@@ -209,10 +209,10 @@ class Dataset:
     def embedding_status(self) -> dict[str, Any]:
         """Per model: dimension, vectors stored, unreadable images, complete or not, last job."""
         samples = int(self.row["num_samples"])
-        jobs = self.workspace.jobs.list(dataset=self.name, kind="embed")
+        jobs = self.embed_jobs()
         models = []
         for row in vector_rows.status(self.store, self.id):
-            last = next((j for j in jobs if (j["params"] or {}).get("model") == row["model"]), None)
+            last = next(iter(self.embed_jobs(row["model"], jobs)), None)
             missing = max(samples - row["vectors"] - row["errors"], 0)
             models.append(
                 {
@@ -225,6 +225,15 @@ class Dataset:
             )
         running = [j for j in jobs if j["state"] in ("queued", "running")]
         return {"dataset": self.name, "samples": samples, "models": models, "running": running}
+
+    def embed_jobs(
+        self, model: str | None = None, jobs: list[dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        """This dataset's embed jobs, newest first, only `model`'s if given (from `jobs` when
+        they are already at hand)."""
+        if jobs is None:
+            jobs = self.workspace.jobs.list(dataset=self.name, kind="embed")
+        return [j for j in jobs if model is None or (j["params"] or {}).get("model") == model]
 
     def embedding_errors(self, model: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """The images `model` could not embed, with the reason for each."""

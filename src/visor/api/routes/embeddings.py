@@ -55,11 +55,7 @@ def progress(
 ) -> EventSourceResponse:
     """Server-sent events for the dataset's running (else latest) embed job: a `progress`
     event every 0.25 s with done, total, rate, eta, state and message, then one `end`."""
-    jobs = [
-        j
-        for j in dataset.workspace.jobs.list(dataset=dataset.name, kind="embed")
-        if model is None or (j["params"] or {}).get("model") == model
-    ]
+    jobs = dataset.embed_jobs(model)
     if not jobs:
         raise NotFound(
             f"dataset {dataset.name!r} has no embed job"
