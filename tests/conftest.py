@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -25,6 +26,13 @@ def write_image(
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new(mode, size, color).save(path, fmt)
     return path
+
+
+def photo(seed: int) -> Image.Image:
+    """A smooth random 320x240 picture, different for every seed."""
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8))
+    return small.resize((320, 240), Image.Resampling.BICUBIC)
 
 
 @pytest.fixture(scope="session")

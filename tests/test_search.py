@@ -6,22 +6,14 @@ import io
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
-from conftest import Server, ingest, wait_job
-from PIL import Image
+from conftest import Server, ingest, photo, wait_job
 
 from visor.errors import Conflict, FormatError, InvalidInput, NotFound
 from visor.store.samples import SampleFilter
 from visor.workspace import Workspace
 
 TINY = "random:dinov2-tiny"
-
-
-def _photo(seed: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    small = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8))
-    return small.resize((320, 240), Image.Resampling.BICUBIC)
 
 
 @pytest.fixture
@@ -31,9 +23,9 @@ def copies_root(tmp_path: Path) -> Path:
     for i in range(12):
         split = "train" if i < 8 else "val"
         (root / split).mkdir(parents=True, exist_ok=True)
-        _photo(i).save(root / split / f"img{i:02d}.jpg", quality=95)
-    _photo(3).save(root / "val" / "copy_of_03.jpg", quality=70)
-    _photo(5).resize((300, 225)).save(root / "train" / "copy_of_05.png")
+        photo(i).save(root / split / f"img{i:02d}.jpg", quality=95)
+    photo(3).save(root / "val" / "copy_of_03.jpg", quality=70)
+    photo(5).resize((300, 225)).save(root / "train" / "copy_of_05.png")
     return root
 
 
@@ -97,7 +89,7 @@ def test_similar_over_http(server: Server, copies_root: Path) -> None:
             c.get("/api/datasets/p/samples/999/similar", params={"model": TINY}).status_code == 404
         )
         buf = io.BytesIO()
-        _photo(7).save(buf, "JPEG", quality=80)
+        photo(7).save(buf, "JPEG", quality=80)
         r = c.post(
             "/api/datasets/p/similar",
             params={"k": 2, "model": TINY},

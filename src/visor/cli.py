@@ -210,17 +210,92 @@ def make_map(
         list[str] | None,
         typer.Option(help="k=v, repeatable: n_neighbors, min_dist, random_state, ..."),
     ] = None,
+    uniqueness: Annotated[bool, typer.Option(help="also score every sample's uniqueness")] = True,
 ) -> None:
     """Lay the dataset's vectors out in 2D; the new map becomes the default."""
     from visor.services.maps import parse_pairs
 
     with _workspace() as ws:
         dataset = ws.dataset(name)
-        job = follow(ws, dataset.make_map(model, method, parse_pairs(param or [])))
-        result = job["result"]
+        job = dataset.make_map(model, method, parse_pairs(param or []), uniqueness=uniqueness)
+        result = follow(ws, job)["result"]
         out.print(
             f"map {result['map_id']}: {result['method']} of {result['points']} points "
             f"({result['model']}) in {result['seconds']} s",
+            highlight=False,
+        )
+        if "uniqueness" in result:
+            _uniqueness_report(result["uniqueness"])
+
+
+def _uniqueness_report(result: dict[str, Any]) -> None:
+    out.print(
+        f"uniqueness of {result['samples']} samples (k={result['k']}, median "
+        f"{result['median']}): the samples' uniqueness field, to sort and filter by",
+        highlight=False,
+    )
+
+
+@app.command()
+@friendly
+def duplicates(
+    name: str,
+    threshold: Annotated[
+        float, typer.Option(help="cosine similarity from which images are near-duplicates")
+    ] = 0.95,
+    model: Annotated[str | None, typer.Option(help="whose vectors (default: VISOR_MODEL)")] = None,
+    exact_only: Annotated[
+        bool, typer.Option("--exact-only", help="only byte-identical copies (no vectors needed)")
+    ] = False,
+    show: Annotated[int, typer.Option(help="how many groups to list")] = 10,
+) -> None:
+    """Group exact copies and near-duplicates; each sample gets a duplicate_group."""
+    with _workspace() as ws:
+        dataset = ws.dataset(name)
+        result = follow(ws, dataset.find_duplicates(model, threshold, exact_only=exact_only))[
+            "result"
+        ]
+        out.print(
+            f"{result['groups']} duplicate groups ({result['exact_groups']} exact) holding "
+            f"{result['samples_in_groups']} samples; {result['removable']} could go "
+            f"({result['seconds']} s)",
+            highlight=False,
+        )
+        groups = dataset.duplicates(limit=max(show, 1))["groups"] if show > 0 else []
+        for group in groups:
+            kind = "exact" if group["exact"] else "near"
+            paths = ", ".join(s["path"] for s in group["samples"][:6])
+            more = f" (+{group['size'] - 6})" if group["size"] > 6 else ""
+            out.print(f"  group {group['group']} ({kind}): {paths}{more}", highlight=False)
+
+
+@app.command()
+@friendly
+def uniqueness(
+    name: str,
+    model: Annotated[str | None, typer.Option(help="whose vectors (default: VISOR_MODEL)")] = None,
+    k: Annotated[int, typer.Option("-k", help="neighbours averaged")] = 5,
+) -> None:
+    """Score every embedded sample's uniqueness in [0, 1] (1: the most isolated)."""
+    with _workspace() as ws:
+        job = follow(ws, ws.dataset(name).compute_uniqueness(model, k))
+        _uniqueness_report(job["result"])
+
+
+@app.command()
+@friendly
+def index(
+    name: str,
+    model: Annotated[str | None, typer.Option(help="whose vectors (default: VISOR_MODEL)")] = None,
+) -> None:
+    """Build the ANN index for similarity search (made on its own after embedding large
+    datasets; smaller ones are searched exactly)."""
+    with _workspace() as ws:
+        dataset = ws.dataset(name)
+        result = follow(ws, dataset.build_index(model))["result"]
+        out.print(
+            f"index of {result['vectors']} vectors ({result['lists']} lists, "
+            f"{result['probes']} probed per query) in {result['seconds']} s",
             highlight=False,
         )
 

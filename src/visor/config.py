@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     job_workers: int = 2
     # Embedding model used when none is named: a registry name, a folder or a hub id.
     model: str = "dinov2-base"
+    # Similarity search uses an ANN index (built as a job, kept on disk) from this many
+    # vectors up; below, exact search is fast enough (bench/search.py).
+    ann_min_vectors: int = 50_000
     # Object stores: extra options for s3fs (e.g. a local S3 API) and gcsfs.
     s3_endpoint_url: str | None = None
     gcs_endpoint_url: str | None = None

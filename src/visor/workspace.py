@@ -15,13 +15,16 @@ import pyarrow as pa
 from visor.config import Settings, get_settings
 from visor.errors import Conflict, InvalidInput, NotFound, VisorError
 from visor.media.thumbnails import make_thumbnail, write_atomically
+from visor.services import analysis as analysis_service
 from visor.services import embed as embed_service
 from visor.services import ingest as ingest_service
 from visor.services import maps as map_service
+from visor.services import search as search_service
 from visor.services.jobs import JobContext, JobRunner
-from visor.services.search import IndexCache, VectorIndex, check_k
+from visor.services.search import AnnIndex, IndexCache, Searcher, VectorIndex, check_k
 from visor.sources import Source
 from visor.store import Store
+from visor.store import analyses as analysis_rows
 from visor.store import datasets as dataset_rows
 from visor.store import embeddings as vector_rows
 from visor.store import maps as map_rows
@@ -145,11 +148,15 @@ class Dataset:
         return sample_rows.remove_tags(self.store, self.id, self._known(ids), _check_tags(tags))
 
     def delete(self) -> None:
-        dataset_rows.delete_dataset(self.store, self.id)
-        folder = self.workspace.settings.thumbnails_dir / str(self.id)
-        if folder.exists():
-            import shutil
+        import shutil
 
+        dataset_rows.delete_dataset(self.store, self.id)
+        self.workspace.indexes.forget(self.id)
+        settings = self.workspace.settings
+        for folder in (
+            settings.thumbnails_dir / str(self.id),
+            settings.home / "indexes" / str(self.id),
+        ):
             shutil.rmtree(folder, ignore_errors=True)
 
     def import_predictions(self, file: str, source_name: str) -> dict[str, Any]:
@@ -184,17 +191,15 @@ class Dataset:
         source = self.workspace.source(self.row["root"])
 
         def run(ctx: JobContext) -> dict[str, Any]:
-            return embed_service.embed_dataset(self.store, ctx, self.row, source, options)
+            result = embed_service.embed_dataset(self.store, ctx, self.row, source, options)
+            if result["embedded"] and self._wants_ann(options.model):
+                result["index_job"] = self.build_index(options.model)["id"]
+            return result
 
         job = self.workspace.jobs.submit(
             "embed", self.name, options.params(), run, key=options.model
-        ).to_dict()
-        if not wait:
-            return job
-        job = self.workspace.jobs.wait(job["id"])
-        if job["state"] == "failed":
-            raise VisorError(job["error"] or "embed job failed")
-        return job
+        )
+        return self._finish(job.to_dict(), wait)
 
     def embeddings(self, model: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Sample ids (int64, ascending) and their vectors, an (n, d) float32 array."""
@@ -252,13 +257,13 @@ class Dataset:
         check_k(k)
         self.sample(sample_id)
         index = self._index(model)
-        row = index.row_of(sample_id)
-        if row is None:
+        vector = index.vector_of(sample_id)
+        if vector is None:
             raise Conflict(
                 f"sample {sample_id} has no vector from {self._model(model)!r} (its image could "
                 "not be read, or embed has not reached it yet)"
             )
-        found = index.query(index.unit[row], k, exclude=sample_id, allowed=self._allowed(filters))
+        found = index.query(vector, k, exclude=sample_id, allowed=self._allowed(filters))
         return self._describe(found)
 
     def similar_to_image(
@@ -295,12 +300,129 @@ class Dataset:
             )
         return version
 
-    def _index(self, model: str | None) -> VectorIndex:
+    def _index(self, model: str | None) -> Searcher:
+        """The ANN index when the dataset is large enough and its index is current; exact
+        search otherwise (and a stale or missing index is rebuilt in the background)."""
         name = self._model(model)
         version = self._vectors_version(name)
+        if self._wants_ann(name, version[0]):
+            path = self._ann_path(name)
+            info = AnnIndex.stored_info(path)
+            if info is not None and tuple(info.get("version") or ()) == version:
+                return self.workspace.indexes.get(
+                    (self.id, name, "ann"), version, lambda: AnnIndex.load(path)
+                )
+            self.build_index(name)
         return self.workspace.indexes.get(
-            (self.id, name), version, lambda: vector_rows.vectors(self.store, self.id, name)
+            (self.id, name, "exact"),
+            version,
+            lambda: VectorIndex.from_vectors(*vector_rows.vectors(self.store, self.id, name)),
         )
+
+    def _wants_ann(self, model: str, count: int | None = None) -> bool:
+        if count is None:
+            version = vector_rows.version(self.store, self.id, model)
+            count = version[0] if version else 0
+        return count >= self.workspace.settings.ann_min_vectors
+
+    def _ann_path(self, model: str) -> Path:
+        slug = "".join(c if c.isalnum() or c in "._-" else "_" for c in model)[:60]
+        digest = hashlib.blake2s(model.encode(), digest_size=4).hexdigest()
+        return self.workspace.settings.home / "indexes" / str(self.id) / f"{slug}-{digest}.faiss"
+
+    def build_index(self, model: str | None = None, *, wait: bool = False) -> dict[str, Any]:
+        """Start building the ANN index of `model`'s vectors (kept on disk and used for
+        similarity search from `VISOR_ANN_MIN_VECTORS` vectors up); returns the job."""
+        name = self._model(model)
+        self._vectors_version(name)
+        path = self._ann_path(name)
+
+        def run(ctx: JobContext) -> dict[str, Any]:
+            return search_service.build_ann(self.store, ctx, self.id, name, path)
+
+        job = self.workspace.jobs.submit("index", self.name, {"model": name}, run, key=name)
+        return self._finish(job.to_dict(), wait)
+
+    def index_status(self, model: str | None = None) -> dict[str, Any]:
+        """Which search serves `model`'s vectors (exact or ann) and the stored index, if any."""
+        name = self._model(model)
+        version = self._vectors_version(name)
+        info = AnnIndex.stored_info(self._ann_path(name))
+        current = info is not None and tuple(info.get("version") or ()) == version
+        ann = self._wants_ann(name, version[0]) and current
+        return {
+            "model": name,
+            "vectors": version[0],
+            "search": "ann" if ann else "exact",
+            "ann_min_vectors": self.workspace.settings.ann_min_vectors,
+            "index": info,
+            "index_current": current,
+        }
+
+    def _finish(self, job: dict[str, Any], wait: bool) -> dict[str, Any]:
+        """The job, or with `wait` the finished job (raising if it failed)."""
+        if not wait:
+            return job
+        job = self.workspace.jobs.wait(job["id"])
+        if job["state"] == "failed":
+            raise VisorError(job["error"] or f"{job['kind']} job failed")
+        return job
+
+    # -- duplicates and uniqueness --------------------------------------------------------
+
+    def find_duplicates(
+        self,
+        model: str | None = None,
+        threshold: float = analysis_service.DEFAULT_THRESHOLD,
+        *,
+        exact_only: bool = False,
+        wait: bool = False,
+    ) -> dict[str, Any]:
+        """Start grouping exact copies (content hash) and near-duplicates (cosine similarity
+        of `model`'s vectors ≥ `threshold`); each sample's `duplicate_group` is set."""
+        threshold = analysis_service.check_threshold(threshold)
+        name = None if exact_only else self._model(model)
+        if name is not None:
+            self._vectors_version(name)
+        source = self.workspace.source(self.row["root"])
+
+        def run(ctx: JobContext) -> dict[str, Any]:
+            return analysis_service.find_duplicates(
+                self.store, ctx, self.id, source, model=name, threshold=threshold
+            )
+
+        params = {"model": name, "threshold": threshold}
+        job = self.workspace.jobs.submit("duplicates", self.name, params, run, key=str(name))
+        return self._finish(job.to_dict(), wait)
+
+    def duplicates(self, *, offset: int = 0, limit: int = 100) -> dict[str, Any]:
+        """The duplicate groups of the last duplicates run, largest first."""
+        total, groups = analysis_rows.duplicate_groups(
+            self.store, self.id, offset=offset, limit=limit
+        )
+        run = analysis_rows.last_run(self.store, self.id, "duplicates")
+        return {"total": total, "offset": offset, "limit": limit, "run": run, "groups": groups}
+
+    def compute_uniqueness(
+        self,
+        model: str | None = None,
+        k: int = analysis_service.DEFAULT_UNIQUENESS_K,
+        *,
+        wait: bool = False,
+    ) -> dict[str, Any]:
+        """Start scoring every embedded sample's uniqueness in [0, 1] (the `uniqueness`
+        field: sortable and filterable)."""
+        name = self._model(model)
+        analysis_service.check_uniqueness_k(k)
+        self._vectors_version(name)
+
+        def run(ctx: JobContext) -> dict[str, Any]:
+            return analysis_service.compute_uniqueness(self.store, ctx, self.id, model=name, k=k)
+
+        job = self.workspace.jobs.submit(
+            "uniqueness", self.name, {"model": name, "k": k}, run, key=name
+        )
+        return self._finish(job.to_dict(), wait)
 
     def _allowed(self, filters: SampleFilter | None) -> np.ndarray | None:
         if filters is None or filters == SampleFilter():
@@ -319,16 +441,25 @@ class Dataset:
         method: str = "umap",
         params: dict[str, Any] | None = None,
         *,
+        uniqueness: bool = True,
         wait: bool = False,
     ) -> dict[str, Any]:
         """Start laying out `model`'s vectors in 2D (`umap`, `pca` or `tsne`); returns the job.
-        The new map becomes the dataset's default."""
+        The new map becomes the dataset's default. With `uniqueness` (the default) the job
+        then scores every sample's uniqueness too."""
         model = self._model(model)
         checked = map_service.check_params(method, params)
         self._vectors_version(model)
 
         def run(ctx: JobContext) -> dict[str, Any]:
-            return map_service.make_map(self.store, ctx, self.id, model, method, checked)
+            result = map_service.make_map(self.store, ctx, self.id, model, method, checked)
+            if uniqueness:
+                message = ctx.job.message
+                result["uniqueness"] = analysis_service.compute_uniqueness(
+                    self.store, ctx, self.id, model=model, k=analysis_service.DEFAULT_UNIQUENESS_K
+                )
+                ctx.job.message = message
+            return result
 
         params_row = {"model": model, "method": method, **checked}
         job = self.workspace.jobs.submit(

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visor import __version__
-from visor.api.routes import datasets, embeddings, jobs, maps, samples, search
+from visor.api.routes import analysis, datasets, embeddings, jobs, maps, samples, search
 from visor.config import Settings, get_settings
 from visor.errors import VisorError
 from visor.workspace import Workspace
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(embeddings.router)
     app.include_router(maps.router)
     app.include_router(search.router)
+    app.include_router(analysis.router)
 
     ui = static_dir()
     if (ui / "index.html").exists():

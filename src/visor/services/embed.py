@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
+import numpy as np
+
 from visor.embedding.models import DEFAULT_MODEL, check_model_name, load_model, resolve_device
 from visor.embedding.models import resolve_precision as check_precision
 from visor.embedding.pipeline import ImageItem, default_workers, embed_images
@@ -49,6 +51,19 @@ class EmbedOptions:
         return asdict(self)
 
 
+def _finite_only(
+    keys: np.ndarray, vectors: np.ndarray, failed: list[tuple[int, str]]
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
+    """Moves images whose vector has NaN or infinite values (e.g. an fp16 overflow) to the
+    failures, so the store only ever holds finite vectors."""
+    finite = np.isfinite(vectors).all(axis=1)
+    if finite.all():
+        return keys, vectors, failed
+    reason = "the model gave NaN or infinite values for this image"
+    bad = [(int(k), reason) for k in keys[~finite]]
+    return keys[finite], vectors[finite], [*failed, *bad]
+
+
 def embed_dataset(
     store: Store,
     ctx: JobContext,
@@ -82,20 +97,21 @@ def embed_dataset(
     batches = embed_images(embedder, items, batch_size=options.batch_size, workers=options.workers)
     try:
         for batch in batches:
+            keys, vectors, failed = _finite_only(batch.keys, batch.vectors, batch.failed)
             vector_rows.write_batch(
                 store,
                 dataset_id,
                 embedder.name,
-                batch.keys,
-                batch.vectors,
-                batch.failed,
+                keys,
+                vectors,
+                failed,
                 job_id=ctx.job.id,
                 replace=options.recompute,
             )
             done += batch.count
-            embedded += len(batch.keys)
-            failed_count += len(batch.failed)
-            for key, reason in batch.failed:
+            embedded += len(keys)
+            failed_count += len(failed)
+            for key, reason in failed:
                 if len(failures) < REPORT_LIMIT:
                     failures.append({"sample_id": key, "path": paths[key], "reason": reason})
             ctx.progress(done)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from visor.errors import Conflict
+from visor.errors import Conflict, InvalidInput
 from visor.store.db import Store
 
 
@@ -74,6 +74,12 @@ def write_batch(
     n, dim = vectors.shape
     if n != len(ids):
         raise ValueError("one vector per id")
+    bad = ~np.isfinite(vectors).all(axis=1)
+    if bad.any():
+        raise InvalidInput(
+            f"refusing to store vectors with NaN or infinite values (samples "
+            f"{ids[bad][:10].tolist()}); nothing of this batch was written"
+        )
     with store.transaction() as cur:
         if n:
             table = table_name(dim)

@@ -9,10 +9,21 @@ from typing import Any
 from visor.errors import InvalidInput
 from visor.store.db import Store
 
-SORTABLE = ("id", "filename", "path", "size_bytes", "width", "height", "num_labels", "split")
+SORTABLE = (
+    "id",
+    "filename",
+    "path",
+    "size_bytes",
+    "width",
+    "height",
+    "num_labels",
+    "split",
+    "uniqueness",
+    "duplicate_group",
+)
 _SAMPLE_COLUMNS = (
     "id, path, filename, width, height, size_bytes, split, classes, tags, flags, "
-    "num_labels, metadata"
+    "num_labels, metadata, duplicate_group, uniqueness"
 )
 
 
@@ -24,6 +35,10 @@ class SampleFilter:
     filename: str | None = None
     has_label: bool | None = None
     ids: list[int] | None = None
+    duplicate_group: int | None = None
+    has_duplicates: bool | None = None
+    uniqueness_min: float | None = None
+    uniqueness_max: float | None = None
 
     def where(self, dataset_id: int) -> tuple[str, list[Any]]:
         clauses: list[str] = ["dataset_id = ?"]
@@ -45,6 +60,19 @@ class SampleFilter:
         if self.ids is not None:
             clauses.append("list_contains(?, id)")
             params.append(self.ids)
+        if self.duplicate_group is not None:
+            clauses.append("duplicate_group = ?")
+            params.append(self.duplicate_group)
+        if self.has_duplicates is not None:
+            clauses.append(
+                "duplicate_group IS NOT NULL" if self.has_duplicates else "duplicate_group IS NULL"
+            )
+        if self.uniqueness_min is not None:
+            clauses.append("uniqueness >= ?")
+            params.append(self.uniqueness_min)
+        if self.uniqueness_max is not None:
+            clauses.append("uniqueness <= ?")
+            params.append(self.uniqueness_max)
         return " AND ".join(clauses), params
 
 
@@ -71,6 +99,8 @@ def _sample(row: tuple[Any, ...]) -> dict[str, Any]:
     sample["metadata"] = json.loads(sample["metadata"]) if sample["metadata"] else {}
     for key in ("classes", "tags", "flags"):
         sample[key] = sample[key] or []
+    if sample["uniqueness"] is not None:  # a FLOAT column: no false digits
+        sample["uniqueness"] = round(float(sample["uniqueness"]), 4)
     return sample
 
 

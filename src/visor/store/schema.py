@@ -103,4 +103,21 @@ CREATE TABLE map_points (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+# Version 4: per-sample results of the neighbour analyses (content hash and duplicate group
+# from `duplicates`, uniqueness score), and a record of each analysis run.
+_V4 = """
+ALTER TABLE samples ADD COLUMN content_hash VARCHAR;
+ALTER TABLE samples ADD COLUMN duplicate_group INTEGER;
+ALTER TABLE samples ADD COLUMN uniqueness FLOAT;
+CREATE TABLE analyses (
+    dataset_id INTEGER NOT NULL,
+    kind VARCHAR NOT NULL,
+    model VARCHAR,
+    params JSON,
+    summary JSON,
+    job_id VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]

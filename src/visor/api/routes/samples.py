@@ -35,13 +35,27 @@ def list_samples(
     tag: str | None = None,
     filename: str | None = None,
     has_label: bool | None = None,
+    duplicate_group: int | None = None,
+    has_duplicates: bool | None = None,
+    uniqueness_min: Annotated[float | None, Query(ge=0, le=1)] = None,
+    uniqueness_max: Annotated[float | None, Query(ge=0, le=1)] = None,
     sort: str = "id",
     order: Literal["asc", "desc"] = "asc",
 ) -> dict[str, Any]:
-    """A page of samples. `sort` is a column (id, filename, size_bytes, width, height,
-    num_labels) or `metadata.<numeric field>`."""
+    """A page of samples. `sort` is a column (id, filename, path, size_bytes, width, height,
+    num_labels, split, uniqueness, duplicate_group) or `metadata.<numeric field>`.
+    `duplicate_group` and `has_duplicates` come from the duplicates job, `uniqueness_min`
+    and `uniqueness_max` from the uniqueness scores."""
     filters = SampleFilter(
-        split=split, category=category, tag=tag, filename=filename, has_label=has_label
+        split=split,
+        category=category,
+        tag=tag,
+        filename=filename,
+        has_label=has_label,
+        duplicate_group=duplicate_group,
+        has_duplicates=has_duplicates,
+        uniqueness_min=uniqueness_min,
+        uniqueness_max=uniqueness_max,
     )
     total, items = dataset.samples(
         filters, offset=offset, limit=limit, sort=sort, descending=order == "desc"

@@ -1,0 +1,78 @@
+"""/api/datasets/{name}/duplicates, /uniqueness and /index: start the neighbour analyses (jobs)
+and read their results."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from visor.api.deps import DatasetDep
+from visor.services.analysis import DEFAULT_THRESHOLD, DEFAULT_UNIQUENESS_K
+
+router = APIRouter(prefix="/api/datasets/{name}", tags=["duplicates and uniqueness"])
+
+_MODEL = Field(default=None, description="embedding model (default: VISOR_MODEL)")
+
+
+class DuplicatesRequest(BaseModel):
+    model: str | None = _MODEL
+    threshold: float = Field(
+        default=DEFAULT_THRESHOLD,
+        description="cosine similarity from which two images are near-duplicates (0.5 to 1)",
+    )
+    exact_only: bool = Field(default=False, description="only byte-identical copies")
+
+
+class UniquenessRequest(BaseModel):
+    model: str | None = _MODEL
+    k: int = Field(default=DEFAULT_UNIQUENESS_K, description="neighbours averaged (1 to 100)")
+
+
+class IndexRequest(BaseModel):
+    model: str | None = _MODEL
+
+
+@router.post("/duplicates", status_code=202)
+def find_duplicates(dataset: DatasetDep, body: DuplicatesRequest | None = None) -> dict[str, Any]:
+    """Start the duplicates job: exact copies by content hash and near-duplicates by cosine
+    similarity ≥ threshold, grouped; sets every sample's `duplicate_group`. 409 when the model
+    has no vectors yet (unless exact_only)."""
+    body = body or DuplicatesRequest()
+    return dataset.find_duplicates(body.model, body.threshold, exact_only=body.exact_only)
+
+
+@router.get("/duplicates")
+def list_duplicates(
+    dataset: DatasetDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """The duplicate groups found by the last duplicates job, largest first, each with its
+    samples and whether all of them are byte-identical (`exact`); `run` says with which model,
+    threshold and when."""
+    return dataset.duplicates(offset=offset, limit=limit)
+
+
+@router.post("/uniqueness", status_code=202)
+def compute_uniqueness(
+    dataset: DatasetDep, body: UniquenessRequest | None = None
+) -> dict[str, Any]:
+    """Start scoring every embedded sample's `uniqueness` in [0, 1] (mean cosine distance to
+    its k nearest neighbours over the dataset's largest); map jobs do this too."""
+    body = body or UniquenessRequest()
+    return dataset.compute_uniqueness(body.model, body.k)
+
+
+@router.post("/index", status_code=202)
+def build_index(dataset: DatasetDep, body: IndexRequest | None = None) -> dict[str, Any]:
+    """Start (re)building the ANN index used for similarity search on large datasets."""
+    body = body or IndexRequest()
+    return dataset.build_index(body.model)
+
+
+@router.get("/index")
+def index_status(dataset: DatasetDep, model: str | None = None) -> dict[str, Any]:
+    """Whether similarity search for `model` is exact or uses the ANN index, and the index."""
+    return dataset.index_status(model)

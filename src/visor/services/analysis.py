@@ -1,0 +1,222 @@
+"""Analyses over a dataset's nearest-neighbour graph, each a job writing per-sample fields:
+
+- duplicates: exact copies by content hash (only files whose size is shared with another file
+  are read and hashed), and near-duplicates by cosine similarity of their vectors ≥ a
+  threshold; both kinds of pair join samples into connected groups (`duplicate_group`).
+- uniqueness: mean cosine distance to the `k` nearest neighbours, divided by the dataset's
+  largest such mean, so the most isolated sample scores 1 and an exact copy scores ~0.
+
+The default near-duplicate threshold, 0.95, is a cosine similarity of DINOv2 CLS vectors:
+re-encoded, resized or slightly cropped copies of a photo stay above it, while different
+photos of the same scene (a burst, a video's frames seconds apart) mostly fall below it.
+Measure it on your own data with `bench/duplicates.py --model <weights>`, which prints the
+similarity of re-encoded copies against that of the closest distinct images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from visor.errors import InvalidInput, VisorError
+from visor.services.jobs import JobContext
+from visor.services.search import neighbour_graph, unit_rows
+from visor.sources import Source
+from visor.store import Store
+from visor.store import analyses as analysis_rows
+from visor.store import embeddings as vector_rows
+
+DEFAULT_THRESHOLD = 0.95
+GRAPH_NEIGHBOURS = 16  # near-duplicate pairs are looked for among each sample's 16 nearest
+DEFAULT_UNIQUENESS_K = 5
+REPORT_GROUPS = 20
+
+
+def check_threshold(threshold: float) -> float:
+    if not 0.5 <= threshold <= 1.0:
+        raise InvalidInput(f"threshold {threshold}: use a cosine similarity from 0.5 to 1")
+    return float(threshold)
+
+
+def check_uniqueness_k(k: int) -> int:
+    if not 1 <= k <= 100:
+        raise InvalidInput(f"k={k}: use 1 to 100 neighbours for uniqueness")
+    return k
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _hash_candidates(
+    rows: list[tuple[int, str, int | None, str | None]], source: Source, ctx: JobContext
+) -> tuple[dict[int, str], dict[int, str]]:
+    """Content hashes of the samples that may have an exact copy (a size shared with another
+    file, or an unknown size): (hashes by sample id, of which the ones computed now)."""
+    by_size = Counter(size for _, _, size, _ in rows if size is not None)
+    todo = [(i, p) for i, p, size, h in rows if (size is None or by_size[size] > 1) and h is None]
+    known = {
+        i: h for i, _, size, h in rows if h is not None and (size is None or by_size[size] > 1)
+    }
+    ctx.phase(f"hashing {len(todo)} files that share a size with another", total=len(todo))
+
+    def read(item: tuple[int, str]) -> tuple[int, str | None]:
+        try:
+            return item[0], content_hash(source.read_bytes(item[1]))
+        except VisorError:  # unreadable: it cannot be an exact copy we can show
+            return item[0], None
+
+    fresh: dict[int, str] = {}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for done, (sample_id, digest) in enumerate(pool.map(read, todo), start=1):
+            if digest is not None:
+                fresh[sample_id] = digest
+            if done % 200 == 0 or done == len(todo):
+                ctx.progress(done)
+                ctx.check_cancelled()
+    return {**known, **fresh}, fresh
+
+
+def _components(n: int, pairs: np.ndarray) -> np.ndarray:
+    """Connected-component label per node of an undirected graph given as (m, 2) pairs."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ones = np.ones(len(pairs), dtype=np.int8)
+    graph = coo_matrix((ones, (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return np.asarray(labels)
+
+
+def find_duplicates(
+    store: Store,
+    ctx: JobContext,
+    dataset_id: int,
+    source: Source,
+    *,
+    model: str | None,
+    threshold: float,
+) -> dict[str, Any]:
+    """The duplicates job. `model=None` looks for exact copies only."""
+    started = time.monotonic()
+    rows = analysis_rows.sizes(store, dataset_id)
+    ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+    hashes, fresh = _hash_candidates(rows, source, ctx)
+    position = {int(sample_id): pos for pos, sample_id in enumerate(ids)}
+    edges: list[np.ndarray] = []
+    by_hash: dict[str, list[int]] = {}
+    for sample_id, digest in hashes.items():
+        by_hash.setdefault(digest, []).append(position[sample_id])
+    for members in by_hash.values():
+        if len(members) > 1:
+            chain = np.asarray(sorted(members), dtype=np.int64)
+            edges.append(np.stack([chain[:-1], chain[1:]], axis=1))
+    near_pairs = 0
+    if model is not None:
+        ctx.phase(f"loading {model} vectors")
+        vector_ids, vectors = vector_rows.vectors(store, dataset_id, model)
+        if len(vector_ids) >= 2:
+            ctx.phase("finding each sample's nearest neighbours", total=len(vector_ids))
+            found, sims = neighbour_graph(unit_rows(vectors), GRAPH_NEIGHBOURS, ctx.progress)
+            source_rows, rank = np.nonzero((sims >= threshold) & (found >= 0))
+            if len(source_rows):
+                to_position = np.asarray([position[int(i)] for i in vector_ids], np.int64)
+                pairs = np.stack(
+                    [to_position[source_rows], to_position[found[source_rows, rank]]], axis=1
+                )
+                near_pairs = len(np.unique(np.sort(pairs, axis=1), axis=0))
+                edges.append(pairs)
+    ctx.phase("grouping")
+    group_ids = np.zeros(0, np.int64)
+    groups = np.zeros(0, np.int64)
+    exact_groups = 0
+    if edges:
+        labels = _components(len(ids), np.concatenate(edges))
+        sizes = np.bincount(labels)
+        in_group = np.flatnonzero(sizes[labels] > 1)
+        # Number the groups 1, 2, ... in order of their smallest sample id.
+        first_seen: dict[int, int] = {}
+        for pos in in_group:
+            first_seen.setdefault(int(labels[pos]), len(first_seen) + 1)
+        group_ids = ids[in_group]
+        groups = np.asarray([first_seen[int(labels[p])] for p in in_group], dtype=np.int64)
+        group_hashes: dict[int, set[str | None]] = {}
+        for sample_id, group in zip(group_ids.tolist(), groups.tolist(), strict=True):
+            group_hashes.setdefault(group, set()).add(hashes.get(sample_id))
+        exact_groups = sum(1 for h in group_hashes.values() if len(h) == 1 and None not in h)
+    n_groups = int(groups.max()) if len(groups) else 0
+    summary = {
+        "groups": n_groups,
+        "exact_groups": exact_groups,
+        "samples_in_groups": len(group_ids),
+        "removable": len(group_ids) - n_groups,
+        "near_pairs": near_pairs,
+        "hashed": len(fresh),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    params = {"model": model, "threshold": threshold if model else None}
+    analysis_rows.save_duplicates(
+        store,
+        dataset_id,
+        hashed_ids=np.asarray(list(fresh), dtype=np.int64),
+        hashes=list(fresh.values()),
+        group_ids=group_ids,
+        groups=groups,
+        model=model,
+        params=params,
+        summary=summary,
+        job_id=ctx.job.id,
+    )
+    ctx.job.message = (
+        f"{n_groups} duplicate groups ({exact_groups} exact) holding {len(group_ids)} samples"
+    )
+    return {**params, **summary}
+
+
+def uniqueness_scores(unit: np.ndarray, k: int, ctx: JobContext | None = None) -> np.ndarray:
+    """Per row, in [0, 1]: mean cosine distance to its k nearest rows over the largest mean."""
+    progress = ctx.progress if ctx is not None else None
+    _, sims = neighbour_graph(unit, k, progress)
+    if sims.shape[1] == 0:
+        return np.ones(len(unit), dtype=np.float32)
+    valid = np.isfinite(sims)
+    distance = np.where(valid, 1.0 - sims, 0.0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+    distance = np.clip(distance, 0.0, None)
+    top = float(distance.max())
+    return (distance / top if top > 0 else np.zeros_like(distance)).astype(np.float32)
+
+
+def compute_uniqueness(
+    store: Store, ctx: JobContext, dataset_id: int, *, model: str, k: int
+) -> dict[str, Any]:
+    """The uniqueness job (also the last phase of a map job)."""
+    started = time.monotonic()
+    ctx.phase(f"loading {model} vectors")
+    ids, vectors = vector_rows.vectors(store, dataset_id, model)
+    if len(ids) < 2:
+        raise InvalidInput(
+            f"uniqueness needs at least 2 embedded samples; this dataset has {len(ids)}"
+        )
+    ctx.phase(f"uniqueness: finding each sample's {k} nearest neighbours", total=len(ids))
+    scores = uniqueness_scores(unit_rows(vectors), k, ctx)
+    summary = {
+        "samples": len(ids),
+        "median": round(float(np.median(scores)), 4),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    analysis_rows.save_uniqueness(
+        store,
+        dataset_id,
+        ids,
+        scores,
+        model=model,
+        params={"k": k},
+        summary=summary,
+        job_id=ctx.job.id,
+    )
+    return {"model": model, "k": k, **summary}
