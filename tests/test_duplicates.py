@@ -14,6 +14,7 @@ from visor.errors import Conflict, InvalidInput
 from visor.services.search import AnnIndex, VectorIndex
 from visor.store import embeddings as vector_rows
 from visor.store.samples import SampleFilter
+from visor.synthetic import clustered_vectors
 from visor.workspace import Workspace
 
 TINY = "random:dinov2-tiny"
@@ -133,22 +134,10 @@ def test_vectors_with_nan_are_refused(workspace: Workspace, dups_root: Path) -> 
     assert vector_rows.version(store, 1, "m") == (0, -1)  # nothing of the batch was written
 
 
-def _clustered(n: int, dim: int, seed: int) -> np.ndarray:
-    """Clusters around random centres, each spread along a few directions of its own (like
-    image embeddings: neighbourhoods of low intrinsic dimension)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((n // 100, dim)).astype(np.float32)
-    bases = rng.standard_normal((n // 100, 6, dim)).astype(np.float32) * 0.3
-    label = rng.integers(0, len(centres), n)
-    spread = np.einsum("nk,nkd->nd", rng.standard_normal((n, 6)).astype(np.float32), bases[label])
-    noise = rng.standard_normal((n, dim)).astype(np.float32) * 0.05
-    return centres[label] + spread + noise
-
-
 def test_ann_agrees_with_exact_search() -> None:
     """Top-10 neighbours of 200 queries over 20K synthetic 768-d vectors: the IVF index and
     exact search agree on at least 95% (with and without a filter)."""
-    vectors = _clustered(20_000, 768, seed=7)
+    vectors = clustered_vectors(20_000, 768, seed=7)
     ids = np.arange(20_000, dtype=np.int64) * 2 + 1  # sample ids are not row numbers
     exact = VectorIndex.from_vectors(ids, vectors)
     ann = AnnIndex.build(ids, vectors, {})

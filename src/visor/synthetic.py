@@ -133,3 +133,24 @@ def generate(
         tmp.write_text(json.dumps(data))
         os.replace(tmp, root / "annotations" / f"instances_{split}.json")
     return root
+
+
+def clustered_vectors(n: int, dim: int = 768, *, seed: int = 0, chunk: int = 50_000) -> np.ndarray:
+    """(n, dim) float32 vectors shaped like image embeddings: clusters of ~100 around random
+    centres, each spread along 6 directions of its own plus a little noise (neighbourhoods of
+    low intrinsic dimension, so nearest neighbours are well defined). For benchmarks and tests
+    of search; deterministic for a given (n, dim, seed)."""
+    rng = np.random.default_rng(seed)
+    clusters = max(n // 100, 1)
+    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    bases = rng.standard_normal((clusters, 6, dim)).astype(np.float32) * 0.3
+    label = rng.integers(0, clusters, n)
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, chunk):
+        part = label[start : start + chunk]
+        weights = rng.standard_normal((len(part), 6)).astype(np.float32)
+        noise = rng.standard_normal((len(part), dim)).astype(np.float32) * 0.05
+        out[start : start + len(part)] = (
+            centres[part] + np.einsum("nk,nkd->nd", weights, bases[part]) + noise
+        )
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 
 from visor.errors import InvalidInput
 from visor.services.jobs import JobContext
+from visor.services.search import neighbour_graph, unit_rows
 from visor.store import Store
 from visor.store import embeddings as vector_rows
 from visor.store import maps as map_rows
@@ -140,15 +142,14 @@ def _pca(x: np.ndarray, dims: int, seed: int | None) -> np.ndarray:
 
 def _umap(x: np.ndarray, params: dict[str, Any], ctx: JobContext | None) -> np.ndarray:
     import umap
-    from umap.umap_ import nearest_neighbors
 
     n = len(x)
     k = min(int(params["n_neighbors"]), n - 1)
     seed = params.get("random_state")
     _phase(ctx, f"finding {k} neighbours of each point")
     started = time.monotonic()
-    random = np.random.RandomState(seed)
-    knn = nearest_neighbors(x, k, "euclidean", {}, False, random, low_memory=True)
+    x = unit_rows(x)  # after PCA: cosine neighbourhoods, as everywhere else
+    knn = _knn(x, k)
     _phase(ctx, f"layout epochs (neighbours took {time.monotonic() - started:.1f} s)")
     reducer = umap.UMAP(
         n_neighbors=k,
@@ -162,7 +163,21 @@ def _umap(x: np.ndarray, params: dict[str, Any], ctx: JobContext | None) -> np.n
         init="spectral" if n > 2 * k + 2 else "random",
         tqdm_kwds={"disable": ctx is None, "file": _EpochReport(ctx), "bar_format": "{n}/{total}"},
     )
-    return np.asarray(reducer.fit_transform(x), dtype=np.float32)
+    with warnings.catch_warnings():  # "no search index: cannot transform new data": expected
+        warnings.simplefilter("ignore", UserWarning)
+        return np.asarray(reducer.fit_transform(x), dtype=np.float32)
+
+
+def _knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """UMAP's k-nearest-neighbour input (each point first, as its own neighbour): indices and
+    Euclidean distances of the unit rows of `x`, from FAISS (exact up to 10K points, IVF above)
+    instead of UMAP's NN-descent, which was most of the time of a 100K-point map here."""
+    rows, sims = neighbour_graph(x, k - 1)
+    own = np.arange(len(x), dtype=np.int64)[:, None]
+    indices = np.concatenate([own, rows], axis=1)
+    distances = np.sqrt(np.clip(2.0 - 2.0 * sims, 0.0, None))
+    distances[rows < 0] = np.inf
+    return indices, np.concatenate([np.zeros((len(x), 1), np.float32), distances], axis=1)
 
 
 class _EpochReport(io.StringIO):

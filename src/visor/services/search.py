@@ -285,13 +285,17 @@ class IndexCache:
 
 
 def neighbour_graph(
-    unit: np.ndarray, k: int, progress: Callable[[int, int], None] | None = None
+    unit: np.ndarray,
+    k: int,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    probes: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For every row of `unit` (unit vectors), its k nearest other rows and their cosine
     similarities, nearest first; -1 pads rows with fewer than k neighbours. Exact up to
-    `EXACT_GRAPH_LIMIT` rows, through an IVF index above."""
+    `EXACT_GRAPH_LIMIT` rows, through an IVF index above (`probes` lists scanned per row;
+    fewer than for single queries are enough for close pairs)."""
     faiss = _faiss()
-
     n = len(unit)
     k = min(k, n - 1)
     if k < 1:
@@ -300,20 +304,24 @@ def neighbour_graph(
         index: Any = faiss.IndexFlatIP(unit.shape[1])
         index.add(unit)
     else:
-        index = _ivf(unit, None, IvfShape.for_size(n))
+        shape = IvfShape.for_size(n)
+        index = _ivf(unit, None, shape)
+        index.nprobe = min(probes or shape.probes, shape.lists)
     rows = np.empty((n, k), np.int64)
     sims = np.empty((n, k), np.float32)
-    chunk = 4096
+    chunk = 8192
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        s, found = index.search(unit[start:stop], k + 1)
-        for j, own in enumerate(range(start, stop)):
-            keep = found[j] != own  # itself, unless a copy took its place
-            hit, score = found[j][keep][:k], s[j][keep][:k]
-            rows[own, : len(hit)], sims[own, : len(hit)] = hit, score
-            rows[own, len(hit) :], sims[own, len(hit) :] = -1, -np.inf
+        scores, found = index.search(unit[start:stop], k + 1)
+        # Drop each row itself (or, where a copy outranked it, the (k+1)-th hit).
+        drop = found == np.arange(start, stop)[:, None]
+        drop[~drop.any(axis=1), -1] = True
+        keep = ~drop
+        rows[start:stop] = found[keep].reshape(-1, k)
+        sims[start:stop] = scores[keep].reshape(-1, k)
         if progress is not None:
             progress(stop, n)
+    sims[rows < 0] = -np.inf
     return rows, sims
 
 
