@@ -40,3 +40,5 @@ def test_demo_without_serving(tmp_path: Path) -> None:
     assert "ingested demo: 30 samples" in r.stdout
     assert "the demo uses random:dinov2-small instead" in r.stderr
     assert "embedded 30 images with random:dinov2-small (384-d" in r.stdout
+    assert "map 1: umap of 30 points" in r.stdout
+    assert "duplicate groups (threshold 0.999)" in r.stdout

@@ -463,7 +463,8 @@ def demo(
     ] = None,
     precision: Annotated[str | None, typer.Option(help="auto|fp32|fp16|bf16")] = None,
 ) -> None:
-    """Make a synthetic dataset of coloured shapes, ingest it, embed it, and serve it."""
+    """Make a synthetic dataset of coloured shapes, ingest it, embed it, map it, find its
+    duplicates, and serve it."""
     from visor.synthetic import generate
 
     settings = get_settings()
@@ -486,6 +487,15 @@ def demo(
         dataset = ws.dataset(name)
         chosen = model or _demo_model(settings.model)
         _embed_report(follow(ws, dataset.embed(chosen, precision=precision))["result"])
+        result = follow(ws, dataset.make_map(chosen))["result"]
+        out.print(
+            f"map {result['map_id']}: {result['method']} of {result['points']} points",
+            highlight=False,
+        )
+        # Random weights make every picture look alike: only near-identical ones are grouped.
+        threshold = 0.999 if chosen.startswith("random:") else 0.95
+        result = follow(ws, dataset.find_duplicates(chosen, threshold))["result"]
+        out.print(f"{result['groups']} duplicate groups (threshold {threshold})", highlight=False)
     if not no_serve:
         serve(None, None, False, None)
 

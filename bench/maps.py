@@ -1,7 +1,7 @@
 """Map speed: Visor's UMAP job against umap-learn with its defaults, in one run.
 
-    .venv/bin/python bench/umap.py                        # 100,000 x 768
-    .venv/bin/python bench/umap.py --vectors 20000        # quicker
+    .venv/bin/python bench/maps.py                        # 100,000 x 768
+    .venv/bin/python bench/maps.py --vectors 20000        # quicker
 
 On synthetic clustered 768-d vectors (`visor.synthetic.clustered_vectors`):
   visor    `compute_map(..., "umap")` with the job's defaults: unit vectors, PCA to 50,
