@@ -3,16 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+UI_DEPS := frontend/node_modules/.installed
+UI := src/visor/static/index.html
+UI_SOURCES := $(wildcard frontend/src/*) frontend/index.html frontend/vite.config.ts frontend/tsconfig.json
 
 .PHONY: setup demo test lint serve clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(UI)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]' -c constraints.txt
 	touch $(STAMP)
+
+# The web UI: installed from the lock file, built into the Python package (served at /).
+$(UI_DEPS): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $(UI_DEPS)
+
+$(UI): $(UI_DEPS) $(UI_SOURCES)
+	cd frontend && npm run --silent build -- --logLevel warn
 
 demo: setup
 	$(BIN)/visor demo
@@ -24,9 +35,11 @@ lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	cd frontend && npm run --silent typecheck
 
 test: lint
+	cd frontend && npm test --silent
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) visor-data
+	rm -rf $(VENV) visor-data frontend/node_modules src/visor/static

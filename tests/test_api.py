@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,17 @@ def test_health_and_docs(server: Server) -> None:
         assert c.get("/api/health").json()["status"] == "ok"
         assert c.get("/docs").status_code == 200
         assert "/api/datasets/{name}/samples" in c.get("/openapi.json").json()["paths"]
+
+
+def test_web_ui_is_served_at_root(server: Server) -> None:
+    """`make setup` builds frontend/ into the package; the server serves it and its assets."""
+    page = httpx.get(server.url + "/")
+    assert page.status_code == 200 and '<div id="root">' in page.text, page.text[:300]
+    scripts = re.findall(r'src="(/assets/[^"]+\.js)"', page.text)
+    assert scripts
+    asset = httpx.get(server.url + scripts[0])
+    assert asset.status_code == 200 and "javascript" in asset.headers["content-type"]
+    assert httpx.get(server.url + "/api/health").json()["status"] == "ok"
 
 
 def test_ingest_list_page_filter_and_sort(server: Server, demo_root: Path) -> None:

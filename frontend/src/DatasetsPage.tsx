@@ -1,0 +1,92 @@
+import { useCallback, useEffect, useState } from "react";
+import { api, datasetPath, followJob, type DatasetRow, type Job } from "./api";
+import { JobBar } from "./JobBar";
+
+/** Every dataset with its counts; a form to ingest a path; delete with confirmation. */
+export function DatasetsPage({ open }: { open: (name: string) => void }) {
+  const [rows, setRows] = useState<DatasetRow[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const reload = useCallback(() => {
+    api<DatasetRow[]>("/api/datasets").then(setRows, (e) => setError(String(e.message)));
+  }, []);
+  useEffect(reload, [reload]);
+
+  const remove = async (name: string) => {
+    if (!window.confirm(`Delete dataset ${name}? Its image files are not touched.`)) return;
+    try {
+      await api(datasetPath(name), { method: "DELETE" });
+    } catch (e) {
+      setError((e as Error).message);
+    }
+    reload();
+  };
+
+  return (
+    <main className="datasets">
+      <h1>Datasets</h1>
+      {error && <p className="error">{error}</p>}
+      {rows === null ? (
+        <p>Loading…</p>
+      ) : rows.length === 0 ? (
+        <p>No datasets yet: ingest one below, or run <code>visor demo</code>.</p>
+      ) : (
+        <table>
+          <thead>
+            <tr><th>name</th><th>format</th><th>samples</th><th>labels</th><th>classes</th><th>root</th><th /></tr>
+          </thead>
+          <tbody>
+            {rows.map((row) => (
+              <tr key={row.name}>
+                <td><a href={`?dataset=${encodeURIComponent(row.name)}`} onClick={(e) => { e.preventDefault(); open(row.name); }}>{row.name}</a></td>
+                <td>{row.format}</td>
+                <td>{row.num_samples.toLocaleString()}</td>
+                <td>{row.num_labels.toLocaleString()}</td>
+                <td>{row.categories.length}</td>
+                <td className="root">{row.root}</td>
+                <td><button onClick={() => remove(row.name)}>Delete</button></td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <IngestForm done={reload} />
+    </main>
+  );
+}
+
+function IngestForm({ done }: { done: () => void }) {
+  const [path, setPath] = useState("");
+  const [name, setName] = useState("");
+  const [job, setJob] = useState<Job | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  const submit = async (event: React.FormEvent) => {
+    event.preventDefault();
+    setError(null);
+    try {
+      const started = await api<Job>("/api/datasets", {
+        method: "POST",
+        body: JSON.stringify({ path, name }),
+      });
+      setJob(started);
+      followJob(started.id, (update) => {
+        setJob(update);
+        if (update.state === "done") done();
+      });
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  };
+
+  return (
+    <form className="ingest" onSubmit={submit}>
+      <h2>Ingest</h2>
+      <input placeholder="path: /data/coco, s3://bucket/prefix" value={path} onChange={(e) => setPath(e.target.value)} required />
+      <input placeholder="name" value={name} onChange={(e) => setName(e.target.value)} required />
+      <button type="submit">Ingest</button>
+      <span className="hint">format: detected from the folder (COCO, YOLO, VOC, class folders, images)</span>
+      {error && <p className="error">{error}</p>}
+      {job && <JobBar job={job} />}
+    </form>
+  );
+}

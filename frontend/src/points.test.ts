@@ -1,0 +1,31 @@
+import { Float32, Table, makeVector, tableToIPC, vectorFromArray } from "apache-arrow";
+import { describe, expect, it } from "vitest";
+import { decodePoints } from "./points";
+
+describe("map points", () => {
+  it("decode from an Arrow IPC stream with the legend", () => {
+    const table = new Table({
+      sample_id: makeVector(Int32Array.from([3, 7, 9])),
+      x: makeVector(Float32Array.from([0.5, -1, 2])),
+      y: makeVector(Float32Array.from([1, 2, 3])),
+      class: makeVector(Uint16Array.from([1, 2, 0])),
+      split: makeVector(Uint8Array.from([1, 1, 2])),
+    });
+    table.schema.metadata.set(
+      "visor:legend",
+      JSON.stringify({ class: [null, "circle", "square"], split: [null, "train", "val"] }),
+    );
+    const points = decodePoints(tableToIPC(table, "stream"));
+    expect(points.count).toBe(3);
+    expect(Array.from(points.sampleIds)).toEqual([3, 7, 9]);
+    expect(points.x).toBeInstanceOf(Float32Array);
+    expect(Array.from(points.x)).toEqual([0.5, -1, 2]);
+    expect(Array.from(points.classCode)).toEqual([1, 2, 0]);
+    expect(points.legend.class[points.classCode[1]]).toBe("square");
+    expect(points.legend.split[points.splitCode[2]]).toBe("val");
+  });
+  it("refuse a stream without the columns", () => {
+    const table = new Table({ other: vectorFromArray([1, 2], new Float32()) });
+    expect(() => decodePoints(tableToIPC(table, "stream"))).toThrow(/no column sample_id/);
+  });
+});
