@@ -140,7 +140,13 @@ def test_delete_dataset(server: Server, tmp_path: Path) -> None:
         assert c.get("/api/datasets/gone").status_code == 404
 
 
-def test_root_explains_how_to_build_the_ui_when_missing(server: Server) -> None:
-    r = httpx.get(server.url + "/")
-    assert r.status_code == 200
-    assert "/docs" in r.text
+def test_root_explains_how_to_build_the_ui_when_missing(tmp_path: Path) -> None:
+    empty = tmp_path / "no-ui"
+    empty.mkdir()
+    server = Server(tmp_path / "home", env={"VISOR_UI_DIR": str(empty)}).start()
+    try:
+        r = httpx.get(server.url + "/")
+        assert r.status_code == 200
+        assert "has not been built" in r.text and "make setup" in r.text and "/docs" in r.text
+    finally:
+        server.stop()

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     # Similarity search uses an ANN index (built as a job, kept on disk) from this many
     # vectors up; below, exact search is fast enough (bench/search.py).
     ann_min_vectors: int = 50_000
+    # The built web UI to serve at / (default: the one built into the package).
+    ui_dir: Path | None = None
     # Object stores: extra options for s3fs (e.g. a local S3 API) and gcsfs.
     s3_endpoint_url: str | None = None
     gcs_endpoint_url: str | None = None

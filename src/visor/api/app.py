@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search.router)
     app.include_router(analysis.router)
 
-    ui = static_dir()
+    ui = settings.ui_dir or static_dir()
     if (ui / "index.html").exists():
         app.mount("/", StaticFiles(directory=ui, html=True), name="ui")
     else:
