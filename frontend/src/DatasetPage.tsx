@@ -1,50 +1,94 @@
-import { useEffect, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import { api, datasetPath } from "./api";
-import { classColor } from "./colors";
+import { Grid } from "./Grid";
 import type { ViewState } from "./url";
 
-interface Sample {
-  id: number;
-  filename: string;
-  classes: string[];
+interface Info {
+  num_samples: number;
+  splits: Record<string, number>;
+  classes: { class: string; kind: string; samples: number }[];
+  tags: Record<string, number>;
 }
 
-interface Page {
-  total: number;
-  items: Sample[];
+const SORTS = ["id", "filename", "size_bytes", "width", "height", "num_labels", "uniqueness"];
+
+/** The query string of the samples API for a view's filters and sort. */
+export function samplesQuery(view: ViewState): string {
+  const params = new URLSearchParams({ sort: view.sort, order: view.order });
+  if (view.split) params.set("split", view.split);
+  if (view.cls) params.set("class", view.cls);
+  if (view.tag) params.set("tag", view.tag);
+  if (view.filename) params.set("filename", view.filename);
+  return params.toString();
 }
 
-/** One dataset: the matching samples' count and their thumbnails. */
-export function DatasetPage({ view }: { view: ViewState; navigate: (v: ViewState) => void }) {
+/** One dataset: filters and sort in a sidebar, the matching count, the thumbnail grid. */
+export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v: ViewState) => void }) {
   const name = view.dataset!;
-  const [page, setPage] = useState<Page | null>(null);
+  const [info, setInfo] = useState<Info | null>(null);
+  const [total, setTotal] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    const params = new URLSearchParams({ limit: "200", sort: view.sort, order: view.order });
-    if (view.split) params.set("split", view.split);
-    if (view.cls) params.set("class", view.cls);
-    if (view.tag) params.set("tag", view.tag);
-    if (view.filename) params.set("filename", view.filename);
-    api<Page>(`${datasetPath(name)}/samples?${params}`).then(setPage, (e) => setError(e.message));
-  }, [name, view.sort, view.order, view.split, view.cls, view.tag, view.filename]);
+  const query = useMemo(() => samplesQuery(view), [view]);
 
-  if (error) return <p className="error">{error}</p>;
-  if (!page) return <p>Loading…</p>;
+  useEffect(() => {
+    api<Info>(datasetPath(name)).then(setInfo, (e) => setError(e.message));
+  }, [name]);
+  useEffect(() => {
+    api<{ total: number }>(`${datasetPath(name)}/samples?${query}&limit=1`).then(
+      (body) => setTotal(body.total),
+      (e) => setError(e.message),
+    );
+  }, [name, query]);
+
+  if (error) return <main><p className="error">{error}</p></main>;
+  const set = (patch: Partial<ViewState>) => navigate({ ...view, ...patch, sample: null });
+  const classes = info ? [...new Set(info.classes.map((c) => c.class))].sort() : [];
   return (
     <main className="dataset">
-      <p className="count">{page.total.toLocaleString()} samples</p>
-      <div className="grid">
-        {page.items.map((s) => (
-          <figure key={s.id} className="cell" title={s.filename}>
-            <img loading="lazy" src={`${datasetPath(name)}/samples/${s.id}/thumbnail`} alt={s.filename} />
-            <figcaption>
-              {s.classes.slice(0, 3).map((c) => (
-                <span key={c} className="tag" style={{ background: classColor(c) }}>{c}</span>
-              ))}
-            </figcaption>
-          </figure>
-        ))}
-      </div>
+      <aside className="sidebar">
+        <label>Split
+          <select value={view.split ?? ""} onChange={(e) => set({ split: e.target.value || null })}>
+            <option value="">all</option>
+            {info && Object.keys(info.splits).map((s) => <option key={s}>{s}</option>)}
+          </select>
+        </label>
+        <label>Class
+          <select value={view.cls ?? ""} onChange={(e) => set({ cls: e.target.value || null })}>
+            <option value="">all</option>
+            {classes.map((c) => <option key={c}>{c}</option>)}
+          </select>
+        </label>
+        <label>Tag
+          <select value={view.tag ?? ""} onChange={(e) => set({ tag: e.target.value || null })}>
+            <option value="">all</option>
+            {info && Object.keys(info.tags).map((t) => <option key={t}>{t}</option>)}
+          </select>
+        </label>
+        <label>File name
+          <input
+            defaultValue={view.filename ?? ""}
+            placeholder="contains…"
+            onKeyDown={(e) => {
+              if (e.key === "Enter") set({ filename: (e.target as HTMLInputElement).value || null });
+            }}
+          />
+        </label>
+        <label>Sort
+          <select value={view.sort} onChange={(e) => set({ sort: e.target.value })}>
+            {SORTS.map((s) => <option key={s}>{s}</option>)}
+          </select>
+          <select value={view.order} onChange={(e) => set({ order: e.target.value as "asc" | "desc" })}>
+            <option value="asc">ascending</option>
+            <option value="desc">descending</option>
+          </select>
+        </label>
+      </aside>
+      <section className="results">
+        <p className="count" data-testid="count">
+          {total === null ? "…" : `${total.toLocaleString()} samples`}
+        </p>
+        {total !== null && <Grid dataset={name} query={query} total={total} />}
+      </section>
     </main>
   );
 }
