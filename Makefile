@@ -25,6 +25,14 @@ $(UI_DEPS): frontend/package.json frontend/package-lock.json
 $(UI): $(UI_DEPS) $(UI_SOURCES)
 	cd frontend && npm run --silent build -- --logLevel warn
 
+# The UI tests drive Debian's Chromium (Playwright's own browser downloads are not used).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
 demo: setup
 	$(BIN)/visor demo
 
@@ -37,7 +45,7 @@ lint: setup
 	$(BIN)/mypy
 	cd frontend && npm run --silent typecheck
 
-test: lint
+test: lint $(CHROMIUM)
 	cd frontend && npm test --silent
 	$(BIN)/pytest
 

@@ -139,3 +139,11 @@ def wait_job(client: httpx.Client, job_id: str, timeout: float = 120) -> dict:
             return job
         time.sleep(0.1)
     raise TimeoutError(job_id)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Keep each phase's report on the test item (the UI tests screenshot failures)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)
