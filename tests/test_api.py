@@ -36,6 +36,20 @@ def test_web_ui_is_served_at_root(server: Server) -> None:
     assert httpx.get(server.url + "/api/health").json()["status"] == "ok"
 
 
+def test_inspect_says_what_an_ingest_would_find(
+    server: Server, demo_root: Path, tmp_path: Path
+) -> None:
+    with httpx.Client(base_url=server.url) as c:
+        found = c.get("/api/inspect", params={"path": str(demo_root)}).json()
+        assert found["format"] == "coco" and found["images"] == 40
+        missing = c.get("/api/inspect", params={"path": str(tmp_path / "nope")})
+        assert missing.status_code == 422 and "nope" in missing.json()["error"]["message"]
+        (tmp_path / "empty").mkdir()
+        empty = c.get("/api/inspect", params={"path": str(tmp_path / "empty")})
+        assert empty.status_code == 422 and "no images" in empty.json()["error"]["message"]
+        assert c.get("/api/datasets").json() == []  # nothing was ingested
+
+
 def test_ingest_list_page_filter_and_sort(server: Server, demo_root: Path) -> None:
     with httpx.Client(base_url=server.url) as c:
         _ingest(c, demo_root)

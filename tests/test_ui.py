@@ -82,12 +82,14 @@ def test_datasets_grid_filters_and_reload(page: Page, served: Server) -> None:
 def test_ingest_from_the_ui_shows_progress(page: Page, served: Server, demo_root: Path) -> None:
     page.goto(served.url + "/")
     page.get_by_placeholder("path: /data/coco, s3://bucket/prefix").fill(str(demo_root))
+    expect(page.get_by_test_id("detected")).to_have_text("detected: coco, 40 images")
     page.get_by_placeholder("name").fill("again")
     page.get_by_role("button", name="Ingest").click()
     expect(page.get_by_role("progressbar")).to_contain_text("ingest done: 100%", timeout=60_000)
     expect(page.locator("tr", has_text="again")).to_be_visible()
     # A bad path: the server's message, no progress bar.
     page.get_by_placeholder("path: /data/coco, s3://bucket/prefix").fill("/no/such/folder")
+    expect(page.get_by_test_id("detected")).to_contain_text("cannot ingest")
     page.get_by_placeholder("name").fill("broken")
     page.get_by_role("button", name="Ingest").click()
     expect(page.locator("form .error")).to_contain_text("no such file or directory")

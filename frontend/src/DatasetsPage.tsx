@@ -59,6 +59,20 @@ function IngestForm({ done }: { done: () => void }) {
   const [name, setName] = useState("");
   const [job, setJob] = useState<Job | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [found, setFound] = useState<string | null>(null);
+
+  // Once a path is typed, say what an ingest would find there (format, images) before it runs.
+  useEffect(() => {
+    setFound(null);
+    if (!path.trim()) return;
+    const timer = window.setTimeout(() => {
+      api<{ format: string; images: number }>(`/api/inspect?path=${encodeURIComponent(path)}`).then(
+        (r) => setFound(`detected: ${r.format}, ${r.images.toLocaleString()} images`),
+        (e) => setFound(`cannot ingest: ${(e as Error).message}`),
+      );
+    }, 400);
+    return () => window.clearTimeout(timer);
+  }, [path]);
 
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
@@ -84,7 +98,9 @@ function IngestForm({ done }: { done: () => void }) {
       <input placeholder="path: /data/coco, s3://bucket/prefix" value={path} onChange={(e) => setPath(e.target.value)} required />
       <input placeholder="name" value={name} onChange={(e) => setName(e.target.value)} required />
       <button type="submit">Ingest</button>
-      <span className="hint">format: detected from the folder (COCO, YOLO, VOC, class folders, images)</span>
+      <span className="hint" data-testid="detected">
+        {found ?? "format: detected from the folder (COCO, YOLO, VOC, class folders, images)"}
+      </span>
       {error && <p className="error">{error}</p>}
       {job && <JobBar job={job} />}
     </form>

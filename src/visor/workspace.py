@@ -90,6 +90,10 @@ class Workspace:
 
         return self.jobs.submit("ingest", name, params, run).to_dict()
 
+    def inspect(self, root: str) -> dict[str, Any]:
+        """The format an ingest of `root` would detect, and its number of images."""
+        return ingest_service.inspect(root)
+
     def source(self, root: str) -> Source:
         if root not in self._sources:
             self._sources[root] = Source(root)

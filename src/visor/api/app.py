@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.include_router(datasets.router)
+    app.include_router(datasets.inspect_router)
     app.include_router(samples.router)
     app.include_router(jobs.router)
     app.include_router(embeddings.router)

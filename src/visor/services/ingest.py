@@ -62,6 +62,17 @@ def list_files(source: Source) -> Listing:
     return Listing(sizes, [Skipped(p, r) for p, r in problems])
 
 
+def inspect(root: str) -> dict[str, Any]:
+    """What an ingest of `root` would find: the detected format and how many images."""
+    listing = list_files(Source(root))
+    return {
+        "path": root,
+        "format": detect_format(listing),
+        "images": sum(1 for _ in listing.images()),
+        "problems": len(listing.problems),
+    }
+
+
 @dataclass
 class _Columns:
     """Samples and labels gathered as columns, ready to become Arrow tables."""

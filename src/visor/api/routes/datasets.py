@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from visor.api.deps import DatasetDep, WorkspaceDep
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
+inspect_router = APIRouter(tags=["datasets"])
 
 
 class IngestRequest(BaseModel):
@@ -23,6 +24,13 @@ class IngestRequest(BaseModel):
 @router.get("")
 def list_datasets(workspace: WorkspaceDep) -> list[dict[str, Any]]:
     return workspace.datasets()
+
+
+@inspect_router.get("/api/inspect")
+def inspect(path: str, workspace: WorkspaceDep) -> dict[str, Any]:
+    """What ingesting `path` would find, before importing: `{path, format, images,
+    problems}` (422 for a missing path, or one holding no images or annotations)."""
+    return workspace.inspect(path)
 
 
 @router.post("", status_code=202)
