@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,3 +105,102 @@ def test_delete_asks_first(page: Page, served: Server) -> None:
     page.locator("tr", has_text="shapes").get_by_role("button", name="Delete").click()
     expect(page.get_by_text("No datasets yet")).to_be_visible()
     assert httpx.get(served.url + "/api/datasets/shapes").status_code == 404
+
+
+def _inside(x: float, y: float, polygon: list[list[float]]) -> bool:
+    """Even-odd rule, written here independently of the UI's own."""
+    inside = False
+    j = len(polygon) - 1
+    for i in range(len(polygon)):
+        (xi, yi), (xj, yj) = polygon[i], polygon[j]
+        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
+            inside = not inside
+        j = i
+    return inside
+
+
+@pytest.fixture
+def mapped(tmp_path: Path, demo_root: Path) -> Iterator[Server]:
+    home = tmp_path / "home"
+    for args in (
+        ("ingest", str(demo_root), "--name", "shapes"),
+        ("embed", "shapes", "--model", "random:dinov2-tiny"),
+        ("map", "shapes", "--model", "random:dinov2-tiny", "--method", "pca"),
+    ):
+        done = run_cli(home, *args)
+        assert done.returncode == 0, done.stderr
+    server = Server(home).start()
+    yield server
+    server.stop()
+
+
+def test_lasso_on_the_map_filters_the_grid(page: Page, mapped: Server) -> None:
+    import pyarrow as pa
+
+    page.goto(mapped.url + "/?dataset=shapes")
+    expect(page.get_by_test_id("map")).to_have_attribute("data-points", "40")
+    expect(page.get_by_test_id("count")).to_have_text("40 samples")
+    canvas = page.get_by_test_id("map").locator("canvas")
+    box = canvas.bounding_box()
+    assert box is not None
+    cx, cy, w, h = (
+        box["x"] + box["width"] / 2,
+        box["y"] + box["height"] / 2,
+        box["width"],
+        box["height"],
+    )
+    # A lasso over the left half of the plot, drawn with Shift held.
+    corners = [
+        (cx - w * 0.45, cy - h * 0.45),
+        (cx, cy - h * 0.45),
+        (cx, cy + h * 0.45),
+        (cx - w * 0.45, cy + h * 0.45),
+    ]
+    page.keyboard.down("Shift")
+    page.mouse.move(*corners[0])
+    page.mouse.down()
+    for x, y in [*corners[1:], corners[0]]:
+        page.mouse.move(x, y, steps=15)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    panel = page.locator(".map-panel")
+    expect(panel).not_to_have_attribute("data-lasso", "")
+    polygon = json.loads(panel.get_attribute("data-lasso") or "[]")
+    # The samples inside the polygon, by the points API's coordinates.
+    data = httpx.get(mapped.url + "/api/datasets/shapes/maps/default/points").content
+    table = pa.ipc.open_stream(data).read_all()
+    expected = {
+        int(i)
+        for i, x, y in zip(
+            *(table.column(c).to_pylist() for c in ("sample_id", "x", "y")), strict=True
+        )
+        if _inside(x, y, polygon)
+    }
+    assert 0 < len(expected) < 40
+    expect(page.get_by_test_id("count")).to_have_text(f"{len(expected)} samples")
+    shown = page.get_by_test_id("grid").locator("img")
+    expect(shown).to_have_count(len(expected))
+    ids = {
+        int(re.search(r"/samples/(\d+)/", s or "").group(1))
+        for s in shown.evaluate_all("els => els.map(e => e.getAttribute('src'))")  # type: ignore[union-attr]
+    }
+    assert ids == expected
+    page.get_by_test_id("clear-selection").click()
+    expect(page.get_by_test_id("count")).to_have_text("40 samples")
+
+
+def test_embed_and_map_from_the_ui(page: Page, tmp_path: Path, demo_root: Path) -> None:
+    home = tmp_path / "home"
+    assert run_cli(home, "ingest", str(demo_root), "--name", "shapes").returncode == 0
+    server = Server(home, env={"VISOR_MODEL": "random:dinov2-tiny"}).start()
+    try:
+        page.goto(server.url + "/?dataset=shapes")
+        page.get_by_role("button", name="Embed and map").click()
+        progress = page.get_by_role("progressbar")
+        expect(progress).to_contain_text("embed ", timeout=30_000)
+        expect(progress).to_contain_text("map ", timeout=120_000)  # embed done, map started
+        expect(progress).to_contain_text("map done: 100%", timeout=240_000)
+        expect(page.get_by_test_id("map")).to_have_attribute("data-points", "40")
+        expect(page.get_by_test_id("map").locator("canvas")).to_be_visible()
+    finally:
+        server.stop()

@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from "react";
 import { api, datasetPath } from "./api";
-import { Grid } from "./Grid";
+import { Grid, samplesRequest } from "./Grid";
+import { MapView, type Selection } from "./MapView";
 import type { ViewState } from "./url";
 
 interface Info {
@@ -28,17 +29,19 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
   const [info, setInfo] = useState<Info | null>(null);
   const [total, setTotal] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [selection, setSelection] = useState<Selection | null>(null);
   const query = useMemo(() => samplesQuery(view), [view]);
+  const ids = selection?.ids ?? null;
 
   useEffect(() => {
     api<Info>(datasetPath(name)).then(setInfo, (e) => setError(e.message));
   }, [name]);
   useEffect(() => {
-    api<{ total: number }>(`${datasetPath(name)}/samples?${query}&limit=1`).then(
+    api<{ total: number }>(...samplesRequest(name, query, ids, 0, 1)).then(
       (body) => setTotal(body.total),
       (e) => setError(e.message),
     );
-  }, [name, query]);
+  }, [name, query, ids]);
 
   if (error) return <main><p className="error">{error}</p></main>;
   const set = (patch: Partial<ViewState>) => navigate({ ...view, ...patch, sample: null });
@@ -84,10 +87,19 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
         </label>
       </aside>
       <section className="results">
-        <p className="count" data-testid="count">
-          {total === null ? "…" : `${total.toLocaleString()} samples`}
+        <p className="count">
+          <span data-testid="count">{total === null ? "…" : `${total.toLocaleString()} samples`}</span>
+          {selection && (
+            <>
+              {" "}in the lasso ({selection.ids.length.toLocaleString()} points){" "}
+              <button data-testid="clear-selection" onClick={() => setSelection(null)}>Clear selection</button>
+            </>
+          )}
         </p>
-        {total !== null && <Grid dataset={name} query={query} total={total} />}
+        {total !== null && <Grid dataset={name} query={query} total={total} selection={ids} />}
+      </section>
+      <section className="map-panel" data-lasso={selection ? JSON.stringify(selection.polygon) : ""}>
+        <MapView dataset={name} onSelect={setSelection} />
       </section>
     </main>
   );

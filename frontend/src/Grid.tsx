@@ -10,11 +10,26 @@ export interface Sample {
   classes: string[];
 }
 
-const CELL = 176; // px: thumbnail cell width and row height
+const CELL = 176;
+
+/** The request for samples [offset, offset + limit) matching `query` (the samples API's query
+ * string), within `selection` when there is one (posted: a lasso can hold many ids). */
+export function samplesRequest(
+  dataset: string, query: string, selection: number[] | null, offset: number, limit: number,
+): [string, RequestInit | undefined] {
+  if (selection === null) {
+    return [`${datasetPath(dataset)}/samples?${query}&offset=${offset}&limit=${limit}`, undefined];
+  }
+  const body = { ...Object.fromEntries(new URLSearchParams(query)), ids: selection, offset, limit };
+  return [`${datasetPath(dataset)}/samples/query`, { method: "POST", body: JSON.stringify(body) }];
+} // px: thumbnail cell width and row height
 
 /** A virtualised thumbnail grid over `total` samples: only the visible rows are in the DOM,
  * and the pages they need (and the next) are fetched as they come near. */
-export function Grid({ dataset, query, total }: { dataset: string; query: string; total: number }) {
+export function Grid(
+  { dataset, query, total, selection }:
+  { dataset: string; query: string; total: number; selection: number[] | null },
+) {
   const scroller = useRef<HTMLDivElement>(null);
   const [columns, setColumns] = useState(6);
   const [pages, setPages] = useState<Map<number, Sample[]>>(new Map());
@@ -24,7 +39,7 @@ export function Grid({ dataset, query, total }: { dataset: string; query: string
     setPages(new Map());
     requested.current = new Set();
     scroller.current?.scrollTo({ top: 0 });
-  }, [query]);
+  }, [query, selection]);
 
   useEffect(() => {
     const element = scroller.current;
@@ -51,13 +66,12 @@ export function Grid({ dataset, query, total }: { dataset: string; query: string
     for (const page of pagesFor(firstRow * columns, (lastRow + 1) * columns - 1, total)) {
       if (requested.current.has(page)) continue;
       requested.current.add(page);
-      const url = `${datasetPath(dataset)}/samples?${query}&offset=${page * PAGE_SIZE}&limit=${PAGE_SIZE}`;
-      api<{ items: Sample[] }>(url).then(
+      api<{ items: Sample[] }>(...samplesRequest(dataset, query, selection, page * PAGE_SIZE, PAGE_SIZE)).then(
         (body) => setPages((old) => new Map(old).set(page, body.items)),
         () => requested.current.delete(page),
       );
     }
-  }, [dataset, query, firstRow, lastRow, columns, total]);
+  }, [dataset, query, selection, firstRow, lastRow, columns, total]);
 
   const sampleAt = (index: number): Sample | undefined =>
     pages.get(Math.floor(index / PAGE_SIZE))?.[index % PAGE_SIZE];

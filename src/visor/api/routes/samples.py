@@ -63,6 +63,40 @@ def list_samples(
     return {"total": total, "offset": offset, "limit": limit, "items": items}
 
 
+class SampleQuery(BaseModel):
+    """The samples of a selection (e.g. a lasso on the map), with the usual filters."""
+
+    ids: list[int] = Field(max_length=1_000_000, description="sample ids to page through")
+    split: str | None = None
+    category: str | None = Field(default=None, alias="class")
+    tag: str | None = None
+    filename: str | None = None
+    sort: str = "id"
+    order: Literal["asc", "desc"] = "asc"
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+@router.post("/samples/query")
+def query_samples(body: SampleQuery, dataset: DatasetDep) -> dict[str, Any]:
+    """Like `GET /samples`, limited to the given ids (too many for a query string)."""
+    filters = SampleFilter(
+        split=body.split,
+        category=body.category,
+        tag=body.tag,
+        filename=body.filename,
+        ids=body.ids,
+    )
+    total, items = dataset.samples(
+        filters,
+        offset=body.offset,
+        limit=body.limit,
+        sort=body.sort,
+        descending=body.order == "desc",
+    )
+    return {"total": total, "offset": body.offset, "limit": body.limit, "items": items}
+
+
 @router.get("/samples/{sample_id}")
 def get_sample(sample_id: int, dataset: DatasetDep) -> dict[str, Any]:
     return {**dataset.sample(sample_id), "labels": dataset.labels(sample_id)}
