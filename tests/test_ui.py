@@ -129,7 +129,7 @@ def mapped(tmp_path: Path, demo_root: Path) -> Iterator[Server]:
     ):
         done = run_cli(home, *args)
         assert done.returncode == 0, done.stderr
-    server = Server(home).start()
+    server = Server(home, env={"VISOR_MODEL": "random:dinov2-tiny"}).start()
     yield server
     server.stop()
 
@@ -204,3 +204,38 @@ def test_embed_and_map_from_the_ui(page: Page, tmp_path: Path, demo_root: Path) 
         expect(page.get_by_test_id("map").locator("canvas")).to_be_visible()
     finally:
         server.stop()
+
+
+def test_sample_view_boxes_neighbours_keys_and_reload(page: Page, mapped: Server) -> None:
+    api = httpx.Client(base_url=mapped.url + "/api/datasets/shapes")
+    first, second = (s["id"] for s in api.get("/samples", params={"limit": 2}).json()["items"])
+    page.goto(mapped.url + "/?dataset=shapes")
+    page.get_by_test_id("grid").locator("figure.cell").first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_have_attribute("aria-label", f"sample {first}")
+    labels = api.get(f"/samples/{first}").json()["labels"]
+    boxes = [label for label in labels if label["bbox"]]
+    assert boxes
+    expect(dialog.locator("svg rect")).to_have_count(len(boxes))
+    expect(dialog.locator("table.labels tbody tr")).to_have_count(len(labels))
+    similar = api.get(f"/samples/{first}/similar", params={"k": 12}).json()["neighbours"]
+    strip = page.get_by_test_id("neighbours").locator("img")
+    expect(strip).to_have_count(12)
+    assert [int(i) for i in strip.evaluate_all("els => els.map(e => e.dataset.id)")] == [
+        n["sample_id"] for n in similar
+    ]
+    # Arrow keys step through the grid's order.
+    page.keyboard.press("ArrowRight")
+    expect(dialog).to_have_attribute("aria-label", f"sample {second}")
+    page.keyboard.press("ArrowLeft")
+    expect(dialog).to_have_attribute("aria-label", f"sample {first}")
+    # A neighbour opens; the URL holds it, so a reload shows it again.
+    target = similar[0]["sample_id"]
+    strip.first.click()
+    expect(dialog).to_have_attribute("aria-label", f"sample {target}")
+    assert f"sample={target}" in page.url
+    page.reload()
+    expect(page.get_by_role("dialog")).to_have_attribute("aria-label", f"sample {target}")
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    assert "sample=" not in page.url

@@ -2,6 +2,7 @@ import { useEffect, useMemo, useState } from "react";
 import { api, datasetPath } from "./api";
 import { Grid, samplesRequest } from "./Grid";
 import { MapView, type Selection } from "./MapView";
+import { SampleView } from "./SampleView";
 import type { ViewState } from "./url";
 
 interface Info {
@@ -32,6 +33,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
   const [selection, setSelection] = useState<Selection | null>(null);
   const query = useMemo(() => samplesQuery(view), [view]);
   const ids = selection?.ids ?? null;
+  const [openIndex, setOpenIndex] = useState<number | null>(null);
 
   useEffect(() => {
     api<Info>(datasetPath(name)).then(setInfo, (e) => setError(e.message));
@@ -45,6 +47,18 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
 
   if (error) return <main><p className="error">{error}</p></main>;
   const set = (patch: Partial<ViewState>) => navigate({ ...view, ...patch, sample: null });
+  const openSample = (id: number, index: number | null = null) => {
+    setOpenIndex(index);
+    navigate({ ...view, sample: id });
+  };
+  const step = (delta: number) => {
+    if (openIndex === null || total === null) return;
+    const next = openIndex + delta;
+    if (next < 0 || next >= total) return;
+    api<{ items: { id: number }[] }>(...samplesRequest(name, query, ids, next, 1)).then((r) => {
+      if (r.items.length) openSample(r.items[0].id, next);
+    });
+  };
   const classes = info ? [...new Set(info.classes.map((c) => c.class))].sort() : [];
   return (
     <main className="dataset">
@@ -96,11 +110,28 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
             </>
           )}
         </p>
-        {total !== null && <Grid dataset={name} query={query} total={total} selection={ids} />}
+        {total !== null && (
+          <Grid
+            dataset={name}
+            query={query}
+            total={total}
+            selection={ids}
+            onOpen={(index, id) => openSample(id, index)}
+          />
+        )}
       </section>
       <section className="map-panel" data-lasso={selection ? JSON.stringify(selection.polygon) : ""}>
-        <MapView dataset={name} onSelect={setSelection} />
+        <MapView dataset={name} onSelect={setSelection} onOpen={(id) => openSample(id)} />
       </section>
+      {view.sample !== null && (
+        <SampleView
+          dataset={name}
+          id={view.sample}
+          open={(id) => openSample(id)}
+          step={step}
+          close={() => navigate({ ...view, sample: null })}
+        />
+      )}
     </main>
   );
 }

@@ -27,8 +27,11 @@ export function samplesRequest(
 /** A virtualised thumbnail grid over `total` samples: only the visible rows are in the DOM,
  * and the pages they need (and the next) are fetched as they come near. */
 export function Grid(
-  { dataset, query, total, selection }:
-  { dataset: string; query: string; total: number; selection: number[] | null },
+  { dataset, query, total, selection, onOpen }:
+  {
+    dataset: string; query: string; total: number; selection: number[] | null;
+    onOpen: (index: number, id: number) => void;
+  },
 ) {
   const scroller = useRef<HTMLDivElement>(null);
   const [columns, setColumns] = useState(6);
@@ -90,7 +93,13 @@ export function Grid(
               if (index >= total) return null;
               const sample = sampleAt(index);
               return (
-                <figure key={column} className="cell" style={{ width: CELL - 8 }} title={sample?.filename}>
+                <figure
+                  key={column}
+                  className="cell"
+                  style={{ width: CELL - 8 }}
+                  title={sample?.filename}
+                  onClick={() => sample && onOpen(index, sample.id)}
+                >
                   {sample ? (
                     <>
                       <img

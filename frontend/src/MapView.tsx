@@ -22,7 +22,8 @@ export interface Selection {
 /** The dataset's default map, drawn with WebGL: zoom and pan with the mouse, lasso with
  * Shift + drag. Without a map, a button embeds the images and makes one, with progress. */
 export function MapView(
-  { dataset, onSelect }: { dataset: string; onSelect: (s: Selection | null) => void },
+  { dataset, onSelect, onOpen }:
+  { dataset: string; onSelect: (s: Selection | null) => void; onOpen: (id: number) => void },
 ) {
   const [maps, setMaps] = useState<MapRow[] | null>(null);
   const [job, setJob] = useState<Job | null>(null);
@@ -67,18 +68,23 @@ export function MapView(
   return (
     <div className="map-stack">
       {job && <JobBar job={job} />}
-      <Scatter dataset={dataset} onSelect={onSelect} />
+      <Scatter dataset={dataset} onSelect={onSelect} onOpen={onOpen} />
     </div>
   );
 }
 
-function Scatter({ dataset, onSelect }: { dataset: string; onSelect: (s: Selection | null) => void }) {
+function Scatter(
+  { dataset, onSelect, onOpen }:
+  { dataset: string; onSelect: (s: Selection | null) => void; onOpen: (id: number) => void },
+) {
   const canvas = useRef<HTMLCanvasElement>(null);
   const [points, setPoints] = useState<MapPoints | null>(null);
   const [hover, setHover] = useState<{ id: number; x: number; y: number } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const select = useRef(onSelect);
   select.current = onSelect;
+  const openSample = useRef(onOpen);
+  openSample.current = onOpen;
 
   useEffect(() => {
     fetchPoints(dataset, "default").then(setPoints, (e) => setError(e.message));
@@ -111,6 +117,12 @@ function Scatter({ dataset, onSelect }: { dataset: string; onSelect: (s: Selecti
       });
     });
     plot.subscribe("deselect", () => select.current(null));
+    let lassoing = false;
+    plot.subscribe("lassoStart", () => { lassoing = true; });
+    plot.subscribe("select", ({ points: picked }) => {  // a click on one point opens it
+      if (!lassoing && picked.length === 1) openSample.current(points.sampleIds[picked[0]]);
+      lassoing = false;
+    });
     plot.subscribe("pointOver", (index) => {
       const [px, py] = plot.getScreenPosition(index) ?? [0, 0];
       setHover({ id: points.sampleIds[index], x: px, y: py });

@@ -1,0 +1,150 @@
+import { useEffect, useState } from "react";
+import { api, datasetPath } from "./api";
+import { classColor } from "./colors";
+
+interface Label {
+  kind: string;
+  source: string;
+  class: string | null;
+  bbox: [number, number, number, number] | null;
+  score: number | null;
+}
+
+interface SampleDetail {
+  id: number;
+  path: string;
+  width: number | null;
+  height: number | null;
+  split: string | null;
+  tags: string[];
+  metadata: Record<string, unknown>;
+  duplicate_group: number | null;
+  uniqueness: number | null;
+  labels: Label[];
+}
+
+interface Neighbour {
+  sample_id: number;
+  distance: number;
+  path: string;
+}
+
+/** One sample over the page: the image with its boxes, labels, metadata, tags, nearest
+ * neighbours and duplicate group. Esc closes; the arrow keys step through the grid. */
+export function SampleView(
+  { dataset, id, open, step, close }:
+  { dataset: string; id: number; open: (id: number) => void; step: (delta: number) => void; close: () => void },
+) {
+  const [sample, setSample] = useState<SampleDetail | null>(null);
+  const [neighbours, setNeighbours] = useState<Neighbour[] | null>(null);
+  const [group, setGroup] = useState<{ id: number; path: string }[]>([]);
+  const [note, setNote] = useState<string | null>(null);
+  const base = datasetPath(dataset);
+
+  useEffect(() => {
+    setSample(null);
+    setNeighbours(null);
+    setNote(null);
+    api<SampleDetail>(`${base}/samples/${id}`).then(setSample, (e) => setNote(e.message));
+    api<{ neighbours: Neighbour[] }>(`${base}/samples/${id}/similar?k=12`).then(
+      (r) => setNeighbours(r.neighbours),
+      (e) => { setNeighbours([]); setNote(e.message); },
+    );
+  }, [base, id]);
+
+  useEffect(() => {
+    setGroup([]);
+    if (sample?.duplicate_group == null) return;
+    api<{ items: { id: number; path: string }[] }>(`${base}/samples?duplicate_group=${sample.duplicate_group}`)
+      .then((r) => setGroup(r.items.filter((s) => s.id !== sample.id)), () => setGroup([]));
+  }, [base, sample]);
+
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key === "Escape") close();
+      else if (event.key === "ArrowRight") step(1);
+      else if (event.key === "ArrowLeft") step(-1);
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [close, step]);
+
+  return (
+    <div className="overlay" onClick={close}>
+      <div className="sample" role="dialog" aria-label={`sample ${id}`} onClick={(e) => e.stopPropagation()}>
+        <button className="close" onClick={close} aria-label="close">×</button>
+        {note && <p className="note">{note}</p>}
+        {sample && (
+          <>
+            <div className="picture">
+              <img src={`${base}/samples/${id}/image`} alt={sample.path} />
+              {sample.width && sample.height && (
+                <svg viewBox={`0 0 ${sample.width} ${sample.height}`} preserveAspectRatio="none">
+                  {sample.labels.filter((l) => l.bbox).map((l, i) => (
+                    <rect
+                      key={i}
+                      data-class={l.class ?? ""}
+                      x={l.bbox![0]} y={l.bbox![1]} width={l.bbox![2]} height={l.bbox![3]}
+                      fill="none"
+                      stroke={classColor(l.class ?? "")}
+                      strokeWidth={Math.max(sample.width!, sample.height!) / 250}
+                      strokeDasharray={l.kind === "prediction" ? "6 4" : undefined}
+                    />
+                  ))}
+                </svg>
+              )}
+            </div>
+            <div className="details">
+              <h2>{sample.path}</h2>
+              <p>
+                #{sample.id} · {sample.width}×{sample.height} · {sample.split ?? "no split"}
+                {sample.uniqueness != null && ` · uniqueness ${sample.uniqueness}`}
+              </p>
+              {sample.tags.length > 0 && <p>tags: {sample.tags.join(", ")}</p>}
+              <table className="labels">
+                <thead><tr><th>class</th><th>kind</th><th>box</th><th>score</th></tr></thead>
+                <tbody>
+                  {sample.labels.map((l, i) => (
+                    <tr key={i}>
+                      <td>{l.class}</td>
+                      <td>{l.kind === "gt" ? "ground truth" : `${l.kind} (${l.source})`}</td>
+                      <td>{l.bbox?.map((v) => Math.round(v)).join(", ")}</td>
+                      <td>{l.score?.toFixed(2)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              {Object.keys(sample.metadata).length > 0 && (
+                <pre className="metadata">{JSON.stringify(sample.metadata, null, 1)}</pre>
+              )}
+            </div>
+          </>
+        )}
+        <h3>Nearest neighbours</h3>
+        <div className="strip" data-testid="neighbours">
+          {neighbours === null && "…"}
+          {neighbours?.map((n) => (
+            <img
+              key={n.sample_id}
+              src={`${base}/samples/${n.sample_id}/thumbnail`}
+              alt={n.path}
+              title={`${n.path} (distance ${n.distance.toFixed(4)})`}
+              data-id={n.sample_id}
+              onClick={() => open(n.sample_id)}
+            />
+          ))}
+        </div>
+        {group.length > 0 && (
+          <>
+            <h3>Duplicates</h3>
+            <div className="strip">
+              {group.map((s) => (
+                <img key={s.id} src={`${base}/samples/${s.id}/thumbnail`} alt={s.path} onClick={() => open(s.id)} />
+              ))}
+            </div>
+          </>
+        )}
+      </div>
+    </div>
+  );
+}
