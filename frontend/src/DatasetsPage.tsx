@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from "react";
-import { api, datasetPath, followJob, type DatasetRow, type Job } from "./api";
+import { api, datasetPath, runJob, type DatasetRow, type Job } from "./api";
 import { JobBar } from "./JobBar";
 
 /** Every dataset with its counts; a form to ingest a path; delete with confirmation. */
@@ -78,15 +78,8 @@ function IngestForm({ done }: { done: () => void }) {
     event.preventDefault();
     setError(null);
     try {
-      const started = await api<Job>("/api/datasets", {
-        method: "POST",
-        body: JSON.stringify({ path, name }),
-      });
-      setJob(started);
-      followJob(started.id, (update) => {
-        setJob(update);
-        if (update.state === "done") done();
-      });
+      const ended = await runJob("/api/datasets", { path, name }, setJob);
+      if (ended.state === "done") done();
     } catch (e) {
       setError((e as Error).message);
     }

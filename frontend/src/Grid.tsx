@@ -1,6 +1,6 @@
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useEffect, useRef, useState } from "react";
-import { api, datasetPath } from "./api";
+import { api, datasetPath, thumbnailUrl } from "./api";
 import { classColor } from "./colors";
 import { PAGE_SIZE, pagesFor } from "./pages";
 
@@ -104,7 +104,7 @@ export function Grid(
                     <>
                       <img
                         loading="lazy"
-                        src={`${datasetPath(dataset)}/samples/${sample.id}/thumbnail`}
+                        src={thumbnailUrl(dataset, sample.id)}
                         alt={sample.filename}
                       />
                       <figcaption>

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import createScatterplot from "regl-scatterplot";
-import { api, datasetPath, followJob, type Job } from "./api";
+import { api, datasetPath, runJob, thumbnailUrl, type Job } from "./api";
 import { classColorRgba } from "./colors";
 import { JobBar } from "./JobBar";
 import { selectInside, type Point } from "./lasso";
@@ -31,17 +31,10 @@ export function MapView(
   const reload = () => api<MapRow[]>(`${datasetPath(dataset)}/maps`).then(setMaps, (e) => setError(e.message));
   useEffect(() => { reload(); }, [dataset]); // eslint-disable-line react-hooks/exhaustive-deps
 
-  const run = (path: string) =>
-    new Promise<Job>((resolve, reject) => {
-      api<Job>(`${datasetPath(dataset)}${path}`, { method: "POST", body: "{}" }).then((started) => {
-        setJob(started);
-        followJob(started.id, (update) => {
-          setJob(update);
-          if (update.state === "done") resolve(update);
-          else if (["failed", "cancelled", "interrupted"].includes(update.state)) reject(new Error(update.error ?? update.state));
-        });
-      }, reject);
-    });
+  const run = async (path: string) => {
+    const ended = await runJob(`${datasetPath(dataset)}${path}`, {}, setJob);
+    if (ended.state !== "done") throw new Error(ended.error ?? ended.state);
+  };
 
   const compute = async () => {
     setError(null);
@@ -141,7 +134,7 @@ function Scatter(
           className="hover"
           data-testid="hover"
           style={{ left: hover.x + 12, top: hover.y + 12 }}
-          src={`${datasetPath(dataset)}/samples/${hover.id}/thumbnail`}
+          src={thumbnailUrl(dataset, hover.id)}
           alt={`sample ${hover.id}`}
         />
       )}

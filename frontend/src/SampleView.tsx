@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { api, datasetPath } from "./api";
+import { api, datasetPath, thumbnailUrl } from "./api";
 import { classColor } from "./colors";
 
 interface Label {
@@ -126,7 +126,7 @@ export function SampleView(
           {neighbours?.map((n) => (
             <img
               key={n.sample_id}
-              src={`${base}/samples/${n.sample_id}/thumbnail`}
+              src={thumbnailUrl(dataset, n.sample_id)}
               alt={n.path}
               title={`${n.path} (distance ${n.distance.toFixed(4)})`}
               data-id={n.sample_id}
@@ -139,7 +139,7 @@ export function SampleView(
             <h3>Duplicates</h3>
             <div className="strip">
               {group.map((s) => (
-                <img key={s.id} src={`${base}/samples/${s.id}/thumbnail`} alt={s.path} onClick={() => open(s.id)} />
+                <img key={s.id} src={thumbnailUrl(dataset, s.id)} alt={s.path} onClick={() => open(s.id)} />
               ))}
             </div>
           </>

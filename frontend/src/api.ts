@@ -35,14 +35,22 @@ export async function api<T>(path: string, init?: RequestInit): Promise<T> {
 
 export const datasetPath = (name: string) => `/api/datasets/${encodeURIComponent(name)}`;
 
-/** Follows a job's server-sent events until it ends; returns a function that stops. */
-export function followJob(id: string, onUpdate: (job: Job) => void): () => void {
-  const source = new EventSource(`/api/jobs/${id}/events`);
-  const handle = (event: MessageEvent) => onUpdate(JSON.parse(event.data) as Job);
-  source.addEventListener("progress", handle);
-  source.addEventListener("end", (event) => {
-    handle(event as MessageEvent);
-    source.close();
+/** Starts a job (POST `body` to `url`) and follows its server-sent events: `onUpdate` sees the
+ * job as started and at every event; resolves with the job as it ended (done, failed, ...). */
+export async function runJob(url: string, body: unknown, onUpdate: (job: Job) => void): Promise<Job> {
+  const started = await api<Job>(url, { method: "POST", body: JSON.stringify(body) });
+  onUpdate(started);
+  return new Promise((resolve) => {
+    const source = new EventSource(`/api/jobs/${started.id}/events`);
+    source.addEventListener("progress", (event) => onUpdate(JSON.parse(event.data) as Job));
+    source.addEventListener("end", (event) => {
+      source.close();
+      const ended = JSON.parse(event.data) as Job;
+      onUpdate(ended);
+      resolve(ended);
+    });
   });
-  return () => source.close();
 }
+
+export const thumbnailUrl = (dataset: string, id: number) =>
+  `${datasetPath(dataset)}/samples/${id}/thumbnail`;

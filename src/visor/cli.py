@@ -17,6 +17,7 @@ from rich.table import Table
 
 from visor.config import get_settings
 from visor.errors import VisorError
+from visor.services.analysis import DEFAULT_THRESHOLD, DEFAULT_UNIQUENESS_K
 from visor.services.jobs import FINAL_STATES
 from visor.workspace import Workspace
 
@@ -242,7 +243,7 @@ def duplicates(
     name: str,
     threshold: Annotated[
         float, typer.Option(help="cosine similarity from which images are near-duplicates")
-    ] = 0.95,
+    ] = DEFAULT_THRESHOLD,
     model: Annotated[str | None, typer.Option(help="whose vectors (default: VISOR_MODEL)")] = None,
     exact_only: Annotated[
         bool, typer.Option("--exact-only", help="only byte-identical copies (no vectors needed)")
@@ -274,7 +275,7 @@ def duplicates(
 def uniqueness(
     name: str,
     model: Annotated[str | None, typer.Option(help="whose vectors (default: VISOR_MODEL)")] = None,
-    k: Annotated[int, typer.Option("-k", help="neighbours averaged")] = 5,
+    k: Annotated[int, typer.Option("-k", help="neighbours averaged")] = DEFAULT_UNIQUENESS_K,
 ) -> None:
     """Score every embedded sample's uniqueness in [0, 1] (1: the most isolated)."""
     with _workspace() as ws:
@@ -493,7 +494,7 @@ def demo(
             highlight=False,
         )
         # Random weights make every picture look alike: only near-identical ones are grouped.
-        threshold = 0.999 if chosen.startswith("random:") else 0.95
+        threshold = 0.999 if chosen.startswith("random:") else DEFAULT_THRESHOLD
         result = follow(ws, dataset.find_duplicates(chosen, threshold))["result"]
         out.print(f"{result['groups']} duplicate groups (threshold {threshold})", highlight=False)
     if not no_serve:

@@ -196,8 +196,8 @@ class Dataset:
 
         def run(ctx: JobContext) -> dict[str, Any]:
             result = embed_service.embed_dataset(self.store, ctx, self.row, source, options)
-            if result["embedded"] and self._wants_ann(options.model):
-                result["index_job"] = self.build_index(options.model)["id"]
+            if result["embedded"] and self._wants_ann(result["model"]):
+                result["index_job"] = self.build_index(result["model"])["id"]
             return result
 
         job = self.workspace.jobs.submit(
@@ -311,8 +311,7 @@ class Dataset:
         version = self._vectors_version(name)
         if self._wants_ann(name, version[0]):
             path = self._ann_path(name)
-            info = AnnIndex.stored_info(path)
-            if info is not None and tuple(info.get("version") or ()) == version:
+            if AnnIndex.is_current(AnnIndex.stored_info(path), version):
                 return self.workspace.indexes.get(
                     (self.id, name, "ann"), version, lambda: AnnIndex.load(path)
                 )
@@ -352,7 +351,7 @@ class Dataset:
         name = self._model(model)
         version = self._vectors_version(name)
         info = AnnIndex.stored_info(self._ann_path(name))
-        current = info is not None and tuple(info.get("version") or ()) == version
+        current = AnnIndex.is_current(info, version)
         ann = self._wants_ann(name, version[0]) and current
         return {
             "model": name,

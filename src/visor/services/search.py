@@ -70,16 +70,10 @@ class VectorIndex:
 
     @classmethod
     def from_vectors(cls, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
-        unit = vectors.astype(np.float32, copy=True)
-        unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
-        return cls(ids.astype(np.int64), unit)
-
-    def row_of(self, sample_id: int) -> int | None:
-        pos = int(np.searchsorted(self.ids, sample_id))
-        return pos if pos < len(self.ids) and self.ids[pos] == sample_id else None
+        return cls(ids.astype(np.int64), unit_rows(vectors))
 
     def vector_of(self, sample_id: int) -> np.ndarray | None:
-        row = self.row_of(sample_id)
+        row = _position(self.ids, sample_id)
         return None if row is None else self.unit[row]
 
     def query(
@@ -116,6 +110,12 @@ class VectorIndex:
 def _faiss() -> Any:
     """The faiss module (imported on first use: its stubs are incomplete, so it is untyped)."""
     return importlib.import_module("faiss")
+
+
+def _position(sorted_ids: np.ndarray, sample_id: int) -> int | None:
+    """Where `sample_id` is in an ascending id array, or None."""
+    pos = int(np.searchsorted(sorted_ids, sample_id))
+    return pos if pos < len(sorted_ids) and sorted_ids[pos] == sample_id else None
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -214,6 +214,11 @@ class AnnIndex:
         return cls(faiss.read_index(str(path)), info)
 
     @staticmethod
+    def is_current(info: dict[str, Any] | None, version: tuple[int, int]) -> bool:
+        """Whether a stored index (its description) holds exactly this version of the vectors."""
+        return info is not None and tuple(info.get("version") or ()) == version
+
+    @staticmethod
     def stored_info(path: Path) -> dict[str, Any] | None:
         try:
             info: dict[str, Any] = json.loads(path.with_suffix(".json").read_text())
@@ -222,8 +227,7 @@ class AnnIndex:
         return info if path.exists() else None
 
     def vector_of(self, sample_id: int) -> np.ndarray | None:
-        pos = int(np.searchsorted(self.ids, sample_id))
-        if pos == len(self.ids) or self.ids[pos] != sample_id:
+        if _position(self.ids, sample_id) is None:
             return None
         return np.asarray(self.index.reconstruct(int(sample_id)), dtype=np.float32)
 

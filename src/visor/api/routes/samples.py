@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from visor.api.deps import DatasetDep
 from visor.store.samples import SampleFilter
+from visor.workspace import Dataset
 
 router = APIRouter(prefix="/api/datasets/{name}", tags=["samples"])
 
@@ -57,10 +58,7 @@ def list_samples(
         uniqueness_min=uniqueness_min,
         uniqueness_max=uniqueness_max,
     )
-    total, items = dataset.samples(
-        filters, offset=offset, limit=limit, sort=sort, descending=order == "desc"
-    )
-    return {"total": total, "offset": offset, "limit": limit, "items": items}
+    return _page(dataset, filters, offset, limit, sort, order)
 
 
 class SampleQuery(BaseModel):
@@ -87,14 +85,16 @@ def query_samples(body: SampleQuery, dataset: DatasetDep) -> dict[str, Any]:
         filename=body.filename,
         ids=body.ids,
     )
+    return _page(dataset, filters, body.offset, body.limit, body.sort, body.order)
+
+
+def _page(
+    dataset: Dataset, filters: SampleFilter, offset: int, limit: int, sort: str, order: str
+) -> dict[str, Any]:
     total, items = dataset.samples(
-        filters,
-        offset=body.offset,
-        limit=body.limit,
-        sort=body.sort,
-        descending=body.order == "desc",
+        filters, offset=offset, limit=limit, sort=sort, descending=order == "desc"
     )
-    return {"total": total, "offset": body.offset, "limit": body.limit, "items": items}
+    return {"total": total, "offset": offset, "limit": limit, "items": items}
 
 
 @router.get("/samples/{sample_id}")
