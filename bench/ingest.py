@@ -63,9 +63,13 @@ def make_dataset(root: Path, images: int, boxes: int, seed: int = 0) -> Path:
     return root
 
 
-def run_ingest(root: str, home: str) -> None:
+def run_ingest(root: str, home: str, streamed: bool) -> None:
     from visor.config import Settings
+    from visor.formats import coco
     from visor.workspace import Workspace
+
+    if streamed:  # take the path of annotation files too large to parse whole
+        coco.IN_MEMORY_LIMIT = 0
 
     ws = Workspace(Settings(home=Path(home)))
     start = time.perf_counter()
@@ -92,10 +96,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--boxes", type=int, default=1_000_000)
+    parser.add_argument(
+        "--streamed", action="store_true", help="stream the JSON as files over 256 MB are"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        run_ingest(*args.child)
+        run_ingest(*args.child, streamed=args.streamed)
         return
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -106,7 +113,8 @@ def main() -> None:
             f"(made in {time.perf_counter() - t0:.0f} s)"
         )
         out = subprocess.run(
-            [sys.executable, __file__, "--child", str(root), f"{tmp}/home"],
+            [sys.executable, __file__, "--child", str(root), f"{tmp}/home"]
+            + (["--streamed"] if args.streamed else []),
             capture_output=True,
             text=True,
             check=True,

@@ -53,6 +53,15 @@ def workspace(settings: Settings) -> Iterator[Workspace]:
     ws.close()
 
 
+@pytest.fixture(params=["whole", "streamed"])
+def coco_parsing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a COCO test both ways a file is read: parsed whole (small files) and streamed
+    (files over the in-memory limit; the limit is lowered to 0 to take that path)."""
+    if request.param == "streamed":
+        monkeypatch.setattr("visor.formats.coco.IN_MEMORY_LIMIT", 0)
+    return str(request.param)
+
+
 def ingest(ws: Workspace, root: Path | str, name: str = "ds", **kw) -> dict:
     job = ws.ingest(str(root), name, **kw)
     return ws.jobs.wait(job["id"], timeout=120)

@@ -11,7 +11,7 @@ from visor.workspace import Workspace
 
 
 def test_coco_dataset_is_ingested_with_splits_boxes_and_metadata(
-    workspace: Workspace, demo_root: Path
+    workspace: Workspace, demo_root: Path, coco_parsing: str
 ) -> None:
     job = ingest(workspace, demo_root)
     assert job["state"] == "done", job
@@ -113,7 +113,7 @@ def test_format_can_be_forced(workspace: Workspace, demo_root: Path) -> None:
 
 
 def test_coco_predictions_are_imported_as_a_source(
-    workspace: Workspace, demo_root: Path, tmp_path: Path
+    workspace: Workspace, demo_root: Path, tmp_path: Path, coco_parsing: str
 ) -> None:
     ingest(workspace, demo_root)
     ds = workspace.dataset("ds")

@@ -107,7 +107,17 @@ class Source:
     # -- reading ----------------------------------------------------------------------------
 
     def open(self, relpath: str) -> IO[bytes]:
-        full = self.resolve(relpath)
+        return self._open(relpath, self.resolve(relpath))
+
+    def open_listed(self, relpath: str) -> IO[bytes]:
+        """Open a path that `walk` listed. The walk checked it (it does not follow linked
+        folders and checks linked files), so the per-file resolution that `open` does (a
+        realpath: a stat per path component) is skipped on local disks."""
+        if self.is_local:
+            return self._open(relpath, os.path.join(self.root, relpath))
+        return self.open(relpath)
+
+    def _open(self, relpath: str, full: str) -> IO[bytes]:
         try:
             if self.is_local:
                 return open(full, "rb")

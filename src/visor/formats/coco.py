@@ -1,17 +1,19 @@
 """COCO detection (`instances*.json`, `_annotations.coco.json`) and COCO results files.
 
-The annotation file is streamed (ijson), one section at a time, so its size is not bounded by
-memory: only the category table and one record at a time are held.
+A file up to `IN_MEMORY_LIMIT` is parsed whole in one pass (msgspec, ~5x faster than three
+streaming passes); a larger one is streamed (ijson), one section at a time, so its size is not
+bounded by memory: only the category table and one record at a time are held.
 """
 
 from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import ijson
+import msgspec
 
 from visor.errors import FormatError
 from visor.formats.records import (
@@ -27,8 +29,11 @@ from visor.formats.records import (
 from visor.sources import Source
 
 _IMAGE_KEYS = {"id", "file_name", "width", "height"}
-# Above this size a syntax error is reported by byte offset rather than re-parsed for line/column.
-_EXACT_ERROR_LIMIT = 256 * 1024 * 1024
+# Up to this size a file is parsed whole (its objects take ~4x its size in memory); above it,
+# it is streamed, and a syntax error is reported by byte offset rather than by line/column.
+IN_MEMORY_LIMIT = 256 * 1024 * 1024
+
+Sections = Callable[[str | None], Iterator[Any]]
 
 
 def annotation_files(listing: Listing) -> list[str]:
@@ -58,13 +63,19 @@ def _read_file(source: Source, listing: Listing, file: str) -> Iterator[Record]:
         if file.endswith("_annotations.coco.json")
         else posixpath.basename(file)
     )
-    categories = {c["id"]: str(c["name"]) for c in _items(source, file, "categories.item")}
-    yield CategoryTable({int(k): v for k, v in categories.items()})
+    items = _sections(source, file)
+    categories: dict[Any, str] = {}
+    for category in items("categories"):
+        if not isinstance(category, dict) or "id" not in category or "name" not in category:
+            yield Skipped(file, f"category without id or name: {_short(category)}")
+            continue
+        categories[category["id"]] = str(category["name"])
+    yield CategoryTable({int(k): v for k, v in categories.items() if isinstance(k, int)})
     prefix: str | None = None
     images: set[Any] = set()
-    for image in _items(source, file, "images.item"):
-        file_name = image.get("file_name")
-        if "id" not in image or not isinstance(file_name, str):
+    for image in items("images"):
+        file_name = image.get("file_name") if isinstance(image, dict) else None
+        if not isinstance(file_name, str) or "id" not in image or not isinstance(file_name, str):
             yield Skipped(file, f"image entry without id or file_name: {_short(image)}")
             continue
         if prefix is None:
@@ -81,21 +92,24 @@ def _read_file(source: Source, listing: Listing, file: str) -> Iterator[Record]:
             height=_int_or_none(image.get("height")),
             metadata=extra,
         )
-    yield from _read_annotations(source, file, categories, images)
+    yield from _read_annotations(items("annotations"), file, categories, images)
 
 
 _BATCH = 50_000
 
 
 def _read_annotations(
-    source: Source, file: str, categories: dict[Any, str], images: set[Any]
+    annotations: Iterator[Any], file: str, categories: dict[Any, str], images: set[Any]
 ) -> Iterator[LabelColumns | Skipped]:
     """Boxes in column batches; the checks are inlined because this loop runs per box."""
     batch = _empty_batch()
-    for ann in _items(source, file, "annotations.item"):
+    for ann in annotations:
+        if not isinstance(ann, dict):
+            yield Skipped(file, f"annotation is not an object: {_short(ann)}")
+            continue
         image_id = ann.get("image_id")
         category = categories.get(ann.get("category_id"))
-        bbox = ann.get("bbox")
+        bbox: Any = ann.get("bbox")
         try:
             ok = (
                 image_id in images
@@ -174,7 +188,7 @@ def read_results(
 
     `images` maps COCO image ids to sample ids, `categories` COCO category ids to names.
     """
-    for i, det in enumerate(_items(source, file, "item")):
+    for i, det in enumerate(_sections(source, file)(None)):
         if not isinstance(det, dict):
             yield Skipped(file, f"entry {i}: expected an object, got {_short(det)}")
             continue
@@ -216,6 +230,30 @@ def _image_prefix(listing: Listing, file: str, file_name: str) -> str:
     return ann_dir
 
 
+def _sections(source: Source, file: str) -> Sections:
+    """`items(key)`: the items of the file's top-level array `key` (None: the file's own array),
+    from the whole parsed file when it is small enough, else streamed."""
+    if source.size(file) > IN_MEMORY_LIMIT:
+        return lambda key: _items(source, file, f"{key}.item" if key else "item")
+    with source.open(file) as f:
+        data = f.read()
+    try:
+        document = msgspec.json.decode(data)
+    except msgspec.DecodeError as e:
+        del data
+        raise FormatError(_syntax_error(source, file, e)) from None
+    del data
+
+    def items(key: str | None) -> Iterator[Any]:
+        if key is None:
+            found = document
+        else:
+            found = document.get(key) if isinstance(document, dict) else None
+        return iter(found) if isinstance(found, list) else iter(())
+
+    return items
+
+
 def _items(source: Source, file: str, prefix: str) -> Iterator[Any]:
     with source.open(file) as f:
         try:
@@ -225,7 +263,7 @@ def _items(source: Source, file: str, prefix: str) -> Iterator[Any]:
 
 
 def _syntax_error(source: Source, file: str, error: Exception) -> str:
-    if source.size(file) <= _EXACT_ERROR_LIMIT:
+    if source.size(file) <= IN_MEMORY_LIMIT:
         with source.open(file) as f:
             text = _decode(f, file)
         try:

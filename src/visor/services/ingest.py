@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 
@@ -199,7 +200,7 @@ def _probe_images(
         if size is None:
             return Skipped(sample.path, "image file is missing (referenced by the annotations)")
         try:
-            with source.open(sample.path) as f:
+            with source.open_listed(sample.path) as f:
                 if sample.width and sample.height and looks_complete(f, size):
                     return (sample.width, sample.height)
                 f.seek(0)
@@ -209,10 +210,16 @@ def _probe_images(
         return (info.width, info.height)
 
     result: list[tuple[int, int] | None] = [None] * total
-    # Local reads take microseconds and threads would only fight over the GIL; object stores
-    # take milliseconds per request, so many requests go out at once.
-    with ThreadPoolExecutor(1 if source.is_local else _PROBE_THREADS) as pool:
-        for i, outcome in enumerate(pool.map(check, range(total), chunksize=256)):
+    # Local reads take microseconds: a plain loop (threads would only fight over the GIL, and a
+    # future per file costs more than the read). Object stores take milliseconds per request,
+    # so many requests go out at once.
+    with ThreadPoolExecutor(_PROBE_THREADS) as pool:
+        outcomes = (
+            map(check, range(total))
+            if source.is_local
+            else pool.map(check, range(total), chunksize=256)
+        )
+        for i, outcome in enumerate(outcomes):
             if isinstance(outcome, Skipped):
                 cols.skipped.append(outcome)
             else:
@@ -226,35 +233,48 @@ def _probe_images(
     return result
 
 
-def _label_columns(cols: _Columns) -> tuple[np.ndarray, dict[str, Any], np.ndarray]:
-    """All labels as columns: (sample row, columns, normalized?) with one entry per label."""
-    rows = [np.array([i for i, _ in cols.labels], np.int64)]
+@dataclass
+class _Labels:
+    """Every label as columns, one entry per label, in reading order."""
+
+    rows: np.ndarray  # the sample's row in _Columns.samples (-1: unknown image)
+    classes: np.ndarray  # object array of str
+    boxes: np.ndarray  # (n, 4) float64 x, y, w, h; NaN for image-level labels
+    scores: np.ndarray  # float64, NaN where none
+    iscrowd: np.ndarray  # bool
+    normalized: np.ndarray  # bool: boxes in fractions of the image size
+    flags: dict[int, list[str]]  # sparse: most labels have none
+
+
+def _label_columns(cols: _Columns) -> _Labels:
     singles = [label for _, label in cols.labels]
-    boxes = [label.bbox or (np.nan, np.nan, np.nan, np.nan) for label in singles]
-    box_array = np.array(boxes, np.float64).reshape(-1, 4)
-    columns: dict[str, list[Any]] = {
-        "class": [label.category for label in singles],
-        "x": [box_array[:, 0]],
-        "y": [box_array[:, 1]],
-        "w": [box_array[:, 2]],
-        "h": [box_array[:, 3]],
-        "score": [label.score for label in singles],
-        "iscrowd": [label.iscrowd for label in singles],
-        "flags": [list(label.flags) for label in singles],
-    }
-    normalized = [np.array([label.normalized for label in singles], bool)]
+    rows = [np.array([i for i, _ in cols.labels], np.int64)]
+    classes = [np.array([label.category for label in singles], object)]
+    boxes = [
+        np.array([label.bbox or (np.nan,) * 4 for label in singles], np.float64).reshape(-1, 4)
+    ]
+    scores = [np.array([label.score for label in singles], np.float64).reshape(-1)]
+    iscrowd = [np.array([label.iscrowd for label in singles], bool).reshape(-1)]
+    normalized = [np.array([label.normalized for label in singles], bool).reshape(-1)]
+    flags = {i: list(label.flags) for i, label in enumerate(singles) if label.flags}
     for batch_rows, batch in cols.batches:
         rows.append(batch_rows)
-        columns["class"].extend(batch.categories)
-        for key in ("x", "y", "w", "h"):
-            columns[key].append(np.asarray(getattr(batch, key), np.float64))
-        columns["score"].extend(batch.scores or [None] * len(batch))
-        columns["iscrowd"].extend(batch.iscrowd)
-        columns["flags"].extend([[] for _ in range(len(batch))])
+        classes.append(np.array(batch.categories, object))
+        boxes.append(np.column_stack([batch.x, batch.y, batch.w, batch.h]).astype(np.float64))
+        scores.append(
+            np.array(batch.scores, np.float64) if batch.scores else np.full(len(batch), np.nan)
+        )
+        iscrowd.append(np.array(batch.iscrowd, bool))
         normalized.append(np.zeros(len(batch), bool))
-    for key in ("x", "y", "w", "h"):
-        columns[key] = np.concatenate(columns[key])  # type: ignore[assignment]
-    return np.concatenate(rows), columns, np.concatenate(normalized)
+    return _Labels(
+        rows=np.concatenate(rows),
+        classes=np.concatenate(classes),
+        boxes=np.concatenate(boxes),
+        scores=np.concatenate(scores),
+        iscrowd=np.concatenate(iscrowd),
+        normalized=np.concatenate(normalized),
+        flags=flags,
+    )
 
 
 def _tables(
@@ -270,52 +290,54 @@ def _tables(
     width = np.array([s[0] if s else 0 for s in sizes] + [0], np.float64)
     height = np.array([s[1] if s else 0 for s in sizes] + [0], np.float64)
 
-    rows, columns, normalized = _label_columns(cols)
-    sample_ids = new_id[rows]
-    kept = sample_ids >= 0
-    x, y, w, h = (np.asarray(columns[k]) for k in ("x", "y", "w", "h"))
-    iw, ih = width[rows], height[rows]
+    found = _label_columns(cols)
+    sample_ids = new_id[found.rows]
+    take = np.flatnonzero(sample_ids >= 0)
+    sample_ids = sample_ids[take]
+    x, y, w, h = found.boxes[take].T
+    iw, ih = width[found.rows[take]], height[found.rows[take]]
+    normalized = found.normalized[take]
     x, w = np.where(normalized, x * iw, x), np.where(normalized, w * iw, w)
     y, h = np.where(normalized, y * ih, y), np.where(normalized, h * ih, h)
     with np.errstate(invalid="ignore"):
         outside = (x < -0.5) | (y < -0.5) | (x + w > iw + 0.5) | (y + h > ih + 0.5)
-    flags = columns["flags"]
-    for i in np.flatnonzero(outside & kept):
-        flags[i] = [*flags[i], "outside_image"]
-    take = np.flatnonzero(kept)
-    classes = np.asarray(columns["class"], dtype=object)[take]
+    label_flags = (
+        {new: found.flags[old] for new, old in enumerate(take.tolist()) if old in found.flags}
+        if found.flags
+        else {}
+    )
+    classes = found.classes[take]
     n = len(take)
     labels = pa.table(
         {
             "dataset_id": pa.array(np.full(n, dataset_id, np.int32)),
-            "sample_id": pa.array(sample_ids[take].astype(np.int32)),
+            "sample_id": pa.array(sample_ids.astype(np.int32)),
             "class": pa.array(classes, pa.string()),
             **{
-                k: pa.array(v[take], pa.float64(), from_pandas=True)
+                k: pa.array(v, pa.float64(), from_pandas=True)
                 for k, v in (("x", x), ("y", y), ("w", w), ("h", h))
             },
-            "score": pa.array([columns["score"][i] for i in take], pa.float64()),
+            "score": pa.array(found.scores[take], pa.float64(), from_pandas=True),
             "kind": pa.array(["gt"] * n, pa.string()),
             "source": pa.array(["ground_truth"] * n, pa.string()),
-            "iscrowd": pa.array([columns["iscrowd"][i] for i in take], pa.bool_()),
-            "flags": pa.array([flags[i] or None for i in take], pa.list_(pa.string())),
+            "iscrowd": pa.array(found.iscrowd[take], pa.bool_()),
+            "flags": _flag_column(outside, "outside_image", label_flags),
         }
     )
 
-    # Per-sample summaries, computed by DuckDB-free grouping in Arrow.
-    per_sample = pa.table({"sid": labels["sample_id"], "class": labels["class"]})
-    grouped = per_sample.group_by("sid").aggregate([("class", "distinct"), ("class", "count")])
-    sample_classes: list[list[str]] = [[] for _ in keep]
-    counts = np.zeros(len(keep), np.int32)
-    for sid, distinct, count in zip(
-        grouped["sid"].to_pylist(),
-        grouped["class_distinct"].to_pylist(),
-        grouped["class_count"].to_pylist(),
-        strict=True,
-    ):
-        sample_classes[sid] = sorted(distinct)
-        counts[sid] = count
-    outside_samples = set(sample_ids[np.flatnonzero(outside & kept)].tolist())
+    # Per sample: its distinct classes (sorted) and its number of labels.
+    pairs = (
+        pa.table({"sid": labels["sample_id"], "class": labels["class"]})
+        .group_by(["sid", "class"])
+        .aggregate([])
+        .sort_by([("sid", "ascending"), ("class", "ascending")])
+    )
+    offsets = np.zeros(len(keep) + 1, np.int32)
+    np.cumsum(np.bincount(pairs["sid"].to_numpy(), minlength=len(keep)), out=offsets[1:])
+    sample_classes = pa.ListArray.from_arrays(pa.array(offsets), pairs["class"].combine_chunks())
+    counts = np.bincount(sample_ids, minlength=len(keep)).astype(np.int32)
+    has_outside = np.zeros(len(keep), bool)
+    has_outside[sample_ids[outside]] = True
 
     kept_samples = [cols.samples[i] for i in keep]
     samples = pa.table(
@@ -328,20 +350,46 @@ def _tables(
             "height": pa.array(height[keep].astype(np.int32)),
             "size_bytes": pa.array([listing.sizes.get(s.path) for s in kept_samples], pa.int64()),
             "split": pa.array([s.split for s in kept_samples], pa.string()),
-            "classes": pa.array(sample_classes, pa.list_(pa.string())),
-            "tags": pa.array([[] for _ in keep], pa.list_(pa.string())),
-            "flags": pa.array(
-                [["box_outside_image"] if i in outside_samples else [] for i in range(len(keep))],
-                pa.list_(pa.string()),
-            ),
+            "classes": sample_classes,
+            "tags": _flag_column(np.zeros(len(keep), bool), ""),
+            "flags": _flag_column(has_outside, "box_outside_image"),
             "num_labels": pa.array(counts),
             "metadata": pa.array(
-                [json.dumps(s.metadata) if s.metadata else None for s in kept_samples], pa.string()
+                [_encode_json(s.metadata) if s.metadata else None for s in kept_samples],
+                pa.string(),
             ),
         }
     )
     categories = sorted(set(classes.tolist()))
     return samples, labels, categories
+
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def _encode_json(value: Any) -> str:
+    return _json_encoder.encode(value).decode()
+
+
+def _flag_column(
+    marked: np.ndarray, flag: str, extra: dict[int, list[str]] | None = None
+) -> pa.Array:
+    """A list<string> column: each row's `extra` flags (sparse), then `flag` where `marked`.
+    Built from offsets, because a Python list per row costs seconds at millions of rows."""
+    if not extra:
+        counts = marked.astype(np.int64)
+        values: list[str] = [flag] * int(counts.sum())
+    else:
+        counts = np.zeros(len(marked), np.int64)
+        values = []
+        rows = np.union1d(np.flatnonzero(marked), np.fromiter(extra, np.int64, len(extra)))
+        for row in rows.tolist():
+            names = [*extra.get(row, ()), *((flag,) if marked[row] else ())]
+            counts[row] = len(names)
+            values.extend(names)
+    offsets = np.zeros(len(marked) + 1, np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.string()))
 
 
 def _report(skipped: list[Skipped]) -> dict[str, Any]:
