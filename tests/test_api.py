@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import httpx
+import numpy as np
 from conftest import Server, wait_job, write_image
 
 
@@ -104,6 +105,64 @@ def test_tags_are_added_filtered_and_removed(server: Server, demo_root: Path) ->
         assert [s["id"] for s in tagged["items"]] == [1, 3]
         r = c.post("/api/datasets/shapes/tags", json={"ids": [99999], "tags": ["x"]})
         assert r.status_code == 404
+
+
+def test_a_selection_is_posted_once_then_filters_pages_ids_and_tags(
+    server: Server, demo_root: Path
+) -> None:
+    chosen = np.array([3, 7, 8, 21, 39], dtype="<i4")
+    with httpx.Client(base_url=server.url) as c:
+        _ingest(c, demo_root)
+        base = "/api/datasets/shapes"
+        r = c.post(
+            f"{base}/selections",
+            content=chosen.tobytes(),
+            headers={"content-type": "application/octet-stream"},
+        )
+        assert r.status_code == 201 and r.json()["count"] == 5
+        token = r.json()["selection"]
+        page = c.get(f"{base}/samples", params={"selection": token, "limit": 3}).json()
+        assert page["total"] == 5 and [s["id"] for s in page["items"]] == [3, 7, 8]
+        # With another filter on top: the selection's val samples, by the binary id list.
+        val = c.get(f"{base}/samples/ids", params={"split": "val"})
+        val_ids = set(np.frombuffer(val.content, dtype="<i4").tolist())
+        assert int(val.headers["x-total-count"]) == len(val_ids) > 0
+        both = c.get(f"{base}/samples/ids", params={"split": "val", "selection": token})
+        assert set(np.frombuffer(both.content, "<i4").tolist()) == val_ids & set(chosen.tolist())
+        # Tags on the whole selection, without sending its ids again.
+        r = c.post(f"{base}/tags", json={"selection": token, "tags": ["lasso"]})
+        assert r.json() == {"updated": 5}
+        tagged = c.get(f"{base}/samples/ids", params={"tag": "lasso"}).content
+        assert np.frombuffer(tagged, "<i4").tolist() == chosen.tolist()
+        # JSON works too; unknown ids and unknown tokens are refused by name.
+        r = c.post(f"{base}/selections", json={"ids": [1, 2]})
+        assert r.status_code == 201 and r.json()["count"] == 2
+        r = c.post(f"{base}/selections", json={"ids": [1, 4000]})
+        assert r.status_code == 404 and "4000" in r.json()["error"]["message"]
+        r = c.get(f"{base}/samples", params={"selection": "nope"})
+        assert r.status_code == 404 and "selection 'nope' not found" in r.json()["error"]["message"]
+        r = c.post(f"{base}/tags", json={"ids": [1], "selection": token, "tags": ["x"]})
+        assert r.status_code == 422
+
+
+def test_pages_can_carry_each_samples_boxes(server: Server, demo_root: Path) -> None:
+    with httpx.Client(base_url=server.url) as c:
+        _ingest(c, demo_root)
+        coco = json.loads((demo_root / "annotations" / "instances_train.json").read_text())
+        page = c.get(
+            "/api/datasets/shapes/samples", params={"boxes": "all", "limit": 1000, "split": "train"}
+        ).json()
+        by_coco_id = {s["metadata"]["coco_id"]: s for s in page["items"]}
+        for image in coco["images"]:
+            expected = sorted(
+                a["bbox"] for a in coco["annotations"] if a["image_id"] == image["id"]
+            )
+            got = sorted(b["bbox"] for b in by_coco_id[image["id"]]["boxes"])
+            assert got == [[float(v) for v in box] for box in expected]
+        assert all(b["kind"] == "gt" for s in page["items"] for b in s["boxes"])
+        none = c.get("/api/datasets/shapes/samples", params={"boxes": "prediction"}).json()
+        assert all(s["boxes"] == [] for s in none["items"])
+        assert "boxes" not in c.get("/api/datasets/shapes/samples").json()["items"][0]
 
 
 def test_errors_are_json_with_the_right_status(server: Server, demo_root: Path) -> None:

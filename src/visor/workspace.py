@@ -6,6 +6,10 @@ The CLI and the HTTP API are thin layers over these two classes.
 from __future__ import annotations
 
 import hashlib
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,7 @@ class Workspace:
         self.jobs = JobRunner(self.store, workers=self.settings.job_workers)
         self._sources: dict[str, Source] = {}
         self.indexes = IndexCache()
+        self.selections = Selections()
 
     def close(self) -> None:
         self.jobs.shutdown()
@@ -100,6 +105,36 @@ class Workspace:
         return self._sources[root]
 
 
+class Selections:
+    """Sets of sample ids kept in memory under a random token, the newest `LIMIT` of them."""
+
+    LIMIT = 32
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, dataset_id: int, ids: np.ndarray) -> str:
+        token = secrets.token_hex(8)
+        with self._lock:
+            self._items[token] = (dataset_id, ids)
+            while len(self._items) > self.LIMIT:
+                self._items.popitem(last=False)
+        return token
+
+    def get(self, dataset_id: int, token: str) -> np.ndarray:
+        with self._lock:
+            found = self._items.get(token)
+            if found is not None:
+                self._items.move_to_end(token)
+        if found is None or found[0] != dataset_id:
+            raise NotFound(
+                f"selection {token!r} not found (selections are kept in memory, the newest "
+                f"{self.LIMIT}, until the server restarts): select the samples again"
+            )
+        return found[1]
+
+
 class Dataset:
     """One dataset: its samples, labels, tags, images and thumbnails."""
 
@@ -135,6 +170,10 @@ class Dataset:
             descending=descending,
         )
 
+    def boxes(self, ids: Sequence[int], kind: str | None = None) -> dict[int, list[dict[str, Any]]]:
+        """The boxes of the given samples by id; `kind` keeps only `gt` or `prediction`."""
+        return sample_rows.boxes(self.store, self.id, ids, kind)
+
     def sample(self, sample_id: int) -> dict[str, Any]:
         found = sample_rows.get(self.store, self.id, sample_id)
         if found is None:
@@ -145,10 +184,10 @@ class Dataset:
         self.sample(sample_id)
         return sample_rows.labels(self.store, self.id, sample_id)
 
-    def add_tags(self, ids: list[int], tags: list[str]) -> int:
+    def add_tags(self, ids: Sequence[int] | np.ndarray, tags: list[str]) -> int:
         return sample_rows.add_tags(self.store, self.id, self._known(ids), _check_tags(tags))
 
-    def remove_tags(self, ids: list[int], tags: list[str]) -> int:
+    def remove_tags(self, ids: Sequence[int] | np.ndarray, tags: list[str]) -> int:
         return sample_rows.remove_tags(self.store, self.id, self._known(ids), _check_tags(tags))
 
     def delete(self) -> None:
@@ -427,10 +466,14 @@ class Dataset:
         )
         return self._finish(job.to_dict(), wait)
 
+    def filtered_ids(self, filters: SampleFilter) -> np.ndarray:
+        """The ids (int64, ascending) of the samples matching `filters`."""
+        return sample_rows.filtered_ids(self.store, self.id, filters)
+
     def _allowed(self, filters: SampleFilter | None) -> np.ndarray | None:
-        if filters is None or filters == SampleFilter():
+        if filters is None or filters.is_empty():
             return None
-        return np.asarray(sample_rows.filtered_ids(self.store, self.id, filters), dtype=np.int64)
+        return self.filtered_ids(filters)
 
     def _describe(self, found: list[tuple[int, float]]) -> list[dict[str, Any]]:
         names = sample_rows.paths_of(self.store, self.id, [i for i, _ in found])
@@ -540,14 +583,27 @@ class Dataset:
         size = self.workspace.settings.thumbnail_size
         return self.workspace.settings.thumbnails_dir / str(self.id) / f"{sample_id}-{size}.jpg"
 
-    def _known(self, ids: list[int]) -> list[int]:
-        if not ids:
+    def _known(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        wanted = np.unique(np.asarray(ids, dtype=np.int64))
+        if not len(wanted):
             raise InvalidInput("ids: give at least one sample id")
-        found = sample_rows.existing_ids(self.store, self.id, ids)
-        missing = sorted(set(ids) - found)
-        if missing:
-            raise NotFound(f"samples not found in dataset {self.name!r}: {missing[:10]}")
-        return ids
+        found = sample_rows.existing_ids(self.store, self.id, wanted)
+        missing = np.setdiff1d(wanted, np.fromiter(found, np.int64, len(found)))
+        if len(missing):
+            raise NotFound(f"samples not found in dataset {self.name!r}: {missing[:10].tolist()}")
+        return wanted
+
+    # -- selections ---------------------------------------------------------------------
+
+    def select(self, ids: Sequence[int] | np.ndarray) -> dict[str, Any]:
+        """Keep a set of sample ids (e.g. a lasso on the map) under a token that filters,
+        tags and pages can name instead of sending the ids again."""
+        known = self._known(ids)
+        token = self.workspace.selections.add(self.id, known)
+        return {"selection": token, "count": len(known)}
+
+    def selection(self, token: str) -> np.ndarray:
+        return self.workspace.selections.get(self.id, token)
 
 
 def _check_tags(tags: list[str]) -> list[str]:

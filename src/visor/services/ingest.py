@@ -114,6 +114,8 @@ def ingest(
     keep = [i for i, s in enumerate(cols.samples) if sizes[i] is not None]
     dataset_id = dataset_rows.next_id(store)
     samples_table, labels_table, categories = _tables(cols, sizes, keep, listing, dataset_id)
+    # Stored in sample order: reading one sample's labels then skips most of the table.
+    labels_table = labels_table.sort_by("sample_id")
     ctx.check_cancelled()
 
     ctx.phase("writing to the store", total=samples_table.num_rows)

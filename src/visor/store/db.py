@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,14 +63,44 @@ class Store:
 
     # -- helpers used by the repositories -------------------------------------------------
 
-    def query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return self.cursor().execute(sql, params).fetchall()
+    def query(
+        self,
+        sql: str,
+        params: list[Any] | tuple[Any, ...] = (),
+        relations: Mapping[str, pa.Table] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Rows of `sql`; `relations` are Arrow tables it may read by name (e.g. a large set
+        of ids: a registered table is joined ~8x faster than a list parameter of 500K ids)."""
+        cur = self.cursor()
+        with self.registered(cur, relations):
+            return cur.execute(sql, params).fetchall()
 
     def query_one(
-        self, sql: str, params: list[Any] | tuple[Any, ...] = ()
+        self,
+        sql: str,
+        params: list[Any] | tuple[Any, ...] = (),
+        relations: Mapping[str, pa.Table] | None = None,
     ) -> tuple[Any, ...] | None:
-        rows = self.cursor().execute(sql, params).fetchmany(1)  # fetchmany ends the result
+        cur = self.cursor()
+        with self.registered(cur, relations):
+            # All rows (callers ask for one): only a result read to its end is finished, and
+            # an unfinished one blocks this thread's cursor.
+            rows = cur.execute(sql, params).fetchall()
         return rows[0] if rows else None
+
+    @staticmethod
+    @contextmanager
+    def registered(
+        cur: duckdb.DuckDBPyConnection, relations: Mapping[str, pa.Table] | None
+    ) -> Iterator[None]:
+        """`relations` readable by name on `cur` for the duration of the block."""
+        for name, table in (relations or {}).items():
+            cur.register(name, table)
+        try:
+            yield
+        finally:
+            for name in relations or {}:
+                cur.unregister(name)
 
     def query_dicts(
         self, sql: str, params: list[Any] | tuple[Any, ...] = ()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
 
 from visor.errors import InvalidInput
 from visor.store.db import Store
@@ -34,7 +38,7 @@ class SampleFilter:
     tag: str | None = None
     filename: str | None = None
     has_label: bool | None = None
-    ids: list[int] | None = None
+    ids: Sequence[int] | np.ndarray | None = None  # e.g. a lasso: any number of ids
     duplicate_group: int | None = None
     has_duplicates: bool | None = None
     uniqueness_min: float | None = None
@@ -58,8 +62,7 @@ class SampleFilter:
         if self.has_label is not None:
             clauses.append("num_labels > 0" if self.has_label else "num_labels = 0")
         if self.ids is not None:
-            clauses.append("list_contains(?, id)")
-            params.append(self.ids)
+            clauses.append(f"id IN (SELECT id FROM {_IDS})")
         if self.duplicate_group is not None:
             clauses.append("duplicate_group = ?")
             params.append(self.duplicate_group)
@@ -74,6 +77,21 @@ class SampleFilter:
             clauses.append("uniqueness <= ?")
             params.append(self.uniqueness_max)
         return " AND ".join(clauses), params
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in fields(self))
+
+    def relations(self) -> dict[str, pa.Table]:
+        """The tables `where()` reads (pass them to the query)."""
+        return {} if self.ids is None else id_relation(self.ids)
+
+
+_IDS = "_visor_ids"
+
+
+def id_relation(ids: Sequence[int] | np.ndarray) -> dict[str, pa.Table]:
+    """A set of sample ids as a table that SQL reads as `_visor_ids` (column `id`)."""
+    return {_IDS: pa.table({"id": np.asarray(ids, dtype=np.int32)})}
 
 
 def _sort_key(sort: str) -> str:
@@ -126,6 +144,7 @@ def page(
         f"(SELECT list(id ORDER BY {order}) FROM (SELECT id, sort_key FROM matches "
         f"ORDER BY {order} LIMIT {int(limit)} OFFSET {int(offset)}))",
         params,
+        filters.relations(),
     )
     total, ids = (int(found[0]), [int(i) for i in found[1] or []]) if found else (0, [])
     rows = store.query(
@@ -159,6 +178,27 @@ def labels(store: Store, dataset_id: int, sample_id: int) -> list[dict[str, Any]
     return rows
 
 
+def boxes(
+    store: Store, dataset_id: int, ids: Sequence[int], kind: str | None = None
+) -> dict[int, list[dict[str, Any]]]:
+    """The boxes of the given samples by sample id (image-level labels have none); `kind`:
+    only `gt` or only `prediction`."""
+    rows = store.query(
+        "SELECT sample_id, kind, source, class, x, y, w, h, score FROM labels "
+        f"WHERE dataset_id = ? AND sample_id IN (SELECT id FROM {_IDS}) AND x IS NOT NULL"
+        + (" AND kind = ?" if kind else "")
+        + " ORDER BY sample_id, kind, source, score DESC NULLS FIRST",
+        [dataset_id, *([kind] if kind else [])],
+        id_relation(ids),
+    )
+    found: dict[int, list[dict[str, Any]]] = {}
+    for sample_id, kind_, source, cls, x, y, w, h, score in rows:
+        found.setdefault(int(sample_id), []).append(
+            {"kind": kind_, "source": source, "class": cls, "bbox": [x, y, w, h], "score": score}
+        )
+    return found
+
+
 def paths(store: Store, dataset_id: int) -> list[tuple[int, str]]:
     return [
         (int(i), p)
@@ -168,35 +208,46 @@ def paths(store: Store, dataset_id: int) -> list[tuple[int, str]]:
     ]
 
 
-def existing_ids(store: Store, dataset_id: int, ids: list[int]) -> set[int]:
+def existing_ids(store: Store, dataset_id: int, ids: Sequence[int] | np.ndarray) -> set[int]:
     rows = store.query(
-        "SELECT id FROM samples WHERE dataset_id = ? AND list_contains(?, id)", [dataset_id, ids]
+        f"SELECT id FROM samples WHERE dataset_id = ? AND id IN (SELECT id FROM {_IDS})",
+        [dataset_id],
+        id_relation(ids),
     )
     return {int(r[0]) for r in rows}
 
 
-def add_tags(store: Store, dataset_id: int, ids: list[int], tags: list[str]) -> int:
-    with store.transaction() as cur:
-        cur.execute(
-            "UPDATE samples SET tags = "
-            "list_sort(list_distinct(list_concat(coalesce(tags, []), ?))) "
-            "WHERE dataset_id = ? AND list_contains(?, id)",
-            [tags, dataset_id, ids],
-        )
-        found = cur.fetchone()
-    return int(found[0]) if found else 0
+def add_tags(
+    store: Store, dataset_id: int, ids: Sequence[int] | np.ndarray, tags: list[str]
+) -> int:
+    return _update_tags(
+        store, dataset_id, ids, "list_sort(list_distinct(list_concat(coalesce(tags, []), ?)))", tags
+    )
 
 
-def remove_tags(store: Store, dataset_id: int, ids: list[int], tags: list[str]) -> int:
-    with store.transaction() as cur:
+def remove_tags(
+    store: Store, dataset_id: int, ids: Sequence[int] | np.ndarray, tags: list[str]
+) -> int:
+    return _update_tags(
+        store,
+        dataset_id,
+        ids,
+        "list_filter(coalesce(tags, []), lambda t: NOT list_contains(?, t))",
+        tags,
+    )
+
+
+def _update_tags(
+    store: Store, dataset_id: int, ids: Sequence[int] | np.ndarray, value: str, tags: list[str]
+) -> int:
+    with store.transaction() as cur, store.registered(cur, id_relation(ids)):
         cur.execute(
-            "UPDATE samples SET tags = "
-            "list_filter(coalesce(tags, []), lambda t: NOT list_contains(?, t)) "
-            "WHERE dataset_id = ? AND list_contains(?, id)",
-            [tags, dataset_id, ids],
+            f"UPDATE samples SET tags = {value} "
+            f"WHERE dataset_id = ? AND id IN (SELECT id FROM {_IDS})",
+            [tags, dataset_id],
         )
-        found = cur.fetchone()
-    return int(found[0]) if found else 0
+        found = cur.fetchall()  # to the end: the relation can't be dropped mid-result
+    return int(found[0][0]) if found else 0
 
 
 def counts(store: Store, dataset_id: int) -> dict[str, Any]:
@@ -241,12 +292,13 @@ def import_labels(store: Store, table: Any, source_name: str, dataset_id: int) -
         )
 
 
-def filtered_ids(store: Store, dataset_id: int, filters: SampleFilter) -> list[int]:
-    """Ids of the samples matching `filters`, ascending."""
+def filtered_ids(store: Store, dataset_id: int, filters: SampleFilter) -> np.ndarray:
+    """Ids (int64) of the samples matching `filters`, ascending."""
     where, params = filters.where(dataset_id)
-    return [
-        int(r[0]) for r in store.query(f"SELECT id FROM samples WHERE {where} ORDER BY id", params)
-    ]
+    cur = store.cursor()
+    with store.registered(cur, filters.relations()):
+        found = cur.execute(f"SELECT id FROM samples WHERE {where} ORDER BY id", params)
+        return np.asarray(found.fetchnumpy()["id"], dtype=np.int64)
 
 
 def paths_of(store: Store, dataset_id: int, ids: list[int]) -> dict[int, str]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from visor.api.deps import DatasetDep
+from visor.errors import InvalidInput
 from visor.store.samples import SampleFilter
 from visor.workspace import Dataset
 
@@ -26,75 +30,130 @@ _MEDIA_TYPES = {
 }
 
 
+Boxes = Literal["gt", "prediction", "all"]
+
+
+class Filters(BaseModel):
+    """The filters of a samples query (GET: query parameters; POST: the body)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    split: str | None = None
+    category: str | None = Field(default=None, alias="class")
+    tag: str | None = None
+    filename: str | None = Field(default=None, description="substring of the path")
+    has_label: bool | None = None
+    duplicate_group: int | None = Field(default=None, description="from the duplicates job")
+    has_duplicates: bool | None = None
+    uniqueness_min: float | None = Field(default=None, ge=0, le=1)
+    uniqueness_max: float | None = Field(default=None, ge=0, le=1)
+    selection: str | None = Field(default=None, description="a token from POST /selections")
+
+    def sample_filter(self, dataset: Dataset, ids: list[int] | None = None) -> SampleFilter:
+        if self.selection is not None:
+            chosen = dataset.selection(self.selection)
+            ids = chosen if ids is None else np.intersect1d(chosen, ids)  # type: ignore[assignment]
+        return SampleFilter(
+            split=self.split,
+            category=self.category,
+            tag=self.tag,
+            filename=self.filename,
+            has_label=self.has_label,
+            ids=ids,
+            duplicate_group=self.duplicate_group,
+            has_duplicates=self.has_duplicates,
+            uniqueness_min=self.uniqueness_min,
+            uniqueness_max=self.uniqueness_max,
+        )
+
+
+FiltersDep = Annotated[Filters, Query()]
+
+
 @router.get("/samples")
 def list_samples(
     dataset: DatasetDep,
+    filters: FiltersDep,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    split: str | None = None,
-    category: Annotated[str | None, Query(alias="class")] = None,
-    tag: str | None = None,
-    filename: str | None = None,
-    has_label: bool | None = None,
-    duplicate_group: int | None = None,
-    has_duplicates: bool | None = None,
-    uniqueness_min: Annotated[float | None, Query(ge=0, le=1)] = None,
-    uniqueness_max: Annotated[float | None, Query(ge=0, le=1)] = None,
     sort: str = "id",
     order: Literal["asc", "desc"] = "asc",
+    boxes: Boxes | None = None,
 ) -> dict[str, Any]:
     """A page of samples. `sort` is a column (id, filename, path, size_bytes, width, height,
     num_labels, split, uniqueness, duplicate_group) or `metadata.<numeric field>`.
     `duplicate_group` and `has_duplicates` come from the duplicates job, `uniqueness_min`
-    and `uniqueness_max` from the uniqueness scores."""
-    filters = SampleFilter(
-        split=split,
-        category=category,
-        tag=tag,
-        filename=filename,
-        has_label=has_label,
-        duplicate_group=duplicate_group,
-        has_duplicates=has_duplicates,
-        uniqueness_min=uniqueness_min,
-        uniqueness_max=uniqueness_max,
-    )
-    return _page(dataset, filters, offset, limit, sort, order)
+    and `uniqueness_max` from the uniqueness scores; `selection` names a set of ids posted to
+    `/selections`. `boxes` adds each sample's boxes (`gt`, `prediction` or `all`)."""
+    return _page(dataset, filters.sample_filter(dataset), offset, limit, sort, order, boxes)
 
 
-class SampleQuery(BaseModel):
-    """The samples of a selection (e.g. a lasso on the map), with the usual filters."""
+class SampleQuery(Filters):
+    """The samples of a set of ids (e.g. a lasso on the map), with the usual filters."""
 
     ids: list[int] = Field(max_length=1_000_000, description="sample ids to page through")
-    split: str | None = None
-    category: str | None = Field(default=None, alias="class")
-    tag: str | None = None
-    filename: str | None = None
     sort: str = "id"
     order: Literal["asc", "desc"] = "asc"
     offset: int = Field(default=0, ge=0)
     limit: int = Field(default=100, ge=1, le=1000)
+    boxes: Boxes | None = None
 
 
 @router.post("/samples/query")
 def query_samples(body: SampleQuery, dataset: DatasetDep) -> dict[str, Any]:
     """Like `GET /samples`, limited to the given ids (too many for a query string)."""
-    filters = SampleFilter(
-        split=body.split,
-        category=body.category,
-        tag=body.tag,
-        filename=body.filename,
-        ids=body.ids,
-    )
-    return _page(dataset, filters, body.offset, body.limit, body.sort, body.order)
+    filters = body.sample_filter(dataset, body.ids)
+    return _page(dataset, filters, body.offset, body.limit, body.sort, body.order, body.boxes)
 
 
 def _page(
-    dataset: Dataset, filters: SampleFilter, offset: int, limit: int, sort: str, order: str
+    dataset: Dataset,
+    filters: SampleFilter,
+    offset: int,
+    limit: int,
+    sort: str,
+    order: str,
+    boxes: str | None,
 ) -> dict[str, Any]:
     total, items = dataset.samples(
         filters, offset=offset, limit=limit, sort=sort, descending=order == "desc"
     )
+    if boxes is not None:
+        found = dataset.boxes([s["id"] for s in items], None if boxes == "all" else boxes)
+        for item in items:
+            item["boxes"] = found.get(item["id"], [])
     return {"total": total, "offset": offset, "limit": limit, "items": items}
+
+
+@router.get("/samples/ids", response_class=Response)
+def sample_ids(dataset: DatasetDep, filters: FiltersDep) -> Response:
+    """The ids of every matching sample, ascending, as little-endian int32 bytes
+    (`application/octet-stream`): what a map needs to fade the points a filter leaves out."""
+    ids = dataset.filtered_ids(filters.sample_filter(dataset))
+    return Response(
+        ids.astype("<i4").tobytes(),
+        media_type="application/octet-stream",
+        headers={"X-Total-Count": str(len(ids))},
+    )
+
+
+@router.post("/selections", status_code=201)
+async def create_selection(dataset: DatasetDep, request: Request) -> dict[str, Any]:
+    """Keep a set of sample ids (a lasso) under a token that `selection=` can name in samples
+    queries, id lists and tag requests. The body: the ids as little-endian int32 bytes
+    (`application/octet-stream`; 2 MB for 500K ids), or JSON `{"ids": [...]}`. Tokens live in
+    the server's memory (the newest 32); an unknown one is a 404."""
+    body = await request.body()
+    if request.headers.get("content-type", "").startswith("application/octet-stream"):
+        if len(body) % 4:
+            raise InvalidInput("selection: the body must be int32 ids (a multiple of 4 bytes)")
+        ids = np.frombuffer(body, dtype="<i4")
+    else:
+        try:
+            ids = np.asarray(json.loads(body)["ids"], dtype=np.int64)
+        except (ValueError, KeyError, TypeError):
+            raise InvalidInput('selection: send {"ids": [sample ids]} or int32 bytes') from None
+    return await run_in_threadpool(dataset.select, ids)
 
 
 @router.get("/samples/{sample_id}")
@@ -119,15 +178,23 @@ def get_thumbnail(sample_id: int, dataset: DatasetDep, request: Request) -> Resp
 
 
 class TagRequest(BaseModel):
-    ids: list[int] = Field(min_length=1, max_length=1_000_000)
+    """Tags for the samples named by `ids`, or by a `selection` token."""
+
+    ids: list[int] | None = Field(default=None, min_length=1, max_length=1_000_000)
+    selection: str | None = None
     tags: list[str] = Field(min_length=1)
+
+    def targets(self, dataset: Dataset) -> list[int] | np.ndarray:
+        if (self.ids is None) == (self.selection is None):
+            raise InvalidInput("tags: give either ids or a selection")
+        return self.ids if self.ids is not None else dataset.selection(str(self.selection))
 
 
 @router.post("/tags")
 def add_tags(body: TagRequest, dataset: DatasetDep) -> dict[str, Any]:
-    return {"updated": dataset.add_tags(body.ids, body.tags)}
+    return {"updated": dataset.add_tags(body.targets(dataset), body.tags)}
 
 
 @router.delete("/tags")
 def remove_tags(body: TagRequest, dataset: DatasetDep) -> dict[str, Any]:
-    return {"updated": dataset.remove_tags(body.ids, body.tags)}
+    return {"updated": dataset.remove_tags(body.targets(dataset), body.tags)}
