@@ -95,4 +95,11 @@ def test_map_job_and_binary_points(server: Server, demo_root: Path) -> None:
         code = table.column("class")[5].as_py()
         assert legend["class"][code] == (sample["classes"][0] if sample["classes"] else None)
         assert legend["split"][table.column("split")[5].as_py()] == sample["split"]
+        assert set(table.column("tag").to_pylist()) == {0} and legend["tag"] == [None]
+        c.post("/api/datasets/s/tags", json={"ids": [5], "tags": ["review", "blurry"]})
+        again = pa.ipc.open_stream(c.get("/api/datasets/s/maps/default/points").content)
+        tagged = again.read_all()
+        tag_legend = json.loads(tagged.schema.metadata[b"visor:legend"])["tag"]
+        assert tag_legend[tagged.column("tag")[5].as_py()] == "blurry"  # the first, sorted
+        assert tagged.column("tag")[4].as_py() == 0
         assert c.get("/api/datasets/s/maps/99/points").status_code == 404

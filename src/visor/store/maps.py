@@ -100,9 +100,10 @@ def delete(store: Store, dataset_id: int, map_id: int) -> None:
 
 
 def points(store: Store, dataset_id: int, map_id: int) -> pa.Table:
-    """sample_id, x, y, the sample's split and its first class, in sample id order."""
+    """sample_id, x, y, the sample's split, its first class and first tag, by sample id."""
     return store.query_arrow(
-        "SELECT p.sample_id, p.x, p.y, s.split, s.classes[1] AS class FROM map_points p "
+        "SELECT p.sample_id, p.x, p.y, s.split, s.classes[1] AS class, s.tags[1] AS tag "
+        "FROM map_points p "
         "JOIN samples s ON s.dataset_id = p.dataset_id AND s.id = p.sample_id "
         "WHERE p.dataset_id = ? AND p.map_id = ? ORDER BY p.sample_id",
         [dataset_id, map_id],

@@ -57,14 +57,16 @@ def set_default(dataset: DatasetDep, map_id: int) -> dict[str, Any]:
 @router.get("/{map_id}/points", response_class=Response)
 def points(dataset: DatasetDep, map_id: str, request: Request) -> Response:
     """Every point of a map as an Arrow IPC stream (`application/vnd.apache.arrow.stream`),
-    one record batch with columns `sample_id` int32, `x` float32, `y` float32, `class` uint16
-    and `split` uint8, in sample id order. `class` (the sample's first class) and `split` are
-    codes into the legends stored as JSON in the schema metadata (`visor:legend`), where code 0
-    means none. Sent gzip-compressed (level 1) when the client accepts it."""
+    one record batch with columns `sample_id` int32, `x` float32, `y` float32, `class` uint16,
+    `split` uint8 and `tag` uint16, in sample id order. `class` (the sample's first class),
+    `split` and `tag` (its first tag) are codes into the legends stored as JSON in the schema
+    metadata (`visor:legend`), where code 0 means none. Sent gzip-compressed (level 1) when the
+    client accepts it."""
     table = dataset.map_points(_map_id(map_id))
     classes, class_codes = _codes(table.column("class"))
     splits, split_codes = _codes(table.column("split"))
-    legend = {"class": [None, *classes], "split": [None, *splits]}
+    tags, tag_codes = _codes(table.column("tag"))
+    legend = {"class": [None, *classes], "split": [None, *splits], "tag": [None, *tags]}
     out = pa.table(
         {
             "sample_id": table.column("sample_id").cast(pa.int32()),
@@ -72,6 +74,7 @@ def points(dataset: DatasetDep, map_id: str, request: Request) -> Response:
             "y": table.column("y").cast(pa.float32()),
             "class": pa.array(class_codes.astype(np.uint16)),
             "split": pa.array(split_codes.astype(np.uint8)),
+            "tag": pa.array(tag_codes.astype(np.uint16)),
         }
     ).replace_schema_metadata({"visor:legend": json.dumps(legend)})
     sink = pa.BufferOutputStream()
