@@ -1,9 +1,10 @@
 import { useEffect, useMemo, useState } from "react";
 import { api, datasetPath } from "./api";
-import { Grid, samplesRequest } from "./Grid";
-import { MapView, type Selection } from "./MapView";
+import { Grid, samplesUrl } from "./Grid";
+import { MapView, type Lasso } from "./MapView";
 import { SampleView } from "./SampleView";
-import type { ViewState } from "./url";
+import { TagBar } from "./TagBar";
+import { filterParams, type BoxKinds, type ViewState } from "./url";
 
 interface Info {
   num_samples: number;
@@ -12,38 +13,67 @@ interface Info {
   tags: Record<string, number>;
 }
 
-const SORTS = ["id", "filename", "size_bytes", "width", "height", "num_labels", "uniqueness"];
+/** A lasso on the map: its ids are posted once; the token names them in later requests. */
+export interface Selection extends Lasso {
+  token: string | null;
+}
 
-/** The query string of the samples API for a view's filters and sort. */
-export function samplesQuery(view: ViewState): string {
-  const params = new URLSearchParams({ sort: view.sort, order: view.order });
-  if (view.split) params.set("split", view.split);
-  if (view.cls) params.set("class", view.cls);
-  if (view.tag) params.set("tag", view.tag);
-  if (view.filename) params.set("filename", view.filename);
+const SORTS = ["id", "filename", "size_bytes", "width", "height", "num_labels", "uniqueness", "duplicate_group"];
+const BOXES: [BoxKinds, string][] = [["all", "ground truth + predictions"], ["gt", "ground truth"], ["prediction", "predictions"], ["none", "none"]];
+
+/** The query string of the samples API for a view's filters and sort, within a selection. */
+export function samplesQuery(view: ViewState, selection: string | null = null): string {
+  const params = filterParams(view);
+  params.set("sort", view.sort);
+  params.set("order", view.order);
+  if (selection) params.set("selection", selection);
   return params.toString();
 }
 
-/** One dataset: filters and sort in a sidebar, the matching count, the thumbnail grid. */
+/** One dataset: filters and sort in a sidebar, the matching count, the thumbnail grid, the map;
+ * a lasso on the map and the sidebar's filters narrow each other. */
 export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v: ViewState) => void }) {
   const name = view.dataset!;
   const [info, setInfo] = useState<Info | null>(null);
   const [total, setTotal] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [selection, setSelection] = useState<Selection | null>(null);
-  const query = useMemo(() => samplesQuery(view), [view]);
-  const ids = selection?.ids ?? null;
+  const [picked, setPicked] = useState<Set<number>>(new Set());
+  const [version, setVersion] = useState(0);
   const [openIndex, setOpenIndex] = useState<number | null>(null);
+  const filters = useMemo(() => filterParams(view).toString(), [view]);
+  const waiting = selection !== null && selection.token === null;
+  const query = useMemo(() => samplesQuery(view, selection?.token ?? null), [view, selection]);
 
   useEffect(() => {
     api<Info>(datasetPath(name)).then(setInfo, (e) => setError(e.message));
-  }, [name]);
+  }, [name, version]);
   useEffect(() => {
-    api<{ total: number }>(...samplesRequest(name, query, ids, 0, 1)).then(
-      (body) => setTotal(body.total),
+    if (waiting) return setTotal(null);
+    api<{ total: number }>(samplesUrl(name, query, 0, 1)).then(
+      (body) => {
+        setTotal(body.total);
+        performance.mark("visor:count");
+      },
       (e) => setError(e.message),
     );
-  }, [name, query, ids]);
+  }, [name, query, waiting, version]);
+
+  const lasso = (found: Lasso | null) => {
+    setSelection(found && { ...found, token: null });
+    if (!found) return;
+    fetch(`${datasetPath(name)}/selections`, {
+      method: "POST",
+      headers: { "Content-Type": "application/octet-stream" },
+      body: found.ids.buffer as ArrayBuffer, // int32, little-endian on every platform a browser runs on
+    })
+      .then(async (r) => {
+        const body = await r.json();
+        if (!r.ok) throw new Error(body?.error?.message ?? `HTTP ${r.status}`);
+        setSelection((now) => (now?.ids === found.ids ? { ...now, token: body.selection } : now));
+      })
+      .catch((e) => setError(e.message));
+  };
 
   if (error) return <main><p className="error">{error}</p></main>;
   const set = (patch: Partial<ViewState>) => navigate({ ...view, ...patch, sample: null });
@@ -55,10 +85,16 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
     if (openIndex === null || total === null) return;
     const next = openIndex + delta;
     if (next < 0 || next >= total) return;
-    api<{ items: { id: number }[] }>(...samplesRequest(name, query, ids, next, 1)).then((r) => {
+    api<{ items: { id: number }[] }>(samplesUrl(name, query, next, 1)).then((r) => {
       if (r.items.length) openSample(r.items[0].id, next);
     });
   };
+  const pick = (id: number) => setPicked((old) => {
+    const next = new Set(old);
+    if (!next.delete(id)) next.add(id);
+    return next;
+  });
+  const fraction = (text: string) => (text === "" ? null : Math.min(1, Math.max(0, Number(text))));
   const classes = info ? [...new Set(info.classes.map((c) => c.class))].sort() : [];
   return (
     <main className="dataset">
@@ -90,6 +126,33 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
             }}
           />
         </label>
+        <label>Duplicates
+          <select
+            value={view.group !== null ? "group" : view.duplicates ? "yes" : ""}
+            onChange={(e) => set({ duplicates: e.target.value === "yes", group: null })}
+          >
+            <option value="">all samples</option>
+            <option value="yes">only those with duplicates</option>
+            {view.group !== null && <option value="group">group {view.group}</option>}
+          </select>
+        </label>
+        <fieldset className="range">
+          <legend>Uniqueness</legend>
+          {(["uniquenessMin", "uniquenessMax"] as const).map((key) => (
+            <input
+              key={`${key}-${view[key]}`}
+              type="number" min={0} max={1} step={0.05}
+              aria-label={key === "uniquenessMin" ? "uniqueness from" : "uniqueness to"}
+              placeholder={key === "uniquenessMin" ? "from 0" : "to 1"}
+              defaultValue={view[key] ?? ""}
+              onKeyDown={(e) => { if (e.key === "Enter") (e.target as HTMLInputElement).blur(); }}
+              onBlur={(e) => {
+                const value = fraction(e.target.value);
+                if (value !== view[key]) set({ [key]: value });
+              }}
+            />
+          ))}
+        </fieldset>
         <label>Sort
           <select value={view.sort} onChange={(e) => set({ sort: e.target.value })}>
             {SORTS.map((s) => <option key={s}>{s}</option>)}
@@ -97,6 +160,11 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           <select value={view.order} onChange={(e) => set({ order: e.target.value as "asc" | "desc" })}>
             <option value="asc">ascending</option>
             <option value="desc">descending</option>
+          </select>
+        </label>
+        <label>Boxes
+          <select value={view.boxes} onChange={(e) => set({ boxes: e.target.value as BoxKinds })}>
+            {BOXES.map(([value, text]) => <option key={value} value={value}>{text}</option>)}
           </select>
         </label>
       </aside>
@@ -110,24 +178,45 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
             </>
           )}
         </p>
+        <TagBar
+          dataset={name}
+          picked={picked}
+          selection={selection?.token ? { token: selection.token, count: selection.ids.length } : null}
+          known={info ? Object.keys(info.tags) : []}
+          done={() => { setPicked(new Set()); setVersion((v) => v + 1); }}
+          clear={() => setPicked(new Set())}
+        />
         {total !== null && (
           <Grid
             dataset={name}
             query={query}
             total={total}
-            selection={ids}
+            boxes={view.boxes}
+            picked={picked}
+            version={version}
+            onPick={pick}
             onOpen={(index, id) => openSample(id, index)}
           />
         )}
       </section>
       <section className="map-panel" data-lasso={selection ? JSON.stringify(selection.polygon) : ""}>
-        <MapView dataset={name} onSelect={setSelection} onOpen={(id) => openSample(id)} />
+        <MapView
+          dataset={name}
+          mapId={view.map}
+          color={view.color}
+          filters={filters}
+          version={version}
+          onView={(patch) => navigate({ ...view, ...patch })}
+          onSelect={lasso}
+          onOpen={(id) => openSample(id)}
+        />
       </section>
       {view.sample !== null && (
         <SampleView
           dataset={name}
           id={view.sample}
           open={(id) => openSample(id)}
+          showGroup={(group) => set({ group, duplicates: false })}
           step={step}
           close={() => navigate({ ...view, sample: null })}
         />

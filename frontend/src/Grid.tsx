@@ -1,48 +1,55 @@
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useEffect, useRef, useState } from "react";
 import { api, datasetPath, thumbnailUrl } from "./api";
+import { BoxOverlay, type Box } from "./Boxes";
 import { classColor } from "./colors";
 import { PAGE_SIZE, pagesFor } from "./pages";
+import type { BoxKinds } from "./url";
 
 export interface Sample {
   id: number;
   filename: string;
+  width: number | null;
+  height: number | null;
   classes: string[];
+  boxes?: Box[];
 }
 
-const CELL = 176;
+const CELL = 176; // px: thumbnail cell width and row height
 
-/** The request for samples [offset, offset + limit) matching `query` (the samples API's query
- * string), within `selection` when there is one (posted: a lasso can hold many ids). */
-export function samplesRequest(
-  dataset: string, query: string, selection: number[] | null, offset: number, limit: number,
-): [string, RequestInit | undefined] {
-  if (selection === null) {
-    return [`${datasetPath(dataset)}/samples?${query}&offset=${offset}&limit=${limit}`, undefined];
-  }
-  const body = { ...Object.fromEntries(new URLSearchParams(query)), ids: selection, offset, limit };
-  return [`${datasetPath(dataset)}/samples/query`, { method: "POST", body: JSON.stringify(body) }];
-} // px: thumbnail cell width and row height
+/** The samples API URL for samples [offset, offset + limit) matching `query` (its query string:
+ * filters, sort, and a `selection` token for a lasso). */
+export function samplesUrl(dataset: string, query: string, offset: number, limit: number): string {
+  return `${datasetPath(dataset)}/samples?${query}&offset=${offset}&limit=${limit}`;
+}
 
 /** A virtualised thumbnail grid over `total` samples: only the visible rows are in the DOM,
- * and the pages they need (and the next) are fetched as they come near. */
+ * and the pages they need (and the next) are fetched as they come near. Each cell shows its
+ * boxes (`boxes`: which kinds) and a box to pick it for tagging; `version` refetches. */
 export function Grid(
-  { dataset, query, total, selection, onOpen }:
+  { dataset, query, total, boxes, picked, version, onPick, onOpen }:
   {
-    dataset: string; query: string; total: number; selection: number[] | null;
-    onOpen: (index: number, id: number) => void;
+    dataset: string; query: string; total: number; boxes: BoxKinds; picked: Set<number>;
+    version: number; onPick: (id: number) => void; onOpen: (index: number, id: number) => void;
   },
 ) {
   const scroller = useRef<HTMLDivElement>(null);
   const [columns, setColumns] = useState(6);
   const [pages, setPages] = useState<Map<number, Sample[]>>(new Map());
   const requested = useRef<Set<number>>(new Set());
+  const pageQuery = boxes === "none" ? query : `${query}&boxes=${boxes}`;
 
-  useEffect(() => {  // a new filter: start over
+  const generation = useRef(0); // answers to an older query are dropped
+
+  useEffect(() => {  // a new filter: back to the top
+    scroller.current?.scrollTo({ top: 0 });
+  }, [query]);
+
+  useEffect(() => {  // new samples, or the same drawn anew (other boxes, changed tags)
+    generation.current += 1;
     setPages(new Map());
     requested.current = new Set();
-    scroller.current?.scrollTo({ top: 0 });
-  }, [query, selection]);
+  }, [pageQuery, version]);
 
   useEffect(() => {
     const element = scroller.current;
@@ -69,12 +76,15 @@ export function Grid(
     for (const page of pagesFor(firstRow * columns, (lastRow + 1) * columns - 1, total)) {
       if (requested.current.has(page)) continue;
       requested.current.add(page);
-      api<{ items: Sample[] }>(...samplesRequest(dataset, query, selection, page * PAGE_SIZE, PAGE_SIZE)).then(
-        (body) => setPages((old) => new Map(old).set(page, body.items)),
+      const asked = generation.current;
+      api<{ items: Sample[] }>(samplesUrl(dataset, pageQuery, page * PAGE_SIZE, PAGE_SIZE)).then(
+        (body) => {
+          if (asked === generation.current) setPages((old) => new Map(old).set(page, body.items));
+        },
         () => requested.current.delete(page),
       );
     }
-  }, [dataset, query, selection, firstRow, lastRow, columns, total]);
+  }, [dataset, pageQuery, firstRow, lastRow, columns, total, pages]);
 
   const sampleAt = (index: number): Sample | undefined =>
     pages.get(Math.floor(index / PAGE_SIZE))?.[index % PAGE_SIZE];
@@ -95,18 +105,32 @@ export function Grid(
               return (
                 <figure
                   key={column}
-                  className="cell"
+                  className={sample && picked.has(sample.id) ? "cell picked" : "cell"}
                   style={{ width: CELL - 8 }}
                   title={sample?.filename}
-                  onClick={() => sample && onOpen(index, sample.id)}
+                  data-id={sample?.id}
+                  onClick={(event) => {
+                    if (!sample) return;
+                    if (event.ctrlKey || event.metaKey) onPick(sample.id);
+                    else onOpen(index, sample.id);
+                  }}
                 >
                   {sample ? (
                     <>
-                      <img
-                        loading="lazy"
-                        src={thumbnailUrl(dataset, sample.id)}
-                        alt={sample.filename}
-                      />
+                      <div className="thumb">
+                        <img loading="lazy" src={thumbnailUrl(dataset, sample.id)} alt={sample.filename} />
+                        {sample.boxes && sample.width && sample.height && (
+                          <BoxOverlay width={sample.width} height={sample.height} boxes={sample.boxes} fit="cover" />
+                        )}
+                        <input
+                          type="checkbox"
+                          className="pick"
+                          aria-label={`pick ${sample.filename}`}
+                          checked={picked.has(sample.id)}
+                          onClick={(event) => event.stopPropagation()}
+                          onChange={() => onPick(sample.id)}
+                        />
+                      </div>
                       <figcaption>
                         {sample.classes.slice(0, 3).map((c) => (
                           <span key={c} className="tag" style={{ background: classColor(c) }}>{c}</span>

@@ -1,13 +1,9 @@
 import { useEffect, useState } from "react";
 import { api, datasetPath, thumbnailUrl } from "./api";
-import { classColor } from "./colors";
+import { BoxOverlay, type Box } from "./Boxes";
 
-interface Label {
-  kind: string;
+interface Label extends Box {
   source: string;
-  class: string | null;
-  bbox: [number, number, number, number] | null;
-  score: number | null;
 }
 
 interface SampleDetail {
@@ -32,8 +28,11 @@ interface Neighbour {
 /** One sample over the page: the image with its boxes, labels, metadata, tags, nearest
  * neighbours and duplicate group. Esc closes; the arrow keys step through the grid. */
 export function SampleView(
-  { dataset, id, open, step, close }:
-  { dataset: string; id: number; open: (id: number) => void; step: (delta: number) => void; close: () => void },
+  { dataset, id, open, showGroup, step, close }:
+  {
+    dataset: string; id: number; open: (id: number) => void; showGroup: (group: number) => void;
+    step: (delta: number) => void; close: () => void;
+  },
 ) {
   const [sample, setSample] = useState<SampleDetail | null>(null);
   const [neighbours, setNeighbours] = useState<Neighbour[] | null>(null);
@@ -79,19 +78,7 @@ export function SampleView(
             <div className="picture">
               <img src={`${base}/samples/${id}/image`} alt={sample.path} />
               {sample.width && sample.height && (
-                <svg viewBox={`0 0 ${sample.width} ${sample.height}`} preserveAspectRatio="none">
-                  {sample.labels.filter((l) => l.bbox).map((l, i) => (
-                    <rect
-                      key={i}
-                      data-class={l.class ?? ""}
-                      x={l.bbox![0]} y={l.bbox![1]} width={l.bbox![2]} height={l.bbox![3]}
-                      fill="none"
-                      stroke={classColor(l.class ?? "")}
-                      strokeWidth={Math.max(sample.width!, sample.height!) / 250}
-                      strokeDasharray={l.kind === "prediction" ? "6 4" : undefined}
-                    />
-                  ))}
-                </svg>
+                <BoxOverlay width={sample.width} height={sample.height} boxes={sample.labels} fit="fill" />
               )}
             </div>
             <div className="details">
@@ -136,7 +123,10 @@ export function SampleView(
         </div>
         {group.length > 0 && (
           <>
-            <h3>Duplicates</h3>
+            <h3>
+              Duplicates{" "}
+              <button onClick={() => showGroup(sample!.duplicate_group!)}>show the group in the grid</button>
+            </h3>
             <div className="strip">
               {group.map((s) => (
                 <img key={s.id} src={thumbnailUrl(dataset, s.id)} alt={s.path} onClick={() => open(s.id)} />

@@ -1,6 +1,6 @@
 import { Float32, Table, makeVector, tableToIPC, vectorFromArray } from "apache-arrow";
 import { describe, expect, it } from "vitest";
-import { decodePoints } from "./points";
+import { codesFor, decodePoints, matchMask } from "./points";
 
 describe("map points", () => {
   it("decode from an Arrow IPC stream with the legend", () => {
@@ -10,10 +10,11 @@ describe("map points", () => {
       y: makeVector(Float32Array.from([1, 2, 3])),
       class: makeVector(Uint16Array.from([1, 2, 0])),
       split: makeVector(Uint8Array.from([1, 1, 2])),
+      tag: makeVector(Uint16Array.from([0, 1, 0])),
     });
     table.schema.metadata.set(
       "visor:legend",
-      JSON.stringify({ class: [null, "circle", "square"], split: [null, "train", "val"] }),
+      JSON.stringify({ class: [null, "circle", "square"], split: [null, "train", "val"], tag: [null, "blurry"] }),
     );
     const points = decodePoints(tableToIPC(table, "stream"));
     expect(points.count).toBe(3);
@@ -23,6 +24,13 @@ describe("map points", () => {
     expect(Array.from(points.classCode)).toEqual([1, 2, 0]);
     expect(points.legend.class[points.classCode[1]]).toBe("square");
     expect(points.legend.split[points.splitCode[2]]).toBe("val");
+    expect(codesFor(points, "tag")).toBe(points.tagCode);
+    expect(points.legend.tag[codesFor(points, "tag")[1]]).toBe("blurry");
+  });
+  it("mark the points a filter keeps", () => {
+    const ids = Int32Array.from([1, 4, 5, 9, 12]);
+    expect(Array.from(matchMask(ids, Int32Array.from([0, 4, 9, 10, 12, 40])))).toEqual([0, 1, 0, 1, 1]);
+    expect(Array.from(matchMask(ids, new Int32Array(0)))).toEqual([0, 0, 0, 0, 0]);
   });
   it("refuse a stream without the columns", () => {
     const table = new Table({ other: vectorFromArray([1, 2], new Float32()) });

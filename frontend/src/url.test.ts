@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_VIEW, formatView, parseView } from "./url";
+import { DEFAULT_VIEW, filterParams, formatView, parseView } from "./url";
 
 describe("URL state", () => {
   it("round-trips a view", () => {
@@ -8,10 +8,23 @@ describe("URL state", () => {
     expect(text).toBe("?dataset=street&split=val&class=car&sort=uniqueness&order=desc&map=2&sample=41");
     expect(parseView(text)).toEqual(view);
   });
+  it("round-trips duplicate, uniqueness, box and colour choices", () => {
+    const view = {
+      ...DEFAULT_VIEW, dataset: "d", duplicates: true, group: 7, uniquenessMin: 0.25,
+      uniquenessMax: 0.9, boxes: "prediction" as const, color: "tag" as const,
+    };
+    const text = formatView(view);
+    expect(text).toBe("?dataset=d&dups=1&group=7&umin=0.25&umax=0.9&boxes=prediction&color=tag");
+    expect(parseView(text)).toEqual(view);
+  });
   it("leaves defaults out and ignores junk", () => {
     expect(formatView(DEFAULT_VIEW)).toBe("");
-    expect(parseView("?dataset=a%20b&map=x&sample=-1&order=sideways")).toEqual({
+    expect(parseView("?dataset=a%20b&map=x&sample=-1&order=sideways&umin=2&boxes=some&color=red")).toEqual({
       ...DEFAULT_VIEW, dataset: "a b",
     });
+  });
+  it("gives the samples API's filter names", () => {
+    const view = { ...DEFAULT_VIEW, cls: "car", duplicates: true, uniquenessMin: 0.5, sort: "filename" };
+    expect(filterParams(view).toString()).toBe("class=car&has_duplicates=true&uniqueness_min=0.5");
   });
 });

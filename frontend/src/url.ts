@@ -1,30 +1,51 @@
 // The view's state lives in the URL, so a reload or a shared link shows the same view.
 
+export type BoxKinds = "all" | "gt" | "prediction" | "none";
+export type ColorBy = "class" | "split" | "tag";
+
 export interface ViewState {
   dataset: string | null;
   split: string | null;
   cls: string | null;
   tag: string | null;
   filename: string | null;
+  duplicates: boolean;
+  group: number | null;
+  uniquenessMin: number | null;
+  uniquenessMax: number | null;
   sort: string;
   order: "asc" | "desc";
+  boxes: BoxKinds;
+  color: ColorBy;
   map: number | null;
   sample: number | null;
 }
 
 export const DEFAULT_VIEW: ViewState = {
   dataset: null, split: null, cls: null, tag: null, filename: null,
-  sort: "id", order: "asc", map: null, sample: null,
+  duplicates: false, group: null, uniquenessMin: null, uniquenessMax: null,
+  sort: "id", order: "asc", boxes: "all", color: "class", map: null, sample: null,
 };
 
 const KEYS: Record<keyof ViewState, string> = {
   dataset: "dataset", split: "split", cls: "class", tag: "tag", filename: "q",
-  sort: "sort", order: "order", map: "map", sample: "sample",
+  duplicates: "dups", group: "group", uniquenessMin: "umin", uniquenessMax: "umax",
+  sort: "sort", order: "order", boxes: "boxes", color: "color", map: "map", sample: "sample",
 };
 
 function integer(value: string | null): number | null {
   if (value === null || !/^\d+$/.test(value)) return null;
   return Number(value);
+}
+
+function fraction(value: string | null): number | null {
+  if (value === null || value === "") return null;
+  const number = Number(value);
+  return Number.isFinite(number) && number >= 0 && number <= 1 ? number : null;
+}
+
+function oneOf<T extends string>(value: string | null, allowed: readonly T[], fallback: T): T {
+  return allowed.includes(value as T) ? (value as T) : fallback;
 }
 
 export function parseView(search: string): ViewState {
@@ -36,10 +57,16 @@ export function parseView(search: string): ViewState {
     cls: text("cls"),
     tag: text("tag"),
     filename: text("filename"),
+    duplicates: params.get(KEYS.duplicates) === "1",
+    group: integer(text("group")),
+    uniquenessMin: fraction(text("uniquenessMin")),
+    uniquenessMax: fraction(text("uniquenessMax")),
     sort: text("sort") ?? DEFAULT_VIEW.sort,
     order: params.get("order") === "desc" ? "desc" : "asc",
-    map: integer(params.get("map")),
-    sample: integer(params.get("sample")),
+    boxes: oneOf(text("boxes"), ["all", "gt", "prediction", "none"] as const, DEFAULT_VIEW.boxes),
+    color: oneOf(text("color"), ["class", "split", "tag"] as const, DEFAULT_VIEW.color),
+    map: integer(text("map")),
+    sample: integer(text("sample")),
   };
 }
 
@@ -49,8 +76,22 @@ export function formatView(view: ViewState): string {
   for (const key of Object.keys(KEYS) as (keyof ViewState)[]) {
     const value = view[key];
     if (value === null || value === DEFAULT_VIEW[key]) continue;
-    params.set(KEYS[key], String(value));
+    params.set(KEYS[key], typeof value === "boolean" ? "1" : String(value));
   }
   const text = params.toString();
   return text ? `?${text}` : "";
+}
+
+/** The samples API's filter parameters for a view (no sort, no paging). */
+export function filterParams(view: ViewState): URLSearchParams {
+  const params = new URLSearchParams();
+  if (view.split) params.set("split", view.split);
+  if (view.cls) params.set("class", view.cls);
+  if (view.tag) params.set("tag", view.tag);
+  if (view.filename) params.set("filename", view.filename);
+  if (view.duplicates) params.set("has_duplicates", "true");
+  if (view.group !== null) params.set("duplicate_group", String(view.group));
+  if (view.uniquenessMin !== null) params.set("uniqueness_min", String(view.uniquenessMin));
+  if (view.uniquenessMax !== null) params.set("uniqueness_max", String(view.uniquenessMax));
+  return params;
 }

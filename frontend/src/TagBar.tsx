@@ -1,0 +1,46 @@
+import { useState } from "react";
+import { api, datasetPath } from "./api";
+
+/** Add or remove a tag on the picked samples or, with none picked, on a whole lasso. */
+export function TagBar(
+  { dataset, picked, selection, known, done, clear }:
+  {
+    dataset: string; picked: Set<number>; selection: { token: string; count: number } | null;
+    known: string[]; done: () => void; clear: () => void;
+  },
+) {
+  const [tag, setTag] = useState("");
+  const [note, setNote] = useState<string | null>(null);
+  if (!picked.size && !selection) return note ? <p className="note" data-testid="tag-note">{note}</p> : null;
+  const target = picked.size
+    ? { body: { ids: [...picked] }, text: `${picked.size} picked` }
+    : { body: { selection: selection!.token }, text: `all ${selection!.count.toLocaleString()} in the lasso` };
+  const send = async (method: "POST" | "DELETE") => {
+    const name = tag.trim();
+    if (!name) return setNote("type a tag first");
+    try {
+      const r = await api<{ updated: number }>(`${datasetPath(dataset)}/tags`, {
+        method, body: JSON.stringify({ ...target.body, tags: [name] }),
+      });
+      setNote(`${method === "POST" ? "tagged" : "untagged"} ${r.updated.toLocaleString()} samples: ${name}`);
+      done();
+    } catch (e) {
+      setNote((e as Error).message);
+    }
+  };
+  return (
+    <div className="tagbar" data-testid="tagbar">
+      <span>Tag {target.text}:</span>
+      <input
+        list="known-tags" value={tag} placeholder="tag" aria-label="tag"
+        onChange={(e) => setTag(e.target.value)}
+        onKeyDown={(e) => { if (e.key === "Enter") send("POST"); }}
+      />
+      <datalist id="known-tags">{known.map((t) => <option key={t} value={t} />)}</datalist>
+      <button onClick={() => send("POST")}>Add</button>
+      <button onClick={() => send("DELETE")}>Remove</button>
+      {picked.size > 0 && <button onClick={clear}>Unpick</button>}
+      {note && <span className="note" data-testid="tag-note">{note}</span>}
+    </div>
+  );
+}
