@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server, run_cli
+from conftest import Server, run_cli, wait_job
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -119,6 +119,10 @@ def _inside(x: float, y: float, polygon: list[list[float]]) -> bool:
     return inside
 
 
+def _distance(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return abs(a[0] - b[0]) + abs(a[1] - b[1])
+
+
 @pytest.fixture
 def mapped(tmp_path: Path, demo_root: Path) -> Iterator[Server]:
     home = tmp_path / "home"
@@ -185,8 +189,39 @@ def test_lasso_on_the_map_filters_the_grid(page: Page, mapped: Server) -> None:
         for s in shown.evaluate_all("els => els.map(e => e.getAttribute('src'))")  # type: ignore[union-attr]
     }
     assert ids == expected
+    # The whole lasso can be tagged at once (its ids are not sent again: a selection token).
+    page.get_by_label("tag", exact=True).fill("lassoed")
+    page.get_by_test_id("tagbar").get_by_role("button", name="Add").click()
+    expect(page.get_by_test_id("tag-note")).to_have_text(f"tagged {len(expected)} samples: lassoed")
+    tagged = httpx.get(
+        mapped.url + "/api/datasets/shapes/samples", params={"tag": "lassoed", "limit": 100}
+    ).json()
+    assert {s["id"] for s in tagged["items"]} == expected
     page.get_by_test_id("clear-selection").click()
     expect(page.get_by_test_id("count")).to_have_text("40 samples")
+
+    # Hovering a point shows its thumbnail. The lasso's corners give map -> screen.
+    xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
+    left, right, top, bottom = corners[0][0], corners[1][0], corners[0][1], corners[2][1]
+
+    def on_screen(x: float, y: float) -> tuple[float, float]:
+        sx = left + (x - min(xs)) / (max(xs) - min(xs)) * (right - left)
+        sy = top + (max(ys) - y) / (max(ys) - min(ys)) * (bottom - top)
+        return sx, sy
+
+    points = list(zip(*(table.column(c).to_pylist() for c in ("sample_id", "x", "y")), strict=True))
+    target = next(p for p in points if p[0] in expected)
+    sx, sy = on_screen(target[1], target[2])
+    page.mouse.move(sx - 30, sy - 30)
+    page.mouse.move(sx, sy, steps=5)
+    hover = page.get_by_test_id("hover")
+    expect(hover).to_be_visible()
+    shown_id = int(hover.get_attribute("data-id") or -1)
+    near = {i for i, x, y in points if _distance(on_screen(x, y), (sx, sy)) < 8}
+    assert shown_id in near
+    assert f"/samples/{shown_id}/thumbnail" in (hover.get_attribute("src") or "")
+    page.mouse.move(box["x"] + 2, box["y"] + 2)
+    expect(hover).to_have_count(0)
 
 
 def test_embed_and_map_from_the_ui(page: Page, tmp_path: Path, demo_root: Path) -> None:
@@ -239,3 +274,119 @@ def test_sample_view_boxes_neighbours_keys_and_reload(page: Page, mapped: Server
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog")).to_have_count(0)
     assert "sample=" not in page.url
+
+
+def test_boxes_on_thumbnails_and_which_kinds(page: Page, tmp_path: Path, demo_root: Path) -> None:
+    home = tmp_path / "home"
+    assert run_cli(home, "ingest", str(demo_root), "--name", "shapes").returncode == 0
+    coco = json.loads((demo_root / "annotations" / "instances_train.json").read_text())
+    image = coco["images"][0]
+    preds = tmp_path / "preds.json"
+    preds.write_text(
+        json.dumps(
+            [
+                {"image_id": image["id"], "category_id": 1, "bbox": [5, 5, 40, 30], "score": 0.9},
+                {"image_id": image["id"], "category_id": 2, "bbox": [60, 20, 30, 30], "score": 0.4},
+            ]
+        )
+    )
+    done = run_cli(home, "import-predictions", "shapes", str(preds), "--source", "detector")
+    assert done.returncode == 0, done.stderr
+    server = Server(home).start()
+    try:
+        api = httpx.Client(base_url=server.url + "/api/datasets/shapes")
+        items = api.get("/samples", params={"limit": 100}).json()["items"]
+        sample = next(s for s in items if s["metadata"]["coco_id"] == image["id"])
+        labels = api.get(f"/samples/{sample['id']}").json()["labels"]
+        gt = [lab for lab in labels if lab["bbox"] and lab["kind"] == "gt"]
+        page.goto(server.url + "/?dataset=shapes")
+        cell = page.locator(f"figure.cell[data-id='{sample['id']}']")
+        rects = cell.locator("svg.boxes rect")
+        expect(rects).to_have_count(len(gt) + 2)  # both kinds by default
+        dashed = cell.locator("svg.boxes rect[data-kind='prediction']")
+        expect(dashed).to_have_count(2)
+        assert all(d.get_attribute("stroke-dasharray") for d in dashed.all())
+        assert all(
+            r.get_attribute("stroke-dasharray") is None
+            for r in cell.locator("svg.boxes rect[data-kind='gt']").all()
+        )
+        boxes = page.get_by_label("Boxes")
+        boxes.select_option("gt")
+        expect(rects).to_have_count(len(gt))
+        boxes.select_option("prediction")
+        expect(rects).to_have_count(2)
+        assert "boxes=prediction" in page.url
+        page.reload()
+        cell = page.locator(f"figure.cell[data-id='{sample['id']}']")
+        expect(cell.locator("svg.boxes rect")).to_have_count(2)
+        page.get_by_label("Boxes").select_option("none")
+        expect(page.locator("svg.boxes")).to_have_count(0)
+    finally:
+        server.stop()
+
+
+def test_pick_cells_and_tag_them(page: Page, served: Server) -> None:
+    page.goto(served.url + "/?dataset=shapes")
+    cells = page.get_by_test_id("grid").locator("figure.cell")
+    expect(cells.first.locator("img")).to_be_visible()
+    picked = [int(cells.nth(i).get_attribute("data-id") or -1) for i in (0, 2)]
+    cells.nth(0).locator("input.pick").check()
+    cells.nth(2).click(modifiers=["Control"])  # Ctrl-click picks too
+    expect(page.get_by_test_id("tagbar")).to_contain_text("Tag 2 picked")
+    page.get_by_label("tag", exact=True).fill("review")
+    page.get_by_test_id("tagbar").get_by_role("button", name="Add").click()
+    expect(page.get_by_test_id("tag-note")).to_have_text("tagged 2 samples: review")
+    page.get_by_label(re.compile(r"^Tag")).select_option("review")
+    expect(page.get_by_test_id("count")).to_have_text("2 samples")
+    shown = page.get_by_test_id("grid").locator("figure.cell")
+    expect(shown).to_have_count(2)
+    assert sorted(int(c.get_attribute("data-id") or -1) for c in shown.all()) == sorted(picked)
+    # Pick one of them again and take the tag off.
+    shown.first.locator("input.pick").check()
+    page.get_by_label("tag", exact=True).fill("review")
+    page.get_by_test_id("tagbar").get_by_role("button", name="Remove").click()
+    expect(page.get_by_test_id("count")).to_have_text("1 samples")
+    tagged = httpx.get(served.url + "/api/datasets/shapes/samples", params={"tag": "review"})
+    assert tagged.json()["total"] == 1
+
+
+def test_map_colours_fading_filters_and_switching(page: Page, mapped: Server) -> None:
+    api = httpx.Client(base_url=mapped.url + "/api/datasets/shapes")
+    page.goto(mapped.url + "/?dataset=shapes")
+    the_map = page.get_by_test_id("map")
+    expect(the_map).to_have_attribute("data-points", "40")
+    legend = page.get_by_test_id("legend")
+    page.get_by_label("colour by").select_option("split")
+    splits = httpx.get(mapped.url + "/api/datasets/shapes").json()["splits"]
+    for name in splits:
+        expect(legend).to_contain_text(name)
+    assert "color=split" in page.url
+    # A sidebar filter fades the points it leaves out: the map counts those it keeps.
+    page.get_by_label("Split").select_option("val")
+    expect(the_map).to_have_attribute("data-matched", str(splits["val"]))
+    expect(legend).to_contain_text(f"{splits['val']} match the filters")
+    page.get_by_label("Split").select_option("")
+    expect(the_map).to_have_attribute("data-matched", "")
+    # Uniqueness (scored by the map job) and duplicate filters narrow the grid like the API.
+    page.get_by_label("uniqueness from").fill("0.5")
+    page.get_by_label("uniqueness from").press("Enter")
+    above = api.get("/samples", params={"uniqueness_min": 0.5}).json()["total"]
+    assert 0 < above < 40
+    expect(page.get_by_test_id("count")).to_have_text(f"{above} samples")
+    expect(the_map).to_have_attribute("data-matched", str(above))
+    assert "umin=0.5" in page.url
+    page.get_by_label("Duplicates").select_option("yes")
+    dups = api.get("/samples", params={"uniqueness_min": 0.5, "has_duplicates": True}).json()
+    expect(page.get_by_test_id("count")).to_have_text(f"{dups['total']} samples")
+    # A second map: a choice appears; the chosen one is in the URL and survives a reload.
+    job = api.post("/maps", json={"method": "pca"}).json()
+    assert wait_job(httpx.Client(base_url=mapped.url), job["id"])["state"] == "done"
+    page.goto(mapped.url + "/?dataset=shapes")
+    chooser = page.get_by_label("map", exact=True)
+    expect(chooser.locator("option")).to_have_count(2)
+    other = next(m["id"] for m in api.get("/maps").json() if not m["is_default"])
+    chooser.select_option(str(other))
+    assert f"map={other}" in page.url
+    page.reload()
+    expect(page.get_by_label("map", exact=True)).to_have_value(str(other))
+    expect(page.get_by_test_id("map")).to_have_attribute("data-points", "40")
