@@ -41,6 +41,9 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
   const [picked, setPicked] = useState<Set<number>>(new Set());
   const [version, setVersion] = useState(0);
   const [openIndex, setOpenIndex] = useState<number | null>(null);
+  // The lasso is highlighted on the map once the grid has its count: redrawing 1M points
+  // takes the main thread for a while, and the count is what the user waits for.
+  const [highlighted, setHighlighted] = useState<Int32Array | null>(null);
   const filters = useMemo(() => filterParams(view).toString(), [view]);
   const waiting = selection !== null && selection.token === null;
   const query = useMemo(() => samplesQuery(view, selection?.token ?? null), [view, selection]);
@@ -53,6 +56,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
     api<{ total: number }>(samplesUrl(name, query, 0, 1)).then(
       (body) => {
         setTotal(body.total);
+        setHighlighted(selection?.ids ?? null);
         performance.mark("visor:count");
       },
       (e) => setError(e.message),
@@ -70,6 +74,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
       .then(async (r) => {
         const body = await r.json();
         if (!r.ok) throw new Error(body?.error?.message ?? `HTTP ${r.status}`);
+        performance.mark("visor:selection");
         setSelection((now) => (now?.ids === found.ids ? { ...now, token: body.selection } : now));
       })
       .catch((e) => setError(e.message));
@@ -205,6 +210,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           mapId={view.map}
           color={view.color}
           filters={filters}
+          lassoed={selection ? highlighted : null}
           version={version}
           onView={(patch) => navigate({ ...view, ...patch })}
           onSelect={lasso}

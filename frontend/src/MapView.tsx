@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import createScatterplot from "regl-scatterplot";
 import { api, datasetPath, runJob, thumbnailUrl, type Job } from "./api";
 import { classColorRgba } from "./colors";
@@ -29,18 +29,26 @@ const FADED = 0.08; // opacity of the points the sidebar's filters leave out
  * pan with the mouse, lasso with Shift + drag, colour by class, split or tag; the points the
  * sidebar's filters leave out fade. Without a map, a button embeds the images and makes one. */
 export function MapView(
-  { dataset, mapId, color, filters, version, onView, onSelect, onOpen }:
+  { dataset, mapId, color, filters, lassoed, version, onView, onSelect, onOpen }:
   {
-    dataset: string; mapId: number | null; color: ColorBy; filters: string; version: number;
-    onView: (patch: Partial<ViewState>) => void; onSelect: (s: Lasso | null) => void;
-    onOpen: (id: number) => void;
+    dataset: string; mapId: number | null; color: ColorBy; filters: string;
+    lassoed: Int32Array | null; version: number; onView: (patch: Partial<ViewState>) => void;
+    onSelect: (s: Lasso | null) => void; onOpen: (id: number) => void;
   },
 ) {
   const [maps, setMaps] = useState<MapRow[] | null>(null);
   const [job, setJob] = useState<Job | null>(null);
   const [error, setError] = useState<string | null>(null);
   const reload = () => api<MapRow[]>(`${datasetPath(dataset)}/maps`).then(setMaps, (e) => setError(e.message));
-  useEffect(() => { reload(); }, [dataset]); // eslint-disable-line react-hooks/exhaustive-deps
+  // The points are asked for at once, beside the list of maps, not after it (1M points: ~1 s).
+  const early = useRef<{ key: number | "default"; points: Promise<MapPoints> } | null>(null);
+  useEffect(() => {
+    const key = mapId ?? "default";
+    const points = fetchPoints(dataset, key);
+    points.catch(() => undefined); // no map yet: the list says so
+    early.current = { key, points };
+    reload();
+  }, [dataset]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const run = async (path: string) => {
     const ended = await runJob(`${datasetPath(dataset)}${path}`, {}, setJob);
@@ -52,6 +60,7 @@ export function MapView(
     try {
       await run("/embeddings/generate");
       await run("/maps");
+      early.current = null; // asked before the map existed
       await reload();
     } catch (e) {
       setError((e as Error).message);
@@ -70,6 +79,11 @@ export function MapView(
     );
   }
   const current = maps.find((m) => m.id === mapId) ?? maps.find((m) => m.is_default) ?? maps[0];
+  const asked = early.current;
+  const prefetched =
+    asked && (asked.key === current.id || (asked.key === "default" && current.is_default))
+      ? asked.points
+      : null;
   return (
     <div className="map-stack">
       <div className="map-tools">
@@ -103,7 +117,9 @@ export function MapView(
         mapId={current.id}
         color={color}
         filters={filters}
+        lassoed={lassoed}
         version={version}
+        prefetched={prefetched}
         onSelect={onSelect}
         onOpen={onOpen}
       />
@@ -115,14 +131,41 @@ function rgba(name: string | null): [number, number, number, number] {
   return name ? classColorRgba(name) : NONE;
 }
 
+/** For each point with the smallest and largest x and y, where it is on screen: the plot's
+ * data -> screen mapping is a scale and shift per axis (rotation is off), so two points per
+ * axis give it exactly, and its inverse takes a lasso drawn on screen into data space. */
+function screenMapping(plot: Plot, xs: Float32Array, ys: Float32Array) {
+  const extremes = (values: Float32Array) => {
+    let lo = 0, hi = 0;
+    for (let i = 1; i < values.length; i++) {
+      if (values[i] < values[lo]) lo = i;
+      if (values[i] > values[hi]) hi = i;
+    }
+    return [lo, hi];
+  };
+  const axis = (values: Float32Array, component: 0 | 1) => {
+    const [lo, hi] = extremes(values);
+    const a = plot.getScreenPosition(lo), b = plot.getScreenPosition(hi);
+    if (!a || !b || values[hi] === values[lo]) return null;
+    const scale = (b[component] - a[component]) / (values[hi] - values[lo]);
+    return { scale, shift: a[component] - scale * values[lo] };
+  };
+  const x = axis(xs, 0), y = axis(ys, 1);
+  if (!x || !y) return null;
+  return (sx: number, sy: number): Point => [(sx - x.shift) / x.scale, (sy - y.shift) / y.scale];
+}
+
 function Scatter(
-  { dataset, mapId, color, filters, version, onSelect, onOpen }:
+  { dataset, mapId, color, filters, lassoed, version, prefetched, onSelect, onOpen }:
   {
-    dataset: string; mapId: number; color: ColorBy; filters: string; version: number;
-    onSelect: (s: Lasso | null) => void; onOpen: (id: number) => void;
+    dataset: string; mapId: number; color: ColorBy; filters: string; lassoed: Int32Array | null;
+    version: number; prefetched: Promise<MapPoints> | null; onSelect: (s: Lasso | null) => void;
+    onOpen: (id: number) => void;
   },
 ) {
+  const host = useRef<HTMLDivElement>(null);
   const canvas = useRef<HTMLCanvasElement>(null);
+  const trail = useRef<SVGPolylineElement>(null);
   const plot = useRef<{ plot: Plot; xs: Float32Array; ys: Float32Array } | null>(null);
   const [points, setPoints] = useState<MapPoints | null>(null);
   const [matched, setMatched] = useState<Uint8Array | null>(null);
@@ -135,8 +178,9 @@ function Scatter(
   openSample.current = onOpen;
 
   useEffect(() => {
-    fetchPoints(dataset, mapId).then(setPoints, (e) => setError(e.message));
-  }, [dataset, mapId, version]);
+    const fresh = version > 0 || prefetched === null;
+    (fresh ? fetchPoints(dataset, mapId) : prefetched).then(setPoints, (e) => setError(e.message));
+  }, [dataset, mapId, version]); // eslint-disable-line react-hooks/exhaustive-deps
 
   useEffect(() => {  // the filters' matches, to fade the rest
     if (!points || !filters) return setMatched(null);
@@ -148,51 +192,94 @@ function Scatter(
     return () => { live = false; };
   }, [dataset, filters, points]);
 
+  const inLasso = useMemo(
+    () => (points && lassoed ? matchMask(points.sampleIds, lassoed) : null),
+    [points, lassoed],
+  );
+
   useEffect(() => {
-    if (!points || !canvas.current) return;
+    if (!points || !canvas.current || !host.current) return;
     const frame = frameOf(points.x, points.y);
     const xs = toUnit(points.x, frame.midX, frame.scale);
     const ys = toUnit(points.y, frame.midY, frame.scale);
-    const created = createScatterplot({ canvas: canvas.current, width: "auto", height: "auto", pointSize: 4 });
-    plot.current = { plot: created, xs, ys };
-    created.subscribe("lassoEnd", ({ coordinates }) => {
-      performance.mark("visor:lasso-end");
-      // The lasso's vertices in the plot's [-1, 1] space: [x, y] pairs (typed as flat numbers).
-      const raw = coordinates as unknown as (number | [number, number])[];
-      const polygon: Point[] = [];
-      if (Array.isArray(raw[0])) for (const p of raw as [number, number][]) polygon.push(p);
-      else for (let i = 0; i + 1 < raw.length; i += 2) polygon.push([raw[i] as number, raw[i + 1] as number]);
-      const inside = selectInside(xs, ys, polygon);
-      const ids = new Int32Array(inside.length);
-      for (let i = 0; i < inside.length; i++) ids[i] = points.sampleIds[inside[i]];
-      select.current({
-        ids,
-        polygon: polygon.map(([x, y]) => [x * frame.scale + frame.midX, y * frame.scale + frame.midY]),
-      });
+    // The plot's own lasso is off (it highlights a selection point by point: seconds at 1M);
+    // Shift + drag draws ours, and the selection is shown by fading the rest.
+    const created = createScatterplot({
+      canvas: canvas.current,
+      width: "auto",
+      height: "auto",
+      pointSize: 4,
+      keyMap: {} as never, // no key starts its lasso or rotation (typed as needing every key)
     });
-    created.subscribe("deselect", () => select.current(null));
-    let lassoing = false;
-    created.subscribe("lassoStart", () => { lassoing = true; });
+    plot.current = { plot: created, xs, ys };
     created.subscribe("select", ({ points: picked }) => {  // a click on one point opens it
-      if (!lassoing && picked.length === 1) openSample.current(points.sampleIds[picked[0]]);
-      lassoing = false;
+      if (picked.length === 1) openSample.current(points.sampleIds[picked[0]]);
     });
     created.subscribe("pointOver", (index) => {
       const [px, py] = created.getScreenPosition(index) ?? [0, 0];
       setHover({ id: points.sampleIds[index], x: px, y: py });
     });
     created.subscribe("pointOut", () => setHover(null));
+
+    const element = host.current;
+    const line = trail.current!;
+    let drawing: [number, number][] | null = null;
+    const local = (event: MouseEvent): [number, number] => {
+      const box = canvas.current!.getBoundingClientRect();
+      return [event.clientX - box.left, event.clientY - box.top];
+    };
+    const show = () => line.setAttribute("points", (drawing ?? []).map((p) => p.join(",")).join(" "));
+    const move = (event: MouseEvent) => {
+      event.stopPropagation();
+      drawing?.push(local(event));
+      show();
+    };
+    const up = (event: MouseEvent) => {
+      event.stopPropagation();
+      window.removeEventListener("mousemove", move, true);
+      window.removeEventListener("mouseup", up, true);
+      const screen = drawing ?? [];
+      drawing = null;
+      show();
+      const toData = screenMapping(created, xs, ys);
+      if (screen.length < 3 || !toData) return;
+      performance.mark("visor:lasso-end");
+      const polygon = screen.map(([sx, sy]) => toData(sx, sy));
+      const inside = selectInside(xs, ys, polygon);
+      const ids = new Int32Array(inside.length);
+      for (let i = 0; i < inside.length; i++) ids[i] = points.sampleIds[inside[i]];
+      performance.mark("visor:lasso-ids");
+      select.current({
+        ids,
+        polygon: polygon.map(([x, y]) => [x * frame.scale + frame.midX, y * frame.scale + frame.midY]),
+      });
+    };
+    const down = (event: MouseEvent) => {
+      if (!event.shiftKey || event.button !== 0) return;
+      event.stopPropagation(); // the plot would pan
+      event.preventDefault();
+      drawing = [local(event)];
+      window.addEventListener("mousemove", move, true);
+      window.addEventListener("mouseup", up, true);
+    };
+    element.addEventListener("mousedown", down, true);
     return () => {
+      element.removeEventListener("mousedown", down, true);
+      window.removeEventListener("mousemove", move, true);
+      window.removeEventListener("mouseup", up, true);
       plot.current = null;
       created.destroy();
     };
   }, [points]);
 
-  useEffect(() => {  // colours and fading: drawn again on the same plot
+  useEffect(() => {  // colours, fading and the lasso's highlight: drawn again on the same plot
     const current = plot.current;
     if (!points || !current) return;
     const names = points.legend[color];
     const first = drawn === 0;
+    let opacity: Uint8Array;
+    if (matched && inLasso) opacity = matched.map((v, i) => v & inLasso[i]);
+    else opacity = matched ?? inLasso ?? new Uint8Array(points.count).fill(1);
     current.plot.set({
       colorBy: "valueA",
       pointColor: names.map(rgba),
@@ -201,25 +288,27 @@ function Scatter(
     });
     current.plot
       .draw(
+        { x: current.xs, y: current.ys, valueA: codesFor(points, color), valueB: opacity },
         {
-          x: current.xs,
-          y: current.ys,
-          valueA: codesFor(points, color),
-          valueB: matched ?? new Uint8Array(points.count).fill(1),
+          preventFilterReset: true,
+          zDataType: "categorical",
+          wDataType: "categorical",
         },
-        { preventFilterReset: true, zDataType: "categorical", wDataType: "categorical" },
       )
       .then(() => {
         if (first) performance.mark("visor:map-drawn");
         setDrawn((n) => n + 1);
       });
-  }, [points, color, matched]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [points, color, matched, inLasso]); // eslint-disable-line react-hooks/exhaustive-deps
 
-  const codes = points ? codesFor(points, color) : null;
-  const present = codes ? [...new Set(codes)].sort((a, b) => a - b) : [];
-  const kept = matched ? matched.reduce((sum, v) => sum + v, 0) : null;
+  const present = useMemo(() => {  // the legend's entries: a pass over every point
+    const seen = new Set(points ? codesFor(points, color) : []);
+    return [...seen].sort((a, b) => a - b);
+  }, [points, color]);
+  const kept = useMemo(() => (matched ? matched.reduce((sum, v) => sum + v, 0) : null), [matched]);
   return (
     <div
+      ref={host}
       className="map"
       data-testid="map"
       data-points={points?.count ?? 0}
@@ -228,6 +317,7 @@ function Scatter(
     >
       {error && <p className="error">{error}</p>}
       <canvas ref={canvas} />
+      <svg className="lasso-trail"><polyline ref={trail} /></svg>
       {hover && (
         <img
           className="hover"

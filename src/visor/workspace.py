@@ -584,13 +584,16 @@ class Dataset:
         return self.workspace.settings.thumbnails_dir / str(self.id) / f"{sample_id}-{size}.jpg"
 
     def _known(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        wanted = np.unique(np.asarray(ids, dtype=np.int64))
+        wanted = np.asarray(ids, dtype=np.int64)
+        if len(wanted) > 1 and not (wanted[1:] > wanted[:-1]).all():  # else sorted and unique
+            wanted = np.sort(wanted)
+            wanted = wanted[np.concatenate(([True], wanted[1:] != wanted[:-1]))]
         if not len(wanted):
             raise InvalidInput("ids: give at least one sample id")
-        found = sample_rows.existing_ids(self.store, self.id, wanted)
-        missing = np.setdiff1d(wanted, np.fromiter(found, np.int64, len(found)))
-        if len(missing):
-            raise NotFound(f"samples not found in dataset {self.name!r}: {missing[:10].tolist()}")
+        beyond = wanted[(wanted < 0) | (wanted > np.iinfo(np.int32).max)]  # not sample ids
+        missing = beyond[:10].tolist() or sample_rows.missing_ids(self.store, self.id, wanted)
+        if missing:
+            raise NotFound(f"samples not found in dataset {self.name!r}: {missing}")
         return wanted
 
     # -- selections ---------------------------------------------------------------------

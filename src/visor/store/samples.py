@@ -208,13 +208,18 @@ def paths(store: Store, dataset_id: int) -> list[tuple[int, str]]:
     ]
 
 
-def existing_ids(store: Store, dataset_id: int, ids: Sequence[int] | np.ndarray) -> set[int]:
+def missing_ids(
+    store: Store, dataset_id: int, ids: Sequence[int] | np.ndarray, limit: int = 10
+) -> list[int]:
+    """Up to `limit` of `ids` (ascending) that are not samples of the dataset."""
     rows = store.query(
-        f"SELECT id FROM samples WHERE dataset_id = ? AND id IN (SELECT id FROM {_IDS})",
+        f"SELECT r.id FROM {_IDS} r ANTI JOIN "
+        "(SELECT id FROM samples WHERE dataset_id = ?) s ON r.id = s.id "
+        f"ORDER BY r.id LIMIT {int(limit)}",
         [dataset_id],
         id_relation(ids),
     )
-    return {int(r[0]) for r in rows}
+    return [int(r[0]) for r in rows]
 
 
 def add_tags(

@@ -61,7 +61,7 @@ def points(dataset: DatasetDep, map_id: str, request: Request) -> Response:
     `split` uint8 and `tag` uint16, in sample id order. `class` (the sample's first class),
     `split` and `tag` (its first tag) are codes into the legends stored as JSON in the schema
     metadata (`visor:legend`), where code 0 means none. Sent gzip-compressed (level 1) when the
-    client accepts it."""
+    client accepts it and is not on this machine."""
     table = dataset.map_points(_map_id(map_id))
     classes, class_codes = _codes(table.column("class"))
     splits, split_codes = _codes(table.column("split"))
@@ -82,7 +82,10 @@ def points(dataset: DatasetDep, map_id: str, request: Request) -> Response:
         writer.write_table(out.combine_chunks(), max_chunksize=len(out) or None)
     body = sink.getvalue().to_pybytes()
     headers = {"Cache-Control": "no-cache", "X-Points": str(len(out))}
-    if "gzip" in request.headers.get("accept-encoding", ""):
+    # Compressing takes longer than sending to a client on this machine (17 MB at 1M points:
+    # ~0.4 s of gzip); a client elsewhere gets ~40% fewer bytes.
+    local = request.client is not None and request.client.host in ("127.0.0.1", "::1")
+    if not local and "gzip" in request.headers.get("accept-encoding", ""):
         body = gzip.compress(body, compresslevel=1)
         headers["Content-Encoding"] = "gzip"
     return Response(body, media_type=ARROW_STREAM, headers=headers)

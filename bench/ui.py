@@ -1,0 +1,155 @@
+"""The web UI with a large map, in headless Chromium: time from navigation to the map's first
+drawn frame, and from the end of a lasso over about half the points to the grid's new count.
+
+    .venv/bin/python bench/ui.py --points 1000000
+
+Builds a dataset of N samples with a map of N points (clustered, made up: the UI's speed does
+not depend on where the points came from) straight into a fresh store, serves it on 127.0.0.1,
+and drives Debian's Chromium (/usr/bin/chromium) with Playwright. The UI marks its own moments
+(`performance.mark`): `visor:map-drawn` when regl-scatterplot has drawn the points,
+`visor:lasso-end` when a lasso closes and `visor:count` when the grid's count arrives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import uvicorn
+from playwright.sync_api import sync_playwright
+from samples_query import build
+
+from visor.api import create_app
+from visor.config import Settings
+from visor.store import Store
+from visor.store import maps as map_rows
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def add_map(home: Path, n: int) -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(-10, 10, (30, 2))
+    xy = centres[rng.integers(0, 30, n)] + rng.normal(0, 0.8, (n, 2))
+    store = Store(home / "visor.duckdb")
+    map_rows.save(
+        store,
+        1,
+        model="random:dinov2-base",
+        method="umap",
+        params={},
+        ids=np.arange(n),
+        xy=xy,
+        job_id=None,
+        seconds=0.0,
+    )
+    store.close()
+
+
+def mark(page, name: str) -> float | None:  # type: ignore[no-untyped-def]
+    found = page.evaluate("name => performance.getEntriesByName(name).map(e => e.startTime)", name)
+    return found[-1] if found else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--port", type=int, default=8766)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        t0 = time.perf_counter()
+        build(home, args.points)
+        add_map(home, args.points)
+        print(f"built {args.points:,} samples and map points in {time.perf_counter() - t0:.1f} s")
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(Settings(home=home)),
+                host="127.0.0.1",
+                port=args.port,
+                log_level="warning",
+            )
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{args.port}/?dataset=big&boxes=none"
+        first_frames, lassos, sizes = [], [], []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            for _ in range(args.runs):
+                context = browser.new_context(viewport={"width": 1400, "height": 900})
+                page = context.new_page()
+                page.goto(url)
+                page.wait_for_function(
+                    "() => performance.getEntriesByName('visor:map-drawn').length > 0",
+                    timeout=60_000,
+                )
+                first_frames.append(mark(page, "visor:map-drawn") or 0.0)
+                page.wait_for_function(
+                    "() => performance.getEntriesByName('visor:count').length > 0"
+                )
+                # A lasso around the left half of the plot (Shift + drag).
+                box = page.get_by_test_id("map").locator("canvas").bounding_box()
+                assert box is not None
+                cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+                w, h = box["width"], box["height"]
+                corners = [(cx - w * 0.49, cy - h * 0.49), (cx, cy - h * 0.49)]
+                corners += [(cx, cy + h * 0.49), (cx - w * 0.49, cy + h * 0.49)]
+                counts = page.evaluate("performance.getEntriesByName('visor:count').length")
+                page.keyboard.down("Shift")
+                page.mouse.move(*corners[0])
+                page.mouse.down()
+                for x, y in [*corners[1:], corners[0]]:
+                    page.mouse.move(x, y, steps=10)
+                released = page.evaluate("performance.now()")
+                page.mouse.up()
+                page.keyboard.up("Shift")
+                page.wait_for_function(
+                    f"() => performance.getEntriesByName('visor:count').length > {counts}",
+                    timeout=60_000,
+                )
+                lassos.append((mark(page, "visor:count") or 0) - released)
+                points = page.evaluate(
+                    "performance.getEntriesByType('resource').find(e => e.name.endsWith('/points'))"
+                    "?.responseEnd"
+                )
+                print(
+                    f"  points arrived {points:.0f} ms, map drawn {first_frames[-1]:.0f} ms; "
+                    f"lasso: mouse up -> ids {mark(page, 'visor:lasso-ids') - released:.0f} "
+                    f"-> posted {mark(page, 'visor:selection') - released:.0f} "
+                    f"-> grid count {lassos[-1]:.0f} ms"
+                )
+                sizes.append(page.get_by_test_id("count").inner_text())
+                context.close()
+            browser.close()
+        server.should_exit = True
+        thread.join()
+    print(f"first drawn frame after navigation: {[round(t) for t in first_frames]} ms")
+    print(
+        f"mouse up ending a lasso -> grid count: {[round(t) for t in lassos]} ms "
+        f"({sizes[-1]} in the lasso)"
+    )
+    print(
+        f"median: first frame {statistics.median(first_frames):.0f} ms (goal 3000), "
+        f"lasso {statistics.median(lassos):.0f} ms (goal 300)"
+    )
+
+
+if __name__ == "__main__":
+    main()
