@@ -54,7 +54,9 @@ def test_inspect_says_what_an_ingest_would_find(
 def test_ingest_list_page_filter_and_sort(server: Server, demo_root: Path) -> None:
     with httpx.Client(base_url=server.url) as c:
         _ingest(c, demo_root)
-        assert [d["name"] for d in c.get("/api/datasets").json()] == ["shapes"]
+        (listed,) = c.get("/api/datasets").json()
+        assert listed["name"] == "shapes" and listed["maps"] == 0 and listed["vectors"] == {}
+        assert sum(listed["splits"].values()) == 40 and set(listed["splits"]) == {"train", "val"}
         page = c.get("/api/datasets/shapes/samples", params={"limit": 5, "offset": 5}).json()
         assert page["total"] == 40 and [s["id"] for s in page["items"]] == [5, 6, 7, 8, 9]
         val = c.get("/api/datasets/shapes/samples", params={"split": "val", "limit": 1000}).json()

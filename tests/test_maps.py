@@ -78,6 +78,8 @@ def test_map_job_and_binary_points(server: Server, demo_root: Path) -> None:
         job = c.post("/api/datasets/s/maps", json=body).json()
         done = wait_job(c, job["id"], timeout=300)
         assert done["state"] == "done", done
+        (summary,) = c.get("/api/datasets").json()
+        assert summary["vectors"] == {TINY: 40} and summary["maps"] == 1
         (listed,) = c.get("/api/datasets/s/maps").json()
         assert listed["is_default"] and listed["num_points"] == 40 and listed["model"] == TINY
         assert listed["params"]["random_state"] == 0

@@ -60,6 +60,10 @@ def test_datasets_grid_filters_and_reload(page: Page, served: Server) -> None:
     page.goto(served.url + "/")
     row = page.locator("tr", has_text="shapes")
     expect(row).to_contain_text(str(info["num_samples"]))
+    for split, n in info["splits"].items():
+        expect(row).to_contain_text(f"{split} {n}")
+    expect(row.get_by_test_id("embeddings")).to_have_text("none")
+    expect(row.get_by_test_id("maps")).to_have_text("none")
     row.get_by_role("link", name="shapes").click()
     count = page.get_by_test_id("count")
     expect(count).to_have_text(f"{info['num_samples']} samples")
@@ -128,12 +132,12 @@ def mapped(tmp_path: Path, demo_root: Path) -> Iterator[Server]:
     home = tmp_path / "home"
     for args in (
         ("ingest", str(demo_root), "--name", "shapes"),
-        ("embed", "shapes", "--model", "random:dinov2-tiny"),
-        ("map", "shapes", "--model", "random:dinov2-tiny", "--method", "pca"),
+        ("embed", "shapes", "--model", "random:dinov2-small"),
+        ("map", "shapes", "--model", "random:dinov2-small", "--method", "pca"),
     ):
         done = run_cli(home, *args)
         assert done.returncode == 0, done.stderr
-    server = Server(home, env={"VISOR_MODEL": "random:dinov2-tiny"}).start()
+    server = Server(home, env={"VISOR_MODEL": "random:dinov2-small"}).start()
     yield server
     server.stop()
 
@@ -227,7 +231,7 @@ def test_lasso_on_the_map_filters_the_grid(page: Page, mapped: Server) -> None:
 def test_embed_and_map_from_the_ui(page: Page, tmp_path: Path, demo_root: Path) -> None:
     home = tmp_path / "home"
     assert run_cli(home, "ingest", str(demo_root), "--name", "shapes").returncode == 0
-    server = Server(home, env={"VISOR_MODEL": "random:dinov2-tiny"}).start()
+    server = Server(home, env={"VISOR_MODEL": "random:dinov2-small"}).start()
     try:
         page.goto(server.url + "/?dataset=shapes")
         page.get_by_role("button", name="Embed and map").click()
@@ -352,6 +356,10 @@ def test_pick_cells_and_tag_them(page: Page, served: Server) -> None:
 
 def test_map_colours_fading_filters_and_switching(page: Page, mapped: Server) -> None:
     api = httpx.Client(base_url=mapped.url + "/api/datasets/shapes")
+    page.goto(mapped.url + "/")  # the datasets page says what has embeddings and a map
+    row = page.locator("tr", has_text="shapes")
+    expect(row.get_by_test_id("embeddings")).to_have_text("random:dinov2-small: 40")
+    expect(row.get_by_test_id("maps")).to_have_text("1")
     page.goto(mapped.url + "/?dataset=shapes")
     the_map = page.get_by_test_id("map")
     expect(the_map).to_have_attribute("data-points", "40")

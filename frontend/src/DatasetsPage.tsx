@@ -32,7 +32,10 @@ export function DatasetsPage({ open }: { open: (name: string) => void }) {
       ) : (
         <table>
           <thead>
-            <tr><th>name</th><th>format</th><th>samples</th><th>labels</th><th>classes</th><th>root</th><th /></tr>
+            <tr>
+              <th>name</th><th>format</th><th>samples</th><th>splits</th><th>labels</th><th>classes</th>
+              <th>embeddings</th><th>maps</th><th>root</th><th />
+            </tr>
           </thead>
           <tbody>
             {rows.map((row) => (
@@ -40,8 +43,13 @@ export function DatasetsPage({ open }: { open: (name: string) => void }) {
                 <td><a href={`?dataset=${encodeURIComponent(row.name)}`} onClick={(e) => { e.preventDefault(); open(row.name); }}>{row.name}</a></td>
                 <td>{row.format}</td>
                 <td>{row.num_samples.toLocaleString()}</td>
+                <td>{Object.entries(row.splits).map(([split, n]) => `${split} ${n.toLocaleString()}`).join(" · ")}</td>
                 <td>{row.num_labels.toLocaleString()}</td>
                 <td>{row.categories.length}</td>
+                <td data-testid="embeddings">
+                  {Object.entries(row.vectors).map(([model, n]) => `${model}: ${n.toLocaleString()}`).join(", ") || "none"}
+                </td>
+                <td data-testid="maps">{row.maps || "none"}</td>
                 <td className="root">{row.root}</td>
                 <td><button onClick={() => remove(row.name)}>Delete</button></td>
               </tr>

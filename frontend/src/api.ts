@@ -7,6 +7,9 @@ export interface DatasetRow {
   num_samples: number;
   num_labels: number;
   categories: string[];
+  splits: Record<string, number>;
+  vectors: Record<string, number>; // per embedding model
+  maps: number;
 }
 
 export interface Job {

@@ -60,7 +60,21 @@ class Workspace:
     # -- datasets -----------------------------------------------------------------------
 
     def datasets(self) -> list[dict[str, Any]]:
-        return dataset_rows.list_datasets(self.store)
+        """Every dataset, with its samples per split, vectors per model and number of maps."""
+        rows = dataset_rows.list_datasets(self.store)
+        splits: dict[int, dict[str, int]] = {}
+        for dataset_id, split, n in self.store.query(
+            "SELECT dataset_id, coalesce(split, '(none)'), count(*) FROM samples "
+            "GROUP BY 1, 2 ORDER BY 1, 2"
+        ):
+            splits.setdefault(int(dataset_id), {})[str(split)] = int(n)
+        maps = dict(self.store.query("SELECT dataset_id, count(*) FROM maps GROUP BY 1"))
+        vectors = vector_rows.counts(self.store)
+        for row in rows:
+            row["splits"] = splits.get(row["id"], {})
+            row["vectors"] = vectors.get(row["id"], {})
+            row["maps"] = int(maps.get(row["id"], 0))
+        return rows
 
     def dataset(self, name: str) -> Dataset:
         row = dataset_rows.get_by_name(self.store, name)

@@ -160,6 +160,17 @@ def status(store: Store, dataset_id: int) -> list[dict[str, Any]]:
     return rows
 
 
+def counts(store: Store) -> dict[int, dict[str, int]]:
+    """Vectors per dataset and model, for every dataset at once."""
+    found: dict[int, dict[str, int]] = {}
+    for (dim,) in store.query("SELECT DISTINCT dim FROM embedding_models ORDER BY dim"):
+        for dataset_id, model, n in store.query(
+            f"SELECT dataset_id, model, count(*) FROM {table_name(dim)} GROUP BY 1, 2"
+        ):
+            found.setdefault(int(dataset_id), {})[str(model)] = int(n)
+    return found
+
+
 def errors(store: Store, dataset_id: int, model: str, *, limit: int = 1000) -> list[dict[str, Any]]:
     return store.query_dicts(
         "SELECT e.sample_id, s.path, e.reason, e.job_id FROM embedding_errors e "
