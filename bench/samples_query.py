@@ -75,6 +75,21 @@ def build(home: Path, n: int) -> None:
     store.close()
 
 
+def serve(home: Path, port: int) -> tuple[uvicorn.Server, threading.Thread]:
+    """The API over the store in `home`, on 127.0.0.1:`port`, in a thread of this process
+    (stop it with `server.should_exit = True` and join the thread)."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(Settings(home=home)), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    return server, thread
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=1_000_000)
@@ -85,15 +100,7 @@ def main() -> None:
         t0 = time.perf_counter()
         build(home, args.samples)
         print(f"built {args.samples:,} samples in {time.perf_counter() - t0:.1f} s")
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(Settings(home=home)), host="127.0.0.1", port=8765, log_level="warning"
-            )
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
+        server, thread = serve(home, 8765)
         rng = np.random.default_rng(1)
         with httpx.Client(base_url="http://127.0.0.1:8765") as client:
             for label, extra in (

@@ -14,30 +14,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import uvicorn
 from playwright.sync_api import sync_playwright
-from samples_query import build
+from samples_query import build, serve
 
-from visor.api import create_app
-from visor.config import Settings
 from visor.store import Store
 from visor.store import maps as map_rows
 
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from browser import CHROMIUM, FLAGS
 
 
 def add_map(home: Path, n: int) -> None:
@@ -76,22 +66,11 @@ def main() -> None:
         build(home, args.points)
         add_map(home, args.points)
         print(f"built {args.points:,} samples and map points in {time.perf_counter() - t0:.1f} s")
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(Settings(home=home)),
-                host="127.0.0.1",
-                port=args.port,
-                log_level="warning",
-            )
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
+        server, thread = serve(home, args.port)
         url = f"http://127.0.0.1:{args.port}/?dataset=big&boxes=none"
         first_frames, lassos, sizes = [], [], []
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             for _ in range(args.runs):
                 context = browser.new_context(viewport={"width": 1400, "height": 900})
                 page = context.new_page()

@@ -10,19 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from browser import CHROMIUM, FLAGS
 from conftest import Server, run_cli, wait_job
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SHOTS = Path(__file__).parent / "screenshots"
 
 
