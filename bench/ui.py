@@ -59,6 +59,11 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument(
+        "--split",
+        help="open the page with this split filter (the lasso's count then comes "
+        "from the server instead of the lasso's own size)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -68,6 +73,8 @@ def main() -> None:
         print(f"built {args.points:,} samples and map points in {time.perf_counter() - t0:.1f} s")
         server, thread = serve(home, args.port)
         url = f"http://127.0.0.1:{args.port}/?dataset=big&boxes=none"
+        if args.split:
+            url += f"&split={args.split}"
         first_frames, lassos, sizes = [], [], []
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -103,7 +110,10 @@ def main() -> None:
                     f"() => performance.getEntriesByName('visor:count').length > {counts}",
                     timeout=60_000,
                 )
-                lassos.append((mark(page, "visor:count") or 0) - released)
+                first_count = page.evaluate(
+                    f"performance.getEntriesByName('visor:count')[{counts}].startTime"
+                )
+                lassos.append(first_count - released)
                 points = page.evaluate(
                     "performance.getEntriesByType('resource').find(e => e.name.endsWith('/points'))"
                     "?.responseEnd"

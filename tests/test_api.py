@@ -125,6 +125,15 @@ def test_a_selection_is_posted_once_then_filters_pages_ids_and_tags(
         token = r.json()["selection"]
         page = c.get(f"{base}/samples", params={"selection": token, "limit": 3}).json()
         assert page["total"] == 5 and [s["id"] for s in page["items"]] == [3, 7, 8]
+        # Posted with filters, it also says how many of its samples match them.
+        again = c.post(
+            f"{base}/selections",
+            params={"split": "val"},
+            content=chosen.tobytes(),
+            headers={"content-type": "application/octet-stream"},
+        ).json()
+        val_total = c.get(f"{base}/samples", params={"selection": token, "split": "val"}).json()
+        assert again["count"] == 5 and again["matching"] == val_total["total"]
         # With another filter on top: the selection's val samples, by the binary id list.
         val = c.get(f"{base}/samples/ids", params={"split": "val"})
         val_ids = set(np.frombuffer(val.content, dtype="<i4").tolist())

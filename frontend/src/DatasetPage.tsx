@@ -52,7 +52,13 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
     api<Info>(datasetPath(name)).then(setInfo, (e) => setError(e.message));
   }, [name, version]);
   useEffect(() => {
-    if (waiting) return setTotal(null);
+    if (waiting) {
+      // With no other filter a lasso's count is its number of points: shown at once, while
+      // its ids go to the server (the grid waits for the server's answer).
+      setTotal(filters ? null : selection!.ids.length);
+      if (!filters) performance.mark("visor:count");
+      return;
+    }
     api<{ total: number }>(samplesUrl(name, query, 0, 1)).then(
       (body) => {
         setTotal(body.total);
@@ -61,12 +67,13 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
       },
       (e) => setError(e.message),
     );
-  }, [name, query, waiting, version]);
+  }, [name, query, waiting, version]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const lasso = (found: Lasso | null) => {
     setSelection(found && { ...found, token: null });
     if (!found) return;
-    fetch(`${datasetPath(name)}/selections`, {
+    // Posted with the sidebar's filters, the answer also has the count the grid will show.
+    fetch(`${datasetPath(name)}/selections?${filters}`, {
       method: "POST",
       headers: { "Content-Type": "application/octet-stream" },
       body: found.ids.buffer as ArrayBuffer, // int32, little-endian on every platform a browser runs on
@@ -75,6 +82,10 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
         const body = await r.json();
         if (!r.ok) throw new Error(body?.error?.message ?? `HTTP ${r.status}`);
         performance.mark("visor:selection");
+        if (body.matching !== undefined) {
+          setTotal(body.matching);
+          performance.mark("visor:count");
+        }
         setSelection((now) => (now?.ids === found.ids ? { ...now, token: body.selection } : now));
       })
       .catch((e) => setError(e.message));
@@ -191,7 +202,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           done={() => { setPicked(new Set()); setVersion((v) => v + 1); }}
           clear={() => setPicked(new Set())}
         />
-        {total !== null && (
+        {total !== null && !waiting && (
           <Grid
             dataset={name}
             query={query}

@@ -138,11 +138,14 @@ def sample_ids(dataset: DatasetDep, filters: FiltersDep) -> Response:
 
 
 @router.post("/selections", status_code=201)
-async def create_selection(dataset: DatasetDep, request: Request) -> dict[str, Any]:
+async def create_selection(
+    dataset: DatasetDep, request: Request, filters: FiltersDep
+) -> dict[str, Any]:
     """Keep a set of sample ids (a lasso) under a token that `selection=` can name in samples
     queries, id lists and tag requests. The body: the ids as little-endian int32 bytes
     (`application/octet-stream`; 2 MB for 500K ids), or JSON `{"ids": [...]}`. Tokens live in
-    the server's memory (the newest 32); an unknown one is a 404."""
+    the server's memory (the newest 32); an unknown one is a 404. With filters in the query
+    string, `matching` says how many of the ids match them (the count a grid shows)."""
     body = await request.body()
     if request.headers.get("content-type", "").startswith("application/octet-stream"):
         if len(body) % 4:
@@ -153,7 +156,15 @@ async def create_selection(dataset: DatasetDep, request: Request) -> dict[str, A
             ids = np.asarray(json.loads(body)["ids"], dtype=np.int64)
         except (ValueError, KeyError, TypeError):
             raise InvalidInput('selection: send {"ids": [sample ids]} or int32 bytes') from None
-    return await run_in_threadpool(dataset.select, ids)
+    return await run_in_threadpool(_select, dataset, ids, filters)
+
+
+def _select(dataset: Dataset, ids: np.ndarray, filters: Filters) -> dict[str, Any]:
+    made = dataset.select(ids)
+    if filters.model_dump(exclude_none=True):
+        chosen = filters.model_copy(update={"selection": made["selection"]})
+        made["matching"] = len(dataset.filtered_ids(chosen.sample_filter(dataset)))
+    return made
 
 
 @router.get("/samples/{sample_id}")
