@@ -127,6 +127,23 @@ export function MapView(
   );
 }
 
+/** The point index of `xs`, `ys`, built in a worker; undefined (the plot builds its own) if
+ * the worker fails. */
+function buildIndex(xs: Float32Array, ys: Float32Array): Promise<ArrayBuffer | undefined> {
+  return new Promise((resolve) => {
+    const worker = new Worker(new URL("./indexWorker.ts", import.meta.url), { type: "module" });
+    worker.onmessage = (event: MessageEvent<ArrayBuffer>) => {
+      resolve(event.data);
+      worker.terminate();
+    };
+    worker.onerror = () => {
+      resolve(undefined);
+      worker.terminate();
+    };
+    worker.postMessage({ xs, ys });
+  });
+}
+
 /** Smaller points for larger maps: they would cover each other anyway, and each costs its
  * area in pixels to draw (a 1M-point frame in software WebGL: ~1.2 s at 4 px). */
 export function pointSizeFor(count: number): number {
@@ -172,7 +189,9 @@ function Scatter(
   const host = useRef<HTMLDivElement>(null);
   const canvas = useRef<HTMLCanvasElement>(null);
   const trail = useRef<SVGPolylineElement>(null);
-  const plot = useRef<{ plot: Plot; xs: Float32Array; ys: Float32Array } | null>(null);
+  const plot = useRef<
+    { plot: Plot; xs: Float32Array; ys: Float32Array; index: Promise<ArrayBuffer | undefined> } | null
+  >(null);
   const [points, setPoints] = useState<MapPoints | null>(null);
   const [matched, setMatched] = useState<Uint8Array | null>(null);
   const [drawn, setDrawn] = useState(0);
@@ -208,6 +227,7 @@ function Scatter(
     const frame = frameOf(points.x, points.y);
     const xs = toUnit(points.x, frame.midX, frame.scale);
     const ys = toUnit(points.y, frame.midY, frame.scale);
+    const index = buildIndex(xs, ys);
     // The plot's own lasso is off (it highlights a selection point by point: seconds at 1M);
     // Shift + drag draws ours, and the selection is shown by fading the rest.
     const created = createScatterplot({
@@ -217,7 +237,7 @@ function Scatter(
       pointSize: pointSizeFor(points.count),
       keyMap: {} as never, // no key starts its lasso or rotation (typed as needing every key)
     });
-    plot.current = { plot: created, xs, ys };
+    plot.current = { plot: created, xs, ys, index };
     created.subscribe("select", ({ points: picked }) => {  // a click on one point opens it
       if (picked.length === 1) openSample.current(points.sampleIds[picked[0]]);
     });
@@ -282,7 +302,6 @@ function Scatter(
     const current = plot.current;
     if (!points || !current) return;
     const names = points.legend[color];
-    const first = drawn === 0;
     let opacity: Uint8Array;
     if (matched && inLasso) opacity = matched.map((v, i) => v & inLasso[i]);
     else opacity = matched ?? inLasso ?? new Uint8Array(points.count).fill(1);
@@ -292,18 +311,22 @@ function Scatter(
       opacityBy: "valueB",
       opacity: [FADED, 1],
     });
-    current.plot
-      .draw(
+    current.index
+      .then((spatialIndex) => current.plot.draw(
         { x: current.xs, y: current.ys, valueA: codesFor(points, color), valueB: opacity },
         {
           preventFilterReset: true,
           zDataType: "categorical",
           wDataType: "categorical",
+          // Positions don't change between draws, so neither does the index (read-only).
+          spatialIndex,
         },
-      )
+      ))
       .then(() => {
-        if (first) performance.mark("visor:map-drawn");
-        setDrawn((n) => n + 1);
+        setDrawn((n) => {
+          if (n === 0) performance.mark("visor:map-drawn"); // the first frame with the points
+          return n + 1;
+        });
       });
   }, [points, color, matched, inLasso]); // eslint-disable-line react-hooks/exhaustive-deps
 
