@@ -9,11 +9,12 @@ import httpx
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import Server, wait_job
+from conftest import Server, ingest, wait_job
 from sklearn.manifold import trustworthiness
 
 from visor.errors import InvalidInput
 from visor.services.maps import check_params, compute_map
+from visor.workspace import Workspace
 
 TINY = "random:dinov2-tiny"
 
@@ -105,3 +106,25 @@ def test_map_job_and_binary_points(server: Server, demo_root: Path) -> None:
         assert tag_legend[tagged.column("tag")[5].as_py()] == "blurry"  # the first, sorted
         assert tagged.column("tag")[4].as_py() == 0
         assert c.get("/api/datasets/s/maps/99/points").status_code == 404
+
+
+def test_map_points_are_encoded_ahead_and_follow_tag_changes(
+    workspace: Workspace, demo_root: Path
+) -> None:
+    ingest(workspace, demo_root)
+    dataset = workspace.dataset("ds")
+    dataset.embed(TINY, wait=True)
+    dataset.make_map(TINY, method="pca", uniqueness=False, wait=True)
+    (made,) = dataset.maps()
+    key = (dataset.id, made["id"], workspace.points.version(dataset.id))
+    assert workspace.points.get(key) is None  # not serving: nothing encoded ahead
+    workspace.warm_points()  # what a server does when it starts
+    body = workspace.points.get(key)
+    assert body is not None and dataset.map_points_stream(None) == (body, 40)
+    # A tag edit changes the points' tag codes: the kept bytes are dropped, new ones made.
+    dataset.add_tags([3], ["odd"])
+    assert workspace.points.get(key) is None
+    fresh, _ = dataset.map_points_stream(None)
+    table = pa.ipc.open_stream(fresh).read_all()
+    legend = json.loads(table.schema.metadata[b"visor:legend"])
+    assert legend["tag"][table.column("tag")[3].as_py()] == "odd"

@@ -6,6 +6,7 @@ The CLI and the HTTP API are thin layers over these two classes.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 from collections import OrderedDict
@@ -35,6 +36,8 @@ from visor.store import maps as map_rows
 from visor.store import samples as sample_rows
 from visor.store.samples import SampleFilter
 
+log = logging.getLogger("visor")
+
 
 class Workspace:
     """A store (one DuckDB file under `home`) and the job runner that works on it."""
@@ -47,6 +50,7 @@ class Workspace:
         self.indexes = IndexCache()
         self.selections = Selections()
         self.points = PointsCache()
+        self.serving = False  # set by the HTTP server: maps' points are then encoded ahead
 
     def close(self) -> None:
         self.jobs.shutdown()
@@ -76,6 +80,17 @@ class Workspace:
             row["vectors"] = vectors.get(row["id"], {})
             row["maps"] = int(maps.get(row["id"], 0))
         return rows
+
+    def warm_points(self) -> None:
+        """Encode every dataset's default map's points now, so that the first page to show a
+        map does not wait for it (a server calls this at start, in the background)."""
+        for row in dataset_rows.list_datasets(self.store):
+            dataset = Dataset(self, row)
+            if dataset.maps():
+                try:
+                    dataset.map_points_stream(None)
+                except VisorError as e:  # e.g. deleted meanwhile: the page will say
+                    log.info("map points of %s not encoded ahead: %s", row["name"], e.message)
 
     def dataset(self, name: str) -> Dataset:
         row = dataset_rows.get_by_name(self.store, name)
@@ -159,6 +174,7 @@ class PointsCache:
         self._items: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
         self._versions: dict[int, int] = {}
         self._lock = threading.Lock()
+        self.encoding = threading.Lock()
 
     def version(self, dataset_id: int) -> int:
         with self._lock:
@@ -561,6 +577,8 @@ class Dataset:
                     self.store, ctx, self.id, model=model, k=analysis_service.DEFAULT_UNIQUENESS_K
                 )
                 ctx.job.message = message
+            if self.workspace.serving:  # the page that asked for the map will want its points
+                self.map_points_stream(None)
             return result
 
         params_row = {"model": model, "method": method, **checked}
@@ -597,8 +615,11 @@ class Dataset:
         key = (self.id, int(found["id"]), cache.version(self.id))
         body = cache.get(key)
         if body is None:
-            body = map_service.points_stream(self.map_points(found["id"]))
-            cache.put(key, body)
+            with cache.encoding:  # one at a time: a second asker waits for the first's bytes
+                body = cache.get(key)
+                if body is None:
+                    body = map_service.points_stream(self.map_points(found["id"]))
+                    cache.put(key, body)
         return body, int(found["num_points"])
 
     def set_default_map(self, map_id: int) -> dict[str, Any]:

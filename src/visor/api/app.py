@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -21,6 +22,14 @@ from visor.errors import VisorError
 from visor.workspace import Workspace
 
 log = logging.getLogger("visor.api")
+
+
+def _warm(workspace: Workspace) -> None:
+    try:
+        workspace.warm_points()
+    except Exception:  # never the server's problem: the points are encoded when asked instead
+        log.exception("encoding map points ahead failed")
+
 
 _NO_UI = """<!doctype html><html><head><title>Visor</title></head>
 <body style="font-family:sans-serif"><h1>Visor</h1>
@@ -43,6 +52,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.workspace = Workspace(settings)
+        app.state.workspace.serving = True
+        threading.Thread(
+            target=_warm, args=(app.state.workspace,), name="warm-points", daemon=True
+        ).start()
         try:
             yield
         finally:
