@@ -2,18 +2,9 @@
 
 export type Point = readonly [number, number];
 
-/** Even-odd rule: a ray from (x, y) to the right crosses the polygon's edges an odd number of
- * times when the point is inside. */
+/** Whether (x, y) is inside `polygon`, as a map point (float32 coordinates) would be. */
 export function insidePolygon(x: number, y: number, polygon: readonly Point[]): boolean {
-  let inside = false;
-  for (let i = 0, j = polygon.length - 1; i < polygon.length; j = i++) {
-    const [xi, yi] = polygon[i];
-    const [xj, yj] = polygon[j];
-    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) {
-      inside = !inside;
-    }
-  }
-  return inside;
+  return selectInside(Float32Array.of(x), Float32Array.of(y), polygon).length === 1;
 }
 
 /** Indices of the points inside `polygon`, testing the bounding box first. The polygon's edges
@@ -37,6 +28,8 @@ export function selectInside(
   for (let k = 0; k < xs.length; k++) {
     const x = xs[k], y = ys[k];
     if (x < minX || x > maxX || y < minY || y > maxY) continue;
+    // Even-odd rule: a ray from (x, y) to the right crosses the edges an odd number of times
+    // when the point is inside. Written out here, not called: this loop is the hot one.
     let inside = false;
     for (let i = 0, j = n - 1; i < n; j = i++) {
       const yi = py[i], yj = py[j];
