@@ -10,9 +10,9 @@ import logging
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -135,28 +135,54 @@ class Workspace:
         return self._sources[root]
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Newest(Generic[K, V]):
+    """At most `limit` values, dropping the least recently used; safe across threads."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self.lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: K, value: V) -> None:
+        with self.lock:
+            self._put(key, value)
+
+    def _put(self, key: K, value: V) -> None:  # with the lock held
+        self._items[key] = value
+        while len(self._items) > self.limit:
+            self._items.popitem(last=False)
+
+    def _drop(self, keep: Callable[[K], bool]) -> None:  # with the lock held
+        for key in [k for k in self._items if not keep(k)]:
+            del self._items[key]
+
+
 class Selections:
     """Sets of sample ids kept in memory under a random token, the newest `LIMIT` of them."""
 
     LIMIT = 32
 
     def __init__(self) -> None:
-        self._items: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items: Newest[str, tuple[int, np.ndarray]] = Newest(self.LIMIT)
 
     def add(self, dataset_id: int, ids: np.ndarray) -> str:
         token = secrets.token_hex(8)
-        with self._lock:
-            self._items[token] = (dataset_id, ids)
-            while len(self._items) > self.LIMIT:
-                self._items.popitem(last=False)
+        self._items.put(token, (dataset_id, ids))
         return token
 
     def get(self, dataset_id: int, token: str) -> np.ndarray:
-        with self._lock:
-            found = self._items.get(token)
-            if found is not None:
-                self._items.move_to_end(token)
+        found = self._items.get(token)
         if found is None or found[0] != dataset_id:
             raise NotFound(
                 f"selection {token!r} not found (selections are kept in memory, the newest "
@@ -165,41 +191,29 @@ class Selections:
         return found[1]
 
 
-class PointsCache:
+class PointsCache(Newest[tuple[int, int, int], bytes]):
     """Encoded map points, the newest `LIMIT` maps, keyed by (dataset, map, tags version)."""
 
     LIMIT = 4
 
     def __init__(self) -> None:
-        self._items: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
+        super().__init__(self.LIMIT)
         self._versions: dict[int, int] = {}
-        self._lock = threading.Lock()
         self.encoding = threading.Lock()
 
     def version(self, dataset_id: int) -> int:
-        with self._lock:
+        with self.lock:
             return self._versions.get(dataset_id, 0)
 
     def changed(self, dataset_id: int) -> None:
-        with self._lock:
+        with self.lock:
             self._versions[dataset_id] = self._versions.get(dataset_id, 0) + 1
-            for key in [k for k in self._items if k[0] == dataset_id]:
-                del self._items[key]
+            self._drop(lambda key: key[0] != dataset_id)
 
-    def get(self, key: tuple[int, int, int]) -> bytes | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[int, int, int], body: bytes) -> None:
-        with self._lock:
-            if key[2] != self._versions.get(key[0], 0):
-                return  # the tags changed while it was being encoded
-            self._items[key] = body
-            while len(self._items) > self.LIMIT:
-                self._items.popitem(last=False)
+    def put(self, key: tuple[int, int, int], value: bytes) -> None:
+        with self.lock:
+            if key[2] == self._versions.get(key[0], 0):  # else the tags changed meanwhile
+                self._put(key, value)
 
 
 class Dataset:
@@ -252,14 +266,19 @@ class Dataset:
         return sample_rows.labels(self.store, self.id, sample_id)
 
     def add_tags(self, ids: Sequence[int] | np.ndarray, tags: list[str]) -> int:
-        updated = sample_rows.add_tags(self.store, self.id, self._known(ids), _check_tags(tags))
-        self.workspace.points.changed(self.id)
-        return updated
+        return self._retag(sample_rows.add_tags, ids, tags)
 
     def remove_tags(self, ids: Sequence[int] | np.ndarray, tags: list[str]) -> int:
-        known = self._known(ids)
-        updated = sample_rows.remove_tags(self.store, self.id, known, _check_tags(tags))
-        self.workspace.points.changed(self.id)
+        return self._retag(sample_rows.remove_tags, ids, tags)
+
+    def _retag(
+        self,
+        change: Callable[[Store, int, np.ndarray, list[str]], int],
+        ids: Sequence[int] | np.ndarray,
+        tags: list[str],
+    ) -> int:
+        updated = change(self.store, self.id, self._known(ids), _check_tags(tags))
+        self.workspace.points.changed(self.id)  # the map's points carry each sample's tag
         return updated
 
     def delete(self) -> None:

@@ -149,8 +149,9 @@ def page(
     total, ids = (int(found[0]), [int(i) for i in found[1] or []]) if found else (0, [])
     rows = store.query(
         f"SELECT {_SAMPLE_COLUMNS} FROM samples "
-        "WHERE dataset_id = ? AND id IN (SELECT unnest(?::INTEGER[]))",
-        [dataset_id, ids],
+        f"WHERE dataset_id = ? AND id IN (SELECT id FROM {_IDS})",
+        [dataset_id],
+        id_relation(ids),
     )
     by_id = {int(row[0]): row for row in rows}
     return total, [_sample(by_id[i]) for i in ids]
