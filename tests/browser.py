@@ -1,6 +1,10 @@
 """How the UI tests (and bench/ui.py) start Chromium: Debian's package, headless."""
 
-CHROMIUM = "/usr/bin/chromium"
+import os
+import shutil
+
+# VISOR_CHROMIUM names another build; else the one on PATH; else where Debian puts it.
+CHROMIUM = os.environ.get("VISOR_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
     "--headless",
     "--no-sandbox",

@@ -256,3 +256,14 @@ def test_out_of_memory_halves_the_batch_and_goes_on(demo_root: Path) -> None:
     np.testing.assert_allclose(got, want, atol=1e-4)
     # 8 and then 4 fail; from then on no batch larger than what worked is tried.
     assert flaky.sizes[:2] == [8, 4] and max(flaky.sizes[2:]) <= 3
+
+
+def test_cpu_has_bf16_reads_injected_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    from visor.embedding.models import cpu_flags, cpu_has_bf16
+
+    assert not cpu_has_bf16({"avx2", "fma"})
+    assert cpu_has_bf16({"avx2", "avx512_bf16"}) and cpu_has_bf16({"amx_bf16"})
+    monkeypatch.setenv("VISOR_CPU_FLAGS", "sse2 avx2")
+    assert cpu_flags() == {"sse2", "avx2"} and not cpu_has_bf16()
+    monkeypatch.setenv("VISOR_CPU_FLAGS", "avx512_bf16")
+    assert cpu_has_bf16()

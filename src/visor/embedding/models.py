@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -178,15 +179,29 @@ def resolve_precision(precision: str | None, device: str) -> str:
     return precision
 
 
+def cpu_has_bf16(flags: Iterable[str] | None = None) -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX); `flags` default to
+    this machine's (`cpu_flags`)."""
+    return not {"avx512_bf16", "amx_bf16"}.isdisjoint(cpu_flags() if flags is None else flags)
+
+
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags: `VISOR_CPU_FLAGS` (space-separated) when set, else Linux's
+    /proc/cpuinfo; elsewhere none."""
+    override = os.environ.get("VISOR_CPU_FLAGS")
+    return frozenset(override.split()) if override is not None else _proc_cpu_flags()
+
+
 @functools.cache
-def cpu_has_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX), read from Linux's
-    /proc/cpuinfo; elsewhere False."""
+def _proc_cpu_flags() -> frozenset[str]:
     try:
-        flags = Path("/proc/cpuinfo").read_text().split()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
 
 
 # -- the loaded model ------------------------------------------------------------------------

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 
-_SPLIT_NAMES = {
+# The split names people give folders and list files, case-insensitive, and what they mean.
+SPLIT_ALIASES = {
     "train": "train",
     "training": "train",
     "val": "val",
     "valid": "val",
+    "validate": "val",
     "validation": "val",
+    "dev": "val",
     "test": "test",
     "testing": "test",
+    "trainval": "trainval",
 }
 
 
@@ -97,18 +102,23 @@ def is_image(path: str) -> bool:
     return posixpath.splitext(path)[1].lower() in IMAGE_EXTENSIONS
 
 
+def split_alias(name: str) -> str | None:
+    """`train`, `val`, `test` or `trainval` when `name` is one of their usual names."""
+    return SPLIT_ALIASES.get(name.lower())
+
+
 def split_from_path(path: str) -> str | None:
-    """`train`, `val` or `test` when a folder or file name in `path` says so."""
-    for part in path.lower().split("/")[:-1]:
-        if part in _SPLIT_NAMES:
-            return _SPLIT_NAMES[part]
+    """The split a folder in `path` names (`train/`, `validate/`, `Testing/` ...), if any."""
+    for part in path.split("/")[:-1]:
+        if split := split_alias(part):
+            return split
     return None
 
 
 def split_from_name(name: str) -> str | None:
-    """The split in a name like `instances_train2017` or `val.txt`."""
-    lowered = name.lower()
-    for token, split in (("train", "train"), ("valid", "val"), ("val", "val"), ("test", "test")):
-        if token in lowered:
+    """The split in a file or folder name like `instances_train2017`, `val.txt` or `valid`:
+    a word of the name (between separators and digits) that is a split's name."""
+    for word in re.split(r"[^a-zA-Z]+", name):
+        if split := split_alias(word):
             return split
     return None

@@ -7,7 +7,7 @@ the size read from each image's header.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import yaml
@@ -19,6 +19,7 @@ from visor.formats.records import (
     Record,
     SampleRecord,
     Skipped,
+    split_alias,
     split_from_path,
 )
 from visor.sources import Source
@@ -38,22 +39,26 @@ def read(source: Source, listing: Listing) -> Iterator[Record]:
     config = config_file(listing)
     if config is None:
         raise FormatError(f"{source.uri}: no data.yaml found (YOLO datasets need one)")
-    names = _class_names(source, config)
-    for image in sorted(listing.images()):
+    data = _config(source, config)
+    names = _class_names(data, config)
+    images = sorted(i for i in listing.images() if "images" in i.split("/"))
+    splits = _splits(data, config, images)
+    for image in images:
         parts = image.split("/")
-        if "images" not in parts:
-            continue
-        yield SampleRecord(key=image, path=image, split=split_from_path(image))
+        yield SampleRecord(key=image, path=image, split=splits(image))
         label_file = _label_path(parts)
         if label_file in listing.sizes:
             yield from _read_labels(source, label_file, image, names)
 
 
-def _class_names(source: Source, config: str) -> list[str]:
+def _config(source: Source, config: str) -> Any:
     try:
-        data: Any = yaml.safe_load(source.read_bytes(config))
+        return yaml.safe_load(source.read_bytes(config))
     except yaml.YAMLError as e:
         raise FormatError(f"{config}: not valid YAML ({e})") from None
+
+
+def _class_names(data: Any, config: str) -> list[str]:
     names = data.get("names") if isinstance(data, dict) else None
     if isinstance(names, list):
         return [str(n) for n in names]
@@ -64,6 +69,57 @@ def _class_names(source: Source, config: str) -> list[str]:
             raise FormatError(f"{config}: 'names' keys must be class indices") from None
         return [indexed.get(i, str(i)) for i in range(max(indexed, default=-1) + 1)]
     raise FormatError(f"{config}: 'names' must be a list or a mapping of class names")
+
+
+def _splits(data: Any, config: str, images: list[str]) -> Callable[[str], str | None]:
+    """`image -> split`: from the folders data.yaml's `train`/`val`/`test` name when they are
+    in the dataset (Roboflow's `../train/images` is matched by its tail), else from the folder
+    beside `images` (`train/images/`, `images/val/`): a split's usual name, or, when another
+    such folder has one, the folder's own name (`holdout`)."""
+    folders = {posixpath.dirname(i) for i in images}
+    named: dict[str, str] = {}
+    if isinstance(data, dict):
+        for key in ("train", "val", "test"):
+            entries = data.get(key)
+            for entry in entries if isinstance(entries, list) else [entries]:
+                if isinstance(entry, str) and (folder := _dataset_folder(entry, config, folders)):
+                    named.setdefault(folder, key)
+    beside = {i: _folder_beside_images(i) for i in images}
+    shaped = any(split_alias(f) for f in beside.values() if f)
+
+    def split(image: str) -> str | None:
+        for folder in sorted(named, key=len, reverse=True):
+            if image.startswith(folder + "/"):
+                return named[folder]
+        folder = beside[image]
+        if folder and shaped:
+            return split_alias(folder) or folder
+        return split_from_path(image)
+
+    return split
+
+
+def _dataset_folder(entry: str, config: str, folders: set[str]) -> str | None:
+    """The dataset folder a data.yaml path points at: relative to data.yaml, else its longest
+    tail that is a folder of images here (`../train/images` -> `train/images`)."""
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(config), entry.strip()))
+    parts = [p for p in joined.split("/") if p not in ("", ".", "..")]
+    for start in range(len(parts)):
+        tail = "/".join(parts[start:])
+        if tail in ("images", "labels"):
+            break
+        if any(f == tail or f.startswith(tail + "/") for f in folders):
+            return tail
+    return None
+
+
+def _folder_beside_images(image: str) -> str | None:
+    """`x` in `x/images/...` or `images/x/<file>`."""
+    parts = image.split("/")
+    i = parts.index("images")
+    if i > 0:
+        return parts[i - 1]
+    return parts[i + 1] if len(parts) > i + 2 else None
 
 
 def _label_path(parts: list[str]) -> str:
