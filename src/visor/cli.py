@@ -84,6 +84,12 @@ def follow(workspace: Workspace, job: dict[str, Any]) -> dict[str, Any]:
     return job
 
 
+def _warning(result: dict[str, Any]) -> None:
+    """A result's `warning` (vectors from random weights), said plainly."""
+    if result.get("warning"):
+        out.print(f"[bold yellow]warning:[/bold yellow] {result['warning']}", highlight=False)
+
+
 def _problems(title: str, count: int, lines: list[str], where: str) -> None:
     """`count` problems under `title`: the first 20 of `lines`, then where to see the rest."""
     if not count:
@@ -205,7 +211,10 @@ def _embed_report(result: dict[str, Any]) -> None:
 @friendly
 def make_map(
     name: str,
-    model: Annotated[str | None, typer.Option(help="whose vectors (default: VISOR_MODEL)")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
+    ] = None,
     method: Annotated[str, typer.Option(help="umap|pca|tsne")] = "umap",
     param: Annotated[
         list[str] | None,
@@ -227,6 +236,7 @@ def make_map(
         )
         if "uniqueness" in result:
             _uniqueness_report(result["uniqueness"])
+        _warning(result)
 
 
 def _uniqueness_report(result: dict[str, Any]) -> None:
@@ -244,7 +254,10 @@ def duplicates(
     threshold: Annotated[
         float, typer.Option(help="cosine similarity from which images are near-duplicates")
     ] = DEFAULT_THRESHOLD,
-    model: Annotated[str | None, typer.Option(help="whose vectors (default: VISOR_MODEL)")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
+    ] = None,
     exact_only: Annotated[
         bool, typer.Option("--exact-only", help="only byte-identical copies (no vectors needed)")
     ] = False,
@@ -256,10 +269,10 @@ def duplicates(
         result = follow(ws, dataset.find_duplicates(model, threshold, exact_only=exact_only))[
             "result"
         ]
+        could_go = "" if result["removable"] is None else f"; {result['removable']} could go"
         out.print(
             f"{result['groups']} duplicate groups ({result['exact_groups']} exact) holding "
-            f"{result['samples_in_groups']} samples; {result['removable']} could go "
-            f"({result['seconds']} s)",
+            f"{result['samples_in_groups']} samples{could_go} ({result['seconds']} s)",
             highlight=False,
         )
         groups = dataset.duplicates(limit=max(show, 1))["groups"] if show > 0 else []
@@ -268,26 +281,34 @@ def duplicates(
             paths = ", ".join(s["path"] for s in group["samples"][:6])
             more = f" (+{group['size'] - 6})" if group["size"] > 6 else ""
             out.print(f"  group {group['group']} ({kind}): {paths}{more}", highlight=False)
+        _warning(result)
 
 
 @app.command()
 @friendly
 def uniqueness(
     name: str,
-    model: Annotated[str | None, typer.Option(help="whose vectors (default: VISOR_MODEL)")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
+    ] = None,
     k: Annotated[int, typer.Option("-k", help="neighbours averaged")] = DEFAULT_UNIQUENESS_K,
 ) -> None:
     """Score every embedded sample's uniqueness in [0, 1] (1: the most isolated)."""
     with _workspace() as ws:
         job = follow(ws, ws.dataset(name).compute_uniqueness(model, k))
         _uniqueness_report(job["result"])
+        _warning(job["result"])
 
 
 @app.command()
 @friendly
 def index(
     name: str,
-    model: Annotated[str | None, typer.Option(help="whose vectors (default: VISOR_MODEL)")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
+    ] = None,
 ) -> None:
     """Build the ANN index for similarity search (made on its own after embedding large
     datasets; smaller ones are searched exactly)."""
@@ -307,11 +328,17 @@ def similar(
     name: str,
     target: Annotated[str, typer.Argument(help="a sample id, or the path of an image file")],
     k: Annotated[int, typer.Option("-k", help="how many neighbours")] = 20,
-    model: Annotated[str | None, typer.Option(help="whose vectors (default: VISOR_MODEL)")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
+    ] = None,
 ) -> None:
     """The images nearest to a sample or to an image file, by cosine distance."""
+    from visor.embedding.models import random_weights_warning
+
     with _workspace() as ws:
         dataset = ws.dataset(name)
+        model = model or dataset.default_model()
         if target.isdigit():
             found = dataset.similar(int(target), k, model)
         else:
@@ -323,6 +350,7 @@ def similar(
         for row in found:
             table.add_row(str(row["sample_id"]), f"{row['distance']:.4f}", row["path"] or "")
         out.print(table)
+        _warning({"warning": random_weights_warning(model)})
 
 
 @app.command("models")
@@ -497,6 +525,15 @@ def demo(
         threshold = 0.999 if chosen.startswith("random:") else DEFAULT_THRESHOLD
         result = follow(ws, dataset.find_duplicates(chosen, threshold))["result"]
         out.print(f"{result['groups']} duplicate groups (threshold {threshold})", highlight=False)
+        if chosen.startswith("random:"):
+            out.print(
+                f"[bold yellow]note:[/bold yellow] {chosen} has random weights, so the map, "
+                "neighbours and duplicates above show the pipeline running, not real "
+                "similarity. For real results, put DINOv2 weights where Visor finds them (the "
+                "Hugging Face cache, or a model folder: --model ./dinov2-base) and run "
+                f"visor embed {name} --model dinov2-base, then visor map and visor duplicates.",
+                highlight=False,
+            )
     if not no_serve:
         serve(None, None, False, None)
 

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from visor.config import Settings, get_settings
+from visor.embedding.models import with_weights_warning
 from visor.errors import Conflict, InvalidInput, NotFound, VisorError
 from visor.media.thumbnails import make_thumbnail, write_atomically
 from visor.services import analysis as analysis_service
@@ -315,7 +316,7 @@ class Dataset:
         finished job and raises if it failed.
         """
         options = embed_service.EmbedOptions(
-            model=self._model(model),
+            model=model or self.workspace.settings.model,
             device=device,
             precision=precision,
             batch_size=batch_size,
@@ -376,7 +377,9 @@ class Dataset:
 
     def embedding_errors(self, model: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """The images `model` could not embed, with the reason for each."""
-        return vector_rows.errors(self.store, self.id, self._model(model), limit=limit)
+        newest = vector_rows.models_newest_first(self.store, self.id, self.name)
+        chosen = model or next(iter(newest), self.workspace.settings.model)
+        return vector_rows.errors(self.store, self.id, chosen, limit=limit)
 
     # -- neighbours -----------------------------------------------------------------------
 
@@ -422,7 +425,20 @@ class Dataset:
         return self._describe(index.query(vector, k, allowed=self._allowed(filters)))
 
     def _model(self, model: str | None) -> str:
-        return model or self.workspace.settings.model
+        """The model asked for, else the one this dataset was most recently embedded with
+        (`VISOR_MODEL` is the default of `embed` alone)."""
+        return model or self.default_model()
+
+    def default_model(self) -> str:
+        """The model this dataset has vectors from (the most recently embedded one when
+        several); Conflict when it has none."""
+        found = vector_rows.models_newest_first(self.store, self.id, self.name)
+        if not found:
+            raise Conflict(
+                f"dataset {self.name!r} has no vectors yet: run embed first "
+                f"(visor embed {self.name})"
+            )
+        return found[0]
 
     def _vectors_version(self, name: str) -> tuple[int, int]:
         """The version of `name`'s vectors here; Conflict when there are none yet."""
@@ -534,6 +550,7 @@ class Dataset:
             self.store, self.id, offset=offset, limit=limit
         )
         run = analysis_rows.last_run(self.store, self.id, "duplicates")
+        run = with_weights_warning(run) if run else None
         return {"total": total, "offset": offset, "limit": limit, "run": run, "groups": groups}
 
     def compute_uniqueness(
@@ -607,7 +624,8 @@ class Dataset:
         return self.workspace.jobs.wait(job["id"]) if wait else job
 
     def maps(self) -> list[dict[str, Any]]:
-        return map_rows.list_maps(self.store, self.id)
+        """Every map, each with a `warning` when its vectors came from random weights."""
+        return [with_weights_warning(m) for m in map_rows.list_maps(self.store, self.id)]
 
     def map(self, map_id: int | None = None) -> dict[str, Any]:
         """One map, or the default one."""
@@ -619,6 +637,7 @@ class Dataset:
         row = map_rows.get(self.store, self.id, map_id)
         if row is None:
             raise NotFound(f"map {map_id} not found in dataset {self.name!r}")
+        row = with_weights_warning(row)
         return row
 
     def map_points(self, map_id: int | None = None) -> pa.Table:

@@ -204,6 +204,24 @@ def _proc_cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+def random_weights_warning(model: str | None) -> str | None:
+    """What to tell a user about a result computed from `model`'s vectors when its weights are
+    random (`random:` models): it shows the pipeline, not their data. None otherwise."""
+    if not model or not model.startswith(RANDOM_PREFIX):
+        return None
+    return (
+        f"{model} has random weights: every image looks alike to it, so this result shows "
+        "that the pipeline runs, not anything about your images. For real results embed "
+        "with trained weights (visor embed NAME --model dinov2-base)."
+    )
+
+
+def with_weights_warning(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with a `warning` when its `model` has random weights."""
+    warning = random_weights_warning(row.get("model"))
+    return {**row, "warning": warning} if warning else row
+
+
 # -- the loaded model ------------------------------------------------------------------------
 
 

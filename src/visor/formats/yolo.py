@@ -91,9 +91,9 @@ def _splits(data: Any, config: str, images: list[str]) -> Callable[[str], str | 
         for folder in sorted(named, key=len, reverse=True):
             if image.startswith(folder + "/"):
                 return named[folder]
-        folder = beside[image]
-        if folder and shaped:
-            return split_alias(folder) or folder
+        near = beside[image]
+        if near and shaped:
+            return split_alias(near) or near
         return split_from_path(image)
 
     return split

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from visor.embedding.models import random_weights_warning, with_weights_warning
 from visor.errors import InvalidInput, VisorError
 from visor.services.jobs import JobContext
 from visor.services.search import neighbour_graph, unit_rows
@@ -164,7 +165,7 @@ def find_duplicates(
             group_hashes.setdefault(group, set()).add(hashes.get(sample_id))
         exact_groups = sum(1 for h in group_hashes.values() if len(h) == 1 and None not in h)
     n_groups = int(groups.max()) if len(groups) else 0
-    summary = {
+    summary: dict[str, Any] = {
         "groups": n_groups,
         "exact_groups": exact_groups,
         "samples_in_groups": len(group_ids),
@@ -174,6 +175,9 @@ def find_duplicates(
         "seconds": round(time.monotonic() - started, 2),
     }
     params = {"model": model, "threshold": threshold if model else None}
+    if random_weights_warning(model):
+        # Random vectors make distinct images near-identical: no advice to delete anything.
+        summary["removable"] = None
     analysis_rows.save_duplicates(
         store,
         dataset_id,
@@ -189,7 +193,7 @@ def find_duplicates(
     ctx.job.message = (
         f"{n_groups} duplicate groups ({exact_groups} exact) holding {len(group_ids)} samples"
     )
-    return {**params, **summary}
+    return with_weights_warning({**params, **summary})
 
 
 def uniqueness_scores(unit: np.ndarray, k: int, ctx: JobContext | None = None) -> np.ndarray:
@@ -233,4 +237,4 @@ def compute_uniqueness(
         summary=summary,
         job_id=ctx.job.id,
     )
-    return {"model": model, "k": k, **summary}
+    return with_weights_warning({"model": model, "k": k, **summary})

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from visor.embedding.models import with_weights_warning
 from visor.errors import InvalidInput
 from visor.services.jobs import JobContext
 from visor.services.search import neighbour_graph, unit_rows
@@ -236,13 +237,9 @@ def make_map(
         seconds=seconds,
     )
     ctx.job.message = f"{method} map of {len(ids)} points in {seconds} s"
-    return {
-        "map_id": map_id,
-        "points": len(ids),
-        "method": method,
-        "model": model,
-        "seconds": seconds,
-    }
+    return with_weights_warning(
+        {"map_id": map_id, "points": len(ids), "method": method, "model": model, "seconds": seconds}
+    )
 
 
 def _phase(ctx: JobContext | None, message: str) -> None:

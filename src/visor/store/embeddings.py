@@ -160,6 +160,22 @@ def status(store: Store, dataset_id: int) -> list[dict[str, Any]]:
     return rows
 
 
+def models_newest_first(store: Store, dataset_id: int, dataset: str) -> list[str]:
+    """The models this dataset has vectors from, the most recently embedded first (by their
+    last embed job; models whose vectors came another way after those, by name)."""
+    present = [row["model"] for row in status(store, dataset_id) if row["vectors"]]
+    last = {
+        str(model): str(when)
+        for model, when in store.query(
+            "SELECT params->>'model', max(coalesce(finished_at, started_at, created_at)) "
+            "FROM jobs WHERE kind = 'embed' AND dataset = ? GROUP BY 1",
+            [dataset],
+        )
+    }
+    newest = sorted((m for m in present if m in last), key=lambda m: last[m], reverse=True)
+    return newest + sorted(m for m in present if m not in last)
+
+
 def counts(store: Store) -> dict[int, dict[str, int]]:
     """Vectors per dataset and model, for every dataset at once."""
     found: dict[int, dict[str, int]] = {}

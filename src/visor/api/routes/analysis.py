@@ -13,7 +13,10 @@ from visor.services.analysis import DEFAULT_THRESHOLD, DEFAULT_UNIQUENESS_K
 
 router = APIRouter(prefix="/api/datasets/{name}", tags=["duplicates and uniqueness"])
 
-_MODEL = Field(default=None, description="embedding model (default: VISOR_MODEL)")
+_MODEL = Field(
+    default=None,
+    description="whose vectors (default: the dataset's most recently embedded model)",
+)
 
 
 class DuplicatesRequest(BaseModel):

@@ -17,7 +17,10 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
 class MapRequest(BaseModel):
-    model: str | None = Field(default=None, description="embedding model (default: VISOR_MODEL)")
+    model: str | None = Field(
+        default=None,
+        description="whose vectors (default: the dataset's most recently embedded model)",
+    )
     method: str = Field(default="umap", description="umap, pca or tsne")
     params: dict[str, Any] = Field(
         default_factory=dict,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, UploadFile
 
 from visor.api.deps import DatasetDep
+from visor.embedding.models import with_weights_warning
 from visor.services.search import MAX_K
 from visor.store.samples import SampleFilter
 
@@ -32,9 +33,11 @@ def similar(
     sample_id: int, dataset: DatasetDep, filters: Filters, k: K = 20, model: str | None = None
 ) -> dict[str, Any]:
     """The k nearest samples by cosine distance (the sample itself excluded), nearest first;
-    `split`, `class` and `tag` limit the neighbours."""
+    `split`, `class` and `tag` limit the neighbours. `model`: whose vectors (default: the one
+    the dataset was most recently embedded with); `warning` when its weights are random."""
+    model = model or dataset.default_model()
     found = dataset.similar(sample_id, k, model, filters)
-    return {"sample_id": sample_id, "neighbours": found}
+    return with_weights_warning({"sample_id": sample_id, "model": model, "neighbours": found})
 
 
 @router.post("/similar")
@@ -44,5 +47,6 @@ async def similar_to_upload(
     """Upload an image (multipart field `file`): it is embedded with the same model and its
     k nearest samples returned."""
     data = await file.read()
+    model = model or dataset.default_model()
     found = dataset.similar_to_image(data, file.filename or "upload", k, model, filters)
-    return {"neighbours": found}
+    return with_weights_warning({"model": model, "neighbours": found})
