@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useState } from "react";
 import { api, datasetPath } from "./api";
+import { setClassOrder } from "./colors";
 import { Grid, samplesUrl } from "./Grid";
 import { MapView, type Lasso } from "./MapView";
 import { SampleView } from "./SampleView";
@@ -91,6 +92,12 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
       .catch((e) => setError(e.message));
   };
 
+  const classes = useMemo(() => {
+    const names = info ? [...new Set(info.classes.map((c) => c.class))].sort() : [];
+    setClassOrder(names); // before the grid, map and sample view draw a class colour
+    return names;
+  }, [info]);
+
   if (error) return <main><p className="error">{error}</p></main>;
   const set = (patch: Partial<ViewState>) => navigate({ ...view, ...patch, sample: null });
   const openSample = (id: number, index: number | null = null) => {
@@ -111,7 +118,6 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
     return next;
   });
   const fraction = (text: string) => (text === "" ? null : Math.min(1, Math.max(0, Number(text))));
-  const classes = info ? [...new Set(info.classes.map((c) => c.class))].sort() : [];
   return (
     <main className="dataset">
       <aside className="sidebar">
@@ -202,7 +208,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           done={() => { setPicked(new Set()); setVersion((v) => v + 1); }}
           clear={() => setPicked(new Set())}
         />
-        {total !== null && !waiting && (
+        {info && total !== null && !waiting && (
           <Grid
             dataset={name}
             query={query}
@@ -216,7 +222,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
         )}
       </section>
       <section className="map-panel" data-lasso={selection ? JSON.stringify(selection.polygon) : ""}>
-        <MapView
+        {info && <MapView
           dataset={name}
           mapId={view.map}
           color={view.color}
@@ -226,9 +232,9 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           onView={(patch) => navigate({ ...view, ...patch })}
           onSelect={lasso}
           onOpen={(id) => openSample(id)}
-        />
+        />}
       </section>
-      {view.sample !== null && (
+      {info && view.sample !== null && (
         <SampleView
           dataset={name}
           id={view.sample}

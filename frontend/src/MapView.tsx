@@ -14,6 +14,7 @@ interface MapRow {
   model: string;
   is_default: boolean;
   num_points: number;
+  warning?: string; // the vectors came from random weights
 }
 
 export interface Lasso {
@@ -110,6 +111,7 @@ export function MapView(
           </select>
         </label>
       </div>
+      {current.warning && <p className="warning" data-testid="weights-warning">{current.warning}</p>}
       {job && <JobBar job={job} />}
       <Scatter
         key={current.id}

@@ -36,6 +36,7 @@ export function SampleView(
 ) {
   const [sample, setSample] = useState<SampleDetail | null>(null);
   const [neighbours, setNeighbours] = useState<Neighbour[] | null>(null);
+  const [warning, setWarning] = useState<string | null>(null);
   const [group, setGroup] = useState<{ id: number; path: string }[]>([]);
   const [note, setNote] = useState<string | null>(null);
   const base = datasetPath(dataset);
@@ -43,10 +44,11 @@ export function SampleView(
   useEffect(() => {
     setSample(null);
     setNeighbours(null);
+    setWarning(null);
     setNote(null);
     api<SampleDetail>(`${base}/samples/${id}`).then(setSample, (e) => setNote(e.message));
-    api<{ neighbours: Neighbour[] }>(`${base}/samples/${id}/similar?k=12`).then(
-      (r) => setNeighbours(r.neighbours),
+    api<{ neighbours: Neighbour[]; warning?: string }>(`${base}/samples/${id}/similar?k=12`).then(
+      (r) => { setNeighbours(r.neighbours); setWarning(r.warning ?? null); },
       (e) => { setNeighbours([]); setNote(e.message); },
     );
   }, [base, id]);
@@ -75,7 +77,7 @@ export function SampleView(
         {note && <p className="note">{note}</p>}
         {sample && (
           <>
-            <div className="picture">
+            <div className="picture" data-testid="picture">
               <img src={`${base}/samples/${id}/image`} alt={sample.path} />
               {sample.width && sample.height && (
                 <BoxOverlay width={sample.width} height={sample.height} boxes={sample.labels} fit="fill" />
@@ -108,6 +110,7 @@ export function SampleView(
           </>
         )}
         <h3>Nearest neighbours</h3>
+        {warning && <p className="warning" data-testid="weights-warning">{warning}</p>}
         <div className="strip" data-testid="neighbours">
           {neighbours === null && "…"}
           {neighbours?.map((n) => (

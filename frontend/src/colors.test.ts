@@ -1,30 +1,43 @@
+import { differenceCiede2000 } from "culori";
 import { describe, expect, it } from "vitest";
-import { classColor, classColorRgba, hashString } from "./colors";
+import { PALETTE, classColor, classColorRgba, colorAt, setClassOrder } from "./colors";
+
+const ciede2000 = differenceCiede2000();
+
+function minimumDistance(colors: string[]): number {
+  let least = Infinity;
+  for (let i = 0; i < colors.length; i++) {
+    for (let j = i + 1; j < colors.length; j++) least = Math.min(least, ciede2000(colors[i], colors[j]));
+  }
+  return least;
+}
 
 describe("class colours", () => {
-  it("are the same for the same name, every time", () => {
-    expect(classColor("circle")).toBe(classColor("circle"));
+  it("tell 20 classes apart: every pair at CIEDE2000 >= 10", () => {
+    const names = Array.from({ length: 20 }, (_, i) => `class ${String(i).padStart(2, "0")}`);
+    setClassOrder(names);
+    const colors = names.map(classColor);
+    expect(new Set(colors).size).toBe(20);
+    expect(minimumDistance(colors)).toBeGreaterThanOrEqual(10);
   });
-  it("match the FNV-1a hash", () => {
-    expect(hashString("")).toBe(0x811c9dc5);
-    expect(hashString("a")).toBe(0xe40c292c);
-  });
-  it("differ between classes", () => {
-    const names = ["circle", "square", "triangle", "diamond", "bar", "ring"];
-    expect(new Set(names.map(classColor)).size).toBe(names.length);
-    expect(classColor("circle")).toMatch(/^hsl\(\d+, 80%, (45|53|61)%\)$/);
-  });
-});
 
-describe("class colours for WebGL", () => {
-  it("convert HSL to RGB", () => {
-    const [r, g, b, a] = classColorRgba("circle");
-    const hue = hashString("circle") % 360;
-    expect(a).toBe(1);
-    for (const c of [r, g, b]) expect(c).toBeGreaterThanOrEqual(0);
-    // The largest channel is the one nearest the hue (red 0, green 120, blue 240).
-    const nearest = [0, 120, 240, 360].reduce((best, x) => (Math.abs(x - hue) < Math.abs(best - hue) ? x : best));
-    const strongest = [r, g, b].indexOf(Math.max(r, g, b));
-    expect([0, 1, 2, 0][[0, 120, 240, 360].indexOf(nearest)]).toBe(strongest);
+  it("past the palette, stay distinct from each other and from the palette", () => {
+    const extra = Array.from({ length: 20 }, (_, i) => colorAt(PALETTE.length + i));
+    expect(new Set([...PALETTE, ...extra]).size).toBe(40);
+    expect(minimumDistance(extra)).toBeGreaterThanOrEqual(5);
+  });
+
+  it("follow the dataset's classes in name order, whatever order they come in", () => {
+    setClassOrder(["truck", "car", "person"]);
+    expect([classColor("car"), classColor("person"), classColor("truck")]).toEqual(PALETTE.slice(0, 3));
+    setClassOrder(["person", "truck", "car", "car"]);
+    expect(classColor("car")).toBe(PALETTE[0]);
+    expect(classColor("bicycle")).toBe(PALETTE[3]); // unknown: numbered after the known ones
+    expect(classColor("bicycle")).toBe(PALETTE[3]);
+  });
+
+  it("are the same colour for WebGL", () => {
+    setClassOrder(["a", "b"]);
+    expect(classColorRgba("b")).toEqual([255 / 255, 127 / 255, 14 / 255, 1]); // #ff7f0e
   });
 });

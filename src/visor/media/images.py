@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import mimetypes
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,6 +113,23 @@ def decode(data: bytes, name: str, *, draft: DraftSize | None = None) -> Image.I
     if orientation not in (1, None):  # exif_transpose copies the image even when upright
         img = ImageOps.exif_transpose(img) or img
     return to_rgb(img)
+
+
+# What every browser's <img> shows as it is; anything else (TIFF, ...) is sent as PNG.
+BROWSER_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp"})
+
+
+def for_browser(data: bytes, name: str) -> tuple[bytes, str]:
+    """The image's bytes and media type as a browser can show them: the file itself when its
+    type is one browsers decode, else its pixels as PNG (EXIF orientation applied, as a
+    browser applies it to the files it decodes itself)."""
+    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if media_type in BROWSER_TYPES:
+        return data, media_type
+    img = decode(data, name)
+    out = io.BytesIO()
+    img.save(out, "PNG", compress_level=1)
+    return out.getvalue(), "image/png"
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

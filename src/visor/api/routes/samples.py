@@ -13,21 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from visor.api.deps import DatasetDep
 from visor.errors import InvalidInput
+from visor.media.images import for_browser
 from visor.store.samples import SampleFilter
 from visor.workspace import Dataset
 
 router = APIRouter(prefix="/api/datasets/{name}", tags=["samples"])
-
-_MEDIA_TYPES = {
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "bmp": "image/bmp",
-    "webp": "image/webp",
-    "gif": "image/gif",
-    "tif": "image/tiff",
-    "tiff": "image/tiff",
-}
 
 
 Boxes = Literal["gt", "prediction", "all"]
@@ -174,8 +164,9 @@ def get_sample(sample_id: int, dataset: DatasetDep) -> dict[str, Any]:
 
 @router.get("/samples/{sample_id}/image")
 def get_image(sample_id: int, dataset: DatasetDep) -> Response:
-    data, path = dataset.image_bytes(sample_id)
-    media_type = _MEDIA_TYPES.get(path.rsplit(".", 1)[-1].lower(), "application/octet-stream")
+    """The image as a browser shows it: the original file, or PNG for types browsers don't
+    decode (TIFF)."""
+    data, media_type = for_browser(*dataset.image_bytes(sample_id))
     return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
 
 
