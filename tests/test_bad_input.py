@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ingest, write_image
+from conftest import ingest, run_cli, write_image
 
+from visor.config import Settings
 from visor.errors import Conflict, InvalidInput, NotFound, SourceError
 from visor.workspace import Workspace
 
@@ -210,3 +211,95 @@ def test_failed_ingest_leaves_no_dataset_and_keeps_the_old_one(
 def test_unknown_dataset_is_not_found(workspace: Workspace) -> None:
     with pytest.raises(NotFound, match="dataset 'nope' not found"):
         workspace.dataset("nope")
+
+
+# -- found by fuzzing the parsers ------------------------------------------------------------
+
+
+def test_a_short_bbox_names_the_expected_shape_in_the_cli(tmp_path: Path) -> None:
+    root = _coco(
+        tmp_path / "c", [_img(1)], [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [1, 2]}]
+    )
+    write_image(root / "images" / "1.jpg")
+    done = run_cli(tmp_path / "home", "ingest", str(root), "--name", "ds")
+    assert done.returncode == 0, done.stderr
+    assert "annotation 7: bbox must be [x, y, width, height], got [1, 2]" in done.stderr
+
+
+def test_a_coco_file_holding_a_list_fails_naming_the_file(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    root = tmp_path / "c"
+    write_image(root / "images" / "1.jpg")
+    (root / "annotations").mkdir()
+    (root / "annotations" / "instances_train.json").write_text("[1, 2, 3]")
+    job = ingest(workspace, root)
+    assert job["state"] == "failed"
+    assert job["error"] == (
+        "annotations/instances_train.json: not a COCO object: top level is a list"
+    )
+    assert workspace.datasets() == []
+
+
+def test_json_nested_too_deep_fails_naming_the_file(workspace: Workspace, tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    write_image(root / "images" / "1.jpg")
+    (root / "annotations").mkdir()
+    depth = 100_000
+    (root / "annotations" / "instances_train.json").write_text(
+        '{"images": ' + "[" * depth + "]" * depth + "}"
+    )
+    job = ingest(workspace, root)
+    assert job["state"] == "failed"
+    assert job["error"] == "annotations/instances_train.json: JSON nested too deeply to read"
+
+
+def test_huge_and_nan_boxes_are_skipped_without_warnings(tmp_path: Path) -> None:
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1e308, 1e308, 1e308, 1e308]},
+        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [1, 2, 1e308, 4]},
+        {"id": 3, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]},
+    ]
+    root = _coco(tmp_path / "c", [_img(1)], anns)
+    write_image(root / "images" / "1.jpg")
+    voc = tmp_path / "voc"
+    write_image(voc / "a.jpg")
+    (voc / "a.xml").write_text(
+        "<annotation><filename>a.jpg</filename><object><name>cat</name><bndbox><xmin>nan</xmin>"
+        "<ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object></annotation>"
+    )
+    home = tmp_path / "home"
+    done = run_cli(home, "ingest", str(root), "--name", "coco")
+    assert done.returncode == 0 and "Warning" not in done.stderr and "overflow" not in done.stderr
+    assert "ingested coco: 1 samples, 1 labels" in done.stdout
+    out = run_cli(home, "info", "coco", "--skipped").stdout
+    assert "annotation 1: box values must be finite numbers within ±1e+09" in out
+    assert "annotation 2: box values must be finite numbers within ±1e+09" in out
+    done = run_cli(home, "ingest", str(voc), "--name", "voc")
+    assert "ingested voc: 1 samples, 0 labels (voc)" in done.stdout, done.stderr
+    assert "a.xml: object 1: box values must be finite numbers" in done.stderr
+
+
+def test_an_image_smaller_than_its_annotation_says_is_flagged(tmp_path: Path) -> None:
+    root = _coco(
+        tmp_path / "c",
+        [_img(1, w=6400, h=4800), _img(2, w=64, h=48), _img(3, w=48, h=64)],
+        [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [3000, 2000, 100, 100]}],
+    )
+    for i in (1, 2, 3):
+        write_image(root / "images" / f"{i}.jpg", (64, 48))  # 3: as if EXIF turned it
+    home = tmp_path / "home"
+    assert run_cli(home, "ingest", str(root), "--name", "ds").returncode == 0
+    out = run_cli(home, "info", "ds").stdout
+    assert "1 image(s) whose file size in pixels differs from their annotation's" in out
+    assert "images/1.jpg: annotated 6400x4800, file 64x48" in out
+    assert "1 image(s) with a box partly outside the picture" in out
+    with Workspace(Settings(home=home)) as ws:
+        ds = ws.dataset("ds")
+        _, items = ds.samples(sort="filename")
+        assert [(s["width"], s["height"], s["flags"]) for s in items] == [
+            (64, 48, ["size_mismatch", "box_outside_image"]),
+            (64, 48, []),
+            (48, 64, []),
+        ]
+        assert ds.info()["flags"] == {"box_outside_image": 1, "size_mismatch": 1}

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from visor.config import get_settings
 from visor.errors import VisorError
@@ -27,8 +28,15 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+# No console markup: messages carry file names, class names and reasons such as
+# "bbox must be [x, y, width, height]" that markup would eat; styles go through Text.
+console = Console(stderr=True, soft_wrap=True, markup=False)
+out = Console(soft_wrap=True, markup=False)
+
+
+def _styled(prefix: str, style: str, message: str) -> Text:
+    return Text.assemble((prefix, style), " ", message)
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,7 +49,7 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except VisorError as e:
-            console.print(f"[red]error:[/red] {e.message}", highlight=False)
+            console.print(_styled("error:", "red", e.message), highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             console.print("interrupted")
@@ -53,10 +61,10 @@ def friendly(fn: F) -> F:
 def follow(workspace: Workspace, job: dict[str, Any]) -> dict[str, Any]:
     """Show a job's progress until it ends; Ctrl-C cancels it. Exits 1 if the job failed."""
     columns = [
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[rate]}", markup=False),
         TimeRemainingColumn(),
     ]
     with Progress(*columns, console=console, transient=False) as progress:
@@ -87,14 +95,14 @@ def follow(workspace: Workspace, job: dict[str, Any]) -> dict[str, Any]:
 def _warning(result: dict[str, Any]) -> None:
     """A result's `warning` (vectors from random weights), said plainly."""
     if result.get("warning"):
-        out.print(f"[bold yellow]warning:[/bold yellow] {result['warning']}", highlight=False)
+        out.print(_styled("warning:", "bold yellow", result["warning"]), highlight=False)
 
 
 def _problems(title: str, count: int, lines: list[str], where: str) -> None:
     """`count` problems under `title`: the first 20 of `lines`, then where to see the rest."""
     if not count:
         return
-    console.print(f"[yellow]{title}:[/yellow]")
+    console.print(Text(f"{title}:", style="yellow"))
     for line in lines[:20]:
         console.print(f"  {line}", highlight=False)
     if count > 20:
@@ -133,8 +141,11 @@ def ingest(
         job = follow(ws, ws.ingest(path, name, fmt=fmt, replace=replace, thumbnails=thumbnails))
         result = job["result"]
         out.print(
-            f"ingested [bold]{name}[/bold]: {result['samples']} samples, "
-            f"{result['labels']} labels ({result['format']})"
+            Text.assemble(
+                "ingested ",
+                (name, "bold"),
+                f": {result['samples']} samples, {result['labels']} labels ({result['format']})",
+            )
         )
         _report(result)
 
@@ -389,8 +400,11 @@ def info(
     with _workspace() as ws:
         data = ws.dataset(name).info()
         out.print(
-            f"[bold]{name}[/bold] ({data['format']}, {data['root']}): "
-            f"{data['num_samples']} samples, {data['num_labels']} labels"
+            Text.assemble(
+                (name, "bold"),
+                f" ({data['format']}, {data['root']}): "
+                f"{data['num_samples']} samples, {data['num_labels']} labels",
+            )
         )
         splits = Table("split", "samples")
         for split, n in data["splits"].items():
@@ -413,6 +427,25 @@ def info(
                 )
             out.print(table)
         report = data.get("report") or {}
+        flagged = data.get("flags") or {}
+        if flagged.get("size_mismatch"):
+            out.print(
+                f"{flagged['size_mismatch']} image(s) whose file size in pixels differs from "
+                "their annotation's (the file's is used; the samples are flagged size_mismatch)",
+                highlight=False,
+            )
+            for item in report.get("size_mismatches", [])[: None if skipped else 5]:
+                annotated, found = item["annotated"], item["file"]
+                out.print(
+                    f"  {item['path']}: annotated {annotated[0]}x{annotated[1]}, "
+                    f"file {found[0]}x{found[1]}",
+                    highlight=False,
+                )
+        if flagged.get("box_outside_image"):
+            out.print(
+                f"{flagged['box_outside_image']} image(s) with a box partly outside the picture",
+                highlight=False,
+            )
         if skipped:
             for item in report.get("skipped", []):
                 out.print(f"  {item['path']}: {item['reason']}", highlight=False)
@@ -512,7 +545,8 @@ def demo(
         marker.touch()
     with _workspace() as ws:
         job = follow(ws, ws.ingest(str(root), name, replace=True))
-        out.print(f"ingested [bold]{name}[/bold]: {job['result']['samples']} samples")
+        samples = job["result"]["samples"]
+        out.print(Text.assemble("ingested ", (name, "bold"), f": {samples} samples"))
         dataset = ws.dataset(name)
         chosen = model or _demo_model(settings.model)
         _embed_report(follow(ws, dataset.embed(chosen, precision=precision))["result"])
@@ -527,11 +561,15 @@ def demo(
         out.print(f"{result['groups']} duplicate groups (threshold {threshold})", highlight=False)
         if chosen.startswith("random:"):
             out.print(
-                f"[bold yellow]note:[/bold yellow] {chosen} has random weights, so the map, "
-                "neighbours and duplicates above show the pipeline running, not real "
-                "similarity. For real results, put DINOv2 weights where Visor finds them (the "
-                "Hugging Face cache, or a model folder: --model ./dinov2-base) and run "
-                f"visor embed {name} --model dinov2-base, then visor map and visor duplicates.",
+                _styled(
+                    "note:",
+                    "bold yellow",
+                    f"{chosen} has random weights, so the map, neighbours and duplicates above "
+                    "show the pipeline running, not real similarity. For real results, put "
+                    "DINOv2 weights where Visor finds them (the Hugging Face cache, or a model "
+                    f"folder: --model ./dinov2-base) and run visor embed {name} --model "
+                    "dinov2-base, then visor map and visor duplicates.",
+                ),
                 highlight=False,
             )
     if not no_serve:
@@ -548,10 +586,14 @@ def _demo_model(preferred: str) -> str:
         return preferred
     except ModelUnavailable as e:
         fallback = "random:dinov2-small"
+        console.print(_styled("warning:", "bold yellow", e.message), highlight=False)
         console.print(
-            f"[bold yellow]warning:[/bold yellow] {e.message}\n"
-            f"[bold yellow]warning:[/bold yellow] the demo uses {fallback} instead: random "
-            "weights, so the map and neighbours show the pipeline working, not real similarity",
+            _styled(
+                "warning:",
+                "bold yellow",
+                f"the demo uses {fallback} instead: random weights, so the map and neighbours "
+                "show the pipeline working, not real similarity",
+            ),
             highlight=False,
         )
         return fallback
@@ -562,5 +604,5 @@ def main() -> None:
     try:
         app()
     except VisorError as e:  # errors raised while parsing arguments or building the app
-        console.print(f"[red]error:[/red] {e.message}", highlight=False)
+        console.print(_styled("error:", "red", e.message), highlight=False)
         sys.exit(1)

@@ -149,9 +149,8 @@ def yolo_export(src: Path, out: Path) -> None:
         ):
             index = names.index(cls)
             if i % 3 == 2:  # a box line (class cx cy w h) among the polygons
-                lines.append(
-                    f"{index} {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} {(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}"
-                )
+                values = ((x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h)
+                lines.append(f"{index} " + " ".join(f"{v:.6f}" for v in values))
             else:  # a polygon: class x1 y1 x2 y2 ... (normalised), as segmentation exports write
                 corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
                 lines.append(

@@ -17,6 +17,7 @@ import msgspec
 
 from visor.errors import FormatError
 from visor.formats.records import (
+    MAX_COORDINATE,
     CategoryTable,
     LabelColumns,
     LabelRecord,
@@ -24,6 +25,7 @@ from visor.formats.records import (
     Record,
     SampleRecord,
     Skipped,
+    box_problem,
     split_from_name,
 )
 from visor.sources import Source
@@ -116,10 +118,10 @@ def _read_annotations(
                 and category is not None
                 and type(bbox) is list
                 and len(bbox) == 4
-                and bbox[0] > -1e9
-                and bbox[1] > -1e9
-                and bbox[2] > 0
-                and bbox[3] > 0
+                and -MAX_COORDINATE < bbox[0] < MAX_COORDINATE
+                and -MAX_COORDINATE < bbox[1] < MAX_COORDINATE
+                and 0 < bbox[2] < MAX_COORDINATE
+                and 0 < bbox[3] < MAX_COORDINATE
             )
         except TypeError:  # a value that is not a number: the slow path says which
             ok = False
@@ -175,10 +177,11 @@ def _bbox(value: Any) -> tuple[float, float, float, float] | str | None:
         return f"bbox must be [x, y, width, height], got {_short(value)}"
     if not all(isinstance(v, int | float) for v in value):
         return f"bbox values must be numbers, got {_short(value)}"
-    x, y, w, h = (float(v) for v in value)
-    if w <= 0 or h <= 0:
-        return f"box has zero or negative size {[x, y, w, h]}"
-    return (x, y, w, h)
+    try:
+        x, y, w, h = (float(v) for v in value)
+    except OverflowError:
+        return f"bbox values too large, got {_short(value)}"
+    return box_problem(x, y, w, h) or (x, y, w, h)
 
 
 def read_results(
@@ -234,7 +237,15 @@ def _sections(source: Source, file: str) -> Sections:
     """`items(key)`: the items of the file's top-level array `key` (None: the file's own array),
     from the whole parsed file when it is small enough, else streamed."""
     if source.size(file) > IN_MEMORY_LIMIT:
-        return lambda key: _items(source, file, f"{key}.item" if key else "item")
+        with source.open(file) as f:
+            first = f.read(4096).lstrip()[:1]
+        top = {b"{": dict, b"[": list}.get(first, type(None))
+
+        def streamed(key: str | None) -> Iterator[Any]:
+            _check_top_level(file, top, key)
+            return _items(source, file, f"{key}.item" if key else "item")
+
+        return streamed
     with source.open(file) as f:
         data = f.read()
     try:
@@ -242,16 +253,26 @@ def _sections(source: Source, file: str) -> Sections:
     except msgspec.DecodeError as e:
         del data
         raise FormatError(_syntax_error(source, file, e)) from None
+    except RecursionError:
+        raise FormatError(f"{file}: JSON nested too deeply to read") from None
     del data
 
     def items(key: str | None) -> Iterator[Any]:
-        if key is None:
-            found = document
-        else:
-            found = document.get(key) if isinstance(document, dict) else None
+        _check_top_level(file, type(document), key)
+        found = document if key is None else document.get(key)
         return iter(found) if isinstance(found, list) else iter(())
 
     return items
+
+
+def _check_top_level(file: str, top: type, key: str | None) -> None:
+    """A COCO dataset is an object of sections; a results file, a list of detections."""
+    wanted = list if key is None else dict
+    if top is not wanted:
+        what = "a COCO results list" if key is None else "a COCO object"
+        names: dict[type, str] = {dict: "an object", list: "a list"}
+        found = names.get(top, "not an object or a list")
+        raise FormatError(f"{file}: not {what}: top level is {found}")
 
 
 def _items(source: Source, file: str, prefix: str) -> Iterator[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 from collections.abc import Hashable, Iterator
@@ -96,6 +97,20 @@ class Listing:
 
     def images(self) -> Iterator[str]:
         return (p for p in self.sizes if is_image(p))
+
+
+# Coordinates beyond this many pixels are not a box in any image Visor reads (200 MP at most).
+MAX_COORDINATE = 1e9
+
+
+def box_problem(x: float, y: float, w: float, h: float) -> str | None:
+    """Why (x, y, w, h) in pixels is not a usable box, or None when it is."""
+    values = (x, y, w, h)
+    if not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in values):
+        return f"box values must be finite numbers within ±{MAX_COORDINATE:.0e}, got {list(values)}"
+    if w <= 0 or h <= 0:
+        return f"box has zero or negative size {list(values)}"
+    return None
 
 
 def is_image(path: str) -> bool:

@@ -14,6 +14,7 @@ from visor.formats.records import (
     Record,
     SampleRecord,
     Skipped,
+    box_problem,
     is_image,
     split_alias,
     split_from_path,
@@ -41,6 +42,7 @@ def read(source: Source, listing: Listing) -> Iterator[Record]:
             root = ET.fromstring(source.read_bytes(file))
         except ET.ParseError as e:
             yield Skipped(file, f"XML does not parse ({e})")
+            described.add(_image_path(listing, file, None))  # skipped with it, not unlabelled
             continue
         image = _image_path(listing, file, root.findtext("filename"))
         described.add(image)
@@ -110,8 +112,8 @@ def _object(obj: ET.Element, image: str) -> LabelRecord | str:
         x0, y0, x1, y1 = (float(box.findtext(k) or "") for k in ("xmin", "ymin", "xmax", "ymax"))
     except ValueError:
         return "bndbox needs numeric xmin, ymin, xmax, ymax"
-    if x1 <= x0 or y1 <= y0:
-        return f"box has zero or negative size ({x0}, {y0}, {x1}, {y1})"
+    if problem := box_problem(x0, y0, x1 - x0, y1 - y0):
+        return problem
     flags = tuple(f for f in ("difficult", "truncated") if (obj.findtext(f) or "0").strip() == "1")
     return LabelRecord(image, name, (x0, y0, x1 - x0, y1 - y0), flags=flags)
 

@@ -56,6 +56,8 @@ def _config(source: Source, config: str) -> Any:
         return yaml.safe_load(source.read_bytes(config))
     except yaml.YAMLError as e:
         raise FormatError(f"{config}: not valid YAML ({e})") from None
+    except RecursionError:
+        raise FormatError(f"{config}: YAML nested too deeply to read") from None
 
 
 def _class_names(data: Any, config: str) -> list[str]:
@@ -162,7 +164,7 @@ def _parse_line(
     if len(fields) == 6:  # class cx cy w h confidence: a prediction
         score = values.pop()
     coords = values
-    if any(v < 0 or v > 1 for v in coords):
+    if not all(0 <= v <= 1 for v in coords):  # NaN fails this too
         return "values must be normalised to [0, 1]"
     if len(coords) == 4:
         cx, cy, w, h = coords

@@ -61,23 +61,44 @@ def probe(f: IO[bytes], name: str, size: int) -> ImageInfo:
     return ImageInfo(width, height, fmt)
 
 
-_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+def header_size(f: IO[bytes], size: int) -> tuple[int, int] | None:
+    """(width, height) as stored, from a PNG's or a complete JPEG's header, reading a few
+    bytes (no decoder); None means "probe it properly" (another format, or something odd,
+    which `probe` then names). EXIF orientation is not applied."""
+    if size < 24:
+        return None
+    head = f.read(24)
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if not head.startswith(b"\xff\xd8\xff"):
+        return None
+    f.seek(max(size - _TAIL, 0))
+    if _JPEG_END not in f.read(_TAIL):
+        return None
+    return _jpeg_frame_size(f)
 
 
-def looks_complete(f: IO[bytes], size: int) -> bool:
-    """A cheap check for images whose size is already known: a known signature and, for a
-    JPEG, the end-of-image marker. False means "probe it properly" (and report why)."""
-    if size < 16:
-        return False
-    head = f.read(16)
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return True
-    if not head.startswith(_SIGNATURES):
-        return False
-    if head.startswith(b"\xff\xd8"):
-        f.seek(max(size - _TAIL, 0))
-        return _JPEG_END in f.read(_TAIL)
-    return True
+# Start-of-frame markers: baseline, progressive, lossless... (not DHT C4, JPG C8, DAC CC).
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_frame_size(f: IO[bytes]) -> tuple[int, int] | None:
+    """Walk the JPEG's segments (skipping each by its length) to the frame header."""
+    f.seek(2)
+    for _ in range(256):
+        segment = f.read(4)
+        if len(segment) < 4 or segment[0] != 0xFF:
+            return None
+        marker, length = segment[1], int.from_bytes(segment[2:4], "big")
+        if marker in _SOF:
+            frame = f.read(5)  # precision, height, width
+            if len(frame) < 5:
+                return None
+            return int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")
+        if length < 2:
+            return None
+        f.seek(length - 2, io.SEEK_CUR)
+    return None
 
 
 DraftSize = tuple[int, int] | Callable[[tuple[int, int]], tuple[int, int]]

@@ -26,7 +26,7 @@ from visor.formats import (
     read_dataset,
 )
 from visor.formats.coco import read_results
-from visor.media.images import looks_complete, probe
+from visor.media.images import header_size, probe
 from visor.services.jobs import JobContext
 from visor.sources import Source
 from visor.store import Store
@@ -84,6 +84,8 @@ class _Columns:
     batches: list[tuple[np.ndarray, LabelColumns]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     category_ids: dict[int, str] = field(default_factory=dict)
+    # sample index -> (width, height) the annotations gave, where the file says otherwise
+    size_mismatches: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 def ingest(
@@ -121,6 +123,16 @@ def ingest(
     ctx.phase("writing to the store", total=samples_table.num_rows)
     existing = check_can_create(store, name, replace)
     report = _report(cols.skipped)
+    if cols.size_mismatches:
+        report["size_mismatch_count"] = len(cols.size_mismatches)
+        report["size_mismatches"] = [
+            {
+                "path": cols.samples[i].path,
+                "annotated": list(annotated),
+                "file": list(sizes[i] or ()),
+            }
+            for i, annotated in list(cols.size_mismatches.items())[:REPORT_LIMIT]
+        ]
     if cols.category_ids:
         report["coco_categories"] = {str(k): v for k, v in sorted(cols.category_ids.items())}
     dataset_rows.write_dataset(
@@ -203,8 +215,8 @@ def _probe_images(
             return Skipped(sample.path, "image file is missing (referenced by the annotations)")
         try:
             with source.open_listed(sample.path) as f:
-                if sample.width and sample.height and looks_complete(f, size):
-                    return (sample.width, sample.height)
+                if sample.width and sample.height and (found := header_size(f, size)):
+                    return found
                 f.seek(0)
                 info = probe(f, sample.path, size)
         except (FormatError, SourceError, NotFound) as e:
@@ -225,14 +237,25 @@ def _probe_images(
             if isinstance(outcome, Skipped):
                 cols.skipped.append(outcome)
             else:
-                sample = cols.samples[i]
-                # The annotation's size wins when given (it is what the boxes were drawn on).
-                result[i] = (sample.width or outcome[0], sample.height or outcome[1])
+                result[i] = _checked_size(cols, i, outcome)
             if i % 2000 == 0:
                 ctx.progress(i)
                 ctx.check_cancelled()
     ctx.progress(total)
     return result
+
+
+def _checked_size(cols: _Columns, i: int, found: tuple[int, int]) -> tuple[int, int]:
+    """The sample's size: the annotation's where the file agrees (either way round: EXIF may
+    turn it), else the file's, and the disagreement is recorded."""
+    sample = cols.samples[i]
+    if not (sample.width and sample.height):
+        return found
+    annotated = (sample.width, sample.height)
+    if annotated in (found, found[::-1]):
+        return annotated
+    cols.size_mismatches[i] = annotated
+    return found
 
 
 @dataclass
@@ -354,7 +377,11 @@ def _tables(
             "split": pa.array([s.split for s in kept_samples], pa.string()),
             "classes": sample_classes,
             "tags": _flag_column(np.zeros(len(keep), bool), ""),
-            "flags": _flag_column(has_outside, "box_outside_image"),
+            "flags": _flag_column(
+                has_outside,
+                "box_outside_image",
+                {int(new_id[i]): ["size_mismatch"] for i in cols.size_mismatches if new_id[i] >= 0},
+            ),
             "num_labels": pa.array(counts),
             "metadata": pa.array(
                 [_encode_json(s.metadata) if s.metadata else None for s in kept_samples],

@@ -257,7 +257,7 @@ def _update_tags(
 
 
 def counts(store: Store, dataset_id: int) -> dict[str, Any]:
-    """Samples per split, and labels per class and kind."""
+    """Samples per split, labels per class and kind, samples per tag and per flag."""
     splits = store.query(
         "SELECT coalesce(split, '(none)'), count(*) FROM samples WHERE dataset_id = ? "
         "GROUP BY 1 ORDER BY 1",
@@ -273,12 +273,18 @@ def counts(store: Store, dataset_id: int) -> dict[str, Any]:
         "GROUP BY 1 ORDER BY 2 DESC, 1",
         [dataset_id],
     )
+    flags = store.query(
+        "SELECT f, count(*) FROM (SELECT unnest(flags) AS f FROM samples WHERE dataset_id = ?) "
+        "GROUP BY 1 ORDER BY 1",
+        [dataset_id],
+    )
     return {
         "splits": {s: int(n) for s, n in splits},
         "classes": [
             {"class": c, "kind": k, "labels": int(n), "samples": int(m)} for c, k, n, m in classes
         ],
         "tags": {t: int(n) for t, n in tags},
+        "flags": {f: int(n) for f, n in flags},
     }
 
 
