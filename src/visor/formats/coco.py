@@ -26,6 +26,7 @@ from visor.formats.records import (
     SampleRecord,
     Skipped,
     box_problem,
+    image_side,
     split_from_name,
 )
 from visor.sources import Source
@@ -68,7 +69,11 @@ def _read_file(source: Source, listing: Listing, file: str) -> Iterator[Record]:
     items = _sections(source, file)
     categories: dict[Any, str] = {}
     for category in items("categories"):
-        if not isinstance(category, dict) or "id" not in category or "name" not in category:
+        if (
+            not isinstance(category, dict)
+            or _id(category.get("id")) is None
+            or "name" not in category
+        ):
             yield Skipped(file, f"category without id or name: {_short(category)}")
             continue
         categories[category["id"]] = str(category["name"])
@@ -77,7 +82,7 @@ def _read_file(source: Source, listing: Listing, file: str) -> Iterator[Record]:
     images: set[Any] = set()
     for image in items("images"):
         file_name = image.get("file_name") if isinstance(image, dict) else None
-        if not isinstance(file_name, str) or "id" not in image or not isinstance(file_name, str):
+        if not isinstance(file_name, str) or _id(image.get("id")) is None:
             yield Skipped(file, f"image entry without id or file_name: {_short(image)}")
             continue
         if prefix is None:
@@ -90,8 +95,8 @@ def _read_file(source: Source, listing: Listing, file: str) -> Iterator[Record]:
             key=(file, image["id"]),
             path=path,
             split=split,
-            width=_int_or_none(image.get("width")),
-            height=_int_or_none(image.get("height")),
+            width=image_side(image.get("width")),
+            height=image_side(image.get("height")),
             metadata=extra,
         )
     yield from _read_annotations(items("annotations"), file, categories, images)
@@ -109,8 +114,8 @@ def _read_annotations(
         if not isinstance(ann, dict):
             yield Skipped(file, f"annotation is not an object: {_short(ann)}")
             continue
-        image_id = ann.get("image_id")
-        category = categories.get(ann.get("category_id"))
+        image_id = _id(ann.get("image_id"))
+        category = categories.get(_id(ann.get("category_id")))
         bbox: Any = ann.get("bbox")
         try:
             ok = (
@@ -151,12 +156,12 @@ def _empty_batch() -> LabelColumns:
 def _annotation(
     ann: dict[str, Any], categories: dict[Any, str], images: set[Any], file: str
 ) -> LabelRecord | str:
-    ann_id = ann.get("id", "?")
-    if ann.get("image_id") not in images:
-        return f"annotation {ann_id}: unknown image_id {ann.get('image_id')!r}"
-    category = categories.get(ann.get("category_id"))
+    ann_id = _short(ann.get("id", "?"))
+    if _id(ann.get("image_id")) not in images:
+        return f"annotation {ann_id}: unknown image_id {_short(ann.get('image_id'))}"
+    category = categories.get(_id(ann.get("category_id")))
     if category is None:
-        return f"annotation {ann_id}: unknown category_id {ann.get('category_id')!r}"
+        return f"annotation {ann_id}: unknown category_id {_short(ann.get('category_id'))}"
     bbox = _bbox(ann.get("bbox"))
     if isinstance(bbox, str):
         return f"annotation {ann_id}: {bbox}"
@@ -195,7 +200,7 @@ def read_results(
         if not isinstance(det, dict):
             yield Skipped(file, f"entry {i}: expected an object, got {_short(det)}")
             continue
-        sample_id = images.get(det.get("image_id"))
+        sample_id = images.get(_id(det.get("image_id")))
         if sample_id is None:
             yield Skipped(file, f"entry {i}: unknown image_id {det.get('image_id')!r}")
             continue
@@ -302,11 +307,9 @@ def _decode(f: IO[bytes], file: str) -> str:
         raise FormatError(f"{file}: not UTF-8 text (byte {e.start})") from None
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+def _id(value: Any) -> int | str | None:
+    """An id as COCO files write them (a number or a string); None for anything else."""
+    return value if isinstance(value, int | str) else None
 
 
 def _short(value: Any) -> str:

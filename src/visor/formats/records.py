@@ -113,6 +113,16 @@ def box_problem(x: float, y: float, w: float, h: float) -> str | None:
     return None
 
 
+def image_side(value: Any) -> int | None:
+    """An annotation's image width or height as a positive whole number of pixels (from a
+    number or its text), or None when it isn't one (the file's header then gives it)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return int(number) if 1 <= number <= MAX_COORDINATE else None
+
+
 def is_image(path: str) -> bool:
     return posixpath.splitext(path)[1].lower() in IMAGE_EXTENSIONS
 

@@ -15,6 +15,7 @@ from visor.formats.records import (
     SampleRecord,
     Skipped,
     box_problem,
+    image_side,
     is_image,
     split_alias,
     split_from_path,
@@ -53,8 +54,8 @@ def read(source: Source, listing: Listing) -> Iterator[Record]:
             key=image,
             path=image,
             split=split or split_from_path(image),
-            width=_int(root.findtext("size/width")),
-            height=_int(root.findtext("size/height")),
+            width=image_side(root.findtext("size/width")),
+            height=image_side(root.findtext("size/height")),
         )
         for number, obj in enumerate(root.iter("object"), start=1):
             label = _object(obj, image)
@@ -132,10 +133,3 @@ def _splits(source: Source, listing: Listing) -> dict[tuple[str, str], str]:
             if line.strip():
                 found.setdefault((base, line.split()[0]), split)
     return found
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int(float(text)) if text else None
-    except ValueError:
-        return None
