@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import ingest, write_image
 
+from visor.formats.records import split_from_name, split_from_path
 from visor.workspace import Workspace
 
 
@@ -140,4 +142,127 @@ def test_coco_predictions_are_imported_as_a_source(
             "flags": [],
             "bbox": [1.0, 2.0, 30.0, 40.0],
         }
+    ]
+
+
+# -- split names as users have them ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("folder", "split"),
+    [
+        ("train", "train"),
+        ("Training", "train"),
+        ("validate", "val"),
+        ("Validation", "val"),
+        ("valid", "val"),
+        ("dev", "val"),
+        ("TEST", "test"),
+        ("testing", "test"),
+        ("trainval", "trainval"),
+    ],
+)
+def test_split_folder_aliases(folder: str, split: str) -> None:
+    assert split_from_path(f"{folder}/cat/1.jpg") == split
+    assert split_from_name(f"instances_{folder}2017") == split
+
+
+def test_split_words_are_whole_words() -> None:
+    assert split_from_name("contest_photos") is None  # "test" inside a word is not a split
+    assert split_from_name("instances_val2017") == "val"
+    assert split_from_path("validated/cat/1.jpg") is None
+
+
+def test_classification_tree_with_validate_and_an_unknown_split(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    root = tmp_path / "cls"
+    for split in ("train", "validate", "holdout"):
+        for cls in ("cat", "dog"):
+            write_image(root / split / cls / f"{cls}-{split}.jpg")
+    job = ingest(workspace, root)
+    assert job["result"]["format"] == "classification"
+    info = workspace.dataset("ds").info()
+    assert info["splits"] == {"holdout": 2, "train": 2, "val": 2}
+    assert {c["class"]: c["samples"] for c in info["classes"]} == {"cat": 3, "dog": 3}
+
+
+def test_voc_trainval_and_precedence_of_train_and_val(workspace: Workspace, tmp_path: Path) -> None:
+    root = tmp_path / "voc"
+    (root / "Annotations").mkdir(parents=True)
+    for stem in ("a", "b", "c"):
+        write_image(root / "JPEGImages" / f"{stem}.jpg")
+        (root / "Annotations" / f"{stem}.xml").write_text(
+            f"<annotation><filename>{stem}.jpg</filename><object><name>car</name><bndbox>"
+            "<xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>"
+        )
+    sets = root / "ImageSets" / "Main"
+    sets.mkdir(parents=True)
+    (sets / "trainval.txt").write_text("a\nb\n")
+    (sets / "train.txt").write_text("a\n")
+    (sets / "Test.txt").write_text("c\n")
+    (sets / "car_trainval.txt").write_text("a 1\nb 1\n")  # per-class lists don't count
+    ingest(workspace, root)
+    _, items = workspace.dataset("ds").samples(sort="filename")
+    assert [(s["filename"], s["split"]) for s in items] == [
+        ("a.jpg", "train"),
+        ("b.jpg", "trainval"),
+        ("c.jpg", "test"),
+    ]
+
+
+def test_yolo_splits_from_data_yaml_paths_written_relative_to_elsewhere(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """Roboflow writes `../train/images`; these folders have no split-like names at all."""
+    root = tmp_path / "yolo"
+    for folder in ("fit", "holdout", "extra"):
+        write_image(root / folder / "images" / f"{folder}.jpg", (100, 100))
+        (root / folder / "labels").mkdir(parents=True)
+        (root / folder / "labels" / f"{folder}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (root / "data.yaml").write_text(
+        "train: ../fit/images\nval: ../holdout/images\ntest: /elsewhere/test/images\n"
+        "nc: 1\nnames: ['tree']\n"
+    )
+    job = ingest(workspace, root)
+    assert job["result"]["labels"] == 3
+    _, items = workspace.dataset("ds").samples(sort="filename")
+    assert [(s["filename"], s["split"]) for s in items] == [
+        ("extra.jpg", None),
+        ("fit.jpg", "train"),
+        ("holdout.jpg", "val"),
+    ]
+
+
+def test_yolo_split_folders_beside_images_keep_unknown_names(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    root = tmp_path / "yolo"
+    for split in ("train", "valid", "calibration"):
+        write_image(root / "images" / split / f"{split}.jpg", (100, 100))
+    (root / "data.yaml").write_text("names: ['tree']\n")
+    ingest(workspace, root)
+    assert workspace.dataset("ds").info()["splits"] == {"calibration": 1, "train": 1, "val": 1}
+
+
+def test_labelimg_folder_xml_beside_images(workspace: Workspace, tmp_path: Path) -> None:
+    """labelImg saves `photo.xml` beside `photo.jpg`; its <filename> may name another
+    extension; images without an XML are samples too, unlabelled."""
+    root = tmp_path / "labelimg"
+    write_image(root / "a.png", (50, 40), fmt="PNG")
+    write_image(root / "b.jpg", (50, 40))
+    write_image(root / "c.jpg", (50, 40))
+    for stem, filename in (("a", "a.jpg"), ("b", "b.jpg")):
+        (root / f"{stem}.xml").write_text(
+            f"<annotation><folder>x</folder><filename>{filename}</filename>"
+            "<path>C:\\Users\\someone\\x.jpg</path><object><name>dog</name><bndbox><xmin>1</xmin>"
+            "<ymin>2</ymin><xmax>11</xmax><ymax>12</ymax></bndbox></object></annotation>"
+        )
+    job = ingest(workspace, root)
+    assert job["result"]["format"] == "voc" and job["result"]["skipped_count"] == 0
+    _, items = workspace.dataset("ds").samples(sort="filename")
+    assert [(s["path"], s["classes"]) for s in items] == [
+        ("a.png", ["dog"]),
+        ("b.jpg", ["dog"]),
+        ("c.jpg", []),
     ]
