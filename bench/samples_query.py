@@ -17,61 +17,18 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pyarrow as pa
 import uvicorn
 
 from visor.api import create_app
 from visor.config import Settings
 from visor.store import Store
-from visor.store import datasets as dataset_rows
-
-CLASSES = [f"class{i}" for i in range(80)]
+from visor.synthetic import SAMPLE_CLASSES as CLASSES
+from visor.synthetic import write_samples
 
 
 def build(home: Path, n: int) -> None:
     store = Store(home / "visor.duckdb")
-    rng = np.random.default_rng(0)
-    batches = []
-    for start in range(0, n, 100_000):
-        m = min(100_000, n - start)
-        ids = np.arange(start, start + m, dtype=np.int32)
-        picks = rng.integers(0, len(CLASSES), (m, 3))
-        batches.append(
-            pa.table(
-                {
-                    "dataset_id": pa.array(np.ones(m, np.int32)),
-                    "id": pa.array(ids),
-                    "path": [f"images/{i:07d}.jpg" for i in ids],
-                    "filename": [f"{i:07d}.jpg" for i in ids],
-                    "width": pa.array(np.full(m, 640, np.int32)),
-                    "height": pa.array(np.full(m, 480, np.int32)),
-                    "size_bytes": pa.array(rng.integers(20_000, 200_000, m)),
-                    "split": pa.array(np.where(rng.random(m) < 0.8, "train", "val")),
-                    "classes": pa.array(
-                        [sorted({CLASSES[j] for j in row}) for row in picks], pa.list_(pa.string())
-                    ),
-                    "tags": pa.array([[] for _ in range(m)], pa.list_(pa.string())),
-                    "flags": pa.array([[] for _ in range(m)], pa.list_(pa.string())),
-                    "num_labels": pa.array(np.full(m, 3, np.int32)),
-                    "metadata": pa.array([None] * m, pa.string()),
-                }
-            )
-        )
-    dataset_rows.write_dataset(
-        store,
-        {
-            "id": 1,
-            "name": "big",
-            "root": str(home),
-            "format": "images",
-            "num_samples": n,
-            "num_labels": 3 * n,
-            "categories": CLASSES,
-            "report": {},
-        },
-        batches,
-        [],
-    )
+    write_samples(store, n, "big")
     store.close()
 
 

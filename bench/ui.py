@@ -24,7 +24,7 @@ from playwright.sync_api import sync_playwright
 from samples_query import build, serve
 
 from visor.store import Store
-from visor.store import maps as map_rows
+from visor.synthetic import write_map
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from browser import CHROMIUM, FLAGS
@@ -35,17 +35,7 @@ def add_map(home: Path, n: int) -> None:
     centres = rng.uniform(-10, 10, (30, 2))
     xy = centres[rng.integers(0, 30, n)] + rng.normal(0, 0.8, (n, 2))
     store = Store(home / "visor.duckdb")
-    map_rows.save(
-        store,
-        1,
-        model="random:dinov2-base",
-        method="umap",
-        params={},
-        ids=np.arange(n),
-        xy=xy,
-        job_id=None,
-        seconds=0.0,
-    )
+    write_map(store, 1, xy)
     store.close()
 
 

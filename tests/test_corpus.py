@@ -105,6 +105,27 @@ def test_corpus_ingests_with_exact_counts(corpus_server: Server, name: str) -> N
     assert row["model"] == MODEL and row["vectors"] == info["num_samples"] and row["errors"] == 0
 
 
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_corpus_neighbours_and_duplicates(corpus_server: Server, name: str) -> None:
+    """Every other sample is a neighbour, once, nearest first; duplicates run on every dataset
+    and, over random weights, say so and advise no removal."""
+    n = sum(EXPECTED[name][1].values())
+    api = httpx.Client(base_url=f"{corpus_server.url}/api/datasets/{name}", timeout=60)
+    found = api.get("/samples/0/similar", params={"k": n - 1}).json()
+    ids = [x["sample_id"] for x in found["neighbours"]]
+    assert sorted(ids) == list(range(1, n))
+    distances = [x["distance"] for x in found["neighbours"]]
+    assert distances == sorted(distances)
+    job = api.post("/duplicates", json={}).json()
+    with httpx.Client(base_url=corpus_server.url, timeout=60) as root:
+        assert wait_job(root, job["id"])["state"] == "done"
+    result = api.get("/duplicates", params={"limit": 1000}).json()
+    assert result["run"]["model"] == MODEL and "random weights" in result["run"]["warning"]
+    assert result["run"]["summary"]["removable"] is None
+    members = [s["sample_id"] for g in result["groups"] for s in g["samples"]]
+    assert len(members) == len(set(members)) == result["run"]["summary"]["samples_in_groups"] <= n
+
+
 def test_the_same_picture_twice_is_its_own_nearest_neighbour(corpus_server: Server) -> None:
     """labelimg_trees holds OSBS_029 as .tif and as .png: the same pixels."""
     api = httpx.Client(base_url=f"{corpus_server.url}/api/datasets/labelimg_trees", timeout=60)
@@ -136,7 +157,7 @@ def browser() -> Iterator[Browser]:
 
 
 def _page(browser: Browser, width: int) -> Page:
-    return browser.new_context(viewport={"width": width, "height": 800}).new_page()
+    return browser.new_context(viewport={"width": width, "height": 800}, locale="en-US").new_page()
 
 
 @pytest.mark.parametrize("name", [n for n in EXPECTED if n != "voc_trees"])

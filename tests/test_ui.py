@@ -9,10 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from browser import CHROMIUM, FLAGS
 from conftest import Server, run_cli, wait_job
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from visor.store import Store
+from visor.synthetic import write_map, write_samples
 
 SHOTS = Path(__file__).parent / "screenshots"
 
@@ -27,7 +31,8 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    # The locale is fixed: counts are formatted with the browser's (1,234 vs 1.234).
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
     page = context.new_page()
     yield page
     report = getattr(request.node, "rep_call", None)
@@ -389,3 +394,38 @@ def test_map_colours_fading_filters_and_switching(page: Page, mapped: Server) ->
     page.reload()
     expect(page.get_by_label("map", exact=True)).to_have_value(str(other))
     expect(page.get_by_test_id("map")).to_have_attribute("data-points", "40")
+
+
+def test_the_map_fits_every_point_after_load_and_resize(page: Page, tmp_path: Path) -> None:
+    """A 10K-point map, wide and flat with outliers at its ends: every point is inside the
+    plot's frame with a margin, at first and after the window turns tall and narrow."""
+    home = tmp_path / "home"
+    rng = np.random.default_rng(3)
+    xy = np.stack([rng.uniform(-50, 50, 10_000), rng.normal(0, 2, 10_000)], axis=1)
+    xy[:4] = [[-80, 0], [80, 0], [0, 9], [0, -9]]
+    store = Store(home / "visor.duckdb")
+    write_samples(store, len(xy), "big")
+    write_map(store, 1, xy)
+    store.close()
+    server = Server(home).start()
+    try:
+        page.goto(server.url + "/?dataset=big&boxes=none")
+        for width, height in ((1280, 800), (760, 1000)):
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_function(
+                "size => { const m = document.querySelector('[data-testid=map]');"
+                " return m && Number(m.dataset.drawn) > 0 && m.dataset.view"
+                " && m.getBoundingClientRect().width <= size; }",
+                arg=width,
+            )
+            page.wait_for_timeout(300)  # the fit after a resize waits for the next frame
+            x0, y0, x1, y1 = json.loads(page.get_by_test_id("map").get_attribute("data-view"))
+            margin_x, margin_y = (x1 - x0) * 0.01, (y1 - y0) * 0.01
+            assert (xy[:, 0] > x0 + margin_x).all() and (xy[:, 0] < x1 - margin_x).all()
+            assert (xy[:, 1] > y0 + margin_y).all() and (xy[:, 1] < y1 - margin_y).all()
+            # and the points fill the frame in one direction (not fitted into a corner)
+            assert (xy[:, 0].max() - xy[:, 0].min()) / (x1 - x0) > 0.8 or (
+                xy[:, 1].max() - xy[:, 1].min()
+            ) / (y1 - y0) > 0.8
+    finally:
+        server.stop()

@@ -4,7 +4,7 @@ import { api, datasetPath, runJob, thumbnailUrl, type Job } from "./api";
 import { classColorRgba } from "./colors";
 import { JobBar } from "./JobBar";
 import { selectInside, type Point } from "./lasso";
-import { frameOf, toUnit } from "./mapView";
+import { fitArea, frameOf, toUnit } from "./mapView";
 import { codesFor, fetchMatching, fetchPoints, matchMask, type MapPoints } from "./points";
 import type { ColorBy, ViewState } from "./url";
 
@@ -199,6 +199,8 @@ function Scatter(
   const [drawn, setDrawn] = useState(0);
   const [hover, setHover] = useState<{ id: number; x: number; y: number } | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const fit = useRef<(() => void) | null>(null);
+  const fitted = useRef(false);
   const select = useRef(onSelect);
   select.current = onSelect;
   const openSample = useRef(onOpen);
@@ -240,6 +242,32 @@ function Scatter(
       keyMap: {} as never, // no key starts its lasso or rotation (typed as needing every key)
     });
     plot.current = { plot: created, xs, ys, index };
+    // The view fits every point with a margin, whatever the panel's shape, and again whenever
+    // the panel changes size (the plot's own default shows [-1, 1] in the shorter direction).
+    const area = fitArea(xs, ys);
+    fitted.current = false;
+    const showView = () => {  // the map-space rectangle in view, for tests and tools
+      const toData = screenMapping(created, xs, ys);
+      const box = canvas.current?.getBoundingClientRect();
+      if (!toData || !box || !host.current) return;
+      const [ax, ay] = toData(0, 0), [bx, by] = toData(box.width, box.height);
+      const toMap = (v: number, mid: number) => v * frame.scale + mid;
+      host.current.dataset.view = JSON.stringify([
+        toMap(Math.min(ax, bx), frame.midX), toMap(Math.min(ay, by), frame.midY),
+        toMap(Math.max(ax, bx), frame.midX), toMap(Math.max(ay, by), frame.midY),
+      ]);
+    };
+    fit.current = () => {
+      created.zoomToArea(area);
+      requestAnimationFrame(showView);
+    };
+    created.subscribe("view", () => requestAnimationFrame(showView));
+    let frameRequest = 0;
+    const resized = new ResizeObserver(() => {
+      cancelAnimationFrame(frameRequest);
+      frameRequest = requestAnimationFrame(() => fit.current?.());
+    });
+    resized.observe(canvas.current);
     created.subscribe("select", ({ points: picked }) => {  // a click on one point opens it
       if (picked.length === 1) openSample.current(points.sampleIds[picked[0]]);
     });
@@ -295,6 +323,9 @@ function Scatter(
       element.removeEventListener("mousedown", down, true);
       window.removeEventListener("mousemove", move, true);
       window.removeEventListener("mouseup", up, true);
+      resized.disconnect();
+      cancelAnimationFrame(frameRequest);
+      fit.current = null;
       plot.current = null;
       created.destroy();
     };
@@ -325,6 +356,10 @@ function Scatter(
         },
       ))
       .then(() => {
+        if (!fitted.current) {
+          fitted.current = true;
+          fit.current?.();
+        }
         setDrawn((n) => {
           if (n === 0) performance.mark("visor:map-drawn"); // the first frame with the points
           return n + 1;

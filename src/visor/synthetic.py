@@ -8,10 +8,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    from visor.store import Store
 
 CLASSES = ("circle", "square", "triangle", "diamond", "bar", "ring")
 _BACKGROUNDS = 24
@@ -154,3 +158,74 @@ def clustered_vectors(n: int, dim: int = 768, *, seed: int = 0, chunk: int = 50_
             centres[part] + np.einsum("nk,nkd->nd", weights, bases[part]) + noise
         )
     return out
+
+
+SAMPLE_CLASSES = [f"class{i}" for i in range(80)]
+
+
+def write_samples(store: Store, n: int, name: str, *, dataset_id: int = 1) -> None:
+    """A dataset of `n` made-up samples (no image files: paths only, 640x480, 80 classes, 80%
+    train) written straight into the store: what benchmarks and UI tests of large datasets
+    need without ingesting n images."""
+    from visor.store import datasets as dataset_rows
+
+    classes = SAMPLE_CLASSES
+    rng = np.random.default_rng(0)
+    batches = []
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        ids = np.arange(start, start + m, dtype=np.int32)
+        picks = rng.integers(0, len(classes), (m, 3))
+        batches.append(
+            pa.table(
+                {
+                    "dataset_id": pa.array(np.full(m, dataset_id, np.int32)),
+                    "id": pa.array(ids),
+                    "path": [f"images/{i:07d}.jpg" for i in ids],
+                    "filename": [f"{i:07d}.jpg" for i in ids],
+                    "width": pa.array(np.full(m, 640, np.int32)),
+                    "height": pa.array(np.full(m, 480, np.int32)),
+                    "size_bytes": pa.array(rng.integers(20_000, 200_000, m)),
+                    "split": pa.array(np.where(rng.random(m) < 0.8, "train", "val")),
+                    "classes": pa.array(
+                        [sorted({classes[j] for j in row}) for row in picks], pa.list_(pa.string())
+                    ),
+                    "tags": pa.array([[] for _ in range(m)], pa.list_(pa.string())),
+                    "flags": pa.array([[] for _ in range(m)], pa.list_(pa.string())),
+                    "num_labels": pa.array(np.full(m, 3, np.int32)),
+                    "metadata": pa.array([None] * m, pa.string()),
+                }
+            )
+        )
+    dataset_rows.write_dataset(
+        store,
+        {
+            "id": dataset_id,
+            "name": name,
+            "root": "/nonexistent",
+            "format": "images",
+            "num_samples": n,
+            "num_labels": 3 * n,
+            "categories": classes,
+            "report": {},
+        },
+        batches,
+        [],
+    )
+
+
+def write_map(store: Store, dataset_id: int, xy: np.ndarray) -> int:
+    """A map whose points are `xy` (row i: sample i), as if a map job had made it."""
+    from visor.store import maps as map_rows
+
+    return map_rows.save(
+        store,
+        dataset_id,
+        model="random:dinov2-base",
+        method="umap",
+        params={},
+        ids=np.arange(len(xy)),
+        xy=xy,
+        job_id=None,
+        seconds=0.0,
+    )
