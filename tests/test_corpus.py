@@ -79,6 +79,10 @@ def test_commands_default_to_the_embedded_model_and_warn_of_random_weights(
     assert "random weights" in out and "dinov2-base" not in out.split("warning")[0]
     out = cli(corpus_home, "duplicates", "labelimg_trees", "--threshold", "0.999")
     assert "random weights" in out and "could go" not in out
+    # Random weights make the crops of trees all alike: a usual threshold groups most of them.
+    out = cli(corpus_home, "duplicates", "classification_trees", "--threshold", "0.9")
+    assert "the threshold is probably too low for random:dinov2-tiny" in out
+    assert "random weights" in out and "could go" not in out
     out = cli(corpus_home, "map", "yolo_roboflow_trees", "--method", "pca")
     assert f"({MODEL})" in out and "random weights" in out
     out = cli(corpus_home, "uniqueness", "coco_roboflow_trees")

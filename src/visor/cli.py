@@ -18,7 +18,7 @@ from rich.text import Text
 
 from visor.config import get_settings
 from visor.errors import VisorError
-from visor.services.analysis import DEFAULT_THRESHOLD, DEFAULT_UNIQUENESS_K
+from visor.services.analysis import DEFAULT_UNIQUENESS_K
 from visor.services.jobs import FINAL_STATES
 from visor.workspace import Workspace
 
@@ -263,8 +263,12 @@ def _uniqueness_report(result: dict[str, Any]) -> None:
 def duplicates(
     name: str,
     threshold: Annotated[
-        float, typer.Option(help="cosine similarity from which images are near-duplicates")
-    ] = DEFAULT_THRESHOLD,
+        float | None,
+        typer.Option(
+            help="cosine similarity from which images are near-duplicates (default: the "
+            "model's calibrated one, else one from the dataset's nearest-neighbour similarities)"
+        ),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
@@ -280,19 +284,45 @@ def duplicates(
         result = follow(ws, dataset.find_duplicates(model, threshold, exact_only=exact_only))[
             "result"
         ]
+        nearest = result.get("nearest_similarity") or {}
+        if nearest.get("count"):
+            cuts = ", ".join(f"{p}% {v:.4f}" for p, v in nearest["percentiles"].items())
+            out.print(
+                f"nearest-neighbour similarity of {nearest['count']} samples: {cuts}",
+                highlight=False,
+            )
+            out.print(
+                f"threshold {result['threshold']} ({result['threshold_rule']})", highlight=False
+            )
         could_go = "" if result["removable"] is None else f"; {result['removable']} could go"
         out.print(
             f"{result['groups']} duplicate groups ({result['exact_groups']} exact) holding "
             f"{result['samples_in_groups']} samples{could_go} ({result['seconds']} s)",
             highlight=False,
         )
-        groups = dataset.duplicates(limit=max(show, 1))["groups"] if show > 0 else []
-        for group in groups:
+        found = dataset.duplicates(limit=max(show, 1))
+        for group in found["groups"] if show > 0 else []:
             kind = "exact" if group["exact"] else "near"
-            paths = ", ".join(s["path"] for s in group["samples"][:6])
-            more = f" (+{group['size'] - 6})" if group["size"] > 6 else ""
-            out.print(f"  group {group['group']} ({kind}): {paths}{more}", highlight=False)
+            out.print(f"  group {group['group']} ({kind}): {_listing(group)}", highlight=False)
+        if result["lookalike_clusters"]:
+            out.print(
+                f"{result['lookalike_clusters']} look-alike clusters holding "
+                f"{result['samples_in_lookalike_clusters']} samples (images joined through "
+                "similar ones: clusters to look at, not duplicates to remove)",
+                highlight=False,
+            )
+            for cluster in found["lookalikes"][: max(show, 0) // 2]:
+                out.print(f"  cluster {cluster['cluster']}: {_listing(cluster)}", highlight=False)
+        if result.get("threshold_warning"):
+            out.print(_styled("warning:", "bold yellow", result["threshold_warning"]))
         _warning(result)
+
+
+def _listing(group: dict[str, Any], first: int = 6) -> str:
+    """A group's first paths, then how many more."""
+    paths = ", ".join(s["path"] or str(s["sample_id"]) for s in group["samples"][:first])
+    more = group["size"] - first
+    return paths + (f" (+{more})" if more > 0 else "")
 
 
 @app.command()
@@ -555,10 +585,12 @@ def demo(
             f"map {result['map_id']}: {result['method']} of {result['points']} points",
             highlight=False,
         )
-        # Random weights make every picture look alike: only near-identical ones are grouped.
-        threshold = 0.999 if chosen.startswith("random:") else DEFAULT_THRESHOLD
-        result = follow(ws, dataset.find_duplicates(chosen, threshold))["result"]
-        out.print(f"{result['groups']} duplicate groups (threshold {threshold})", highlight=False)
+        result = follow(ws, dataset.find_duplicates(chosen))["result"]
+        out.print(
+            f"{result['groups']} duplicate groups (threshold {result['threshold']}: "
+            f"{result['threshold_rule']})",
+            highlight=False,
+        )
         if chosen.startswith("random:"):
             out.print(
                 _styled(

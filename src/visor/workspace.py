@@ -522,13 +522,15 @@ class Dataset:
     def find_duplicates(
         self,
         model: str | None = None,
-        threshold: float = analysis_service.DEFAULT_THRESHOLD,
+        threshold: float | None = None,
         *,
         exact_only: bool = False,
         wait: bool = False,
     ) -> dict[str, Any]:
         """Start grouping exact copies (content hash) and near-duplicates (cosine similarity
-        of `model`'s vectors ≥ `threshold`); each sample's `duplicate_group` is set."""
+        of `model`'s vectors ≥ `threshold`; None: the model's calibrated threshold, else one
+        from the dataset's nearest-neighbour similarities); each sample's `duplicate_group`
+        is set. Every member of a group is within the threshold of its kept representative."""
         threshold = analysis_service.check_threshold(threshold)
         name = None if exact_only else self._model(model)
         if name is not None:
@@ -550,8 +552,25 @@ class Dataset:
             self.store, self.id, offset=offset, limit=limit
         )
         run = analysis_rows.last_run(self.store, self.id, "duplicates")
-        run = with_weights_warning(run) if run else None
-        return {"total": total, "offset": offset, "limit": limit, "run": run, "groups": groups}
+        clusters: list[list[int]] = run["summary"].pop("lookalikes", []) if run else []
+        names = sample_rows.paths_of(self.store, self.id, [i for c in clusters for i in c])
+        lookalikes = [
+            {
+                "cluster": number,
+                "size": len(members),
+                "samples": [{"sample_id": i, "path": names.get(i)} for i in members],
+            }
+            for number, members in enumerate(clusters, start=1)
+        ]
+        return {
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "run": with_weights_warning(run) if run else None,
+            "groups": groups,
+            # Similar-looking images joined through each other: clusters, not duplicates.
+            "lookalikes": lookalikes,
+        }
 
     def compute_uniqueness(
         self,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,6 +25,12 @@ import numpy as np
 
 from visor.embedding.models import random_weights_warning, with_weights_warning
 from visor.errors import InvalidInput, VisorError
+from visor.services.grouping import (
+    default_threshold,
+    duplicate_groups,
+    lookalike_clusters,
+    similarity_summary,
+)
 from visor.services.jobs import JobContext
 from visor.services.search import neighbour_graph, unit_rows
 from visor.sources import Source
@@ -33,7 +38,6 @@ from visor.store import Store
 from visor.store import analyses as analysis_rows
 from visor.store import embeddings as vector_rows
 
-DEFAULT_THRESHOLD = 0.95
 GRAPH_NEIGHBOURS = 16  # near-duplicate pairs are looked for among each sample's 16 nearest
 # IVF lists scanned per sample on large datasets: close pairs share a list or a neighbouring
 # one. Measured at 100K x 768 (bench/duplicates.py): 4 lists find 99.998% of the pairs ≥ 0.95
@@ -41,9 +45,14 @@ GRAPH_NEIGHBOURS = 16  # near-duplicate pairs are looked for among each sample's
 GRAPH_PROBES = 4
 DEFAULT_UNIQUENESS_K = 5
 REPORT_GROUPS = 20
+REPORT_CLUSTERS = 200  # look-alike clusters kept with a run, largest first
+REPORT_CLUSTER_SIZE = 50
 
 
-def check_threshold(threshold: float) -> float:
+def check_threshold(threshold: float | None) -> float | None:
+    """A cosine similarity from 0.5 to 1, or None: the model's default."""
+    if threshold is None:
+        return None
     if not 0.5 <= threshold <= 1.0:
         raise InvalidInput(f"threshold {threshold}: use a cosine similarity from 0.5 to 1")
     return float(threshold)
@@ -88,29 +97,11 @@ def _hash_candidates(
     return {**known, **fresh}, fresh
 
 
-def near_duplicate_pairs(
-    unit: np.ndarray, threshold: float, progress: Callable[[int, int], None] | None = None
-) -> np.ndarray:
-    """(m, 2) row pairs, i < j, whose cosine similarity is ≥ threshold, looked for among
-    each row's `GRAPH_NEIGHBOURS` nearest (a group larger than that still joins up through
-    its members' own neighbours)."""
-    if len(unit) < 2:
-        return np.zeros((0, 2), np.int64)
-    found, sims = neighbour_graph(unit, GRAPH_NEIGHBOURS, progress, probes=GRAPH_PROBES)
+def similar_pairs(found: np.ndarray, sims: np.ndarray, threshold: float) -> np.ndarray:
+    """(m, 2) row pairs, i < j, of a neighbour graph whose similarity is ≥ threshold."""
     rows, rank = np.nonzero((sims >= threshold) & (found >= 0))
     pairs = np.sort(np.stack([rows, found[rows, rank]], axis=1), axis=1)
     return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
-
-
-def _components(n: int, pairs: np.ndarray) -> np.ndarray:
-    """Connected-component label per node of an undirected graph given as (m, 2) pairs."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    ones = np.ones(len(pairs), dtype=np.int8)
-    graph = coo_matrix((ones, (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    return np.asarray(labels)
 
 
 def find_duplicates(
@@ -120,60 +111,78 @@ def find_duplicates(
     source: Source,
     *,
     model: str | None,
-    threshold: float,
+    threshold: float | None,
 ) -> dict[str, Any]:
-    """The duplicates job. `model=None` looks for exact copies only."""
+    """The duplicates job. `model=None` looks for exact copies only; `threshold=None` takes
+    the model's default (`grouping.default_threshold`)."""
     started = time.monotonic()
     rows = analysis_rows.sizes(store, dataset_id)
     ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+    n = len(ids)
     hashes, fresh = _hash_candidates(rows, source, ctx)
     position = {int(sample_id): pos for pos, sample_id in enumerate(ids)}
-    edges: list[np.ndarray] = []
+    copies = np.full(n, -1, np.int64)
+    exact_edges: list[np.ndarray] = []
     by_hash: dict[str, list[int]] = {}
     for sample_id, digest in hashes.items():
         by_hash.setdefault(digest, []).append(position[sample_id])
-    for members in by_hash.values():
-        if len(members) > 1:
-            chain = np.asarray(sorted(members), dtype=np.int64)
-            edges.append(np.stack([chain[:-1], chain[1:]], axis=1))
-    near_pairs = 0
+    for label, members in enumerate(m for m in by_hash.values() if len(m) > 1):
+        chain = np.asarray(sorted(members), dtype=np.int64)
+        copies[chain] = label
+        exact_edges.append(np.stack([chain[:-1], chain[1:]], axis=1))
+    pairs = np.zeros((0, 2), np.int64)
+    choice: dict[str, Any] = {}
     if model is not None:
         ctx.phase(f"loading {model} vectors")
         vector_ids, vectors = vector_rows.vectors(store, dataset_id, model)
         ctx.phase("finding each sample's nearest neighbours", total=len(vector_ids))
-        pairs = near_duplicate_pairs(unit_rows(vectors), threshold, ctx.progress)
-        near_pairs = len(pairs)
-        if near_pairs:
-            to_position = np.asarray([position[int(i)] for i in vector_ids], np.int64)
-            edges.append(to_position[pairs])
+        found, sims = neighbour_graph(
+            unit_rows(vectors), GRAPH_NEIGHBOURS, ctx.progress, probes=GRAPH_PROBES
+        )
+        nearest = sims[:, 0] if sims.shape[1] else np.zeros(0, np.float32)
+        if threshold is None:
+            threshold, rule = default_threshold(model, nearest)
+        else:
+            rule = "given"
+        choice = {"threshold_rule": rule, "nearest_similarity": similarity_summary(nearest)}
+        near = similar_pairs(found, sims, threshold)
+        to_position = np.asarray([position[int(i)] for i in vector_ids], np.int64)
+        pairs = to_position[near] if len(near) else pairs
     ctx.phase("grouping")
-    group_ids = np.zeros(0, np.int64)
-    groups = np.zeros(0, np.int64)
-    exact_groups = 0
-    if edges:
-        labels = _components(len(ids), np.concatenate(edges))
-        sizes = np.bincount(labels)
-        in_group = np.flatnonzero(sizes[labels] > 1)
-        # Number the groups 1, 2, ... in order of their smallest sample id.
-        first_seen: dict[int, int] = {}
-        for pos in in_group:
-            first_seen.setdefault(int(labels[pos]), len(first_seen) + 1)
-        group_ids = ids[in_group]
-        groups = np.asarray([first_seen[int(labels[p])] for p in in_group], dtype=np.int64)
-        group_hashes: dict[int, set[str | None]] = {}
-        for sample_id, group in zip(group_ids.tolist(), groups.tolist(), strict=True):
-            group_hashes.setdefault(group, set()).add(hashes.get(sample_id))
-        exact_groups = sum(1 for h in group_hashes.values() if len(h) == 1 and None not in h)
-    n_groups = int(groups.max()) if len(groups) else 0
+    order = np.asarray([position[i] for i in analysis_rows.keep_order(store, dataset_id)])
+    leader = duplicate_groups(n, pairs, order, copies)
+    in_group = np.flatnonzero(leader >= 0)
+    # Groups numbered 1, 2, ... in order of their smallest sample id.
+    numbers: dict[int, int] = {}
+    for pos in in_group.tolist():
+        numbers.setdefault(int(leader[pos]), len(numbers) + 1)
+    group_ids = ids[in_group]
+    groups = np.asarray([numbers[int(leader[p])] for p in in_group], dtype=np.int64)
+    group_hashes: dict[int, set[str | None]] = {}
+    for sample_id, group in zip(group_ids.tolist(), groups.tolist(), strict=True):
+        group_hashes.setdefault(group, set()).add(hashes.get(sample_id))
+    exact_groups = sum(1 for h in group_hashes.values() if len(h) == 1 and None not in h)
+    clusters = _lookalikes(ids, lookalike_clusters(n, np.concatenate([pairs, *exact_edges])))
+    n_groups = len(numbers)
     summary: dict[str, Any] = {
         "groups": n_groups,
         "exact_groups": exact_groups,
         "samples_in_groups": len(group_ids),
         "removable": len(group_ids) - n_groups,
-        "near_pairs": near_pairs,
+        "near_pairs": len(pairs),
         "hashed": len(fresh),
+        **choice,
+        "lookalike_clusters": len(clusters),
+        "samples_in_lookalike_clusters": sum(len(c) for c in clusters),
+        "lookalikes": clusters[:REPORT_CLUSTERS],
         "seconds": round(time.monotonic() - started, 2),
     }
+    if model is not None and len(group_ids) > n / 2:
+        summary["threshold_warning"] = (
+            f"{len(group_ids)} of {n} samples are in duplicate groups at threshold "
+            f"{threshold}: the threshold is probably too low for {model} (see the "
+            "nearest-neighbour similarities and choose one above the bulk of them)"
+        )
     params = {"model": model, "threshold": threshold if model else None}
     if random_weights_warning(model):
         # Random vectors make distinct images near-identical: no advice to delete anything.
@@ -194,6 +203,17 @@ def find_duplicates(
         f"{n_groups} duplicate groups ({exact_groups} exact) holding {len(group_ids)} samples"
     )
     return with_weights_warning({**params, **summary})
+
+
+def _lookalikes(ids: np.ndarray, labels: np.ndarray) -> list[list[int]]:
+    """Look-alike clusters as lists of sample ids, largest first (then by smallest id), each
+    cut to its first `REPORT_CLUSTER_SIZE` members."""
+    joined = np.flatnonzero(labels >= 0)
+    clusters: dict[int, list[int]] = {}
+    for pos in joined.tolist():
+        clusters.setdefault(int(labels[pos]), []).append(int(ids[pos]))
+    ordered = sorted(clusters.values(), key=lambda c: (-len(c), c[0]))
+    return [c[:REPORT_CLUSTER_SIZE] for c in ordered]
 
 
 def uniqueness_scores(unit: np.ndarray, k: int, ctx: JobContext | None = None) -> np.ndarray:

@@ -27,9 +27,9 @@ CALIBRATED_THRESHOLDS = {
     "dinov2-giant": 0.95,
 }
 # Other models (and random weights): near-duplicates are what stands out above the bulk of
-# nearest-neighbour similarities: median + 6 robust standard deviations (1.4826 x MAD),
+# nearest-neighbour similarities: median + 3 robust standard deviations (1.4826 x MAD),
 # within [0.5, 0.9999].
-SPREAD = 6.0
+SPREAD = 3.0
 HISTOGRAM_BINS = 40
 
 
@@ -117,7 +117,7 @@ def similarity_summary(nearest: np.ndarray) -> dict[str, object]:
     low = float(min(finite.min(), 0.999))
     counts, edges = np.histogram(finite, bins=HISTOGRAM_BINS, range=(low, 1.0))
     return {
-        "count": int(len(finite)),
+        "count": len(finite),
         "percentiles": {
             str(p): round(float(np.percentile(finite, p)), 6) for p in (1, 5, 25, 50, 75, 95, 99)
         },

@@ -24,6 +24,19 @@ def sizes(store: Store, dataset_id: int) -> list[tuple[int, str, int | None, str
     ]
 
 
+def keep_order(store: Store, dataset_id: int) -> list[int]:
+    """Every sample id, the copy worth keeping first: most pixels, then largest file, then
+    lowest id."""
+    return [
+        int(i)
+        for (i,) in store.query(
+            "SELECT id FROM samples WHERE dataset_id = ? ORDER BY "
+            "coalesce(width::BIGINT * height, 0) DESC, coalesce(size_bytes, 0) DESC, id",
+            [dataset_id],
+        )
+    ]
+
+
 def _update_column(
     cur: Any, dataset_id: int, column: str, ids: np.ndarray, values: pa.Array
 ) -> None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from visor.api.deps import DatasetDep
-from visor.services.analysis import DEFAULT_THRESHOLD, DEFAULT_UNIQUENESS_K
+from visor.services.analysis import DEFAULT_UNIQUENESS_K
 
 router = APIRouter(prefix="/api/datasets/{name}", tags=["duplicates and uniqueness"])
 
@@ -21,9 +21,11 @@ _MODEL = Field(
 
 class DuplicatesRequest(BaseModel):
     model: str | None = _MODEL
-    threshold: float = Field(
-        default=DEFAULT_THRESHOLD,
-        description="cosine similarity from which two images are near-duplicates (0.5 to 1)",
+    threshold: float | None = Field(
+        default=None,
+        description="cosine similarity from which two images are near-duplicates (0.5 to 1); "
+        "default: the model's calibrated one, else one from the dataset's nearest-neighbour "
+        "similarities",
     )
     exact_only: bool = Field(default=False, description="only byte-identical copies")
 
