@@ -167,6 +167,9 @@ def _page(browser: Browser, width: int) -> Page:
 @pytest.mark.parametrize("name", [n for n in EXPECTED if n != "voc_trees"])
 def test_corpus_in_the_ui(browser: Browser, corpus_server: Server, name: str) -> None:
     """Grid count, decoded thumbnails, the map's points and the random-weights banner."""
+    with httpx.Client(base_url=corpus_server.url, timeout=60) as api:
+        job = api.post(f"/api/datasets/{name}/duplicates", json={}).json()
+        assert wait_job(api, job["id"])["state"] == "done"
     page = _page(browser, 1280)
     total = sum(EXPECTED[name][1].values())
     page.goto(f"{corpus_server.url}/?dataset={name}")
@@ -177,6 +180,11 @@ def test_corpus_in_the_ui(browser: Browser, corpus_server: Server, name: str) ->
     )
     expect(page.get_by_test_id("weights-warning")).to_contain_text("random weights")
     expect(page.locator(".map canvas")).to_have_count(1)
+    # The duplicates panel: the nearest-neighbour histogram with the threshold on it.
+    panel = page.get_by_test_id("duplicates-panel")
+    expect(panel.get_by_test_id("nn-histogram").locator("rect")).to_have_count(40)
+    expect(panel).to_contain_text("random weights")
+    expect(panel).not_to_contain_text("could go")
     page.context.close()
 
 

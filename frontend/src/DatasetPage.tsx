@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from "react";
 import { api, datasetPath } from "./api";
 import { setClassOrder } from "./colors";
+import { DuplicatesPanel } from "./DuplicatesPanel";
 import { Grid, samplesUrl } from "./Grid";
 import { MapView, type Lasso } from "./MapView";
 import { SampleView } from "./SampleView";
@@ -158,6 +159,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
             {view.group !== null && <option value="group">group {view.group}</option>}
           </select>
         </label>
+        <DuplicatesPanel dataset={name} version={version} />
         <fieldset className="range">
           <legend>Uniqueness</legend>
           {(["uniquenessMin", "uniquenessMax"] as const).map((key) => (

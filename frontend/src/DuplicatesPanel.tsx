@@ -1,0 +1,89 @@
+import { useEffect, useState } from "react";
+import { api, datasetPath } from "./api";
+
+interface Run {
+  model: string | null;
+  params: { threshold: number | null };
+  summary: {
+    groups: number;
+    samples_in_groups: number;
+    removable: number | null;
+    threshold_rule?: string;
+    threshold_warning?: string;
+    lookalike_clusters?: number;
+    nearest_similarity?: { count: number; histogram?: { edges: number[]; counts: number[] } };
+  };
+  warning?: string;
+}
+
+const WIDTH = 196;
+const HEIGHT = 56;
+
+/** The last duplicates run: its threshold against the histogram of every sample's nearest-
+ * neighbour similarity (where the threshold sits tells whether it fits the model), the
+ * groups, what could go, and the look-alike clusters beside them. */
+export function DuplicatesPanel({ dataset, version }: { dataset: string; version: number }) {
+  const [run, setRun] = useState<Run | null | undefined>(undefined);
+
+  useEffect(() => {
+    api<{ run: Run | null }>(`${datasetPath(dataset)}/duplicates?limit=1`).then(
+      (r) => setRun(r.run),
+      () => setRun(null),
+    );
+  }, [dataset, version]);
+
+  if (run === undefined) return null;
+  if (run === null) {
+    return <p className="hint" data-testid="duplicates-panel">No duplicates run yet (visor duplicates {dataset}).</p>;
+  }
+  const { summary } = run;
+  const histogram = summary.nearest_similarity?.histogram;
+  const threshold = run.params.threshold;
+  return (
+    <div className="duplicates-panel" data-testid="duplicates-panel">
+      {histogram && threshold !== null && (
+        <Histogram edges={histogram.edges} counts={histogram.counts} threshold={threshold} />
+      )}
+      <p>
+        {threshold !== null ? `threshold ${threshold}` : "exact copies only"}
+        {summary.threshold_rule && <span className="hint"> ({summary.threshold_rule})</span>}
+      </p>
+      <p>
+        {summary.groups} groups, {summary.samples_in_groups} samples
+        {summary.removable !== null && `, ${summary.removable} could go`}
+        {summary.lookalike_clusters ? `; ${summary.lookalike_clusters} look-alike clusters` : ""}
+      </p>
+      {summary.threshold_warning && <p className="warning">{summary.threshold_warning}</p>}
+      {run.warning && <p className="warning">{run.warning}</p>}
+    </div>
+  );
+}
+
+function Histogram({ edges, counts, threshold }: { edges: number[]; counts: number[]; threshold: number }) {
+  const low = edges[0], high = edges[edges.length - 1];
+  const x = (value: number) => ((value - low) / (high - low || 1)) * WIDTH;
+  const top = Math.max(...counts, 1);
+  return (
+    <svg
+      className="histogram"
+      data-testid="nn-histogram"
+      width={WIDTH}
+      height={HEIGHT + 12}
+      aria-label="nearest-neighbour similarity of every sample"
+    >
+      {counts.map((count, i) => {
+        const h = (Math.sqrt(count) / Math.sqrt(top)) * HEIGHT; // square root: a few copies still show
+        return (
+          <rect key={i} x={x(edges[i])} y={HEIGHT - h} width={Math.max(x(edges[i + 1]) - x(edges[i]) - 1, 1)} height={h}>
+            <title>{`${edges[i].toFixed(4)}–${edges[i + 1].toFixed(4)}: ${count}`}</title>
+          </rect>
+        );
+      })}
+      {threshold >= low && (
+        <line data-testid="threshold" x1={x(threshold)} x2={x(threshold)} y1={0} y2={HEIGHT} />
+      )}
+      <text x={0} y={HEIGHT + 11}>{low.toFixed(3)}</text>
+      <text x={WIDTH} y={HEIGHT + 11} textAnchor="end">1</text>
+    </svg>
+  );
+}
