@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from browser import CHROMIUM, FLAGS
 from PIL import Image
+from playwright.sync_api import Browser, sync_playwright
 
 from visor.config import Settings
 from visor.synthetic import generate
@@ -33,6 +35,15 @@ def photo(seed: int) -> Image.Image:
     rng = np.random.default_rng(seed)
     small = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8))
     return small.resize((320, 240), Image.Resampling.BICUBIC)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (the UI tests)."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(scope="session")

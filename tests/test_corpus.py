@@ -10,9 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser import CHROMIUM, FLAGS
 from conftest import Server, run_cli, wait_job
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 DATA = Path(__file__).parent / "data"
 MODEL = "random:dinov2-tiny"
@@ -150,14 +149,6 @@ def test_the_same_picture_twice_is_its_own_nearest_neighbour(corpus_server: Serv
 
 
 # -- the UI on real photos --------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 def _page(browser: Browser, width: int) -> Page:

@@ -11,22 +11,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from browser import CHROMIUM, FLAGS
 from conftest import Server, run_cli, wait_job
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from visor.store import Store
 from visor.synthetic import write_map, write_samples
 
 SHOTS = Path(__file__).parent / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
