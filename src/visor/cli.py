@@ -16,6 +16,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from visor.client import (
+    RemoteWorkspace,
+    announce_server,
+    find_server,
+    open_workspace,
+)
 from visor.config import get_settings
 from visor.errors import VisorError
 from visor.services.analysis import DEFAULT_UNIQUENESS_K
@@ -58,7 +64,7 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def follow(workspace: Workspace, job: dict[str, Any]) -> dict[str, Any]:
+def follow(workspace: Workspace | RemoteWorkspace, job: dict[str, Any]) -> dict[str, Any]:
     """Show a job's progress until it ends; Ctrl-C cancels it. Exits 1 if the job failed."""
     columns = [
         TextColumn("{task.description}", markup=False),
@@ -119,8 +125,10 @@ def _report(result: dict[str, Any]) -> None:
     )
 
 
-def _workspace() -> Workspace:
-    return Workspace(get_settings())
+def _workspace() -> Workspace | RemoteWorkspace:
+    """The workspace: through a running `visor serve` (the store's one writer) when there is
+    one for this VISOR_HOME, else the store itself."""
+    return open_workspace()
 
 
 @app.command()
@@ -538,8 +546,14 @@ def serve(
         console.print(f"model {embedder.name} loaded on {embedder.device} ({embedder.precision})")
     host = host or settings.host
     port = port or settings.port
+    running = find_server(settings.home)
+    if running is not None:
+        raise VisorError(f"a Visor server for {settings.home} already runs at {running.url}")
     app_ = create_app(settings)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     console.print(f"Visor on http://{host}:{port}  (API docs: /docs; Ctrl-C stops)")
+    # Announced once the store is open (the app's start), withdrawn as it stops.
+    app_.state.announce = lambda: announce_server(settings.home, url)
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 

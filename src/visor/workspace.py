@@ -364,7 +364,14 @@ class Dataset:
                 }
             )
         running = [j for j in jobs if j["state"] in ("queued", "running")]
-        return {"dataset": self.name, "samples": samples, "models": models, "running": running}
+        newest = vector_rows.models_newest_first(self.store, self.id, self.name)
+        return {
+            "dataset": self.name,
+            "samples": samples,
+            "models": models,
+            "running": running,
+            "default_model": next(iter(newest), None),  # what commands use when given none
+        }
 
     def embed_jobs(
         self, model: str | None = None, jobs: list[dict[str, Any]] | None = None
@@ -761,11 +768,3 @@ def _check_tags(tags: list[str]) -> list[str]:
     if not clean or any(not t or len(t) > 64 for t in clean):
         raise InvalidInput("tags: give 1 or more tags of 1-64 characters")
     return clean
-
-
-def open_workspace(home: str | Path | None = None) -> Workspace:
-    """Open (creating if needed) the store under `home` (default: $VISOR_HOME or ./visor-data)."""
-    settings = get_settings()
-    if home is not None:
-        settings = settings.model_copy(update={"home": Path(home)})
-    return Workspace(settings)

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visor import __version__
 from visor.api.routes import analysis, datasets, embeddings, jobs, maps, samples, search
+from visor.client import withdraw_server
 from visor.config import Settings, get_settings
 from visor.errors import VisorError
 from visor.workspace import Workspace
@@ -53,12 +54,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.workspace = Workspace(settings)
         app.state.workspace.serving = True
+        announce = getattr(app.state, "announce", None)  # set by `visor serve`
+        app.state.announced = announce() if announce else None
         threading.Thread(
             target=_warm, args=(app.state.workspace,), name="warm-points", daemon=True
         ).start()
         try:
             yield
         finally:
+            if app.state.announced is not None:  # before uvicorn re-raises a stop signal
+                withdraw_server(settings.home, app.state.announced)
             app.state.workspace.close()
 
     app = FastAPI(

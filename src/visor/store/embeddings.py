@@ -6,6 +6,7 @@ keyed by (dataset_id, sample_id, model); `embedding_models` says which table a m
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,18 @@ def model_dim(store: Store, model: str) -> int | None:
     return int(found[0]) if found else None
 
 
+# Two jobs meeting a new model (or dimension) at once would both create its table: DuckDB
+# refuses the second transaction (a write-write conflict on the catalog). One at a time.
+_registering = threading.Lock()
+
+
 def ensure_model(store: Store, model: str, dim: int) -> None:
     """Register `model` with its dimension and create its vector table if needed."""
+    with _registering:
+        _ensure_model(store, model, dim)
+
+
+def _ensure_model(store: Store, model: str, dim: int) -> None:
     known = model_dim(store, model)
     if known is not None and known != dim:
         raise Conflict(

@@ -41,6 +41,18 @@ def ingest(body: IngestRequest, workspace: WorkspaceDep) -> dict[str, Any]:
     )
 
 
+class PredictionsRequest(BaseModel):
+    path: str = Field(description="a COCO results file the server can read")
+    source: str = Field(description="the predictions' name (a model, a run)")
+
+
+@router.post("/{name}/predictions")
+def import_predictions(dataset: DatasetDep, body: PredictionsRequest) -> dict[str, Any]:
+    """Load a COCO results file (`[{image_id, category_id, bbox, score}]`) as the predictions
+    of `source`, replacing that source's earlier ones."""
+    return dataset.import_predictions(body.path, body.source)
+
+
 @router.get("/{name}")
 def get_dataset(dataset: DatasetDep) -> dict[str, Any]:
     return dataset.info()

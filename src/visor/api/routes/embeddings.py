@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import io
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+import numpy as np
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
@@ -71,6 +73,16 @@ def progress(
 def status(dataset: DatasetDep) -> dict[str, Any]:
     """Per model: dim, vectors stored, samples, unreadable images, complete, last job."""
     return dataset.embedding_status()
+
+
+@router.get("/api/datasets/{name}/embeddings/vectors", response_class=Response)
+def vectors(dataset: DatasetDep, model: str | None = None) -> Response:
+    """A model's vectors (default: the dataset's most recently embedded one) as a NumPy `.npz`
+    file: `ids` (int64) and `vectors` (float32, n x d), read with `numpy.load`."""
+    ids, found = dataset.embeddings(model)
+    out = io.BytesIO()
+    np.savez(out, ids=ids, vectors=found)
+    return Response(out.getvalue(), media_type="application/octet-stream")
 
 
 @router.get("/api/datasets/{name}/embeddings/errors")

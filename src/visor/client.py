@@ -1,0 +1,346 @@
+"""A workspace that a running `visor serve` holds: the same interface as `Workspace` and
+`Dataset`, over the server's HTTP API.
+
+DuckDB lets one process write a file. While `visor serve` runs it is that process, and says
+where it listens in `$VISOR_HOME/server.json` (URL, pid, token; readable by its owner only).
+`find_server` reads that file; the CLI and `visor.open()` then use `RemoteWorkspace`, so every
+command runs the same code with or without a server, and its jobs run in the server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import numpy as np
+
+from visor.config import Settings
+from visor.errors import Conflict, InvalidInput, NotFound, VisorError
+
+if TYPE_CHECKING:
+    from visor.workspace import Workspace
+
+FINAL_STATES = ("done", "failed", "cancelled", "interrupted")
+SERVER_FILE = "server.json"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    url: str
+    pid: int
+    token: str
+    started: float
+
+
+def server_file(home: Path) -> Path:
+    return home / SERVER_FILE
+
+
+def announce_server(home: Path, url: str) -> ServerInfo:
+    """Record a server starting for `home` (mode 0600: the token is its owner's)."""
+    info = ServerInfo(
+        url=url, pid=os.getpid(), token=secrets.token_urlsafe(24), started=time.time()
+    )
+    home.mkdir(parents=True, exist_ok=True)
+    path = server_file(home)
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(asdict(info), f)
+    os.replace(temporary, path)
+    return info
+
+
+def withdraw_server(home: Path, info: ServerInfo) -> None:
+    """Remove the record of a server that stops, if it is still this server's."""
+    path = server_file(home)
+    try:
+        if json.loads(path.read_text()).get("pid") == info.pid:
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def find_server(home: Path) -> ServerInfo | None:
+    """The server recorded for `home` when it is alive and answers; None otherwise (a stale
+    record, of a dead process or one that does not answer, is ignored)."""
+    try:
+        info = ServerInfo(**json.loads(server_file(home).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    if not _alive(info.pid):
+        return None
+    try:
+        answer = httpx.get(f"{info.url}/api/health", timeout=2)
+    except httpx.HTTPError:
+        return None
+    return info if answer.status_code == 200 else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _Api:
+    """HTTP calls to the server, with its errors turned back into Visor's."""
+
+    def __init__(self, info: ServerInfo) -> None:
+        self.info = info
+        self.http = httpx.Client(
+            base_url=info.url, headers={"X-Visor-Token": info.token}, timeout=600
+        )
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as e:
+            raise VisorError(
+                f"the Visor server at {self.info.url} stopped answering ({type(e).__name__}); "
+                "start it again, or stop it to use the store directly"
+            ) from None
+        if response.status_code >= 400:
+            try:
+                message = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = f"HTTP {response.status_code} from {self.info.url}{path}"
+            kind = {404: NotFound, 409: Conflict, 422: InvalidInput}.get(
+                response.status_code, VisorError
+            )
+            raise kind(message)
+        if response.status_code == 204:
+            return None
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.content
+
+
+class RemoteJobs:
+    def __init__(self, api: _Api) -> None:
+        self.api = api
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        return self.api.call("GET", f"/api/jobs/{job_id}")
+
+    def list(self, dataset: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("dataset", dataset), ("kind", kind)) if v}
+        return self.api.call("GET", "/api/jobs", params=params)
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self.api.call("POST", f"/api/jobs/{job_id}/cancel")
+
+    def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job = self.get(job_id)
+        while job["state"] not in FINAL_STATES:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+            job = self.get(job_id)
+        return job
+
+
+class RemoteDataset:
+    """`Dataset`'s interface for a dataset in a served workspace."""
+
+    def __init__(self, workspace: RemoteWorkspace, name: str) -> None:
+        self.workspace = workspace
+        self.name = name
+        self.api = workspace.api
+        self.base = f"/api/datasets/{name}"
+
+    def _finish(self, job: dict[str, Any], wait: bool) -> dict[str, Any]:
+        if not wait:
+            return job
+        job = self.workspace.jobs.wait(job["id"])
+        if job["state"] != "done":
+            raise VisorError(job.get("error") or f"{job['kind']} job {job['state']}")
+        return job
+
+    def info(self) -> dict[str, Any]:
+        return self.api.call("GET", self.base)
+
+    def delete(self) -> None:
+        self.api.call("DELETE", self.base)
+
+    def embed(
+        self,
+        model: str | None = None,
+        *,
+        device: str | None = None,
+        precision: str | None = None,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        recompute: bool = False,
+        wait: bool = False,
+    ) -> dict[str, Any]:
+        body = {
+            "model": model,
+            "device": device,
+            "precision": precision,
+            "batch_size": batch_size,
+            "workers": workers,
+            "recompute": recompute,
+        }
+        job = self.api.call("POST", f"{self.base}/embeddings/generate", json=body)
+        return self._finish(job, wait)
+
+    def embedding_status(self) -> dict[str, Any]:
+        return self.api.call("GET", f"{self.base}/embeddings/status")
+
+    def embeddings(self, model: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ids (int64) and their vectors (float32), sent as NumPy arrays, not JSON."""
+        params = {"model": model} if model else {}
+        data = self.api.call("GET", f"{self.base}/embeddings/vectors", params=params)
+        with np.load(io.BytesIO(data)) as found:
+            return found["ids"], found["vectors"]
+
+    def default_model(self) -> str:
+        return str(self.embedding_status()["default_model"] or self._no_vectors())
+
+    def _no_vectors(self) -> str:
+        raise Conflict(
+            f"dataset {self.name!r} has no vectors yet: run embed first (visor embed {self.name})"
+        )
+
+    def import_predictions(self, file: str, source: str) -> dict[str, Any]:
+        body = {"path": os.path.abspath(file), "source": source}
+        return self.api.call("POST", f"{self.base}/predictions", json=body)
+
+    def make_map(
+        self,
+        model: str | None = None,
+        method: str = "umap",
+        params: dict[str, Any] | None = None,
+        *,
+        uniqueness: bool = True,
+        wait: bool = False,
+    ) -> dict[str, Any]:
+        body = {"model": model, "method": method, "params": params or {}, "uniqueness": uniqueness}
+        return self._finish(self.api.call("POST", f"{self.base}/maps", json=body), wait)
+
+    def maps(self) -> list[dict[str, Any]]:
+        return self.api.call("GET", f"{self.base}/maps")
+
+    def find_duplicates(
+        self,
+        model: str | None = None,
+        threshold: float | None = None,
+        *,
+        exact_only: bool = False,
+        wait: bool = False,
+    ) -> dict[str, Any]:
+        body = {"model": model, "threshold": threshold, "exact_only": exact_only}
+        return self._finish(self.api.call("POST", f"{self.base}/duplicates", json=body), wait)
+
+    def duplicates(self, *, offset: int = 0, limit: int = 100) -> dict[str, Any]:
+        params = {"offset": offset, "limit": limit}
+        return self.api.call("GET", f"{self.base}/duplicates", params=params)
+
+    def compute_uniqueness(
+        self, model: str | None = None, k: int = 5, *, wait: bool = False
+    ) -> dict[str, Any]:
+        job = self.api.call("POST", f"{self.base}/uniqueness", json={"model": model, "k": k})
+        return self._finish(job, wait)
+
+    def build_index(self, model: str | None = None, *, wait: bool = False) -> dict[str, Any]:
+        return self._finish(
+            self.api.call("POST", f"{self.base}/index", json={"model": model}), wait
+        )
+
+    def similar(
+        self, sample_id: int, k: int = 20, model: str | None = None
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"k": k, **({"model": model} if model else {})}
+        found = self.api.call("GET", f"{self.base}/samples/{sample_id}/similar", params=params)
+        return found["neighbours"]
+
+    def similar_to_image(
+        self, data: bytes, name: str, k: int = 20, model: str | None = None
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"k": k, **({"model": model} if model else {})}
+        found = self.api.call(
+            "POST", f"{self.base}/similar", params=params, files={"file": (name, data)}
+        )
+        return found["neighbours"]
+
+    def samples(
+        self, *, offset: int = 0, limit: int = 100, **filters: Any
+    ) -> tuple[int, list[dict[str, Any]]]:
+        params = {"offset": offset, "limit": limit, **filters}
+        found = self.api.call("GET", f"{self.base}/samples", params=params)
+        return found["total"], found["items"]
+
+    def add_tags(self, ids: list[int], tags: list[str]) -> dict[str, Any]:
+        return self.api.call("POST", f"{self.base}/tags", json={"ids": ids, "tags": tags})
+
+
+class RemoteWorkspace:
+    """`Workspace`'s interface for the workspace a running server holds."""
+
+    def __init__(self, settings: Settings, info: ServerInfo) -> None:
+        self.settings = settings
+        self.info = info
+        self.api = _Api(info)
+        self.jobs = RemoteJobs(self.api)
+
+    def close(self) -> None:
+        self.api.http.close()
+
+    def __enter__(self) -> RemoteWorkspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def datasets(self) -> list[dict[str, Any]]:
+        return self.api.call("GET", "/api/datasets")
+
+    def dataset(self, name: str) -> RemoteDataset:
+        self.api.call("GET", f"/api/datasets/{name}")  # NotFound as the direct mode says it
+        return RemoteDataset(self, name)
+
+    def ingest(
+        self,
+        path: str,
+        name: str,
+        *,
+        fmt: str | None = None,
+        replace: bool = False,
+        thumbnails: bool = False,
+    ) -> dict[str, Any]:
+        local = path if "://" in path else os.path.abspath(path)  # the server's cwd differs
+        body = {
+            "name": name,
+            "path": local,
+            "format": fmt,
+            "replace": replace,
+            "thumbnails": thumbnails,
+        }
+        return self.api.call("POST", "/api/datasets", json=body)
+
+
+def open_workspace(home: str | Path | None = None) -> Workspace | RemoteWorkspace:
+    """The workspace under `home` (default: $VISOR_HOME or ./visor-data): through its running
+    `visor serve` when there is one, else the store itself (created if needed). Both have the
+    same methods."""
+    from visor.config import get_settings
+    from visor.workspace import Workspace
+
+    settings = get_settings()
+    if home is not None:
+        settings = settings.model_copy(update={"home": Path(home)})
+    server = find_server(settings.home)
+    return RemoteWorkspace(settings, server) if server else Workspace(settings)

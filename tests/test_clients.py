@@ -1,0 +1,206 @@
+"""One workspace, many clients: while `visor serve` runs, the CLI and `visor.open()` work
+through it (real processes, real sockets), and without it they open the store directly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from conftest import Server, run_cli, wait_job
+
+import visor
+from visor.client import RemoteWorkspace, find_server
+from visor.workspace import Workspace
+
+TINY = "random:dinov2-tiny"
+DATA = Path(__file__).parent / "data"
+
+
+def cli(home: Path, *args: str) -> str:
+    done = run_cli(home, *args)
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done.stdout
+
+
+def test_cli_commands_work_through_a_running_server(tmp_path: Path, demo_root: Path) -> None:
+    home = tmp_path / "home"
+    server = Server(home).start()
+    try:
+        record = json.loads((home / "server.json").read_text())
+        assert record["url"] == server.url and record["pid"] == server.proc.pid  # type: ignore[union-attr]
+        assert (home / "server.json").stat().st_mode & 0o777 == 0o600
+        out = cli(home, "ingest", str(DATA / "yolo_roboflow_trees"), "--name", "trees")
+        assert "ingested trees: 7 samples, 101 labels (yolo)" in out
+        out = cli(home, "embed", "trees", "--model", TINY, "--precision", "fp32")
+        assert "embedded 7 images with random:dinov2-tiny (64-d, cpu, fp32)" in out
+        assert "map 1: pca of 7 points" in cli(home, "map", "trees", "--method", "pca")
+        assert "random weights" in cli(home, "similar", "trees", "0", "-k", "3")
+        assert "nearest-neighbour similarity of 7 samples" in cli(home, "duplicates", "trees")
+        served_info = cli(home, "info", "trees")
+        assert "trees" in cli(home, "datasets")
+        coco = cli(home, "ingest", str(demo_root), "--name", "shapes")
+        assert "ingested shapes: 40 samples" in coco
+        preds = tmp_path / "preds.json"
+        preds.write_text(
+            json.dumps([{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 0.5}])
+        )
+        assert (
+            run_cli(home, "import-predictions", "shapes", str(preds), "--source", "m1").returncode
+            == 0
+        )
+        assert "deleted shapes" in cli(home, "rm", "shapes")
+        # What the clients did is what the server shows.
+        api = httpx.Client(base_url=server.url)
+        assert [d["name"] for d in api.get("/api/datasets").json()] == ["trees"]
+        assert api.get("/api/datasets/trees/embeddings/status").json()["models"][0]["vectors"] == 7
+        assert len(api.get("/api/datasets/trees/maps").json()) == 1
+    finally:
+        server.stop()
+    assert not (home / "server.json").exists()
+    # The same command without a server prints the same.
+    assert cli(home, "info", "trees") == served_info
+
+
+def test_visor_open_is_a_client_of_the_running_server(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    server = Server(home).start()
+    try:
+        ws = visor.open(home)
+        assert isinstance(ws, RemoteWorkspace)
+        job = ws.jobs.wait(ws.ingest(str(DATA / "labelimg_trees"), "trees")["id"])
+        assert job["state"] == "done"
+        ds = ws.dataset("trees")
+        assert ds.embed(TINY, precision="fp32", wait=True)["state"] == "done"
+        total, items = ds.samples(limit=10)
+        assert total == 4 and len(items) == 4
+        assert ds.add_tags([0, 1], ["look"]) == {"updated": 2}
+        ids, vectors = ds.embeddings()
+        assert ids.tolist() == [0, 1, 2, 3] and vectors.shape == (4, 64)
+        ws.close()
+    finally:
+        server.stop()
+    with visor.open(home) as direct:
+        assert isinstance(direct, Workspace)
+        same_ids, same = direct.dataset("trees").embeddings(TINY)
+        assert (same_ids == ids).all() and np.array_equal(same, vectors)
+        assert direct.dataset("trees").info()["tags"] == {"look": 2}
+
+
+def test_two_clients_and_the_same_job(tmp_path: Path, demo_root: Path) -> None:
+    home = tmp_path / "home"
+    server = Server(home).start()
+    try:
+        cli(home, "ingest", str(demo_root), "--name", "a")
+        cli(home, "ingest", str(DATA / "classification_trees"), "--name", "b")
+        env = {**os.environ, "VISOR_HOME": str(home)}
+        args = ["--model", TINY, "--precision", "fp32", "--batch-size", "4"]
+        both = [
+            subprocess.Popen(
+                [sys.executable, "-m", "visor", "embed", name, *args],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name in ("a", "b")
+        ]
+        outs = [p.communicate(timeout=300) for p in both]
+        assert [p.returncode for p in both] == [0, 0], outs
+        assert "embedded 40 images" in outs[0][0] and "embedded 98 images" in outs[1][0]
+        ws = visor.open(home)
+        first = ws.dataset("a").embed(TINY, precision="fp32", batch_size=1, recompute=True)
+        again = ws.dataset("a").embed(TINY, precision="fp32", batch_size=1, recompute=True)
+        assert again["id"] == first["id"]
+        assert ws.jobs.wait(first["id"])["state"] == "done"
+        ws.close()
+    finally:
+        server.stop()
+
+
+def test_ctrl_c_on_a_client_cancels_its_job_on_the_server(tmp_path: Path, demo_root: Path) -> None:
+    home = tmp_path / "home"
+    server = Server(home).start()
+    try:
+        cli(home, "ingest", str(demo_root), "--name", "a")
+        client = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "visor",
+                "embed",
+                "a",
+                "--model",
+                "random:dinov2-small",
+                "--precision",
+                "fp32",
+                "--batch-size",
+                "1",
+            ],
+            env={**os.environ, "VISOR_HOME": str(home)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        api = httpx.Client(base_url=server.url)
+        job = _running(api, "embed")
+        client.send_signal(signal.SIGINT)
+        _, err = client.communicate(timeout=120)
+        assert client.returncode == 130, err
+        assert wait_job(api, job["id"])["state"] == "cancelled"
+    finally:
+        server.stop()
+
+
+def test_a_killed_server_leaves_clients_a_clear_message(tmp_path: Path, demo_root: Path) -> None:
+    home = tmp_path / "home"
+    server = Server(home).start()
+    cli(home, "ingest", str(demo_root), "--name", "a")
+    client = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "visor",
+            "embed",
+            "a",
+            "--model",
+            "random:dinov2-small",
+            "--precision",
+            "fp32",
+            "--batch-size",
+            "1",
+        ],
+        env={**os.environ, "VISOR_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    job = _running(httpx.Client(base_url=server.url), "embed")
+    server.kill()
+    _, err = client.communicate(timeout=120)
+    assert client.returncode == 1
+    assert f"the Visor server at {server.url} stopped answering" in err
+    assert "Traceback" not in err
+    # Its record is stale now: a new client opens the store directly.
+    assert (home / "server.json").exists() and find_server(home) is None
+    assert "a (coco" in cli(home, "info", "a")
+    with Workspace(visor.config.Settings(home=home)) as ws:
+        assert ws.jobs.get(job["id"])["state"] == "interrupted"
+
+
+def _running(api: httpx.Client, kind: str) -> dict:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        jobs = [
+            j for j in api.get("/api/jobs", params={"kind": kind}).json() if j["state"] == "running"
+        ]
+        if jobs and jobs[0]["done"] > 0:
+            return jobs[0]
+        time.sleep(0.05)
+    raise TimeoutError(kind)
