@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from conftest import Server, run_cli, wait_job
+from conftest import Server, free_port, run_cli, wait_job
 
 import visor
 from visor.client import RemoteWorkspace, find_server
@@ -204,3 +204,21 @@ def _running(api: httpx.Client, kind: str) -> dict:
             return jobs[0]
         time.sleep(0.05)
     raise TimeoutError(kind)
+
+
+def test_launch_starts_a_server_or_finds_the_running_one(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    url = visor.launch(port=free_port(), home=home)
+    try:
+        assert httpx.get(f"{url}/api/health").status_code == 200
+        assert visor.launch(home=home) == url  # the running one, not a second
+        assert f'href="{url}"' in url._repr_html_()
+        assert isinstance(visor.open(home), RemoteWorkspace)
+    finally:
+        info = find_server(home)
+        assert info is not None
+        os.kill(info.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while (home / "server.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert not (home / "server.json").exists()

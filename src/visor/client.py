@@ -344,3 +344,54 @@ def open_workspace(home: str | Path | None = None) -> Workspace | RemoteWorkspac
         settings = settings.model_copy(update={"home": Path(home)})
     server = find_server(settings.home)
     return RemoteWorkspace(settings, server) if server else Workspace(settings)
+
+
+class Launched(str):
+    """A running server's URL; shown as a link in Jupyter."""
+
+    def _repr_html_(self) -> str:
+        return f'<a href="{self}" target="_blank">Visor at {self}</a>'
+
+
+def launch(port: int | None = None, home: str | Path | None = None, wait: float = 60) -> Launched:
+    """The URL of the server for the workspace under `home`: the running one, else a new
+    `visor serve` started in the background (on `port`, default VISOR_PORT, or a free port
+    when that one is taken). What FiftyOne users know as `launch_app()`."""
+    import socket
+    import subprocess
+    import sys
+
+    from visor.config import get_settings
+
+    settings = get_settings()
+    if home is not None:
+        settings = settings.model_copy(update={"home": Path(home)})
+    running = find_server(settings.home)
+    if running is not None:
+        return Launched(running.url)
+    if port is None:
+        port = settings.port
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:  # taken: let the system pick one
+                with socket.socket() as free:
+                    free.bind(("127.0.0.1", 0))
+                    port = int(free.getsockname()[1])
+    log = settings.home / "server.log"
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "visor", "serve", "--port", str(port)],
+            env={**os.environ, "VISOR_HOME": str(settings.home)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives the notebook's cell (and a Ctrl-C in it)
+        )
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise VisorError(f"visor serve stopped at once; its output is in {log}")
+        found = find_server(settings.home)
+        if found is not None:
+            return Launched(found.url)
+        time.sleep(0.2)
+    raise VisorError(f"visor serve did not answer within {wait:.0f} s; its output is in {log}")
