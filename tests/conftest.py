@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -124,6 +125,12 @@ class Server:
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise RuntimeError("server did not start in 60 s")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The token a client sends with changes (from the server's record, as the CLI does)."""
+        record = json.loads((self.home / "server.json").read_text())
+        return {"X-Visor-Token": record["token"]}
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

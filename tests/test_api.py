@@ -20,7 +20,7 @@ def _ingest(client: httpx.Client, root: Path, name: str = "shapes") -> dict:
 
 
 def test_health_and_docs(server: Server) -> None:
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(headers=server.headers, base_url=server.url) as c:
         assert c.get("/api/health").json()["status"] == "ok"
         assert c.get("/docs").status_code == 200
         assert "/api/datasets/{name}/samples" in c.get("/openapi.json").json()["paths"]
@@ -40,7 +40,7 @@ def test_web_ui_is_served_at_root(server: Server) -> None:
 def test_inspect_says_what_an_ingest_would_find(
     server: Server, demo_root: Path, tmp_path: Path
 ) -> None:
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(headers=server.headers, base_url=server.url) as c:
         found = c.get("/api/inspect", params={"path": str(demo_root)}).json()
         assert found["format"] == "coco" and found["images"] == 40
         missing = c.get("/api/inspect", params={"path": str(tmp_path / "nope")})
@@ -52,7 +52,7 @@ def test_inspect_says_what_an_ingest_would_find(
 
 
 def test_ingest_list_page_filter_and_sort(server: Server, demo_root: Path) -> None:
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(headers=server.headers, base_url=server.url) as c:
         _ingest(c, demo_root)
         (listed,) = c.get("/api/datasets").json()
         assert listed["name"] == "shapes" and listed["maps"] == 0 and listed["vectors"] == {}
@@ -79,7 +79,7 @@ def test_ingest_list_page_filter_and_sort(server: Server, demo_root: Path) -> No
 
 
 def test_sample_image_thumbnail_and_etag(server: Server, demo_root: Path) -> None:
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(headers=server.headers, base_url=server.url) as c:
         _ingest(c, demo_root)
         sample = c.get("/api/datasets/shapes/samples/3").json()
         assert sample["labels"] and all(len(lab["bbox"]) == 4 for lab in sample["labels"])
@@ -96,7 +96,7 @@ def test_sample_image_thumbnail_and_etag(server: Server, demo_root: Path) -> Non
 
 
 def test_tags_are_added_filtered_and_removed(server: Server, demo_root: Path) -> None:
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(headers=server.headers, base_url=server.url) as c:
         _ingest(c, demo_root)
         r = c.post("/api/datasets/shapes/tags", json={"ids": [1, 2, 3], "tags": ["review"]})
         assert r.json() == {"updated": 3}
@@ -113,7 +113,7 @@ def test_a_selection_is_posted_once_then_filters_pages_ids_and_tags(
     server: Server, demo_root: Path
 ) -> None:
     chosen = np.array([3, 7, 8, 21, 39], dtype="<i4")
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(headers=server.headers, base_url=server.url) as c:
         _ingest(c, demo_root)
         base = "/api/datasets/shapes"
         r = c.post(
@@ -157,7 +157,7 @@ def test_a_selection_is_posted_once_then_filters_pages_ids_and_tags(
 
 
 def test_pages_can_carry_each_samples_boxes(server: Server, demo_root: Path) -> None:
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(headers=server.headers, base_url=server.url) as c:
         _ingest(c, demo_root)
         coco = json.loads((demo_root / "annotations" / "instances_train.json").read_text())
         page = c.get(
@@ -177,7 +177,7 @@ def test_pages_can_carry_each_samples_boxes(server: Server, demo_root: Path) -> 
 
 
 def test_errors_are_json_with_the_right_status(server: Server, demo_root: Path) -> None:
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(headers=server.headers, base_url=server.url) as c:
         r = c.get("/api/datasets/nope/samples")
         assert r.status_code == 404
         assert r.json() == {"error": {"code": "not_found", "message": "dataset 'nope' not found"}}
@@ -201,7 +201,7 @@ def test_errors_are_json_with_the_right_status(server: Server, demo_root: Path) 
 
 
 def test_job_events_stream_until_the_job_ends(server: Server, demo_root: Path) -> None:
-    with httpx.Client(base_url=server.url, timeout=60) as c:
+    with httpx.Client(headers=server.headers, base_url=server.url, timeout=60) as c:
         job = c.post("/api/datasets", json={"name": "s", "path": str(demo_root)}).json()
         events = []
         with c.stream("GET", f"/api/jobs/{job['id']}/events") as stream:
@@ -218,7 +218,7 @@ def test_job_events_stream_until_the_job_ends(server: Server, demo_root: Path) -
 
 def test_delete_dataset(server: Server, tmp_path: Path) -> None:
     write_image(tmp_path / "d" / "a.jpg")
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(headers=server.headers, base_url=server.url) as c:
         _ingest(c, tmp_path / "d", "gone")
         assert c.delete("/api/datasets/gone").status_code == 204
         assert c.get("/api/datasets/gone").status_code == 404

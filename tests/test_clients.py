@@ -57,7 +57,7 @@ def test_cli_commands_work_through_a_running_server(tmp_path: Path, demo_root: P
         )
         assert "deleted shapes" in cli(home, "rm", "shapes")
         # What the clients did is what the server shows.
-        api = httpx.Client(base_url=server.url)
+        api = httpx.Client(headers=server.headers, base_url=server.url)
         assert [d["name"] for d in api.get("/api/datasets").json()] == ["trees"]
         assert api.get("/api/datasets/trees/embeddings/status").json()["models"][0]["vectors"] == 7
         assert len(api.get("/api/datasets/trees/maps").json()) == 1
@@ -148,7 +148,7 @@ def test_ctrl_c_on_a_client_cancels_its_job_on_the_server(tmp_path: Path, demo_r
             stderr=subprocess.PIPE,
             text=True,
         )
-        api = httpx.Client(base_url=server.url)
+        api = httpx.Client(headers=server.headers, base_url=server.url)
         job = _running(api, "embed")
         client.send_signal(signal.SIGINT)
         _, err = client.communicate(timeout=120)
@@ -181,7 +181,7 @@ def test_a_killed_server_leaves_clients_a_clear_message(tmp_path: Path, demo_roo
         stderr=subprocess.PIPE,
         text=True,
     )
-    job = _running(httpx.Client(base_url=server.url), "embed")
+    job = _running(httpx.Client(headers=server.headers, base_url=server.url), "embed")
     server.kill()
     _, err = client.communicate(timeout=120)
     assert client.returncode == 1
@@ -222,3 +222,41 @@ def test_launch_starts_a_server_or_finds_the_running_one(tmp_path: Path) -> None
         while (home / "server.json").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
     assert not (home / "server.json").exists()
+
+
+def test_changes_need_the_token_the_servers_origin_and_a_loopback_host(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    server = Server(home).start()
+    try:
+        body = {"name": "x", "path": str(DATA / "voc_trees")}
+        plain = httpx.Client(base_url=server.url)
+        refused = plain.post("/api/datasets", json=body)
+        assert refused.status_code == 403 and "token" in refused.json()["error"]["message"]
+        wrong = plain.post("/api/datasets", json=body, headers={"X-Visor-Token": "guess"})
+        assert wrong.status_code == 403
+        foreign = plain.post(
+            "/api/datasets", json=body, headers={**server.headers, "Origin": "https://evil.test"}
+        )
+        assert foreign.status_code == 403 and "another site" in foreign.json()["error"]["message"]
+        rebound = plain.get("/api/datasets", headers={"Host": "evil.test"})
+        assert rebound.status_code == 403 and "evil.test" in rebound.json()["error"]["message"]
+        assert plain.get("/api/datasets").json() == []  # reading from here is fine
+        page = plain.get("/")
+        cookie = page.headers["set-cookie"]
+        assert "visor_token=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        # The UI's own requests: same origin, the cookie from its page.
+        same = httpx.post(
+            f"{server.url}/api/datasets",
+            json=body,
+            headers={"Origin": server.url},
+            cookies={"visor_token": page.cookies["visor_token"]},
+        )
+        assert same.status_code == 202, same.text
+    finally:
+        server.stop()
+
+
+def test_binding_beyond_loopback_needs_a_flag(tmp_path: Path) -> None:
+    done = run_cli(tmp_path / "home", "serve", "--host", "0.0.0.0", "--port", str(free_port()))
+    assert done.returncode == 1
+    assert "--host 0.0.0.0 would serve other machines: add --allow-remote" in done.stderr

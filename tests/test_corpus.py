@@ -113,14 +113,20 @@ def test_corpus_neighbours_and_duplicates(corpus_server: Server, name: str) -> N
     """Every other sample is a neighbour, once, nearest first; duplicates run on every dataset
     and, over random weights, say so and advise no removal."""
     n = sum(EXPECTED[name][1].values())
-    api = httpx.Client(base_url=f"{corpus_server.url}/api/datasets/{name}", timeout=60)
+    api = httpx.Client(
+        headers=corpus_server.headers,
+        base_url=f"{corpus_server.url}/api/datasets/{name}",
+        timeout=60,
+    )
     found = api.get("/samples/0/similar", params={"k": n - 1}).json()
     ids = [x["sample_id"] for x in found["neighbours"]]
     assert sorted(ids) == list(range(1, n))
     distances = [x["distance"] for x in found["neighbours"]]
     assert distances == sorted(distances)
     job = api.post("/duplicates", json={}).json()
-    with httpx.Client(base_url=corpus_server.url, timeout=60) as root:
+    with httpx.Client(
+        headers=corpus_server.headers, base_url=corpus_server.url, timeout=60
+    ) as root:
         assert wait_job(root, job["id"])["state"] == "done"
     result = api.get("/duplicates", params={"limit": 1000}).json()
     assert result["run"]["model"] == MODEL and "random weights" in result["run"]["warning"]
@@ -131,7 +137,11 @@ def test_corpus_neighbours_and_duplicates(corpus_server: Server, name: str) -> N
 
 def test_the_same_picture_twice_is_its_own_nearest_neighbour(corpus_server: Server) -> None:
     """labelimg_trees holds OSBS_029 as .tif and as .png: the same pixels."""
-    api = httpx.Client(base_url=f"{corpus_server.url}/api/datasets/labelimg_trees", timeout=60)
+    api = httpx.Client(
+        headers=corpus_server.headers,
+        base_url=f"{corpus_server.url}/api/datasets/labelimg_trees",
+        timeout=60,
+    )
     ids = {s["path"]: s["id"] for s in api.get("/samples").json()["items"]}
     found = api.get(f"/samples/{ids['OSBS_029.tif']}/similar", params={"k": 3}).json()
     assert found["model"] == MODEL and "random weights" in found["warning"]
@@ -139,7 +149,9 @@ def test_the_same_picture_twice_is_its_own_nearest_neighbour(corpus_server: Serv
     assert found["neighbours"][0]["distance"] < 1e-4
     job = api.post("/duplicates", json={"threshold": 0.9999}).json()
     assert job["params"]["model"] == MODEL  # no model asked for: the dataset's own
-    with httpx.Client(base_url=corpus_server.url, timeout=60) as root:
+    with httpx.Client(
+        headers=corpus_server.headers, base_url=corpus_server.url, timeout=60
+    ) as root:
         assert wait_job(root, job["id"])["state"] == "done"
     runs = api.get("/duplicates").json()
     assert runs["run"]["model"] == MODEL and "random weights" in runs["run"]["warning"]
@@ -158,7 +170,7 @@ def _page(browser: Browser, width: int) -> Page:
 @pytest.mark.parametrize("name", [n for n in EXPECTED if n != "voc_trees"])
 def test_corpus_in_the_ui(browser: Browser, corpus_server: Server, name: str) -> None:
     """Grid count, decoded thumbnails, the map's points and the random-weights banner."""
-    with httpx.Client(base_url=corpus_server.url, timeout=60) as api:
+    with httpx.Client(headers=corpus_server.headers, base_url=corpus_server.url, timeout=60) as api:
         job = api.post(f"/api/datasets/{name}/duplicates", json={}).json()
         assert wait_job(api, job["id"])["state"] == "done"
     page = _page(browser, 1280)
@@ -186,7 +198,9 @@ def test_sample_view_boxes_land_on_the_labelled_pixels(
 ) -> None:
     """The photo with the most labels (64 on a 760x500 tile; 61 on a 400x400 one): each drawn
     rect is within 2 px of its label's box scaled to the displayed image."""
-    api = httpx.Client(base_url=f"{corpus_server.url}/api/datasets/{name}")
+    api = httpx.Client(
+        headers=corpus_server.headers, base_url=f"{corpus_server.url}/api/datasets/{name}"
+    )
     sample = api.get("/samples", params={"sort": "num_labels", "order": "desc", "limit": 1})
     sample_id = sample.json()["items"][0]["id"]
     labels = [lab for lab in api.get(f"/samples/{sample_id}").json()["labels"] if lab["bbox"]]

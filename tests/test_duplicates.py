@@ -208,7 +208,7 @@ def test_duplicates_and_uniqueness_over_http_and_cli(server_home: Path, dups_roo
     assert "1 duplicate groups (1 exact)" in done.stdout and "same_as_01.jpg" in done.stdout
     server = Server(server_home).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
+        with httpx.Client(headers=server.headers, base_url=server.url, timeout=60) as client:
             assert client.post("/api/datasets/ds/duplicates", json={}).status_code == 409
             bad = client.post("/api/datasets/ds/duplicates", json={"threshold": 2})
             assert bad.status_code == 422 and "threshold 2" in bad.json()["error"]["message"]

@@ -41,7 +41,7 @@ def _events(client: httpx.Client, url: str) -> list[tuple[str, dict, float]]:
 
 
 def test_generate_streams_progress_and_reports_status(server: Server, demo_root: Path) -> None:
-    with httpx.Client(base_url=server.url, timeout=120) as c:
+    with httpx.Client(headers=server.headers, base_url=server.url, timeout=120) as c:
         _ingest(c, demo_root)
         # Precision is pinned: `auto` picks bf16 on CPUs that have it (tested on its own).
         body = {"model": SMALL, "batch_size": 4, "device": "cpu", "precision": "fp32"}
@@ -77,7 +77,7 @@ def test_generate_streams_progress_and_reports_status(server: Server, demo_root:
 
 
 def test_bad_requests_get_clear_errors(server: Server, demo_root: Path) -> None:
-    with httpx.Client(base_url=server.url, timeout=60) as c:
+    with httpx.Client(headers=server.headers, base_url=server.url, timeout=60) as c:
         r = c.post("/api/datasets/nope/embeddings/generate", json={})
         assert r.status_code == 404 and "nope" in r.json()["error"]["message"]
         _ingest(c, demo_root)
@@ -99,7 +99,7 @@ def test_killed_server_leaves_an_interrupted_job_that_resumes(
 ) -> None:
     first = Server(server_home).start()
     try:
-        with httpx.Client(base_url=first.url, timeout=60) as c:
+        with httpx.Client(headers=first.headers, base_url=first.url, timeout=60) as c:
             _ingest(c, demo_root)
             body = {"model": SMALL, "batch_size": 4, "workers": 1}
             job = c.post("/api/datasets/shapes/embeddings/generate", json=body).json()
@@ -112,7 +112,7 @@ def test_killed_server_leaves_an_interrupted_job_that_resumes(
 
     second = Server(server_home).start()
     try:
-        with httpx.Client(base_url=second.url, timeout=120) as c:
+        with httpx.Client(headers=second.headers, base_url=second.url, timeout=120) as c:
             assert c.get(f"/api/jobs/{job['id']}").json()["state"] == "interrupted"
             (row,) = c.get("/api/datasets/shapes/embeddings/status").json()["models"]
             kept = row["vectors"]

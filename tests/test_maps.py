@@ -64,7 +64,7 @@ def test_bad_map_requests_are_refused_clearly() -> None:
 
 
 def test_map_job_and_binary_points(server: Server, demo_root: Path) -> None:
-    with httpx.Client(base_url=server.url, timeout=300) as c:
+    with httpx.Client(headers=server.headers, base_url=server.url, timeout=300) as c:
         r = c.post("/api/datasets", json={"name": "s", "path": str(demo_root)})
         assert r.status_code == 202
         wait_job(c, c.get("/api/jobs").json()[0]["id"])

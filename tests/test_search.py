@@ -70,7 +70,7 @@ def test_search_errors(workspace: Workspace, copies_root: Path) -> None:
 
 
 def test_similar_over_http(server: Server, copies_root: Path) -> None:
-    with httpx.Client(base_url=server.url, timeout=120) as c:
+    with httpx.Client(headers=server.headers, base_url=server.url, timeout=120) as c:
         wait_job(
             c, c.post("/api/datasets", json={"name": "p", "path": str(copies_root)}).json()["id"]
         )

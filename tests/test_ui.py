@@ -233,7 +233,7 @@ def test_embed_and_map_from_the_ui(page: Page, tmp_path: Path, demo_root: Path) 
 
 
 def test_sample_view_boxes_neighbours_keys_and_reload(page: Page, mapped: Server) -> None:
-    api = httpx.Client(base_url=mapped.url + "/api/datasets/shapes")
+    api = httpx.Client(headers=mapped.headers, base_url=mapped.url + "/api/datasets/shapes")
     first, second = (s["id"] for s in api.get("/samples", params={"limit": 2}).json()["items"])
     page.goto(mapped.url + "/?dataset=shapes")
     page.get_by_test_id("grid").locator("figure.cell").first.click()
@@ -285,7 +285,7 @@ def test_boxes_on_thumbnails_and_which_kinds(page: Page, tmp_path: Path, demo_ro
     assert done.returncode == 0, done.stderr
     server = Server(home).start()
     try:
-        api = httpx.Client(base_url=server.url + "/api/datasets/shapes")
+        api = httpx.Client(headers=server.headers, base_url=server.url + "/api/datasets/shapes")
         items = api.get("/samples", params={"limit": 100}).json()["items"]
         sample = next(s for s in items if s["metadata"]["coco_id"] == image["id"])
         labels = api.get(f"/samples/{sample['id']}").json()["labels"]
@@ -342,7 +342,7 @@ def test_pick_cells_and_tag_them(page: Page, served: Server) -> None:
 
 
 def test_map_colours_fading_filters_and_switching(page: Page, mapped: Server) -> None:
-    api = httpx.Client(base_url=mapped.url + "/api/datasets/shapes")
+    api = httpx.Client(headers=mapped.headers, base_url=mapped.url + "/api/datasets/shapes")
     page.goto(mapped.url + "/")  # the datasets page says what has embeddings and a map
     row = page.locator("tr", has_text="shapes")
     expect(row.get_by_test_id("embeddings")).to_have_text("random:dinov2-small: 40")
@@ -375,7 +375,10 @@ def test_map_colours_fading_filters_and_switching(page: Page, mapped: Server) ->
     expect(page.get_by_test_id("count")).to_have_text(f"{dups['total']} samples")
     # A second map: a choice appears; the chosen one is in the URL and survives a reload.
     job = api.post("/maps", json={"method": "pca"}).json()
-    assert wait_job(httpx.Client(base_url=mapped.url), job["id"])["state"] == "done"
+    assert (
+        wait_job(httpx.Client(headers=mapped.headers, base_url=mapped.url), job["id"])["state"]
+        == "done"
+    )
     page.goto(mapped.url + "/?dataset=shapes")
     chooser = page.get_by_label("map", exact=True)
     expect(chooser.locator("option")).to_have_count(2)

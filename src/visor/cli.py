@@ -532,6 +532,10 @@ def serve(
         bool, typer.Option(help="load the embedding model now, not on first use")
     ] = False,
     model: Annotated[str | None, typer.Option(help="the model to preload")] = None,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(help="serve other machines too (needed to bind anything but loopback)"),
+    ] = False,
 ) -> None:
     """Serve the web UI and the HTTP API."""
     import uvicorn
@@ -546,10 +550,24 @@ def serve(
         console.print(f"model {embedder.name} loaded on {embedder.device} ({embedder.precision})")
     host = host or settings.host
     port = port or settings.port
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    if not loopback and not allow_remote:
+        raise VisorError(
+            f"--host {host} would serve other machines: add --allow-remote if you mean it"
+        )
+    if not loopback:
+        console.print(
+            _styled(
+                "warning:",
+                "bold yellow",
+                f"serving {host}: anyone who can reach it sees the datasets; changes still "
+                "need the token in VISOR_HOME/server.json (the UI gets it with its page)",
+            )
+        )
     running = find_server(settings.home)
     if running is not None:
         raise VisorError(f"a Visor server for {settings.home} already runs at {running.url}")
-    app_ = create_app(settings)
+    app_ = create_app(settings, any_host=not loopback)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     console.print(f"Visor on http://{host}:{port}  (API docs: /docs; Ctrl-C stops)")
     # Announced once the store is open (the app's start), withdrawn as it stops.

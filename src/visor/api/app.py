@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visor import __version__
+from visor.api.guard import guard
 from visor.api.routes import analysis, datasets, embeddings, jobs, maps, samples, search
 from visor.client import withdraw_server
 from visor.config import Settings, get_settings
@@ -47,11 +48,14 @@ def static_dir() -> Path:
     return Path(str(resources.files("visor"))) / "static"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, any_host: bool = False) -> FastAPI:
+    """The app over the workspace in `settings.home`. Only loopback `Host` names are served
+    unless `any_host`; changes need the token that `visor serve` records (see `guard`)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.announced = None
         app.state.workspace = Workspace(settings)
         app.state.workspace.serving = True
         announce = getattr(app.state, "announce", None)  # set by `visor serve`
@@ -72,6 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         description="See and fix image datasets.",
     )
+
+    token = lambda: app.state.announced.token if app.state.announced else None  # noqa: E731
+    app.middleware("http")(guard(token, any_host))
 
     @app.exception_handler(VisorError)
     async def visor_error(request: Request, exc: VisorError) -> JSONResponse:
