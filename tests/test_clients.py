@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from conftest import Server, free_port, run_cli, wait_job
+from playwright.sync_api import Browser, expect
 
 import visor
 from visor.client import RemoteWorkspace, find_server
@@ -260,3 +261,27 @@ def test_binding_beyond_loopback_needs_a_flag(tmp_path: Path) -> None:
     done = run_cli(tmp_path / "home", "serve", "--host", "0.0.0.0", "--port", str(free_port()))
     assert done.returncode == 1
     assert "--host 0.0.0.0 would serve other machines: add --allow-remote" in done.stderr
+
+
+def test_the_ui_follows_what_the_cli_does_without_a_reload(
+    browser: Browser, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    server = Server(home).start()
+    page = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US").new_page()
+    try:
+        page.goto(server.url + "/")
+        expect(page.get_by_role("link", name="trees")).to_have_count(0)
+        cli(home, "ingest", str(DATA / "yolo_roboflow_trees"), "--name", "trees")
+        expect(page.get_by_role("link", name="trees")).to_be_visible(timeout=1000)
+        row = page.locator("tr", has_text="trees")
+        expect(row.get_by_test_id("embeddings")).to_have_text("none")
+        cli(home, "embed", "trees", "--model", TINY, "--precision", "fp32")
+        expect(row.get_by_test_id("embeddings")).not_to_have_text("none", timeout=2000)
+        page.get_by_role("link", name="trees").click()
+        expect(page.get_by_text("No map yet")).to_be_visible()
+        cli(home, "map", "trees", "--method", "pca")
+        expect(page.get_by_test_id("map")).to_have_attribute("data-points", "7", timeout=2000)
+    finally:
+        page.context.close()
+        server.stop()

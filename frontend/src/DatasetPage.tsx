@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from "react";
-import { api, datasetPath } from "./api";
+import { api, datasetPath, watchChanges } from "./api";
 import { setClassOrder } from "./colors";
 import { DuplicatesPanel } from "./DuplicatesPanel";
 import { Grid, samplesUrl } from "./Grid";
@@ -53,6 +53,13 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
   useEffect(() => {
     api<Info>(datasetPath(name)).then(setInfo, (e) => setError(e.message));
   }, [name, version]);
+  // Changes made elsewhere (the CLI, a notebook, another tab): the page follows them.
+  useEffect(
+    () => watchChanges((change) => {
+      if (change.dataset === name || change.dataset === null) setVersion((v) => v + 1);
+    }),
+    [name],
+  );
   useEffect(() => {
     if (waiting) {
       // With no other filter a lasso's count is its number of points: shown at once, while

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from "react";
-import { api, datasetPath, runJob, type DatasetRow, type Job } from "./api";
+import { api, datasetPath, runJob, watchChanges, type DatasetRow, type Job } from "./api";
 import { JobBar } from "./JobBar";
 
 /** Every dataset with its counts; a form to ingest a path; delete with confirmation. */
@@ -10,6 +10,7 @@ export function DatasetsPage({ open }: { open: (name: string) => void }) {
     api<DatasetRow[]>("/api/datasets").then(setRows, (e) => setError(String(e.message)));
   }, []);
   useEffect(reload, [reload]);
+  useEffect(() => watchChanges(reload), [reload]); // what the CLI or a notebook did, live
 
   const remove = async (name: string) => {
     if (!window.confirm(`Delete dataset ${name}? Its image files are not touched.`)) return;

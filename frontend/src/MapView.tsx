@@ -50,6 +50,9 @@ export function MapView(
     early.current = { key, points };
     reload();
   }, [dataset]); // eslint-disable-line react-hooks/exhaustive-deps
+  useEffect(() => {  // a map made elsewhere meanwhile joins the list
+    if (version > 0) reload();
+  }, [version]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const run = async (path: string) => {
     const ended = await runJob(`${datasetPath(dataset)}${path}`, {}, setJob);

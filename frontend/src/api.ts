@@ -57,3 +57,18 @@ export async function runJob(url: string, body: unknown, onUpdate: (job: Job) =>
 
 export const thumbnailUrl = (dataset: string, id: number) =>
   `${datasetPath(dataset)}/samples/${id}/thumbnail`;
+
+export interface Change {
+  seq: number;
+  dataset: string | null;
+  what: string;
+}
+
+/** Calls `onChange` for each change to the workspace the server reports (a job that ended,
+ * tags, a deleted dataset), whoever made it: the UI, the CLI or a notebook. Returns the
+ * unsubscribe. One EventSource: the browser reconnects it by itself. */
+export function watchChanges(onChange: (change: Change) => void): () => void {
+  const source = new EventSource("/api/events");
+  source.addEventListener("change", (event) => onChange(JSON.parse((event as MessageEvent).data)));
+  return () => source.close();
+}

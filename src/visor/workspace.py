@@ -26,6 +26,7 @@ from visor.services import embed as embed_service
 from visor.services import ingest as ingest_service
 from visor.services import maps as map_service
 from visor.services import search as search_service
+from visor.services.changes import Changes
 from visor.services.jobs import JobContext, JobRunner
 from visor.services.search import AnnIndex, IndexCache, Searcher, VectorIndex, check_k
 from visor.sources import Source
@@ -46,7 +47,12 @@ class Workspace:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self.store = Store(self.settings.db_path)
-        self.jobs = JobRunner(self.store, workers=self.settings.job_workers)
+        self.changes = Changes()
+        self.jobs = JobRunner(
+            self.store,
+            workers=self.settings.job_workers,
+            on_end=lambda job: self.changes.record(job.dataset, f"{job.kind} {job.state}"),
+        )
         self._sources: dict[str, Source] = {}
         self.indexes = IndexCache()
         self.selections = Selections()
@@ -280,6 +286,7 @@ class Dataset:
     ) -> int:
         updated = change(self.store, self.id, self._known(ids), _check_tags(tags))
         self.workspace.points.changed(self.id)  # the map's points carry each sample's tag
+        self.workspace.changes.record(self.name, "tags")
         return updated
 
     def delete(self) -> None:
@@ -293,9 +300,12 @@ class Dataset:
             settings.home / "indexes" / str(self.id),
         ):
             shutil.rmtree(folder, ignore_errors=True)
+        self.workspace.changes.record(self.name, "deleted")
 
     def import_predictions(self, file: str, source_name: str) -> dict[str, Any]:
-        return ingest_service.import_predictions(self.store, self.row, file, source_name)
+        result = ingest_service.import_predictions(self.store, self.row, file, source_name)
+        self.workspace.changes.record(self.name, "predictions")
+        return result
 
     # -- embeddings -----------------------------------------------------------------------
 

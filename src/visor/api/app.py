@@ -13,9 +13,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visor import __version__
+from visor.api.events import follow_changes
 from visor.api.guard import guard
 from visor.api.routes import analysis, datasets, embeddings, jobs, maps, samples, search
 from visor.client import withdraw_server
@@ -107,6 +109,14 @@ def create_app(settings: Settings | None = None, *, any_host: bool = False) -> F
     @app.get("/api/health", tags=["meta"])
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    @app.get("/api/events", tags=["meta"])
+    def events(request: Request, since: int = -1) -> EventSourceResponse:
+        """Server-sent events: `change` `{seq, dataset, what}` whenever a job ends, tags change,
+        predictions are imported or a dataset is deleted, whoever did it (the UI, the CLI, a
+        notebook); `since` resumes after a known `seq`."""
+        changes = request.app.state.workspace.changes
+        return EventSourceResponse(follow_changes(request, changes, since))
 
     app.include_router(datasets.router)
     app.include_router(datasets.inspect_router)

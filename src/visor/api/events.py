@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from visor.services.changes import Changes
 from visor.services.jobs import FINAL_STATES
 
 _INTERVAL_S = 0.25
@@ -46,4 +47,18 @@ async def follow_job(
         }
         if final or await request.is_disconnected():
             return
+        await asyncio.sleep(_INTERVAL_S)
+
+
+async def follow_changes(
+    request: Request, changes: Changes, since: int
+) -> AsyncIterator[dict[str, str]]:
+    """A `change` event for each change to the workspace after `since`, as it happens (checked
+    every 0.25 s), until the client goes; first a `hello` with the current position."""
+    seen = changes.seq if since < 0 else since
+    yield {"event": "hello", "data": json.dumps({"seq": seen})}
+    while not await request.is_disconnected():
+        for change in changes.since(seen):
+            seen = change["seq"]
+            yield {"event": "change", "id": str(seen), "data": json.dumps(change)}
         await asyncio.sleep(_INTERVAL_S)

@@ -128,8 +128,11 @@ class JobContext:
 class JobRunner:
     """Runs jobs on a thread pool. One per process; shared by the API, CLI and Python API."""
 
-    def __init__(self, store: Store, workers: int = 2) -> None:
+    def __init__(
+        self, store: Store, workers: int = 2, on_end: Callable[[Job], None] | None = None
+    ) -> None:
         self.store = store
+        self._on_end = on_end
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="visor-job")
         self._lock = threading.Lock()
         self._live: dict[str, JobContext] = {}
@@ -253,3 +256,5 @@ class JobRunner:
         with self._finished:
             self._live.pop(job.id, None)
             self._finished.notify_all()
+        if self._on_end is not None:
+            self._on_end(job)
