@@ -81,6 +81,12 @@ def test_visor_open_is_a_client_of_the_running_server(tmp_path: Path) -> None:
         assert ds.embed(TINY, precision="fp32", wait=True)["state"] == "done"
         total, items = ds.samples(limit=10)
         assert total == 4 and len(items) == 4
+        # The same filters as the direct mode: a class, and ids (sent in a body).
+        assert ds.samples(visor.SampleFilter(category="Dead"))[0] == 1
+        total, items = ds.samples(visor.SampleFilter(ids=[3, 1]), sort="filename", descending=True)
+        names = [s["filename"] for s in items]
+        assert total == 2 and {s["id"] for s in items} == {1, 3}
+        assert names == sorted(names, reverse=True)
         assert ds.add_tags([0, 1], ["look"]) == {"updated": 2}
         ids, vectors = ds.embeddings()
         assert ids.tolist() == [0, 1, 2, 3] and vectors.shape == (4, 64)

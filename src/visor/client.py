@@ -23,6 +23,7 @@ import numpy as np
 
 from visor.config import Settings
 from visor.errors import Conflict, InvalidInput, NotFound, VisorError
+from visor.store.samples import SampleFilter
 
 if TYPE_CHECKING:
     from visor.workspace import Workspace
@@ -277,10 +278,31 @@ class RemoteDataset:
         return found["neighbours"]
 
     def samples(
-        self, *, offset: int = 0, limit: int = 100, **filters: Any
+        self,
+        filters: SampleFilter | None = None,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        sort: str = "id",
+        descending: bool = False,
     ) -> tuple[int, list[dict[str, Any]]]:
-        params = {"offset": offset, "limit": limit, **filters}
-        found = self.api.call("GET", f"{self.base}/samples", params=params)
+        """A page of samples matching `filters` (ids too: sent in the body, not the URL)."""
+        wanted = {
+            ("class" if key == "category" else key): value
+            for key, value in asdict(filters or SampleFilter()).items()
+            if value is not None and key != "ids"
+        }
+        page = {
+            "offset": offset,
+            "limit": limit,
+            "sort": sort,
+            "order": "desc" if descending else "asc",
+        }
+        if filters is not None and filters.ids is not None:
+            body = {**wanted, **page, "ids": [int(i) for i in filters.ids]}
+            found = self.api.call("POST", f"{self.base}/samples/query", json=body)
+        else:
+            found = self.api.call("GET", f"{self.base}/samples", params={**wanted, **page})
         return found["total"], found["items"]
 
     def add_tags(self, ids: list[int], tags: list[str]) -> dict[str, Any]:
