@@ -51,7 +51,12 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
   const query = useMemo(() => samplesQuery(view, selection?.token ?? null), [view, selection]);
 
   useEffect(() => {
-    api<Info>(datasetPath(name)).then(setInfo, (e) => setError(e.message));
+    let live = true;
+    api<Info>(datasetPath(name)).then(
+      (found) => { if (live) setInfo(found); },
+      (e) => { if (live) setError(e.message); },
+    );
+    return () => { live = false; };
   }, [name, version]);
   // Changes made elsewhere (the CLI, a notebook, another tab): the page follows them.
   useEffect(
@@ -68,14 +73,19 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
       if (!filters) performance.mark("visor:count");
       return;
     }
+    // Only the latest request's answer counts: a change event and a new filter can send two
+    // at once, and they may come back in either order.
+    let live = true;
     api<{ total: number }>(samplesUrl(name, query, 0, 1)).then(
       (body) => {
+        if (!live) return;
         setTotal(body.total);
         setHighlighted(selection?.ids ?? null);
         performance.mark("visor:count");
       },
-      (e) => setError(e.message),
+      (e) => { if (live) setError(e.message); },
     );
+    return () => { live = false; };
   }, [name, query, waiting, version]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const lasso = (found: Lasso | null) => {
