@@ -136,25 +136,7 @@ def test_ctrl_c_on_a_client_cancels_its_job_on_the_server(tmp_path: Path, demo_r
     server = Server(home).start()
     try:
         cli(home, "ingest", str(demo_root), "--name", "a")
-        client = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "visor",
-                "embed",
-                "a",
-                "--model",
-                "random:dinov2-small",
-                "--precision",
-                "fp32",
-                "--batch-size",
-                "1",
-            ],
-            env={**os.environ, "VISOR_HOME": str(home)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        client = _slow_embed(home)
         api = httpx.Client(headers=server.headers, base_url=server.url)
         job = _running(api, "embed")
         client.send_signal(signal.SIGINT)
@@ -169,25 +151,7 @@ def test_a_killed_server_leaves_clients_a_clear_message(tmp_path: Path, demo_roo
     home = tmp_path / "home"
     server = Server(home).start()
     cli(home, "ingest", str(demo_root), "--name", "a")
-    client = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "visor",
-            "embed",
-            "a",
-            "--model",
-            "random:dinov2-small",
-            "--precision",
-            "fp32",
-            "--batch-size",
-            "1",
-        ],
-        env={**os.environ, "VISOR_HOME": str(home)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    client = _slow_embed(home)
     job = _running(httpx.Client(headers=server.headers, base_url=server.url), "embed")
     server.kill()
     _, err = client.communicate(timeout=120)
@@ -199,6 +163,27 @@ def test_a_killed_server_leaves_clients_a_clear_message(tmp_path: Path, demo_roo
     assert "a (coco" in cli(home, "info", "a")
     with Workspace(visor.config.Settings(home=home)) as ws:
         assert ws.jobs.get(job["id"])["state"] == "interrupted"
+
+
+def _slow_embed(home: Path) -> subprocess.Popen[str]:
+    """`visor embed a` in its own process, slow enough to be caught running (batches of 1)."""
+    args = [
+        "embed",
+        "a",
+        "--model",
+        "random:dinov2-small",
+        "--precision",
+        "fp32",
+        "--batch-size",
+        "1",
+    ]
+    return subprocess.Popen(
+        [sys.executable, "-m", "visor", *args],
+        env={**os.environ, "VISOR_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _running(api: httpx.Client, kind: str) -> dict:

@@ -31,7 +31,6 @@ from visor.services.jobs import JobContext, JobRunner
 from visor.services.search import AnnIndex, IndexCache, Searcher, VectorIndex, check_k
 from visor.sources import Source
 from visor.store import Store
-from visor.store import analyses as analysis_rows
 from visor.store import datasets as dataset_rows
 from visor.store import embeddings as vector_rows
 from visor.store import maps as map_rows
@@ -564,30 +563,9 @@ class Dataset:
         return self._finish(job.to_dict(), wait)
 
     def duplicates(self, *, offset: int = 0, limit: int = 100) -> dict[str, Any]:
-        """The duplicate groups of the last duplicates run, largest first."""
-        total, groups = analysis_rows.duplicate_groups(
-            self.store, self.id, offset=offset, limit=limit
-        )
-        run = analysis_rows.last_run(self.store, self.id, "duplicates")
-        clusters: list[list[int]] = run["summary"].pop("lookalikes", []) if run else []
-        names = sample_rows.paths_of(self.store, self.id, [i for c in clusters for i in c])
-        lookalikes = [
-            {
-                "cluster": number,
-                "size": len(members),
-                "samples": [{"sample_id": i, "path": names.get(i)} for i in members],
-            }
-            for number, members in enumerate(clusters, start=1)
-        ]
-        return {
-            "total": total,
-            "offset": offset,
-            "limit": limit,
-            "run": with_weights_warning(run) if run else None,
-            "groups": groups,
-            # Similar-looking images joined through each other: clusters, not duplicates.
-            "lookalikes": lookalikes,
-        }
+        """The duplicate groups of the last duplicates run, largest first, and its look-alike
+        clusters."""
+        return analysis_service.duplicates_report(self.store, self.id, offset=offset, limit=limit)
 
     def compute_uniqueness(
         self,

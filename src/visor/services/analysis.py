@@ -37,6 +37,7 @@ from visor.sources import Source
 from visor.store import Store
 from visor.store import analyses as analysis_rows
 from visor.store import embeddings as vector_rows
+from visor.store import samples as sample_rows
 
 GRAPH_NEIGHBOURS = 16  # near-duplicate pairs are looked for among each sample's 16 nearest
 # IVF lists scanned per sample on large datasets: close pairs share a list or a neighbouring
@@ -203,6 +204,34 @@ def find_duplicates(
         f"{n_groups} duplicate groups ({exact_groups} exact) holding {len(group_ids)} samples"
     )
     return with_weights_warning({**params, **summary})
+
+
+def duplicates_report(
+    store: Store, dataset_id: int, *, offset: int = 0, limit: int = 100
+) -> dict[str, Any]:
+    """One page of the last run's duplicate groups, largest first; the run (with a warning
+    over random weights); its look-alike clusters with their samples' paths."""
+    total, groups = analysis_rows.duplicate_groups(store, dataset_id, offset=offset, limit=limit)
+    run = analysis_rows.last_run(store, dataset_id, "duplicates")
+    clusters: list[list[int]] = run["summary"].pop("lookalikes", []) if run else []
+    names = sample_rows.paths_of(store, dataset_id, [i for c in clusters for i in c])
+    lookalikes = [
+        {
+            "cluster": number,
+            "size": len(members),
+            "samples": [{"sample_id": i, "path": names.get(i)} for i in members],
+        }
+        for number, members in enumerate(clusters, start=1)
+    ]
+    return {
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "run": with_weights_warning(run) if run else None,
+        "groups": groups,
+        # Similar-looking images joined through each other: clusters, not duplicates.
+        "lookalikes": lookalikes,
+    }
 
 
 def _lookalikes(ids: np.ndarray, labels: np.ndarray) -> list[list[int]]:
