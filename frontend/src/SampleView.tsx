@@ -46,18 +46,26 @@ export function SampleView(
     setNeighbours(null);
     setWarning(null);
     setNote(null);
-    api<SampleDetail>(`${base}/samples/${id}`).then(setSample, (e) => setNote(e.message));
-    api<{ neighbours: Neighbour[]; warning?: string }>(`${base}/samples/${id}/similar?k=12`).then(
-      (r) => { setNeighbours(r.neighbours); setWarning(r.warning ?? null); },
-      (e) => { setNeighbours([]); setNote(e.message); },
+    // Answers about a sample the view has already left (arrow keys) are dropped.
+    let live = true;
+    api<SampleDetail>(`${base}/samples/${id}`).then(
+      (found) => { if (live) setSample(found); },
+      (e) => { if (live) setNote(e.message); },
     );
+    api<{ neighbours: Neighbour[]; warning?: string }>(`${base}/samples/${id}/similar?k=12`).then(
+      (r) => { if (live) { setNeighbours(r.neighbours); setWarning(r.warning ?? null); } },
+      (e) => { if (live) { setNeighbours([]); setNote(e.message); } },
+    );
+    return () => { live = false; };
   }, [base, id]);
 
   useEffect(() => {
     setGroup([]);
     if (sample?.duplicate_group == null) return;
+    let live = true;
     api<{ items: { id: number; path: string }[] }>(`${base}/samples?duplicate_group=${sample.duplicate_group}`)
-      .then((r) => setGroup(r.items.filter((s) => s.id !== sample.id)), () => setGroup([]));
+      .then((r) => { if (live) setGroup(r.items.filter((s) => s.id !== sample.id)); }, () => undefined);
+    return () => { live = false; };
   }, [base, sample]);
 
   useEffect(() => {
