@@ -23,12 +23,12 @@ import numpy as np
 
 from visor.config import Settings
 from visor.errors import Conflict, InvalidInput, NotFound, VisorError
+from visor.services.jobs import FINAL_STATES
 from visor.store.samples import SampleFilter
 
 if TYPE_CHECKING:
     from visor.workspace import Workspace
 
-FINAL_STATES = ("done", "failed", "cancelled", "interrupted")
 SERVER_FILE = "server.json"
 
 
