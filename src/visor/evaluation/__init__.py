@@ -1,0 +1,1 @@
+"""Detection evaluation over plain arrays (no store, no files)."""
