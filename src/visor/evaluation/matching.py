@@ -14,6 +14,7 @@ This module knows arrays only.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,7 @@ class Boxes:
     """Boxes in their original order (that order breaks ties, as the order in a COCO file does).
 
     `image` and `cls` are integer keys; `cls` indexes the class list; boxes are x, y, w, h.
-    `score` is for predictions, `crowd` for ground truth; `area` defaults to w × h."""
+    `score` is for predictions, `crowd` for ground truth; `area` defaults to w * h."""
 
     image: np.ndarray
     cls: np.ndarray
@@ -157,7 +158,7 @@ def match(
     all_rows = row_area == 0  # rows of the first range ("all") give the per-box outcomes
     round_of = rank[pair_dt]
     bounds = np.flatnonzero(np.r_[True, round_of[1:] != round_of[:-1], True])
-    for s, e in zip(bounds[:-1], bounds[1:], strict=True):
+    for s, e in itertools.pairwise(bounds):
         p_dt, p_gt, p_iou = pair_dt[s:e], pair_gt[s:e], iou[s:e]
         seg = np.flatnonzero(np.r_[True, p_dt[1:] != p_dt[:-1]])
         seg_of = np.repeat(np.arange(len(seg)), np.diff(np.r_[seg, len(p_dt)]))

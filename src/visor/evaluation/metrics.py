@@ -140,9 +140,7 @@ def _interpolated(
     valid = (needed <= ntp[:, None]) & (seg_end > seg_start)[:, None]
     first_tp = np.searchsorted(tp_positions, seg_start)
     nth = np.clip(first_tp[:, None] + needed - 1, 0, max(len(tp_positions) - 1, 0))
-    pos = np.where(
-        needed == 0, seg_start[:, None], tp_positions[nth] if len(tp_positions) else 0
-    )
+    pos = np.where(needed == 0, seg_start[:, None], tp_positions[nth] if len(tp_positions) else 0)
     pos = np.where(valid, pos, seg_end[:, None])
     chunk = np.maximum.reduceat(np.r_[pr, 0.0], pos.ravel()).reshape(K, R)
     chunk = np.where(valid, chunk, 0.0)
