@@ -229,3 +229,53 @@ def write_map(store: Store, dataset_id: int, xy: np.ndarray) -> int:
         job_id=None,
         seconds=0.0,
     )
+
+
+def predicted_boxes(
+    image: np.ndarray,
+    cls: np.ndarray,
+    xywh: np.ndarray,
+    num_classes: int,
+    *,
+    seed: int = 0,
+    keep: float = 0.9,
+    swap: float = 0.1,
+    duplicate: float = 0.05,
+    random_boxes: float = 1.0,
+    jitter: float = 0.08,
+) -> dict[str, np.ndarray]:
+    """What a detector might say about ground-truth boxes: most of them found with jittered
+    edges (`keep`), some with another class (`swap`), some twice (`duplicate`), and
+    `random_boxes` x as many boxes where nothing is; every box with a score (true finds
+    score higher on average). Columns image, cls, x, y, w, h, score."""
+    rng = np.random.default_rng(seed)
+    found = rng.random(len(image)) < keep
+    img, c, box = image[found], cls[found].copy(), xywh[found].astype(np.float64)
+    scale = np.repeat(box[:, 2:], 2, axis=1) * jitter
+    box = box + rng.normal(0, 1, box.shape) * scale
+    box[:, 2:] = np.maximum(box[:, 2:], 1.0)
+    swapped = rng.random(len(c)) < swap
+    c[swapped] = rng.integers(0, num_classes, int(swapped.sum()))
+    twice = rng.random(len(c)) < duplicate
+    img, c, box = np.r_[img, img[twice]], np.r_[c, c[twice]], np.r_[box, box[twice]]
+    score = np.clip(rng.beta(5, 2, len(c)), 0, 1)
+    n_random = int(len(image) * random_boxes)
+    if n_random and len(image):
+        at = rng.integers(0, len(image), n_random)  # near some box of a random image
+        spread = np.maximum(xywh[at, 2:], 4.0)
+        r_xy = xywh[at, :2] + rng.normal(0, 1, (n_random, 2)) * spread * 2
+        r_wh = spread * rng.uniform(0.3, 1.5, (n_random, 2))
+        img = np.r_[img, image[rng.integers(0, len(image), n_random)]]
+        c = np.r_[c, rng.integers(0, num_classes, n_random)]
+        box = np.r_[box, np.c_[np.maximum(r_xy, 0), r_wh]]
+        score = np.r_[score, np.clip(rng.beta(2, 5, n_random), 0, 1)]
+    score = np.round(score, 4)  # equal scores happen in real files; ties must be handled
+    return {
+        "image": img,
+        "cls": c,
+        "x": box[:, 0],
+        "y": box[:, 1],
+        "w": box[:, 2],
+        "h": box[:, 3],
+        "score": score,
+    }

@@ -23,8 +23,10 @@ from visor.errors import Conflict, InvalidInput, NotFound, VisorError
 from visor.media.thumbnails import make_thumbnail, write_atomically
 from visor.services import analysis as analysis_service
 from visor.services import embed as embed_service
+from visor.services import evaluate as evaluate_service
 from visor.services import ingest as ingest_service
 from visor.services import maps as map_service
+from visor.services import predictions as prediction_service
 from visor.services import search as search_service
 from visor.services.changes import Changes
 from visor.services.jobs import JobContext, JobRunner
@@ -301,10 +303,55 @@ class Dataset:
             shutil.rmtree(folder, ignore_errors=True)
         self.workspace.changes.record(self.name, "deleted")
 
-    def import_predictions(self, file: str, source_name: str) -> dict[str, Any]:
-        result = ingest_service.import_predictions(self.store, self.row, file, source_name)
+    def import_predictions(
+        self,
+        path: str,
+        source: str,
+        *,
+        format: str | None = None,
+        replace: bool = False,
+        names: str | None = None,
+    ) -> dict[str, Any]:
+        """Add a model's predictions as `source`: a COCO results .json, a folder of YOLO .txt
+        files (`names`: the model's data.yaml when the dataset has no class index table) or a
+        .parquet/.csv table (`file_name, class, x, y, w, h, score`). An existing source is
+        replaced only with `replace`."""
+        result = prediction_service.import_predictions(
+            self.store, self.row, path, source, fmt=format, replace=replace, names=names
+        )
         self.workspace.changes.record(self.name, "predictions")
         return result
+
+    def prediction_sources(self) -> dict[str, int]:
+        """The prediction sources and their number of boxes."""
+        return prediction_service.sources(self.store, self.id)
+
+    # -- evaluation -----------------------------------------------------------------------
+
+    def evaluate(self, source: str, *, wait: bool = False, **options: Any) -> dict[str, Any]:
+        """Start evaluating the predictions of `source` against the ground truth (a job);
+        options: name, iou, iou_thresholds, classwise, max_dets (see `EvaluateOptions`).
+        Results: `ds.evaluations[name]`, and per-sample fields for filters and sorting."""
+        checked = evaluate_service.EvaluateOptions(source, **options).checked()
+        if source not in self.prediction_sources():
+            known = ", ".join(self.prediction_sources()) or "none yet"
+            raise NotFound(
+                f"dataset {self.name!r} has no predictions from {source!r} (sources: {known}); "
+                "add them with import-predictions"
+            )
+
+        def run(ctx: JobContext) -> dict[str, Any]:
+            return evaluate_service.evaluate(self.store, ctx, self.row, checked)
+
+        job = self.workspace.jobs.submit(
+            "evaluate", self.name, checked.params(), run, key=str(checked.name)
+        ).to_dict()
+        return self.workspace.jobs.wait(job["id"]) if wait else job
+
+    @property
+    def evaluations(self) -> evaluate_service.Evaluations:
+        """The dataset's evaluations by name: list(), get(name), delete(name), ..."""
+        return evaluate_service.Evaluations(self.store, self.row)
 
     # -- embeddings -----------------------------------------------------------------------
 

@@ -158,6 +158,8 @@ def match(
     all_rows = row_area == 0  # rows of the first range ("all") give the per-box outcomes
     round_of = rank[pair_dt]
     bounds = np.flatnonzero(np.r_[True, round_of[1:] != round_of[:-1], True])
+    if not len(round_of):
+        bounds = bounds[:1]
     for s, e in itertools.pairwise(bounds):
         p_dt, p_gt, p_iou = pair_dt[s:e], pair_gt[s:e], iou[s:e]
         seg = np.flatnonzero(np.r_[True, p_dt[1:] != p_dt[:-1]])

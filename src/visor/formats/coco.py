@@ -196,19 +196,31 @@ def read_results(
 
     `images` maps COCO image ids to sample ids, `categories` COCO category ids to names.
     """
+    seen: set[Any] = set()
     for i, det in enumerate(_sections(source, file)(None)):
         if not isinstance(det, dict):
             yield Skipped(file, f"entry {i}: expected an object, got {_short(det)}")
             continue
         sample_id = images.get(_id(det.get("image_id")))
         if sample_id is None:
-            yield Skipped(file, f"entry {i}: unknown image_id {det.get('image_id')!r}")
+            yield Skipped(file, f"entry {i}: unknown image_id {_short(det.get('image_id'))}")
+            continue
+        given_id = _id(det.get("id"))
+        if given_id is not None:
+            if given_id in seen:
+                yield Skipped(file, f"entry {i}: duplicate prediction id {_short(given_id)}")
+                continue
+            seen.add(given_id)
+        score = det.get("score")
+        if score is None:
+            yield Skipped(file, f"entry {i}: prediction without score")
+            continue
+        if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
+            yield Skipped(file, f"entry {i}: score {_short(score)} is not a number in [0, 1]")
             continue
         label = _annotation({**det, "id": i}, categories, {det.get("image_id")}, file)
         if isinstance(label, str):
             yield Skipped(file, label)
-        elif label.score is None:
-            yield Skipped(file, f"entry {i}: prediction without score")
         else:
             yield sample_id, label
 

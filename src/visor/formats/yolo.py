@@ -14,6 +14,7 @@ import yaml
 
 from visor.errors import FormatError
 from visor.formats.records import (
+    CategoryTable,
     LabelRecord,
     Listing,
     Record,
@@ -41,6 +42,7 @@ def read(source: Source, listing: Listing) -> Iterator[Record]:
         raise FormatError(f"{source.uri}: no data.yaml found (YOLO datasets need one)")
     data = _config(source, config)
     names = _class_names(data, config)
+    yield CategoryTable(dict(enumerate(names)))
     images = sorted(i for i in listing.images() if "images" in i.split("/"))
     splits = _splits(data, config, images)
     for image in images:
@@ -49,6 +51,15 @@ def read(source: Source, listing: Listing) -> Iterator[Record]:
         label_file = _label_path(parts)
         if label_file in listing.sizes:
             yield from _read_labels(source, label_file, image, names)
+
+
+def class_names_file(source: Source, config: str) -> list[str]:
+    """Class names by index from a data.yaml (or any YAML with `names`), or a text file with
+    one name a line."""
+    if not config.endswith((".yaml", ".yml")):
+        text = source.read_bytes(config).decode("utf-8", errors="replace")
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    return _class_names(_config(source, config), config)
 
 
 def _config(source: Source, config: str) -> Any:

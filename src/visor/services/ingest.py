@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,13 +24,11 @@ from visor.formats import (
     detect_format,
     read_dataset,
 )
-from visor.formats.coco import read_results
 from visor.media.images import header_size, probe
 from visor.services.jobs import JobContext
 from visor.sources import Source
 from visor.store import Store
 from visor.store import datasets as dataset_rows
-from visor.store import samples as sample_rows
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _BATCH = 50_000
@@ -134,7 +131,10 @@ def ingest(
             for i, annotated in list(cols.size_mismatches.items())[:REPORT_LIMIT]
         ]
     if cols.category_ids:
-        report["coco_categories"] = {str(k): v for k, v in sorted(cols.category_ids.items())}
+        # The format's own class ids (COCO category ids, YOLO class indices), to read
+        # predictions that give classes by id.
+        key = "coco_categories" if fmt == "coco" else "class_indices"
+        report[key] = {str(k): v for k, v in sorted(cols.category_ids.items())}
     dataset_rows.write_dataset(
         store,
         {
@@ -426,62 +426,3 @@ def _report(skipped: list[Skipped]) -> dict[str, Any]:
         "skipped_count": len(skipped),
         "skipped": [{"path": s.path, "reason": s.reason} for s in skipped[:REPORT_LIMIT]],
     }
-
-
-def import_predictions(
-    store: Store, dataset: dict[str, Any], file: str, source_name: str
-) -> dict[str, Any]:
-    """Load a COCO results file as predictions of `source_name` on a COCO-format dataset."""
-    if not source_name or not NAME_PATTERN.match(source_name):
-        raise InvalidInput(f"source name {source_name!r}: use letters, digits, '_', '-' or '.'")
-    import os
-
-    if not os.path.isfile(file):
-        raise SourceError(f"{file}: no such file")
-    folder, base = os.path.split(os.path.abspath(file))
-    images: dict[Any, int] = {}
-    for sample_id, coco_id in store.query(
-        "SELECT id, json_extract(metadata, '$.coco_id') FROM samples WHERE dataset_id = ?",
-        [dataset["id"]],
-    ):
-        if coco_id is not None:
-            images[json.loads(coco_id)] = int(sample_id)
-    if not images:
-        raise InvalidInput(
-            f"dataset {dataset['name']!r} has no COCO image ids: predictions in COCO results "
-            "format need a dataset ingested from COCO"
-        )
-    categories = _coco_categories(store, dataset)
-    cols: dict[str, list[Any]] = {
-        k: [] for k in ("sample_id", "class", "x", "y", "w", "h", "score")
-    }
-    skipped: list[Skipped] = []
-    for item in read_results(Source(folder), base, categories, images):
-        if isinstance(item, Skipped):
-            skipped.append(item)
-            continue
-        sample_id, label = item
-        assert label.bbox is not None
-        cols["sample_id"].append(sample_id)
-        cols["class"].append(label.category)
-        for key, value in zip(("x", "y", "w", "h"), label.bbox, strict=True):
-            cols[key].append(value)
-        cols["score"].append(label.score)
-    n = len(cols["sample_id"])
-    table = pa.table(
-        {
-            "dataset_id": pa.array([dataset["id"]] * n, pa.int32()),
-            **cols,
-            "kind": pa.array(["prediction"] * n, pa.string()),
-            "source": pa.array([source_name] * n, pa.string()),
-        }
-    )
-    sample_rows.import_labels(store, table, source_name, dataset["id"])
-    return {"dataset": dataset["name"], "source": source_name, "predictions": n, **_report(skipped)}
-
-
-def _coco_categories(store: Store, dataset: dict[str, Any]) -> dict[int, str]:
-    found = (dataset.get("report") or {}).get("coco_categories")
-    if found:
-        return {int(k): v for k, v in found.items()}
-    raise NotFound(f"dataset {dataset['name']!r} has no COCO category table")

@@ -37,6 +37,12 @@ def next_id(store: Store) -> int:
 
 def delete_rows(cur: duckdb.DuckDBPyConnection, dataset_id: int) -> None:
     """Remove a dataset and everything that belongs to it (call inside a transaction)."""
+    for table in ("evaluation_boxes", "evaluation_samples"):
+        cur.execute(
+            f"DELETE FROM {table} WHERE evaluation_id IN "
+            "(SELECT id FROM evaluations WHERE dataset_id = ?)",
+            [dataset_id],
+        )
     tables = [
         r[0]
         for r in cur.execute(

@@ -43,6 +43,12 @@ class SampleFilter:
     has_duplicates: bool | None = None
     uniqueness_min: float | None = None
     uniqueness_max: float | None = None
+    # An evaluation's results: samples with a box of this outcome (tp, fp, fn, error: fp or
+    # fn, confused), or with a box in this confusion cell (gt class, predicted class; "" is
+    # the background).
+    evaluation_id: int | None = None
+    outcome: str | None = None
+    confusion: tuple[str, str] | None = None
 
     def where(self, dataset_id: int) -> tuple[str, list[Any]]:
         clauses: list[str] = ["dataset_id = ?"]
@@ -76,7 +82,32 @@ class SampleFilter:
         if self.uniqueness_max is not None:
             clauses.append("uniqueness <= ?")
             params.append(self.uniqueness_max)
+        if self.evaluation_id is not None and (self.outcome or self.confusion):
+            clauses.append(self._evaluation_clause(params))
         return " AND ".join(clauses), params
+
+    def _evaluation_clause(self, params: list[Any]) -> str:
+        if self.confusion is not None:
+            gt_class, pred_class = (c or None for c in self.confusion)
+            params += [self.evaluation_id, gt_class, pred_class]
+            return (
+                "id IN (SELECT sample_id FROM evaluation_boxes WHERE evaluation_id = ? "
+                "AND gt_class IS NOT DISTINCT FROM ? AND pred_class IS NOT DISTINCT FROM ?)"
+            )
+        counts = {
+            "tp": "tp > 0",
+            "fp": "fp > 0",
+            "fn": "fn > 0",
+            "error": "fp + fn > 0",
+            "confused": "confused > 0",
+        }
+        if self.outcome not in counts:
+            raise InvalidInput(f"outcome {self.outcome!r}: use {', '.join(counts)}")
+        params.append(self.evaluation_id)
+        return (
+            "id IN (SELECT sample_id FROM evaluation_samples WHERE evaluation_id = ? "
+            f"AND {counts[self.outcome]})"
+        )
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in fields(self))
@@ -94,10 +125,23 @@ def id_relation(ids: Sequence[int] | np.ndarray) -> dict[str, pa.Table]:
     return {_IDS: pa.table({"id": np.asarray(ids, dtype=np.int32)})}
 
 
-def _sort_key(sort: str) -> str:
+EVALUATION_SORTS = {"tp": "e.tp", "fp": "e.fp", "fn": "e.fn", "errors": "e.fp + e.fn"}
+
+
+def _sort_key(sort: str, evaluation_id: int | None = None) -> str:
     """The SQL expression a page is sorted by (then by id)."""
     if sort in SORTABLE:
         return sort
+    if sort.startswith("eval."):
+        field = sort.removeprefix("eval.")
+        if field not in EVALUATION_SORTS:
+            raise InvalidInput(f"sort: {sort!r}: use eval.{', eval.'.join(EVALUATION_SORTS)}")
+        if evaluation_id is None:
+            raise InvalidInput(f"sort: {sort!r} needs an evaluation")
+        return (
+            f"(SELECT {EVALUATION_SORTS[field]} FROM evaluation_samples e "
+            f"WHERE e.evaluation_id = {int(evaluation_id)} AND e.sample_id = samples.id)"
+        )
     if sort.startswith("metadata."):
         key = sort.removeprefix("metadata.")
         if not key.replace("_", "").isalnum():
@@ -131,7 +175,7 @@ def page(
 ) -> tuple[int, list[dict[str, Any]]]:
     """(number of matching samples, one page of them)."""
     where, params = filters.where(dataset_id)
-    key = _sort_key(sort)
+    key = _sort_key(sort, filters.evaluation_id)
     direction = "DESC" if descending else "ASC"
     # One scan for both the count and the page's ids (the matches are kept, with their sort
     # key, for the two), then the page's rows by id: at 1M samples with a class filter this
@@ -167,8 +211,9 @@ def get(store: Store, dataset_id: int, sample_id: int) -> dict[str, Any] | None:
 
 def labels(store: Store, dataset_id: int, sample_id: int) -> list[dict[str, Any]]:
     rows = store.query_dicts(
-        "SELECT kind, source, class, x, y, w, h, score, iscrowd, flags FROM labels "
-        "WHERE dataset_id = ? AND sample_id = ? ORDER BY kind, source, score DESC NULLS FIRST",
+        "SELECT id, kind, source, class, x, y, w, h, score, iscrowd, flags FROM labels "
+        "WHERE dataset_id = ? AND sample_id = ? "
+        "ORDER BY kind, source, score DESC NULLS FIRST, id",
         [dataset_id, sample_id],
     )
     for row in rows:
@@ -185,7 +230,7 @@ def boxes(
     """The boxes of the given samples by sample id (image-level labels have none); `kind`:
     only `gt` or only `prediction`."""
     rows = store.query(
-        "SELECT sample_id, kind, source, class, x, y, w, h, score FROM labels "
+        "SELECT sample_id, id, kind, source, class, x, y, w, h, score FROM labels "
         f"WHERE dataset_id = ? AND sample_id IN (SELECT id FROM {_IDS}) AND x IS NOT NULL"
         + (" AND kind = ?" if kind else "")
         + " ORDER BY sample_id, kind, source, score DESC NULLS FIRST",
@@ -193,9 +238,16 @@ def boxes(
         id_relation(ids),
     )
     found: dict[int, list[dict[str, Any]]] = {}
-    for sample_id, kind_, source, cls, x, y, w, h, score in rows:
+    for sample_id, label_id, kind_, source, cls, x, y, w, h, score in rows:
         found.setdefault(int(sample_id), []).append(
-            {"kind": kind_, "source": source, "class": cls, "bbox": [x, y, w, h], "score": score}
+            {
+                "id": int(label_id),
+                "kind": kind_,
+                "source": source,
+                "class": cls,
+                "bbox": [x, y, w, h],
+                "score": score,
+            }
         )
     return found
 

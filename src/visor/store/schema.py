@@ -120,4 +120,42 @@ CREATE TABLE analyses (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+# Version 5: label ids (per-box results refer to them), and detection evaluations: one row per
+# evaluation with its metrics, an outcome per box, and counts per sample.
+_V5 = """
+CREATE SEQUENCE label_ids START 1;
+ALTER TABLE labels ADD COLUMN id BIGINT DEFAULT nextval('label_ids');
+CREATE SEQUENCE evaluation_ids START 1;
+CREATE TABLE evaluations (
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL,
+    name VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    params JSON,
+    metrics JSON,
+    job_id VARCHAR,
+    seconds DOUBLE,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE evaluation_boxes (
+    evaluation_id INTEGER NOT NULL,
+    sample_id INTEGER NOT NULL,
+    label_id BIGINT NOT NULL,
+    kind VARCHAR NOT NULL,
+    outcome VARCHAR,
+    iou FLOAT,
+    match_id BIGINT,
+    gt_class VARCHAR,
+    pred_class VARCHAR
+);
+CREATE TABLE evaluation_samples (
+    evaluation_id INTEGER NOT NULL,
+    sample_id INTEGER NOT NULL,
+    tp INTEGER NOT NULL,
+    fp INTEGER NOT NULL,
+    fn INTEGER NOT NULL,
+    confused INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]

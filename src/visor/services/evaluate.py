@@ -1,0 +1,454 @@
+"""The evaluate job: a prediction source against the ground truth, COCO-style.
+
+Boxes come out of the store as arrays, go through `evaluation.matching` and
+`evaluation.metrics`, and the results go back in one transaction: the metrics (the 12 COCO
+numbers, per class, by area range, PR curves, the confusion matrix), an outcome per box and
+counts per sample. An interrupted evaluation wrote nothing; running it again starts over.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from visor.errors import InvalidInput, NotFound
+from visor.evaluation.matching import AREA_RANGES, Boxes, Matching, match, pair_iou
+from visor.evaluation.metrics import (
+    RECALL_POINTS,
+    Curves,
+    accumulate,
+    iou_range,
+    per_class_ap,
+    summary,
+)
+from visor.services.ingest import NAME_PATTERN
+from visor.services.jobs import JobContext
+from visor.store import Store
+from visor.store import evaluations as evaluation_rows
+
+_OUTCOMES = ("tp", "fp", "fn", "ignored")
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    source: str
+    name: str | None = None  # default: the source's name
+    iou: float = 0.5  # the threshold of per-box outcomes, counts and the confusion matrix
+    iou_thresholds: str = "0.5:0.95:0.05"  # for AP and AR: start:stop:step, or a list
+    classwise: bool = True  # False: a box may match a box of another class
+    max_dets: int = 100
+
+    def checked(self) -> EvaluateOptions:
+        name = self.name or self.source
+        if not NAME_PATTERN.match(name):
+            raise InvalidInput(f"evaluation name {name!r}: use letters, digits, '_', '-' or '.'")
+        if not 0 < self.iou <= 1:
+            raise InvalidInput(f"iou {self.iou}: use a number in (0, 1]")
+        thresholds(self.iou_thresholds)
+        if not 1 <= self.max_dets <= 10_000:
+            raise InvalidInput(f"max_dets {self.max_dets}: use 1 to 10000")
+        return EvaluateOptions(
+            self.source, name, self.iou, self.iou_thresholds, self.classwise, self.max_dets
+        )
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def thresholds(text: str) -> np.ndarray:
+    """`0.5:0.95:0.05` (as COCO makes it) or `0.5,0.75`."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(v) for v in text.split(":"))
+            if step <= 0 or stop < start:
+                raise ValueError
+            found = iou_range(start, stop, step)
+        else:
+            found = np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        raise InvalidInput(
+            f"iou thresholds {text!r}: use start:stop:step (0.5:0.95:0.05) or a list (0.5,0.75)"
+        ) from None
+    if not len(found) or not ((found > 0) & (found <= 1)).all() or len(found) > 100:
+        raise InvalidInput(f"iou thresholds {text!r}: 1 to 100 values in (0, 1]")
+    return found
+
+
+def evaluate(
+    store: Store, ctx: JobContext, dataset: dict[str, Any], options: EvaluateOptions
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    name = options.name or options.source
+    ctx.phase("reading boxes")
+    classes = sorted(dataset["categories"])
+    gt_ids, gt_samples, gt = _boxes(store, dataset["id"], classes, "gt", None)
+    dt_ids, dt_samples, dt = _boxes(store, dataset["id"], classes, "prediction", options.source)
+    if not len(dt):
+        raise NotFound(f"dataset {dataset['name']!r} has no predictions from {options.source!r}")
+    if not len(gt):
+        raise InvalidInput(f"dataset {dataset['name']!r} has no ground-truth boxes to compare with")
+    ctx.check_cancelled()
+
+    ctx.phase(f"matching {len(dt):,} predictions to {len(gt):,} boxes", total=3)
+    metric_thr = thresholds(options.iou_thresholds)
+    matched = metric_thr == options.iou
+    all_thr = metric_thr if matched.any() else np.r_[metric_thr, options.iou]
+    at = int(np.flatnonzero(all_thr == options.iou)[0])
+    ranges = np.array(list(AREA_RANGES.values()))
+    K = len(classes)
+    m = match(
+        gt,
+        dt,
+        all_thr,
+        ranges,
+        max_det=options.max_dets,
+        classwise=options.classwise,
+        num_classes=K,
+    )
+    ctx.progress(1)
+    ctx.check_cancelled()
+    limits = (1, 10, options.max_dets)
+    curves = accumulate(m, gt, dt, num_classes=K, classwise=options.classwise, max_dets=limits)
+    ctx.progress(2)
+    ctx.check_cancelled()
+    boxes, samples, confusion = _outcomes(
+        m, at, gt, dt, gt_ids, dt_ids, gt_samples, dt_samples, classes
+    )
+    metrics = _metrics(curves, all_thr, len(metric_thr), at, classes, options.classwise, gt, dt)
+    metrics["confusion"] = _confusion_matrix(confusion, classes)
+    ctx.progress(3)
+
+    ctx.phase("writing results")
+    seconds = time.perf_counter() - started
+    evaluation_rows.save(
+        store,
+        dataset["id"],
+        {
+            "name": name,
+            "source": options.source,
+            "params": options.params() | {"name": name},
+            "metrics": metrics,
+            "job_id": ctx.job.id,
+            "seconds": round(seconds, 3),
+        },
+        boxes,
+        samples,
+    )
+    return {
+        "evaluation": name,
+        "source": options.source,
+        "summary": metrics["summary"],
+        "counts": metrics["counts"],
+        "worst_classes": worst_classes(metrics),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def worst_classes(metrics: dict[str, Any], n: int = 5) -> list[dict[str, Any]]:
+    ranked = [c for c in metrics["classes"] if c["ap"] is not None and c["ap"] >= 0]
+    return sorted(ranked, key=lambda c: (c["ap"], c["class"]))[:n]
+
+
+def _boxes(
+    store: Store, dataset_id: int, classes: list[str], kind: str, source: str | None
+) -> tuple[np.ndarray, np.ndarray, Boxes]:
+    """A dataset's boxes of one kind (and source) in id order: (label ids, sample ids, boxes)."""
+    table = store.query_arrow(
+        "SELECT id, sample_id, class, x, y, w, h, score, coalesce(iscrowd, false) AS crowd "
+        "FROM labels WHERE dataset_id = ? AND kind = ? AND x IS NOT NULL AND class IS NOT NULL"
+        + (" AND source = ?" if source is not None else "")
+        + " ORDER BY id",
+        [dataset_id, kind, *([source] if source is not None else [])],
+    )
+    cols = {c: table[c].to_numpy(zero_copy_only=False) for c in table.column_names}
+    index = {c: i for i, c in enumerate(classes)}
+    cls = np.array([index.get(c, -1) for c in cols["class"]], np.int64)
+    known = cls >= 0  # predictions were checked at import; this guards older stores
+    xywh = np.stack([cols[c] for c in ("x", "y", "w", "h")], axis=1).astype(np.float64)
+    samples = cols["sample_id"].astype(np.int64)[known]
+    boxes = Boxes(
+        image=samples,
+        cls=cls[known],
+        xywh=xywh[known],
+        score=cols["score"].astype(np.float64)[known] if kind == "prediction" else None,
+        crowd=cols["crowd"].astype(bool)[known] if kind == "gt" else None,
+    )
+    return cols["id"].astype(np.int64)[known], samples, boxes
+
+
+def _outcomes(
+    m: Matching,
+    at: int,
+    gt: Boxes,
+    dt: Boxes,
+    gt_ids: np.ndarray,
+    dt_ids: np.ndarray,
+    gt_samples: np.ndarray,
+    dt_samples: np.ndarray,
+    classes: list[str],
+) -> tuple[pa.Table, pa.Table, np.ndarray]:
+    """Per-box outcomes at the chosen threshold, per-sample counts, and the confusion matrix
+    ((K + 1) x (K + 1): ground-truth class by predicted class, the last of each the
+    background). A leftover prediction that overlaps a leftover box of another class at the
+    threshold is that box's class mistaken for its own."""
+    A = len(m.ranges)
+    row = at * A  # area "all"
+    D = len(dt)
+    # Predictions: beyond the detection limit nothing is said (outcome NULL).
+    dt_outcome = np.full(D, -1, np.int8)
+    evaluated = m.dt_index
+    ev_matched = m.dt_matched[row]
+    ev_ignored = m.dt_ignored[row]
+    dt_outcome[evaluated] = np.where(ev_ignored, 3, np.where(ev_matched, 0, 1))
+    dt_match = np.full(D, -1, np.int64)
+    dt_match[evaluated] = m.dt_gt[at]
+    dt_iou = np.full(D, np.nan)
+    dt_iou[evaluated] = m.dt_iou[at]
+    G = len(gt)
+    gt_outcome = np.where(m.gt_ignored[0], 3, np.where(m.gt_dt[at] >= 0, 0, 2)).astype(np.int8)
+    gt_match = np.full(G, -1, np.int64)
+    has = m.gt_dt[at] >= 0
+    gt_match[has] = evaluated[m.gt_dt[at][has]]
+    gt_iou = np.full(G, np.nan)
+    gt_iou[has] = dt_iou[gt_match[has]]
+
+    # Confusion: leftover predictions against leftover boxes of any class, at the same IoU.
+    fp = np.flatnonzero(dt_outcome == 1)
+    fn = np.flatnonzero(gt_outcome == 2)
+    pairs = _confusions(gt, dt, fp, fn, m.thresholds[at])
+    dt_conf, gt_conf = pairs
+    dt_cell_gt = np.where(dt_outcome == 0, dt.cls, -1)
+    dt_cell_gt[dt_conf] = gt.cls[gt_conf]
+    gt_cell_pred = np.where(gt_outcome == 0, gt.cls, -1)
+    gt_cell_pred[gt_conf] = dt.cls[dt_conf]
+    dt_match_id = np.where(dt_match >= 0, gt_ids[np.maximum(dt_match, 0)], -1)
+    dt_match_id[dt_conf] = gt_ids[gt_conf]
+    gt_match_id = np.where(gt_match >= 0, dt_ids[np.maximum(gt_match, 0)], -1)
+    gt_match_id[gt_conf] = dt_ids[dt_conf]
+    dt_conf_iou = _pair_iou(gt, dt, gt_conf, dt_conf)
+    dt_iou[dt_conf] = dt_conf_iou
+    gt_iou[gt_conf] = dt_conf_iou
+
+    def column(codes: np.ndarray, names: Sequence[str]) -> pa.Array:
+        return pa.DictionaryArray.from_arrays(
+            pa.array(codes.astype(np.int32), mask=codes < 0), pa.array(list(names))
+        ).cast(pa.string())
+
+    boxes = pa.table(
+        {
+            "sample_id": pa.array(np.r_[dt_samples, gt_samples].astype(np.int32)),
+            "label_id": pa.array(np.r_[dt_ids, gt_ids]),
+            "kind": pa.array(["prediction"] * D + ["gt"] * G),
+            "outcome": column(np.r_[dt_outcome, gt_outcome], _OUTCOMES),
+            "iou": pa.array(
+                np.r_[dt_iou, gt_iou].astype(np.float32), mask=np.isnan(np.r_[dt_iou, gt_iou])
+            ),
+            "match_id": pa.array(
+                np.r_[dt_match_id, gt_match_id], mask=np.r_[dt_match_id, gt_match_id] < 0
+            ),
+            "gt_class": column(np.r_[dt_cell_gt, gt.cls], classes),
+            "pred_class": column(np.r_[dt.cls, gt_cell_pred], classes),
+        }
+    )
+    # Per sample: counts over the evaluated boxes.
+    samples_all = np.r_[dt_samples, gt_samples]
+    ids, inverse = np.unique(samples_all, return_inverse=True)
+    outcome_all = np.r_[dt_outcome, gt_outcome]
+    kind_dt = np.r_[np.ones(D, bool), np.zeros(G, bool)]
+    confused = np.zeros(D + G, bool)
+    confused[dt_conf] = True
+
+    def count(mask: np.ndarray) -> pa.Array:
+        return pa.array(np.bincount(inverse[mask], minlength=len(ids)).astype(np.int32))
+
+    samples = pa.table(
+        {
+            "sample_id": pa.array(ids.astype(np.int32)),
+            "tp": count(kind_dt & (outcome_all == 0)),
+            "fp": count(kind_dt & (outcome_all == 1)),
+            "fn": count(~kind_dt & (outcome_all == 2)),
+            "confused": count(confused),
+        }
+    )
+    K = len(classes)
+    counted = (dt_outcome == 0) | (dt_outcome == 1)
+    matrix = np.zeros((K + 1, K + 1), np.int64)
+    np.add.at(matrix, (np.where(dt_cell_gt >= 0, dt_cell_gt, K)[counted], dt.cls[counted]), 1)
+    missed = (gt_outcome == 2) & (gt_cell_pred < 0)
+    np.add.at(matrix, (gt.cls[missed], K), 1)
+    return boxes, samples, matrix
+
+
+def _confusions(
+    gt: Boxes, dt: Boxes, fp: np.ndarray, fn: np.ndarray, iou: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy matching, in score order, of unmatched predictions to unmatched ground truth of
+    any class in the same image: (prediction positions, ground-truth positions)."""
+    if not len(fp) or not len(fn):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    sub_gt = Boxes(gt.image[fn], gt.cls[fn], gt.xywh[fn])
+    assert dt.score is not None
+    sub_dt = Boxes(dt.image[fp], dt.cls[fp], dt.xywh[fp], score=dt.score[fp])
+    m = match(
+        sub_gt,
+        sub_dt,
+        np.array([iou]),
+        np.array([[0.0, np.inf]]),
+        max_det=len(fp),
+        classwise=False,
+    )
+    matched = m.dt_gt[0] >= 0
+    return fp[m.dt_index[matched]], fn[m.dt_gt[0][matched]]
+
+
+def _pair_iou(gt: Boxes, dt: Boxes, g: np.ndarray, d: np.ndarray) -> np.ndarray:
+    return pair_iou(dt.xywh[d], gt.xywh[g], np.zeros(len(g), bool))
+
+
+def _metrics(
+    curves: Curves,
+    all_thr: np.ndarray,
+    n_metric: int,
+    at: int,
+    classes: list[str],
+    classwise: bool,
+    gt: Boxes,
+    dt: Boxes,
+) -> dict[str, Any]:
+    metric = Curves(
+        curves.precision[:n_metric],
+        curves.recall[:n_metric],
+        curves.positives,
+        curves.tp[:n_metric],
+        curves.fp[:n_metric],
+    )
+    thr = all_thr[:n_metric]
+    stats = summary(metric, thr)
+    per = per_class_ap(metric, thr)
+    # Counts at the chosen threshold, area "all", the largest detection limit.
+    tp = curves.tp[at, :, 0, -1]
+    fp = curves.fp[at, :, 0, -1]
+    positives = curves.positives[:, 0]
+    K = len(classes)
+    gt_count = np.bincount(gt.cls, minlength=K)
+    dt_count = np.bincount(dt.cls, minlength=K)
+    area_ap = {}
+    for a, area in enumerate(AREA_RANGES):
+        if a:
+            p = metric.precision[..., a, -1]
+            counted = p > -1
+            n = counted.sum(axis=(0, 1))
+            total = np.where(counted, p, 0).sum(axis=(0, 1))
+            area_ap[area] = np.where(n > 0, total / np.maximum(n, 1), -1.0)
+
+    def num(value: float) -> float | None:  # unrounded: equal to pycocotools' to the last digit
+        return None if value < 0 else float(value)
+
+    def ratio(a: float, b: float) -> float | None:
+        return float(a) / float(b) if b else None
+
+    rows = []
+    precision_curves = {}
+    if classwise:
+        for k, name in enumerate(classes):
+            rows.append(
+                {
+                    "class": name,
+                    "ap": num(per["ap"][k]),
+                    "ap50": num(per["ap50"][k]),
+                    "ap75": num(per["ap75"][k]),
+                    "ar": num(per["ar"][k]),
+                    **{f"ap_{a}": num(v[k]) for a, v in area_ap.items()},
+                    "precision": ratio(tp[k], tp[k] + fp[k]),
+                    "recall": ratio(tp[k], positives[k]),
+                    "tp": int(tp[k]),
+                    "fp": int(fp[k]),
+                    "fn": int(positives[k] - tp[k]),
+                    "gt": int(gt_count[k]),
+                    "predictions": int(dt_count[k]),
+                }
+            )
+            curve = curves.precision[at, :, k, 0, -1]
+            if curve[0] >= 0:
+                precision_curves[name] = [round(float(v), 5) for v in curve]
+    all_tp, all_fp, all_pos = int(tp.sum()), int(fp.sum()), int(positives.sum())
+    return {
+        "summary": stats,
+        "iou": float(all_thr[at]),
+        "iou_thresholds": [round(float(t), 6) for t in thr],
+        "counts": {
+            "tp": all_tp,
+            "fp": all_fp,
+            "fn": all_pos - all_tp,
+            "precision": ratio(all_tp, all_tp + all_fp),
+            "recall": ratio(all_tp, all_pos),
+            "gt": len(gt),
+            "predictions": len(dt),
+        },
+        "classes": rows,
+        "curves": {
+            "iou": float(all_thr[at]),
+            "recall": [round(float(r), 2) for r in RECALL_POINTS],
+            "precision": precision_curves,
+        },
+    }
+
+
+def _confusion_matrix(matrix: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Rows: ground truth, columns: predictions; the last row and column are the background
+    (a prediction that matched nothing, a box that nothing found)."""
+    return {"classes": classes, "matrix": matrix.tolist()}
+
+
+class Evaluations:
+    """A dataset's evaluations, by name (`ds.evaluations`)."""
+
+    def __init__(self, store: Store, dataset: dict[str, Any]) -> None:
+        self.store = store
+        self.dataset = dataset
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every evaluation with its summary and counts (no curves)."""
+        return evaluation_rows.list_evaluations(self.store, self.dataset["id"])
+
+    def get(self, name: str) -> dict[str, Any]:
+        """One evaluation with all its metrics."""
+        found = evaluation_rows.get(self.store, self.dataset["id"], name)
+        if found is None:
+            known = ", ".join(e["name"] for e in self.list()) or "none yet"
+            raise NotFound(
+                f"dataset {self.dataset['name']!r} has no evaluation {name!r} (known: {known})"
+            )
+        return found
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        return self.get(name)
+
+    def id_of(self, name: str) -> int:
+        return int(self.get(name)["id"])
+
+    def delete(self, name: str) -> None:
+        if not evaluation_rows.delete(self.store, self.dataset["id"], name):
+            self.get(name)  # raises NotFound with the known names
+
+    def sample_counts(self, name: str) -> pa.Table:
+        """sample_id, tp, fp, fn, confused per evaluated sample."""
+        return evaluation_rows.sample_counts(self.store, self.id_of(name))
+
+    def outcomes(self, name: str, sample_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """By label id: outcome, IoU, matched label and confusion cell of each box."""
+        return evaluation_rows.outcomes(self.store, self.id_of(name), sample_ids)
+
+    def cell(
+        self, name: str, gt_class: str | None, pred_class: str | None, limit: int = 1000
+    ) -> dict[str, Any]:
+        """The boxes in one confusion-matrix cell (None: the background)."""
+        total, boxes = evaluation_rows.cell_labels(
+            self.store, self.id_of(name), gt_class, pred_class, limit
+        )
+        return {"gt_class": gt_class, "pred_class": pred_class, "count": total, "boxes": boxes}

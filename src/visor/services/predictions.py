@@ -1,0 +1,257 @@
+"""Importing a model's predictions as a named source: COCO results JSON, YOLO `.txt` files or a
+table (Parquet/CSV). Every box is checked (image known, class known, finite positive size,
+score in [0, 1]) and problems are counted and listed; the source is replaced in one
+transaction, so a failed import leaves the previous one as it was."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from visor.errors import Conflict, InvalidInput, NotFound, SourceError
+from visor.formats.coco import read_results
+from visor.formats.predictions import PredictionColumns, read_table, read_yolo
+from visor.formats.records import Skipped, box_problem
+from visor.formats.yolo import class_names_file
+from visor.services.ingest import NAME_PATTERN, REPORT_LIMIT
+from visor.sources import Source
+from visor.store import Store
+from visor.store import samples as sample_rows
+
+FORMATS = ("coco", "yolo", "table")
+
+
+def detect_format(path: str) -> str:
+    if os.path.isdir(path):
+        return "yolo"
+    if path.endswith((".parquet", ".csv")):
+        return "table"
+    if path.endswith(".json"):
+        return "coco"
+    raise InvalidInput(
+        f"{path}: say which format with --format (coco: a results .json, yolo: a folder of "
+        ".txt files, table: a .parquet or .csv)"
+    )
+
+
+def sources(store: Store, dataset_id: int) -> dict[str, int]:
+    """Prediction sources of a dataset and their number of boxes."""
+    rows = store.query(
+        "SELECT source, count(*) FROM labels WHERE dataset_id = ? AND kind = 'prediction' "
+        "GROUP BY 1 ORDER BY 1",
+        [dataset_id],
+    )
+    return {str(s): int(n) for s, n in rows}
+
+
+def import_predictions(
+    store: Store,
+    dataset: dict[str, Any],
+    path: str,
+    source_name: str,
+    *,
+    fmt: str | None = None,
+    replace: bool = False,
+    names: str | None = None,
+) -> dict[str, Any]:
+    """Read predictions from `path` and store them as `source_name`; returns a report with
+    the number imported and every skipped box (counted; the first ones listed)."""
+    if not source_name or not NAME_PATTERN.match(source_name):
+        raise InvalidInput(f"source name {source_name!r}: use letters, digits, '_', '-' or '.'")
+    if not os.path.exists(path):
+        raise SourceError(f"{path}: no such file or folder")
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise InvalidInput(f"format {fmt!r}: use {', '.join(FORMATS)}")
+    if not replace and source_name in sources(store, dataset["id"]):
+        raise Conflict(
+            f"dataset {dataset['name']!r} already has predictions from {source_name!r}: "
+            "pass --replace (replace=True) to replace them"
+        )
+    samples = _Samples(store, dataset["id"])
+    if fmt == "coco":
+        table, skipped = _from_coco(store, dataset, path, samples)
+    else:
+        if fmt == "yolo":
+            if not os.path.isdir(path):
+                raise InvalidInput(f"{path}: YOLO predictions are a folder of .txt files")
+            cols = read_yolo(Source(path))
+            class_of = _yolo_classes(dataset, names)
+        else:
+            folder, base = os.path.split(os.path.abspath(path))
+            cols = read_table(Source(folder), base)
+            class_of = None
+        table, skipped = _checked(cols, samples, set(dataset["categories"]), class_of)
+        skipped[:0] = cols.skipped
+    if table.num_rows == 0:
+        detail = f": {skipped[0].path}: {skipped[0].reason}" if skipped else ""
+        raise InvalidInput(
+            f"{path}: no predictions could be imported ({len(skipped)} skipped){detail}"
+        )
+    n = table.num_rows
+    table = pa.table(
+        {
+            "dataset_id": pa.repeat(pa.scalar(dataset["id"], pa.int32()), n),
+            **{c: table[c] for c in table.column_names},
+            "kind": pa.repeat(pa.scalar("prediction"), n),
+            "source": pa.repeat(pa.scalar(source_name), n),
+        }
+    )
+    sample_rows.import_labels(store, table, source_name, dataset["id"])
+    return {
+        "dataset": dataset["name"],
+        "source": source_name,
+        "format": fmt,
+        "predictions": n,
+        "images": len(np.unique(table["sample_id"].to_numpy())),
+        "skipped_count": len(skipped),
+        "skipped": [{"path": s.path, "reason": s.reason} for s in skipped[:REPORT_LIMIT]],
+    }
+
+
+class _Samples:
+    """Finds the sample an image path names: the same path, else the same path without its
+    extension (YOLO names files by stem), else the same file name or stem if only one sample
+    has it."""
+
+    def __init__(self, store: Store, dataset_id: int) -> None:
+        rows = store.query(
+            "SELECT id, path, width, height FROM samples WHERE dataset_id = ?", [dataset_id]
+        )
+        self.size: dict[int, tuple[float, float]] = {}
+        self.keys: list[dict[str, int]] = [{}, {}, {}, {}]
+        for sample_id, path, width, height in rows:
+            self.size[int(sample_id)] = (float(width or 0), float(height or 0))
+            stem_path = posixpath.splitext(path)[0]
+            base = posixpath.basename(path)
+            for table, key in zip(
+                self.keys, (path, stem_path, base, posixpath.splitext(base)[0]), strict=True
+            ):
+                table[key] = -1 if key in table else int(sample_id)  # -1: ambiguous
+
+    def find(self, image: str) -> int | str:
+        base = posixpath.basename(image)
+        candidates = (image, posixpath.splitext(image)[0], base, posixpath.splitext(base)[0])
+        for table, key in zip(self.keys, candidates, strict=True):
+            found = table.get(key)
+            if found is not None:
+                return found if found >= 0 else f"{image!r} matches several images"
+        return f"unknown image {image!r}"
+
+
+def _yolo_classes(dataset: dict[str, Any], names: str | None) -> list[str]:
+    if names:
+        folder, base = os.path.split(os.path.abspath(names))
+        return class_names_file(Source(folder), base)
+    report = dataset.get("report") or {}
+    indexed = report.get("class_indices") or report.get("coco_categories")
+    if indexed:  # COCO datasets: YOLO class i is the i-th category by id, as ultralytics has it
+        return [v for _, v in sorted((int(k), v) for k, v in indexed.items())]
+    raise InvalidInput(
+        f"dataset {dataset['name']!r} has no class index table: YOLO predictions name classes "
+        "by index, so pass --names with the model's data.yaml (or a file with a name a line)"
+    )
+
+
+def _checked(
+    cols: PredictionColumns,
+    samples: _Samples,
+    classes: set[str],
+    class_of: list[str] | None,
+) -> tuple[pa.Table, list[Skipped]]:
+    out: dict[str, list[Any]] = {k: [] for k in ("sample_id", "class", "x", "y", "w", "h", "score")}
+    skipped: list[Skipped] = []
+    found: dict[str, int | str] = {}
+    for image, cls, box, score, where in zip(
+        cols.image, cols.cls, cols.boxes, cols.score, cols.where, strict=True
+    ):
+        sample = found.get(image)
+        if sample is None:
+            sample = found[image] = samples.find(image)
+        if isinstance(sample, str):
+            skipped.append(Skipped(where, sample))
+            continue
+        name: str | None = cls
+        if class_of is not None:
+            index = int(cls) if cls.isdigit() else -1
+            name = class_of[index] if 0 <= index < len(class_of) else None
+            if name is None:
+                skipped.append(Skipped(where, f"class index {cls} is not in the class names"))
+                continue
+        if name not in classes:
+            skipped.append(Skipped(where, f"unknown class {name!r}"))
+            continue
+        problem = _score_problem(score)
+        if cols.normalized and problem is None:
+            width, height = samples.size[sample]
+            box = (box[0] * width, box[1] * height, box[2] * width, box[3] * height)
+        problem = problem or box_problem(*box)
+        if problem:
+            skipped.append(Skipped(where, problem))
+            continue
+        out["sample_id"].append(sample)
+        out["class"].append(name)
+        for key, value in zip(("x", "y", "w", "h"), box, strict=True):
+            out[key].append(value)
+        out["score"].append(score)
+    return _table(out), skipped
+
+
+def _score_problem(score: float | None) -> str | None:
+    if score is None:
+        return "prediction without score"
+    if not 0 <= score <= 1:  # NaN fails this too
+        return f"score {score} is outside [0, 1]"
+    return None
+
+
+def _table(cols: dict[str, list[Any]]) -> pa.Table:
+    return pa.table(
+        {
+            "sample_id": pa.array(cols["sample_id"], pa.int32()),
+            "class": pa.array(cols["class"], pa.string()),
+            **{k: pa.array(cols[k], pa.float64()) for k in ("x", "y", "w", "h", "score")},
+        }
+    )
+
+
+def _from_coco(
+    store: Store, dataset: dict[str, Any], path: str, samples: _Samples
+) -> tuple[pa.Table, list[Skipped]]:
+    import json
+
+    folder, base = os.path.split(os.path.abspath(path))
+    images: dict[Any, int] = {}
+    for sample_id, coco_id in store.query(
+        "SELECT id, json_extract(metadata, '$.coco_id') FROM samples WHERE dataset_id = ?",
+        [dataset["id"]],
+    ):
+        if coco_id is not None:
+            images[json.loads(coco_id)] = int(sample_id)
+    if not images:
+        raise InvalidInput(
+            f"dataset {dataset['name']!r} has no COCO image ids: predictions in COCO results "
+            "format need a dataset ingested from COCO (use a table or YOLO files)"
+        )
+    found = (dataset.get("report") or {}).get("coco_categories")
+    if not found:
+        raise NotFound(f"dataset {dataset['name']!r} has no COCO category table")
+    categories = {int(k): v for k, v in found.items()}
+    out: dict[str, list[Any]] = {k: [] for k in ("sample_id", "class", "x", "y", "w", "h", "score")}
+    skipped: list[Skipped] = []
+    for item in read_results(Source(folder), base, categories, images):
+        if isinstance(item, Skipped):
+            skipped.append(item)
+            continue
+        sample_id, label = item
+        assert label.bbox is not None and label.score is not None
+        out["sample_id"].append(sample_id)
+        out["class"].append(label.category)
+        for key, value in zip(("x", "y", "w", "h"), label.bbox, strict=True):
+            out[key].append(value)
+        out["score"].append(label.score)
+    return _table(out), skipped
