@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
@@ -162,16 +163,125 @@ def ingest(
 @friendly
 def import_predictions(
     name: str,
-    file: Annotated[
-        Path, typer.Argument(help="COCO results JSON: [{image_id, category_id, bbox, score}]")
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="COCO results .json, a folder of YOLO .txt files (class cx cy w h score), or a "
+            ".parquet/.csv table (file_name, class, x, y, w, h, score)"
+        ),
     ],
-    source: Annotated[str, typer.Option(help="name of the model that made them")],
+    source: Annotated[str, typer.Option(help="name of the model (or run) that made them")],
+    format: Annotated[
+        str | None, typer.Option("--format", help="coco|yolo|table (default: from the path)")
+    ] = None,
+    replace: Annotated[bool, typer.Option(help="replace an existing source of this name")] = False,
+    names: Annotated[
+        Path | None,
+        typer.Option(help="YOLO: the model's data.yaml when the dataset has no class indices"),
+    ] = None,
 ) -> None:
-    """Add a model's predictions (COCO results format) to a COCO dataset."""
+    """Add a model's predictions to a dataset, as a named source."""
     with _workspace() as ws:
-        result = ws.dataset(name).import_predictions(str(file), source)
-        out.print(f"imported {result['predictions']} predictions from {source} into {name}")
+        result = ws.dataset(name).import_predictions(
+            str(path),
+            source,
+            format=format,
+            replace=replace,
+            names=str(names) if names else None,
+        )
+        out.print(
+            f"imported {result['predictions']} predictions on {result['images']} images "
+            f"from {source} into {name}",
+            highlight=False,
+        )
         _report(result)
+
+
+_SUMMARY_LINES = (
+    ("AP", "Average Precision  (AP)", "0.50:0.95", "all", 2),
+    ("AP50", "Average Precision  (AP)", "0.50", "all", 2),
+    ("AP75", "Average Precision  (AP)", "0.75", "all", 2),
+    ("AP_small", "Average Precision  (AP)", "0.50:0.95", "small", 2),
+    ("AP_medium", "Average Precision  (AP)", "0.50:0.95", "medium", 2),
+    ("AP_large", "Average Precision  (AP)", "0.50:0.95", "large", 2),
+    ("AR1", "Average Recall     (AR)", "0.50:0.95", "all", 0),
+    ("AR10", "Average Recall     (AR)", "0.50:0.95", "all", 1),
+    ("AR100", "Average Recall     (AR)", "0.50:0.95", "all", 2),
+    ("AR_small", "Average Recall     (AR)", "0.50:0.95", "small", 2),
+    ("AR_medium", "Average Recall     (AR)", "0.50:0.95", "medium", 2),
+    ("AR_large", "Average Recall     (AR)", "0.50:0.95", "large", 2),
+)
+
+
+@app.command()
+@friendly
+def evaluate(
+    name: str,
+    source: Annotated[str, typer.Option(help="the prediction source to evaluate")],
+    evaluation: Annotated[
+        str | None, typer.Option("--name", help="the evaluation's name (default: the source)")
+    ] = None,
+    iou: Annotated[
+        float, typer.Option(help="IoU of per-box outcomes, counts and the confusion matrix")
+    ] = 0.5,
+    iou_thresholds: Annotated[
+        str, typer.Option(help="IoU thresholds of AP/AR: start:stop:step or a list")
+    ] = "0.5:0.95:0.05",
+    classwise: Annotated[
+        bool, typer.Option("--classwise/--agnostic", help="match boxes of the same class only")
+    ] = True,
+    max_dets: Annotated[int, typer.Option(help="predictions counted per image and class")] = 100,
+    worst: Annotated[int, typer.Option(help="how many of the worst classes to list")] = 5,
+) -> None:
+    """Evaluate a prediction source COCO-style: every box TP/FP/FN, AP/AR, confusion matrix."""
+    with _workspace() as ws:
+        dataset = ws.dataset(name)
+        job = dataset.evaluate(
+            source,
+            name=evaluation,
+            iou=iou,
+            iou_thresholds=iou_thresholds,
+            classwise=classwise,
+            max_dets=max_dets,
+        )
+        result = follow(ws, job)["result"]
+        stats = result["summary"]
+        thresholds = iou_thresholds if iou_thresholds != "0.5:0.95:0.05" else "0.50:0.95"
+        limits = (1, 10, max_dets)
+        for key, title, span, area, limit in _SUMMARY_LINES:
+            span = thresholds if span == "0.50:0.95" else span
+            out.print(
+                f" {title} @[ IoU={span:<9} | area={area:>6} | maxDets={limits[limit]:>3} ] = "
+                f"{stats[key]:0.3f}",
+                highlight=False,
+            )
+        counts = result["counts"]
+        out.print(
+            f"at IoU {iou}: {counts['tp']} true positives, {counts['fp']} false positives, "
+            f"{counts['fn']} missed ({counts['predictions']} predictions, {counts['gt']} boxes)",
+            highlight=False,
+        )
+        if result["worst_classes"] and worst > 0:
+            out.print("worst classes (AP@[.5:.95], AP50, precision, recall, FP, FN):")
+            for row in result["worst_classes"][:worst]:
+                out.print(
+                    f"  {row['class']:<20} {row['ap']:.3f}  {_num(row['ap50'])}  "
+                    f"{_num(row['precision'])}  {_num(row['recall'])}  "
+                    f"{row['fp']:>6} {row['fn']:>6}",
+                    highlight=False,
+                )
+        where = f"?dataset={quote(name)}&eval={quote(result['evaluation'])}"
+        url = ws.info.url.rstrip("/") if isinstance(ws, RemoteWorkspace) else None
+        out.print(
+            f"see the boxes: {url}/{where}"
+            if url
+            else f"see the boxes: visor serve, then /{where}",
+            highlight=False,
+        )
+
+
+def _num(value: float | None) -> str:
+    return "  -  " if value is None else f"{value:.3f}"
 
 
 @app.command()

@@ -153,6 +153,32 @@ class RemoteJobs:
         return job
 
 
+class RemoteEvaluations:
+    """`Evaluations`' interface (list, get, delete, cell) through a server."""
+
+    def __init__(self, api: _Api, base: str) -> None:
+        self.api = api
+        self.base = base
+
+    def list(self) -> list[dict[str, Any]]:
+        return self.api.call("GET", self.base)
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.api.call("GET", f"{self.base}/{name}")
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        return self.get(name)
+
+    def delete(self, name: str) -> None:
+        self.api.call("DELETE", f"{self.base}/{name}")
+
+    def cell(
+        self, name: str, gt_class: str | None, pred_class: str | None, limit: int = 1000
+    ) -> dict[str, Any]:
+        params = {"gt_class": gt_class or "", "pred_class": pred_class or "", "limit": limit}
+        return self.api.call("GET", f"{self.base}/{name}/cell", params=params)
+
+
 class RemoteDataset:
     """`Dataset`'s interface for a dataset in a served workspace."""
 
@@ -216,9 +242,34 @@ class RemoteDataset:
             f"dataset {self.name!r} has no vectors yet: run embed first (visor embed {self.name})"
         )
 
-    def import_predictions(self, file: str, source: str) -> dict[str, Any]:
-        body = {"path": os.path.abspath(file), "source": source}
+    def import_predictions(
+        self,
+        path: str,
+        source: str,
+        *,
+        format: str | None = None,
+        replace: bool = False,
+        names: str | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "path": os.path.abspath(path),
+            "source": source,
+            "format": format,
+            "replace": replace,
+            "names": os.path.abspath(names) if names else None,
+        }
         return self.api.call("POST", f"{self.base}/predictions", json=body)
+
+    def prediction_sources(self) -> dict[str, int]:
+        return self.api.call("GET", f"{self.base}/predictions")
+
+    def evaluate(self, source: str, *, wait: bool = False, **options: Any) -> dict[str, Any]:
+        body = {"source": source, **{k: v for k, v in options.items() if v is not None}}
+        return self._finish(self.api.call("POST", f"{self.base}/evaluations", json=body), wait)
+
+    @property
+    def evaluations(self) -> RemoteEvaluations:
+        return RemoteEvaluations(self.api, f"{self.base}/evaluations")
 
     def make_map(
         self,

@@ -19,7 +19,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from visor import __version__
 from visor.api.events import follow_changes
 from visor.api.guard import guard
-from visor.api.routes import analysis, datasets, embeddings, jobs, maps, samples, search
+from visor.api.routes import (
+    analysis,
+    datasets,
+    embeddings,
+    evaluations,
+    jobs,
+    maps,
+    samples,
+    search,
+)
 from visor.client import withdraw_server
 from visor.config import Settings, get_settings
 from visor.errors import VisorError
@@ -126,6 +135,7 @@ def create_app(settings: Settings | None = None, *, any_host: bool = False) -> F
     app.include_router(maps.router)
     app.include_router(search.router)
     app.include_router(analysis.router)
+    app.include_router(evaluations.router)
 
     ui = settings.ui_dir or static_dir()
     if (ui / "index.html").exists():

@@ -42,15 +42,31 @@ def ingest(body: IngestRequest, workspace: WorkspaceDep) -> dict[str, Any]:
 
 
 class PredictionsRequest(BaseModel):
-    path: str = Field(description="a COCO results file the server can read")
+    path: str = Field(
+        description="a file or folder the server can read: COCO results .json, a folder of "
+        "YOLO .txt files, or a .parquet/.csv table (file_name, class, x, y, w, h, score)"
+    )
     source: str = Field(description="the predictions' name (a model, a run)")
+    format: str | None = Field(default=None, description="coco, yolo or table (default: guessed)")
+    replace: bool = Field(default=False, description="replace an existing source of this name")
+    names: str | None = Field(
+        default=None, description="YOLO: the model's data.yaml, when the dataset has no class index"
+    )
 
 
 @router.post("/{name}/predictions")
 def import_predictions(dataset: DatasetDep, body: PredictionsRequest) -> dict[str, Any]:
-    """Load a COCO results file (`[{image_id, category_id, bbox, score}]`) as the predictions
-    of `source`, replacing that source's earlier ones."""
-    return dataset.import_predictions(body.path, body.source)
+    """Load predictions as `source` (409 if it exists and `replace` is false); answers with the
+    number imported and the boxes skipped, each with its reason."""
+    return dataset.import_predictions(
+        body.path, body.source, format=body.format, replace=body.replace, names=body.names
+    )
+
+
+@router.get("/{name}/predictions")
+def prediction_sources(dataset: DatasetDep) -> dict[str, int]:
+    """Prediction sources and their number of boxes."""
+    return dataset.prediction_sources()
 
 
 @router.get("/{name}")

@@ -38,6 +38,19 @@ class Filters(BaseModel):
     uniqueness_min: float | None = Field(default=None, ge=0, le=1)
     uniqueness_max: float | None = Field(default=None, ge=0, le=1)
     selection: str | None = Field(default=None, description="a token from POST /selections")
+    evaluation: str | None = Field(
+        default=None, description="an evaluation: its outcomes on boxes, its filters and sorts"
+    )
+    outcome: str | None = Field(
+        default=None,
+        description="with evaluation: samples with a tp, fp, fn, error or confused box",
+    )
+    confusion_gt: str | None = Field(
+        default=None,
+        description="with evaluation and confusion_pred: a confusion cell's "
+        "ground-truth class ('' for the background)",
+    )
+    confusion_pred: str | None = Field(default=None, description="its predicted class")
 
     def sample_filter(self, dataset: Dataset, ids: list[int] | None = None) -> SampleFilter:
         if self.selection is not None:
@@ -54,7 +67,15 @@ class Filters(BaseModel):
             has_duplicates=self.has_duplicates,
             uniqueness_min=self.uniqueness_min,
             uniqueness_max=self.uniqueness_max,
+            evaluation_id=dataset.evaluations.id_of(self.evaluation) if self.evaluation else None,
+            outcome=self.outcome,
+            confusion=self._confusion(),
         )
+
+    def _confusion(self) -> tuple[str, str] | None:
+        if self.confusion_gt is None and self.confusion_pred is None:
+            return None
+        return (self.confusion_gt or "", self.confusion_pred or "")
 
 
 FiltersDep = Annotated[Filters, Query()]
@@ -75,7 +96,16 @@ def list_samples(
     `duplicate_group` and `has_duplicates` come from the duplicates job, `uniqueness_min`
     and `uniqueness_max` from the uniqueness scores; `selection` names a set of ids posted to
     `/selections`. `boxes` adds each sample's boxes (`gt`, `prediction` or `all`)."""
-    return _page(dataset, filters.sample_filter(dataset), offset, limit, sort, order, boxes)
+    return _page(
+        dataset,
+        filters.sample_filter(dataset),
+        offset,
+        limit,
+        sort,
+        order,
+        boxes,
+        filters.evaluation,
+    )
 
 
 class SampleQuery(Filters):
@@ -93,7 +123,16 @@ class SampleQuery(Filters):
 def query_samples(body: SampleQuery, dataset: DatasetDep) -> dict[str, Any]:
     """Like `GET /samples`, limited to the given ids (too many for a query string)."""
     filters = body.sample_filter(dataset, body.ids)
-    return _page(dataset, filters, body.offset, body.limit, body.sort, body.order, body.boxes)
+    return _page(
+        dataset,
+        filters,
+        body.offset,
+        body.limit,
+        body.sort,
+        body.order,
+        body.boxes,
+        body.evaluation,
+    )
 
 
 def _page(
@@ -104,14 +143,19 @@ def _page(
     sort: str,
     order: str,
     boxes: str | None,
+    evaluation: str | None = None,
 ) -> dict[str, Any]:
     total, items = dataset.samples(
         filters, offset=offset, limit=limit, sort=sort, descending=order == "desc"
     )
     if boxes is not None:
-        found = dataset.boxes([s["id"] for s in items], None if boxes == "all" else boxes)
+        ids = [s["id"] for s in items]
+        found = dataset.boxes(ids, None if boxes == "all" else boxes)
+        outcomes = dataset.evaluations.outcomes(evaluation, ids) if evaluation else {}
         for item in items:
             item["boxes"] = found.get(item["id"], [])
+            for box in item["boxes"]:
+                box.update(outcomes.get(box["id"], {}))
     return {"total": total, "offset": offset, "limit": limit, "items": items}
 
 
