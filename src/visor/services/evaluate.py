@@ -50,8 +50,8 @@ class EvaluateOptions:
         if not 0 < self.iou <= 1:
             raise InvalidInput(f"iou {self.iou}: use a number in (0, 1]")
         thresholds(self.iou_thresholds)
-        if not 1 <= self.max_dets <= 10_000:
-            raise InvalidInput(f"max_dets {self.max_dets}: use 1 to 10000")
+        if not 10 <= self.max_dets <= 10_000:  # AR is read at 1, 10 and this many
+            raise InvalidInput(f"max_dets {self.max_dets}: use 10 to 10000")
         return EvaluateOptions(
             self.source, name, self.iou, self.iou_thresholds, self.classwise, self.max_dets
         )

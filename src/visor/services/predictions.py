@@ -135,8 +135,15 @@ class _Samples:
 
     def find(self, image: str) -> int | str:
         base = posixpath.basename(image)
-        candidates = (image, posixpath.splitext(image)[0], base, posixpath.splitext(base)[0])
-        for table, key in zip(self.keys, candidates, strict=True):
+        path, stem_path, name, stem = self.keys
+        for table, key in (
+            (path, image),
+            (stem_path, image),  # YOLO: the image's path without its extension
+            (stem_path, posixpath.splitext(image)[0]),
+            (name, base),
+            (stem, base),
+            (stem, posixpath.splitext(base)[0]),
+        ):
             found = table.get(key)
             if found is not None:
                 return found if found >= 0 else f"{image!r} matches several images"
