@@ -131,7 +131,11 @@ def test_coco_predictions_are_imported_as_a_source(
     assert result["predictions"] == 1 and result["skipped_count"] == 1
     _, items = ds.samples(limit=1000)
     sample = next(s for s in items if s["metadata"]["coco_id"] == image_id)
-    preds_stored = [lab for lab in ds.labels(sample["id"]) if lab["kind"] == "prediction"]
+    preds_stored = [
+        {k: v for k, v in lab.items() if k != "id"}
+        for lab in ds.labels(sample["id"])
+        if lab["kind"] == "prediction"
+    ]
     assert preds_stored == [
         {
             "kind": "prediction",
