@@ -81,6 +81,34 @@ def write_predictions(ds: Dataset, path: Path, seed: int, **kw) -> Path:
     return path
 
 
+def write_swapped(ds: Dataset, path: Path) -> tuple[dict, list[int], list[int], int]:
+    """The YOLO corpus's exact boxes with 9 Dead boxes called Tree, 4 Alive called Dead, the
+    first Tree box missed and one Alive box where nothing is, as a CSV table: (the boxes, the
+    positions of the Dead, Alive and missed ones)."""
+    gt = stored_boxes(ds, "gt")
+    classes = list(gt["class"])
+    dead = [i for i, c in enumerate(classes) if c == "Dead"][:9]
+    alive = [i for i, c in enumerate(classes) if c == "Alive"][:4]
+    missed = next(i for i, c in enumerate(classes) if c == "Tree")
+    predicted = list(classes)
+    for i in dead:
+        predicted[i] = "Tree"
+    for i in alive:
+        predicted[i] = "Dead"
+    keep = [i for i in range(len(classes)) if i != missed]
+    rows = {
+        "file_name": [gt["path"][i] for i in keep] + [gt["path"][0]],
+        "class": [predicted[i] for i in keep] + ["Alive"],
+        "x": [gt["x"][i] for i in keep] + [0.0],
+        "y": [gt["y"][i] for i in keep] + [0.0],
+        "w": [gt["w"][i] for i in keep] + [3.0],
+        "h": [gt["h"][i] for i in keep] + [3.0],
+        "score": [0.9] * len(keep) + [0.5],
+    }
+    pcsv.write_csv(pa.table(rows), path)
+    return gt, dead, alive, missed
+
+
 def reference(ds: Dataset, source: str, classwise: bool = True) -> COCOeval:
     """pycocotools' COCOeval over the same boxes, in the store's order."""
     classes = sorted(ds.row["categories"])
@@ -278,27 +306,7 @@ def test_confusions_are_counted_and_their_cells_filter_the_grid(
     """Exact boxes with known classes swapped: 9 Dead boxes predicted as Tree, 4 Alive as
     Dead; one Tree box missed; one box where nothing is."""
     ds = corpus.dataset("yolo_roboflow_trees")
-    gt = stored_boxes(ds, "gt")
-    classes = list(gt["class"])
-    dead = [i for i, c in enumerate(classes) if c == "Dead"][:9]
-    alive = [i for i, c in enumerate(classes) if c == "Alive"][:4]
-    missed = next(i for i, c in enumerate(classes) if c == "Tree")
-    predicted = list(classes)
-    for i in dead:
-        predicted[i] = "Tree"
-    for i in alive:
-        predicted[i] = "Dead"
-    keep = [i for i in range(len(classes)) if i != missed]
-    rows = {
-        "file_name": [gt["path"][i] for i in keep] + [gt["path"][0]],
-        "class": [predicted[i] for i in keep] + ["Alive"],
-        "x": [gt["x"][i] for i in keep] + [0.0],
-        "y": [gt["y"][i] for i in keep] + [0.0],
-        "w": [gt["w"][i] for i in keep] + [3.0],
-        "h": [gt["h"][i] for i in keep] + [3.0],
-        "score": [0.9] * len(keep) + [0.5],
-    }
-    pcsv.write_csv(pa.table(rows), tmp_path / "swapped.csv")
+    gt, dead, alive, missed = write_swapped(ds, tmp_path / "swapped.csv")
     ds.import_predictions(str(tmp_path / "swapped.csv"), "swapped")
     assert ds.evaluate("swapped", wait=True)["state"] == "done"
     metrics = ds.evaluations.get("swapped")["metrics"]

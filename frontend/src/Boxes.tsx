@@ -1,17 +1,44 @@
 import { classColor } from "./colors";
 
 export interface Box {
+  id?: number;
   kind: string;
   class: string | null;
   bbox: [number, number, number, number] | null;
   score?: number | null;
+  // From an evaluation (when the view has one): the box's outcome and confusion cell.
+  outcome?: "tp" | "fp" | "fn" | "ignored" | null;
+  iou?: number | null;
+  cell?: [string | null, string | null];
 }
 
-/** Boxes over an image of `width` x `height` pixels, in the class colour; predictions dashed.
- * `fit` matches the image's CSS object-fit, so the boxes land where the pixels are drawn. */
+const FP_RED = "#d62728";
+
+/** How a box is drawn: its class colour; with an evaluation, true positives solid, false
+ * positives dashed red, missed boxes (false negatives) dotted; without one, predictions
+ * dashed. */
+export function boxStyle(box: Box, stroke: number): { color: string; dash: string | undefined } {
+  if (box.outcome === "fp") return { color: FP_RED, dash: `${stroke * 3} ${stroke * 2}` };
+  if (box.outcome === "fn") return { color: classColor(box.class ?? ""), dash: `${stroke} ${stroke * 1.5}` };
+  if (box.outcome === "tp" || box.outcome === "ignored") return { color: classColor(box.class ?? ""), dash: undefined };
+  return {
+    color: classColor(box.class ?? ""),
+    dash: box.kind === "prediction" ? `${stroke * 3} ${stroke * 2}` : undefined,
+  };
+}
+
+/** Whether a box is in a confusion cell (ground truth, prediction; "" the background). */
+export function inCell(box: Box, cell: [string, string] | null): boolean {
+  if (!cell || !box.cell) return false;
+  return (box.cell[0] ?? "") === cell[0] && (box.cell[1] ?? "") === cell[1];
+}
+
+/** Boxes over an image of `width` x `height` pixels, styled by `boxStyle`; with a confusion
+ * `cell`, its boxes stand out and the others fade. `fit` matches the image's CSS object-fit,
+ * so the boxes land where the pixels are drawn. */
 export function BoxOverlay(
-  { width, height, boxes, fit }:
-  { width: number; height: number; boxes: Box[]; fit: "cover" | "fill" },
+  { width, height, boxes, fit, cell = null }:
+  { width: number; height: number; boxes: Box[]; fit: "cover" | "fill"; cell?: [string, string] | null },
 ) {
   const stroke = Math.max(width, height) / (fit === "cover" ? 100 : 250);
   return (
@@ -20,18 +47,25 @@ export function BoxOverlay(
       viewBox={`0 0 ${width} ${height}`}
       preserveAspectRatio={fit === "cover" ? "xMidYMid slice" : "none"}
     >
-      {boxes.filter((b) => b.bbox).map((b, i) => (
-        <rect
-          key={i}
-          data-class={b.class ?? ""}
-          data-kind={b.kind}
-          x={b.bbox![0]} y={b.bbox![1]} width={b.bbox![2]} height={b.bbox![3]}
-          fill="none"
-          stroke={classColor(b.class ?? "")}
-          strokeWidth={stroke}
-          strokeDasharray={b.kind === "prediction" ? `${stroke * 3} ${stroke * 2}` : undefined}
-        />
-      ))}
+      {boxes.filter((b) => b.bbox).map((b, i) => {
+        const { color, dash } = boxStyle(b, stroke);
+        const chosen = inCell(b, cell);
+        return (
+          <rect
+            key={b.id ?? i}
+            data-class={b.class ?? ""}
+            data-kind={b.kind}
+            data-outcome={b.outcome ?? ""}
+            data-cell={chosen ? "1" : undefined}
+            x={b.bbox![0]} y={b.bbox![1]} width={b.bbox![2]} height={b.bbox![3]}
+            fill="none"
+            stroke={color}
+            strokeWidth={chosen ? stroke * 2 : stroke}
+            strokeOpacity={cell && !chosen ? 0.3 : 1}
+            strokeDasharray={dash}
+          />
+        );
+      })}
     </svg>
   );
 }

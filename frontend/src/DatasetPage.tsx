@@ -2,6 +2,7 @@ import { useEffect, useMemo, useState } from "react";
 import { api, datasetPath, watchChanges } from "./api";
 import { setClassOrder } from "./colors";
 import { DuplicatesPanel } from "./DuplicatesPanel";
+import { EvaluationPanel } from "./EvaluationPanel";
 import { Grid, samplesUrl } from "./Grid";
 import { MapView, type Lasso } from "./MapView";
 import { SampleView } from "./SampleView";
@@ -21,6 +22,7 @@ export interface Selection extends Lasso {
 }
 
 const SORTS = ["id", "filename", "size_bytes", "width", "height", "num_labels", "uniqueness", "duplicate_group"];
+const EVALUATION_SORTS = ["eval.errors", "eval.fp", "eval.fn", "eval.tp"]; // with an evaluation
 const BOXES: [BoxKinds, string][] = [["all", "ground truth + predictions"], ["gt", "ground truth"], ["prediction", "predictions"], ["none", "none"]];
 
 /** The query string of the samples API for a view's filters and sort, within a selection. */
@@ -196,7 +198,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
         </fieldset>
         <label>Sort
           <select value={view.sort} onChange={(e) => set({ sort: e.target.value })}>
-            {SORTS.map((s) => <option key={s}>{s}</option>)}
+            {[...SORTS, ...(view.evaluation ? EVALUATION_SORTS : [])].map((s) => <option key={s}>{s}</option>)}
           </select>
           <select value={view.order} onChange={(e) => set({ order: e.target.value as "asc" | "desc" })}>
             <option value="asc">ascending</option>
@@ -233,6 +235,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
             query={query}
             total={total}
             boxes={view.boxes}
+            cell={view.cell}
             picked={picked}
             version={version}
             onPick={pick}
@@ -241,22 +244,43 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
         )}
       </section>
       <section className="map-panel" data-lasso={selection ? JSON.stringify(selection.polygon) : ""}>
-        {info && <MapView
-          dataset={name}
-          mapId={view.map}
-          color={view.color}
-          filters={filters}
-          lassoed={selection ? highlighted : null}
-          version={version}
-          onView={(patch) => navigate({ ...view, ...patch })}
-          onSelect={lasso}
-          onOpen={(id) => openSample(id)}
-        />}
+        <div className="map-stack">
+          <div className="panel-tabs" role="tablist">
+            {(["map", "evaluation"] as const).map((tab) => (
+              <button
+                key={tab}
+                role="tab"
+                aria-selected={view.tab === tab}
+                className={view.tab === tab ? "active" : undefined}
+                onClick={() => navigate({ ...view, tab })}
+              >
+                {tab === "map" ? "Map" : "Evaluation"}
+              </button>
+            ))}
+          </div>
+          {info && view.tab === "map" && <MapView
+            dataset={name}
+            mapId={view.map}
+            color={view.color}
+            evaluation={view.evaluation}
+            filters={filters}
+            lassoed={selection ? highlighted : null}
+            version={version}
+            onView={(patch) => navigate({ ...view, ...patch })}
+            onSelect={lasso}
+            onOpen={(id) => openSample(id)}
+          />}
+          {info && view.tab === "evaluation" && (
+            <EvaluationPanel dataset={name} view={view} version={version} navigate={(patch) => set(patch)} />
+          )}
+        </div>
       </section>
       {info && view.sample !== null && (
         <SampleView
           dataset={name}
           id={view.sample}
+          evaluation={view.evaluation}
+          cell={view.cell}
           open={(id) => openSample(id)}
           showGroup={(group) => set({ group, duplicates: false })}
           step={step}

@@ -27,9 +27,10 @@ export function samplesUrl(dataset: string, query: string, offset: number, limit
  * and the pages they need (and the next) are fetched as they come near. Each cell shows its
  * boxes (`boxes`: which kinds) and a box to pick it for tagging; `version` refetches. */
 export function Grid(
-  { dataset, query, total, boxes, picked, version, onPick, onOpen }:
+  { dataset, query, total, boxes, cell = null, picked, version, onPick, onOpen }:
   {
-    dataset: string; query: string; total: number; boxes: BoxKinds; picked: Set<number>;
+    dataset: string; query: string; total: number; boxes: BoxKinds; cell?: [string, string] | null;
+    picked: Set<number>;
     version: number; onPick: (id: number) => void; onOpen: (index: number, id: number) => void;
   },
 ) {
@@ -120,7 +121,7 @@ export function Grid(
                       <div className="thumb">
                         <img loading="lazy" src={thumbnailUrl(dataset, sample.id)} alt={sample.filename} />
                         {sample.boxes && sample.width && sample.height && (
-                          <BoxOverlay width={sample.width} height={sample.height} boxes={sample.boxes} fit="cover" />
+                          <BoxOverlay width={sample.width} height={sample.height} boxes={sample.boxes} fit="cover" cell={cell} />
                         )}
                         <input
                           type="checkbox"

@@ -5,8 +5,9 @@ import { classColorRgba } from "./colors";
 import { JobBar } from "./JobBar";
 import { selectInside, type Point } from "./lasso";
 import { fitArea, frameOf, toUnit } from "./mapView";
-import { codesFor, fetchMatching, fetchPoints, matchMask, type MapPoints } from "./points";
-import type { ColorBy, ViewState } from "./url";
+import { tableFromIPC } from "apache-arrow";
+import { codesFor, COUNT_BUCKETS, countCodes, fetchMatching, fetchPoints, matchMask, type MapPoints } from "./points";
+import { COUNT_COLORS, type ColorBy, type ViewState } from "./url";
 
 interface MapRow {
   id: number;
@@ -30,9 +31,9 @@ const FADED = 0.08; // opacity of the points the sidebar's filters leave out
  * pan with the mouse, lasso with Shift + drag, colour by class, split or tag; the points the
  * sidebar's filters leave out fade. Without a map, a button embeds the images and makes one. */
 export function MapView(
-  { dataset, mapId, color, filters, lassoed, version, onView, onSelect, onOpen }:
+  { dataset, mapId, color, evaluation = null, filters, lassoed, version, onView, onSelect, onOpen }:
   {
-    dataset: string; mapId: number | null; color: ColorBy; filters: string;
+    dataset: string; mapId: number | null; color: ColorBy; evaluation?: string | null; filters: string;
     lassoed: Int32Array | null; version: number; onView: (patch: Partial<ViewState>) => void;
     onSelect: (s: Lasso | null) => void; onOpen: (id: number) => void;
   },
@@ -111,6 +112,9 @@ export function MapView(
             <option value="class">class</option>
             <option value="split">split</option>
             <option value="tag">tag</option>
+            {evaluation && <option value="errors">errors (FP + FN)</option>}
+            {evaluation && <option value="fp">false positives</option>}
+            {evaluation && <option value="fn">missed boxes</option>}
           </select>
         </label>
       </div>
@@ -120,7 +124,8 @@ export function MapView(
         key={current.id}
         dataset={dataset}
         mapId={current.id}
-        color={color}
+        color={evaluation || !isCount(color) ? color : "class"}
+        evaluation={evaluation}
         filters={filters}
         lassoed={lassoed}
         version={version}
@@ -159,6 +164,50 @@ function rgba(name: string | null): [number, number, number, number] {
   return name ? classColorRgba(name) : NONE;
 }
 
+const isCount = (color: ColorBy) => (COUNT_COLORS as readonly string[]).includes(color);
+
+interface Colouring {
+  codes: Uint8Array | Uint16Array;
+  names: (string | null)[]; // by code; null: none
+  colors: [number, number, number, number][];
+}
+
+/** The points' colours: categorical from their codes (class, split, tag), or an evaluation's
+ * per-sample count (false positives, missed boxes, both) in buckets of a sequential ramp. */
+function useColouring(
+  dataset: string, points: MapPoints | null, color: ColorBy, evaluation: string | null, version: number,
+): Colouring | null {
+  const [counts, setCounts] = useState<{ key: string; ids: Int32Array; fp: Int32Array; fn: Int32Array } | null>(null);
+  const key = `${evaluation}:${version}`;
+  useEffect(() => {
+    if (!evaluation || !isCount(color)) return;
+    let live = true;
+    fetch(`${datasetPath(dataset)}/evaluations/${encodeURIComponent(evaluation)}/samples`)
+      .then((r) => r.arrayBuffer())
+      .then((bytes) => {
+        const table = tableFromIPC(new Uint8Array(bytes));
+        const column = (name: string) => table.getChild(name)!.toArray() as Int32Array;
+        if (live) setCounts({ key, ids: column("sample_id"), fp: column("fp"), fn: column("fn") });
+      })
+      .catch(() => undefined);
+    return () => { live = false; };
+  }, [dataset, evaluation, color, key]); // eslint-disable-line react-hooks/exhaustive-deps
+  return useMemo(() => {
+    if (!points) return null;
+    if (!isCount(color)) {
+      const names = points.legend[color as "class" | "split" | "tag"];
+      return { codes: codesFor(points, color), names, colors: names.map(rgba) };
+    }
+    if (!counts || counts.key !== key) return null;
+    const values = color === "fp" ? counts.fp : color === "fn" ? counts.fn : counts.fp.map((v, i) => v + counts.fn[i]);
+    return {
+      codes: countCodes(points.sampleIds, counts.ids, values),
+      names: [null, ...COUNT_BUCKETS.map((b) => b.name)],
+      colors: [NONE, ...COUNT_BUCKETS.map((b) => b.rgba)],
+    };
+  }, [points, color, counts, key]);
+}
+
 /** For each point with the smallest and largest x and y, where it is on screen: the plot's
  * data -> screen mapping is a scale and shift per axis (rotation is off), so two points per
  * axis give it exactly, and its inverse takes a lasso drawn on screen into data space. */
@@ -184,9 +233,10 @@ function screenMapping(plot: Plot, xs: Float32Array, ys: Float32Array) {
 }
 
 function Scatter(
-  { dataset, mapId, color, filters, lassoed, version, prefetched, onSelect, onOpen }:
+  { dataset, mapId, color, evaluation, filters, lassoed, version, prefetched, onSelect, onOpen }:
   {
-    dataset: string; mapId: number; color: ColorBy; filters: string; lassoed: Int32Array | null;
+    dataset: string; mapId: number; color: ColorBy; evaluation: string | null; filters: string;
+    lassoed: Int32Array | null;
     version: number; prefetched: Promise<MapPoints> | null; onSelect: (s: Lasso | null) => void;
     onOpen: (id: number) => void;
   },
@@ -198,6 +248,7 @@ function Scatter(
     { plot: Plot; xs: Float32Array; ys: Float32Array; index: Promise<ArrayBuffer | undefined> } | null
   >(null);
   const [points, setPoints] = useState<MapPoints | null>(null);
+  const colouring = useColouring(dataset, points, color, evaluation, version);
   const [matched, setMatched] = useState<Uint8Array | null>(null);
   const [drawn, setDrawn] = useState(0);
   const [hover, setHover] = useState<{ id: number; x: number; y: number } | null>(null);
@@ -336,20 +387,19 @@ function Scatter(
 
   useEffect(() => {  // colours, fading and the lasso's highlight: drawn again on the same plot
     const current = plot.current;
-    if (!points || !current) return;
-    const names = points.legend[color];
+    if (!points || !current || !colouring) return;
     let opacity: Uint8Array;
     if (matched && inLasso) opacity = matched.map((v, i) => v & inLasso[i]);
     else opacity = matched ?? inLasso ?? new Uint8Array(points.count).fill(1);
     current.plot.set({
       colorBy: "valueA",
-      pointColor: names.map(rgba),
+      pointColor: colouring.colors,
       opacityBy: "valueB",
       opacity: [FADED, 1],
     });
     current.index
       .then((spatialIndex) => current.plot.draw(
-        { x: current.xs, y: current.ys, valueA: codesFor(points, color), valueB: opacity },
+        { x: current.xs, y: current.ys, valueA: colouring.codes, valueB: opacity },
         {
           preventFilterReset: true,
           zDataType: "categorical",
@@ -368,12 +418,12 @@ function Scatter(
           return n + 1;
         });
       });
-  }, [points, color, matched, inLasso]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [points, colouring, matched, inLasso]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const present = useMemo(() => {  // the legend's entries: a pass over every point
-    const seen = new Set(points ? codesFor(points, color) : []);
+    const seen = new Set(colouring ? colouring.codes : []);
     return [...seen].sort((a, b) => a - b);
-  }, [points, color]);
+  }, [colouring]);
   const kept = useMemo(() => (matched ? matched.reduce((sum, v) => sum + v, 0) : null), [matched]);
   return (
     <div
@@ -397,15 +447,16 @@ function Scatter(
           alt={`sample ${hover.id}`}
         />
       )}
-      {points && (
-        <ul className="legend" data-testid="legend">
+      {points && colouring && (
+        <ul className="legend" data-testid="legend" data-color={color}>
+          {isCount(color) && <li className="legend-title">{color === "errors" ? "FP + FN" : color === "fp" ? "false positives" : "missed boxes"} per image</li>}
           {present.map((code) => {
-            const name = points.legend[color][code];
-            const [r, g, b] = rgba(name);
+            const name = colouring.names[code];
+            const [r, g, b] = colouring.colors[code] ?? NONE;
             return (
               <li key={code}>
                 <span style={{ background: `rgb(${r * 255}, ${g * 255}, ${b * 255})` }} />
-                {name ?? "(none)"}
+                {name ?? (isCount(color) ? "not evaluated" : "(none)")}
               </li>
             );
           })}

@@ -19,6 +19,15 @@ interface SampleDetail {
   labels: Label[];
 }
 
+/** A box's outcome in words: "TP (IoU 0.83)", "FP: a Dead box", "missed (called Tree)". */
+function describe(l: Box): string {
+  const iou = l.iou != null ? ` (IoU ${l.iou.toFixed(2)})` : "";
+  if (l.outcome === "tp") return `TP${iou}`;
+  if (l.outcome === "fp") return l.cell?.[0] ? `FP: a ${l.cell[0]} box${iou}` : "FP";
+  if (l.outcome === "fn") return l.cell?.[1] ? `missed (called ${l.cell[1]})` : "missed";
+  return l.outcome ?? "";
+}
+
 interface Neighbour {
   sample_id: number;
   distance: number;
@@ -28,9 +37,10 @@ interface Neighbour {
 /** One sample over the page: the image with its boxes, labels, metadata, tags, nearest
  * neighbours and duplicate group. Esc closes; the arrow keys step through the grid. */
 export function SampleView(
-  { dataset, id, open, showGroup, step, close }:
+  { dataset, id, evaluation = null, cell = null, open, showGroup, step, close }:
   {
-    dataset: string; id: number; open: (id: number) => void; showGroup: (group: number) => void;
+    dataset: string; id: number; evaluation?: string | null; cell?: [string, string] | null;
+    open: (id: number) => void; showGroup: (group: number) => void;
     step: (delta: number) => void; close: () => void;
   },
 ) {
@@ -39,7 +49,22 @@ export function SampleView(
   const [warning, setWarning] = useState<string | null>(null);
   const [group, setGroup] = useState<{ id: number; path: string }[]>([]);
   const [note, setNote] = useState<string | null>(null);
+  const [outcomes, setOutcomes] = useState<Map<number, Box>>(new Map());
   const base = datasetPath(dataset);
+
+  useEffect(() => {  // with an evaluation: each box's outcome and confusion cell
+    setOutcomes(new Map());
+    if (!evaluation) return;
+    let live = true;
+    api<{ items: { boxes: Box[] }[] }>(`${base}/samples/query`, {
+      method: "POST",
+      body: JSON.stringify({ ids: [id], evaluation, boxes: "all", limit: 1 }),
+    }).then(
+      (r) => { if (live) setOutcomes(new Map((r.items[0]?.boxes ?? []).map((b) => [b.id!, b]))); },
+      () => undefined,
+    );
+    return () => { live = false; };
+  }, [base, id, evaluation]);
 
   useEffect(() => {
     setSample(null);
@@ -78,6 +103,8 @@ export function SampleView(
     return () => window.removeEventListener("keydown", onKey);
   }, [close, step]);
 
+  // The labels with their outcomes (only evaluated boxes have one).
+  const labels: Label[] = (sample?.labels ?? []).map((l) => ({ ...l, ...(l.id !== undefined ? outcomes.get(l.id) : {}) }));
   return (
     <div className="overlay" onClick={close}>
       <div className="sample" role="dialog" aria-label={`sample ${id}`} onClick={(e) => e.stopPropagation()}>
@@ -88,7 +115,7 @@ export function SampleView(
             <div className="picture" data-testid="picture">
               <img src={`${base}/samples/${id}/image`} alt={sample.path} />
               {sample.width && sample.height && (
-                <BoxOverlay width={sample.width} height={sample.height} boxes={sample.labels} fit="fill" />
+                <BoxOverlay width={sample.width} height={sample.height} boxes={labels} fit="fill" cell={cell} />
               )}
             </div>
             <div className="details">
@@ -99,14 +126,17 @@ export function SampleView(
               </p>
               {sample.tags.length > 0 && <p>tags: {sample.tags.join(", ")}</p>}
               <table className="labels">
-                <thead><tr><th>class</th><th>kind</th><th>box</th><th>score</th></tr></thead>
+                <thead>
+                  <tr><th>class</th><th>kind</th><th>box</th><th>score</th>{evaluation && <th>outcome</th>}</tr>
+                </thead>
                 <tbody>
-                  {sample.labels.map((l, i) => (
-                    <tr key={i}>
+                  {labels.map((l, i) => (
+                    <tr key={i} data-outcome={l.outcome ?? ""}>
                       <td>{l.class}</td>
                       <td>{l.kind === "gt" ? "ground truth" : `${l.kind} (${l.source})`}</td>
                       <td>{l.bbox?.map((v) => Math.round(v)).join(", ")}</td>
                       <td>{l.score?.toFixed(2)}</td>
+                      {evaluation && <td>{describe(l)}</td>}
                     </tr>
                   ))}
                 </tbody>

@@ -1,6 +1,6 @@
 import { Float32, Table, makeVector, tableToIPC, vectorFromArray } from "apache-arrow";
 import { describe, expect, it } from "vitest";
-import { codesFor, decodePoints, matchMask } from "./points";
+import { codesFor, countCodes, decodePoints, matchMask } from "./points";
 
 describe("map points", () => {
   it("decode from an Arrow IPC stream with the legend", () => {
@@ -35,5 +35,13 @@ describe("map points", () => {
   it("refuse a stream without the columns", () => {
     const table = new Table({ other: vectorFromArray([1, 2], new Float32()) });
     expect(() => decodePoints(tableToIPC(table, "stream"))).toThrow(/no column sample_id/);
+  });
+});
+
+describe("error counts on the map", () => {
+  it("buckets each point's count and leaves samples that were not evaluated at 0", () => {
+    const points = new Int32Array([1, 2, 3, 5, 8, 9]);
+    const ids = new Int32Array([2, 3, 5, 8, 9]);
+    expect(Array.from(countCodes(points, ids, [0, 1, 4, 12, 2]))).toEqual([0, 1, 2, 4, 6, 3]);
   });
 });

@@ -66,3 +66,31 @@ export async function fetchMatching(dataset: string, filters: string): Promise<I
   if (!response.ok) throw new Error(`${url}: ${response.status}`);
   return new Int32Array(await response.arrayBuffer());
 }
+
+/** The buckets of a per-sample error count on the map, and their colours (a sequential ramp
+ * from pale to dark red; grey: not evaluated). Code 0 is "not evaluated". */
+export const COUNT_BUCKETS: { name: string; from: number; rgba: [number, number, number, number] }[] = [
+  { name: "0", from: 0, rgba: [0.85, 0.88, 0.92, 1] },
+  { name: "1", from: 1, rgba: [0.99, 0.8, 0.55, 1] },
+  { name: "2", from: 2, rgba: [0.99, 0.6, 0.35, 1] },
+  { name: "3–4", from: 3, rgba: [0.93, 0.38, 0.2, 1] },
+  { name: "5–9", from: 5, rgba: [0.78, 0.15, 0.12, 1] },
+  { name: "10+", from: 10, rgba: [0.5, 0.0, 0.05, 1] },
+];
+
+/** For each map point, the bucket code (1..) of its sample's count, 0 if the sample was not
+ * evaluated. `countIds` ascending, as the server sends them; `sampleIds` ascending too. */
+export function countCodes(sampleIds: Int32Array, countIds: Int32Array, counts: ArrayLike<number>): Uint8Array {
+  const codes = new Uint8Array(sampleIds.length);
+  let j = 0;
+  for (let i = 0; i < sampleIds.length; i++) {
+    while (j < countIds.length && countIds[j] < sampleIds[i]) j++;
+    if (j < countIds.length && countIds[j] === sampleIds[i]) {
+      const n = counts[j];
+      let bucket = 0;
+      while (bucket + 1 < COUNT_BUCKETS.length && n >= COUNT_BUCKETS[bucket + 1].from) bucket++;
+      codes[i] = bucket + 1;
+    }
+  }
+  return codes;
+}

@@ -23,6 +23,22 @@ describe("URL state", () => {
       ...DEFAULT_VIEW, dataset: "a b",
     });
   });
+  it("round-trips an evaluation, its filters, a confusion cell and the tab", () => {
+    const view = {
+      ...DEFAULT_VIEW, dataset: "d", evaluation: "yolo v8", outcome: "fp" as const,
+      cell: ["Dead", ""] as [string, string], tab: "evaluation" as const, color: "errors" as const,
+      sort: "eval.errors",
+    };
+    const text = formatView(view);
+    expect(text).toBe(
+      "?dataset=d&sort=eval.errors&color=errors&eval=yolo+v8&outcome=fp&cell=%5B%22Dead%22%2C%22%22%5D&tab=evaluation",
+    );
+    expect(parseView(text)).toEqual(view);
+    expect(filterParams(view).toString()).toBe(
+      "evaluation=yolo+v8&outcome=fp&confusion_gt=Dead&confusion_pred=",
+    );
+    expect(parseView("?cell=%5B1%5D&tab=x").cell).toBeNull();
+  });
   it("gives the samples API's filter names", () => {
     const view = { ...DEFAULT_VIEW, cls: "car", duplicates: true, uniquenessMin: 0.5, sort: "filename" };
     expect(filterParams(view).toString()).toBe("class=car&has_duplicates=true&uniqueness_min=0.5");

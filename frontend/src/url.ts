@@ -1,7 +1,10 @@
 // The view's state lives in the URL, so a reload or a shared link shows the same view.
 
 export type BoxKinds = "all" | "gt" | "prediction" | "none";
-export type ColorBy = "class" | "split" | "tag";
+export type ColorBy = "class" | "split" | "tag" | "fp" | "fn" | "errors";
+export const COUNT_COLORS = ["fp", "fn", "errors"] as const; // from an evaluation's counts
+export type Outcome = "tp" | "fp" | "fn" | "error" | "confused";
+export type Tab = "map" | "evaluation";
 
 export interface ViewState {
   dataset: string | null;
@@ -19,19 +22,37 @@ export interface ViewState {
   color: ColorBy;
   map: number | null;
   sample: number | null;
+  evaluation: string | null; // an evaluation's name: box outcomes, its filters and sorts
+  outcome: Outcome | null;
+  cell: [string, string] | null; // a confusion cell: ground truth, prediction ("" = background)
+  tab: Tab;
 }
 
 export const DEFAULT_VIEW: ViewState = {
   dataset: null, split: null, cls: null, tag: null, filename: null,
   duplicates: false, group: null, uniquenessMin: null, uniquenessMax: null,
   sort: "id", order: "asc", boxes: "all", color: "class", map: null, sample: null,
+  evaluation: null, outcome: null, cell: null, tab: "map",
 };
 
 const KEYS: Record<keyof ViewState, string> = {
   dataset: "dataset", split: "split", cls: "class", tag: "tag", filename: "q",
   duplicates: "dups", group: "group", uniquenessMin: "umin", uniquenessMax: "umax",
   sort: "sort", order: "order", boxes: "boxes", color: "color", map: "map", sample: "sample",
+  evaluation: "eval", outcome: "outcome", cell: "cell", tab: "tab",
 };
+
+function cellOf(value: string | null): [string, string] | null {
+  if (value === null) return null;
+  try {
+    const found = JSON.parse(value);
+    return Array.isArray(found) && found.length === 2 && found.every((v) => typeof v === "string")
+      ? [found[0], found[1]]
+      : null;
+  } catch {
+    return null;
+  }
+}
 
 function integer(value: string | null): number | null {
   if (value === null || !/^\d+$/.test(value)) return null;
@@ -64,9 +85,15 @@ export function parseView(search: string): ViewState {
     sort: text("sort") ?? DEFAULT_VIEW.sort,
     order: params.get("order") === "desc" ? "desc" : "asc",
     boxes: oneOf(text("boxes"), ["all", "gt", "prediction", "none"] as const, DEFAULT_VIEW.boxes),
-    color: oneOf(text("color"), ["class", "split", "tag"] as const, DEFAULT_VIEW.color),
+    color: oneOf(text("color"), ["class", "split", "tag", ...COUNT_COLORS] as const, DEFAULT_VIEW.color),
     map: integer(text("map")),
     sample: integer(text("sample")),
+    evaluation: text("evaluation"),
+    outcome: params.has(KEYS.outcome)
+      ? oneOf(text("outcome"), ["tp", "fp", "fn", "error", "confused"] as const, "error")
+      : null,
+    cell: cellOf(text("cell")),
+    tab: oneOf(text("tab"), ["map", "evaluation"] as const, DEFAULT_VIEW.tab),
   };
 }
 
@@ -76,7 +103,8 @@ export function formatView(view: ViewState): string {
   for (const key of Object.keys(KEYS) as (keyof ViewState)[]) {
     const value = view[key];
     if (value === null || value === DEFAULT_VIEW[key]) continue;
-    params.set(KEYS[key], typeof value === "boolean" ? "1" : String(value));
+    const shown = typeof value === "boolean" ? "1" : Array.isArray(value) ? JSON.stringify(value) : String(value);
+    params.set(KEYS[key], shown);
   }
   const text = params.toString();
   return text ? `?${text}` : "";
@@ -93,5 +121,13 @@ export function filterParams(view: ViewState): URLSearchParams {
   if (view.group !== null) params.set("duplicate_group", String(view.group));
   if (view.uniquenessMin !== null) params.set("uniqueness_min", String(view.uniquenessMin));
   if (view.uniquenessMax !== null) params.set("uniqueness_max", String(view.uniquenessMax));
+  if (view.evaluation) {
+    params.set("evaluation", view.evaluation);
+    if (view.outcome) params.set("outcome", view.outcome);
+    if (view.cell) {
+      params.set("confusion_gt", view.cell[0]);
+      params.set("confusion_pred", view.cell[1]);
+    }
+  }
   return params;
 }

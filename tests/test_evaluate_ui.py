@@ -1,0 +1,98 @@
+"""The Evaluation panel in Chromium, on the YOLO corpus with known mistakes: per-class table,
+PR curves, the confusion matrix whose cells filter the grid with their boxes highlighted,
+box styles by outcome, the outcome filter, the error sort and the map coloured by errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from conftest import Server, ingest
+from playwright.sync_api import Browser, expect
+from test_evaluate import DATA, write_swapped
+
+from visor.config import Settings
+from visor.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict]]:
+    home = tmp_path_factory.mktemp("evaluate-ui")
+    ws = Workspace(Settings(home=home))
+    ingest(ws, DATA / "yolo_roboflow_trees", "trees")
+    ds = ws.dataset("trees")
+    gt, dead, alive, missed = write_swapped(ds, home / "swapped.csv")
+    ds.import_predictions(str(home / "swapped.csv"), "swapped")
+    assert ds.evaluate("swapped", wait=True)["state"] == "done"
+    ds.embed("random:dinov2-tiny", precision="fp32", batch_size=8, wait=True)
+    ds.make_map("random:dinov2-tiny", "pca", wait=True)
+    facts = {
+        "dead_samples": len({gt["sample_id"][i] for i in dead}),
+        "fn_samples": len({gt["sample_id"][i] for i in [*dead, *alive, missed]}),
+    }
+    ws.close()
+    server = Server(home).start()
+    yield server, facts
+    server.stop()
+
+
+def test_evaluation_panel_and_confusion_cell_filter(
+    browser: Browser, served: tuple[Server, dict]
+) -> None:
+    server, facts = served
+    page = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US").new_page()
+    page.goto(f"{server.url}/?dataset=trees&tab=evaluation")
+    panel = page.get_by_test_id("evaluation-panel")
+    expect(panel.get_by_test_id("evaluation-summary")).to_contain_text(
+        "at IoU 0.5: 87 TP, 14 FP, 14 FN"
+    )
+    expect(page).to_have_url(f"{server.url}/?dataset=trees&eval=swapped&tab=evaluation")
+    table = panel.get_by_test_id("class-table")
+    expect(table.locator("tbody tr")).to_have_count(3)
+    table.get_by_text("FN", exact=True).click()  # sort by missed boxes, fewest first
+    expect(table.locator("tbody tr").first).to_have_attribute("data-class", "Tree")
+    expect(panel.get_by_test_id("pr-curves").locator("polyline")).to_have_count(3)
+    matrix = panel.get_by_test_id("confusion")
+    expect(matrix.locator("td")).to_have_count(16)
+    matrix.locator('td[data-cell=\'["Dead","Tree"]\']').click()
+    expect(page.get_by_test_id("count")).to_have_text(f"{facts['dead_samples']} samples")
+    assert "cell=" in page.url
+    grid = page.get_by_test_id("grid")
+    # In every cell of the grid, the highlighted boxes are the cell's (Dead boxes called Tree).
+    expect(grid.locator("rect[data-cell='1']").first).to_be_attached()
+    kinds = grid.locator("rect[data-cell='1']").evaluate_all(
+        "rs => rs.map(r => r.dataset.kind + ':' + r.dataset.class + ':' + r.dataset.outcome)"
+    )
+    assert set(kinds) == {"gt:Dead:fn", "prediction:Tree:fp"}
+    # False positives are drawn dashed red, true positives solid.
+    fp = grid.locator("rect[data-outcome='fp']").first
+    assert fp.get_attribute("stroke") == "#d62728" and fp.get_attribute("stroke-dasharray")
+    tp = grid.locator("rect[data-outcome='tp']").first
+    assert tp.get_attribute("stroke-dasharray") is None
+    # The outcome filter and the error sort, kept in the URL.
+    panel.get_by_label("outcome").select_option("fn")
+    expect(page.get_by_test_id("count")).to_have_text(f"{facts['fn_samples']} samples")
+    page.locator("select").filter(has_text="eval.errors").first.select_option("eval.errors")
+    assert "sort=eval.errors" in page.url and "outcome=fn" in page.url
+    page.reload()
+    expect(page.get_by_test_id("count")).to_have_text(f"{facts['fn_samples']} samples")
+    # The map coloured by each image's errors, with its legend.
+    page.get_by_role("tab", name="Map").click()
+    page.get_by_label("colour by").select_option("errors")
+    legend = page.get_by_test_id("legend")
+    expect(legend).to_have_attribute("data-color", "errors")
+    expect(legend).to_contain_text("FP + FN per image")
+    page.context.close()
+
+
+def test_sample_view_says_each_box_outcome(browser: Browser, served: tuple[Server, dict]) -> None:
+    server, _ = served
+    page = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US").new_page()
+    page.goto(f"{server.url}/?dataset=trees&eval=swapped&outcome=confused")
+    page.get_by_test_id("grid").locator("img").first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator("tr[data-outcome='fp']").first).to_be_attached()
+    text = dialog.locator("table.labels").inner_text()
+    assert "FP: a Dead box" in text or "FP: a Alive box" in text
+    assert "missed (called" in text
+    page.context.close()
