@@ -98,7 +98,10 @@ def ranked_predictions(
     the first `max_det` of each group: (positions in the input, group keys, ranks)."""
     assert dt.score is not None
     groups = group_keys(dt, classwise, num_classes)
-    order = np.lexsort((np.arange(len(dt)), dt.cls, -dt.score, groups))
+    # lexsort is stable: equal keys keep the input order. Within a class-wise group the
+    # class is the same, so only the agnostic order needs it.
+    keys = (-dt.score, groups) if classwise else (dt.cls, -dt.score, groups)
+    order = np.lexsort(keys)
     groups = groups[order]
     starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
     rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
@@ -130,7 +133,7 @@ def match(
 
     # Ground truth sorted by group, then class and input order (COCO's order within a group).
     gt_groups = group_keys(gt, classwise, num_classes)
-    gt_order = np.lexsort((np.arange(G), gt.cls, gt_groups))
+    gt_order = np.lexsort((gt_groups,) if classwise else (gt.cls, gt_groups))
     sorted_groups = gt_groups[gt_order]
     first = np.searchsorted(sorted_groups, dt_groups, "left")
     count = np.searchsorted(sorted_groups, dt_groups, "right") - first
@@ -144,7 +147,8 @@ def match(
     floor = np.minimum(thresholds, 1 - 1e-10)
     can = iou >= (floor.min() if T else np.inf)
     pair_dt, pair_gt, pair_pos, iou = pair_dt[can], pair_gt[can], pair_pos[can], iou[can]
-    order = np.lexsort((pair_pos, pair_dt, rank[pair_dt]))
+    # Pairs come by prediction, then COCO's order of the boxes: only the round is sorted.
+    order = np.argsort(rank[pair_dt], kind="stable")
     pair_dt, pair_gt, iou = pair_dt[order], pair_gt[order], iou[order]
 
     dt_matched = np.zeros((rows, D), bool)

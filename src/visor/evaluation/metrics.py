@@ -70,10 +70,7 @@ def accumulate(
     # COCO's order: by class, score descending, then image and the place in the image's list.
     order = np.lexsort((matching.rank, dt.image[idx], -dt.score[idx], cls))
     cls, rank = cls[order], matching.rank[order]
-    starts = np.searchsorted(cls, np.arange(K + 1))
-    seg_start, seg_end = starts[:-1], starts[1:]
-    count = seg_end - seg_start
-    seg_of = np.repeat(np.arange(K), count)
+    classes = np.arange(K + 1)
 
     precision = np.zeros((T, R, K, A, M))
     recall = np.zeros((T, K, A, M))
@@ -86,34 +83,31 @@ def accumulate(
         npig = positives[:, a]
         needed = _counts_needed(npig)  # (K, R)
         for m, limit in enumerate(max_dets):
-            kept = counted & (rank < limit)[None]
-            tp = matched & kept
-            fp = ~matched & kept
+            within = rank < limit
             for t in range(T):
-                tpc = _segment_cumsum(tp[t], seg_start, seg_of)
-                fpc = _segment_cumsum(fp[t], seg_start, seg_of)
-                last = np.maximum(seg_end - 1, 0)
-                ntp = np.where(count > 0, tpc[last], 0) if len(tpc) else np.zeros(K, np.int64)
-                nfp = np.where(count > 0, fpc[last], 0) if len(fpc) else np.zeros(K, np.int64)
-                tp_total[t, :, a, m], fp_total[t, :, a, m] = ntp, nfp
+                # Ignored predictions (and those past the limit) count as neither TP nor FP:
+                # they only repeat the point before them on the curve, so they are left out.
+                keep = np.flatnonzero(counted[t] & within)
+                starts = np.searchsorted(cls[keep], classes)
+                seg_start, seg_end = starts[:-1], starts[1:]
+                count = seg_end - seg_start
+                tp = matched[t, keep]
+                tpc = np.cumsum(tp, dtype=np.int64)
+                tpc -= np.repeat(np.r_[0, tpc][seg_start], count)
+                # TP + FP at each point is its place in its class's list: COCO's tp + fp.
+                seen = np.arange(1, len(keep) + 1) - np.repeat(seg_start, count)
+                ntp = np.where(count > 0, np.r_[tpc, 0][np.maximum(seg_end - 1, 0)], 0)
+                tp_total[t, :, a, m], fp_total[t, :, a, m] = ntp, count - ntp
                 with np.errstate(divide="ignore", invalid="ignore"):
                     recall[t, :, a, m] = ntp / npig
-                pr = tpc.astype(np.float64) / (
-                    fpc.astype(np.float64) + tpc.astype(np.float64) + np.spacing(1)
-                )
+                pr = tpc / (seen.astype(np.float64) + np.spacing(1))
                 precision[t, :, :, a, m] = _interpolated(
-                    pr, np.flatnonzero(tp[t]), needed, ntp, seg_start, seg_end
+                    pr, np.flatnonzero(tp), needed, ntp, seg_start, seg_end
                 ).T
         absent = npig == 0
         precision[:, :, absent, a, :] = -1
         recall[:, absent, a, :] = -1
     return Curves(precision, recall, positives, tp_total, fp_total)
-
-
-def _segment_cumsum(flags: np.ndarray, seg_start: np.ndarray, seg_of: np.ndarray) -> np.ndarray:
-    total = np.cumsum(flags, dtype=np.int64)
-    before = np.r_[0, total][seg_start]
-    return total - before[seg_of]
 
 
 def _counts_needed(npig: np.ndarray) -> np.ndarray:

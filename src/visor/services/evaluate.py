@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from visor.errors import InvalidInput, NotFound
 from visor.evaluation.matching import AREA_RANGES, Boxes, Matching, match, pair_iou
@@ -165,9 +166,9 @@ def _boxes(
         + " ORDER BY id",
         [dataset_id, kind, *([source] if source is not None else [])],
     )
-    cols = {c: table[c].to_numpy(zero_copy_only=False) for c in table.column_names}
-    index = {c: i for i, c in enumerate(classes)}
-    cls = np.array([index.get(c, -1) for c in cols["class"]], np.int64)
+    cols = {c: table[c].to_numpy(zero_copy_only=False) for c in table.column_names if c != "class"}
+    found = pc.index_in(table["class"], value_set=pa.array(classes, pa.string()))
+    cls = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     known = cls >= 0  # predictions were checked at import; this guards older stores
     xywh = np.stack([cols[c] for c in ("x", "y", "w", "h")], axis=1).astype(np.float64)
     samples = cols["sample_id"].astype(np.int64)[known]
@@ -243,7 +244,10 @@ def _outcomes(
         {
             "sample_id": pa.array(np.r_[dt_samples, gt_samples].astype(np.int32)),
             "label_id": pa.array(np.r_[dt_ids, gt_ids]),
-            "kind": pa.array(["prediction"] * D + ["gt"] * G),
+            "kind": pa.DictionaryArray.from_arrays(
+                pa.array(np.r_[np.zeros(D, np.int8), np.ones(G, np.int8)]),
+                pa.array(["prediction", "gt"]),
+            ).cast(pa.string()),
             "outcome": column(np.r_[dt_outcome, gt_outcome], _OUTCOMES),
             "iou": pa.array(
                 np.r_[dt_iou, gt_iou].astype(np.float32), mask=np.isnan(np.r_[dt_iou, gt_iou])
