@@ -323,11 +323,12 @@ def test_confusions_are_counted_and_their_cells_filter_the_grid(
     dead_samples = {gt["sample_id"][i] for i in dead}
     assert {b["sample_id"] for b in cell["boxes"]} == dead_samples
     ev_id = ds.evaluations.id_of("swapped")
-    total, _ = ds.samples(SampleFilter(evaluation_id=ev_id, confusion=("Dead", "Tree")))
+    total, _ = ds.samples(SampleFilter(evaluation="swapped", confusion=("Dead", "Tree")))
     assert total == len(dead_samples)
-    total, _ = ds.samples(SampleFilter(evaluation_id=ev_id, outcome="fn"))
+    total, _ = ds.samples(SampleFilter(evaluation="swapped", outcome="fn"))
     assert total == len({gt["sample_id"][i] for i in [missed, *dead, *alive]})
-    total, page = ds.samples(SampleFilter(evaluation_id=ev_id), sort="eval.errors", descending=True)
+    by_errors = SampleFilter(evaluation="swapped")
+    total, page = ds.samples(by_errors, sort="eval.errors", descending=True)
     found = dict(
         ds.store.query(
             "SELECT sample_id, fp + fn FROM evaluation_samples WHERE evaluation_id = ?", [ev_id]
@@ -477,6 +478,8 @@ def test_evaluate_from_the_cli_and_over_http(tmp_path: Path) -> None:
     )
     assert "worst classes" in done.stdout
     assert "?dataset=trees&eval=m1" in done.stdout
+    done = run_cli(home, "evaluations", "trees")
+    assert done.returncode == 0 and "m1" in done.stdout and "AP50" in done.stdout
     done = run_cli(home, "evaluate", "trees", "--source", "nope")
     assert done.returncode == 1 and "no predictions from 'nope'" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
@@ -516,5 +519,23 @@ def test_evaluate_from_the_cli_and_over_http(tmp_path: Path) -> None:
             assert sum(counts["tp"].to_pylist()) == one["metrics"]["counts"]["tp"]
             missing = client.get("/api/datasets/trees/evaluations/none")
             assert missing.status_code == 404 and "no evaluation 'none'" in missing.text
+        # The same from Python, through the server.
+        import visor
+
+        with visor.open(home) as remote:
+            assert type(remote).__name__ == "RemoteWorkspace"
+            ds = remote.dataset("trees")
+            assert ds.evaluate("m1", name="again", iou=0.75, wait=True)["state"] == "done"
+            again = ds.evaluations["again"]["metrics"]
+            assert again["counts"]["tp"] < one["metrics"]["counts"]["tp"]
+            total, _ = ds.samples(SampleFilter(evaluation="m1", outcome="fp"))
+            assert total == page["total"]
+            cell = ds.evaluations.cell("m1", None, "Tree")
+            tree = one["metrics"]["confusion"]["classes"].index("Tree")
+            assert cell["count"] == one["metrics"]["confusion"]["matrix"][-1][tree] > 0
+            counts = ds.evaluations.sample_counts("m1")
+            assert sum(counts["fp"].to_pylist()) == one["metrics"]["counts"]["fp"]
+            with pytest.raises(NotFound, match="no evaluation 'none'"):
+                ds.samples(SampleFilter(evaluation="none", outcome="fp"))
     finally:
         server.stop()

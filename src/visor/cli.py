@@ -280,8 +280,31 @@ def evaluate(
         )
 
 
+@app.command("evaluations")
+@friendly
+def list_evaluations(name: str) -> None:
+    """A dataset's evaluations side by side: source, IoU, AP, AP50, AP75, precision, recall."""
+    with _workspace() as ws:
+        found = ws.dataset(name).evaluations.list()
+        if not found:
+            out.print(f"no evaluations of {name} yet (visor evaluate {name} --source S)")
+            return
+        table = Table("evaluation", "source", "IoU", "AP", "AP50", "AP75", "precision", "recall")
+        for e in found:
+            stats, counts = e["summary"], e["counts"]
+            table.add_row(
+                e["name"],
+                e["source"],
+                str(e["params"].get("iou")),
+                *(_num(stats.get(k)) for k in ("AP", "AP50", "AP75")),
+                _num(counts.get("precision")),
+                _num(counts.get("recall")),
+            )
+        out.print(table)
+
+
 def _num(value: float | None) -> str:
-    return "  -  " if value is None else f"{value:.3f}"
+    return "  -  " if value is None or value < 0 else f"{value:.3f}"
 
 
 @app.command()

@@ -163,6 +163,12 @@ class RemoteEvaluations:
     def list(self) -> list[dict[str, Any]]:
         return self.api.call("GET", self.base)
 
+    def sample_counts(self, name: str) -> Any:
+        """sample_id, tp, fp, fn, confused per evaluated sample (an Arrow table)."""
+        import pyarrow as pa
+
+        return pa.ipc.open_stream(self.api.call("GET", f"{self.base}/{name}/samples")).read_all()
+
     def get(self, name: str) -> dict[str, Any]:
         return self.api.call("GET", f"{self.base}/{name}")
 
@@ -341,8 +347,10 @@ class RemoteDataset:
         wanted = {
             ("class" if key == "category" else key): value
             for key, value in asdict(filters or SampleFilter()).items()
-            if value is not None and key != "ids"
+            if value is not None and key not in ("ids", "confusion")
         }
+        if filters is not None and filters.confusion is not None:
+            wanted["confusion_gt"], wanted["confusion_pred"] = filters.confusion
         page = {
             "offset": offset,
             "limit": limit,

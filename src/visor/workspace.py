@@ -249,10 +249,13 @@ class Dataset:
         sort: str = "id",
         descending: bool = False,
     ) -> tuple[int, list[dict[str, Any]]]:
+        filters = filters or SampleFilter()
+        if filters.evaluation is not None:
+            self.evaluations.get(filters.evaluation)  # an unknown name is a NotFound
         return sample_rows.page(
             self.store,
             self.id,
-            filters or SampleFilter(),
+            filters,
             offset=offset,
             limit=limit,
             sort=sort,
@@ -333,8 +336,9 @@ class Dataset:
         options: name, iou, iou_thresholds, classwise, max_dets (see `EvaluateOptions`).
         Results: `ds.evaluations[name]`, and per-sample fields for filters and sorting."""
         checked = evaluate_service.EvaluateOptions(source, **options).checked()
-        if source not in self.prediction_sources():
-            known = ", ".join(self.prediction_sources()) or "none yet"
+        sources = self.prediction_sources()
+        if source not in sources:
+            known = ", ".join(sources) or "none yet"
             raise NotFound(
                 f"dataset {self.name!r} has no predictions from {source!r} (sources: {known}); "
                 "add them with import-predictions"

@@ -43,10 +43,10 @@ class SampleFilter:
     has_duplicates: bool | None = None
     uniqueness_min: float | None = None
     uniqueness_max: float | None = None
-    # An evaluation's results: samples with a box of this outcome (tp, fp, fn, error: fp or
-    # fn, confused), or with a box in this confusion cell (gt class, predicted class; "" is
-    # the background).
-    evaluation_id: int | None = None
+    # An evaluation's results (by its name): samples with a box of this outcome (tp, fp, fn,
+    # error: fp or fn, confused), or with a box in this confusion cell (gt class, predicted
+    # class; "" is the background). The evaluation also gives the `eval.*` sorts.
+    evaluation: str | None = None
     outcome: str | None = None
     confusion: tuple[str, str] | None = None
 
@@ -82,16 +82,17 @@ class SampleFilter:
         if self.uniqueness_max is not None:
             clauses.append("uniqueness <= ?")
             params.append(self.uniqueness_max)
-        if self.evaluation_id is not None and (self.outcome or self.confusion):
-            clauses.append(self._evaluation_clause(params))
+        if self.evaluation is not None and (self.outcome or self.confusion):
+            clauses.append(self._evaluation_clause(dataset_id, params))
         return " AND ".join(clauses), params
 
-    def _evaluation_clause(self, params: list[Any]) -> str:
+    def _evaluation_clause(self, dataset_id: int, params: list[Any]) -> str:
+        evaluation = "(SELECT id FROM evaluations WHERE dataset_id = ? AND name = ?)"
         if self.confusion is not None:
             gt_class, pred_class = (c or None for c in self.confusion)
-            params += [self.evaluation_id, gt_class, pred_class]
+            params += [dataset_id, self.evaluation, gt_class, pred_class]
             return (
-                "id IN (SELECT sample_id FROM evaluation_boxes WHERE evaluation_id = ? "
+                f"id IN (SELECT sample_id FROM evaluation_boxes WHERE evaluation_id = {evaluation} "
                 "AND gt_class IS NOT DISTINCT FROM ? AND pred_class IS NOT DISTINCT FROM ?)"
             )
         counts = {
@@ -103,9 +104,9 @@ class SampleFilter:
         }
         if self.outcome not in counts:
             raise InvalidInput(f"outcome {self.outcome!r}: use {', '.join(counts)}")
-        params.append(self.evaluation_id)
+        params += [dataset_id, self.evaluation]
         return (
-            "id IN (SELECT sample_id FROM evaluation_samples WHERE evaluation_id = ? "
+            f"id IN (SELECT sample_id FROM evaluation_samples WHERE evaluation_id = {evaluation} "
             f"AND {counts[self.outcome]})"
         )
 
@@ -128,7 +129,7 @@ def id_relation(ids: Sequence[int] | np.ndarray) -> dict[str, pa.Table]:
 EVALUATION_SORTS = {"tp": "e.tp", "fp": "e.fp", "fn": "e.fn", "errors": "e.fp + e.fn"}
 
 
-def _sort_key(sort: str, evaluation_id: int | None = None) -> str:
+def _sort_key(sort: str, dataset_id: int, evaluation: str | None = None) -> str:
     """The SQL expression a page is sorted by (then by id)."""
     if sort in SORTABLE:
         return sort
@@ -136,11 +137,14 @@ def _sort_key(sort: str, evaluation_id: int | None = None) -> str:
         field = sort.removeprefix("eval.")
         if field not in EVALUATION_SORTS:
             raise InvalidInput(f"sort: {sort!r}: use eval.{', eval.'.join(EVALUATION_SORTS)}")
-        if evaluation_id is None:
+        if evaluation is None:
             raise InvalidInput(f"sort: {sort!r} needs an evaluation")
+        name = evaluation.replace("'", "''")
         return (
             f"(SELECT {EVALUATION_SORTS[field]} FROM evaluation_samples e "
-            f"WHERE e.evaluation_id = {int(evaluation_id)} AND e.sample_id = samples.id)"
+            "WHERE e.evaluation_id = (SELECT id FROM evaluations "
+            f"WHERE dataset_id = {int(dataset_id)} AND name = '{name}') "
+            "AND e.sample_id = samples.id)"
         )
     if sort.startswith("metadata."):
         key = sort.removeprefix("metadata.")
@@ -175,7 +179,7 @@ def page(
 ) -> tuple[int, list[dict[str, Any]]]:
     """(number of matching samples, one page of them)."""
     where, params = filters.where(dataset_id)
-    key = _sort_key(sort, filters.evaluation_id)
+    key = _sort_key(sort, dataset_id, filters.evaluation)
     direction = "DESC" if descending else "ASC"
     # One scan for both the count and the page's ids (the matches are kept, with their sort
     # key, for the two), then the page's rows by id: at 1M samples with a class filter this

@@ -67,7 +67,7 @@ class Filters(BaseModel):
             has_duplicates=self.has_duplicates,
             uniqueness_min=self.uniqueness_min,
             uniqueness_max=self.uniqueness_max,
-            evaluation_id=dataset.evaluations.id_of(self.evaluation) if self.evaluation else None,
+            evaluation=self.evaluation,
             outcome=self.outcome,
             confusion=self._confusion(),
         )
