@@ -138,12 +138,26 @@ def reference(ds: Dataset, source: str, classwise: bool = True) -> COCOeval:
         }
         for n in range(len(dt["id"]))
     ]
+    return coco_eval(dataset, results, classwise)
+
+
+def coco_eval(
+    dataset: dict,
+    results: list,
+    classwise: bool = True,
+    limits: tuple[int, ...] = (1, 10, 100),
+    thresholds: np.ndarray | None = None,
+) -> COCOeval:
+    """pycocotools' COCOeval (evaluate, accumulate, summarize) of results on a COCO dict."""
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
         coco.dataset = dataset
         coco.createIndex()
         ev = COCOeval(coco, coco.loadRes(results), "bbox")
         ev.params.useCats = int(classwise)
+        ev.params.maxDets = list(limits)
+        if thresholds is not None:
+            ev.params.iouThrs = thresholds
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
@@ -236,17 +250,7 @@ def test_matching_equals_pycocotools_on_generated_boxes() -> None:
         (True, (1, 10, 20), iou_range()),
         (True, (1, 10, 100), np.array([0.3, 0.5, 0.75])),
     ]:
-        with contextlib.redirect_stdout(io.StringIO()):
-            coco = COCO()
-            coco.dataset = dataset
-            coco.createIndex()
-            ev = COCOeval(coco, coco.loadRes(results), "bbox")
-            ev.params.useCats = int(classwise)
-            ev.params.maxDets = list(limits)
-            ev.params.iouThrs = thresholds
-            ev.evaluate()
-            ev.accumulate()
-            ev.summarize()
+        ev = coco_eval(dataset, results, classwise, limits, thresholds)
         m = match(
             gt_boxes,
             dt_boxes,

@@ -25,6 +25,8 @@ from visor.client import (
 )
 from visor.config import get_settings
 from visor.errors import VisorError
+from visor.evaluation.matching import AREA_RANGES
+from visor.evaluation.metrics import SUMMARY
 from visor.services.analysis import DEFAULT_UNIQUENESS_K
 from visor.services.jobs import FINAL_STATES
 from visor.workspace import Workspace
@@ -197,22 +199,6 @@ def import_predictions(
         _report(result)
 
 
-_SUMMARY_LINES = (
-    ("AP", "Average Precision  (AP)", "0.50:0.95", "all", 2),
-    ("AP50", "Average Precision  (AP)", "0.50", "all", 2),
-    ("AP75", "Average Precision  (AP)", "0.75", "all", 2),
-    ("AP_small", "Average Precision  (AP)", "0.50:0.95", "small", 2),
-    ("AP_medium", "Average Precision  (AP)", "0.50:0.95", "medium", 2),
-    ("AP_large", "Average Precision  (AP)", "0.50:0.95", "large", 2),
-    ("AR1", "Average Recall     (AR)", "0.50:0.95", "all", 0),
-    ("AR10", "Average Recall     (AR)", "0.50:0.95", "all", 1),
-    ("AR100", "Average Recall     (AR)", "0.50:0.95", "all", 2),
-    ("AR_small", "Average Recall     (AR)", "0.50:0.95", "small", 2),
-    ("AR_medium", "Average Recall     (AR)", "0.50:0.95", "medium", 2),
-    ("AR_large", "Average Recall     (AR)", "0.50:0.95", "large", 2),
-)
-
-
 @app.command()
 @friendly
 def evaluate(
@@ -248,11 +234,13 @@ def evaluate(
         stats = result["summary"]
         thresholds = iou_thresholds if iou_thresholds != "0.5:0.95:0.05" else "0.50:0.95"
         limits = (1, 10, max_dets)
-        for key, title, span, area, limit in _SUMMARY_LINES:
-            span = thresholds if span == "0.50:0.95" else span
+        areas = list(AREA_RANGES)
+        for key, kind, at_iou, area, limit in SUMMARY:  # as pycocotools prints them
+            title = "Average Precision  (AP)" if kind == "ap" else "Average Recall     (AR)"
+            span = thresholds if at_iou is None else f"{at_iou:.2f}"
             out.print(
-                f" {title} @[ IoU={span:<9} | area={area:>6} | maxDets={limits[limit]:>3} ] = "
-                f"{stats[key]:0.3f}",
+                f" {title} @[ IoU={span:<9} | area={areas[area]:>6} | "
+                f"maxDets={limits[limit]:>3} ] = {stats[key]:0.3f}",
                 highlight=False,
             )
         counts = result["counts"]
