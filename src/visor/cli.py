@@ -268,6 +268,30 @@ def evaluate(
         )
 
 
+@app.command()
+@friendly
+def quality(
+    name: str,
+    examples: Annotated[int, typer.Option(help="sample ids listed per issue")] = 5,
+) -> None:
+    """Measure every image (brightness, blur, entropy, colour, size) and list the issues."""
+    with _workspace() as ws:
+        dataset = ws.dataset(name)
+        result = follow(ws, dataset.compute_quality())["result"]
+        for problem in result["failed"][:20]:
+            out.print(f"  could not read sample {problem['sample_id']}: {problem['reason']}")
+        found = dataset.quality(examples)
+        out.print(f"{found['measured']} of {found['samples']} images measured", highlight=False)
+        for row in found["issues"]:
+            listed = ", ".join(str(i) for i in row["examples"])
+            more = f": {listed}" if listed else ""
+            out.print(
+                f"  {row['issue']:<17} {row['count']:>7} ({row['share']:.1%}){more}",
+                highlight=False,
+            )
+        out.print("see them: filter by image quality in the UI, or ?quality=<issue> on /samples")
+
+
 @app.command("evaluations")
 @friendly
 def list_evaluations(name: str) -> None:

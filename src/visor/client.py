@@ -269,6 +269,12 @@ class RemoteDataset:
     def prediction_sources(self) -> dict[str, int]:
         return self.api.call("GET", f"{self.base}/predictions")
 
+    def compute_quality(self, *, wait: bool = False) -> dict[str, Any]:
+        return self._finish(self.api.call("POST", f"{self.base}/quality"), wait)
+
+    def quality(self, examples: int = 12) -> dict[str, Any]:
+        return self.api.call("GET", f"{self.base}/quality", params={"examples": examples})
+
     def evaluate(self, source: str, *, wait: bool = False, **options: Any) -> dict[str, Any]:
         body = {"source": source, **{k: v for k, v in options.items() if v is not None}}
         return self._finish(self.api.call("POST", f"{self.base}/evaluations", json=body), wait)
@@ -347,8 +353,10 @@ class RemoteDataset:
         wanted = {
             ("class" if key == "category" else key): value
             for key, value in asdict(filters or SampleFilter()).items()
-            if value is not None and key not in ("ids", "confusion")
+            if value is not None and key not in ("ids", "confusion", "quality_issue")
         }
+        if filters is not None and filters.quality_issue is not None:
+            wanted["quality"] = filters.quality_issue
         if filters is not None and filters.confusion is not None:
             wanted["confusion_gt"], wanted["confusion_pred"] = filters.confusion
         page = {

@@ -27,6 +27,7 @@ from visor.services import evaluate as evaluate_service
 from visor.services import ingest as ingest_service
 from visor.services import maps as map_service
 from visor.services import predictions as prediction_service
+from visor.services import quality as quality_service
 from visor.services import search as search_service
 from visor.services.changes import Changes
 from visor.services.jobs import JobContext, JobRunner
@@ -351,6 +352,22 @@ class Dataset:
             "evaluate", self.name, checked.params(), run, key=str(checked.name)
         ).to_dict()
         return self.workspace.jobs.wait(job["id"]) if wait else job
+
+    # -- image quality --------------------------------------------------------------------
+
+    def compute_quality(self, *, wait: bool = False) -> dict[str, Any]:
+        """Start measuring every image not measured yet (brightness, blur, entropy, colour,
+        size), then flag each sample's issues (`quality_issue` filter); returns the job."""
+
+        def run(ctx: JobContext) -> dict[str, Any]:
+            return quality_service.compute_quality(self.store, ctx, self.row)
+
+        job = self.workspace.jobs.submit("quality", self.name, {}, run, key="quality")
+        return self._finish(job.to_dict(), wait)
+
+    def quality(self, examples: int = 12) -> dict[str, Any]:
+        """Per image-quality issue: how many samples have it, their share, the worst ones."""
+        return quality_service.report(self.store, self.row, examples)
 
     @property
     def evaluations(self) -> evaluate_service.Evaluations:

@@ -49,6 +49,7 @@ class SampleFilter:
     evaluation: str | None = None
     outcome: str | None = None
     confusion: tuple[str, str] | None = None
+    quality_issue: str | None = None  # an image-quality issue (dark, blurry, ...)
 
     def where(self, dataset_id: int) -> tuple[str, list[Any]]:
         clauses: list[str] = ["dataset_id = ?"]
@@ -82,6 +83,12 @@ class SampleFilter:
         if self.uniqueness_max is not None:
             clauses.append("uniqueness <= ?")
             params.append(self.uniqueness_max)
+        if self.quality_issue is not None:
+            clauses.append(
+                "id IN (SELECT sample_id FROM image_quality WHERE dataset_id = ? "
+                "AND list_contains(issues, ?))"
+            )
+            params += [dataset_id, self.quality_issue]
         if self.evaluation is not None and (self.outcome or self.confusion):
             clauses.append(self._evaluation_clause(dataset_id, params))
         return " AND ".join(clauses), params

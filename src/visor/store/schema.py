@@ -158,4 +158,23 @@ CREATE TABLE evaluation_samples (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
+# Version 6: image quality, per sample: the pixel statistics and the issues they point to.
+_V6 = """
+CREATE TABLE image_quality (
+    dataset_id INTEGER NOT NULL,
+    sample_id INTEGER NOT NULL,
+    brightness FLOAT,
+    brightness_p1 FLOAT,
+    brightness_p5 FLOAT,
+    brightness_p99 FLOAT,
+    entropy FLOAT,
+    blurriness FLOAT,
+    gray_spread FLOAT,
+    grayscale BOOLEAN,
+    width INTEGER,
+    height INTEGER,
+    issues VARCHAR[]
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]

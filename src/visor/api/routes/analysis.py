@@ -81,3 +81,18 @@ def build_index(dataset: DatasetDep, body: IndexRequest | None = None) -> dict[s
 def index_status(dataset: DatasetDep, model: str | None = None) -> dict[str, Any]:
     """Whether similarity search for `model` is exact or uses the ANN index, and the index."""
     return dataset.index_status(model)
+
+
+@router.post("/quality", status_code=202)
+def compute_quality(dataset: DatasetDep) -> dict[str, Any]:
+    """Start the image-quality job (202): statistics of every image not measured yet, then
+    each sample's issues."""
+    return dataset.compute_quality()
+
+
+@router.get("/quality")
+def quality(dataset: DatasetDep, examples: int = 12) -> dict[str, Any]:
+    """Per issue (dark, light, blurry, low_information, low_contrast, grayscale,
+    odd_aspect_ratio, odd_size, tiny): `count`, `share` of the measured samples and the ids of
+    the worst `examples`; filter samples by one with `quality=<issue>`."""
+    return dataset.quality(examples)

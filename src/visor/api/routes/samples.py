@@ -38,6 +38,9 @@ class Filters(BaseModel):
     uniqueness_min: float | None = Field(default=None, ge=0, le=1)
     uniqueness_max: float | None = Field(default=None, ge=0, le=1)
     selection: str | None = Field(default=None, description="a token from POST /selections")
+    quality: str | None = Field(
+        default=None, description="an image-quality issue: dark, light, blurry, ... (see /quality)"
+    )
     evaluation: str | None = Field(
         default=None, description="an evaluation: its outcomes on boxes, its filters and sorts"
     )
@@ -68,6 +71,7 @@ class Filters(BaseModel):
             uniqueness_min=self.uniqueness_min,
             uniqueness_max=self.uniqueness_max,
             evaluation=self.evaluation,
+            quality_issue=self.quality,
             outcome=self.outcome,
             confusion=self._confusion(),
         )

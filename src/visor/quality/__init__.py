@@ -1,0 +1,1 @@
+"""Data-quality signals over plain arrays and pixels (no store, no files)."""

@@ -1,0 +1,136 @@
+"""Image quality: statistics of one image's pixels, and the issues they point to.
+
+The statistics and the thresholds are cleanvision's (`ImagePropertyIssueManager` defaults),
+so that the flags agree with it: dark (99th percentile of brightness < 0.32), light (5th
+percentile > 0.95), blurry (edge strength and grey-level spread, score < 0.29), low
+information (entropy < 3 bits), odd aspect ratio (short/long side < 0.35), odd size (the
+square root of the area outside the dataset's quartiles by 3 interquartile ranges), grayscale.
+Where Visor differs: an image is grayscale when its three channels are equal (cleanvision asks
+only whether the file is stored as one channel, missing greyscale photos saved as RGB), and two
+more: low contrast (the 1st to 99th percentile of brightness spans < 0.15) and tiny (a side
+under 32 pixels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageStat
+
+ISSUES = (
+    "dark",
+    "light",
+    "blurry",
+    "low_information",
+    "low_contrast",
+    "grayscale",
+    "odd_aspect_ratio",
+    "odd_size",
+    "tiny",
+)
+_BLUR_SIDE = 64  # cleanvision measures edges on a copy at most this large
+TINY_SIDE = 32
+LOW_CONTRAST_SPAN = 0.15
+
+
+@dataclass(frozen=True)
+class ImageStats:
+    brightness: float  # of the mean colour, 0 to 1
+    brightness_p1: float
+    brightness_p5: float
+    brightness_p99: float
+    entropy: float  # bits, of the grey levels (of the three channels for colour images)
+    blurriness: float  # standard deviation of the edge image (higher: sharper)
+    gray_spread: float  # standard deviation of the grey-level histogram
+    grayscale: bool
+    width: int
+    height: int
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+def _brightness(r: np.ndarray | float, g: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
+    return np.sqrt(0.241 * (r * r) + 0.691 * (g * g) + 0.068 * (b * b)) / 255
+
+
+def image_stats(image: Image.Image) -> ImageStats:
+    """The statistics of an RGB image (as `media.images.decode` gives it)."""
+    pixels = np.asarray(image)
+    gray = bool(
+        (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()
+    )
+    if gray:
+        level = pixels[..., 0] / 255.0
+        single = image.convert("L")
+        entropy = single.entropy()
+        mean = float(ImageStat.Stat(single).mean[0])
+        brightness = float(_brightness(mean, mean, mean))
+    else:
+        r, g, b = (pixels[..., c].astype(np.int64) for c in range(3))
+        level = _brightness(r, g, b)
+        entropy = image.entropy()
+        red, green, blue = ImageStat.Stat(image).mean
+        brightness = float(_brightness(red, green, blue))
+    p1, p5, p99 = np.percentile(level, [1, 5, 99])
+    ratio = max(image.width, image.height) / _BLUR_SIDE
+    small = (
+        image.resize((max(int(image.width // ratio), 1), max(int(image.height // ratio), 1)))
+        if ratio > 1
+        else image.copy()
+    )
+    small_gray = small.convert("L")
+    edges = small_gray.filter(ImageFilter.FIND_EDGES)
+    return ImageStats(
+        brightness=brightness,
+        brightness_p1=float(p1),
+        brightness_p5=float(p5),
+        brightness_p99=float(p99),
+        entropy=float(entropy),
+        blurriness=float(np.sqrt(ImageStat.Stat(edges).var[0])),
+        gray_spread=float(np.std(small_gray.histogram())),
+        grayscale=gray,
+        width=image.width,
+        height=image.height,
+    )
+
+
+def issues(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A boolean array per issue, from columns of `ImageStats` over a whole dataset (odd size
+    compares each image with the others)."""
+    width = stats["width"].astype(np.float64)
+    height = stats["height"].astype(np.float64)
+    blur = 1 - np.exp(-stats["blurriness"] * 0.01)
+    spread = 1 - np.exp(-stats["gray_spread"] * 0.01)
+    spread = np.where(spread <= 0.18, 0.0, spread)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        aspect = np.minimum(width / height, height / width)
+    return {
+        "dark": stats["brightness_p99"] < 0.32,
+        "light": (1 - stats["brightness_p5"]) < 0.05,
+        "blurry": np.minimum(blur + spread, 1) < 0.29,
+        "low_information": np.minimum(0.1 * stats["entropy"], 1) < 0.3,
+        "low_contrast": (stats["brightness_p99"] - stats["brightness_p1"]) < LOW_CONTRAST_SPAN,
+        "grayscale": stats["grayscale"].astype(bool),
+        "odd_aspect_ratio": aspect < 0.35,
+        "odd_size": _odd_size(np.sqrt(width) * np.sqrt(height)),
+        "tiny": np.minimum(width, height) < TINY_SIDE,
+    }
+
+
+def _odd_size(size: np.ndarray) -> np.ndarray:
+    if not len(size):
+        return np.zeros(0, bool)
+    q1, q3 = np.percentile(size, [25, 75])
+    low, high = q1 - 3 * (q3 - q1), q3 + 3 * (q3 - q1)
+    middle, gap = (low + high) / 2, high - low
+    if gap > 0:
+        score, threshold = 1 - np.clip(np.abs(size - middle) / gap, 0, 1), 0.5
+    else:
+        score, threshold = 1 - np.clip(np.abs(size - middle) / middle, 0, 1), 1.0
+    return score < threshold
+
+
+__all__ = ["ISSUES", "ImageStats", "image_stats", "issues"]
