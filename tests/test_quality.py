@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import Server, ingest, run_cli, wait_job
 from PIL import Image, ImageEnhance, ImageFilter
+from playwright.sync_api import Browser, expect
 
 from visor.media.images import decode
 from visor.quality.images import ISSUES, ImageStats, image_stats, issues
@@ -116,7 +117,7 @@ def test_unreadable_images_are_reported_and_the_rest_measured(
     assert "tile_08.png" in result["failed"][0]["reason"]
 
 
-def test_quality_from_the_cli_and_over_http(tmp_path: Path) -> None:
+def test_quality_from_the_cli_over_http_and_in_the_ui(tmp_path: Path, browser: Browser) -> None:
     home = tmp_path / "home"
     folder = planted_folder(tmp_path / "planted")
     assert run_cli(home, "ingest", str(folder), "--name", "p").returncode == 0
@@ -134,6 +135,13 @@ def test_quality_from_the_cli_and_over_http(tmp_path: Path) -> None:
             assert report["measured"] == 15
             page = client.get("/api/datasets/p/samples", params={"quality": "tiny"}).json()
             assert [s["filename"] for s in page["items"]] == ["tile_05.png"]
+        ui = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US").new_page()
+        ui.goto(f"{server.url}/?dataset=p")
+        expect(ui.get_by_test_id("count")).to_have_text("15 samples")
+        ui.get_by_label("image quality").select_option("grayscale")
+        expect(ui.get_by_test_id("count")).to_have_text("2 samples")
+        assert "quality=grayscale" in ui.url
+        ui.context.close()
     finally:
         server.stop()
     with pytest.raises(AssertionError):  # the filter really filters

@@ -9,6 +9,11 @@ import { SampleView } from "./SampleView";
 import { TagBar } from "./TagBar";
 import { filterParams, type BoxKinds, type ViewState } from "./url";
 
+interface QualityReport {
+  measured: number;
+  issues: { issue: string; count: number; share: number }[];
+}
+
 interface Info {
   num_samples: number;
   splits: Record<string, number>;
@@ -39,6 +44,7 @@ export function samplesQuery(view: ViewState, selection: string | null = null): 
 export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v: ViewState) => void }) {
   const name = view.dataset!;
   const [info, setInfo] = useState<Info | null>(null);
+  const [quality, setQuality] = useState<QualityReport | null>(null);
   const [total, setTotal] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [selection, setSelection] = useState<Selection | null>(null);
@@ -57,6 +63,10 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
     api<Info>(datasetPath(name)).then(
       (found) => { if (live) setInfo(found); },
       (e) => { if (live) setError(e.message); },
+    );
+    api<QualityReport>(`${datasetPath(name)}/quality?examples=0`).then(
+      (found) => { if (live) setQuality(found); },
+      () => undefined,
     );
     return () => { live = false; };
   }, [name, version]);
@@ -179,6 +189,22 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           </select>
         </label>
         <DuplicatesPanel dataset={name} version={version} />
+        <label>Image quality
+          <select
+            aria-label="image quality"
+            value={view.quality ?? ""}
+            onChange={(e) => set({ quality: e.target.value || null })}
+            disabled={!quality?.measured}
+            title={quality?.measured ? undefined : `not measured yet (visor quality ${name})`}
+          >
+            <option value="">{quality?.measured ? "all images" : "not measured yet"}</option>
+            {quality?.issues.filter((i) => i.count > 0 || i.issue === view.quality).map((i) => (
+              <option key={i.issue} value={i.issue}>
+                {i.issue.replace(/_/g, " ")} ({i.count}, {(i.share * 100).toFixed(1)}%)
+              </option>
+            ))}
+          </select>
+        </label>
         <fieldset className="range">
           <legend>Uniqueness</legend>
           {(["uniquenessMin", "uniquenessMax"] as const).map((key) => (

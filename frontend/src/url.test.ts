@@ -38,6 +38,8 @@ describe("URL state", () => {
       "evaluation=yolo+v8&outcome=fp&confusion_gt=Dead&confusion_pred=",
     );
     expect(parseView("?cell=%5B1%5D&tab=x").cell).toBeNull();
+    expect(filterParams({ ...DEFAULT_VIEW, quality: "dark" }).toString()).toBe("quality=dark");
+    expect(parseView("?quality=blurry").quality).toBe("blurry");
   });
   it("gives the samples API's filter names", () => {
     const view = { ...DEFAULT_VIEW, cls: "car", duplicates: true, uniquenessMin: 0.5, sort: "filename" };

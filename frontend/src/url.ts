@@ -26,20 +26,21 @@ export interface ViewState {
   outcome: Outcome | null;
   cell: [string, string] | null; // a confusion cell: ground truth, prediction ("" = background)
   tab: Tab;
+  quality: string | null; // an image-quality issue (dark, blurry, ...)
 }
 
 export const DEFAULT_VIEW: ViewState = {
   dataset: null, split: null, cls: null, tag: null, filename: null,
   duplicates: false, group: null, uniquenessMin: null, uniquenessMax: null,
   sort: "id", order: "asc", boxes: "all", color: "class", map: null, sample: null,
-  evaluation: null, outcome: null, cell: null, tab: "map",
+  evaluation: null, outcome: null, cell: null, tab: "map", quality: null,
 };
 
 const KEYS: Record<keyof ViewState, string> = {
   dataset: "dataset", split: "split", cls: "class", tag: "tag", filename: "q",
   duplicates: "dups", group: "group", uniquenessMin: "umin", uniquenessMax: "umax",
   sort: "sort", order: "order", boxes: "boxes", color: "color", map: "map", sample: "sample",
-  evaluation: "eval", outcome: "outcome", cell: "cell", tab: "tab",
+  evaluation: "eval", outcome: "outcome", cell: "cell", tab: "tab", quality: "quality",
 };
 
 function cellOf(value: string | null): [string, string] | null {
@@ -94,6 +95,7 @@ export function parseView(search: string): ViewState {
       : null,
     cell: cellOf(text("cell")),
     tab: oneOf(text("tab"), ["map", "evaluation"] as const, DEFAULT_VIEW.tab),
+    quality: text("quality"),
   };
 }
 
@@ -121,6 +123,7 @@ export function filterParams(view: ViewState): URLSearchParams {
   if (view.group !== null) params.set("duplicate_group", String(view.group));
   if (view.uniquenessMin !== null) params.set("uniqueness_min", String(view.uniquenessMin));
   if (view.uniquenessMax !== null) params.set("uniqueness_max", String(view.uniquenessMax));
+  if (view.quality) params.set("quality", view.quality);
   if (view.evaluation) {
     params.set("evaluation", view.evaluation);
     if (view.outcome) params.set("outcome", view.outcome);
