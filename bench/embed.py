@@ -7,7 +7,9 @@
 On the demo data at 640x480 JPEG (written once under --data), for each model, in one run:
   model-only   pre-decoded uint8 crops through the model (normalisation included), no I/O;
   end-to-end   `visor embed` on an ingested dataset: read files, decode, resize, crop on
-               worker threads, model, vectors committed to DuckDB (model load excluded);
+               worker threads, model, vectors committed to DuckDB (model load excluded),
+               image quality measured from the same decode (and once without: `quality_cost`
+               is the share of the job's rate that measuring quality costs);
   simple       one Python thread: PIL decodes each full image, the Hugging Face image
                processor prepares it, batches of 32 in fp32 (torch keeps its own threads).
 The three are measured in interleaved rounds (--rounds, default 3) and the medians reported,
@@ -50,9 +52,16 @@ def model_only(
 
 
 def end_to_end(
-    ws: Workspace, name: str, device: str, precision: str | None, batch: int, workers: int | None
+    ws: Workspace,
+    name: str,
+    device: str,
+    precision: str | None,
+    batch: int,
+    workers: int | None,
+    quality: bool = True,
 ) -> tuple[float, str]:
-    """One `visor embed --recompute` of the whole dataset; images/s as the job measured it."""
+    """One `visor embed --recompute` of the whole dataset; images/s as the job measured it.
+    `quality`: image quality measured from the same decode (the default), or not."""
     job = ws.dataset("bench").embed(
         name,
         device=device,
@@ -60,6 +69,7 @@ def end_to_end(
         batch_size=batch,
         workers=workers,
         recompute=True,
+        quality=quality,
         wait=True,
     )
     result = job["result"]
@@ -125,7 +135,12 @@ def measure(
     all three alike; medians over the rounds."""
     embedder = load_model(name, device, args.precision)
     crops = np.stack([embedder.preprocessing.prepare(f.read_bytes(), f.name) for f in files])
-    rates: dict[str, list[float]] = {"model_only": [], "end_to_end": [], "simple": []}
+    rates: dict[str, list[float]] = {
+        "model_only": [],
+        "end_to_end": [],
+        "end_to_end_no_quality": [],
+        "simple": [],
+    }
     precision = embedder.precision
     for _ in range(args.rounds):
         rates["model_only"].append(model_only(name, device, args.precision, crops, args.batch_size))
@@ -133,6 +148,10 @@ def measure(
             ws, name, device, args.precision, args.batch_size, args.workers
         )
         rates["end_to_end"].append(rate)
+        no_quality, _ = end_to_end(
+            ws, name, device, args.precision, args.batch_size, args.workers, quality=False
+        )
+        rates["end_to_end_no_quality"].append(no_quality)
         if not args.no_simple:
             rates["simple"].append(simple(name, device, files))
     med = {k: float(np.median(v)) for k, v in rates.items() if v}
@@ -145,6 +164,8 @@ def measure(
         "rounds": args.rounds,
         **{f"{k}_images_per_s": round(v, 2) for k, v in med.items()},
         "ratio_end_to_end_to_model_only": round(med["end_to_end"] / med["model_only"], 3),
+        # What measuring image quality in the same pass costs the embed job.
+        "quality_cost": round(1 - med["end_to_end"] / med["end_to_end_no_quality"], 3),
     }
     if "simple" in med:
         row["speedup_over_simple"] = round(med["end_to_end"] / med["simple"], 2)

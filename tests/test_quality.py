@@ -146,3 +146,20 @@ def test_quality_from_the_cli_over_http_and_in_the_ui(tmp_path: Path, browser: B
         server.stop()
     with pytest.raises(AssertionError):  # the filter really filters
         assert page["total"] == 15
+
+
+def test_the_embed_job_measures_quality_from_its_own_decode(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    ingest(workspace, planted_folder(tmp_path / "planted"), "planted")
+    ds = workspace.dataset("planted")
+    ds.embed("random:dinov2-tiny", precision="fp32", batch_size=8, quality=False, wait=True)
+    assert ds.quality()["measured"] == 0
+    job = ds.embed("random:dinov2-tiny", precision="fp32", batch_size=8, recompute=True, wait=True)
+    assert job["result"]["quality"]["measured"] == 15
+    by_path = {s["id"]: s["path"] for s in ds.samples(limit=100)[1]}
+    for i, (issue, _) in PLANTED.items():
+        _, found = ds.samples(SampleFilter(quality_issue=issue), limit=100)
+        assert f"tile_{i:02d}.png" in {by_path[s["id"]] for s in found}, issue
+    # The quality job then has nothing left to read.
+    assert ds.compute_quality(wait=True)["result"]["measured"] == 15

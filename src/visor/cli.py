@@ -332,6 +332,9 @@ def embed(
     precision: Annotated[str | None, typer.Option(help="auto|fp32|fp16|bf16")] = None,
     workers: Annotated[int | None, typer.Option(help="decoding threads (auto)")] = None,
     recompute: Annotated[bool, typer.Option(help="embed every image again")] = False,
+    quality: Annotated[
+        bool, typer.Option(help="measure image quality from the same decode (visor quality)")
+    ] = True,
 ) -> None:
     """Compute an embedding vector for every image (only those still missing one)."""
     with _workspace() as ws:
@@ -345,6 +348,7 @@ def embed(
                 batch_size=batch_size,
                 workers=workers,
                 recompute=recompute,
+                quality=quality,
             ),
         )
         _embed_report(job["result"])

@@ -217,9 +217,11 @@ class RemoteDataset:
         batch_size: int | None = None,
         workers: int | None = None,
         recompute: bool = False,
+        quality: bool = True,
         wait: bool = False,
     ) -> dict[str, Any]:
         body = {
+            "quality": quality,
             "model": model,
             "device": device,
             "precision": precision,

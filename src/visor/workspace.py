@@ -385,9 +385,11 @@ class Dataset:
         batch_size: int | None = None,
         workers: int | None = None,
         recompute: bool = False,
+        quality: bool = True,
         wait: bool = False,
     ) -> dict[str, Any]:
         """Start embedding every image without a vector from `model`; returns the job.
+        With `quality` (the default) each image's quality is measured from the same decode.
 
         Asking again while that job runs returns the running job. With `wait`, returns the
         finished job and raises if it failed.
@@ -399,6 +401,7 @@ class Dataset:
             batch_size=batch_size,
             workers=workers,
             recompute=recompute,
+            quality=quality,
         ).checked()
         source = self.workspace.source(self.row["root"])
 

@@ -16,7 +16,8 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from visor.errors import VisorError
 
 if TYPE_CHECKING:
     import torch
+    from PIL import Image
 
     from visor.embedding.models import Embedder
 
@@ -46,6 +48,7 @@ class Batch:
     keys: np.ndarray
     vectors: np.ndarray
     failed: list[tuple[int, str]] = field(default_factory=list)
+    inspected: list[Any] = field(default_factory=list)  # `inspect`'s answers, one per key
 
     @property
     def count(self) -> int:
@@ -62,16 +65,19 @@ def embed_images(
     *,
     batch_size: int = 32,
     workers: int | None = None,
+    inspect: Callable[[Image.Image], Any] | None = None,
 ) -> Generator[Batch, None, None]:
     """Yield one `Batch` per model batch, in input order. Unreadable images never stop the
     run: they come back in `Batch.failed` with a reason. Closing the iterator stops the workers.
+    `inspect` is called on each decoded image (before resizing, on the decoding thread); its
+    answers come back in `Batch.inspected`.
 
     On CUDA out-of-memory the batch size halves (down to 1) and the run goes on.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     workers = workers or default_workers()
-    prepare = embedder.preprocessing.prepare
+    prepare = partial(embedder.preprocessing.prepare_inspected, inspect=inspect)
     runner = _ModelRunner(embedder, batch_size)
     # Reading (I/O: local disk or object store) always runs two batches ahead. Decoding runs
     # ahead too when the model is on a GPU, which computes while the CPU decodes. On a CPU the
@@ -95,7 +101,7 @@ def embed_images(
             if entry.crop is None:
                 entry.crop = decoders.submit(_prepare, prepare, entry)
 
-    pending: tuple[np.ndarray, list[tuple[int, str]], _Pending] | None = None
+    pending: tuple[np.ndarray, list[tuple[int, str]], _Pending, list[Any]] | None = None
     try:
         while True:
             read(3 * runner.batch_size)
@@ -104,12 +110,15 @@ def embed_images(
             decode(runner.batch_size)
             keys: list[int] = []
             crops: list[np.ndarray] = []
+            inspected: list[Any] = []
             failed: list[tuple[int, str]] = []
             while queue and len(keys) + len(failed) < runner.batch_size:
                 entry = queue.popleft()
                 assert entry.crop is not None
                 try:
-                    crops.append(entry.crop.result())
+                    crop, seen = entry.crop.result()
+                    crops.append(crop)
+                    inspected.append(seen)
                     keys.append(entry.item.key)
                 except VisorError as e:
                     failed.append((entry.item.key, e.message))
@@ -122,7 +131,7 @@ def embed_images(
             if pending is not None:
                 yield _finish(*pending)
             empty = _Pending(None, embedder.dim)
-            pending = (np.asarray(keys, dtype=np.int64), failed, launched or empty)
+            pending = (np.asarray(keys, dtype=np.int64), failed, launched or empty, inspected)
         if pending is not None:
             yield _finish(*pending)
     finally:
@@ -134,15 +143,19 @@ def embed_images(
 class _InFlight:
     item: ImageItem
     data: Future[bytes]
-    crop: Future[np.ndarray] | None = None
+    crop: Future[tuple[np.ndarray, Any]] | None = None
 
 
-def _prepare(prepare: Callable[[bytes, str], np.ndarray], entry: _InFlight) -> np.ndarray:
+def _prepare(
+    prepare: Callable[[bytes, str], tuple[np.ndarray, Any]], entry: _InFlight
+) -> tuple[np.ndarray, Any]:
     return prepare(entry.data.result(), entry.item.name)
 
 
-def _finish(keys: np.ndarray, failed: list[tuple[int, str]], pending: _Pending) -> Batch:
-    return Batch(keys=keys, vectors=pending.result(), failed=failed)
+def _finish(
+    keys: np.ndarray, failed: list[tuple[int, str]], pending: _Pending, inspected: list[Any]
+) -> Batch:
+    return Batch(keys=keys, vectors=pending.result(), failed=failed, inspected=inspected)
 
 
 class _Pending:

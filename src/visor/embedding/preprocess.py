@@ -8,6 +8,7 @@ same rounding and PIL filter, then a centre crop), so vectors match the referenc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,13 @@ class Preprocessing:
 
         Raises FormatError naming `name` when the bytes are not a readable image.
         """
+        return self.prepare_inspected(data, name, None)[0]
+
+    def prepare_inspected(
+        self, data: bytes, name: str, inspect: Callable[[Image.Image], Any] | None
+    ) -> tuple[np.ndarray, Any]:
+        """`prepare`, with `inspect`'s answer about the decoded image before it is resized
+        (e.g. its quality, measured from the same decode); None without `inspect`."""
         target: tuple[int, int] | None = None
 
         def draft(full: tuple[int, int]) -> tuple[int, int]:
@@ -96,6 +104,7 @@ class Preprocessing:
             return target[0] * _DRAFT_MARGIN, target[1] * _DRAFT_MARGIN
 
         img = decode(data, name, draft=draft)
+        seen = inspect(img) if inspect is not None else None
         if target is None:  # not a JPEG: decoded at full size
             target = self.resize_size(img.size)
         if img.size != target:
@@ -106,7 +115,7 @@ class Preprocessing:
             # Same offsets as transformers' center_crop; out-of-image parts become zeros.
             top, left = (h - ch) // 2, (w - cw) // 2
             img = img.crop((left, top, left + cw, top + ch))
-        return np.asarray(img, dtype=np.uint8)
+        return np.asarray(img, dtype=np.uint8), seen
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 (n, h, w, 3) → float32 (n, 3, h, w), rescaled and normalised."""

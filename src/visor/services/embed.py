@@ -15,10 +15,12 @@ from visor.embedding.models import DEFAULT_MODEL, check_model_name, load_model, 
 from visor.embedding.models import resolve_precision as check_precision
 from visor.embedding.pipeline import ImageItem, default_workers, embed_images
 from visor.errors import InvalidInput
+from visor.services import quality as quality_service
 from visor.services.jobs import JobContext
 from visor.sources import Source
 from visor.store import Store
 from visor.store import embeddings as vector_rows
+from visor.store import quality as quality_rows
 from visor.store import samples as sample_rows
 
 MAX_BATCH_SIZE = 4096
@@ -33,6 +35,7 @@ class EmbedOptions:
     batch_size: int | None = None  # auto: 128 on GPUs, 32 on CPU
     workers: int | None = None  # decoding threads; auto: one per core (2-16)
     recompute: bool = False
+    quality: bool = True  # measure image quality from the same decode (no second read)
 
     def checked(self) -> EmbedOptions:
         """Validated, with automatic values filled in (fails fast, before a job starts)."""
@@ -45,7 +48,7 @@ class EmbedOptions:
         workers = self.workers if self.workers is not None else default_workers()
         if not 1 <= workers <= 64:
             raise InvalidInput(f"workers {workers}: use 1 to 64")
-        return EmbedOptions(model, device, precision, batch, workers, self.recompute)
+        return EmbedOptions(model, device, precision, batch, workers, self.recompute, self.quality)
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,7 +97,14 @@ def embed_dataset(
     paths = dict(todo)
     started = time.monotonic()
     assert options.batch_size is not None
-    batches = embed_images(embedder, items, batch_size=options.batch_size, workers=options.workers)
+    batches = embed_images(
+        embedder,
+        items,
+        batch_size=options.batch_size,
+        workers=options.workers,
+        inspect=quality_service.inspect if options.quality else None,
+    )
+    measured = 0
     try:
         for batch in batches:
             keys, vectors, failed = _finite_only(batch.keys, batch.vectors, batch.failed)
@@ -108,6 +118,11 @@ def embed_dataset(
                 job_id=ctx.job.id,
                 replace=options.recompute,
             )
+            if options.quality and len(batch.keys):
+                quality_rows.add_stats(
+                    store, dataset_id, batch.keys.tolist(), list(batch.inspected)
+                )
+                measured += len(batch.keys)
             done += batch.count
             embedded += len(keys)
             failed_count += len(failed)
@@ -119,6 +134,7 @@ def embed_dataset(
     finally:
         batches.close()
     elapsed = time.monotonic() - started
+    quality = quality_service.update_issues(store, dataset_id) if measured else None
     ctx.job.message = f"embedded {embedded} images" + (
         f"; {failed_count} unreadable" if failed_count else ""
     )
@@ -133,4 +149,5 @@ def embed_dataset(
         "failed": failures,
         "seconds": round(elapsed, 2),
         "images_per_s": round(done / elapsed, 2) if elapsed > 0 else None,
+        "quality": quality,
     }

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from visor.embedding.pipeline import default_workers
 from visor.errors import VisorError
@@ -28,13 +29,21 @@ def _draft(size: tuple[int, int]) -> tuple[int, int]:
     return max(1, int(size[0] * scale)), max(1, int(size[1] * scale))
 
 
+def inspect(image: Image.Image) -> ImageStats:
+    """The statistics of an image decoded for something else (the embed job's decode): read
+    from a copy no larger than `MAX_SIDE`, as the quality job reads them."""
+    if max(image.size) > MAX_SIDE:
+        scale = MAX_SIDE / max(image.size)
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        )
+    return image_stats(image)
+
+
 def measure(source: Source, path: str) -> ImageStats | str:
     """One image's statistics, or why it could not be read."""
     try:
-        image = decode(source.read_bytes(path), path, draft=_draft)
-        if max(image.size) > MAX_SIDE:
-            image.thumbnail((MAX_SIDE, MAX_SIDE))
-        return image_stats(image)
+        return inspect(decode(source.read_bytes(path), path, draft=_draft))
     except VisorError as e:
         return e.message
     except OSError as e:

@@ -25,6 +25,7 @@ def missing(store: Store, dataset_id: int) -> list[tuple[int, str]]:
 
 
 def add_stats(store: Store, dataset_id: int, ids: list[int], stats: list[ImageStats]) -> None:
+    """Store the statistics of `ids`, replacing any they had (issues are set afterwards)."""
     columns = {name: [getattr(s, name) for s in stats] for name in STAT_COLUMNS}
     table = pa.table(
         {
@@ -33,7 +34,12 @@ def add_stats(store: Store, dataset_id: int, ids: list[int], stats: list[ImageSt
             **columns,
         }
     )
-    with store.transaction() as cur:
+    with store.transaction() as cur, store.registered(cur, {"_visor_measured": table}):
+        cur.execute(
+            "DELETE FROM image_quality WHERE dataset_id = ? "
+            "AND sample_id IN (SELECT sample_id FROM _visor_measured)",
+            [dataset_id],
+        )
         store.insert_arrow(cur, "image_quality", table)
 
 

@@ -34,6 +34,7 @@ class EmbedRequest(BaseModel):
     recompute: bool = Field(
         default=False, description="embed every image again, not only missing ones"
     )
+    quality: bool = Field(default=True, description="measure image quality from the same decode")
 
 
 @router.post("/api/datasets/{name}/embeddings/generate", status_code=202)
@@ -48,6 +49,7 @@ def generate(dataset: DatasetDep, body: EmbedRequest | None = None) -> dict[str,
         batch_size=body.batch_size,
         workers=body.workers,
         recompute=body.recompute,
+        quality=body.quality,
     )
 
 
