@@ -84,7 +84,8 @@ def test_flags_agree_with_cleanvision(tmp_path: Path) -> None:
 
     folder = planted_folder(tmp_path / "planted")
     files = sorted(str(p) for p in folder.glob("*.png") if p.name != "tile_03.png")
-    files += sorted(str(p) for p in (DATA / "classification_trees").rglob("*.png"))
+    files += sorted(str(p) for p in (DATA / "classification_trees").rglob("*.jpg"))
+    assert len(files) == 14 + 98
     stats = [image_stats(decode(Path(f).read_bytes(), f)) for f in files]
     ours = issues({n: np.array([getattr(s, n) for s in stats]) for n in ImageStats.names()})
     kinds = [

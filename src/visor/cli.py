@@ -292,6 +292,39 @@ def quality(
         out.print("see them: filter by image quality in the UI, or ?quality=<issue> on /samples")
 
 
+@app.command()
+@friendly
+def health(
+    name: str,
+    html: Annotated[
+        Path | None, typer.Option(help="also write the report as one HTML file, images inside")
+    ] = None,
+    examples: Annotated[int, typer.Option(help="worst examples per problem")] = 8,
+) -> None:
+    """What is wrong with a dataset: duplicates, leaks across splits, outliers, image quality."""
+    from visor.services import health_html
+
+    with _workspace() as ws:
+        dataset = ws.dataset(name)
+        report = dataset.health(examples)
+        out.print(f"health of {name} ({report['samples']:,} samples)", highlight=False)
+        for row in report["rows"]:
+            if row["count"] is None:
+                out.print(f"  {row['title']:<44} not computed: {row['todo']}", highlight=False)
+                continue
+            ids = ", ".join(str(i) for i in row.get("examples", [])[:examples])
+            out.print(
+                f"  {row['title']:<44} {row['count']:>7} ({row['share']:.1%})"
+                + (f"  e.g. {ids}" if ids else ""),
+                highlight=False,
+            )
+            if row.get("warning"):
+                out.print(f"    {row['warning']}", highlight=False)
+        if html is not None:
+            health_html.write(html, report, dataset.thumbnail_bytes)
+            out.print(f"wrote {html}", highlight=False)
+
+
 @app.command("evaluations")
 @friendly
 def list_evaluations(name: str) -> None:

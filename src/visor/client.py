@@ -277,6 +277,16 @@ class RemoteDataset:
     def quality(self, examples: int = 12) -> dict[str, Any]:
         return self.api.call("GET", f"{self.base}/quality", params={"examples": examples})
 
+    def thumbnail_bytes(self, sample_id: int) -> bytes | None:
+        try:
+            found = self.api.call("GET", f"{self.base}/samples/{sample_id}/thumbnail")
+        except VisorError:
+            return None
+        return found if isinstance(found, bytes) else None
+
+    def health(self, examples: int = 12) -> dict[str, Any]:
+        return self.api.call("GET", f"{self.base}/health", params={"examples": examples})
+
     def evaluate(self, source: str, *, wait: bool = False, **options: Any) -> dict[str, Any]:
         body = {"source": source, **{k: v for k, v in options.items() if v is not None}}
         return self._finish(self.api.call("POST", f"{self.base}/evaluations", json=body), wait)

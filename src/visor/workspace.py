@@ -24,6 +24,7 @@ from visor.media.thumbnails import make_thumbnail, write_atomically
 from visor.services import analysis as analysis_service
 from visor.services import embed as embed_service
 from visor.services import evaluate as evaluate_service
+from visor.services import health as health_service
 from visor.services import ingest as ingest_service
 from visor.services import maps as map_service
 from visor.services import predictions as prediction_service
@@ -368,6 +369,11 @@ class Dataset:
     def quality(self, examples: int = 12) -> dict[str, Any]:
         """Per image-quality issue: how many samples have it, their share, the worst ones."""
         return quality_service.report(self.store, self.row, examples)
+
+    def health(self, examples: int = 12) -> dict[str, Any]:
+        """What is wrong with the dataset, from every signal computed so far: per kind of
+        problem its count, share, worst examples and the samples filter showing them all."""
+        return health_service.health(self.store, self.row, examples)
 
     @property
     def evaluations(self) -> evaluate_service.Evaluations:
@@ -770,6 +776,13 @@ class Dataset:
             data, name = self.image_bytes(sample_id)
             write_atomically(path, make_thumbnail(data, name, size))
         return path, etag
+
+    def thumbnail_bytes(self, sample_id: int) -> bytes | None:
+        """The thumbnail's JPEG bytes; None when the image cannot be read."""
+        try:
+            return self.thumbnail(sample_id)[0].read_bytes()
+        except VisorError:
+            return None
 
     def make_thumbnails(self, ctx: JobContext) -> dict[str, Any]:
         """Make every missing thumbnail now (a job phase); unreadable images are counted."""

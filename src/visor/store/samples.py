@@ -50,6 +50,7 @@ class SampleFilter:
     outcome: str | None = None
     confusion: tuple[str, str] | None = None
     quality_issue: str | None = None  # an image-quality issue (dark, blurry, ...)
+    leaked: bool | None = None  # in a duplicate group that spans splits
 
     def where(self, dataset_id: int) -> tuple[str, list[Any]]:
         clauses: list[str] = ["dataset_id = ?"]
@@ -83,6 +84,14 @@ class SampleFilter:
         if self.uniqueness_max is not None:
             clauses.append("uniqueness <= ?")
             params.append(self.uniqueness_max)
+        if self.leaked is not None:
+            clauses.append(
+                ("" if self.leaked else "NOT ")
+                + "coalesce(duplicate_group IN (SELECT duplicate_group FROM samples "
+                "WHERE dataset_id = ? AND duplicate_group IS NOT NULL GROUP BY 1 "
+                "HAVING count(DISTINCT coalesce(split, '(none)')) > 1), false)"
+            )
+            params.append(dataset_id)
         if self.quality_issue is not None:
             clauses.append(
                 "id IN (SELECT sample_id FROM image_quality WHERE dataset_id = ? "

@@ -96,3 +96,11 @@ def quality(dataset: DatasetDep, examples: int = 12) -> dict[str, Any]:
     odd_aspect_ratio, odd_size, tiny): `count`, `share` of the measured samples and the ids of
     the worst `examples`; filter samples by one with `quality=<issue>`."""
     return dataset.quality(examples)
+
+
+@router.get("/health")
+def health(dataset: DatasetDep, examples: int = 12) -> dict[str, Any]:
+    """What is wrong with the dataset: `rows` of {kind, title, count, share, examples (sample
+    ids, worst first), filter (samples query parameters showing them all), detail, warning}, or
+    `todo` (the command that computes a signal not computed yet)."""
+    return dataset.health(examples)

@@ -38,6 +38,9 @@ class Filters(BaseModel):
     uniqueness_min: float | None = Field(default=None, ge=0, le=1)
     uniqueness_max: float | None = Field(default=None, ge=0, le=1)
     selection: str | None = Field(default=None, description="a token from POST /selections")
+    leaked: bool | None = Field(
+        default=None, description="in a duplicate group whose members sit in several splits"
+    )
     quality: str | None = Field(
         default=None, description="an image-quality issue: dark, light, blurry, ... (see /quality)"
     )
@@ -72,6 +75,7 @@ class Filters(BaseModel):
             uniqueness_max=self.uniqueness_max,
             evaluation=self.evaluation,
             quality_issue=self.quality,
+            leaked=self.leaked,
             outcome=self.outcome,
             confusion=self._confusion(),
         )

@@ -1,0 +1,155 @@
+"""One health report: what is wrong with a dataset, from every signal Visor has computed.
+
+Each row is a kind of problem with its count, its share of the dataset, a few of the worst
+samples and the samples filter that shows all of them (`filter`, as the samples API takes it);
+a signal not computed yet says which command computes it. Nothing here computes a signal: the
+jobs do (duplicates, uniqueness, quality, evaluate); this reads what they stored.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from visor.embedding.models import with_weights_warning
+from visor.services.quality import report as quality_report
+from visor.store import Store
+from visor.store import analyses as analysis_rows
+
+EXAMPLES = 12
+
+
+def leaks(store: Store, dataset_id: int, examples: int = EXAMPLES) -> dict[str, Any]:
+    """Duplicate groups (exact and near) whose members sit in more than one split: per split
+    pair, the groups and samples; the samples of such groups, worst (largest group) first."""
+    rows = store.query(
+        "SELECT duplicate_group, list(DISTINCT coalesce(split, '(none)')), count(*) "
+        "FROM samples WHERE dataset_id = ? AND duplicate_group IS NOT NULL GROUP BY 1 "
+        "HAVING count(DISTINCT coalesce(split, '(none)')) > 1 ORDER BY 3 DESC, 1",
+        [dataset_id],
+    )
+    pairs: dict[str, dict[str, int]] = {}
+    samples = 0
+    for _, splits, size in rows:
+        samples += int(size)
+        for a, b in itertools.combinations(sorted(splits), 2):
+            found = pairs.setdefault(f"{a} / {b}", {"groups": 0, "samples": 0})
+            found["groups"] += 1
+            found["samples"] += int(size)
+    first = [int(g) for g, _, _ in rows[:examples]]
+    ids = store.query(
+        "SELECT id FROM samples WHERE dataset_id = ? AND list_contains(?, duplicate_group) "
+        f"ORDER BY duplicate_group, id LIMIT {int(examples)}",
+        [dataset_id, first],
+    )
+    return {
+        "groups": len(rows),
+        "samples": samples,
+        "pairs": pairs,
+        "examples": [int(r[0]) for r in ids],
+    }
+
+
+def outlier_threshold(scores: np.ndarray) -> float | None:
+    """The uniqueness above which a sample is an outlier: the median plus 3 robust standard
+    deviations (1.4826 x MAD) of the dataset's own scores, at most 1."""
+    if len(scores) < 3:
+        return None
+    median = float(np.median(scores))
+    spread = 1.4826 * float(np.median(np.abs(scores - median)))
+    return min(1.0, median + 3 * max(spread, 1e-6))
+
+
+def outliers(store: Store, dataset_id: int, examples: int = EXAMPLES) -> dict[str, Any] | None:
+    found = store.query_arrow(
+        "SELECT id, uniqueness FROM samples WHERE dataset_id = ? AND uniqueness IS NOT NULL",
+        [dataset_id],
+    )
+    if found.num_rows == 0:
+        return None
+    ids = found["id"].to_numpy()
+    scores = found["uniqueness"].to_numpy().astype(np.float64)
+    threshold = outlier_threshold(scores)
+    if threshold is None:
+        return None
+    above = scores >= threshold
+    order = np.argsort(-scores[above], kind="stable")[:examples]
+    return {
+        "threshold": round(threshold, 4),
+        "count": int(above.sum()),
+        "scored": len(scores),
+        "examples": ids[above][order].astype(int).tolist(),
+    }
+
+
+def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> dict[str, Any]:
+    dataset_id, total = dataset["id"], max(int(dataset["num_samples"]), 1)
+    name = dataset["name"]
+    rows: list[dict[str, Any]] = []
+
+    def row(kind: str, title: str, count: int | None, **extra: Any) -> None:
+        share = None if count is None else round(count / total, 4)
+        rows.append({"kind": kind, "title": title, "count": count, "share": share, **extra})
+
+    run = analysis_rows.last_run(store, dataset_id, "duplicates")
+    if run is None:
+        hint = f"visor duplicates {name}"
+        row("duplicates", "exact and near-duplicates", None, todo=hint)
+        row("leaks", "copies across splits (train/test leakage)", None, todo=hint)
+    else:
+        run = with_weights_warning(run)
+        summary = run["summary"]
+        dupes = store.query(
+            "SELECT id FROM samples WHERE dataset_id = ? AND duplicate_group IS NOT NULL "
+            f"ORDER BY duplicate_group, id LIMIT {int(examples)}",
+            [dataset_id],
+        )
+        row(
+            "duplicates",
+            "exact and near-duplicates",
+            int(summary.get("samples_in_groups", 0)),
+            examples=[int(r[0]) for r in dupes],
+            filter={"has_duplicates": True},
+            detail={
+                "groups": summary.get("groups"),
+                "removable": summary.get("removable"),
+                "threshold": run["params"].get("threshold"),
+            },
+            warning=run.get("warning"),
+        )
+        leaked = leaks(store, dataset_id, examples)
+        row(
+            "leaks",
+            "copies across splits (train/test leakage)",
+            leaked["samples"],
+            examples=leaked["examples"],
+            filter={"leaked": True},
+            detail={"groups": leaked["groups"], "pairs": leaked["pairs"]},
+            warning=run.get("warning"),
+        )
+    found = outliers(store, dataset_id, examples)
+    if found is None:
+        row("outliers", "least typical images", None, todo=f"visor uniqueness {name}")
+    else:
+        row(
+            "outliers",
+            "least typical images",
+            found["count"],
+            examples=found["examples"],
+            filter={"uniqueness_min": found["threshold"]},
+            detail={"threshold": found["threshold"], "rule": "median + 3 x 1.4826 x MAD"},
+        )
+    quality = quality_report(store, dataset, examples)
+    if not quality["measured"]:
+        row("quality", "image quality", None, todo=f"visor quality {name} (or visor embed {name})")
+    for issue in quality["issues"] if quality["measured"] else []:
+        row(
+            f"quality:{issue['issue']}",
+            issue["issue"].replace("_", " "),
+            issue["count"],
+            examples=issue["examples"],
+            filter={"quality": issue["issue"]},
+        )
+    return {"dataset": name, "samples": int(dataset["num_samples"]), "rows": rows}

@@ -1,0 +1,116 @@
+"""The health report on the real tree crops with planted copies across splits: leaks counted
+per split pair and filterable, outliers from the score distribution, image quality from the
+embed job, duplicates; the CLI, the HTML report and HTTP."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from conftest import Server, ingest, run_cli
+
+from visor.services.health import outlier_threshold
+from visor.store.samples import SampleFilter
+from visor.workspace import Workspace
+
+DATA = Path(__file__).parent / "data"
+MODEL = "random:dinov2-tiny"
+
+
+def leaky_copy(root: Path) -> tuple[Path, list[str]]:
+    """The class-folder corpus with 2 validation images copied, byte for byte, into train."""
+    shutil.copytree(DATA / "classification_trees", root)
+    copied = []
+    for i, image in enumerate(sorted((root / "validate").rglob("*.jpg"))[:2]):
+        target = root / "train" / image.parent.name / f"leaked_{i}.jpg"
+        shutil.copy(image, target)
+        copied.append(target.name)
+    return root, copied
+
+
+@pytest.fixture
+def leaky(workspace: Workspace, tmp_path: Path) -> Workspace:
+    root, _ = leaky_copy(tmp_path / "trees")
+    ingest(workspace, root, "trees")
+    ds = workspace.dataset("trees")
+    ds.embed(MODEL, precision="fp32", batch_size=16, wait=True)
+    ds.find_duplicates(exact_only=True, wait=True)
+    ds.compute_uniqueness(wait=True)
+    return workspace
+
+
+def test_health_counts_leaks_outliers_quality_and_duplicates(leaky: Workspace) -> None:
+    ds = leaky.dataset("trees")
+    report = ds.health()
+    rows = {r["kind"]: r for r in report["rows"]}
+    assert report["samples"] == 100
+    leaks = rows["leaks"]
+    assert leaks["count"] == 4 and leaks["share"] == 0.04
+    assert leaks["detail"] == {"groups": 2, "pairs": {"train / val": {"groups": 2, "samples": 4}}}
+    total, found = ds.samples(SampleFilter(leaked=True), limit=10)
+    assert total == 4 and {s["id"] for s in found} == set(leaks["examples"])
+    assert {s["split"] for s in found} == {"train", "val"}
+    assert rows["duplicates"]["count"] == 4 and rows["duplicates"]["filter"] == {
+        "has_duplicates": True
+    }
+    outliers = rows["outliers"]
+    assert (
+        outliers["count"]
+        == ds.samples(SampleFilter(uniqueness_min=outliers["detail"]["threshold"]))[0]
+    )
+    # Image quality came with the embed job: the tree crops are small.
+    assert rows["quality:tiny"]["count"] > 0
+    assert rows["quality:tiny"]["filter"] == {"quality": "tiny"}
+
+
+def test_outlier_threshold_comes_from_the_distribution() -> None:
+    rng = np.random.default_rng(0)
+    scores = np.r_[rng.normal(0.3, 0.02, 1000), [0.9, 0.95]]
+    threshold = outlier_threshold(scores)
+    assert threshold is not None and 0.33 < threshold < 0.45
+    assert int((scores >= threshold).sum()) <= 5
+    assert outlier_threshold(np.array([0.1, 0.2])) is None
+
+
+def test_a_dataset_with_nothing_computed_says_what_to_run(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    root, _ = leaky_copy(tmp_path / "trees")
+    ingest(workspace, root, "fresh")
+    rows = workspace.dataset("fresh").health()["rows"]
+    todo = {r["kind"]: r["todo"] for r in rows}
+    assert todo == {
+        "duplicates": "visor duplicates fresh",
+        "leaks": "visor duplicates fresh",
+        "outliers": "visor uniqueness fresh",
+        "quality": "visor quality fresh (or visor embed fresh)",
+    }
+
+
+def test_health_from_the_cli_as_html_and_over_http(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    root, copied = leaky_copy(tmp_path / "trees")
+    assert run_cli(home, "ingest", str(root), "--name", "trees").returncode == 0
+    assert run_cli(home, "duplicates", "trees", "--exact-only").returncode == 0
+    report = tmp_path / "out" / "health.html"
+    report.parent.mkdir()
+    done = run_cli(home, "health", "trees", "--html", str(report))
+    assert done.returncode == 0, done.stderr
+    assert "copies across splits (train/test leakage)" in done.stdout
+    assert "4 (4.0%)" in done.stdout
+    assert "not computed: visor uniqueness trees" in done.stdout
+    text = report.read_text()
+    assert text.count("data:image/jpeg;base64,") == 8  # 4 duplicates and the same 4 leaked
+    assert "Health of trees (100 samples)" in text
+    server = Server(home).start()
+    try:
+        found = httpx.get(f"{server.url}/api/datasets/trees/health").json()
+        leaks = next(r for r in found["rows"] if r["kind"] == "leaks")
+        assert leaks["count"] == 4
+        page = httpx.get(f"{server.url}/api/datasets/trees/samples", params={"leaked": True})
+        assert {s["filename"] for s in page.json()["items"]} >= set(copied)
+    finally:
+        server.stop()
