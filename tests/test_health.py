@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import Server, ingest, run_cli
+from playwright.sync_api import Browser, expect
 
 from visor.services.health import outlier_threshold
 from visor.store.samples import SampleFilter
@@ -90,7 +91,9 @@ def test_a_dataset_with_nothing_computed_says_what_to_run(
     }
 
 
-def test_health_from_the_cli_as_html_and_over_http(tmp_path: Path) -> None:
+def test_health_from_the_cli_as_html_over_http_and_in_the_ui(
+    tmp_path: Path, browser: Browser
+) -> None:
     home = tmp_path / "home"
     root, copied = leaky_copy(tmp_path / "trees")
     assert run_cli(home, "ingest", str(root), "--name", "trees").returncode == 0
@@ -112,5 +115,14 @@ def test_health_from_the_cli_as_html_and_over_http(tmp_path: Path) -> None:
         assert leaks["count"] == 4
         page = httpx.get(f"{server.url}/api/datasets/trees/samples", params={"leaked": True})
         assert {s["filename"] for s in page.json()["items"]} >= set(copied)
+        ui = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US").new_page()
+        ui.goto(f"{server.url}/?dataset=trees&tab=health")
+        row = ui.get_by_test_id("health-panel").locator("tr[data-kind='leaks']")
+        expect(row).to_contain_text("4 (4.0%)")
+        expect(row.locator("img")).to_have_count(4)
+        row.get_by_role("button", name="show").click()
+        expect(ui.get_by_test_id("count")).to_have_text("4 samples")
+        assert "leaked=1" in ui.url
+        ui.context.close()
     finally:
         server.stop()

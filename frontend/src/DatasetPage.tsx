@@ -3,6 +3,7 @@ import { api, datasetPath, watchChanges } from "./api";
 import { setClassOrder } from "./colors";
 import { DuplicatesPanel } from "./DuplicatesPanel";
 import { EvaluationPanel } from "./EvaluationPanel";
+import { HealthPanel } from "./HealthPanel";
 import { Grid, samplesUrl } from "./Grid";
 import { MapView, type Lasso } from "./MapView";
 import { SampleView } from "./SampleView";
@@ -180,11 +181,12 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
         </label>
         <label>Duplicates
           <select
-            value={view.group !== null ? "group" : view.duplicates ? "yes" : ""}
-            onChange={(e) => set({ duplicates: e.target.value === "yes", group: null })}
+            value={view.group !== null ? "group" : view.leaked ? "leaked" : view.duplicates ? "yes" : ""}
+            onChange={(e) => set({ duplicates: e.target.value === "yes", leaked: e.target.value === "leaked", group: null })}
           >
             <option value="">all samples</option>
             <option value="yes">only those with duplicates</option>
+            <option value="leaked">copies across splits</option>
             {view.group !== null && <option value="group">group {view.group}</option>}
           </select>
         </label>
@@ -272,7 +274,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
       <section className="map-panel" data-lasso={selection ? JSON.stringify(selection.polygon) : ""}>
         <div className="map-stack">
           <div className="panel-tabs" role="tablist">
-            {(["map", "evaluation"] as const).map((tab) => (
+            {(["map", "evaluation", "health"] as const).map((tab) => (
               <button
                 key={tab}
                 role="tab"
@@ -280,7 +282,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
                 className={view.tab === tab ? "active" : undefined}
                 onClick={() => navigate({ ...view, tab })}
               >
-                {tab === "map" ? "Map" : "Evaluation"}
+                {tab === "map" ? "Map" : tab === "evaluation" ? "Evaluation" : "Health"}
               </button>
             ))}
           </div>
@@ -296,6 +298,9 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
             onSelect={lasso}
             onOpen={(id) => openSample(id)}
           />}
+          {info && view.tab === "health" && (
+            <HealthPanel dataset={name} version={version} open={(id) => openSample(id)} navigate={(patch) => set(patch)} />
+          )}
           {info && view.tab === "evaluation" && (
             <EvaluationPanel dataset={name} view={view} version={version} navigate={(patch) => set(patch)} />
           )}

@@ -40,6 +40,8 @@ describe("URL state", () => {
     expect(parseView("?cell=%5B1%5D&tab=x").cell).toBeNull();
     expect(filterParams({ ...DEFAULT_VIEW, quality: "dark" }).toString()).toBe("quality=dark");
     expect(parseView("?quality=blurry").quality).toBe("blurry");
+    expect(formatView({ ...DEFAULT_VIEW, leaked: true, tab: "health" })).toBe("?tab=health&leaked=1");
+    expect(filterParams({ ...DEFAULT_VIEW, leaked: true }).toString()).toBe("leaked=true");
   });
   it("gives the samples API's filter names", () => {
     const view = { ...DEFAULT_VIEW, cls: "car", duplicates: true, uniquenessMin: 0.5, sort: "filename" };

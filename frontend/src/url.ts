@@ -4,7 +4,7 @@ export type BoxKinds = "all" | "gt" | "prediction" | "none";
 export type ColorBy = "class" | "split" | "tag" | "fp" | "fn" | "errors";
 export const COUNT_COLORS = ["fp", "fn", "errors"] as const; // from an evaluation's counts
 export type Outcome = "tp" | "fp" | "fn" | "error" | "confused";
-export type Tab = "map" | "evaluation";
+export type Tab = "map" | "evaluation" | "health";
 
 export interface ViewState {
   dataset: string | null;
@@ -27,20 +27,21 @@ export interface ViewState {
   cell: [string, string] | null; // a confusion cell: ground truth, prediction ("" = background)
   tab: Tab;
   quality: string | null; // an image-quality issue (dark, blurry, ...)
+  leaked: boolean; // in a duplicate group spanning splits
 }
 
 export const DEFAULT_VIEW: ViewState = {
   dataset: null, split: null, cls: null, tag: null, filename: null,
   duplicates: false, group: null, uniquenessMin: null, uniquenessMax: null,
   sort: "id", order: "asc", boxes: "all", color: "class", map: null, sample: null,
-  evaluation: null, outcome: null, cell: null, tab: "map", quality: null,
+  evaluation: null, outcome: null, cell: null, tab: "map", quality: null, leaked: false,
 };
 
 const KEYS: Record<keyof ViewState, string> = {
   dataset: "dataset", split: "split", cls: "class", tag: "tag", filename: "q",
   duplicates: "dups", group: "group", uniquenessMin: "umin", uniquenessMax: "umax",
   sort: "sort", order: "order", boxes: "boxes", color: "color", map: "map", sample: "sample",
-  evaluation: "eval", outcome: "outcome", cell: "cell", tab: "tab", quality: "quality",
+  evaluation: "eval", outcome: "outcome", cell: "cell", tab: "tab", quality: "quality", leaked: "leaked",
 };
 
 function cellOf(value: string | null): [string, string] | null {
@@ -94,8 +95,9 @@ export function parseView(search: string): ViewState {
       ? oneOf(text("outcome"), ["tp", "fp", "fn", "error", "confused"] as const, "error")
       : null,
     cell: cellOf(text("cell")),
-    tab: oneOf(text("tab"), ["map", "evaluation"] as const, DEFAULT_VIEW.tab),
+    tab: oneOf(text("tab"), ["map", "evaluation", "health"] as const, DEFAULT_VIEW.tab),
     quality: text("quality"),
+    leaked: params.get(KEYS.leaked) === "1",
   };
 }
 
@@ -124,6 +126,7 @@ export function filterParams(view: ViewState): URLSearchParams {
   if (view.uniquenessMin !== null) params.set("uniqueness_min", String(view.uniquenessMin));
   if (view.uniquenessMax !== null) params.set("uniqueness_max", String(view.uniquenessMax));
   if (view.quality) params.set("quality", view.quality);
+  if (view.leaked) params.set("leaked", "true");
   if (view.evaluation) {
     params.set("evaluation", view.evaluation);
     if (view.outcome) params.set("outcome", view.outcome);

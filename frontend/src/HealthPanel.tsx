@@ -1,0 +1,77 @@
+import { useEffect, useState } from "react";
+import { api, datasetPath, thumbnailUrl } from "./api";
+import type { ViewState } from "./url";
+
+interface Row {
+  kind: string;
+  title: string;
+  count: number | null;
+  share: number | null;
+  examples?: number[];
+  filter?: Record<string, string | number | boolean>;
+  warning?: string | null;
+  todo?: string;
+}
+
+/** The view a row's filter asks for (the samples API's names -> the URL's). */
+export function viewFor(filter: Record<string, string | number | boolean>): Partial<ViewState> {
+  const patch: Partial<ViewState> = {};
+  if (filter.has_duplicates) patch.duplicates = true;
+  if (filter.leaked) patch.leaked = true;
+  if (typeof filter.uniqueness_min === "number") patch.uniquenessMin = filter.uniqueness_min;
+  if (typeof filter.quality === "string") patch.quality = filter.quality;
+  return patch;
+}
+
+const CLEAR: Partial<ViewState> = { duplicates: false, leaked: false, uniquenessMin: null, quality: null, group: null };
+
+/** What is wrong with the dataset: each kind of problem with its count, share and worst
+ * examples; a row's button filters the grid to all of them. */
+export function HealthPanel(
+  { dataset, version, open, navigate }:
+  { dataset: string; version: number; open: (id: number) => void; navigate: (patch: Partial<ViewState>) => void },
+) {
+  const [rows, setRows] = useState<Row[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let live = true;
+    api<{ rows: Row[] }>(`${datasetPath(dataset)}/health?examples=8`).then(
+      (r) => { if (live) setRows(r.rows); },
+      (e) => { if (live) setError(e.message); },
+    );
+    return () => { live = false; };
+  }, [dataset, version]);
+  if (error) return <p className="error">{error}</p>;
+  if (!rows) return <div className="evaluation">Loading…</div>;
+  return (
+    <div className="evaluation health" data-testid="health-panel">
+      <table>
+        <tbody>
+          {rows.map((row) => (
+            <tr key={row.kind} data-kind={row.kind}>
+              <td>{row.title}</td>
+              {row.count === null ? (
+                <td colSpan={2} className="hint">not computed: {row.todo}</td>
+              ) : (
+                <>
+                  <td className="count">
+                    {row.count.toLocaleString()} ({((row.share ?? 0) * 100).toFixed(1)}%)
+                    {row.filter && row.count > 0 && (
+                      <button onClick={() => navigate({ ...CLEAR, ...viewFor(row.filter!) })}>show</button>
+                    )}
+                  </td>
+                  <td className="strip">
+                    {row.examples?.map((id) => (
+                      <img key={id} src={thumbnailUrl(dataset, id)} alt={`sample ${id}`} onClick={() => open(id)} />
+                    ))}
+                    {row.warning && <p className="warning">{row.warning}</p>}
+                  </td>
+                </>
+              )}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
