@@ -292,6 +292,43 @@ def quality(
         out.print("see them: filter by image quality in the UI, or ?quality=<issue> on /samples")
 
 
+@app.command("label-errors")
+@friendly
+def label_errors(
+    name: str,
+    model: Annotated[
+        str | None,
+        typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
+    ] = None,
+    examples: Annotated[int, typer.Option(help="worst flagged samples to list")] = 10,
+) -> None:
+    """Find likely wrong image labels: cleanlab over each image's neighbours' labels."""
+    with _workspace() as ws:
+        dataset = ws.dataset(name)
+        result = follow(ws, dataset.find_label_errors(model))["result"]
+        _warning(result)
+        out.print(
+            f"{result['flagged']} of {result['scored']} labels likely wrong "
+            f"({result['model']}, {result['seconds']} s)",
+            highlight=False,
+        )
+        if result["classes_with_one_example"]:
+            lonely = ", ".join(result["classes_with_one_example"])
+            out.print(f"not scored (one example, nothing to compare with): {lonely}")
+        if result["not_embedded"]:
+            out.print(f"not scored (no vector yet): {result['not_embedded']} labels")
+        found = dataset.label_errors(examples) or {"examples": []}
+        for sample_id in found["examples"]:
+            for label in dataset.labels(sample_id):
+                quality = label.get("label_quality")
+                if quality and quality["issue"]:
+                    out.print(
+                        f"  sample {sample_id}: labelled {label['class']}; its neighbours say "
+                        f"{quality['suggested']} (quality {quality['quality']:.3f})",
+                        highlight=False,
+                    )
+
+
 @app.command()
 @friendly
 def health(

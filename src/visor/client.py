@@ -277,12 +277,22 @@ class RemoteDataset:
     def quality(self, examples: int = 12) -> dict[str, Any]:
         return self.api.call("GET", f"{self.base}/quality", params={"examples": examples})
 
+    def labels(self, sample_id: int) -> list[dict[str, Any]]:
+        return self.api.call("GET", f"{self.base}/samples/{sample_id}")["labels"]
+
     def thumbnail_bytes(self, sample_id: int) -> bytes | None:
         try:
             found = self.api.call("GET", f"{self.base}/samples/{sample_id}/thumbnail")
         except VisorError:
             return None
         return found if isinstance(found, bytes) else None
+
+    def find_label_errors(self, model: str | None = None, *, wait: bool = False) -> dict[str, Any]:
+        job = self.api.call("POST", f"{self.base}/label-errors", json={"model": model})
+        return self._finish(job, wait)
+
+    def label_errors(self, examples: int = 12) -> dict[str, Any] | None:
+        return self.api.call("GET", f"{self.base}/label-errors", params={"examples": examples})
 
     def health(self, examples: int = 12) -> dict[str, Any]:
         return self.api.call("GET", f"{self.base}/health", params={"examples": examples})

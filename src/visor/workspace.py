@@ -26,6 +26,7 @@ from visor.services import embed as embed_service
 from visor.services import evaluate as evaluate_service
 from visor.services import health as health_service
 from visor.services import ingest as ingest_service
+from visor.services import labels as label_service
 from visor.services import maps as map_service
 from visor.services import predictions as prediction_service
 from visor.services import quality as quality_service
@@ -369,6 +370,22 @@ class Dataset:
     def quality(self, examples: int = 12) -> dict[str, Any]:
         """Per image-quality issue: how many samples have it, their share, the worst ones."""
         return quality_service.report(self.store, self.row, examples)
+
+    def find_label_errors(self, model: str | None = None, *, wait: bool = False) -> dict[str, Any]:
+        """Start scoring every image-level label from its image's nearest neighbours (by
+        `model`'s vectors) with cleanlab: `label_issue` filter, `label_quality` sort."""
+        name = self._model(model)
+        self._vectors_version(name)
+
+        def run(ctx: JobContext) -> dict[str, Any]:
+            return label_service.find_label_errors(self.store, ctx, self.row, name)
+
+        job = self.workspace.jobs.submit("label-errors", self.name, {"model": name}, run, key=name)
+        return self._finish(job.to_dict(), wait)
+
+    def label_errors(self, examples: int = 12) -> dict[str, Any] | None:
+        """Labels scored and flagged, and the worst flagged samples; None before a run."""
+        return label_service.summary(self.store, self.id, examples)
 
     def health(self, examples: int = 12) -> dict[str, Any]:
         """What is wrong with the dataset, from every signal computed so far: per kind of

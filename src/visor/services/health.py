@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from visor.embedding.models import with_weights_warning
+from visor.services.labels import summary as label_summary
 from visor.services.quality import report as quality_report
 from visor.store import Store
 from visor.store import analyses as analysis_rows
@@ -140,6 +141,19 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
             examples=found["examples"],
             filter={"uniqueness_min": found["threshold"]},
             detail={"threshold": found["threshold"], "rule": "median + 3 x 1.4826 x MAD"},
+        )
+    labels = label_summary(store, dataset_id, examples)
+    if labels is None:
+        row("label_errors", "likely label errors", None, todo=f"visor label-errors {name}")
+    else:
+        row(
+            "label_errors",
+            "likely label errors",
+            labels["flagged_samples"],
+            examples=labels["examples"],
+            filter={"label_issue": True},
+            detail={"labels_scored": labels["scored"], "labels_flagged": labels["flagged"]},
+            warning=labels.get("warning"),
         )
     quality = quality_report(store, dataset, examples)
     if not quality["measured"]:

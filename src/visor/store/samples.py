@@ -51,6 +51,7 @@ class SampleFilter:
     confusion: tuple[str, str] | None = None
     quality_issue: str | None = None  # an image-quality issue (dark, blurry, ...)
     leaked: bool | None = None  # in a duplicate group that spans splits
+    label_issue: bool | None = None  # a label cleanlab finds likely wrong
 
     def where(self, dataset_id: int) -> tuple[str, list[Any]]:
         clauses: list[str] = ["dataset_id = ?"]
@@ -90,6 +91,12 @@ class SampleFilter:
                 + "coalesce(duplicate_group IN (SELECT duplicate_group FROM samples "
                 "WHERE dataset_id = ? AND duplicate_group IS NOT NULL GROUP BY 1 "
                 "HAVING count(DISTINCT coalesce(split, '(none)')) > 1), false)"
+            )
+            params.append(dataset_id)
+        if self.label_issue is not None:
+            clauses.append(
+                ("" if self.label_issue else "NOT ")
+                + "id IN (SELECT sample_id FROM label_quality WHERE dataset_id = ? AND issue)"
             )
             params.append(dataset_id)
         if self.quality_issue is not None:
@@ -142,6 +149,11 @@ def id_relation(ids: Sequence[int] | np.ndarray) -> dict[str, pa.Table]:
     return {_IDS: pa.table({"id": np.asarray(ids, dtype=np.int32)})}
 
 
+# The lowest quality among a sample's scored labels (from label-errors).
+LABEL_QUALITY = (
+    "(SELECT min(q.quality) FROM label_quality q "
+    "WHERE q.dataset_id = samples.dataset_id AND q.sample_id = samples.id)"
+)
 EVALUATION_SORTS = {"tp": "e.tp", "fp": "e.fp", "fn": "e.fn", "errors": "e.fp + e.fn"}
 
 
@@ -149,6 +161,8 @@ def _sort_key(sort: str, dataset_id: int, evaluation: str | None = None) -> str:
     """The SQL expression a page is sorted by (then by id)."""
     if sort in SORTABLE:
         return sort
+    if sort == "label_quality":
+        return LABEL_QUALITY
     if sort.startswith("eval."):
         field = sort.removeprefix("eval.")
         if field not in EVALUATION_SORTS:
@@ -236,11 +250,27 @@ def labels(store: Store, dataset_id: int, sample_id: int) -> list[dict[str, Any]
         "ORDER BY kind, source, score DESC NULLS FIRST, id",
         [dataset_id, sample_id],
     )
+    scored = {
+        int(label): {
+            "quality": round(float(quality), 4),
+            "issue": bool(issue),
+            "suggested": suggested,
+            "suggested_probability": round(float(p), 4),
+            "model": model,
+        }
+        for label, quality, issue, suggested, p, model in store.query(
+            "SELECT label_id, quality, issue, suggested, suggested_probability, model "
+            "FROM label_quality WHERE dataset_id = ? AND sample_id = ?",
+            [dataset_id, sample_id],
+        )
+    }
     for row in rows:
         row["bbox"] = [row.pop(k) for k in ("x", "y", "w", "h")]
         if row["bbox"][0] is None:
             row["bbox"] = None
         row["flags"] = row["flags"] or []
+        if row["id"] in scored:
+            row["label_quality"] = scored[row["id"]]
     return rows
 
 

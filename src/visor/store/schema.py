@@ -177,4 +177,20 @@ CREATE TABLE image_quality (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
+# Version 7: likely label errors, per label: cleanlab's quality score and verdict from
+# out-of-sample neighbour probabilities, and the class the neighbours suggest.
+_V7 = """
+CREATE TABLE label_quality (
+    dataset_id INTEGER NOT NULL,
+    label_id BIGINT NOT NULL,
+    sample_id INTEGER NOT NULL,
+    model VARCHAR NOT NULL,
+    quality FLOAT NOT NULL,
+    issue BOOLEAN NOT NULL,
+    given VARCHAR NOT NULL,
+    suggested VARCHAR NOT NULL,
+    suggested_probability FLOAT NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]

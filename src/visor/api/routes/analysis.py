@@ -104,3 +104,23 @@ def health(dataset: DatasetDep, examples: int = 12) -> dict[str, Any]:
     ids, worst first), filter (samples query parameters showing them all), detail, warning}, or
     `todo` (the command that computes a signal not computed yet)."""
     return dataset.health(examples)
+
+
+class LabelErrorsRequest(BaseModel):
+    model: str | None = _MODEL
+
+
+@router.post("/label-errors", status_code=202)
+def find_label_errors(
+    dataset: DatasetDep, body: LabelErrorsRequest | None = None
+) -> dict[str, Any]:
+    """Start scoring every image-level label with cleanlab from its image's nearest
+    neighbours (202; 409 when the model has no vectors)."""
+    return dataset.find_label_errors((body or LabelErrorsRequest()).model)
+
+
+@router.get("/label-errors")
+def label_errors(dataset: DatasetDep, examples: int = 12) -> dict[str, Any] | None:
+    """The last run: labels `scored` and `flagged`, `flagged_samples`, the worst `examples`
+    (sample ids); null before a run. Per label: `label_quality` on GET .../samples/{id}."""
+    return dataset.label_errors(examples)

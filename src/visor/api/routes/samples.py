@@ -38,6 +38,9 @@ class Filters(BaseModel):
     uniqueness_min: float | None = Field(default=None, ge=0, le=1)
     uniqueness_max: float | None = Field(default=None, ge=0, le=1)
     selection: str | None = Field(default=None, description="a token from POST /selections")
+    label_issue: bool | None = Field(
+        default=None, description="a label cleanlab finds likely wrong (from label-errors)"
+    )
     leaked: bool | None = Field(
         default=None, description="in a duplicate group whose members sit in several splits"
     )
@@ -76,6 +79,7 @@ class Filters(BaseModel):
             evaluation=self.evaluation,
             quality_issue=self.quality,
             leaked=self.leaked,
+            label_issue=self.label_issue,
             outcome=self.outcome,
             confusion=self._confusion(),
         )
@@ -211,6 +215,8 @@ def _select(dataset: Dataset, ids: np.ndarray, filters: Filters) -> dict[str, An
 
 @router.get("/samples/{sample_id}")
 def get_sample(sample_id: int, dataset: DatasetDep) -> dict[str, Any]:
+    """One sample with its labels; a scored label has `label_quality` (quality, issue, given,
+    suggested class and its probability)."""
     return {**dataset.sample(sample_id), "labels": dataset.labels(sample_id)}
 
 

@@ -1,0 +1,65 @@
+"""Label-quality rows: each scored label's quality, verdict and suggested class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from visor.store.db import Store
+
+
+def image_labels(store: Store, dataset_id: int) -> pa.Table:
+    """id, sample_id, class of every image-level ground-truth label (no box), by id."""
+    return store.query_arrow(
+        "SELECT id, sample_id, class FROM labels WHERE dataset_id = ? AND kind = 'gt' "
+        "AND x IS NULL AND class IS NOT NULL ORDER BY id",
+        [dataset_id],
+    )
+
+
+def save(store: Store, dataset_id: int, rows: pa.Table) -> None:
+    """Replace the dataset's label-quality rows with `rows` (one transaction)."""
+    n = rows.num_rows
+    table = rows.append_column("dataset_id", pa.repeat(pa.scalar(dataset_id, pa.int32()), n))
+    with store.transaction() as cur:
+        cur.execute("DELETE FROM label_quality WHERE dataset_id = ?", [dataset_id])
+        store.insert_arrow(cur, "label_quality", table)
+
+
+def of_samples(store: Store, dataset_id: int, sample_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """By label id: quality, issue, given and suggested class of the given samples' labels."""
+    rows = store.query_dicts(
+        "SELECT label_id, sample_id, model, quality, issue, given, suggested, "
+        "suggested_probability FROM label_quality WHERE dataset_id = ? "
+        "AND list_contains(?, sample_id)",
+        [dataset_id, sample_ids],
+    )
+    return {int(r.pop("label_id")): r for r in rows}
+
+
+def summary(store: Store, dataset_id: int, examples: int) -> dict[str, Any] | None:
+    """Labels scored and flagged, and the flagged samples with the lowest quality first."""
+    found = store.query_one(
+        "SELECT count(*), count(*) FILTER (WHERE issue), any_value(model) FROM label_quality "
+        "WHERE dataset_id = ?",
+        [dataset_id],
+    )
+    if not found or not found[0]:
+        return None
+    worst = store.query(
+        "SELECT sample_id FROM label_quality WHERE dataset_id = ? AND issue "
+        f"GROUP BY sample_id ORDER BY min(quality), sample_id LIMIT {int(examples)}",
+        [dataset_id],
+    )
+    flagged_samples = store.query_one(
+        "SELECT count(DISTINCT sample_id) FROM label_quality WHERE dataset_id = ? AND issue",
+        [dataset_id],
+    )
+    return {
+        "scored": int(found[0]),
+        "flagged": int(found[1]),
+        "flagged_samples": int(flagged_samples[0]) if flagged_samples else 0,
+        "model": found[2],
+        "examples": [int(r[0]) for r in worst],
+    }
