@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ingest, run_cli
+from conftest import Server, ingest, run_cli
+from playwright.sync_api import Browser, expect
 
 from visor.quality.labels import label_issues, neighbour_probabilities
 from visor.services.search import neighbour_graph, unit_rows
@@ -57,26 +58,19 @@ def flipped_corpus(root: Path, count: int = 5) -> tuple[Path, dict[str, str]]:
     return root, moved
 
 
-def test_label_errors_on_the_corpus_with_known_vectors(
-    workspace: Workspace, tmp_path: Path
-) -> None:
-    """Vectors that place each crop by its true class: the moved crops are flagged, with
-    their true class suggested; everything is stored per label and filterable."""
-    root, moved = flipped_corpus(tmp_path / "trees")
-    ingest(workspace, root, "trees")
-    ds = workspace.dataset("trees")
+def write_known_vectors(ds, moved: dict[str, str]) -> None:
+    """A 16-d vector per crop near its true class's centre, as model "known"."""
     _, samples = ds.samples(limit=1000)
     rng = np.random.default_rng(0)
     centres = {c: rng.normal(size=16) * 4 for c in CLASSES}
     ids, vectors = [], []
     for sample in samples:
         (label,) = ds.labels(sample["id"])
-        true = moved.get(sample["filename"], label["class"])
         ids.append(sample["id"])
-        vectors.append(centres[true] + rng.normal(size=16))
-    vector_rows.ensure_model(workspace.store, "known", 16)
+        vectors.append(centres[moved.get(sample["filename"], label["class"])] + rng.normal(size=16))
+    vector_rows.ensure_model(ds.store, "known", 16)
     vector_rows.write_batch(
-        workspace.store,
+        ds.store,
         ds.id,
         "known",
         np.array(ids),
@@ -85,6 +79,17 @@ def test_label_errors_on_the_corpus_with_known_vectors(
         job_id=None,
         replace=False,
     )
+
+
+def test_label_errors_on_the_corpus_with_known_vectors(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """Vectors that place each crop by its true class: the moved crops are flagged, with
+    their true class suggested; everything is stored per label and filterable."""
+    root, moved = flipped_corpus(tmp_path / "trees")
+    ingest(workspace, root, "trees")
+    ds = workspace.dataset("trees")
+    write_known_vectors(ds, moved)
     result = ds.find_label_errors("known", wait=True)["result"]
     assert result["scored"] == 98 and result["labels"] == 98
     assert "warning" not in result
@@ -166,3 +171,32 @@ def test_an_unknown_model_is_refused(workspace: Workspace) -> None:
     ingest(workspace, DATA / "classification_trees", "trees")
     with pytest.raises(Exception, match=r"no vectors|not embedded|nope"):
         workspace.dataset("trees").find_label_errors("nope")
+
+
+def test_label_errors_in_the_ui(tmp_path: Path, browser: Browser) -> None:
+    from visor.config import Settings
+
+    home = tmp_path / "home"
+    root, moved = flipped_corpus(tmp_path / "trees")
+    ws = Workspace(Settings(home=home))
+    ingest(ws, root, "trees")
+    ds = ws.dataset("trees")
+    write_known_vectors(ds, moved)
+    flagged = ds.find_label_errors("known", wait=True)["result"]["flagged"]
+    ws.close()
+    server = Server(home).start()
+    try:
+        page = browser.new_context(
+            viewport={"width": 1280, "height": 800}, locale="en-US"
+        ).new_page()
+        page.goto(f"{server.url}/?dataset=trees")
+        page.get_by_label("likely label errors").check()
+        expect(page.get_by_test_id("count")).to_have_text(f"{flagged} samples")
+        assert "label_issue=1" in page.url
+        page.get_by_test_id("grid").locator("img").first.click()
+        note = page.get_by_test_id("label-quality")
+        expect(note).to_contain_text("Labelled Dead; its neighbours say Tree")
+        expect(note).to_contain_text("likely a label error")
+        page.context.close()
+    finally:
+        server.stop()

@@ -27,7 +27,7 @@ export interface Selection extends Lasso {
   token: string | null;
 }
 
-const SORTS = ["id", "filename", "size_bytes", "width", "height", "num_labels", "uniqueness", "duplicate_group"];
+const SORTS = ["id", "filename", "size_bytes", "width", "height", "num_labels", "uniqueness", "duplicate_group", "label_quality"];
 const EVALUATION_SORTS = ["eval.errors", "eval.fp", "eval.fn", "eval.tp"]; // with an evaluation
 const BOXES: [BoxKinds, string][] = [["all", "ground truth + predictions"], ["gt", "ground truth"], ["prediction", "predictions"], ["none", "none"]];
 
@@ -191,6 +191,15 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           </select>
         </label>
         <DuplicatesPanel dataset={name} version={version} />
+        <label className="check">
+          <input
+            type="checkbox"
+            aria-label="likely label errors"
+            checked={view.labelIssue}
+            onChange={(e) => set({ labelIssue: e.target.checked })}
+          />
+          only likely label errors
+        </label>
         <label>Image quality
           <select
             aria-label="image quality"

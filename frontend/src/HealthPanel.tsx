@@ -18,12 +18,15 @@ export function viewFor(filter: Record<string, string | number | boolean>): Part
   const patch: Partial<ViewState> = {};
   if (filter.has_duplicates) patch.duplicates = true;
   if (filter.leaked) patch.leaked = true;
+  if (filter.label_issue) patch.labelIssue = true;
   if (typeof filter.uniqueness_min === "number") patch.uniquenessMin = filter.uniqueness_min;
   if (typeof filter.quality === "string") patch.quality = filter.quality;
   return patch;
 }
 
-const CLEAR: Partial<ViewState> = { duplicates: false, leaked: false, uniquenessMin: null, quality: null, group: null };
+const CLEAR: Partial<ViewState> = {
+  duplicates: false, leaked: false, labelIssue: false, uniquenessMin: null, quality: null, group: null,
+};
 
 /** What is wrong with the dataset: each kind of problem with its count, share and worst
  * examples; a row's button filters the grid to all of them. */

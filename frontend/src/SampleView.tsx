@@ -4,6 +4,7 @@ import { BoxOverlay, type Box } from "./Boxes";
 
 interface Label extends Box {
   source: string;
+  label_quality?: { quality: number; issue: boolean; suggested: string; suggested_probability: number };
 }
 
 interface SampleDetail {
@@ -125,6 +126,13 @@ export function SampleView(
                 {sample.uniqueness != null && ` · uniqueness ${sample.uniqueness}`}
               </p>
               {sample.tags.length > 0 && <p>tags: {sample.tags.join(", ")}</p>}
+              {labels.filter((l) => l.label_quality && l.label_quality.suggested !== l.class).map((l, i) => (
+                <p key={i} className={l.label_quality!.issue ? "warning" : "note"} data-testid="label-quality">
+                  Labelled {l.class}; its neighbours say {l.label_quality!.suggested} (
+                  {Math.round(l.label_quality!.suggested_probability * 100)}%, label quality{" "}
+                  {l.label_quality!.quality.toFixed(2)}){l.label_quality!.issue ? ": likely a label error" : ""}.
+                </p>
+              ))}
               <table className="labels">
                 <thead>
                   <tr><th>class</th><th>kind</th><th>box</th><th>score</th>{evaluation && <th>outcome</th>}</tr>

@@ -42,6 +42,8 @@ describe("URL state", () => {
     expect(parseView("?quality=blurry").quality).toBe("blurry");
     expect(formatView({ ...DEFAULT_VIEW, leaked: true, tab: "health" })).toBe("?tab=health&leaked=1");
     expect(filterParams({ ...DEFAULT_VIEW, leaked: true }).toString()).toBe("leaked=true");
+    expect(filterParams({ ...DEFAULT_VIEW, labelIssue: true }).toString()).toBe("label_issue=true");
+    expect(parseView("?label_issue=1").labelIssue).toBe(true);
   });
   it("gives the samples API's filter names", () => {
     const view = { ...DEFAULT_VIEW, cls: "car", duplicates: true, uniquenessMin: 0.5, sort: "filename" };

@@ -28,20 +28,21 @@ export interface ViewState {
   tab: Tab;
   quality: string | null; // an image-quality issue (dark, blurry, ...)
   leaked: boolean; // in a duplicate group spanning splits
+  labelIssue: boolean; // a label cleanlab finds likely wrong
 }
 
 export const DEFAULT_VIEW: ViewState = {
   dataset: null, split: null, cls: null, tag: null, filename: null,
   duplicates: false, group: null, uniquenessMin: null, uniquenessMax: null,
   sort: "id", order: "asc", boxes: "all", color: "class", map: null, sample: null,
-  evaluation: null, outcome: null, cell: null, tab: "map", quality: null, leaked: false,
+  evaluation: null, outcome: null, cell: null, tab: "map", quality: null, leaked: false, labelIssue: false,
 };
 
 const KEYS: Record<keyof ViewState, string> = {
   dataset: "dataset", split: "split", cls: "class", tag: "tag", filename: "q",
   duplicates: "dups", group: "group", uniquenessMin: "umin", uniquenessMax: "umax",
   sort: "sort", order: "order", boxes: "boxes", color: "color", map: "map", sample: "sample",
-  evaluation: "eval", outcome: "outcome", cell: "cell", tab: "tab", quality: "quality", leaked: "leaked",
+  evaluation: "eval", outcome: "outcome", cell: "cell", tab: "tab", quality: "quality", leaked: "leaked", labelIssue: "label_issue",
 };
 
 function cellOf(value: string | null): [string, string] | null {
@@ -98,6 +99,7 @@ export function parseView(search: string): ViewState {
     tab: oneOf(text("tab"), ["map", "evaluation", "health"] as const, DEFAULT_VIEW.tab),
     quality: text("quality"),
     leaked: params.get(KEYS.leaked) === "1",
+    labelIssue: params.get(KEYS.labelIssue) === "1",
   };
 }
 
@@ -127,6 +129,7 @@ export function filterParams(view: ViewState): URLSearchParams {
   if (view.uniquenessMax !== null) params.set("uniqueness_max", String(view.uniquenessMax));
   if (view.quality) params.set("quality", view.quality);
   if (view.leaked) params.set("leaked", "true");
+  if (view.labelIssue) params.set("label_issue", "true");
   if (view.evaluation) {
     params.set("evaluation", view.evaluation);
     if (view.outcome) params.set("outcome", view.outcome);
