@@ -14,6 +14,7 @@ from conftest import Server, ingest, run_cli
 from playwright.sync_api import Browser, expect
 
 from visor.services.health import outlier_threshold
+from visor.store import embeddings as vector_rows
 from visor.store.samples import SampleFilter
 from visor.workspace import Workspace
 
@@ -126,3 +127,40 @@ def test_health_from_the_cli_as_html_over_http_and_in_the_ui(
         ui.context.close()
     finally:
         server.stop()
+
+
+def test_near_copies_across_splits_are_found_as_leaks(workspace: Workspace, tmp_path: Path) -> None:
+    """Two validation crops re-encoded (JPEG q70) and cropped by 2 px into train: not the same
+    bytes, so only the vectors find them (vectors built so that copies sit at cosine ~0.999)."""
+    from PIL import Image
+
+    root = tmp_path / "trees"
+    shutil.copytree(DATA / "classification_trees", root)
+    originals = sorted((root / "validate").rglob("*.jpg"))[:2]
+    for i, image in enumerate(originals):
+        with Image.open(image) as im:
+            w, h = im.size
+            im.crop((1, 1, w - 1, h - 1)).save(
+                root / "train" / image.parent.name / f"near_{i}.jpg", quality=70
+            )
+    ingest(workspace, root, "trees")
+    ds = workspace.dataset("trees")
+    _, samples = ds.samples(limit=1000)
+    rng = np.random.default_rng(0)
+    base = {s["filename"]: rng.normal(size=32) for s in samples}
+    for i, image in enumerate(originals):
+        base[f"near_{i}.jpg"] = base[image.name] + rng.normal(size=32) * 0.01
+    ids = np.array([s["id"] for s in samples])
+    vectors = np.array([base[s["filename"]] for s in samples], np.float32)
+    vector_rows.ensure_model(workspace.store, "known", 32)
+    vector_rows.write_batch(
+        workspace.store, ds.id, "known", ids, vectors, [], job_id=None, replace=False
+    )
+    ds.find_duplicates("known", threshold=0.99, wait=True)
+    leaks = next(r for r in ds.health()["rows"] if r["kind"] == "leaks")
+    assert leaks["count"] == 4
+    assert leaks["detail"]["pairs"] == {"train / val": {"groups": 2, "samples": 4}}
+    _, found = ds.samples(SampleFilter(leaked=True), limit=10)
+    assert {s["filename"] for s in found} == {"near_0.jpg", "near_1.jpg"} | {
+        p.name for p in originals
+    }
