@@ -89,7 +89,12 @@ def test_a_dataset_with_nothing_computed_says_what_to_run(
         "leaks": "visor duplicates fresh",
         "outliers": "visor uniqueness fresh",
         "quality": "visor quality fresh (or visor embed fresh)",
+        "label_errors": "visor label-errors fresh",
     }
+    ingest(workspace, DATA / "labelimg_trees", "boxes")
+    rows = workspace.dataset("boxes").health()["rows"]
+    todo = next(r["todo"] for r in rows if r["kind"] == "label_errors")
+    assert "boxes need a vector per box" in todo
 
 
 def test_health_from_the_cli_as_html_over_http_and_in_the_ui(

@@ -144,7 +144,7 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
         )
     labels = label_summary(store, dataset_id, examples)
     if labels is None:
-        row("label_errors", "likely label errors", None, todo=f"visor label-errors {name}")
+        row("label_errors", "likely label errors", None, todo=_label_errors_todo(store, dataset))
     else:
         row(
             "label_errors",
@@ -167,3 +167,17 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
             filter={"quality": issue["issue"]},
         )
     return {"dataset": name, "samples": int(dataset["num_samples"]), "rows": rows}
+
+
+def _label_errors_todo(store: Store, dataset: dict[str, Any]) -> str:
+    found = store.query_one(
+        "SELECT count(*) FILTER (WHERE x IS NULL), count(*) FROM labels "
+        "WHERE dataset_id = ? AND kind = 'gt'",
+        [dataset["id"]],
+    )
+    image_labels, labels = (int(found[0]), int(found[1])) if found else (0, 0)
+    if image_labels:
+        return f"visor label-errors {dataset['name']}"
+    if labels:
+        return "boxes need a vector per box (object embeddings), which this version does not make"
+    return "the dataset has no labels: does not apply"
