@@ -186,7 +186,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           >
             <option value="">all samples</option>
             <option value="yes">only those with duplicates</option>
-            <option value="leaked">copies across splits</option>
+            <option value="leaked">train/test leaks (copies)</option>
             {view.group !== null && <option value="group">group {view.group}</option>}
           </select>
         </label>
