@@ -141,12 +141,11 @@ def match(
     # Every (prediction, ground truth) pair of a group; only pairs that can match are kept.
     pair_dt = np.repeat(np.arange(D), count)
     within = np.arange(len(pair_dt)) - np.repeat(np.cumsum(count) - count, count)
-    pair_gt = gt_order[np.repeat(first, count) + within]
-    pair_pos = np.repeat(first, count) + within  # the box's position in COCO's order
+    pair_gt = gt_order[np.repeat(first, count) + within]  # by COCO's order of the boxes
     iou = pair_iou(dt.xywh[dt_index[pair_dt]], gt.xywh[pair_gt], crowd[pair_gt])
     floor = np.minimum(thresholds, 1 - 1e-10)
     can = iou >= (floor.min() if T else np.inf)
-    pair_dt, pair_gt, pair_pos, iou = pair_dt[can], pair_gt[can], pair_pos[can], iou[can]
+    pair_dt, pair_gt, iou = pair_dt[can], pair_gt[can], iou[can]
     # Pairs come by prediction, then COCO's order of the boxes: only the round is sorted.
     order = np.argsort(rank[pair_dt], kind="stable")
     pair_dt, pair_gt, iou = pair_dt[order], pair_gt[order], iou[order]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from visor.evaluation.matching import Boxes, Matching
+from visor.evaluation.matching import AREA_RANGES, Boxes, Matching
 
 RECALL_POINTS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
 
@@ -146,22 +146,18 @@ def summary(curves: Curves, thresholds: np.ndarray) -> dict[str, float]:
     """COCO's 12 numbers (-1 where nothing counts, as COCOeval prints)."""
     out = {}
     for name, kind, iou, area, limit in SUMMARY:
-        if kind == "ap":
-            values = curves.precision[..., area, limit]
-            if iou is not None:
-                values = values[thresholds == iou]
-        else:
-            values = curves.recall[..., area, limit]
-            if iou is not None:
-                values = values[thresholds == iou]
+        values = (curves.precision if kind == "ap" else curves.recall)[..., area, limit]
+        if iou is not None:
+            values = values[thresholds == iou]
         counted = values[values > -1]
         out[name] = float(np.mean(counted)) if counted.size else -1.0
     return out
 
 
 def per_class_ap(curves: Curves, thresholds: np.ndarray) -> dict[str, np.ndarray]:
-    """AP@[all thresholds], AP50, AP75 and AR at the largest limit per class, area "all"
-    (-1 for a class without ground truth)."""
+    """Per class, at the largest detection limit: AP@[all thresholds], AP50, AP75 and AR in
+    area "all", and AP in each other area range as `ap_<name>` (-1 for a class without
+    ground truth there)."""
 
     def mean(values: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         counted = values > -1
@@ -175,4 +171,6 @@ def per_class_ap(curves: Curves, thresholds: np.ndarray) -> dict[str, np.ndarray
     for name, iou in (("ap50", 0.5), ("ap75", 0.75)):
         rows = thresholds == iou
         result[name] = mean(p[rows], (0, 1)) if rows.any() else np.full(p.shape[2], -1.0)
+    for a, area in enumerate(list(AREA_RANGES)[1 : curves.precision.shape[3]], start=1):
+        result[f"ap_{area}"] = mean(curves.precision[..., a, -1], (0, 1))
     return result

@@ -87,8 +87,8 @@ def evaluate(
     name = options.name or options.source
     ctx.phase("reading boxes")
     classes = sorted(dataset["categories"])
-    gt_ids, gt_samples, gt = _boxes(store, dataset["id"], classes, "gt", None)
-    dt_ids, dt_samples, dt = _boxes(store, dataset["id"], classes, "prediction", options.source)
+    gt_ids, gt = _boxes(store, dataset["id"], classes, "gt", None)
+    dt_ids, dt = _boxes(store, dataset["id"], classes, "prediction", options.source)
     if not len(dt):
         raise NotFound(f"dataset {dataset['name']!r} has no predictions from {options.source!r}")
     if not len(gt):
@@ -117,9 +117,7 @@ def evaluate(
     curves = accumulate(m, gt, dt, num_classes=K, classwise=options.classwise, max_dets=limits)
     ctx.progress(2)
     ctx.check_cancelled()
-    boxes, samples, confusion = _outcomes(
-        m, at, gt, dt, gt_ids, dt_ids, gt_samples, dt_samples, classes
-    )
+    boxes, samples, confusion = _outcomes(m, at, gt, dt, gt_ids, dt_ids, classes)
     metrics = _metrics(curves, all_thr, len(metric_thr), at, classes, options.classwise, gt, dt)
     metrics["confusion"] = _confusion_matrix(confusion, classes)
     ctx.progress(3)
@@ -157,8 +155,9 @@ def worst_classes(metrics: dict[str, Any], n: int = 5) -> list[dict[str, Any]]:
 
 def _boxes(
     store: Store, dataset_id: int, classes: list[str], kind: str, source: str | None
-) -> tuple[np.ndarray, np.ndarray, Boxes]:
-    """A dataset's boxes of one kind (and source) in id order: (label ids, sample ids, boxes)."""
+) -> tuple[np.ndarray, Boxes]:
+    """A dataset's boxes of one kind (and source) in id order, images being sample ids:
+    (label ids, boxes)."""
     table = store.query_arrow(
         "SELECT id, sample_id, class, x, y, w, h, score, coalesce(iscrowd, false) AS crowd "
         "FROM labels WHERE dataset_id = ? AND kind = ? AND x IS NOT NULL AND class IS NOT NULL"
@@ -171,15 +170,14 @@ def _boxes(
     cls = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     known = cls >= 0  # predictions were checked at import; this guards older stores
     xywh = np.stack([cols[c] for c in ("x", "y", "w", "h")], axis=1).astype(np.float64)
-    samples = cols["sample_id"].astype(np.int64)[known]
     boxes = Boxes(
-        image=samples,
+        image=cols["sample_id"].astype(np.int64)[known],
         cls=cls[known],
         xywh=xywh[known],
         score=cols["score"].astype(np.float64)[known] if kind == "prediction" else None,
         crowd=cols["crowd"].astype(bool)[known] if kind == "gt" else None,
     )
-    return cols["id"].astype(np.int64)[known], samples, boxes
+    return cols["id"].astype(np.int64)[known], boxes
 
 
 def _outcomes(
@@ -189,8 +187,6 @@ def _outcomes(
     dt: Boxes,
     gt_ids: np.ndarray,
     dt_ids: np.ndarray,
-    gt_samples: np.ndarray,
-    dt_samples: np.ndarray,
     classes: list[str],
 ) -> tuple[pa.Table, pa.Table, np.ndarray]:
     """Per-box outcomes at the chosen threshold, per-sample counts, and the confusion matrix
@@ -242,7 +238,7 @@ def _outcomes(
 
     boxes = pa.table(
         {
-            "sample_id": pa.array(np.r_[dt_samples, gt_samples].astype(np.int32)),
+            "sample_id": pa.array(np.r_[dt.image, gt.image].astype(np.int32)),
             "label_id": pa.array(np.r_[dt_ids, gt_ids]),
             "kind": pa.DictionaryArray.from_arrays(
                 pa.array(np.r_[np.zeros(D, np.int8), np.ones(G, np.int8)]),
@@ -260,8 +256,7 @@ def _outcomes(
         }
     )
     # Per sample: counts over the evaluated boxes.
-    samples_all = np.r_[dt_samples, gt_samples]
-    ids, inverse = np.unique(samples_all, return_inverse=True)
+    ids, inverse = np.unique(np.r_[dt.image, gt.image], return_inverse=True)
     outcome_all = np.r_[dt_outcome, gt_outcome]
     kind_dt = np.r_[np.ones(D, bool), np.zeros(G, bool)]
     confused = np.zeros(D + G, bool)
@@ -341,14 +336,6 @@ def _metrics(
     K = len(classes)
     gt_count = np.bincount(gt.cls, minlength=K)
     dt_count = np.bincount(dt.cls, minlength=K)
-    area_ap = {}
-    for a, area in enumerate(AREA_RANGES):
-        if a:
-            p = metric.precision[..., a, -1]
-            counted = p > -1
-            n = counted.sum(axis=(0, 1))
-            total = np.where(counted, p, 0).sum(axis=(0, 1))
-            area_ap[area] = np.where(n > 0, total / np.maximum(n, 1), -1.0)
 
     def num(value: float) -> float | None:  # unrounded: equal to pycocotools' to the last digit
         return None if value < 0 else float(value)
@@ -367,7 +354,7 @@ def _metrics(
                     "ap50": num(per["ap50"][k]),
                     "ap75": num(per["ap75"][k]),
                     "ar": num(per["ar"][k]),
-                    **{f"ap_{a}": num(v[k]) for a, v in area_ap.items()},
+                    **{f"ap_{area}": num(per[f"ap_{area}"][k]) for area in list(AREA_RANGES)[1:]},
                     "precision": ratio(tp[k], tp[k] + fp[k]),
                     "recall": ratio(tp[k], positives[k]),
                     "tp": int(tp[k]),
