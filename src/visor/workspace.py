@@ -254,7 +254,7 @@ class Dataset:
     ) -> tuple[int, list[dict[str, Any]]]:
         filters = filters or SampleFilter()
         if filters.evaluation is not None:
-            self.evaluations.get(filters.evaluation)  # an unknown name is a NotFound
+            self.evaluations.id_of(filters.evaluation)  # an unknown name is a NotFound
         return sample_rows.page(
             self.store,
             self.id,

@@ -411,21 +411,28 @@ class Evaluations:
         """One evaluation with all its metrics."""
         found = evaluation_rows.get(self.store, self.dataset["id"], name)
         if found is None:
-            known = ", ".join(e["name"] for e in self.list()) or "none yet"
-            raise NotFound(
-                f"dataset {self.dataset['name']!r} has no evaluation {name!r} (known: {known})"
-            )
+            raise self._unknown(name)
         return found
+
+    def _unknown(self, name: str) -> NotFound:
+        known = ", ".join(e["name"] for e in self.list()) or "none yet"
+        return NotFound(
+            f"dataset {self.dataset['name']!r} has no evaluation {name!r} (known: {known})"
+        )
 
     def __getitem__(self, name: str) -> dict[str, Any]:
         return self.get(name)
 
     def id_of(self, name: str) -> int:
-        return int(self.get(name)["id"])
+        """The evaluation's id (without reading its metrics: grid pages ask for it)."""
+        found = evaluation_rows.id_of(self.store, self.dataset["id"], name)
+        if found is None:
+            raise self._unknown(name)
+        return found
 
     def delete(self, name: str) -> None:
         if not evaluation_rows.delete(self.store, self.dataset["id"], name):
-            self.get(name)  # raises NotFound with the known names
+            raise self._unknown(name)
 
     def sample_counts(self, name: str) -> pa.Table:
         """sample_id, tp, fp, fn, confused per evaluated sample."""

@@ -42,6 +42,13 @@ def get(store: Store, dataset_id: int, name: str) -> dict[str, Any] | None:
     return _row(found) if found else None
 
 
+def id_of(store: Store, dataset_id: int, name: str) -> int | None:
+    found = store.query_one(
+        "SELECT id FROM evaluations WHERE dataset_id = ? AND name = ?", [dataset_id, name]
+    )
+    return int(found[0]) if found else None
+
+
 def save(
     store: Store,
     dataset_id: int,
