@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from visor.embedding.models import with_weights_warning
+from visor.services.labels import not_applicable as label_reason
 from visor.services.labels import summary as label_summary
 from visor.services.quality import report as quality_report
 from visor.store import Store
@@ -144,7 +145,9 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
         )
     labels = label_summary(store, dataset_id, examples)
     if labels is None:
-        row("label_errors", "likely label errors", None, todo=_label_errors_todo(store, dataset))
+        reason = label_reason(store, dataset)
+        todo = reason or f"visor label-errors {name}"
+        row("label_errors", "likely label errors", None, todo=todo)
     else:
         row(
             "label_errors",
@@ -167,17 +170,3 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
             filter={"quality": issue["issue"]},
         )
     return {"dataset": name, "samples": int(dataset["num_samples"]), "rows": rows}
-
-
-def _label_errors_todo(store: Store, dataset: dict[str, Any]) -> str:
-    found = store.query_one(
-        "SELECT count(*) FILTER (WHERE x IS NULL), count(*) FROM labels "
-        "WHERE dataset_id = ? AND kind = 'gt'",
-        [dataset["id"]],
-    )
-    image_labels, labels = (int(found[0]), int(found[1])) if found else (0, 0)
-    if image_labels:
-        return f"visor label-errors {dataset['name']}"
-    if labels:
-        return "boxes need a vector per box (object embeddings), which this version does not make"
-    return "the dataset has no labels: does not apply"

@@ -26,36 +26,23 @@ def find_label_errors(
 ) -> dict[str, Any]:
     started = time.monotonic()
     ctx.phase("reading labels and vectors")
+    reason = not_applicable(store, dataset)
+    if reason:
+        raise InvalidInput(reason)
     labels = label_rows.image_labels(store, dataset["id"])
-    if labels.num_rows == 0:
-        boxes = store.query_one(
-            "SELECT count(*) FROM labels WHERE dataset_id = ? AND kind = 'gt'", [dataset["id"]]
-        )
-        if boxes and boxes[0]:
-            raise InvalidInput(
-                f"dataset {dataset['name']!r} has boxes, not image labels: label errors on "
-                "boxes need a vector per box (object embeddings), which this version does "
-                "not make yet"
-            )
-        raise InvalidInput(
-            f"dataset {dataset['name']!r} has no labels: label errors do not apply to it"
-        )
-    ids, vectors = vector_rows.vectors(store, dataset["id"], model)
+    ids, vectors = vector_rows.vectors(store, dataset["id"], model)  # ids ascending
     sample_of = labels["sample_id"].to_numpy()
-    position = np.searchsorted(ids, sample_of)
-    position = np.minimum(position, max(len(ids) - 1, 0))
-    embedded = (len(ids) > 0) & (ids[position] == sample_of) if len(ids) else np.zeros(0, bool)
-    names = np.asarray(labels["class"].to_pylist(), dtype=object)
-    present, counts = np.unique(names[embedded].astype(str), return_counts=True)
+    embedded = np.isin(sample_of, ids)
+    names = np.asarray(labels["class"].to_pylist(), dtype=str)
+    present, counts = np.unique(names[embedded], return_counts=True)
     lonely = present[counts < 2].tolist()  # one example: no other image can vote for it
-    scored = embedded & ~np.isin(names.astype(str), lonely)
-    given = names[scored]
-    if len(given) < 3 or len(np.unique(given.astype(str))) < 2:
+    scored = embedded & ~np.isin(names, lonely)
+    if scored.sum() < 3 or len(np.unique(names[scored])) < 2:
         raise InvalidInput(
             f"dataset {dataset['name']!r}: label errors need at least 3 embedded, labelled "
             "images in at least 2 classes with 2 or more examples each"
         )
-    unit = unit_rows(vectors[position[scored]])
+    unit = unit_rows(vectors[np.searchsorted(ids, sample_of[scored])])
     ctx.phase(f"finding each image's {NEIGHBOURS} nearest neighbours", total=len(unit))
     neighbours, similarities = neighbour_graph(
         unit, NEIGHBOURS, lambda done, total: ctx.progress(done, total)
@@ -63,7 +50,7 @@ def find_label_errors(
     ctx.check_cancelled()
     ctx.phase("scoring labels with cleanlab")
     # Re-index the classes over the scored labels only.
-    kept_classes, given = np.unique(names[scored].astype(str), return_inverse=True)
+    kept_classes, given = np.unique(names[scored], return_inverse=True)
     probabilities = neighbour_probabilities(neighbours, similarities, given, len(kept_classes))
     found = label_issues(given, probabilities)
     rows = pa.table(
@@ -92,6 +79,25 @@ def find_label_errors(
             "seconds": round(time.monotonic() - started, 2),
         }
     )
+
+
+def not_applicable(store: Store, dataset: dict[str, Any]) -> str | None:
+    """Why label errors can't be found in this dataset, or None when they can (it has
+    image-level labels)."""
+    found = store.query_one(
+        "SELECT count(*) FILTER (WHERE x IS NULL), count(*) FROM labels "
+        "WHERE dataset_id = ? AND kind = 'gt'",
+        [dataset["id"]],
+    )
+    image_labels, labels = (int(found[0]), int(found[1])) if found else (0, 0)
+    if image_labels:
+        return None
+    if labels:
+        return (
+            f"dataset {dataset['name']!r} has boxes, not image labels: boxes need a vector per "
+            "box (object embeddings), which this version does not make yet"
+        )
+    return f"dataset {dataset['name']!r} has no labels: label errors do not apply to it"
 
 
 def summary(store: Store, dataset_id: int, examples: int = 12) -> dict[str, Any] | None:
