@@ -72,9 +72,8 @@ def import_predictions(
             f"dataset {dataset['name']!r} already has predictions from {source_name!r}: "
             "pass --replace (replace=True) to replace them"
         )
-    samples = _Samples(store, dataset["id"])
     if fmt == "coco":
-        table, skipped = _from_coco(store, dataset, path, samples)
+        table, skipped = _from_coco(store, dataset, path)
     else:
         if fmt == "yolo":
             if not os.path.isdir(path):
@@ -85,6 +84,7 @@ def import_predictions(
             folder, base = os.path.split(os.path.abspath(path))
             cols = read_table(Source(folder), base)
             class_of = None
+        samples = _Samples(store, dataset["id"])
         table, skipped = _checked(cols, samples, set(dataset["categories"]), class_of)
         skipped[:0] = cols.skipped
     if table.num_rows == 0:
@@ -170,7 +170,7 @@ def _checked(
     classes: set[str],
     class_of: list[str] | None,
 ) -> tuple[pa.Table, list[Skipped]]:
-    out: dict[str, list[Any]] = {k: [] for k in ("sample_id", "class", "x", "y", "w", "h", "score")}
+    out = _Rows()
     skipped: list[Skipped] = []
     found: dict[str, int | str] = {}
     for image, cls, box, score, where in zip(
@@ -200,12 +200,8 @@ def _checked(
         if problem:
             skipped.append(Skipped(where, problem))
             continue
-        out["sample_id"].append(sample)
-        out["class"].append(name)
-        for key, value in zip(("x", "y", "w", "h"), box, strict=True):
-            out[key].append(value)
-        out["score"].append(score)
-    return _table(out), skipped
+        out.add(sample, name, box, score)
+    return out.table(), skipped
 
 
 def _score_problem(score: float | None) -> str | None:
@@ -216,19 +212,32 @@ def _score_problem(score: float | None) -> str | None:
     return None
 
 
-def _table(cols: dict[str, list[Any]]) -> pa.Table:
-    return pa.table(
-        {
-            "sample_id": pa.array(cols["sample_id"], pa.int32()),
-            "class": pa.array(cols["class"], pa.string()),
-            **{k: pa.array(cols[k], pa.float64()) for k in ("x", "y", "w", "h", "score")},
+class _Rows:
+    """Accepted predictions, gathered as columns."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list[Any]] = {
+            k: [] for k in ("sample_id", "class", "x", "y", "w", "h", "score")
         }
-    )
+
+    def add(self, sample: int, cls: str, box: tuple[float, ...], score: float) -> None:
+        self.cols["sample_id"].append(sample)
+        self.cols["class"].append(cls)
+        for key, value in zip(("x", "y", "w", "h"), box, strict=True):
+            self.cols[key].append(value)
+        self.cols["score"].append(score)
+
+    def table(self) -> pa.Table:
+        return pa.table(
+            {
+                "sample_id": pa.array(self.cols["sample_id"], pa.int32()),
+                "class": pa.array(self.cols["class"], pa.string()),
+                **{k: pa.array(self.cols[k], pa.float64()) for k in ("x", "y", "w", "h", "score")},
+            }
+        )
 
 
-def _from_coco(
-    store: Store, dataset: dict[str, Any], path: str, samples: _Samples
-) -> tuple[pa.Table, list[Skipped]]:
+def _from_coco(store: Store, dataset: dict[str, Any], path: str) -> tuple[pa.Table, list[Skipped]]:
     import json
 
     folder, base = os.path.split(os.path.abspath(path))
@@ -248,7 +257,7 @@ def _from_coco(
     if not found:
         raise NotFound(f"dataset {dataset['name']!r} has no COCO category table")
     categories = {int(k): v for k, v in found.items()}
-    out: dict[str, list[Any]] = {k: [] for k in ("sample_id", "class", "x", "y", "w", "h", "score")}
+    out = _Rows()
     skipped: list[Skipped] = []
     for item in read_results(Source(folder), base, categories, images):
         if isinstance(item, Skipped):
@@ -256,9 +265,5 @@ def _from_coco(
             continue
         sample_id, label = item
         assert label.bbox is not None and label.score is not None
-        out["sample_id"].append(sample_id)
-        out["class"].append(label.category)
-        for key, value in zip(("x", "y", "w", "h"), label.bbox, strict=True):
-            out[key].append(value)
-        out["score"].append(label.score)
-    return _table(out), skipped
+        out.add(sample_id, label.category, label.bbox, label.score)
+    return out.table(), skipped
