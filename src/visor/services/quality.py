@@ -62,14 +62,15 @@ def compute_quality(
         for start in range(0, len(todo), BATCH):
             ctx.check_cancelled()
             batch = todo[start : start + BATCH]
-            found = list(pool.map(lambda item: measure(source, item[1]), batch))
-            ids = [i for (i, _), s in zip(batch, found, strict=True) if isinstance(s, ImageStats)]
-            stats = [s for s in found if isinstance(s, ImageStats)]
-            failed += [
-                {"sample_id": i, "reason": s}
-                for (i, _), s in zip(batch, found, strict=True)
-                if isinstance(s, str)
-            ]
+            ids, stats = [], []
+            for (sample_id, _), found in zip(
+                batch, pool.map(lambda item: measure(source, item[1]), batch), strict=True
+            ):
+                if isinstance(found, ImageStats):
+                    ids.append(sample_id)
+                    stats.append(found)
+                else:
+                    failed.append({"sample_id": sample_id, "reason": found})
             if ids:
                 quality_rows.add_stats(store, dataset["id"], ids, stats)
             done += len(batch)
