@@ -27,15 +27,24 @@ def save(store: Store, dataset_id: int, rows: pa.Table) -> None:
         store.insert_arrow(cur, "label_quality", table)
 
 
-def of_samples(store: Store, dataset_id: int, sample_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """By label id: quality, issue, given and suggested class of the given samples' labels."""
-    rows = store.query_dicts(
-        "SELECT label_id, sample_id, model, quality, issue, given, suggested, "
-        "suggested_probability FROM label_quality WHERE dataset_id = ? "
-        "AND list_contains(?, sample_id)",
-        [dataset_id, sample_ids],
+def of_sample(store: Store, dataset_id: int, sample_id: int) -> dict[int, dict[str, Any]]:
+    """By label id: quality, issue, suggested class and its probability, and the model, of
+    one sample's scored labels."""
+    rows = store.query(
+        "SELECT label_id, quality, issue, suggested, suggested_probability, model "
+        "FROM label_quality WHERE dataset_id = ? AND sample_id = ?",
+        [dataset_id, sample_id],
     )
-    return {int(r.pop("label_id")): r for r in rows}
+    return {
+        int(label): {
+            "quality": round(float(quality), 4),
+            "issue": bool(issue),
+            "suggested": suggested,
+            "suggested_probability": round(float(p), 4),
+            "model": model,
+        }
+        for label, quality, issue, suggested, p, model in rows
+    }
 
 
 def summary(store: Store, dataset_id: int, examples: int) -> dict[str, Any] | None:

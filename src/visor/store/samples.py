@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from visor.errors import InvalidInput
+from visor.store import label_quality
 from visor.store.db import Store
 
 SORTABLE = (
@@ -250,20 +251,7 @@ def labels(store: Store, dataset_id: int, sample_id: int) -> list[dict[str, Any]
         "ORDER BY kind, source, score DESC NULLS FIRST, id",
         [dataset_id, sample_id],
     )
-    scored = {
-        int(label): {
-            "quality": round(float(quality), 4),
-            "issue": bool(issue),
-            "suggested": suggested,
-            "suggested_probability": round(float(p), 4),
-            "model": model,
-        }
-        for label, quality, issue, suggested, p, model in store.query(
-            "SELECT label_id, quality, issue, suggested, suggested_probability, model "
-            "FROM label_quality WHERE dataset_id = ? AND sample_id = ?",
-            [dataset_id, sample_id],
-        )
-    }
+    scored = label_quality.of_sample(store, dataset_id, sample_id)
     for row in rows:
         row["bbox"] = [row.pop(k) for k in ("x", "y", "w", "h")]
         if row["bbox"][0] is None:
