@@ -158,13 +158,7 @@ def _boxes(
 ) -> tuple[np.ndarray, Boxes]:
     """A dataset's boxes of one kind (and source) in id order, images being sample ids:
     (label ids, boxes)."""
-    table = store.query_arrow(
-        "SELECT id, sample_id, class, x, y, w, h, score, coalesce(iscrowd, false) AS crowd "
-        "FROM labels WHERE dataset_id = ? AND kind = ? AND x IS NOT NULL AND class IS NOT NULL"
-        + (" AND source = ?" if source is not None else "")
-        + " ORDER BY id",
-        [dataset_id, kind, *([source] if source is not None else [])],
-    )
+    table = evaluation_rows.boxes(store, dataset_id, kind, source)
     cols = {c: table[c].to_numpy(zero_copy_only=False) for c in table.column_names if c != "class"}
     found = pc.index_in(table["class"], value_set=pa.array(classes, pa.string()))
     cls = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)

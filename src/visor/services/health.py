@@ -26,31 +26,21 @@ EXAMPLES = 12
 def leaks(store: Store, dataset_id: int, examples: int = EXAMPLES) -> dict[str, Any]:
     """Duplicate groups (exact and near) whose members sit in more than one split: per split
     pair, the groups and samples; the samples of such groups, worst (largest group) first."""
-    rows = store.query(
-        "SELECT duplicate_group, list(DISTINCT coalesce(split, '(none)')), count(*) "
-        "FROM samples WHERE dataset_id = ? AND duplicate_group IS NOT NULL GROUP BY 1 "
-        "HAVING count(DISTINCT coalesce(split, '(none)')) > 1 ORDER BY 3 DESC, 1",
-        [dataset_id],
-    )
+    rows = analysis_rows.cross_split_groups(store, dataset_id)
     pairs: dict[str, dict[str, int]] = {}
     samples = 0
     for _, splits, size in rows:
-        samples += int(size)
+        samples += size
         for a, b in itertools.combinations(sorted(splits), 2):
             found = pairs.setdefault(f"{a} / {b}", {"groups": 0, "samples": 0})
             found["groups"] += 1
-            found["samples"] += int(size)
-    first = [int(g) for g, _, _ in rows[:examples]]
-    ids = store.query(
-        "SELECT id FROM samples WHERE dataset_id = ? AND list_contains(?, duplicate_group) "
-        f"ORDER BY duplicate_group, id LIMIT {int(examples)}",
-        [dataset_id, first],
-    )
+            found["samples"] += size
+    first = [g for g, _, _ in rows[:examples]]
     return {
         "groups": len(rows),
         "samples": samples,
         "pairs": pairs,
-        "examples": [int(r[0]) for r in ids],
+        "examples": analysis_rows.group_members(store, dataset_id, first, examples),
     }
 
 
@@ -65,14 +55,7 @@ def outlier_threshold(scores: np.ndarray) -> float | None:
 
 
 def outliers(store: Store, dataset_id: int, examples: int = EXAMPLES) -> dict[str, Any] | None:
-    found = store.query_arrow(
-        "SELECT id, uniqueness FROM samples WHERE dataset_id = ? AND uniqueness IS NOT NULL",
-        [dataset_id],
-    )
-    if found.num_rows == 0:
-        return None
-    ids = found["id"].to_numpy()
-    scores = found["uniqueness"].to_numpy().astype(np.float64)
+    ids, scores = analysis_rows.uniqueness_scores(store, dataset_id)
     threshold = outlier_threshold(scores)
     if threshold is None:
         return None
@@ -103,16 +86,11 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
     else:
         run = with_weights_warning(run)
         summary = run["summary"]
-        dupes = store.query(
-            "SELECT id FROM samples WHERE dataset_id = ? AND duplicate_group IS NOT NULL "
-            f"ORDER BY duplicate_group, id LIMIT {int(examples)}",
-            [dataset_id],
-        )
         row(
             "duplicates",
             "exact and near-duplicates",
             int(summary.get("samples_in_groups", 0)),
-            examples=[int(r[0]) for r in dupes],
+            examples=analysis_rows.group_members(store, dataset_id, None, examples),
             filter={"has_duplicates": True},
             detail={
                 "groups": summary.get("groups"),

@@ -84,12 +84,7 @@ def find_label_errors(
 def not_applicable(store: Store, dataset: dict[str, Any]) -> str | None:
     """Why label errors can't be found in this dataset, or None when they can (it has
     image-level labels)."""
-    found = store.query_one(
-        "SELECT count(*) FILTER (WHERE x IS NULL), count(*) FROM labels "
-        "WHERE dataset_id = ? AND kind = 'gt'",
-        [dataset["id"]],
-    )
-    image_labels, labels = (int(found[0]), int(found[1])) if found else (0, 0)
+    image_labels, labels = label_rows.ground_truth_counts(store, dataset["id"])
     if image_labels:
         return None
     if labels:

@@ -40,12 +40,7 @@ def detect_format(path: str) -> str:
 
 def sources(store: Store, dataset_id: int) -> dict[str, int]:
     """Prediction sources of a dataset and their number of boxes."""
-    rows = store.query(
-        "SELECT source, count(*) FROM labels WHERE dataset_id = ? AND kind = 'prediction' "
-        "GROUP BY 1 ORDER BY 1",
-        [dataset_id],
-    )
-    return {str(s): int(n) for s, n in rows}
+    return sample_rows.prediction_sources(store, dataset_id)
 
 
 def import_predictions(
@@ -119,9 +114,7 @@ class _Samples:
     has it."""
 
     def __init__(self, store: Store, dataset_id: int) -> None:
-        rows = store.query(
-            "SELECT id, path, width, height FROM samples WHERE dataset_id = ?", [dataset_id]
-        )
+        rows = sample_rows.sizes(store, dataset_id)
         self.size: dict[int, tuple[float, float]] = {}
         self.keys: list[dict[str, int]] = [{}, {}, {}, {}]
         for sample_id, path, width, height in rows:
@@ -238,16 +231,8 @@ class _Rows:
 
 
 def _from_coco(store: Store, dataset: dict[str, Any], path: str) -> tuple[pa.Table, list[Skipped]]:
-    import json
-
     folder, base = os.path.split(os.path.abspath(path))
-    images: dict[Any, int] = {}
-    for sample_id, coco_id in store.query(
-        "SELECT id, json_extract(metadata, '$.coco_id') FROM samples WHERE dataset_id = ?",
-        [dataset["id"]],
-    ):
-        if coco_id is not None:
-            images[json.loads(coco_id)] = int(sample_id)
+    images = sample_rows.coco_ids(store, dataset["id"])
     if not images:
         raise InvalidInput(
             f"dataset {dataset['name']!r} has no COCO image ids: predictions in COCO results "

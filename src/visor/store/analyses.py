@@ -158,3 +158,35 @@ def duplicate_groups(
             }
         )
     return (int(found[0]) if found else 0), groups
+
+
+def cross_split_groups(store: Store, dataset_id: int) -> list[tuple[int, list[str], int]]:
+    """(group, its splits, its size) of each duplicate group whose members sit in more than
+    one split, largest first."""
+    rows = store.query(
+        "SELECT duplicate_group, list(DISTINCT coalesce(split, '(none)')), count(*) "
+        "FROM samples WHERE dataset_id = ? AND duplicate_group IS NOT NULL GROUP BY 1 "
+        "HAVING count(DISTINCT coalesce(split, '(none)')) > 1 ORDER BY 3 DESC, 1",
+        [dataset_id],
+    )
+    return [(int(g), list(splits), int(n)) for g, splits, n in rows]
+
+
+def group_members(store: Store, dataset_id: int, groups: list[int] | None, limit: int) -> list[int]:
+    """Up to `limit` sample ids of the given duplicate groups (None: of any group), by group."""
+    rows = store.query(
+        "SELECT id FROM samples WHERE dataset_id = ? AND duplicate_group IS NOT NULL "
+        + ("AND list_contains(?, duplicate_group) " if groups is not None else "")
+        + f"ORDER BY duplicate_group, id LIMIT {int(limit)}",
+        [dataset_id, *([groups] if groups is not None else [])],
+    )
+    return [int(r[0]) for r in rows]
+
+
+def uniqueness_scores(store: Store, dataset_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sample ids and uniqueness (float64) of the scored samples."""
+    found = store.query_arrow(
+        "SELECT id, uniqueness FROM samples WHERE dataset_id = ? AND uniqueness IS NOT NULL",
+        [dataset_id],
+    )
+    return found["id"].to_numpy(), found["uniqueness"].to_numpy().astype(np.float64)

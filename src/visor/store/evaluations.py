@@ -49,6 +49,18 @@ def id_of(store: Store, dataset_id: int, name: str) -> int | None:
     return int(found[0]) if found else None
 
 
+def boxes(store: Store, dataset_id: int, kind: str, source: str | None) -> pa.Table:
+    """id, sample_id, class, x, y, w, h, score, crowd of a dataset's boxes of one kind (and
+    prediction source), in id order."""
+    return store.query_arrow(
+        "SELECT id, sample_id, class, x, y, w, h, score, coalesce(iscrowd, false) AS crowd "
+        "FROM labels WHERE dataset_id = ? AND kind = ? AND x IS NOT NULL AND class IS NOT NULL"
+        + (" AND source = ?" if source is not None else "")
+        + " ORDER BY id",
+        [dataset_id, kind, *([source] if source is not None else [])],
+    )
+
+
 def save(
     store: Store,
     dataset_id: int,

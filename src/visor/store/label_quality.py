@@ -18,6 +18,16 @@ def image_labels(store: Store, dataset_id: int) -> pa.Table:
     )
 
 
+def ground_truth_counts(store: Store, dataset_id: int) -> tuple[int, int]:
+    """(image-level ground-truth labels, all ground-truth labels) of a dataset."""
+    found = store.query_one(
+        "SELECT count(*) FILTER (WHERE x IS NULL), count(*) FROM labels "
+        "WHERE dataset_id = ? AND kind = 'gt'",
+        [dataset_id],
+    )
+    return (int(found[0]), int(found[1])) if found else (0, 0)
+
+
 def save(store: Store, dataset_id: int, rows: pa.Table) -> None:
     """Replace the dataset's label-quality rows with `rows` (one transaction)."""
     n = rows.num_rows

@@ -411,3 +411,33 @@ def paths_of(store: Store, dataset_id: int, ids: list[int]) -> dict[int, str]:
         [dataset_id, ids],
     )
     return {int(i): str(p) for i, p in rows}
+
+
+def prediction_sources(store: Store, dataset_id: int) -> dict[str, int]:
+    """Prediction sources of a dataset and their number of boxes."""
+    rows = store.query(
+        "SELECT source, count(*) FROM labels WHERE dataset_id = ? AND kind = 'prediction' "
+        "GROUP BY 1 ORDER BY 1",
+        [dataset_id],
+    )
+    return {str(s): int(n) for s, n in rows}
+
+
+def sizes(store: Store, dataset_id: int) -> list[tuple[int, str, int | None, int | None]]:
+    """(id, path, width, height) of every sample."""
+    rows = store.query(
+        "SELECT id, path, width, height FROM samples WHERE dataset_id = ?", [dataset_id]
+    )
+    return [(int(i), str(p), w, h) for i, p, w, h in rows]
+
+
+def coco_ids(store: Store, dataset_id: int) -> dict[Any, int]:
+    """Sample ids by the COCO image id they were ingested with."""
+    found: dict[Any, int] = {}
+    for sample_id, coco_id in store.query(
+        "SELECT id, json_extract(metadata, '$.coco_id') FROM samples WHERE dataset_id = ? "
+        "AND json_extract(metadata, '$.coco_id') IS NOT NULL",
+        [dataset_id],
+    ):
+        found[json.loads(coco_id)] = int(sample_id)
+    return found
