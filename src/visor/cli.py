@@ -128,6 +128,13 @@ def _report(result: dict[str, Any]) -> None:
     )
 
 
+# The option of every command that reads vectors.
+VectorsModel = Annotated[
+    str | None,
+    typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
+]
+
+
 def _workspace() -> Workspace | RemoteWorkspace:
     """The workspace: through a running `visor serve` (the store's one writer) when there is
     one for this VISOR_HOME, else the store itself."""
@@ -296,10 +303,7 @@ def quality(
 @friendly
 def label_errors(
     name: str,
-    model: Annotated[
-        str | None,
-        typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
-    ] = None,
+    model: VectorsModel = None,
     examples: Annotated[int, typer.Option(help="worst flagged samples to list")] = 10,
 ) -> None:
     """Find likely wrong image labels: cleanlab over each image's neighbours' labels."""
@@ -449,10 +453,7 @@ def _embed_report(result: dict[str, Any]) -> None:
 @friendly
 def make_map(
     name: str,
-    model: Annotated[
-        str | None,
-        typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
-    ] = None,
+    model: VectorsModel = None,
     method: Annotated[str, typer.Option(help="umap|pca|tsne")] = "umap",
     param: Annotated[
         list[str] | None,
@@ -496,10 +497,7 @@ def duplicates(
             "model's calibrated one, else one from the dataset's nearest-neighbour similarities)"
         ),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
-    ] = None,
+    model: VectorsModel = None,
     exact_only: Annotated[
         bool, typer.Option("--exact-only", help="only byte-identical copies (no vectors needed)")
     ] = False,
@@ -556,10 +554,7 @@ def _listing(group: dict[str, Any], first: int = 6) -> str:
 @friendly
 def uniqueness(
     name: str,
-    model: Annotated[
-        str | None,
-        typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
-    ] = None,
+    model: VectorsModel = None,
     k: Annotated[int, typer.Option("-k", help="neighbours averaged")] = DEFAULT_UNIQUENESS_K,
 ) -> None:
     """Score every embedded sample's uniqueness in [0, 1] (1: the most isolated)."""
@@ -573,10 +568,7 @@ def uniqueness(
 @friendly
 def index(
     name: str,
-    model: Annotated[
-        str | None,
-        typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
-    ] = None,
+    model: VectorsModel = None,
 ) -> None:
     """Build the ANN index for similarity search (made on its own after embedding large
     datasets; smaller ones are searched exactly)."""
@@ -596,10 +588,7 @@ def similar(
     name: str,
     target: Annotated[str, typer.Argument(help="a sample id, or the path of an image file")],
     k: Annotated[int, typer.Option("-k", help="how many neighbours")] = 20,
-    model: Annotated[
-        str | None,
-        typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
-    ] = None,
+    model: VectorsModel = None,
 ) -> None:
     """The images nearest to a sample or to an image file, by cosine distance."""
     from visor.embedding.models import random_weights_warning
