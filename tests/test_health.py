@@ -13,7 +13,7 @@ import pytest
 from conftest import Server, ingest, run_cli
 from playwright.sync_api import Browser, expect
 
-from visor.services.health import outlier_threshold
+from visor.services.grouping import outlier_threshold
 from visor.store import embeddings as vector_rows
 from visor.store.samples import SampleFilter
 from visor.workspace import Workspace

@@ -409,8 +409,16 @@ def embed(
     quality: Annotated[
         bool, typer.Option(help="measure image quality from the same decode (visor quality)")
     ] = True,
+    objects: Annotated[
+        bool, typer.Option("--objects", help="embed every box (a crop of its image) instead")
+    ] = False,
+    kind: Annotated[str, typer.Option(help="with --objects: gt|prediction boxes")] = "gt",
+    source: Annotated[
+        str | None, typer.Option(help="with --kind prediction: only this prediction source")
+    ] = None,
 ) -> None:
-    """Compute an embedding vector for every image (only those still missing one)."""
+    """Compute an embedding vector for every image (only those still missing one), or with
+    --objects for every box."""
     with _workspace() as ws:
         dataset = ws.dataset(name)
         job = follow(
@@ -423,9 +431,34 @@ def embed(
                 workers=workers,
                 recompute=recompute,
                 quality=quality,
+                objects=objects,
+                kind=kind,
+                source=source,
             ),
         )
-        _embed_report(job["result"])
+        if objects:
+            _objects_report(job["result"])
+        else:
+            _embed_report(job["result"])
+
+
+def _objects_report(result: dict[str, Any]) -> None:
+    rate = f" at {result['boxes_per_s']} boxes/s" if result.get("boxes_per_s") else ""
+    existing = result["skipped_existing"]
+    out.print(
+        f"embedded {result['embedded']} of {result['boxes']} {result['kind']} boxes in "
+        f"{result['images']} images with {result['model']} ({result['dim']}-d, "
+        f"{result['device']}, {result['precision']}) in {result['seconds']} s{rate}"
+        + (f"; {existing} already had vectors" if existing else ""),
+        highlight=False,
+    )
+    count = result.get("failed_count") or 0
+    _problems(
+        f"{count} box(es) skipped",
+        count,
+        [f"box {item['label_id']}: {item['reason']}" for item in result.get("failed") or []],
+        "all of them: GET /api/datasets/NAME/objects/skipped",
+    )
 
 
 def _embed_report(result: dict[str, Any]) -> None:
@@ -460,16 +493,22 @@ def make_map(
         typer.Option(help="k=v, repeatable: n_neighbors, min_dist, random_state, ..."),
     ] = None,
     uniqueness: Annotated[bool, typer.Option(help="also score every sample's uniqueness")] = True,
+    objects: Annotated[
+        bool, typer.Option("--objects", help="a point per box (visor embed --objects first)")
+    ] = False,
 ) -> None:
     """Lay the dataset's vectors out in 2D; the new map becomes the default."""
     from visor.services.maps import parse_pairs
 
     with _workspace() as ws:
         dataset = ws.dataset(name)
-        job = dataset.make_map(model, method, parse_pairs(param or []), uniqueness=uniqueness)
+        job = dataset.make_map(
+            model, method, parse_pairs(param or []), uniqueness=uniqueness, objects=objects
+        )
         result = follow(ws, job)["result"]
+        what = "boxes" if result.get("objects") else "points"
         out.print(
-            f"map {result['map_id']}: {result['method']} of {result['points']} points "
+            f"map {result['map_id']}: {result['method']} of {result['points']} {what} "
             f"({result['model']}) in {result['seconds']} s",
             highlight=False,
         )
@@ -608,6 +647,49 @@ def similar(
             table.add_row(str(row["sample_id"]), f"{row['distance']:.4f}", row["path"] or "")
         out.print(table)
         _warning({"warning": random_weights_warning(model)})
+
+
+@app.command()
+@friendly
+def objects(
+    name: str,
+    model: VectorsModel = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="cosine similarity for duplicate boxes (auto)")
+    ] = None,
+    similar_to: Annotated[
+        int | None, typer.Option("--similar", help="instead: the boxes nearest to this label id")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", help="how many neighbours (with --similar)")] = 20,
+) -> None:
+    """Outliers and near-duplicate boxes among the box vectors (visor embed --objects first);
+    with --similar ID, the boxes nearest to one box."""
+    from visor.embedding.models import random_weights_warning
+
+    with _workspace() as ws:
+        found = ws.dataset(name).objects
+        if similar_to is not None:
+            model = model or found.default_model()
+            table = Table("box", "sample", "class", "distance")
+            for row in found.similar(similar_to, k, model):
+                table.add_row(
+                    str(row["label_id"]),
+                    str(row["sample_id"]),
+                    str(row["class"]),
+                    f"{row['distance']:.4f}",
+                )
+            out.print(table)
+            _warning({"warning": random_weights_warning(model)})
+            return
+        result = follow(ws, found.analyse(model, threshold))["result"]
+        out.print(
+            f"{result['boxes']} boxes: {result['outliers']} outliers (uniqueness above "
+            f"{result['outlier_threshold']}), {result['duplicate_groups']} groups of "
+            f"near-identical boxes holding {result['boxes_in_duplicate_groups']} "
+            f"(similarity >= {result['threshold']})",
+            highlight=False,
+        )
+        _warning(result)
 
 
 @app.command("models")

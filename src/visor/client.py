@@ -205,6 +205,10 @@ class RemoteDataset:
     def info(self) -> dict[str, Any]:
         return self.api.call("GET", self.base)
 
+    @property
+    def objects(self) -> RemoteObjects:
+        return RemoteObjects(self)
+
     def delete(self) -> None:
         self.api.call("DELETE", self.base)
 
@@ -218,9 +222,15 @@ class RemoteDataset:
         workers: int | None = None,
         recompute: bool = False,
         quality: bool = True,
+        objects: bool = False,
+        kind: str = "gt",
+        source: str | None = None,
         wait: bool = False,
     ) -> dict[str, Any]:
         body = {
+            "objects": objects,
+            "kind": kind,
+            "source": source,
             "quality": quality,
             "model": model,
             "device": device,
@@ -312,9 +322,16 @@ class RemoteDataset:
         params: dict[str, Any] | None = None,
         *,
         uniqueness: bool = True,
+        objects: bool = False,
         wait: bool = False,
     ) -> dict[str, Any]:
-        body = {"model": model, "method": method, "params": params or {}, "uniqueness": uniqueness}
+        body = {
+            "model": model,
+            "method": method,
+            "params": params or {},
+            "uniqueness": uniqueness,
+            "objects": objects,
+        }
         return self._finish(self.api.call("POST", f"{self.base}/maps", json=body), wait)
 
     def maps(self) -> list[dict[str, Any]]:
@@ -506,3 +523,44 @@ def launch(port: int | None = None, home: str | Path | None = None, wait: float 
             return Launched(found.url)
         time.sleep(0.2)
     raise VisorError(f"visor serve did not answer within {wait:.0f} s; its output is in {log}")
+
+
+class RemoteObjects:
+    """`Objects`' interface (`ds.objects`) for a dataset in a served workspace."""
+
+    def __init__(self, dataset: RemoteDataset) -> None:
+        self._ds = dataset
+        self.api = dataset.api
+        self.base = f"{dataset.base}/objects"
+
+    def status(self) -> list[dict[str, Any]]:
+        return list(self.api.call("GET", self.base)["models"])
+
+    def default_model(self) -> str:
+        found = self.api.call("GET", self.base).get("default_model")
+        if not found:
+            raise Conflict(
+                f"dataset {self._ds.name!r} has no box vectors yet: run "
+                f"visor embed {self._ds.name} --objects"
+            )
+        return str(found)
+
+    def skipped(self, model: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit, **({"model": model} if model else {})}
+        return list(self.api.call("GET", f"{self.base}/skipped", params=params))
+
+    def box(self, label_id: int) -> dict[str, Any]:
+        return dict(self.api.call("GET", f"{self.base}/{label_id}"))
+
+    def similar(self, label_id: int, k: int = 20, model: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"k": k, **({"model": model} if model else {})}
+        return list(self.api.call("GET", f"{self.base}/{label_id}/similar", params=params))
+
+    def analyse(
+        self, model: str | None = None, threshold: float | None = None, *, wait: bool = False
+    ) -> dict[str, Any]:
+        body = {"model": model, "threshold": threshold}
+        return self._ds._finish(self.api.call("POST", f"{self.base}/analysis", json=body), wait)
+
+    def report(self, examples: int = 12) -> dict[str, Any] | None:
+        return self.api.call("GET", self.base).get("analysis")

@@ -28,6 +28,7 @@ from visor.services import health as health_service
 from visor.services import ingest as ingest_service
 from visor.services import labels as label_service
 from visor.services import maps as map_service
+from visor.services import objects as object_service
 from visor.services import predictions as prediction_service
 from visor.services import quality as quality_service
 from visor.services import search as search_service
@@ -372,10 +373,15 @@ class Dataset:
         return quality_service.report(self.store, self.row, examples)
 
     def find_label_errors(self, model: str | None = None, *, wait: bool = False) -> dict[str, Any]:
-        """Start scoring every image-level label from its image's nearest neighbours (by
-        `model`'s vectors) with cleanlab: `label_issue` filter, `label_quality` sort."""
-        name = self._model(model)
-        self._vectors_version(name)
+        """Start scoring every image-level label from its image's nearest neighbours, and
+        every box from its box's (by `model`'s vectors), with cleanlab: `label_issue` filter,
+        `label_quality` sort."""
+        if model is not None:
+            name = model
+        elif vector_rows.models_newest_first(self.store, self.id, self.name):
+            name = self.default_model()
+        else:
+            name = self.objects.default_model()
 
         def run(ctx: JobContext) -> dict[str, Any]:
             return label_service.find_label_errors(self.store, ctx, self.row, name)
@@ -391,6 +397,11 @@ class Dataset:
         """What is wrong with the dataset, from every signal computed so far: per kind of
         problem its count, share, worst examples and the samples filter showing them all."""
         return health_service.health(self.store, self.row, examples)
+
+    @property
+    def objects(self) -> object_service.Objects:
+        """The dataset's boxes as items: vectors, similar boxes, outliers, duplicates."""
+        return object_service.Objects(self)
 
     @property
     def evaluations(self) -> evaluate_service.Evaluations:
@@ -409,10 +420,15 @@ class Dataset:
         workers: int | None = None,
         recompute: bool = False,
         quality: bool = True,
+        objects: bool = False,
+        kind: str = "gt",
+        source: str | None = None,
         wait: bool = False,
     ) -> dict[str, Any]:
         """Start embedding every image without a vector from `model`; returns the job.
         With `quality` (the default) each image's quality is measured from the same decode.
+        With `objects`, every box of `kind` (gt or prediction, of `source`) is embedded
+        instead, as a crop of its image (see `ds.objects`).
 
         Asking again while that job runs returns the running job. With `wait`, returns the
         finished job and raises if it failed.
@@ -425,18 +441,22 @@ class Dataset:
             workers=workers,
             recompute=recompute,
             quality=quality,
+            objects=objects,
+            kind=kind,
+            source=source,
         ).checked()
-        source = self.workspace.source(self.row["root"])
+        files = self.workspace.source(self.row["root"])
 
         def run(ctx: JobContext) -> dict[str, Any]:
-            result = embed_service.embed_dataset(self.store, ctx, self.row, source, options)
+            result = embed_service.embed_dataset(self.store, ctx, self.row, files, options)
+            if objects:
+                return result
             if result["embedded"] and self._wants_ann(result["model"]):
                 result["index_job"] = self.build_index(result["model"])["id"]
             return result
 
-        job = self.workspace.jobs.submit(
-            "embed", self.name, options.params(), run, key=options.model
-        )
+        key = f"{options.model}:objects:{kind}:{source}" if objects else options.model
+        job = self.workspace.jobs.submit("embed", self.name, options.params(), run, key=key)
         return self._finish(job.to_dict(), wait)
 
     def embeddings(self, model: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -704,18 +724,25 @@ class Dataset:
         params: dict[str, Any] | None = None,
         *,
         uniqueness: bool = True,
+        objects: bool = False,
         wait: bool = False,
     ) -> dict[str, Any]:
         """Start laying out `model`'s vectors in 2D (`umap`, `pca` or `tsne`); returns the job.
         The new map becomes the dataset's default. With `uniqueness` (the default) the job
-        then scores every sample's uniqueness too."""
-        model = self._model(model)
+        then scores every sample's uniqueness too. With `objects`, the box vectors are laid
+        out instead (a point per box; `visor embed --objects` first)."""
         checked = map_service.check_params(method, params)
-        self._vectors_version(model)
+        if objects:
+            model = model or self.objects.default_model()
+        else:
+            model = self._model(model)
+            self._vectors_version(model)
 
         def run(ctx: JobContext) -> dict[str, Any]:
-            result = map_service.make_map(self.store, ctx, self.id, model, method, checked)
-            if uniqueness:
+            result = map_service.make_map(
+                self.store, ctx, self.id, model, method, checked, objects=objects
+            )
+            if uniqueness and not objects:
                 message = ctx.job.message
                 result["uniqueness"] = analysis_service.compute_uniqueness(
                     self.store, ctx, self.id, model=model, k=analysis_service.DEFAULT_UNIQUENESS_K
@@ -725,9 +752,9 @@ class Dataset:
                 self.map_points_stream(None)
             return result
 
-        params_row = {"model": model, "method": method, **checked}
+        params_row = {"model": model, "method": method, "objects": objects, **checked}
         job = self.workspace.jobs.submit(
-            "map", self.name, params_row, run, key=f"{model}:{method}"
+            "map", self.name, params_row, run, key=f"{model}:{method}:{objects}"
         ).to_dict()
         return self.workspace.jobs.wait(job["id"]) if wait else job
 
@@ -749,8 +776,10 @@ class Dataset:
         return row
 
     def map_points(self, map_id: int | None = None) -> pa.Table:
-        """sample_id, x, y, split, first class and first tag of every point of a map."""
-        return map_rows.points(self.store, self.id, self.map(map_id)["id"])
+        """sample_id, x, y, split, first class and first tag of every point of a map (a map of
+        objects: label_id too, and the box's class)."""
+        found = self.map(map_id)
+        return map_rows.points(self.store, self.id, found["id"], objects=found["objects"])
 
     def map_points_stream(self, map_id: int | None = None) -> tuple[bytes, int]:
         """A map's points as Arrow IPC bytes (see `points_stream`) and their number. Kept in

@@ -26,6 +26,7 @@ from visor.api.routes import (
     evaluations,
     jobs,
     maps,
+    objects,
     samples,
     search,
 )
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, *, any_host: bool = False) -> F
     app.include_router(search.router)
     app.include_router(analysis.router)
     app.include_router(evaluations.router)
+    app.include_router(objects.router)
 
     ui = settings.ui_dir or static_dir()
     if (ui / "index.html").exists():

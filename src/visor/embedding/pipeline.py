@@ -9,7 +9,6 @@ are fetched only after the next batch has been queued, so copies overlap compute
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 from collections import deque
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from visor.embedding.crops import CropRule
 from visor.errors import VisorError
 
 if TYPE_CHECKING:
@@ -28,17 +28,26 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from visor.embedding.models import Embedder
+    from visor.embedding.preprocess import Box, Preprocessing
 
 log = logging.getLogger("visor.pipeline")
 
 
 @dataclass(frozen=True)
 class ImageItem:
-    """One image to embed: a key (sample id), a name for messages, and how to read its bytes."""
+    """One image to embed: a key (sample id), a name for messages, and how to read its bytes.
+    With `regions`, the image is not embedded itself: each (key, box) is, as a crop cut from
+    the same decode (the keys are then the boxes' own, e.g. label ids)."""
 
     key: int
     name: str
     read: Callable[[], bytes]
+    regions: tuple[tuple[int, Box], ...] | None = None
+
+    @property
+    def weight(self) -> int:
+        """How many model inputs the item gives."""
+        return 1 if self.regions is None else max(len(self.regions), 1)
 
 
 @dataclass
@@ -66,18 +75,26 @@ def embed_images(
     batch_size: int = 32,
     workers: int | None = None,
     inspect: Callable[[Image.Image], Any] | None = None,
+    crop_rule: CropRule = CropRule(),
 ) -> Generator[Batch, None, None]:
     """Yield one `Batch` per model batch, in input order. Unreadable images never stop the
     run: they come back in `Batch.failed` with a reason. Closing the iterator stops the workers.
     `inspect` is called on each decoded image (before resizing, on the decoding thread); its
     answers come back in `Batch.inspected`.
 
+    Items with regions give one vector per region that has a crop (`crop_rule`); a region
+    without one (a zero-size box, a box outside the image) comes back in `Batch.failed` with
+    its reason, and so does each region of an unreadable image. A batch holds at least
+    `batch_size` inputs where there are that many (an image's regions stay together); the
+    model sees them `batch_size` at a time.
+
     On CUDA out-of-memory the batch size halves (down to 1) and the run goes on.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     workers = workers or default_workers()
-    prepare = partial(embedder.preprocessing.prepare_inspected, inspect=inspect)
+    preprocessing = embedder.preprocessing
+    prepare = partial(_prepare_item, preprocessing, inspect, crop_rule)
     runner = _ModelRunner(embedder, batch_size)
     # Reading (I/O: local disk or object store) always runs two batches ahead. Decoding runs
     # ahead too when the model is on a GPU, which computes while the CPU decodes. On a CPU the
@@ -89,15 +106,21 @@ def embed_images(
     queue: deque[_InFlight] = deque()
     source = iter(items)
 
+    # Read-ahead and decode-ahead are counted in model inputs, so an image with many boxes
+    # counts as many images would.
     def read(count: int) -> None:
-        while len(queue) < count:
+        while sum(entry.item.weight for entry in queue) < count:
             item = next(source, None)
             if item is None:
                 return
             queue.append(_InFlight(item, readers.submit(item.read)))
 
     def decode(count: int) -> None:
-        for entry in itertools.islice(queue, count):
+        weight = 0
+        for entry in queue:
+            if weight >= count:
+                return
+            weight += entry.item.weight
             if entry.crop is None:
                 entry.crop = decoders.submit(_prepare, prepare, entry)
 
@@ -115,16 +138,24 @@ def embed_images(
             while queue and len(keys) + len(failed) < runner.batch_size:
                 entry = queue.popleft()
                 assert entry.crop is not None
+                item = entry.item
                 try:
-                    crop, seen = entry.crop.result()
-                    crops.append(crop)
-                    inspected.append(seen)
-                    keys.append(entry.item.key)
+                    for key, crop, seen in entry.crop.result():
+                        if isinstance(crop, str):
+                            failed.append((key, crop))
+                        else:
+                            crops.append(crop)
+                            inspected.append(seen)
+                            keys.append(key)
+                    continue
                 except VisorError as e:
-                    failed.append((entry.item.key, e.message))
+                    reason = e.message
                 except Exception as e:  # a reader error we did not foresee: record, go on
-                    reason = f"{entry.item.name}: cannot read ({type(e).__name__}: {e})"
-                    failed.append((entry.item.key, reason))
+                    reason = f"{item.name}: cannot read ({type(e).__name__}: {e})"
+                if item.regions is None:
+                    failed.append((item.key, reason))
+                else:
+                    failed.extend((key, reason) for key, _ in item.regions)
             read(3 * runner.batch_size)
             decode(ahead * runner.batch_size)
             launched = runner.launch(crops) if crops else None
@@ -139,17 +170,32 @@ def embed_images(
         readers.shutdown(wait=True, cancel_futures=True)
 
 
+_Prepared = list[tuple[int, "np.ndarray | str", Any]]  # (key, model input or reason, inspected)
+
+
 @dataclass
 class _InFlight:
     item: ImageItem
     data: Future[bytes]
-    crop: Future[tuple[np.ndarray, Any]] | None = None
+    crop: Future[_Prepared] | None = None
 
 
-def _prepare(
-    prepare: Callable[[bytes, str], tuple[np.ndarray, Any]], entry: _InFlight
-) -> tuple[np.ndarray, Any]:
-    return prepare(entry.data.result(), entry.item.name)
+def _prepare_item(
+    preprocessing: Preprocessing,
+    inspect: Callable[[Image.Image], Any] | None,
+    rule: CropRule,
+    item: ImageItem,
+    data: bytes,
+) -> _Prepared:
+    if item.regions is None:
+        crop, seen = preprocessing.prepare_inspected(data, item.name, inspect)
+        return [(item.key, crop, seen)]
+    regions = preprocessing.prepare_regions(data, item.name, item.regions, rule)
+    return [(key, crop, None) for key, crop in regions]
+
+
+def _prepare(prepare: Callable[[ImageItem, bytes], _Prepared], entry: _InFlight) -> _Prepared:
+    return prepare(entry.item, entry.data.result())
 
 
 def _finish(
@@ -186,7 +232,11 @@ class _ModelRunner:
         host = torch.from_numpy(np.stack(crops))
         if self.cuda:
             host = host.pin_memory()
-        out = self._forward(host)
+        if len(host) > self.batch_size:  # an image's many boxes made the batch longer
+            size = self.batch_size
+            out = torch.cat([self._forward(host[i : i + size]) for i in range(0, len(host), size)])
+        else:
+            out = self._forward(host)
         if not self.cuda:
             return _Pending(out.cpu())
         fetched = out.to("cpu", non_blocking=True)

@@ -8,13 +8,14 @@ same rounding and PIL filter, then a centre crop), so vectors match the referenc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
+from visor.embedding.crops import CropRule, crop_region
 from visor.errors import ModelUnavailable
 from visor.media.images import decode
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 # JPEGs are decoded at a reduced scale only while they stay at least this many times larger
 # than the resize target, so the DCT shortcut never replaces the resampling filter.
 _DRAFT_MARGIN = 2
+
+Box = tuple[float, float, float, float]  # x, y, width, height in pixels
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,34 @@ class Preprocessing:
         seen = inspect(img) if inspect is not None else None
         if target is None:  # not a JPEG: decoded at full size
             target = self.resize_size(img.size)
+        return self._fit(img, target), seen
+
+    def prepare_regions(
+        self, data: bytes, name: str, regions: Sequence[tuple[int, Box]], rule: CropRule
+    ) -> list[tuple[int, np.ndarray | str]]:
+        """One decode, many crops: for each (key, box (x, y, w, h)) the model input of the
+        box's square crop (`crop_region`), or the reason the box has none. Raises FormatError
+        naming `name` when the bytes are not a readable image."""
+        img = decode(data, name)
+        width, height = img.size
+        out: list[tuple[int, np.ndarray | str]] = []
+        for key, box in regions:
+            region = crop_region(box, width, height, rule)
+            if isinstance(region, str):
+                out.append((key, region))
+                continue
+            left, top, right, bottom = region
+            size = self.resize_size((right - left, bottom - top))
+            if left >= 0 and top >= 0 and right <= width and bottom <= height:
+                # Cut and resized in one step: only the region's pixels are resampled.
+                crop = img.resize(size, resample=self.resample, box=region)
+            else:  # reaches past the image: padded with black, then resized
+                crop = img.crop(region).resize(size, resample=self.resample)
+            out.append((key, self._fit(crop, size)))
+        return out
+
+    def _fit(self, img: Image.Image, target: tuple[int, int]) -> np.ndarray:
+        """Resized to `target` (width, height) and centre-cropped as the model expects."""
         if img.size != target:
             img = img.resize(target, resample=self.resample)
         if self.crop_hw is not None:
@@ -115,7 +146,7 @@ class Preprocessing:
             # Same offsets as transformers' center_crop; out-of-image parts become zeros.
             top, left = (h - ch) // 2, (w - cw) // 2
             img = img.crop((left, top, left + cw, top + ch))
-        return np.asarray(img, dtype=np.uint8), seen
+        return np.asarray(img, dtype=np.uint8)
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 (n, h, w, 3) → float32 (n, 3, h, w), rescaled and normalised."""

@@ -249,8 +249,13 @@ def uniqueness_scores(unit: np.ndarray, k: int, ctx: JobContext | None = None) -
     """Per row, in [0, 1]: mean cosine distance to its k nearest rows over the largest mean."""
     progress = ctx.progress if ctx is not None else None
     _, sims = neighbour_graph(unit, k, progress, probes=GRAPH_PROBES)
+    return uniqueness_from(sims)
+
+
+def uniqueness_from(sims: np.ndarray) -> np.ndarray:
+    """Uniqueness from each row's similarities to its nearest rows (a neighbour graph's)."""
     if sims.shape[1] == 0:
-        return np.ones(len(unit), dtype=np.float32)
+        return np.ones(len(sims), dtype=np.float32)
     valid = np.isfinite(sims)
     distance = np.where(valid, 1.0 - sims, 0.0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
     distance = np.clip(distance, 0.0, None)

@@ -15,6 +15,7 @@ from visor.embedding.models import DEFAULT_MODEL, check_model_name, load_model, 
 from visor.embedding.models import resolve_precision as check_precision
 from visor.embedding.pipeline import ImageItem, default_workers, embed_images
 from visor.errors import InvalidInput
+from visor.services import objects as object_service
 from visor.services import quality as quality_service
 from visor.services.jobs import JobContext
 from visor.sources import Source
@@ -22,6 +23,7 @@ from visor.store import Store
 from visor.store import embeddings as vector_rows
 from visor.store import quality as quality_rows
 from visor.store import samples as sample_rows
+from visor.store.objects import KINDS
 
 MAX_BATCH_SIZE = 4096
 REPORT_LIMIT = 100  # unreadable images listed in the job result; the count is exact
@@ -36,6 +38,9 @@ class EmbedOptions:
     workers: int | None = None  # decoding threads; auto: one per core (2-16)
     recompute: bool = False
     quality: bool = True  # measure image quality from the same decode (no second read)
+    objects: bool = False  # embed every box (a crop of its image) instead of the images
+    kind: str = "gt"  # with objects: ground-truth boxes, or predicted ones
+    source: str | None = None  # with objects and kind "prediction": one prediction source
 
     def checked(self) -> EmbedOptions:
         """Validated, with automatic values filled in (fails fast, before a job starts)."""
@@ -48,7 +53,27 @@ class EmbedOptions:
         workers = self.workers if self.workers is not None else default_workers()
         if not 1 <= workers <= 64:
             raise InvalidInput(f"workers {workers}: use 1 to 64")
-        return EmbedOptions(model, device, precision, batch, workers, self.recompute, self.quality)
+        if self.kind not in KINDS:
+            raise InvalidInput(f"kind {self.kind!r}: use one of {', '.join(KINDS)}")
+        if self.source is not None and (not self.objects or self.kind != "prediction"):
+            raise InvalidInput("a prediction source goes with objects of kind 'prediction'")
+        if self.objects and self.recompute:
+            raise InvalidInput(
+                "recompute is for images; box vectors are kept per box (a replaced prediction "
+                "source gets new boxes, embedded as new)"
+            )
+        return EmbedOptions(
+            model,
+            device,
+            precision,
+            batch,
+            workers,
+            self.recompute,
+            self.quality and not self.objects,
+            self.objects,
+            self.kind,
+            self.source,
+        )
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +100,8 @@ def embed_dataset(
     options: EmbedOptions,
 ) -> dict[str, Any]:
     """Run the embed job for `dataset` (a datasets row) with checked `options`."""
+    if options.objects:
+        return object_service.embed_objects(store, ctx, dataset, source, options)
     ctx.phase(f"loading {options.model} on {options.device}")
     embedder = load_model(options.model, options.device, options.precision)
     vector_rows.ensure_model(store, embedder.name, embedder.dim)

@@ -123,3 +123,13 @@ def similarity_summary(nearest: np.ndarray) -> dict[str, object]:
         },
         "histogram": {"edges": [round(float(e), 6) for e in edges], "counts": counts.tolist()},
     }
+
+
+def outlier_threshold(scores: np.ndarray) -> float | None:
+    """The uniqueness above which a sample is an outlier: the median plus 3 robust standard
+    deviations (1.4826 x MAD) of the dataset's own scores, at most 1."""
+    if len(scores) < 3:
+        return None
+    median = float(np.median(scores))
+    spread = 1.4826 * float(np.median(np.abs(scores - median)))
+    return min(1.0, median + 3 * max(spread, 1e-6))

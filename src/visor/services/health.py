@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from visor.embedding.models import with_weights_warning
+from visor.services.grouping import outlier_threshold
 from visor.services.labels import not_applicable as label_reason
 from visor.services.labels import summary as label_summary
 from visor.services.quality import report as quality_report
@@ -42,16 +43,6 @@ def leaks(store: Store, dataset_id: int, examples: int = EXAMPLES) -> dict[str, 
         "pairs": pairs,
         "examples": analysis_rows.group_members(store, dataset_id, first, examples),
     }
-
-
-def outlier_threshold(scores: np.ndarray) -> float | None:
-    """The uniqueness above which a sample is an outlier: the median plus 3 robust standard
-    deviations (1.4826 x MAD) of the dataset's own scores, at most 1."""
-    if len(scores) < 3:
-        return None
-    median = float(np.median(scores))
-    spread = 1.4826 * float(np.median(np.abs(scores - median)))
-    return min(1.0, median + 3 * max(spread, 1e-6))
 
 
 def outliers(store: Store, dataset_id: int, examples: int = EXAMPLES) -> dict[str, Any] | None:

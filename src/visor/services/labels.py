@@ -1,11 +1,12 @@
-"""The label-errors job: for every image-level label, out-of-sample class probabilities from
-the image's nearest neighbours (by the model's vectors), and cleanlab's verdict on the label.
-
-Boxes are not scored here: they need a vector of their own (object embeddings)."""
+"""The label-errors job: for every image-level label (from the image's vector) and every
+ground-truth box (from the box's own vector, `visor embed --objects`), out-of-sample class
+probabilities from its nearest neighbours, and cleanlab's verdict on the label. Images vote
+among images and boxes among boxes."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,44 +20,47 @@ from visor.services.search import neighbour_graph, unit_rows
 from visor.store import Store
 from visor.store import embeddings as vector_rows
 from visor.store import label_quality as label_rows
+from visor.store import objects as object_rows
 
 
-def find_label_errors(
-    store: Store, ctx: JobContext, dataset: dict[str, Any], model: str
-) -> dict[str, Any]:
-    started = time.monotonic()
-    ctx.phase("reading labels and vectors")
-    reason = not_applicable(store, dataset)
-    if reason:
-        raise InvalidInput(reason)
-    labels = label_rows.image_labels(store, dataset["id"])
-    ids, vectors = vector_rows.vectors(store, dataset["id"], model)  # ids ascending
-    sample_of = labels["sample_id"].to_numpy()
-    embedded = np.isin(sample_of, ids)
-    names = np.asarray(labels["class"].to_pylist(), dtype=str)
+@dataclass(frozen=True)
+class _Scored:
+    rows: pa.Table | None  # label_quality rows (without dataset_id)
+    labels: int  # labels of this kind
+    not_embedded: int
+    lonely: list[str]  # classes with one example: not scored
+
+
+def _score(
+    ctx: JobContext,
+    model: str,
+    label_ids: np.ndarray,
+    sample_ids: np.ndarray,
+    names: np.ndarray,
+    vector_of: np.ndarray,  # row of `vectors` per label, -1 where it has none
+    vectors: np.ndarray,
+    what: str,
+) -> _Scored:
+    embedded = vector_of >= 0
     present, counts = np.unique(names[embedded], return_counts=True)
-    lonely = present[counts < 2].tolist()  # one example: no other image can vote for it
+    lonely = present[counts < 2].tolist()  # one example: nothing else can vote for it
     scored = embedded & ~np.isin(names, lonely)
     if scored.sum() < 3 or len(np.unique(names[scored])) < 2:
-        raise InvalidInput(
-            f"dataset {dataset['name']!r}: label errors need at least 3 embedded, labelled "
-            "images in at least 2 classes with 2 or more examples each"
-        )
-    unit = unit_rows(vectors[np.searchsorted(ids, sample_of[scored])])
-    ctx.phase(f"finding each image's {NEIGHBOURS} nearest neighbours", total=len(unit))
+        return _Scored(None, len(label_ids), int((~embedded).sum()), lonely)
+    unit = unit_rows(vectors[vector_of[scored]])
+    ctx.phase(f"finding each {what}'s {NEIGHBOURS} nearest neighbours", total=len(unit))
     neighbours, similarities = neighbour_graph(
         unit, NEIGHBOURS, lambda done, total: ctx.progress(done, total)
     )
     ctx.check_cancelled()
-    ctx.phase("scoring labels with cleanlab")
-    # Re-index the classes over the scored labels only.
+    ctx.phase(f"scoring {what} labels with cleanlab")
     kept_classes, given = np.unique(names[scored], return_inverse=True)
     probabilities = neighbour_probabilities(neighbours, similarities, given, len(kept_classes))
     found = label_issues(given, probabilities)
     rows = pa.table(
         {
-            "label_id": pa.array(labels["id"].to_numpy()[scored]),
-            "sample_id": pa.array(sample_of[scored].astype(np.int32)),
+            "label_id": pa.array(label_ids[scored].astype(np.int64)),
+            "sample_id": pa.array(sample_ids[scored].astype(np.int32)),
             "model": pa.repeat(pa.scalar(model), int(scored.sum())),
             "quality": pa.array(found.quality.astype(np.float32)),
             "issue": pa.array(found.issue),
@@ -67,31 +71,92 @@ def find_label_errors(
             ),
         }
     )
-    label_rows.save(store, dataset["id"], rows)
+    return _Scored(rows, len(label_ids), int((~embedded).sum()), lonely)
+
+
+def find_label_errors(
+    store: Store, ctx: JobContext, dataset: dict[str, Any], model: str
+) -> dict[str, Any]:
+    started = time.monotonic()
+    ctx.phase("reading labels and vectors")
+    reason = not_applicable(store, dataset)
+    if reason:
+        raise InvalidInput(reason)
+    dataset_id = int(dataset["id"])
+    parts: dict[str, _Scored] = {}
+    labels = label_rows.image_labels(store, dataset_id)
+    if labels.num_rows:
+        ids, vectors = vector_rows.vectors(store, dataset_id, model)  # ids ascending
+        sample_of = labels["sample_id"].to_numpy()
+        parts["images"] = _score(
+            ctx, model, labels["id"].to_numpy(), sample_of,
+            np.asarray(labels["class"].to_pylist(), dtype=str), _rows_of(ids, sample_of),
+            vectors, "image",
+        )  # fmt: skip
+    boxes = label_rows.box_labels(store, dataset_id)
+    if boxes.num_rows:
+        found = object_rows.vectors(store, dataset_id, model, "gt")
+        label_ids = boxes["id"].to_numpy()
+        parts["boxes"] = _score(
+            ctx, model, label_ids, boxes["sample_id"].to_numpy(),
+            np.asarray(boxes["class"].to_pylist(), dtype=str),
+            _rows_of(found.label_ids, label_ids), found.vectors, "box",
+        )  # fmt: skip
+    tables = [p.rows for p in parts.values() if p.rows is not None]
+    if not tables:
+        raise InvalidInput(_too_few(dataset["name"], model, parts))
+    rows = pa.concat_tables(tables)
+    label_rows.save(store, dataset_id, rows)
+    lonely = sorted({c for p in parts.values() for c in p.lonely})
     return with_weights_warning(
         {
             "model": model,
-            "labels": labels.num_rows,
-            "scored": int(scored.sum()),
-            "flagged": int(found.issue.sum()),
-            "not_embedded": int((~embedded).sum()),
+            "labels": sum(p.labels for p in parts.values()),
+            "scored": rows.num_rows,
+            "flagged": int(np.asarray(rows["issue"]).sum()),
+            "not_embedded": sum(p.not_embedded for p in parts.values()),
             "classes_with_one_example": lonely,
+            "by_kind": {
+                kind: {
+                    "labels": p.labels,
+                    "scored": 0 if p.rows is None else p.rows.num_rows,
+                    "flagged": 0 if p.rows is None else int(np.asarray(p.rows["issue"]).sum()),
+                    "not_embedded": p.not_embedded,
+                }
+                for kind, p in parts.items()
+            },
             "seconds": round(time.monotonic() - started, 2),
         }
     )
 
 
+def _rows_of(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Per wanted key, its row in the ascending `keys`, or -1 where it is not there."""
+    if not len(keys):
+        return np.full(len(wanted), -1, np.int64)
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[at] == wanted, at, -1)
+
+
+def _too_few(name: str, model: str, parts: dict[str, _Scored]) -> str:
+    boxes = parts.get("boxes")
+    if boxes is not None and boxes.not_embedded == boxes.labels and "images" not in parts:
+        return (
+            f"dataset {name!r}: its boxes have no vectors from {model!r} yet; label errors of "
+            f"boxes need a vector per box (visor embed {name} --objects --model {model})"
+        )
+    return (
+        f"dataset {name!r}: label errors need at least 3 embedded labels (images or boxes) in "
+        "at least 2 classes with 2 or more examples each"
+    )
+
+
 def not_applicable(store: Store, dataset: dict[str, Any]) -> str | None:
     """Why label errors can't be found in this dataset, or None when they can (it has
-    image-level labels)."""
-    image_labels, labels = label_rows.ground_truth_counts(store, dataset["id"])
-    if image_labels:
-        return None
+    ground-truth labels)."""
+    _, labels = label_rows.ground_truth_counts(store, dataset["id"])
     if labels:
-        return (
-            f"dataset {dataset['name']!r} has boxes, not image labels: boxes need a vector per "
-            "box (object embeddings), which this version does not make yet"
-        )
+        return None
     return f"dataset {dataset['name']!r} has no labels: label errors do not apply to it"
 
 

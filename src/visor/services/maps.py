@@ -28,6 +28,7 @@ from visor.services.search import neighbour_graph, unit_rows
 from visor.store import Store
 from visor.store import embeddings as vector_rows
 from visor.store import maps as map_rows
+from visor.store import objects as object_rows
 
 MIN_POINTS = 3
 
@@ -218,10 +219,18 @@ def make_map(
     model: str,
     method: str,
     params: dict[str, Any],
+    *,
+    objects: bool = False,
 ) -> dict[str, Any]:
-    """The map job: load the vectors, lay them out, store the map as the dataset's default."""
-    _phase(ctx, f"loading {model} vectors")
-    ids, vectors = vector_rows.vectors(store, dataset_id, model)
+    """The map job: load the vectors, lay them out, store the map as the dataset's default.
+    With `objects`, the box vectors: a point per box."""
+    _phase(ctx, f"loading {model} {'box ' if objects else ''}vectors")
+    label_ids = None
+    if objects:
+        found = object_rows.vectors(store, dataset_id, model)
+        ids, vectors, label_ids = found.sample_ids, found.vectors, found.label_ids
+    else:
+        ids, vectors = vector_rows.vectors(store, dataset_id, model)
     started = time.monotonic()
     xy = compute_map(vectors, method, params, ctx)
     seconds = round(time.monotonic() - started, 2)
@@ -235,10 +244,19 @@ def make_map(
         xy=xy,
         job_id=ctx.job.id,
         seconds=seconds,
+        label_ids=label_ids,
     )
-    ctx.job.message = f"{method} map of {len(ids)} points in {seconds} s"
+    what = "boxes" if objects else "points"
+    ctx.job.message = f"{method} map of {len(ids)} {what} in {seconds} s"
     return with_weights_warning(
-        {"map_id": map_id, "points": len(ids), "method": method, "model": model, "seconds": seconds}
+        {
+            "map_id": map_id,
+            "points": len(ids),
+            "objects": objects,
+            "method": method,
+            "model": model,
+            "seconds": seconds,
+        }
     )
 
 
@@ -252,7 +270,8 @@ def points_stream(table: pa.Table) -> bytes:
     """A map's points (sample_id, x, y, split, class, tag) as an Arrow IPC stream: one record
     batch of `sample_id` int32, `x`, `y` float32, and `class` uint16, `split` uint8, `tag`
     uint16 codes into the legends kept as JSON in the schema metadata (`visor:legend`; 0 =
-    none). 17 bytes a point."""
+    none); a map of objects also has `label_id` int32 (the box of each point). 17 bytes a
+    point (21 for objects)."""
     classes, class_codes = _codes(table.column("class"))
     splits, split_codes = _codes(table.column("split"))
     tags, tag_codes = _codes(table.column("tag"))
@@ -265,6 +284,11 @@ def points_stream(table: pa.Table) -> bytes:
             "class": pa.array(class_codes.astype(np.uint16)),
             "split": pa.array(split_codes.astype(np.uint8)),
             "tag": pa.array(tag_codes.astype(np.uint16)),
+            **(
+                {"label_id": table.column("label_id").cast(pa.int32())}
+                if "label_id" in table.column_names
+                else {}
+            ),
         }
     ).replace_schema_metadata({"visor:legend": json.dumps(legend)})
     sink = pa.BufferOutputStream()

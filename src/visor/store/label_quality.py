@@ -18,6 +18,15 @@ def image_labels(store: Store, dataset_id: int) -> pa.Table:
     )
 
 
+def box_labels(store: Store, dataset_id: int) -> pa.Table:
+    """id, sample_id, class of every ground-truth box with a class, by id."""
+    return store.query_arrow(
+        "SELECT id, sample_id, class FROM labels WHERE dataset_id = ? AND kind = 'gt' "
+        "AND x IS NOT NULL AND class IS NOT NULL ORDER BY id",
+        [dataset_id],
+    )
+
+
 def ground_truth_counts(store: Store, dataset_id: int) -> tuple[int, int]:
     """(image-level ground-truth labels, all ground-truth labels) of a dataset."""
     found = store.query_one(

@@ -21,6 +21,7 @@ _COLUMNS = (
     "job_id",
     "seconds",
     "created_at",
+    "objects",
 )
 
 
@@ -28,6 +29,7 @@ def _row(values: tuple[Any, ...]) -> dict[str, Any]:
     row = dict(zip(_COLUMNS, values, strict=True))
     row["params"] = json.loads(row["params"]) if row["params"] else {}
     row["created_at"] = row["created_at"].isoformat() if row["created_at"] else None
+    row["objects"] = bool(row["objects"])
     return row
 
 
@@ -57,16 +59,28 @@ def save(
     xy: np.ndarray,
     job_id: str | None,
     seconds: float,
+    label_ids: np.ndarray | None = None,
 ) -> int:
-    """Store a new map with its points, atomically; it becomes the dataset's default."""
+    """Store a new map with its points, atomically; it becomes the dataset's default. A map
+    of objects has a point per box: `label_ids` beside their `ids` (sample ids)."""
     with store.transaction() as cur:
         found = cur.execute("SELECT nextval('map_ids')").fetchall()
         map_id = int(found[0][0])
         cur.execute("UPDATE maps SET is_default = false WHERE dataset_id = ?", [dataset_id])
         cur.execute(
             "INSERT INTO maps (id, dataset_id, model, method, params, num_points, is_default, "
-            "job_id, seconds) VALUES (?, ?, ?, ?, ?, ?, true, ?, ?)",
-            [map_id, dataset_id, model, method, json.dumps(params), len(ids), job_id, seconds],
+            "job_id, seconds, objects) VALUES (?, ?, ?, ?, ?, ?, true, ?, ?, ?)",
+            [
+                map_id,
+                dataset_id,
+                model,
+                method,
+                json.dumps(params),
+                len(ids),
+                job_id,
+                seconds,
+                label_ids is not None,
+            ],
         )
         n = len(ids)
         points = pa.table(
@@ -76,6 +90,10 @@ def save(
                 "sample_id": pa.array(ids.astype(np.int32)),
                 "x": pa.array(xy[:, 0].astype(np.float32)),
                 "y": pa.array(xy[:, 1].astype(np.float32)),
+                "label_id": pa.array(
+                    label_ids.astype(np.int64) if label_ids is not None else [None] * n,
+                    pa.int64(),
+                ),
             }
         )
         store.insert_arrow(cur, "map_points", points)
@@ -99,8 +117,18 @@ def delete(store: Store, dataset_id: int, map_id: int) -> None:
         cur.execute("DELETE FROM maps WHERE dataset_id = ? AND id = ?", [dataset_id, map_id])
 
 
-def points(store: Store, dataset_id: int, map_id: int) -> pa.Table:
-    """sample_id, x, y, the sample's split, its first class and first tag, by sample id."""
+def points(store: Store, dataset_id: int, map_id: int, *, objects: bool = False) -> pa.Table:
+    """sample_id, x, y, the sample's split, its first class and first tag, by sample id; on a
+    map of objects also label_id, and the class is the box's, by sample then label id."""
+    if objects:
+        return store.query_arrow(
+            "SELECT p.sample_id, p.label_id, p.x, p.y, s.split, l.class, s.tags[1] AS tag "
+            "FROM map_points p "
+            "JOIN samples s ON s.dataset_id = p.dataset_id AND s.id = p.sample_id "
+            "JOIN labels l ON l.dataset_id = p.dataset_id AND l.id = p.label_id "
+            "WHERE p.dataset_id = ? AND p.map_id = ? ORDER BY p.sample_id, p.label_id",
+            [dataset_id, map_id],
+        )
     return store.query_arrow(
         "SELECT p.sample_id, p.x, p.y, s.split, s.classes[1] AS class, s.tags[1] AS tag "
         "FROM map_points p "

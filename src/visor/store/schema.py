@@ -193,4 +193,29 @@ CREATE TABLE label_quality (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
+# Version 8: objects. Box vectors live in `object_embeddings_<d>` (created with the model's
+# first object run, keyed by label id); boxes that gave none, with why; per-box outlier and
+# duplicate results; maps of objects (a point per box).
+_V8 = """
+CREATE TABLE object_embedding_errors (
+    dataset_id INTEGER NOT NULL,
+    label_id BIGINT NOT NULL,
+    sample_id INTEGER NOT NULL,
+    model VARCHAR NOT NULL,
+    job_id VARCHAR,
+    reason VARCHAR NOT NULL
+);
+CREATE TABLE object_scores (
+    dataset_id INTEGER NOT NULL,
+    label_id BIGINT NOT NULL,
+    sample_id INTEGER NOT NULL,
+    model VARCHAR NOT NULL,
+    uniqueness FLOAT NOT NULL,
+    outlier BOOLEAN NOT NULL,
+    duplicate_group INTEGER
+);
+ALTER TABLE maps ADD COLUMN objects BOOLEAN DEFAULT false;
+ALTER TABLE map_points ADD COLUMN label_id BIGINT;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]

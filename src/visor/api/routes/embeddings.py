@@ -35,6 +35,9 @@ class EmbedRequest(BaseModel):
         default=False, description="embed every image again, not only missing ones"
     )
     quality: bool = Field(default=True, description="measure image quality from the same decode")
+    objects: bool = Field(default=False, description="embed every box (a crop) instead")
+    kind: str = Field(default="gt", description="with objects: gt or prediction boxes")
+    source: str | None = Field(default=None, description="with kind prediction: one source")
 
 
 @router.post("/api/datasets/{name}/embeddings/generate", status_code=202)
@@ -50,6 +53,9 @@ def generate(dataset: DatasetDep, body: EmbedRequest | None = None) -> dict[str,
         workers=body.workers,
         recompute=body.recompute,
         quality=body.quality,
+        objects=body.objects,
+        kind=body.kind,
+        source=body.source,
     )
 
 

@@ -23,6 +23,7 @@ class MapRequest(BaseModel):
     )
     method: str = Field(default="umap", description="umap, pca or tsne")
     uniqueness: bool = Field(default=True, description="also score every sample's uniqueness")
+    objects: bool = Field(default=False, description="a point per box (box vectors)")
     params: dict[str, Any] = Field(
         default_factory=dict,
         description="umap: n_neighbors, min_dist, n_epochs, pca_dims, random_state; "
@@ -35,7 +36,9 @@ def make_map(dataset: DatasetDep, body: MapRequest | None = None) -> dict[str, A
     """Start a map job (202 with the job; follow it at /api/jobs/{id}/events). 409 when the
     model has no vectors in this dataset yet."""
     body = body or MapRequest()
-    return dataset.make_map(body.model, body.method, body.params, uniqueness=body.uniqueness)
+    return dataset.make_map(
+        body.model, body.method, body.params, uniqueness=body.uniqueness, objects=body.objects
+    )
 
 
 @router.get("")

@@ -1,0 +1,67 @@
+"""/api/datasets/{name}/objects: box vectors' status, a box's crop, similar boxes, the object
+analysis (outliers, duplicate boxes) and its report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from visor.api.deps import DatasetDep
+
+router = APIRouter(prefix="/api/datasets/{name}/objects", tags=["objects"])
+
+
+class AnalyseRequest(BaseModel):
+    model: str | None = Field(default=None, description="whose box vectors (default: newest)")
+    threshold: float | None = Field(
+        default=None, description="cosine similarity for duplicate boxes (auto if unset)"
+    )
+
+
+@router.get("")
+def status(dataset: DatasetDep) -> dict[str, Any]:
+    """Per model: box vectors by kind and boxes skipped; the model box commands use by
+    default; the last object analysis."""
+    found = dataset.objects
+    models = found.status()
+    default = found.default_model() if any(m["vectors"] for m in models) else None
+    return {"models": models, "default_model": default, "analysis": found.report()}
+
+
+@router.get("/skipped")
+def skipped(dataset: DatasetDep, model: str | None = None, limit: int = 1000) -> list[Any]:
+    """The boxes that gave no vector, with the reason."""
+    return dataset.objects.skipped(model, limit)
+
+
+@router.post("/analysis", status_code=202)
+def analyse(dataset: DatasetDep, body: AnalyseRequest | None = None) -> dict[str, Any]:
+    """Start the object analysis job (outliers and near-identical boxes)."""
+    body = body or AnalyseRequest()
+    return dataset.objects.analyse(body.model, body.threshold)
+
+
+@router.get("/{label_id}")
+def box(dataset: DatasetDep, label_id: int) -> dict[str, Any]:
+    return dataset.objects.box(label_id)
+
+
+@router.get("/{label_id}/similar")
+def similar(
+    dataset: DatasetDep, label_id: int, k: int = 20, model: str | None = None
+) -> list[dict[str, Any]]:
+    """The k boxes nearest to this one by cosine distance."""
+    return dataset.objects.similar(label_id, k, model)
+
+
+@router.get("/{label_id}/crop")
+def crop(dataset: DatasetDep, label_id: int, request: Request) -> Response:
+    """The box's crop as the object embedding sees it (context margin, squared), JPEG."""
+    path, etag = dataset.objects.crop(label_id)
+    headers = {"ETag": f'"{etag}"', "Cache-Control": "private, max-age=86400"}
+    if request.headers.get("if-none-match", "").strip('"') == etag:
+        return Response(status_code=304, headers=headers)
+    return FileResponse(path, media_type="image/jpeg", headers=headers)
