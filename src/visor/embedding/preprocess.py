@@ -124,7 +124,7 @@ class Preprocessing:
         for key, box in regions:
             region = crop_region(box, width, height, rule)
             if isinstance(region, str):
-                out.append((key, region))
+                out.append((key, f"{name}: {region}"))
                 continue
             left, top, right, bottom = region
             size = self.resize_size((right - left, bottom - top))

@@ -20,6 +20,7 @@ from visor.services.labels import summary as label_summary
 from visor.services.quality import report as quality_report
 from visor.store import Store
 from visor.store import analyses as analysis_rows
+from visor.store import objects as object_rows
 
 EXAMPLES = 12
 
@@ -127,6 +128,30 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
             detail={"labels_scored": labels["scored"], "labels_flagged": labels["flagged"]},
             warning=labels.get("warning"),
         )
+    boxes = object_rows.scores_summary(store, dataset_id, examples)
+    if boxes is not None:
+        boxes = with_weights_warning(boxes)
+        for kind, title, count, key, issue in (
+            ("object_outliers", "least typical boxes", boxes["outliers"], "outlier", "outlier"),
+            (
+                "duplicate_boxes",
+                "near-identical boxes",
+                boxes["boxes_in_duplicate_groups"],
+                "duplicate_group",
+                "duplicate",
+            ),
+        ):
+            row(
+                kind,
+                title,
+                count,
+                examples=object_rows.samples_with(store, dataset_id, key, examples),
+                filter={"object_issue": issue},
+                detail={"boxes_scored": boxes["scored"], "samples": "holding such a box"},
+                warning=boxes.get("warning"),
+            )
+    elif object_rows.status(store, dataset_id):
+        row("object_outliers", "least typical boxes", None, todo=f"visor objects {name}")
     quality = quality_report(store, dataset, examples)
     if not quality["measured"]:
         row("quality", "image quality", None, todo=f"visor quality {name} (or visor embed {name})")

@@ -250,6 +250,18 @@ def scores_summary(store: Store, dataset_id: int, examples: int) -> dict[str, An
     }
 
 
+def samples_with(store: Store, dataset_id: int, issue: str, limit: int) -> list[int]:
+    """Samples holding a box that is an outlier (`issue` "outlier", most unusual first) or in a
+    duplicate group ("duplicate_group")."""
+    where = "outlier" if issue == "outlier" else "duplicate_group IS NOT NULL"
+    rows = store.query(
+        f"SELECT sample_id FROM object_scores WHERE dataset_id = ? AND {where} "
+        f"GROUP BY sample_id ORDER BY max(uniqueness) DESC, sample_id LIMIT {int(limit)}",
+        [dataset_id],
+    )
+    return [int(r[0]) for r in rows]
+
+
 def scores_of_sample(store: Store, dataset_id: int, sample_id: int) -> dict[int, dict[str, Any]]:
     rows = store.query(
         "SELECT label_id, uniqueness, outlier, duplicate_group FROM object_scores "

@@ -53,6 +53,7 @@ class SampleFilter:
     quality_issue: str | None = None  # an image-quality issue (dark, blurry, ...)
     leaked: bool | None = None  # in a duplicate group that spans splits
     label_issue: bool | None = None  # a label cleanlab finds likely wrong
+    object_issue: str | None = None  # a box that is an outlier, or in a duplicate group
 
     def where(self, dataset_id: int) -> tuple[str, list[Any]]:
         clauses: list[str] = ["dataset_id = ?"]
@@ -100,6 +101,16 @@ class SampleFilter:
                 + "id IN (SELECT sample_id FROM label_quality WHERE dataset_id = ? AND issue)"
             )
             params.append(dataset_id)
+        if self.object_issue is not None:
+            column = OBJECT_ISSUES.get(self.object_issue)
+            if column is None:
+                raise InvalidInput(
+                    f"object_issue {self.object_issue!r}: use one of {', '.join(OBJECT_ISSUES)}"
+                )
+            clauses.append(
+                f"id IN (SELECT sample_id FROM object_scores WHERE dataset_id = ? AND {column})"
+            )
+            params.append(dataset_id)
         if self.quality_issue is not None:
             clauses.append(
                 "id IN (SELECT sample_id FROM image_quality WHERE dataset_id = ? "
@@ -143,6 +154,8 @@ class SampleFilter:
 
 
 _IDS = "_visor_ids"
+# The object analysis's per-box results a sample can be filtered by (samples holding one).
+OBJECT_ISSUES = {"outlier": "outlier", "duplicate": "duplicate_group IS NOT NULL"}
 
 
 def id_relation(ids: Sequence[int] | np.ndarray) -> dict[str, pa.Table]:

@@ -44,6 +44,10 @@ class Filters(BaseModel):
     leaked: bool | None = Field(
         default=None, description="in a duplicate group whose members sit in several splits"
     )
+    object_issue: str | None = Field(
+        default=None,
+        description="holding a box that is an outlier or in a duplicate group (object analysis)",
+    )
     quality: str | None = Field(
         default=None, description="an image-quality issue: dark, light, blurry, ... (see /quality)"
     )
@@ -80,6 +84,7 @@ class Filters(BaseModel):
             quality_issue=self.quality,
             leaked=self.leaked,
             label_issue=self.label_issue,
+            object_issue=self.object_issue,
             outcome=self.outcome,
             confusion=self._confusion(),
         )
