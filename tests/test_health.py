@@ -94,7 +94,11 @@ def test_a_dataset_with_nothing_computed_says_what_to_run(
     ingest(workspace, DATA / "labelimg_trees", "boxes")
     rows = workspace.dataset("boxes").health()["rows"]
     todo = next(r["todo"] for r in rows if r["kind"] == "label_errors")
-    assert "boxes need a vector per box" in todo
+    assert todo == (
+        "boxes need a vector per box: visor embed boxes --objects, then visor label-errors boxes"
+    )
+    todo = next(r["todo"] for r in rows if r["kind"] == "object_outliers")
+    assert todo == "visor embed boxes --objects, then visor objects boxes"
 
 
 def test_health_from_the_cli_as_html_over_http_and_in_the_ui(

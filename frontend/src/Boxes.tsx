@@ -34,11 +34,14 @@ export function inCell(box: Box, cell: [string, string] | null): boolean {
 }
 
 /** Boxes over an image of `width` x `height` pixels, styled by `boxStyle`; with a confusion
- * `cell`, its boxes stand out and the others fade. `fit` matches the image's CSS object-fit,
+ * `cell` (or a `highlight`ed box), its boxes stand out and the others fade. `fit` matches the image's CSS object-fit,
  * so the boxes land where the pixels are drawn. */
 export function BoxOverlay(
-  { width, height, boxes, fit, cell = null }:
-  { width: number; height: number; boxes: Box[]; fit: "cover" | "fill"; cell?: [string, string] | null },
+  { width, height, boxes, fit, cell = null, highlight = null }:
+  {
+    width: number; height: number; boxes: Box[]; fit: "cover" | "fill"; cell?: [string, string] | null;
+    highlight?: number | null; // a box's label id: it stands out, the others fade
+  },
 ) {
   const stroke = Math.max(width, height) / (fit === "cover" ? 100 : 250);
   return (
@@ -49,7 +52,8 @@ export function BoxOverlay(
     >
       {boxes.filter((b) => b.bbox).map((b, i) => {
         const { color, dash } = boxStyle(b, stroke);
-        const chosen = inCell(b, cell);
+        const chosen = inCell(b, cell) || (highlight !== null && b.id === highlight);
+        const fade = (cell !== null || highlight !== null) && !chosen;
         return (
           <rect
             key={b.id ?? i}
@@ -57,11 +61,12 @@ export function BoxOverlay(
             data-kind={b.kind}
             data-outcome={b.outcome ?? ""}
             data-cell={chosen ? "1" : undefined}
+            data-id={b.id}
             x={b.bbox![0]} y={b.bbox![1]} width={b.bbox![2]} height={b.bbox![3]}
             fill="none"
             stroke={color}
             strokeWidth={chosen ? stroke * 2 : stroke}
-            strokeOpacity={cell && !chosen ? 0.3 : 1}
+            strokeOpacity={fade ? 0.3 : 1}
             strokeDasharray={dash}
           />
         );

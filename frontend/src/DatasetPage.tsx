@@ -5,10 +5,12 @@ import { DuplicatesPanel } from "./DuplicatesPanel";
 import { EvaluationPanel } from "./EvaluationPanel";
 import { HealthPanel } from "./HealthPanel";
 import { Grid, samplesUrl } from "./Grid";
-import { MapView, type Lasso } from "./MapView";
+import { MapView, type Lasso, type LassoBoxes } from "./MapView";
+import { ObjectGrid } from "./ObjectGrid";
+import { fetchMatching } from "./points";
 import { SampleView } from "./SampleView";
 import { TagBar } from "./TagBar";
-import { filterParams, type BoxKinds, type ViewState } from "./url";
+import { filterParams, type BoxKinds, type ObjectIssue, type ViewState } from "./url";
 
 interface QualityReport {
   measured: number;
@@ -56,7 +58,28 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
   // takes the main thread for a while, and the count is what the user waits for.
   const [highlighted, setHighlighted] = useState<Int32Array | null>(null);
   const filters = useMemo(() => filterParams(view).toString(), [view]);
-  const waiting = selection !== null && selection.token === null;
+  // A lasso on a map of objects shows its boxes as crops (those whose sample the filters keep).
+  const [shownBoxes, setShownBoxes] = useState<LassoBoxes | null>(null);
+  const lassoBoxes = selection?.boxes ?? null;
+  useEffect(() => {
+    setShownBoxes(null);
+    if (!lassoBoxes) return;
+    if (!filters) return setShownBoxes(lassoBoxes);
+    let live = true;
+    fetchMatching(name, filters).then((matching) => {
+      if (!live) return;
+      const kept = new Set(matching);
+      const keep = Array.from(lassoBoxes.sampleIds, (id) => kept.has(id));
+      const pick = <T,>(values: ArrayLike<T>) => Array.from(values).filter((_, i) => keep[i]);
+      setShownBoxes({
+        labelIds: Int32Array.from(pick(lassoBoxes.labelIds)),
+        sampleIds: Int32Array.from(pick(lassoBoxes.sampleIds)),
+        classes: pick(lassoBoxes.classes),
+      });
+    }, (e) => setError(e.message));
+    return () => { live = false; };
+  }, [name, filters, lassoBoxes]);
+  const waiting = selection !== null && selection.token === null && !lassoBoxes;
   const query = useMemo(() => samplesQuery(view, selection?.token ?? null), [view, selection]);
 
   useEffect(() => {
@@ -93,7 +116,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
       (body) => {
         if (!live) return;
         setTotal(body.total);
-        setHighlighted(selection?.ids ?? null);
+        setHighlighted(selection?.boxes ? Int32Array.from(selection.boxes.labelIds).sort() : selection?.ids ?? null);
         performance.mark("visor:count");
       },
       (e) => { if (live) setError(e.message); },
@@ -130,10 +153,10 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
   }, [info]);
 
   if (error) return <main><p className="error">{error}</p></main>;
-  const set = (patch: Partial<ViewState>) => navigate({ ...view, ...patch, sample: null });
-  const openSample = (id: number, index: number | null = null) => {
+  const set = (patch: Partial<ViewState>) => navigate({ ...view, ...patch, sample: null, box: null });
+  const openSample = (id: number, index: number | null = null, box: number | null = null) => {
     setOpenIndex(index);
-    navigate({ ...view, sample: id });
+    navigate({ ...view, sample: id, box });
   };
   const step = (delta: number) => {
     if (openIndex === null || total === null) return;
@@ -200,6 +223,17 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           />
           only likely label errors
         </label>
+        <label>Unusual boxes
+          <select
+            aria-label="box analysis"
+            value={view.objectIssue ?? ""}
+            onChange={(e) => set({ objectIssue: (e.target.value || null) as ObjectIssue | null })}
+          >
+            <option value="">all samples</option>
+            <option value="outlier">holding an outlier box</option>
+            <option value="duplicate">holding a near-identical box</option>
+          </select>
+        </label>
         <label>Image quality
           <select
             aria-label="image quality"
@@ -250,10 +284,14 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
       </aside>
       <section className="results">
         <p className="count">
-          <span data-testid="count">{total === null ? "…" : `${total.toLocaleString()} samples`}</span>
+          {shownBoxes ? (
+            <span data-testid="count">{`${shownBoxes.labelIds.length.toLocaleString()} boxes`}</span>
+          ) : (
+            <span data-testid="count">{total === null ? "…" : `${total.toLocaleString()} samples`}</span>
+          )}
           {selection && (
             <>
-              {" "}in the lasso ({selection.ids.length.toLocaleString()} points){" "}
+              {" "}in the lasso ({(selection.boxes?.labelIds ?? selection.ids).length.toLocaleString()} points){" "}
               <button data-testid="clear-selection" onClick={() => setSelection(null)}>Clear selection</button>
             </>
           )}
@@ -266,7 +304,10 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           done={() => { setPicked(new Set()); setVersion((v) => v + 1); }}
           clear={() => setPicked(new Set())}
         />
-        {info && total !== null && !waiting && (
+        {shownBoxes && (
+          <ObjectGrid dataset={name} boxes={shownBoxes} onOpen={(sampleId, labelId) => openSample(sampleId, null, labelId)} />
+        )}
+        {info && total !== null && !waiting && !lassoBoxes && (
           <Grid
             dataset={name}
             query={query}
@@ -305,7 +346,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
             version={version}
             onView={(patch) => navigate({ ...view, ...patch })}
             onSelect={lasso}
-            onOpen={(id) => openSample(id)}
+            onOpen={(id, labelId) => openSample(id, null, labelId ?? null)}
           />}
           {info && view.tab === "health" && (
             <HealthPanel dataset={name} version={version} open={(id) => openSample(id)} navigate={(patch) => set(patch)} />
@@ -321,10 +362,12 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           id={view.sample}
           evaluation={view.evaluation}
           cell={view.cell}
+          box={view.box}
           open={(id) => openSample(id)}
+          openBox={(sampleId, labelId) => navigate({ ...view, sample: sampleId, box: labelId })}
           showGroup={(group) => set({ group, duplicates: false })}
           step={step}
-          close={() => navigate({ ...view, sample: null })}
+          close={() => navigate({ ...view, sample: null, box: null })}
         />
       )}
     </main>

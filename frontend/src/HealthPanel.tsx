@@ -21,11 +21,13 @@ export function viewFor(filter: Record<string, string | number | boolean>): Part
   if (filter.label_issue) patch.labelIssue = true;
   if (typeof filter.uniqueness_min === "number") patch.uniquenessMin = filter.uniqueness_min;
   if (typeof filter.quality === "string") patch.quality = filter.quality;
+  if (filter.object_issue === "outlier" || filter.object_issue === "duplicate") patch.objectIssue = filter.object_issue;
   return patch;
 }
 
 const CLEAR: Partial<ViewState> = {
   duplicates: false, leaked: false, labelIssue: false, uniquenessMin: null, quality: null, group: null,
+  objectIssue: null,
 };
 
 /** What is wrong with the dataset: each kind of problem with its count, share and worst

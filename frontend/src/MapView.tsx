@@ -1,12 +1,12 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import createScatterplot from "regl-scatterplot";
-import { api, datasetPath, runJob, thumbnailUrl, type Job } from "./api";
+import { api, cropUrl, datasetPath, runJob, thumbnailUrl, type Job } from "./api";
 import { classColorRgba } from "./colors";
 import { JobBar } from "./JobBar";
 import { selectInside, type Point } from "./lasso";
 import { fitArea, frameOf, toUnit } from "./mapView";
 import { tableFromIPC } from "apache-arrow";
-import { codesFor, COUNT_BUCKETS, countCodes, fetchMatching, fetchPoints, matchMask, type MapPoints } from "./points";
+import { boxMask, codesFor, COUNT_BUCKETS, countCodes, fetchMatching, fetchPoints, matchMask, type MapPoints } from "./points";
 import { COUNT_COLORS, type ColorBy, type ViewState } from "./url";
 
 interface MapRow {
@@ -15,12 +15,21 @@ interface MapRow {
   model: string;
   is_default: boolean;
   num_points: number;
+  objects?: boolean; // a point per box
   warning?: string; // the vectors came from random weights
 }
 
+/** The boxes a lasso on a map of objects holds, in the map's point order. */
+export interface LassoBoxes {
+  labelIds: Int32Array;
+  sampleIds: Int32Array;
+  classes: (string | null)[];
+}
+
 export interface Lasso {
-  ids: Int32Array; // ascending
+  ids: Int32Array; // sample ids, ascending (on a map of objects: the samples holding the boxes)
   polygon: Point[]; // in map coordinates
+  boxes?: LassoBoxes; // on a map of objects
 }
 
 type Plot = ReturnType<typeof createScatterplot>;
@@ -35,7 +44,7 @@ export function MapView(
   {
     dataset: string; mapId: number | null; color: ColorBy; evaluation?: string | null; filters: string;
     lassoed: Int32Array | null; version: number; onView: (patch: Partial<ViewState>) => void;
-    onSelect: (s: Lasso | null) => void; onOpen: (id: number) => void;
+    onSelect: (s: Lasso | null) => void; onOpen: (id: number, labelId?: number) => void;
   },
 ) {
   const [maps, setMaps] = useState<MapRow[] | null>(null);
@@ -101,7 +110,7 @@ export function MapView(
             >
               {maps.map((m) => (
                 <option key={m.id} value={m.id}>
-                  #{m.id} {m.method} · {m.model}{m.is_default ? " (default)" : ""}
+                  #{m.id} {m.method} · {m.model}{m.objects ? " · boxes" : ""}{m.is_default ? " (default)" : ""}
                 </option>
               ))}
             </select>
@@ -236,9 +245,9 @@ function Scatter(
   { dataset, mapId, color, evaluation, filters, lassoed, version, prefetched, onSelect, onOpen }:
   {
     dataset: string; mapId: number; color: ColorBy; evaluation: string | null; filters: string;
-    lassoed: Int32Array | null;
+    lassoed: Int32Array | null; // sample ids, or on a map of objects label ids (ascending)
     version: number; prefetched: Promise<MapPoints> | null; onSelect: (s: Lasso | null) => void;
-    onOpen: (id: number) => void;
+    onOpen: (id: number, labelId?: number) => void;
   },
 ) {
   const host = useRef<HTMLDivElement>(null);
@@ -251,7 +260,7 @@ function Scatter(
   const colouring = useColouring(dataset, points, color, evaluation, version);
   const [matched, setMatched] = useState<Uint8Array | null>(null);
   const [drawn, setDrawn] = useState(0);
-  const [hover, setHover] = useState<{ id: number; x: number; y: number } | null>(null);
+  const [hover, setHover] = useState<{ id: number; box: number | null; x: number; y: number } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const fit = useRef<(() => void) | null>(null);
   const fitted = useRef(false);
@@ -275,10 +284,10 @@ function Scatter(
     return () => { live = false; };
   }, [dataset, filters, points]);
 
-  const inLasso = useMemo(
-    () => (points && lassoed ? matchMask(points.sampleIds, lassoed) : null),
-    [points, lassoed],
-  );
+  const inLasso = useMemo(() => {
+    if (!points || !lassoed) return null;
+    return points.labelIds ? boxMask(points.labelIds, lassoed) : matchMask(points.sampleIds, lassoed);
+  }, [points, lassoed]);
 
   useEffect(() => {
     if (!points || !canvas.current || !host.current) return;
@@ -323,11 +332,14 @@ function Scatter(
     });
     resized.observe(canvas.current);
     created.subscribe("select", ({ points: picked }) => {  // a click on one point opens it
-      if (picked.length === 1) openSample.current(points.sampleIds[picked[0]]);
+      if (picked.length !== 1) return;
+      const at = picked[0];
+      openSample.current(points.sampleIds[at], points.labelIds ? points.labelIds[at] : undefined);
     });
     created.subscribe("pointOver", (index) => {
       const [px, py] = created.getScreenPosition(index) ?? [0, 0];
-      setHover({ id: points.sampleIds[index], x: px, y: py });
+      const box = points.labelIds ? points.labelIds[index] : null;
+      setHover({ id: points.sampleIds[index], box, x: px, y: py });
     });
     created.subscribe("pointOut", () => setHover(null));
 
@@ -356,12 +368,21 @@ function Scatter(
       performance.mark("visor:lasso-end");
       const polygon = screen.map(([sx, sy]) => toData(sx, sy));
       const inside = selectInside(xs, ys, polygon);
-      const ids = new Int32Array(inside.length);
+      let ids = new Int32Array(inside.length);
       for (let i = 0; i < inside.length; i++) ids[i] = points.sampleIds[inside[i]];
+      let boxes: LassoBoxes | undefined;
+      if (points.labelIds) {  // boxes: the samples holding them, once each
+        const labelIds = new Int32Array(inside.length);
+        for (let i = 0; i < inside.length; i++) labelIds[i] = points.labelIds[inside[i]];
+        const classNames = points.legend.class;
+        boxes = { labelIds, sampleIds: ids, classes: Array.from(inside, (k) => classNames[points.classCode[k]] ?? null) };
+        ids = Int32Array.from(new Set(ids));
+      }
       performance.mark("visor:lasso-ids");
       select.current({
         ids,
         polygon: polygon.map(([x, y]) => [x * frame.scale + frame.midX, y * frame.scale + frame.midY]),
+        boxes,
       });
     };
     const down = (event: MouseEvent) => {
@@ -431,6 +452,7 @@ function Scatter(
       className="map"
       data-testid="map"
       data-points={points?.count ?? 0}
+      data-objects={points?.labelIds ? "1" : "0"}
       data-drawn={drawn}
       data-matched={kept ?? ""}
     >
@@ -443,8 +465,8 @@ function Scatter(
           data-testid="hover"
           data-id={hover.id}
           style={{ left: hover.x + 12, top: hover.y + 12 }}
-          src={thumbnailUrl(dataset, hover.id)}
-          alt={`sample ${hover.id}`}
+          src={hover.box !== null ? cropUrl(dataset, hover.box) : thumbnailUrl(dataset, hover.id)}
+          alt={hover.box !== null ? `box ${hover.box}` : `sample ${hover.id}`}
         />
       )}
       {points && colouring && (

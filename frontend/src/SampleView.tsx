@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { api, datasetPath, thumbnailUrl } from "./api";
+import { api, cropUrl, datasetPath, thumbnailUrl } from "./api";
 import { BoxOverlay, type Box } from "./Boxes";
 
 interface Label extends Box {
@@ -35,13 +35,22 @@ interface Neighbour {
   path: string;
 }
 
+interface NearBox {
+  label_id: number;
+  sample_id: number;
+  class: string | null;
+  distance: number;
+}
+
 /** One sample over the page: the image with its boxes, labels, metadata, tags, nearest
  * neighbours and duplicate group. Esc closes; the arrow keys step through the grid. */
 export function SampleView(
-  { dataset, id, evaluation = null, cell = null, open, showGroup, step, close }:
+  { dataset, id, evaluation = null, cell = null, box = null, open, openBox, showGroup, step, close }:
   {
     dataset: string; id: number; evaluation?: string | null; cell?: [string, string] | null;
-    open: (id: number) => void; showGroup: (group: number) => void;
+    box?: number | null; // a box (label id) shown highlighted, with its most similar boxes
+    open: (id: number) => void; openBox: (sampleId: number, labelId: number | null) => void;
+    showGroup: (group: number) => void;
     step: (delta: number) => void; close: () => void;
   },
 ) {
@@ -51,7 +60,19 @@ export function SampleView(
   const [group, setGroup] = useState<{ id: number; path: string }[]>([]);
   const [note, setNote] = useState<string | null>(null);
   const [outcomes, setOutcomes] = useState<Map<number, Box>>(new Map());
+  const [nearBoxes, setNearBoxes] = useState<NearBox[] | null>(null);
   const base = datasetPath(dataset);
+
+  useEffect(() => {  // the highlighted box's nearest boxes (when boxes have vectors)
+    setNearBoxes(null);
+    if (box === null) return;
+    let live = true;
+    api<NearBox[]>(`${base}/objects/${box}/similar?k=12`).then(
+      (found) => { if (live) setNearBoxes(found); },
+      () => { if (live) setNearBoxes([]); },
+    );
+    return () => { live = false; };
+  }, [base, box]);
 
   useEffect(() => {  // with an evaluation: each box's outcome and confusion cell
     setOutcomes(new Map());
@@ -116,7 +137,7 @@ export function SampleView(
             <div className="picture" data-testid="picture">
               <img src={`${base}/samples/${id}/image`} alt={sample.path} />
               {sample.width && sample.height && (
-                <BoxOverlay width={sample.width} height={sample.height} boxes={labels} fit="fill" cell={cell} />
+                <BoxOverlay width={sample.width} height={sample.height} boxes={labels} fit="fill" cell={cell} highlight={box} />
               )}
             </div>
             <div className="details">
@@ -139,7 +160,12 @@ export function SampleView(
                 </thead>
                 <tbody>
                   {labels.map((l, i) => (
-                    <tr key={i} data-outcome={l.outcome ?? ""}>
+                    <tr
+                      key={i}
+                      data-outcome={l.outcome ?? ""}
+                      className={box !== null && l.id === box ? "highlighted" : undefined}
+                      onClick={() => l.bbox && l.id !== undefined && openBox(id, l.id === box ? null : l.id)}
+                    >
                       <td>{l.class}</td>
                       <td>{l.kind === "gt" ? "ground truth" : `${l.kind} (${l.source})`}</td>
                       <td>{l.bbox?.map((v) => Math.round(v)).join(", ")}</td>
@@ -152,6 +178,23 @@ export function SampleView(
               {Object.keys(sample.metadata).length > 0 && (
                 <pre className="metadata">{JSON.stringify(sample.metadata, null, 1)}</pre>
               )}
+            </div>
+          </>
+        )}
+        {box !== null && nearBoxes !== null && nearBoxes.length > 0 && (
+          <>
+            <h3>Boxes most like the highlighted one</h3>
+            <div className="strip" data-testid="similar-boxes">
+              {nearBoxes.map((b) => (
+                <img
+                  key={b.label_id}
+                  src={cropUrl(dataset, b.label_id)}
+                  alt={`box ${b.label_id}`}
+                  title={`${b.class ?? ""} (distance ${b.distance.toFixed(4)})`}
+                  data-id={b.label_id}
+                  onClick={() => openBox(b.sample_id, b.label_id)}
+                />
+              ))}
             </div>
           </>
         )}

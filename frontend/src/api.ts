@@ -58,6 +58,10 @@ export async function runJob(url: string, body: unknown, onUpdate: (job: Job) =>
 export const thumbnailUrl = (dataset: string, id: number) =>
   `${datasetPath(dataset)}/samples/${id}/thumbnail`;
 
+/** A box's crop (as its object embedding sees it), by label id. */
+export const cropUrl = (dataset: string, labelId: number) =>
+  `${datasetPath(dataset)}/objects/${labelId}/crop`;
+
 export interface Change {
   seq: number;
   dataset: string | null;

@@ -1,8 +1,14 @@
 import { Float32, Table, makeVector, tableToIPC, vectorFromArray } from "apache-arrow";
 import { describe, expect, it } from "vitest";
-import { codesFor, countCodes, decodePoints, matchMask } from "./points";
+import { boxMask, codesFor, countCodes, decodePoints, matchMask } from "./points";
 
 describe("map points", () => {
+  it("mark the lassoed boxes of a map of objects", () => {
+    // Points by sample then box: label ids are not in order; the lasso's are.
+    const labels = Int32Array.from([4, 9, 2, 30, 7]);
+    expect(Array.from(boxMask(labels, Int32Array.from([2, 7, 8, 30])))).toEqual([0, 0, 1, 1, 1]);
+    expect(Array.from(boxMask(labels, new Int32Array(0)))).toEqual([0, 0, 0, 0, 0]);
+  });
   it("decode from an Arrow IPC stream with the legend", () => {
     const table = new Table({
       sample_id: makeVector(Int32Array.from([3, 7, 9])),

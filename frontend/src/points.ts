@@ -1,6 +1,7 @@
 // The map's points as the server sends them: an Arrow IPC stream with sample_id (int32),
 // x, y (float32), class (uint16), split (uint8) and tag (uint16) codes, and a JSON legend of
-// the codes in the schema metadata (`visor:legend`, code 0 = none).
+// the codes in the schema metadata (`visor:legend`, code 0 = none). A map of objects also has
+// label_id (int32): a point per box, its sample's id beside it.
 import { tableFromIPC } from "apache-arrow";
 import type { ColorBy } from "./url";
 
@@ -12,6 +13,7 @@ export interface MapPoints {
   classCode: Uint16Array;
   splitCode: Uint8Array;
   tagCode: Uint16Array;
+  labelIds: Int32Array | null; // a map of objects: each point's box
   legend: Record<ColorBy, (string | null)[]>;
 }
 
@@ -32,6 +34,7 @@ export function decodePoints(bytes: Uint8Array): MapPoints {
     classCode: column<Uint16Array>("class"),
     splitCode: column<Uint8Array>("split"),
     tagCode: table.getChild("tag") ? column<Uint16Array>("tag") : new Uint16Array(table.numRows),
+    labelIds: table.getChild("label_id") ? column<Int32Array>("label_id") : null,
     legend,
   };
 }
@@ -48,6 +51,21 @@ export function matchMask(sampleIds: Int32Array, matched: Int32Array): Uint8Arra
   for (let i = 0; i < sampleIds.length; i++) {
     while (j < matched.length && matched[j] < sampleIds[i]) j++;
     if (j < matched.length && matched[j] === sampleIds[i]) mask[i] = 1;
+  }
+  return mask;
+}
+
+/** 1 for the points whose box is in `chosen` (label ids, ascending), else 0. */
+export function boxMask(labelIds: Int32Array, chosen: Int32Array): Uint8Array {
+  const mask = new Uint8Array(labelIds.length);
+  for (let i = 0; i < labelIds.length; i++) {
+    let lo = 0, hi = chosen.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (chosen[mid] < labelIds[i]) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo < chosen.length && chosen[lo] === labelIds[i]) mask[i] = 1;
   }
   return mask;
 }

@@ -2,6 +2,13 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_VIEW, filterParams, formatView, parseView } from "./url";
 
 describe("URL state", () => {
+  it("round-trips a box filter and a highlighted box", () => {
+    const view = { ...DEFAULT_VIEW, dataset: "d", objectIssue: "duplicate" as const, sample: 3, box: 17 };
+    const text = formatView(view);
+    expect(text).toBe("?dataset=d&sample=3&object_issue=duplicate&box=17");
+    expect(parseView(text)).toEqual(view);
+    expect(filterParams(view).toString()).toBe("object_issue=duplicate");
+  });
   it("round-trips a view", () => {
     const view = { ...DEFAULT_VIEW, dataset: "street", cls: "car", split: "val", map: 2, sample: 41, order: "desc" as const, sort: "uniqueness" };
     const text = formatView(view);

@@ -29,13 +29,18 @@ export interface ViewState {
   quality: string | null; // an image-quality issue (dark, blurry, ...)
   leaked: boolean; // in a duplicate group spanning splits
   labelIssue: boolean; // a label cleanlab finds likely wrong
+  objectIssue: ObjectIssue | null; // holding a box the object analysis flagged
+  box: number | null; // the box (label id) the sample view shows highlighted
 }
+
+export type ObjectIssue = "outlier" | "duplicate";
 
 export const DEFAULT_VIEW: ViewState = {
   dataset: null, split: null, cls: null, tag: null, filename: null,
   duplicates: false, group: null, uniquenessMin: null, uniquenessMax: null,
   sort: "id", order: "asc", boxes: "all", color: "class", map: null, sample: null,
   evaluation: null, outcome: null, cell: null, tab: "map", quality: null, leaked: false, labelIssue: false,
+  objectIssue: null, box: null,
 };
 
 const KEYS: Record<keyof ViewState, string> = {
@@ -43,6 +48,7 @@ const KEYS: Record<keyof ViewState, string> = {
   duplicates: "dups", group: "group", uniquenessMin: "umin", uniquenessMax: "umax",
   sort: "sort", order: "order", boxes: "boxes", color: "color", map: "map", sample: "sample",
   evaluation: "eval", outcome: "outcome", cell: "cell", tab: "tab", quality: "quality", leaked: "leaked", labelIssue: "label_issue",
+  objectIssue: "object_issue", box: "box",
 };
 
 function cellOf(value: string | null): [string, string] | null {
@@ -100,6 +106,10 @@ export function parseView(search: string): ViewState {
     quality: text("quality"),
     leaked: params.get(KEYS.leaked) === "1",
     labelIssue: params.get(KEYS.labelIssue) === "1",
+    objectIssue: params.has(KEYS.objectIssue)
+      ? oneOf(text("objectIssue"), ["outlier", "duplicate"] as const, "outlier")
+      : null,
+    box: integer(text("box")),
   };
 }
 
@@ -130,6 +140,7 @@ export function filterParams(view: ViewState): URLSearchParams {
   if (view.quality) params.set("quality", view.quality);
   if (view.leaked) params.set("leaked", "true");
   if (view.labelIssue) params.set("label_issue", "true");
+  if (view.objectIssue) params.set("object_issue", view.objectIssue);
   if (view.evaluation) {
     params.set("evaluation", view.evaluation);
     if (view.outcome) params.set("outcome", view.outcome);

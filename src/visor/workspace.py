@@ -378,6 +378,8 @@ class Dataset:
         `label_quality` sort."""
         if model is not None:
             name = model
+            if not self.objects.has_vectors(name):
+                self._vectors_version(name)  # neither image nor box vectors: refused here
         elif vector_rows.models_newest_first(self.store, self.id, self.name):
             name = self.default_model()
         else:

@@ -20,6 +20,7 @@ from visor.services.labels import summary as label_summary
 from visor.services.quality import report as quality_report
 from visor.store import Store
 from visor.store import analyses as analysis_rows
+from visor.store import label_quality as label_rows
 from visor.store import objects as object_rows
 
 EXAMPLES = 12
@@ -117,6 +118,12 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
     if labels is None:
         reason = label_reason(store, dataset)
         todo = reason or f"visor label-errors {name}"
+        image_labels, _ = label_rows.ground_truth_counts(store, dataset_id)
+        if not reason and not image_labels and not object_rows.status(store, dataset_id):
+            todo = (
+                f"boxes need a vector per box: visor embed {name} --objects, then "
+                f"visor label-errors {name}"
+            )
         row("label_errors", "likely label errors", None, todo=todo)
     else:
         row(
@@ -147,11 +154,16 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
                 count,
                 examples=object_rows.samples_with(store, dataset_id, key, examples),
                 filter={"object_issue": issue},
-                detail={"boxes_scored": boxes["scored"], "samples": "holding such a box"},
+                share=round(count / max(boxes["scored"], 1), 4),  # of the boxes, not samples
+                detail={"boxes_scored": boxes["scored"], "filter_shows": "samples holding one"},
                 warning=boxes.get("warning"),
             )
-    elif object_rows.status(store, dataset_id):
-        row("object_outliers", "least typical boxes", None, todo=f"visor objects {name}")
+    elif _has_boxes(store, dataset_id):
+        has_vectors = bool(object_rows.status(store, dataset_id))
+        todo = f"visor objects {name}"
+        if not has_vectors:
+            todo = f"visor embed {name} --objects, then {todo}"
+        row("object_outliers", "least typical boxes", None, todo=todo)
     quality = quality_report(store, dataset, examples)
     if not quality["measured"]:
         row("quality", "image quality", None, todo=f"visor quality {name} (or visor embed {name})")
@@ -164,3 +176,8 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
             filter={"quality": issue["issue"]},
         )
     return {"dataset": name, "samples": int(dataset["num_samples"]), "rows": rows}
+
+
+def _has_boxes(store: Store, dataset_id: int) -> bool:
+    image_labels, labels = label_rows.ground_truth_counts(store, dataset_id)
+    return labels > image_labels

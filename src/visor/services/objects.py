@@ -255,6 +255,9 @@ class Objects:
             f"visor embed {self._ds.name} --objects"
         )
 
+    def has_vectors(self, model: str) -> bool:
+        return object_rows.version(self._store, self._ds.id, model)[0] > 0
+
     def vectors(self, model: str | None = None) -> object_rows.ObjectVectors:
         """Label ids (ascending), their sample ids and their vectors."""
         return object_rows.vectors(self._store, self._ds.id, model or self.default_model())
