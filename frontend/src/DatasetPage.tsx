@@ -29,7 +29,7 @@ export interface Selection extends Lasso {
   token: string | null;
 }
 
-const SORTS = ["id", "filename", "size_bytes", "width", "height", "num_labels", "uniqueness", "duplicate_group", "label_quality"];
+const SORTS = ["id", "filename", "size_bytes", "width", "height", "num_labels", "uniqueness", "duplicate_group", "label_quality", "detection_quality"];
 const EVALUATION_SORTS = ["eval.errors", "eval.fp", "eval.fn", "eval.tp"]; // with an evaluation
 const BOXES: [BoxKinds, string][] = [["all", "ground truth + predictions"], ["gt", "ground truth"], ["prediction", "predictions"], ["none", "none"]];
 
@@ -222,6 +222,15 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
             onChange={(e) => set({ labelIssue: e.target.checked })}
           />
           only likely label errors
+        </label>
+        <label className="check">
+          <input
+            type="checkbox"
+            aria-label="detection check"
+            checked={view.detectionIssue}
+            onChange={(e) => set({ detectionIssue: e.target.checked })}
+          />
+          only images the detection check flags
         </label>
         <label>Unusual boxes
           <select

@@ -19,6 +19,7 @@ export function viewFor(filter: Record<string, string | number | boolean>): Part
   if (filter.has_duplicates) patch.duplicates = true;
   if (filter.leaked) patch.leaked = true;
   if (filter.label_issue) patch.labelIssue = true;
+  if (filter.detection_issue) patch.detectionIssue = true;
   if (typeof filter.uniqueness_min === "number") patch.uniquenessMin = filter.uniqueness_min;
   if (typeof filter.quality === "string") patch.quality = filter.quality;
   if (filter.object_issue === "outlier" || filter.object_issue === "duplicate") patch.objectIssue = filter.object_issue;
@@ -27,7 +28,7 @@ export function viewFor(filter: Record<string, string | number | boolean>): Part
 
 const CLEAR: Partial<ViewState> = {
   duplicates: false, leaked: false, labelIssue: false, uniquenessMin: null, quality: null, group: null,
-  objectIssue: null,
+  objectIssue: null, detectionIssue: false,
 };
 
 /** What is wrong with the dataset: each kind of problem with its count, share and worst

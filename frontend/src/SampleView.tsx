@@ -18,6 +18,17 @@ interface SampleDetail {
   duplicate_group: number | null;
   uniqueness: number | null;
   labels: Label[];
+  detection_check?: {
+    source: string; quality: number; issue: boolean;
+    boxes: { label_id: number; signal: "swap" | "badloc" | "overlooked"; score: number; class: string | null }[];
+  };
+}
+
+/** What cleanlab's detection check says of a box, in words. */
+function detectionWords(signal: string, cls: string | null): string {
+  if (signal === "overlooked") return `a ${cls ?? ""} box may be missing here (the model found one)`;
+  if (signal === "swap") return `this ${cls ?? ""} box may be of another class`;
+  return `this ${cls ?? ""} box may be badly placed`;
 }
 
 /** A box's outcome in words: "TP (IoU 0.83)", "FP: a Dead box", "missed (called Tree)". */
@@ -154,6 +165,21 @@ export function SampleView(
                   {l.label_quality!.quality.toFixed(2)}){l.label_quality!.issue ? ": likely a label error" : ""}.
                 </p>
               ))}
+              {sample.detection_check?.issue && (
+                <div className="warning" data-testid="detection-check">
+                  cleanlab, against the predictions of {sample.detection_check.source}: label quality{" "}
+                  {sample.detection_check.quality.toFixed(2)}
+                  <ul>
+                    {sample.detection_check.boxes.map((b) => (
+                      <li key={`${b.label_id}-${b.signal}`} data-box={b.label_id} data-signal={b.signal}>
+                        <button className="link" onClick={() => openBox(id, b.label_id)}>
+                          {detectionWords(b.signal, b.class)}
+                        </button>{" "}(score {b.score.toFixed(2)})
+                      </li>
+                    ))}
+                  </ul>
+                </div>
+              )}
               <table className="labels">
                 <thead>
                   <tr><th>class</th><th>kind</th><th>box</th><th>score</th>{evaluation && <th>outcome</th>}</tr>

@@ -29,6 +29,7 @@ export interface ViewState {
   quality: string | null; // an image-quality issue (dark, blurry, ...)
   leaked: boolean; // in a duplicate group spanning splits
   labelIssue: boolean; // a label cleanlab finds likely wrong
+  detectionIssue: boolean; // flagged by cleanlab's detection check against predictions
   objectIssue: ObjectIssue | null; // holding a box the object analysis flagged
   box: number | null; // the box (label id) the sample view shows highlighted
 }
@@ -40,7 +41,7 @@ export const DEFAULT_VIEW: ViewState = {
   duplicates: false, group: null, uniquenessMin: null, uniquenessMax: null,
   sort: "id", order: "asc", boxes: "all", color: "class", map: null, sample: null,
   evaluation: null, outcome: null, cell: null, tab: "map", quality: null, leaked: false, labelIssue: false,
-  objectIssue: null, box: null,
+  objectIssue: null, box: null, detectionIssue: false,
 };
 
 const KEYS: Record<keyof ViewState, string> = {
@@ -48,7 +49,7 @@ const KEYS: Record<keyof ViewState, string> = {
   duplicates: "dups", group: "group", uniquenessMin: "umin", uniquenessMax: "umax",
   sort: "sort", order: "order", boxes: "boxes", color: "color", map: "map", sample: "sample",
   evaluation: "eval", outcome: "outcome", cell: "cell", tab: "tab", quality: "quality", leaked: "leaked", labelIssue: "label_issue",
-  objectIssue: "object_issue", box: "box",
+  objectIssue: "object_issue", box: "box", detectionIssue: "detection_issue",
 };
 
 function cellOf(value: string | null): [string, string] | null {
@@ -110,6 +111,7 @@ export function parseView(search: string): ViewState {
       ? oneOf(text("objectIssue"), ["outlier", "duplicate"] as const, "outlier")
       : null,
     box: integer(text("box")),
+    detectionIssue: params.get(KEYS.detectionIssue) === "1",
   };
 }
 
@@ -141,6 +143,7 @@ export function filterParams(view: ViewState): URLSearchParams {
   if (view.leaked) params.set("leaked", "true");
   if (view.labelIssue) params.set("label_issue", "true");
   if (view.objectIssue) params.set("object_issue", view.objectIssue);
+  if (view.detectionIssue) params.set("detection_issue", "true");
   if (view.evaluation) {
     params.set("evaluation", view.evaluation);
     if (view.outcome) params.set("outcome", view.outcome);

@@ -305,10 +305,18 @@ def label_errors(
     name: str,
     model: VectorsModel = None,
     examples: Annotated[int, typer.Option(help="worst flagged samples to list")] = 10,
+    predictions: Annotated[
+        str | None,
+        typer.Option(help="instead: check the boxes against this prediction source (cleanlab)"),
+    ] = None,
 ) -> None:
-    """Find likely wrong image labels: cleanlab over each image's neighbours' labels."""
+    """Find likely wrong labels: cleanlab over each image's (and each box's) neighbours'
+    labels; with --predictions, cleanlab's detection check against a model's boxes."""
     with _workspace() as ws:
         dataset = ws.dataset(name)
+        if predictions is not None:
+            _detection_report(ws, dataset, predictions, examples)
+            return
         result = follow(ws, dataset.find_label_errors(model))["result"]
         _warning(result)
         out.print(
@@ -331,6 +339,32 @@ def label_errors(
                         f"{quality['suggested']} (quality {quality['quality']:.3f})",
                         highlight=False,
                     )
+
+
+def _detection_report(ws: Any, dataset: Any, source: str, examples: int) -> None:
+    result = follow(ws, dataset.find_detection_label_errors(source))["result"]
+    boxes = result["boxes_flagged"]
+    out.print(
+        f"{result['flagged']} of {result['images']} images flagged by cleanlab's detection "
+        f"check against {source} ({result['seconds']} s): {boxes['overlooked']} boxes likely "
+        f"missing, {boxes['swap']} likely of the wrong class, {boxes['badloc']} likely badly "
+        "placed",
+        highlight=False,
+    )
+    found = (dataset.label_errors(examples) or {}).get("detection") or {"examples": []}
+    words = {
+        "overlooked": "a box may be missing (the model found a {cls})",
+        "swap": "this {cls} box may be of another class",
+        "badloc": "this {cls} box may be badly placed",
+    }
+    for sample_id in found["examples"]:
+        check = dataset.sample(sample_id).get("detection_check") or {"boxes": []}
+        for box in check["boxes"]:
+            said = words[box["signal"]].format(cls=box["class"])
+            out.print(
+                f"  sample {sample_id}: {said} (box {box['label_id']}, score {box['score']:.3f})",
+                highlight=False,
+            )
 
 
 @app.command()

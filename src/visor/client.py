@@ -301,6 +301,10 @@ class RemoteDataset:
         job = self.api.call("POST", f"{self.base}/label-errors", json={"model": model})
         return self._finish(job, wait)
 
+    def find_detection_label_errors(self, source: str, *, wait: bool = False) -> dict[str, Any]:
+        job = self.api.call("POST", f"{self.base}/label-errors", json={"predictions": source})
+        return self._finish(job, wait)
+
     def label_errors(self, examples: int = 12) -> dict[str, Any] | None:
         return self.api.call("GET", f"{self.base}/label-errors", params={"examples": examples})
 

@@ -39,6 +39,7 @@ from visor.sources import Source
 from visor.store import Store
 from visor.store import datasets as dataset_rows
 from visor.store import embeddings as vector_rows
+from visor.store import label_quality as label_quality_rows
 from visor.store import maps as map_rows
 from visor.store import samples as sample_rows
 from visor.store.samples import SampleFilter
@@ -271,9 +272,13 @@ class Dataset:
         return sample_rows.boxes(self.store, self.id, ids, kind)
 
     def sample(self, sample_id: int) -> dict[str, Any]:
+        """One sample; `detection_check` when cleanlab's detection check has scored it."""
         found = sample_rows.get(self.store, self.id, sample_id)
         if found is None:
             raise NotFound(f"sample {sample_id} not found in dataset {self.name!r}")
+        check = label_quality_rows.detection_of_sample(self.store, self.id, sample_id)
+        if check is not None:
+            found["detection_check"] = check
         return found
 
     def labels(self, sample_id: int) -> list[dict[str, Any]]:
@@ -389,6 +394,25 @@ class Dataset:
             return label_service.find_label_errors(self.store, ctx, self.row, name)
 
         job = self.workspace.jobs.submit("label-errors", self.name, {"model": name}, run, key=name)
+        return self._finish(job.to_dict(), wait)
+
+    def find_detection_label_errors(self, source: str, *, wait: bool = False) -> dict[str, Any]:
+        """Start cleanlab's detection check of the ground-truth boxes against the predictions
+        of `source` (boxes likely missing, of the wrong class or badly placed): a score and
+        verdict per image (`detection_issue` filter, `detection_quality` sort)."""
+        sources = self.prediction_sources()
+        if source not in sources:
+            known = ", ".join(sources) or "none yet"
+            raise NotFound(
+                f"dataset {self.name!r} has no predictions from {source!r} (sources: {known})"
+            )
+
+        def run(ctx: JobContext) -> dict[str, Any]:
+            return label_service.find_detection_label_errors(self.store, ctx, self.row, source)
+
+        job = self.workspace.jobs.submit(
+            "detection-label-errors", self.name, {"source": source}, run, key=source
+        )
         return self._finish(job.to_dict(), wait)
 
     def label_errors(self, examples: int = 12) -> dict[str, Any] | None:

@@ -114,8 +114,8 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
             filter={"uniqueness_min": found["threshold"]},
             detail={"threshold": found["threshold"], "rule": "median + 3 x 1.4826 x MAD"},
         )
-    labels = label_summary(store, dataset_id, examples)
-    if labels is None:
+    labels = label_summary(store, dataset_id, examples) or {}
+    if "scored" not in labels:
         reason = label_reason(store, dataset)
         todo = reason or f"visor label-errors {name}"
         image_labels, _ = label_rows.ground_truth_counts(store, dataset_id)
@@ -134,6 +134,16 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
             filter={"label_issue": True},
             detail={"labels_scored": labels["scored"], "labels_flagged": labels["flagged"]},
             warning=labels.get("warning"),
+        )
+    detection = labels.get("detection")
+    if detection is not None:
+        row(
+            "detection_label_errors",
+            f"label errors cleanlab finds with the predictions of {detection['source']}",
+            detection["flagged"],
+            examples=detection["examples"],
+            filter={"detection_issue": True},
+            detail={"images_checked": detection["checked"], "boxes": detection["boxes_flagged"]},
         )
     boxes = object_rows.scores_summary(store, dataset_id, examples)
     if boxes is not None:

@@ -14,11 +14,13 @@ import pyarrow as pa
 
 from visor.embedding.models import with_weights_warning
 from visor.errors import InvalidInput
+from visor.quality.detection import Boxes, detection_issues
 from visor.quality.labels import NEIGHBOURS, label_issues, neighbour_probabilities
 from visor.services.jobs import JobContext
 from visor.services.search import neighbour_graph, unit_rows
 from visor.store import Store
 from visor.store import embeddings as vector_rows
+from visor.store import evaluations as evaluation_rows
 from visor.store import label_quality as label_rows
 from visor.store import objects as object_rows
 
@@ -130,6 +132,86 @@ def find_label_errors(
     )
 
 
+BOX_ISSUE_BELOW = 0.5  # a box of a flagged image is named when its score is below this
+
+
+def find_detection_label_errors(
+    store: Store, ctx: JobContext, dataset: dict[str, Any], source: str
+) -> dict[str, Any]:
+    """The detection label check: cleanlab's object-detection scores of the ground-truth
+    boxes against the predictions of `source` (overlooked boxes, swapped classes, bad
+    localisation), a score and verdict per image, and the boxes behind each verdict."""
+    started = time.monotonic()
+    dataset_id = int(dataset["id"])
+    ctx.phase("reading boxes and predictions")
+    gt = evaluation_rows.boxes(store, dataset_id, "gt", None)
+    predicted = evaluation_rows.boxes(store, dataset_id, "prediction", source)
+    if not predicted.num_rows:
+        raise InvalidInput(f"dataset {dataset['name']!r} has no predictions from {source!r}")
+    if not gt.num_rows:
+        raise InvalidInput(f"dataset {dataset['name']!r} has no ground-truth boxes to check")
+    gt_samples, pred_samples = gt["sample_id"].to_numpy(), predicted["sample_id"].to_numpy()
+    samples = np.union1d(gt_samples, pred_samples)
+    names = [*gt["class"].to_pylist(), *predicted["class"].to_pylist()]
+    classes = np.unique(np.asarray(names, dtype=str))
+
+    def boxes(table: pa.Table, image: np.ndarray, scored: bool) -> Boxes:
+        xywh = np.column_stack([table[c].to_numpy() for c in ("x", "y", "w", "h")])
+        return Boxes(
+            image=np.searchsorted(samples, image),
+            cls=np.searchsorted(classes, np.asarray(table["class"].to_pylist(), dtype=str)),
+            xywh=xywh,
+            score=table["score"].to_numpy(zero_copy_only=False) if scored else None,
+        )
+
+    ctx.phase(f"scoring {len(samples)} images with cleanlab's detection check")
+    found = detection_issues(
+        boxes(gt, gt_samples, False), boxes(predicted, pred_samples, True), len(samples),
+        len(classes),
+    )  # fmt: skip
+    ctx.check_cancelled()
+    # One row per box and signal: ground-truth boxes have swap and badloc scores, predicted
+    # boxes an overlooked score (a low one: a box the labels may be missing).
+    n_gt, n_pred = gt.num_rows, predicted.num_rows
+    sample_of = np.concatenate([gt_samples, gt_samples, pred_samples])
+    label_of = np.concatenate([gt["id"].to_numpy()] * 2 + [predicted["id"].to_numpy()])
+    signal = np.asarray(["swap"] * n_gt + ["badloc"] * n_gt + ["overlooked"] * n_pred)
+    scores = np.concatenate([found.swap, found.badloc, found.overlooked])
+    image_flagged = found.issue[np.searchsorted(samples, sample_of)]
+    keep = ~np.isnan(scores)
+    table = pa.table(
+        {
+            "sample_id": pa.array(sample_of[keep].astype(np.int32)),
+            "label_id": pa.array(label_of[keep].astype(np.int64)),
+            "source": pa.repeat(pa.scalar(source), int(keep.sum())),
+            "signal": pa.array(signal[keep]),
+            "score": pa.array(scores[keep].astype(np.float32)),
+            "issue": pa.array(image_flagged[keep] & (scores[keep] < BOX_ISSUE_BELOW)),
+        }
+    )
+    images = pa.table(
+        {
+            "sample_id": pa.array(samples.astype(np.int32)),
+            "source": pa.repeat(pa.scalar(source), len(samples)),
+            "quality": pa.array(found.quality.astype(np.float32)),
+            "issue": pa.array(found.issue),
+        }
+    )
+    label_rows.save_detection(store, dataset_id, images, table)
+    flagged_boxes = np.asarray(table["issue"])
+    signals = np.asarray(table["signal"])
+    return {
+        "source": source,
+        "images": len(samples),
+        "flagged": int(found.issue.sum()),
+        "boxes_flagged": {
+            name: int((flagged_boxes & (signals == name)).sum())
+            for name in ("overlooked", "swap", "badloc")
+        },
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
 def _rows_of(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """Per wanted key, its row in the ascending `keys`, or -1 where it is not there."""
     if not len(keys):
@@ -162,4 +244,10 @@ def not_applicable(store: Store, dataset: dict[str, Any]) -> str | None:
 
 def summary(store: Store, dataset_id: int, examples: int = 12) -> dict[str, Any] | None:
     found = label_rows.summary(store, dataset_id, examples)
-    return with_weights_warning(found) if found else None
+    detection = label_rows.detection_summary(store, dataset_id, examples)
+    if found is None and detection is None:
+        return None
+    out: dict[str, Any] = with_weights_warning(found) if found else {}
+    if detection is not None:
+        out["detection"] = detection
+    return out

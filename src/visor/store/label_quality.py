@@ -91,3 +91,68 @@ def summary(store: Store, dataset_id: int, examples: int) -> dict[str, Any] | No
         "model": found[2],
         "examples": [int(r[0]) for r in worst],
     }
+
+
+def save_detection(store: Store, dataset_id: int, images: pa.Table, boxes: pa.Table) -> None:
+    """Replace the dataset's detection label check (per image and per box)."""
+    with store.transaction() as cur:
+        for table, rows in (("detection_quality", images), ("detection_boxes", boxes)):
+            cur.execute(f"DELETE FROM {table} WHERE dataset_id = ?", [dataset_id])
+            n = rows.num_rows
+            ids = pa.repeat(pa.scalar(dataset_id, pa.int32()), n)
+            store.insert_arrow(cur, table, rows.append_column("dataset_id", ids))
+
+
+def detection_of_sample(store: Store, dataset_id: int, sample_id: int) -> dict[str, Any] | None:
+    """The detection check of one sample: its score and verdict, and its flagged boxes."""
+    found = store.query_one(
+        "SELECT source, quality, issue FROM detection_quality "
+        "WHERE dataset_id = ? AND sample_id = ?",
+        [dataset_id, sample_id],
+    )
+    if not found:
+        return None
+    boxes = store.query_dicts(
+        "SELECT d.label_id, d.signal, d.score, l.class, l.kind FROM detection_boxes d "
+        "JOIN labels l ON l.dataset_id = d.dataset_id AND l.id = d.label_id "
+        "WHERE d.dataset_id = ? AND d.sample_id = ? AND d.issue ORDER BY d.score, d.label_id",
+        [dataset_id, sample_id],
+    )
+    for box in boxes:
+        box["score"] = round(float(box["score"]), 4)
+    return {
+        "source": found[0],
+        "quality": round(float(found[1]), 4),
+        "issue": bool(found[2]),
+        "boxes": boxes,
+    }
+
+
+def detection_summary(store: Store, dataset_id: int, examples: int) -> dict[str, Any] | None:
+    """Images checked and flagged, flagged boxes by signal, the worst flagged images."""
+    found = store.query_one(
+        "SELECT count(*), count(*) FILTER (WHERE issue), any_value(source) "
+        "FROM detection_quality WHERE dataset_id = ?",
+        [dataset_id],
+    )
+    if not found or not found[0]:
+        return None
+    signals = dict(
+        store.query(
+            "SELECT signal, count(*) FROM detection_boxes WHERE dataset_id = ? AND issue "
+            "GROUP BY 1 ORDER BY 1",
+            [dataset_id],
+        )
+    )
+    worst = store.query(
+        "SELECT sample_id FROM detection_quality WHERE dataset_id = ? AND issue "
+        f"ORDER BY quality, sample_id LIMIT {int(examples)}",
+        [dataset_id],
+    )
+    return {
+        "checked": int(found[0]),
+        "flagged": int(found[1]),
+        "source": found[2],
+        "boxes_flagged": {str(k): int(v) for k, v in signals.items()},
+        "examples": [int(r[0]) for r in worst],
+    }

@@ -54,6 +54,7 @@ class SampleFilter:
     leaked: bool | None = None  # in a duplicate group that spans splits
     label_issue: bool | None = None  # a label cleanlab finds likely wrong
     object_issue: str | None = None  # a box that is an outlier, or in a duplicate group
+    detection_issue: bool | None = None  # flagged by cleanlab's detection check
 
     def where(self, dataset_id: int) -> tuple[str, list[Any]]:
         clauses: list[str] = ["dataset_id = ?"]
@@ -99,6 +100,12 @@ class SampleFilter:
             clauses.append(
                 ("" if self.label_issue else "NOT ")
                 + "id IN (SELECT sample_id FROM label_quality WHERE dataset_id = ? AND issue)"
+            )
+            params.append(dataset_id)
+        if self.detection_issue is not None:
+            clauses.append(
+                ("" if self.detection_issue else "NOT ")
+                + "id IN (SELECT sample_id FROM detection_quality WHERE dataset_id = ? AND issue)"
             )
             params.append(dataset_id)
         if self.object_issue is not None:
@@ -168,6 +175,11 @@ LABEL_QUALITY = (
     "(SELECT min(q.quality) FROM label_quality q "
     "WHERE q.dataset_id = samples.dataset_id AND q.sample_id = samples.id)"
 )
+# cleanlab's detection check: the image's label quality score.
+DETECTION_QUALITY = (
+    "(SELECT min(d.quality) FROM detection_quality d "
+    "WHERE d.dataset_id = samples.dataset_id AND d.sample_id = samples.id)"
+)
 EVALUATION_SORTS = {"tp": "e.tp", "fp": "e.fp", "fn": "e.fn", "errors": "e.fp + e.fn"}
 
 
@@ -177,6 +189,8 @@ def _sort_key(sort: str, dataset_id: int, evaluation: str | None = None) -> str:
         return sort
     if sort == "label_quality":
         return LABEL_QUALITY
+    if sort == "detection_quality":
+        return DETECTION_QUALITY
     if sort.startswith("eval."):
         field = sort.removeprefix("eval.")
         if field not in EVALUATION_SORTS:

@@ -195,7 +195,8 @@ CREATE TABLE label_quality (
 
 # Version 8: objects. Box vectors live in `object_embeddings_<d>` (created with the model's
 # first object run, keyed by label id); boxes that gave none, with why; per-box outlier and
-# duplicate results; maps of objects (a point per box).
+# duplicate results; maps of objects (a point per box); cleanlab's object-detection label
+# check against a prediction source, per image and per box (signal: swap, badloc, overlooked).
 _V8 = """
 CREATE TABLE object_embedding_errors (
     dataset_id INTEGER NOT NULL,
@@ -213,6 +214,22 @@ CREATE TABLE object_scores (
     uniqueness FLOAT NOT NULL,
     outlier BOOLEAN NOT NULL,
     duplicate_group INTEGER
+);
+CREATE TABLE detection_quality (
+    dataset_id INTEGER NOT NULL,
+    sample_id INTEGER NOT NULL,
+    source VARCHAR NOT NULL,
+    quality FLOAT NOT NULL,
+    issue BOOLEAN NOT NULL
+);
+CREATE TABLE detection_boxes (
+    dataset_id INTEGER NOT NULL,
+    sample_id INTEGER NOT NULL,
+    label_id BIGINT NOT NULL,
+    source VARCHAR NOT NULL,
+    signal VARCHAR NOT NULL,
+    score FLOAT NOT NULL,
+    issue BOOLEAN NOT NULL
 );
 ALTER TABLE maps ADD COLUMN objects BOOLEAN DEFAULT false;
 ALTER TABLE map_points ADD COLUMN label_id BIGINT;

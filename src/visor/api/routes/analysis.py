@@ -108,15 +108,23 @@ def health(dataset: DatasetDep, examples: int = 12) -> dict[str, Any]:
 
 class LabelErrorsRequest(BaseModel):
     model: str | None = _MODEL
+    predictions: str | None = Field(
+        default=None,
+        description="instead: cleanlab's detection check against this prediction source",
+    )
 
 
 @router.post("/label-errors", status_code=202)
 def find_label_errors(
     dataset: DatasetDep, body: LabelErrorsRequest | None = None
 ) -> dict[str, Any]:
-    """Start scoring every image-level label with cleanlab from its image's nearest
-    neighbours (202; 409 when the model has no vectors)."""
-    return dataset.find_label_errors((body or LabelErrorsRequest()).model)
+    """Start scoring every image label and box with cleanlab from its nearest neighbours
+    (202; 409 when the model has no vectors); with `predictions`, cleanlab's detection check
+    of the boxes against that prediction source."""
+    body = body or LabelErrorsRequest()
+    if body.predictions is not None:
+        return dataset.find_detection_label_errors(body.predictions)
+    return dataset.find_label_errors(body.model)
 
 
 @router.get("/label-errors")

@@ -44,6 +44,9 @@ class Filters(BaseModel):
     leaked: bool | None = Field(
         default=None, description="in a duplicate group whose members sit in several splits"
     )
+    detection_issue: bool | None = Field(
+        default=None, description="flagged by cleanlab's detection check (label-errors)"
+    )
     object_issue: str | None = Field(
         default=None,
         description="holding a box that is an outlier or in a duplicate group (object analysis)",
@@ -85,6 +88,7 @@ class Filters(BaseModel):
             leaked=self.leaked,
             label_issue=self.label_issue,
             object_issue=self.object_issue,
+            detection_issue=self.detection_issue,
             outcome=self.outcome,
             confusion=self._confusion(),
         )
