@@ -64,12 +64,16 @@ def test_crops_are_cut_from_one_decode_and_match_the_model_input_of_the_crop() -
         return data
 
     boxes = tuple((i, (18.0 * i, 30.0, 60.0, 45.0)) for i in range(1, 40))
-    item = ImageItem(7, path.name, read, regions=boxes)
-    batches = list(embed_images(embedder, [item], batch_size=8, workers=2))
+    halves = [
+        ImageItem(7, path.name, read, regions=boxes[:19]),
+        ImageItem(8, path.name, read, regions=boxes[19:]),
+    ]
+    batches = list(embed_images(embedder, halves, batch_size=8, workers=2))
     keys = np.concatenate([b.keys for b in batches])
-    assert reads == [path.name]
+    assert reads == [path.name] * 2  # one read per image, whatever its number of boxes
     assert keys.tolist() == [k for k, _ in boxes]
-    assert sum(len(b.keys) for b in batches) == 39 and not any(b.failed for b in batches)
+    assert [len(b.keys) for b in batches] == [8, 8, 8, 8, 7]  # full batches across images
+    assert not any(b.failed for b in batches)
     picture = Image.open(io.BytesIO(data)).convert("RGB")
     region = crop_region(boxes[4][1], picture.width, picture.height)
     assert not isinstance(region, str)

@@ -84,9 +84,8 @@ def embed_images(
 
     Items with regions give one vector per region that has a crop (`crop_rule`); a region
     without one (a zero-size box, a box outside the image) comes back in `Batch.failed` with
-    its reason, and so does each region of an unreadable image. A batch holds at least
-    `batch_size` inputs where there are that many (an image's regions stay together); the
-    model sees them `batch_size` at a time.
+    its reason, and so does each region of an unreadable image. Batches are full whatever
+    the number of regions per image (the rest of an image's regions go to the next batch).
 
     On CUDA out-of-memory the batch size halves (down to 1) and the run goes on.
     """
@@ -125,15 +124,16 @@ def embed_images(
                 entry.crop = decoders.submit(_prepare, prepare, entry)
 
     pending: tuple[np.ndarray, list[tuple[int, str]], _Pending, list[Any]] | None = None
+    # Inputs beyond a full batch (an image's boxes do not stop at a batch's edge) wait for
+    # the next one, so the model always sees full batches.
+    carried: tuple[list[int], list[np.ndarray], list[Any]] = ([], [], [])
     try:
         while True:
             read(3 * runner.batch_size)
-            if not queue:
+            if not queue and not carried[0]:
                 break
             decode(runner.batch_size)
-            keys: list[int] = []
-            crops: list[np.ndarray] = []
-            inspected: list[Any] = []
+            keys, crops, inspected = carried
             failed: list[tuple[int, str]] = []
             while queue and len(keys) + len(failed) < runner.batch_size:
                 entry = queue.popleft()
@@ -156,6 +156,9 @@ def embed_images(
                     failed.append((item.key, reason))
                 else:
                     failed.extend((key, reason) for key, _ in item.regions)
+            size = runner.batch_size
+            carried = (keys[size:], crops[size:], inspected[size:])
+            keys, crops, inspected = keys[:size], crops[:size], inspected[:size]
             read(3 * runner.batch_size)
             decode(ahead * runner.batch_size)
             launched = runner.launch(crops) if crops else None
@@ -232,11 +235,7 @@ class _ModelRunner:
         host = torch.from_numpy(np.stack(crops))
         if self.cuda:
             host = host.pin_memory()
-        if len(host) > self.batch_size:  # an image's many boxes made the batch longer
-            size = self.batch_size
-            out = torch.cat([self._forward(host[i : i + size]) for i in range(0, len(host), size)])
-        else:
-            out = self._forward(host)
+        out = self._forward(host)
         if not self.cuda:
             return _Pending(out.cpu())
         fetched = out.to("cpu", non_blocking=True)
