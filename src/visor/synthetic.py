@@ -144,6 +144,13 @@ def clustered_vectors(n: int, dim: int = 768, *, seed: int = 0, chunk: int = 50_
     centres, each spread along 6 directions of its own plus a little noise (neighbourhoods of
     low intrinsic dimension, so nearest neighbours are well defined). For benchmarks and tests
     of search; deterministic for a given (n, dim, seed)."""
+    return clustered_vectors_with_clusters(n, dim, seed=seed, chunk=chunk)[0]
+
+
+def clustered_vectors_with_clusters(
+    n: int, dim: int = 768, *, seed: int = 0, chunk: int = 50_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """`clustered_vectors` and each vector's cluster (int64)."""
     rng = np.random.default_rng(seed)
     clusters = max(n // 100, 1)
     centres = rng.standard_normal((clusters, dim)).astype(np.float32)
@@ -157,7 +164,7 @@ def clustered_vectors(n: int, dim: int = 768, *, seed: int = 0, chunk: int = 50_
         out[start : start + len(part)] = (
             centres[part] + np.einsum("nk,nkd->nd", weights, bases[part]) + noise
         )
-    return out
+    return out, label
 
 
 SAMPLE_CLASSES = [f"class{i}" for i in range(80)]

@@ -130,6 +130,18 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return unit
 
 
+def reduce_dims(unit: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
+    """`unit`'s rows projected on their first `dims` principal components (FAISS's PCA,
+    trained on at most 64K rows)."""
+    faiss = _faiss()
+    n, dim = unit.shape
+    pca = faiss.PCAMatrix(dim, dims)
+    sample = min(n, 65_536)
+    rows = np.random.default_rng(seed).choice(n, sample, replace=False) if sample < n else None
+    pca.train(np.ascontiguousarray(unit if rows is None else unit[np.sort(rows)]))
+    return np.asarray(pca.apply(np.ascontiguousarray(unit)), dtype=np.float32)
+
+
 @dataclass(frozen=True)
 class IvfShape:
     lists: int
@@ -295,11 +307,13 @@ def neighbour_graph(
     progress: Callable[[int, int], None] | None = None,
     *,
     probes: int | None = None,
+    shape: IvfShape | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For every row of `unit` (unit vectors), its k nearest other rows and their cosine
     similarities, nearest first; -1 pads rows with fewer than k neighbours. Exact up to
     `EXACT_GRAPH_LIMIT` rows, through an IVF index above (`probes` lists scanned per row;
-    fewer than for single queries are enough for close pairs)."""
+    fewer than for single queries are enough for close pairs; `shape` instead of the size's
+    usual lists and probes)."""
     faiss = _faiss()
     n = len(unit)
     k = min(k, n - 1)
@@ -309,7 +323,7 @@ def neighbour_graph(
         index: Any = faiss.IndexFlatIP(unit.shape[1])
         index.add(unit)
     else:
-        shape = IvfShape.for_size(n)
+        shape = shape or IvfShape.for_size(n)
         index = _ivf(unit, None, shape)
         index.nprobe = min(probes or shape.probes, shape.lists)
     rows = np.empty((n, k), np.int64)
