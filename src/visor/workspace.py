@@ -24,6 +24,7 @@ from visor.media.thumbnails import make_thumbnail, write_atomically
 from visor.services import analysis as analysis_service
 from visor.services import embed as embed_service
 from visor.services import evaluate as evaluate_service
+from visor.services import export as export_service
 from visor.services import health as health_service
 from visor.services import ingest as ingest_service
 from visor.services import labels as label_service
@@ -423,6 +424,24 @@ class Dataset:
         """What is wrong with the dataset, from every signal computed so far: per kind of
         problem its count, share, worst examples and the samples filter showing them all."""
         return health_service.health(self.store, self.row, examples)
+
+    def export(
+        self, out: str, format: str = "coco", *, wait: bool = False, **options: Any
+    ) -> dict[str, Any]:
+        """Start writing the dataset (or the samples `filters` choose) to the folder `out` as
+        coco, yolo, voc, classification or parquet; options: filters, exclude_tags, images
+        (copy, link, none), kind, source, min_score, dedupe, split_ratios, seed, overwrite
+        (see `ExportOptions`). The folder appears whole when the job ends, or not at all."""
+        checked = export_service.ExportOptions(out, format, **options).checked(self.row["root"])
+        files = self.workspace.source(self.row["root"])
+
+        def run(ctx: JobContext) -> dict[str, Any]:
+            return export_service.export_dataset(self.store, ctx, self.row, files, checked)
+
+        job = self.workspace.jobs.submit(
+            "export", self.name, checked.params(), run, key=checked.out
+        )
+        return self._finish(job.to_dict(), wait)
 
     @property
     def objects(self) -> object_service.Objects:

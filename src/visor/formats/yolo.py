@@ -85,10 +85,10 @@ def _class_names(data: Any, config: str) -> list[str]:
 
 
 def _splits(data: Any, config: str, images: list[str]) -> Callable[[str], str | None]:
-    """`image -> split`: from the folders data.yaml's `train`/`val`/`test` name when they are
-    in the dataset (Roboflow's `../train/images` is matched by its tail), else from the folder
-    beside `images` (`train/images/`, `images/val/`): a split's usual name, or, when another
-    such folder has one, the folder's own name (`holdout`)."""
+    """`image -> split`: the folder beside `images` (`train/images/`, `images/val/`) when it
+    is named as a split (`valid`, `trainval`); else the data.yaml key (`train`/`val`/`test`)
+    whose folder holds it (Roboflow's `../train/images` is matched by its tail); else, when
+    another folder beside `images` is named as a split, the folder's own name (`holdout`)."""
     folders = {posixpath.dirname(i) for i in images}
     named: dict[str, str] = {}
     if isinstance(data, dict):
@@ -101,10 +101,12 @@ def _splits(data: Any, config: str, images: list[str]) -> Callable[[str], str | 
     shaped = any(split_alias(f) for f in beside.values() if f)
 
     def split(image: str) -> str | None:
+        near = beside[image]
+        if near and split_alias(near):  # a folder named as a split says which (trainval)
+            return split_alias(near)
         for folder in sorted(named, key=len, reverse=True):
             if image.startswith(folder + "/"):
                 return named[folder]
-        near = beside[image]
         if near and shaped:
             return split_alias(near) or near
         return split_from_path(image)

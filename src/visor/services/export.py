@@ -1,0 +1,373 @@
+"""The export job: the chosen samples (a filter, tags left out, duplicate groups reduced to
+their kept member, new splits by ratio) with their labels, written in a format training code
+reads, with their images copied, linked or left out. Everything is written into a scratch
+folder beside the output and moved into place at the end: an export is whole or absent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from visor.errors import Conflict, InvalidInput
+from visor.export.classification import ClassificationWriter
+from visor.export.coco import CocoWriter
+from visor.export.records import (
+    ExportBox,
+    ExportSample,
+    check_class_names,
+    unique_names,
+)
+from visor.export.voc import VocWriter
+from visor.export.yolo import YoloWriter
+from visor.services.jobs import JobContext
+from visor.sources import Source
+from visor.store import Store
+from visor.store import export as export_rows
+from visor.store import samples as sample_rows
+from visor.store.samples import SampleFilter
+
+FORMATS = ("coco", "yolo", "voc", "classification", "parquet")
+IMAGES = ("copy", "link", "none")
+CHUNK = 5000
+REPORT_LIMIT = 100
+
+
+class Writer(Protocol):
+    def image_path(self, sample: ExportSample) -> str: ...
+    def add(self, sample: ExportSample) -> None: ...
+    def finish(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    out: str
+    format: str = "coco"
+    filters: SampleFilter = field(default_factory=SampleFilter)
+    exclude_tags: tuple[str, ...] = ()
+    images: str = "copy"  # copy, link (symbolic links to local files) or none
+    kind: str = "gt"  # ground truth, or a prediction source's boxes
+    source: str | None = None
+    min_score: float | None = None
+    dedupe: bool = False  # one member of each duplicate group (the one worth keeping)
+    split_ratios: tuple[float, ...] | None = None  # new splits (train, val[, test]) by ratio
+    seed: int = 0
+    overwrite: bool = False
+
+    def checked(self, root: str) -> ExportOptions:
+        if self.format not in FORMATS:
+            raise InvalidInput(f"format {self.format!r}: use one of {', '.join(FORMATS)}")
+        if self.images not in IMAGES:
+            raise InvalidInput(f"images {self.images!r}: use one of {', '.join(IMAGES)}")
+        if self.kind not in ("gt", "prediction"):
+            raise InvalidInput(f"kind {self.kind!r}: use gt or prediction")
+        if self.min_score is not None and not 0 <= self.min_score <= 1:
+            raise InvalidInput(f"min_score {self.min_score}: use 0 to 1")
+        ratios = self.split_ratios
+        if ratios is not None:
+            if not 2 <= len(ratios) <= 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0:
+                raise InvalidInput(
+                    f"split ratios {list(ratios)}: give 2 or 3 non-negative numbers "
+                    "(train, val[, test]), e.g. 0.8,0.1,0.1"
+                )
+            ratios = tuple(r / sum(ratios) for r in ratios)
+        if "://" in self.out:
+            raise InvalidInput(f"{self.out}: exports are written to a local folder")
+        out = Path(self.out).expanduser().resolve()
+        if "://" not in root:
+            dataset_root = Path(root).resolve()
+            if out == dataset_root or dataset_root in out.parents:
+                raise InvalidInput(
+                    f"{out}: the output is inside the dataset's root ({dataset_root}); "
+                    "write it elsewhere"
+                )
+        elif self.images == "link":
+            raise InvalidInput("--link needs images on local disk; use --copy for S3/GCS")
+        if out.exists() and not out.is_dir():
+            raise Conflict(f"{out}: exists and is not a folder")
+        if out.exists() and any(out.iterdir()) and not self.overwrite:
+            raise Conflict(f"{out}: exists and is not empty (use --overwrite to replace it)")
+        if not out.parent.is_dir():
+            raise InvalidInput(f"{out.parent}: no such folder")
+        return ExportOptions(
+            str(out), self.format, self.filters, tuple(self.exclude_tags), self.images,
+            self.kind, self.source, self.min_score, self.dedupe, ratios, self.seed,
+            self.overwrite,
+        )  # fmt: skip
+
+    def params(self) -> dict[str, Any]:
+        found = asdict(self)
+        found["filters"] = {k: v for k, v in asdict(self.filters).items() if v is not None}
+        found["filters"].pop("ids", None)
+        return found
+
+
+def chosen_samples(store: Store, dataset: dict[str, Any], options: ExportOptions) -> np.ndarray:
+    """The ids (ascending) of the samples the export writes."""
+    dataset_id = int(dataset["id"])
+    ids = sample_rows.filtered_ids(store, dataset_id, options.filters)
+    if options.exclude_tags:
+        ids = np.setdiff1d(
+            ids, export_rows.with_tags(store, dataset_id, list(options.exclude_tags))
+        )
+    if options.dedupe:
+        ids = np.setdiff1d(ids, export_rows.duplicates_to_drop(store, dataset_id))
+    return ids
+
+
+def export_dataset(
+    store: Store, ctx: JobContext, dataset: dict[str, Any], source: Source, options: ExportOptions
+) -> dict[str, Any]:
+    started = time.monotonic()
+    out = Path(options.out)
+    ids = chosen_samples(store, dataset, options)
+    if not len(ids):
+        raise InvalidInput("no sample matches: nothing to export")
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.visor-", dir=out.parent))
+    try:
+        ctx.phase(f"writing {len(ids)} samples as {options.format}", total=len(ids))
+        if options.format == "parquet":
+            result = _parquet(store, dataset, ids, options, scratch)
+        else:
+            result = _files(store, ctx, dataset, source, ids, options, scratch)
+        ctx.check_cancelled()
+        _move_into_place(scratch, out, options.overwrite)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    result.update(out=str(out), format=options.format, seconds=round(time.monotonic() - started, 2))
+    ctx.job.message = f"exported {result['samples']} samples to {out}"
+    return result
+
+
+def _move_into_place(scratch: Path, out: Path, overwrite: bool) -> None:
+    if out.exists():
+        if any(out.iterdir()) and not overwrite:
+            raise Conflict(f"{out}: appeared meanwhile and is not empty; nothing was changed")
+        old = out.with_name(f".{out.name}.visor-old-{os.getpid()}")
+        out.rename(old)
+        scratch.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        scratch.rename(out)
+
+
+def _classes(store: Store, dataset: dict[str, Any], options: ExportOptions) -> list[str]:
+    names = set(dataset["categories"] or [])
+    names |= {
+        str(c)
+        for (c,) in store.query(
+            "SELECT DISTINCT class FROM labels WHERE dataset_id = ? AND kind = ? "
+            "AND class IS NOT NULL",
+            [dataset["id"], options.kind],
+        )
+    }
+    return sorted(names)
+
+
+def _writer(fmt: str, out: Path, classes: list[str]) -> Writer:
+    if fmt == "coco":
+        return CocoWriter(out, classes)
+    if fmt == "yolo":
+        return YoloWriter(out, classes)
+    if fmt == "voc":
+        return VocWriter(out, classes)
+    return ClassificationWriter(out, classes)
+
+
+def _samples(
+    store: Store, dataset_id: int, ids: np.ndarray, options: ExportOptions, splits: dict[int, str]
+) -> Iterator[list[ExportSample]]:
+    """The chosen samples with their labels, a chunk at a time."""
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start : start + CHUNK]
+        rows = export_rows.samples_chunk(store, dataset_id, part)
+        labels = export_rows.labels_chunk(
+            store, dataset_id, part, options.kind, options.source, options.min_score
+        )
+        by_id = {
+            row["id"]: ExportSample(
+                id=row["id"],
+                path=row["path"],
+                name="",
+                split=splits.get(row["id"], row["split"]),
+                width=row["width"],
+                height=row["height"],
+            )
+            for row in rows
+        }
+        for sample_id, cls, x, y, w, h, score in labels:
+            sample = by_id[sample_id]
+            if x is None:
+                if cls not in sample.classes:
+                    sample.classes.append(cls)
+            else:
+                sample.boxes.append(ExportBox(cls, x, y, w, h, score))
+        yield list(by_id.values())
+
+
+def _new_splits(ids: np.ndarray, ratios: tuple[float, ...], seed: int) -> dict[int, str]:
+    """train/val[/test] by ratio, from a seeded shuffle (the same seed: the same splits)."""
+    order = np.random.default_rng(seed).permutation(len(ids))
+    cuts = np.round(np.cumsum(ratios)[:-1] * len(ids)).astype(int)
+    names = ("train", "val", "test")
+    split_of: dict[int, str] = {}
+    for part, rows in enumerate(np.split(order, cuts)):
+        for row in rows.tolist():
+            split_of[int(ids[row])] = names[part]
+    return split_of
+
+
+def _files(
+    store: Store,
+    ctx: JobContext,
+    dataset: dict[str, Any],
+    source: Source,
+    ids: np.ndarray,
+    options: ExportOptions,
+    scratch: Path,
+) -> dict[str, Any]:
+    dataset_id = int(dataset["id"])
+    classes = _classes(store, dataset, options)
+    if options.format in ("yolo", "classification"):
+        check_class_names(classes, options.format)
+    writer = _writer(options.format, scratch, classes)
+    splits = _new_splits(ids, options.split_ratios, options.seed) if options.split_ratios else {}
+    # File names: unique within a split (VOC: within the whole export, one folder).
+    paths = export_rows.samples_chunk(store, dataset_id, ids) if len(ids) else []
+    groups: dict[str | None, list[str]] = {}
+    for row in paths:
+        key = None if options.format == "voc" else splits.get(row["id"], row["split"])
+        groups.setdefault(key, []).append(row["path"])
+    names = {
+        (key, path): name for key, members in groups.items()
+        for path, name in unique_names(members).items()
+    }  # fmt: skip
+    written = boxes = dropped = 0
+    skipped: list[dict[str, Any]] = []
+    skipped_count = 0
+    split_counts: dict[str, int] = {}
+    for chunk in _samples(store, dataset_id, ids, options, splits):
+        for sample in chunk:
+            key = None if options.format == "voc" else sample.split
+            sample.name = names[(key, sample.path)]
+            reason = _skip_reason(writer, sample, options.format)
+            if reason:
+                skipped_count += 1
+                if len(skipped) < REPORT_LIMIT:
+                    skipped.append({"sample_id": sample.id, "path": sample.path, "reason": reason})
+                continue
+            writer.add(sample)
+            if options.format in ("coco", "yolo"):
+                dropped += len(sample.classes)  # these formats hold boxes only
+            _place_image(source, sample.path, scratch / writer.image_path(sample), options.images)
+            written += 1
+            boxes += len(sample.boxes)
+            label = sample.split or "(none)"
+            split_counts[label] = split_counts.get(label, 0) + 1
+        ctx.progress(written + skipped_count)
+        ctx.check_cancelled()
+    writer.finish()
+    if not written:
+        raise InvalidInput(
+            f"no sample could be written as {options.format}"
+            + (f" ({skipped[0]['reason']})" if skipped else "")
+        )
+    return {
+        "samples": written,
+        "boxes": boxes,
+        "splits": split_counts,
+        "classes": classes,
+        "images": options.images,
+        "skipped_count": skipped_count,
+        "skipped": skipped,
+        "image_labels_not_written": dropped,
+    }
+
+
+def _skip_reason(writer: Writer, sample: ExportSample, fmt: str) -> str | None:
+    if fmt == "classification":
+        assert isinstance(writer, ClassificationWriter)
+        return writer.skip_reason(sample)
+    if fmt == "yolo" and sample.boxes and not (sample.width and sample.height):
+        return "image size unknown (YOLO boxes are relative to it)"
+    return None
+
+
+def _place_image(source: Source, path: str, target: Path, how: str) -> None:
+    if how == "none":
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    local = source.local_path(path)
+    if how == "link":
+        assert local is not None
+        os.symlink(local, target)
+    elif local is not None:
+        shutil.copyfile(local, target)
+    else:
+        target.write_bytes(source.read_bytes(path))
+
+
+def _parquet(
+    store: Store, dataset: dict[str, Any], ids: np.ndarray, options: ExportOptions, scratch: Path
+) -> dict[str, Any]:
+    """samples.parquet (fields, tags, analysis results, image quality issues), labels.parquet
+    (every label of the chosen kind), and one embeddings_<model>.parquet per model."""
+    dataset_id = int(dataset["id"])
+    written = export_rows.copy_parquet(
+        store, dataset_id, ids,
+        "SELECT s.id, s.path, s.filename, s.split, s.width, s.height, s.size_bytes, s.classes, "
+        "s.tags, s.num_labels, s.content_hash, s.duplicate_group, s.uniqueness, q.issues AS "
+        "quality_issues, s.metadata FROM samples s LEFT JOIN image_quality q ON "
+        "q.dataset_id = s.dataset_id AND q.sample_id = s.id WHERE s.dataset_id = ? AND s.id IN "
+        "(SELECT id FROM _export_ids) ORDER BY s.id",
+        [dataset_id], _quoted(scratch / "samples.parquet"),
+    )  # fmt: skip
+    where = "l.kind = ?"
+    params: list[Any] = [dataset_id, options.kind]
+    if options.source is not None:
+        where += " AND l.source = ?"
+        params.append(options.source)
+    if options.min_score is not None:
+        where += " AND coalesce(l.score, 1.0) >= ?"
+        params.append(options.min_score)
+    boxes = export_rows.copy_parquet(
+        store, dataset_id, ids,
+        "SELECT l.id, l.sample_id, l.kind, l.source, l.class, l.x, l.y, l.w, l.h, l.score, "
+        "l.iscrowd, q.quality AS label_quality, q.issue AS label_issue, q.suggested FROM labels "
+        "l LEFT JOIN label_quality q ON q.dataset_id = l.dataset_id AND q.label_id = l.id "
+        "WHERE l.dataset_id = ? AND l.sample_id IN (SELECT id FROM _export_ids) AND "
+        f"{where} ORDER BY l.sample_id, l.id",
+        params, _quoted(scratch / "labels.parquet"),
+    )  # fmt: skip
+    models = []
+    for name, dim in store.query("SELECT name, dim FROM embedding_models ORDER BY name"):
+        table = f"embeddings_{int(dim)}"
+        if not store.query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+        )[0]:  # type: ignore[index]
+            continue
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
+        count = export_rows.copy_parquet(
+            store, dataset_id, ids,
+            f"SELECT sample_id, vector FROM {table} WHERE dataset_id = ? AND model = ? AND "
+            "sample_id IN (SELECT id FROM _export_ids) ORDER BY sample_id",
+            [dataset_id, name], _quoted(scratch / f"embeddings_{slug}.parquet"),
+        )  # fmt: skip
+        if count:
+            models.append({"model": name, "file": f"embeddings_{slug}.parquet", "vectors": count})
+        else:
+            (scratch / f"embeddings_{slug}.parquet").unlink()
+    return {"samples": written, "boxes": boxes, "embeddings": models, "skipped_count": 0}
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
