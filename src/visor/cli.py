@@ -726,6 +726,89 @@ def objects(
         _warning(result)
 
 
+@app.command()
+@friendly
+def export(
+    name: str,
+    folder: Annotated[
+        str, typer.Argument(metavar="OUT", help="a folder: absent, or empty (else --overwrite)")
+    ],
+    format: Annotated[str, typer.Option(help="coco|yolo|voc|classification|parquet")] = "coco",
+    split: Annotated[str | None, typer.Option(help="only this split")] = None,
+    cls: Annotated[str | None, typer.Option("--class", help="only samples with this class")] = None,
+    tag: Annotated[str | None, typer.Option(help="only samples with this tag")] = None,
+    exclude_tag: Annotated[
+        list[str] | None, typer.Option(help="leave out samples with this tag (repeatable)")
+    ] = None,
+    images: Annotated[
+        str, typer.Option(help="copy|link|none: the images copied, linked, or left out")
+    ] = "copy",
+    kind: Annotated[str, typer.Option(help="gt|prediction: which boxes")] = "gt",
+    source: Annotated[str | None, typer.Option(help="with --kind prediction: the source")] = None,
+    min_score: Annotated[
+        float | None, typer.Option(help="predictions scoring at least this")
+    ] = None,
+    dedupe: Annotated[
+        bool, typer.Option("--dedupe", help="one sample of each duplicate group (visor duplicates)")
+    ] = False,
+    split_by: Annotated[
+        str, typer.Option(help="existing, or ratios for new splits: 0.8,0.1,0.1")
+    ] = "existing",
+    seed: Annotated[int, typer.Option(help="the shuffle behind --split-by ratios")] = 0,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace a non-empty folder")
+    ] = False,
+) -> None:
+    """Write the dataset (or the samples the filters keep) to a folder in a format training
+    code reads. The folder appears whole when the export ends, or not at all."""
+    from visor.store.samples import SampleFilter
+
+    ratios = None
+    if split_by != "existing":
+        try:
+            ratios = tuple(float(part) for part in split_by.split(","))
+        except ValueError:
+            raise VisorError(
+                f"--split-by {split_by!r}: write 'existing' or ratios like 0.8,0.1,0.1"
+            ) from None
+    with _workspace() as ws:
+        job = ws.dataset(name).export(
+            folder,
+            format,
+            filters=SampleFilter(split=split, category=cls, tag=tag),
+            exclude_tags=tuple(exclude_tag or ()),
+            images=images,
+            kind=kind,
+            source=source,
+            min_score=min_score,
+            dedupe=dedupe,
+            split_ratios=ratios,
+            seed=seed,
+            overwrite=overwrite,
+        )
+        result = follow(ws, job)["result"]
+        splits = ", ".join(f"{k} {v}" for k, v in sorted(result.get("splits", {}).items()))
+        out.print(
+            f"exported {result['samples']} samples and {result['boxes']} labels as "
+            f"{result['format']} to {result['out']} in {result['seconds']} s"
+            + (f" ({splits})" if splits else ""),
+            highlight=False,
+        )
+        if result.get("image_labels_not_written"):
+            out.print(
+                f"{result['image_labels_not_written']} image-level labels not written: "
+                f"{result['format']} holds boxes only (use classification, voc or parquet)",
+                highlight=False,
+            )
+        count = result.get("skipped_count") or 0
+        _problems(
+            f"{count} sample(s) not written",
+            count,
+            [f"{item['path']}: {item['reason']}" for item in result.get("skipped") or []],
+            "the job's result (visor jobs)",
+        )
+
+
 @app.command("models")
 @friendly
 def list_models() -> None:

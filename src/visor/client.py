@@ -301,6 +301,21 @@ class RemoteDataset:
         job = self.api.call("POST", f"{self.base}/label-errors", json={"model": model})
         return self._finish(job, wait)
 
+    def export(
+        self, out: str, format: str = "coco", *, wait: bool = False, **options: Any
+    ) -> dict[str, Any]:
+        """`Dataset.export` through the server: `out` is a folder the server writes."""
+        filters = options.pop("filters", None)
+        body: dict[str, Any] = {"out": out, "format": format, **options}
+        if filters is not None:
+            body["filters"] = _filter_params(filters)
+            if filters.ids is not None:
+                raise InvalidInput("an export through the server takes filters, not ids")
+        for key in ("exclude_tags", "split_ratios"):
+            if body.get(key) is not None:
+                body[key] = list(body[key])
+        return self._finish(self.api.call("POST", f"{self.base}/export", json=body), wait)
+
     def find_detection_label_errors(self, source: str, *, wait: bool = False) -> dict[str, Any]:
         job = self.api.call("POST", f"{self.base}/label-errors", json={"predictions": source})
         return self._finish(job, wait)
@@ -393,15 +408,7 @@ class RemoteDataset:
         descending: bool = False,
     ) -> tuple[int, list[dict[str, Any]]]:
         """A page of samples matching `filters` (ids too: sent in the body, not the URL)."""
-        wanted = {
-            ("class" if key == "category" else key): value
-            for key, value in asdict(filters or SampleFilter()).items()
-            if value is not None and key not in ("ids", "confusion", "quality_issue")
-        }
-        if filters is not None and filters.quality_issue is not None:
-            wanted["quality"] = filters.quality_issue
-        if filters is not None and filters.confusion is not None:
-            wanted["confusion_gt"], wanted["confusion_pred"] = filters.confusion
+        wanted = _filter_params(filters)
         page = {
             "offset": offset,
             "limit": limit,
@@ -568,3 +575,17 @@ class RemoteObjects:
 
     def report(self, examples: int = 12) -> dict[str, Any] | None:
         return self.api.call("GET", self.base).get("analysis")
+
+
+def _filter_params(filters: SampleFilter | None) -> dict[str, Any]:
+    """A SampleFilter as the samples API names its filters (ids left to the caller)."""
+    wanted = {
+        ("class" if key == "category" else key): value
+        for key, value in asdict(filters or SampleFilter()).items()
+        if value is not None and key not in ("ids", "confusion", "quality_issue")
+    }
+    if filters is not None and filters.quality_issue is not None:
+        wanted["quality"] = filters.quality_issue
+    if filters is not None and filters.confusion is not None:
+        wanted["confusion_gt"], wanted["confusion_pred"] = filters.confusion
+    return wanted

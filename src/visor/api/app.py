@@ -24,6 +24,7 @@ from visor.api.routes import (
     datasets,
     embeddings,
     evaluations,
+    export,
     jobs,
     maps,
     objects,
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, *, any_host: bool = False) -> F
     app.include_router(analysis.router)
     app.include_router(evaluations.router)
     app.include_router(objects.router)
+    app.include_router(export.router)
 
     ui = settings.ui_dir or static_dir()
     if (ui / "index.html").exists():

@@ -56,21 +56,21 @@ def split_folder(split: str | None) -> str:
     return split or "all"
 
 
-def unique_names(paths: Iterable[str]) -> dict[str, str]:
-    """Export file names for source paths: the base name, or where two share a stem (their
-    label files would collide: `a.png` and `a.tif` both want `a.txt`), the path with its
-    folders joined by `__`, then a number."""
+def unique_names(paths: Iterable[str], *, by_stem: bool = False) -> dict[str, str]:
+    """Export file names for source paths: the base name, or where two share one (`by_stem`:
+    share a stem, where label files are named by it: `a.png` and `a.tif` both want `a.txt`),
+    the path with its folders joined by `__`, then a number."""
     chosen: dict[str, str] = {}
-    taken: set[str] = set()  # stems, case-folded (file systems that ignore case)
+    taken: set[str] = set()  # names or stems, case-folded (file systems that ignore case)
     for path in paths:
         name = posixpath.basename(path)
         base, ext = posixpath.splitext(name)
-        if base.casefold() in taken:
+        if (base if by_stem else name).casefold() in taken:
             base = posixpath.splitext(path.strip("/").replace("/", "__"))[0]
             first, n = base, 1
-            while base.casefold() in taken:
+            while (base if by_stem else base + ext).casefold() in taken:
                 n += 1
                 base = f"{first}-{n}"
-        taken.add(base.casefold())
+        taken.add((base if by_stem else base + ext).casefold())
         chosen[path] = base + ext
     return chosen

@@ -249,7 +249,9 @@ def _files(
         groups.setdefault(key, []).append(row["path"])
     names = {
         (key, path): name for key, members in groups.items()
-        for path, name in unique_names(members).items()
+        for path, name in unique_names(
+            members, by_stem=options.format in ("yolo", "voc")
+        ).items()
     }  # fmt: skip
     written = boxes = dropped = 0
     skipped: list[dict[str, Any]] = []
