@@ -3,8 +3,8 @@ labelImg), `ImageSets/Main/<split>.txt`. File names are unique across splits."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from visor.export.records import ExportSample
 
@@ -16,37 +16,35 @@ def _number(value: float) -> str:
 class VocWriter:
     def __init__(self, out: Path, classes: list[str]):
         self.out = out
+        self.folder = out / "Annotations"
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.lists: dict[str, list[str]] = {}
 
     def image_path(self, sample: ExportSample) -> str:
         return f"JPEGImages/{sample.name}"
 
     def add(self, sample: ExportSample) -> None:
-        root = ET.Element("annotation")
-        ET.SubElement(root, "folder").text = "JPEGImages"
-        ET.SubElement(root, "filename").text = sample.name
-        size = ET.SubElement(root, "size")
-        ET.SubElement(size, "width").text = str(sample.width or 0)
-        ET.SubElement(size, "height").text = str(sample.height or 0)
-        ET.SubElement(size, "depth").text = "3"
+        # Written as text, not through ElementTree: a tree per image was most of the time of
+        # a large export (bench/export.py).
+        parts = [
+            "<?xml version='1.0' encoding='utf-8'?>\n<annotation>\n"
+            "  <folder>JPEGImages</folder>\n"
+            f"  <filename>{escape(sample.name)}</filename>\n"
+            f"  <size>\n    <width>{sample.width or 0}</width>\n"
+            f"    <height>{sample.height or 0}</height>\n    <depth>3</depth>\n  </size>\n"
+        ]
         for box in sample.boxes:
-            obj = ET.SubElement(root, "object")
-            ET.SubElement(obj, "name").text = box.cls
-            ET.SubElement(obj, "difficult").text = "0"
-            corners = ET.SubElement(obj, "bndbox")
-            for key, value in (
-                ("xmin", box.x),
-                ("ymin", box.y),
-                ("xmax", box.x + box.w),
-                ("ymax", box.y + box.h),
-            ):
-                ET.SubElement(corners, key).text = _number(value)
+            parts.append(
+                f"  <object>\n    <name>{escape(box.cls)}</name>\n    <difficult>0</difficult>\n"
+                f"    <bndbox>\n      <xmin>{_number(box.x)}</xmin>\n"
+                f"      <ymin>{_number(box.y)}</ymin>\n"
+                f"      <xmax>{_number(box.x + box.w)}</xmax>\n"
+                f"      <ymax>{_number(box.y + box.h)}</ymax>\n    </bndbox>\n  </object>\n"
+            )
         for cls in sample.classes:  # an image-level label: an object without a box
-            ET.SubElement(ET.SubElement(root, "object"), "name").text = cls
-        ET.indent(root)
-        path = self.out / "Annotations" / f"{sample.stem}.xml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+            parts.append(f"  <object>\n    <name>{escape(cls)}</name>\n  </object>\n")
+        parts.append("</annotation>\n")
+        (self.folder / f"{sample.stem}.xml").write_text("".join(parts), encoding="utf-8")
         if sample.split:
             self.lists.setdefault(sample.split, []).append(sample.stem)
 

@@ -17,6 +17,7 @@ class YoloWriter:
         self.classes = classes
         self.index = {name: i for i, name in enumerate(classes)}
         self.splits: set[str | None] = set()
+        self.folders: set[Path] = set()
 
     def _base(self, sample: ExportSample) -> str:
         return f"{sample.split}/" if sample.split else ""
@@ -39,9 +40,12 @@ class YoloWriter:
             if box.score is not None:
                 line += f" {box.score:.6f}"
             lines.append(line)
-        path = self.out / f"{self._base(sample)}labels/{sample.stem}.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+        folder = self.out / f"{self._base(sample)}labels"
+        if folder not in self.folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.folders.add(folder)
+        text = "\n".join(lines) + ("\n" if lines else "")
+        (folder / f"{sample.stem}.txt").write_text(text, encoding="utf-8")
 
     def finish(self) -> None:
         data: dict[str, object] = {}
