@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import Server, ingest, run_cli, wait_job
+from playwright.sync_api import expect
 
 from visor.errors import Conflict, InvalidInput
 from visor.store.samples import SampleFilter
@@ -318,5 +319,33 @@ def test_export_from_the_cli_and_http(tmp_path: Path) -> None:
             home, "export", "voc", str(tmp_path / "cli2"), "--format", "voc", "--split", "test"
         )
         assert done.returncode == 0 and "exported 1 samples" in done.stdout
+    finally:
+        server.stop()
+
+
+def test_export_from_the_ui(tmp_path: Path, browser) -> None:
+
+    home = tmp_path / "home"
+    assert (
+        run_cli(home, "ingest", str(DATA / "yolo_roboflow_trees"), "--name", "yolo").returncode == 0
+    )
+    server = Server(home).start()
+    try:
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+        page = context.new_page()
+        page.goto(server.url + "/?dataset=yolo&split=train")
+        expect(page.get_by_test_id("count")).to_have_text("4 samples")
+        page.get_by_role("button", name="Export…").click()
+        panel = page.get_by_test_id("export")
+        panel.get_by_label("export format").select_option("yolo")
+        panel.get_by_label("export folder").fill(str(tmp_path / "from-ui"))
+        panel.get_by_role("button", name="Write").click()
+        expect(page.get_by_test_id("export-done")).to_contain_text("exported 4 samples")
+        assert (tmp_path / "from-ui" / "data.yaml").is_file()
+        assert len(list((tmp_path / "from-ui" / "train" / "images").iterdir())) == 4
+        # A second write to the same folder says why it can't.
+        panel.get_by_role("button", name="Write").click()
+        expect(panel.locator(".error, .job-failed")).to_contain_text("exists and is not empty")
+        context.close()
     finally:
         server.stop()

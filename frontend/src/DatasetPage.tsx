@@ -3,6 +3,7 @@ import { api, datasetPath, watchChanges } from "./api";
 import { setClassOrder } from "./colors";
 import { DuplicatesPanel } from "./DuplicatesPanel";
 import { EvaluationPanel } from "./EvaluationPanel";
+import { ExportPanel } from "./ExportPanel";
 import { HealthPanel } from "./HealthPanel";
 import { Grid, samplesUrl } from "./Grid";
 import { MapView, type Lasso, type LassoBoxes } from "./MapView";
@@ -290,6 +291,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
             {BOXES.map(([value, text]) => <option key={value} value={value}>{text}</option>)}
           </select>
         </label>
+        <ExportPanel dataset={name} filters={filters} selection={selection?.token ?? null} />
       </aside>
       <section className="results">
         <p className="count">
