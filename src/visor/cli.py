@@ -809,6 +809,113 @@ def export(
         )
 
 
+@app.command()
+@friendly
+def edits(
+    name: str,
+    undo: Annotated[bool, typer.Option("--undo", help="undo the newest edit")] = False,
+    redo: Annotated[bool, typer.Option("--redo", help="redo the newest undone edit")] = False,
+    revert: Annotated[int | None, typer.Option(help="undo edit ID (and only it)")] = None,
+    show: Annotated[int | None, typer.Option(help="edit ID's changes, before and after")] = None,
+    limit: Annotated[int, typer.Option(help="edits to list")] = 30,
+) -> None:
+    """The label edit log, newest first; undo, redo or revert an edit."""
+    with _workspace() as ws:
+        log = ws.dataset(name).edits
+        if undo or redo or revert is not None:
+            done = log.undo() if undo else log.redo() if redo else log.revert(int(revert or 0))
+            out.print(f"edit {done['batch']} {done['state']} ({done['changes']} changes)")
+            return
+        if show is not None:
+            for row in log.batch(show):
+                what = f"{row['action']} label {row['label_id']} of sample {row['sample_id']}"
+                change = f"{_side(row['before'])} -> {_side(row['after'])}"
+                out.print(f"{what}: {change}", highlight=False)
+            return
+        table = Table("edit", "when", "what", "changes", "samples", "state")
+        for row in log.history(limit):
+            table.add_row(
+                str(row["batch"]), str(row["at"])[:19], ", ".join(row["actions"]),
+                str(row["changes"]), ", ".join(map(str, row["samples"][:6])), row["state"],
+            )  # fmt: skip
+        out.print(table)
+
+
+def _side(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "(none)"
+    if "excluded" in row:
+        return "excluded" if row["excluded"] else "included"
+    box = (
+        "" if row.get("x") is None else f" [{row['x']:g}, {row['y']:g}, {row['w']:g}, {row['h']:g}]"
+    )
+    return f"{row['class']}{box}"
+
+
+@app.command()
+@friendly
+def edit(
+    name: str,
+    label: Annotated[int, typer.Argument(help="the label's id (visor info, the sample view)")],
+    cls: Annotated[str | None, typer.Option("--class", help="its new class")] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="delete it")] = False,
+) -> None:
+    """Change a label's class, or delete it (recorded in the edit log: visor edits)."""
+    if (cls is None) == (not delete):
+        raise VisorError("give either --class NEW or --delete")
+    with _workspace() as ws:
+        log = ws.dataset(name).edits
+        done = log.delete(label) if delete else log.set_class(label, str(cls))
+        out.print(f"edit {done['batch']}: {done['changes']} change(s)")
+
+
+@app.command()
+@friendly
+def relabel(
+    name: str,
+    from_class: Annotated[str, typer.Option("--from", help="the class to change")],
+    to_class: Annotated[str, typer.Option("--to", help="its new name")],
+    split: Annotated[str | None, typer.Option(help="only in this split")] = None,
+    tag: Annotated[str | None, typer.Option(help="only samples with this tag")] = None,
+) -> None:
+    """Every ground-truth label of one class becomes another, as one undoable edit."""
+    from visor.store.samples import SampleFilter
+
+    with _workspace() as ws:
+        dataset = ws.dataset(name)
+        ids = None
+        if split is not None or tag is not None:
+            ids = [s["id"] for s in _all_samples(dataset, SampleFilter(split=split, tag=tag))]
+        done = dataset.edits.relabel(from_class, to_class, ids)
+        out.print(f"edit {done['batch']}: {done['changes']} labels {from_class} -> {to_class}")
+
+
+def _all_samples(dataset: Any, filters: Any) -> list[dict[str, Any]]:
+    found, offset = [], 0
+    while True:
+        _, page = dataset.samples(filters, offset=offset, limit=1000)
+        found += page
+        if len(page) < 1000:
+            return found
+        offset += 1000
+
+
+@app.command()
+@friendly
+def exclude(
+    name: str,
+    sample: Annotated[list[int], typer.Argument(help="sample ids")],
+    include: Annotated[bool, typer.Option("--include", help="take them back instead")] = False,
+) -> None:
+    """Leave samples out of exports (an undoable edit)."""
+    with _workspace() as ws:
+        log = ws.dataset(name).edits
+        changes = [{"action": "include" if include else "exclude", "sample_id": i} for i in sample]
+        done = log.apply(changes)
+        state = "included" if include else "excluded"
+        out.print(f"edit {done['batch']}: {done['changes']} sample(s) {state}")
+
+
 @app.command("models")
 @friendly
 def list_models() -> None:

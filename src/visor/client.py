@@ -209,6 +209,10 @@ class RemoteDataset:
     def objects(self) -> RemoteObjects:
         return RemoteObjects(self)
 
+    @property
+    def edits(self) -> RemoteEdits:
+        return RemoteEdits(self)
+
     def delete(self) -> None:
         self.api.call("DELETE", self.base)
 
@@ -589,3 +593,60 @@ def _filter_params(filters: SampleFilter | None) -> dict[str, Any]:
     if filters is not None and filters.confusion is not None:
         wanted["confusion_gt"], wanted["confusion_pred"] = filters.confusion
     return wanted
+
+
+class RemoteEdits:
+    """`Edits`' interface (`ds.edits`) for a dataset in a served workspace."""
+
+    def __init__(self, dataset: RemoteDataset) -> None:
+        self.api = dataset.api
+        self.base = f"{dataset.base}/edits"
+
+    def apply(self, changes: list[dict[str, Any]], *, who: str | None = None) -> dict[str, Any]:
+        return dict(self.api.call("POST", self.base, json={"changes": changes, "who": who}))
+
+    def set_class(self, label_id: int, cls: str, *, who: str | None = None) -> dict[str, Any]:
+        return self.apply([{"action": "set_class", "label_id": label_id, "class": cls}], who=who)
+
+    def delete(self, label_id: int, *, who: str | None = None) -> dict[str, Any]:
+        return self.apply([{"action": "delete", "label_id": label_id}], who=who)
+
+    def add(
+        self, sample_id: int, cls: str, box: Any = None, *, who: str | None = None
+    ) -> dict[str, Any]:
+        change = {"action": "add", "sample_id": sample_id, "class": cls, "box": box}
+        return self.apply([change], who=who)
+
+    def set_image_class(self, sample_id: int, cls: str, *, who: str | None = None) -> dict:
+        change = {"action": "set_image_class", "sample_id": sample_id, "class": cls}
+        return self.apply([change], who=who)
+
+    def exclude(self, sample_id: int, *, exclude: bool = True, who: str | None = None) -> dict:
+        action = "exclude" if exclude else "include"
+        return self.apply([{"action": action, "sample_id": sample_id}], who=who)
+
+    def relabel(
+        self, from_class: str, to_class: str, sample_ids: Any = None, *, who: str | None = None
+    ) -> dict[str, Any]:
+        ids = None if sample_ids is None else [int(i) for i in sample_ids]
+        body = {"relabel": {"from_class": from_class, "to_class": to_class, "ids": ids}, "who": who}
+        return dict(self.api.call("POST", self.base, json=body))
+
+    def accept_suggestions(self, label_ids: Any, *, who: str | None = None) -> dict[str, Any]:
+        body = {"accept": [int(i) for i in label_ids], "who": who}
+        return dict(self.api.call("POST", self.base, json=body))
+
+    def history(self, limit: int = 100) -> list[dict[str, Any]]:
+        return list(self.api.call("GET", self.base, params={"limit": limit}))
+
+    def batch(self, batch: int) -> list[dict[str, Any]]:
+        return list(self.api.call("GET", f"{self.base}/{batch}"))
+
+    def undo(self) -> dict[str, Any]:
+        return dict(self.api.call("POST", f"{self.base}/undo"))
+
+    def redo(self) -> dict[str, Any]:
+        return dict(self.api.call("POST", f"{self.base}/redo"))
+
+    def revert(self, batch: int) -> dict[str, Any]:
+        return dict(self.api.call("POST", f"{self.base}/{batch}/revert"))

@@ -22,6 +22,7 @@ from visor.embedding.models import with_weights_warning
 from visor.errors import Conflict, InvalidInput, NotFound, VisorError
 from visor.media.thumbnails import make_thumbnail, write_atomically
 from visor.services import analysis as analysis_service
+from visor.services import edits as edit_service
 from visor.services import embed as embed_service
 from visor.services import evaluate as evaluate_service
 from visor.services import export as export_service
@@ -442,6 +443,14 @@ class Dataset:
             "export", self.name, checked.params(), run, key=checked.out
         )
         return self._finish(job.to_dict(), wait)
+
+    @property
+    def edits(self) -> edit_service.Edits:
+        """Label edits: set_class, delete, add, set_image_class, exclude, relabel,
+        accept_suggestions; history, undo, redo, revert."""
+        return edit_service.Edits(
+            self.store, self.row, lambda: self.workspace.changes.record(self.name, "edits")
+        )
 
     @property
     def objects(self) -> object_service.Objects:

@@ -22,6 +22,7 @@ from visor.api.guard import guard
 from visor.api.routes import (
     analysis,
     datasets,
+    edits,
     embeddings,
     evaluations,
     export,
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None, *, any_host: bool = False) -> F
     app.include_router(evaluations.router)
     app.include_router(objects.router)
     app.include_router(export.router)
+    app.include_router(edits.router)
 
     ui = settings.ui_dir or static_dir()
     if (ui / "index.html").exists():

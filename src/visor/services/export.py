@@ -120,7 +120,8 @@ def chosen_samples(store: Store, dataset: dict[str, Any], options: ExportOptions
         )
     if options.dedupe:
         ids = np.setdiff1d(ids, export_rows.duplicates_to_drop(store, dataset_id))
-    return ids
+    # Samples excluded by an edit never leave.
+    return np.setdiff1d(ids, export_rows.with_flag(store, dataset_id, "excluded"))
 
 
 def export_dataset(

@@ -75,6 +75,14 @@ def with_tags(store: Store, dataset_id: int, tags: list[str]) -> np.ndarray:
     return np.asarray([int(r[0]) for r in rows], dtype=np.int64)
 
 
+def with_flag(store: Store, dataset_id: int, flag: str) -> np.ndarray:
+    rows = store.query(
+        "SELECT id FROM samples WHERE dataset_id = ? AND list_contains(flags, ?)",
+        [dataset_id, flag],
+    )
+    return np.asarray([int(r[0]) for r in rows], dtype=np.int64)
+
+
 def copy_parquet(
     store: Store, dataset_id: int, ids: np.ndarray, query: str, params: list[Any], path: str
 ) -> int:

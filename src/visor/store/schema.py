@@ -196,7 +196,9 @@ CREATE TABLE label_quality (
 # Version 8: objects. Box vectors live in `object_embeddings_<d>` (created with the model's
 # first object run, keyed by label id); boxes that gave none, with why; per-box outlier and
 # duplicate results; maps of objects (a point per box); cleanlab's object-detection label
-# check against a prediction source, per image and per box (signal: swap, badloc, overlooked).
+# check against a prediction source, per image and per box (signal: swap, badloc, overlooked);
+# the log of label edits (each row a change with the label before and after; a batch is what
+# one request changed, undone and redone as one).
 _V8 = """
 CREATE TABLE object_embedding_errors (
     dataset_id INTEGER NOT NULL,
@@ -230,6 +232,19 @@ CREATE TABLE detection_boxes (
     signal VARCHAR NOT NULL,
     score FLOAT NOT NULL,
     issue BOOLEAN NOT NULL
+);
+CREATE TABLE label_edits (
+    dataset_id INTEGER NOT NULL,
+    batch INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    made_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    who VARCHAR,
+    action VARCHAR NOT NULL,
+    label_id BIGINT,
+    sample_id INTEGER NOT NULL,
+    before JSON,
+    after JSON,
+    state VARCHAR NOT NULL
 );
 ALTER TABLE maps ADD COLUMN objects BOOLEAN DEFAULT false;
 ALTER TABLE map_points ADD COLUMN label_id BIGINT;

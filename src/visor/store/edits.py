@@ -1,0 +1,169 @@
+"""The label edit log and the changes it makes: a batch of rows, each a label (or sample)
+before and after; applying a row forwards or backwards is the same UPDATE/INSERT/DELETE."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+
+from visor.store.db import Store
+
+LABEL_COLUMNS = ("id", "sample_id", "kind", "source", "class", "x", "y", "w", "h", "score",
+                 "iscrowd", "flags")  # fmt: skip
+
+
+def label_row(cur: duckdb.DuckDBPyConnection, dataset_id: int, label_id: int) -> dict | None:
+    found = cur.execute(
+        f"SELECT {', '.join(LABEL_COLUMNS)} FROM labels WHERE dataset_id = ? AND id = ?",
+        [dataset_id, label_id],
+    ).fetchall()
+    return dict(zip(LABEL_COLUMNS, found[0], strict=True)) if found else None
+
+
+def new_label_id(cur: duckdb.DuckDBPyConnection) -> int:
+    return int(cur.execute("SELECT nextval('label_ids')").fetchall()[0][0])
+
+
+def next_batch(cur: duckdb.DuckDBPyConnection, dataset_id: int) -> int:
+    found = cur.execute(
+        "SELECT coalesce(max(batch), 0) + 1 FROM label_edits WHERE dataset_id = ?", [dataset_id]
+    ).fetchall()
+    return int(found[0][0])
+
+
+def set_label(
+    cur: duckdb.DuckDBPyConnection, dataset_id: int, label_id: int, row: dict | None
+) -> None:
+    """Make label `label_id` be `row` (None: absent)."""
+    cur.execute("DELETE FROM labels WHERE dataset_id = ? AND id = ?", [dataset_id, label_id])
+    if row is not None:
+        cur.execute(
+            f"INSERT INTO labels (dataset_id, {', '.join(LABEL_COLUMNS)}) VALUES "
+            f"(?, {', '.join('?' for _ in LABEL_COLUMNS)})",
+            [dataset_id, *(row[c] for c in LABEL_COLUMNS)],
+        )
+    # A label's class changed or it went: its label-quality verdict no longer holds.
+    cur.execute(
+        "DELETE FROM label_quality WHERE dataset_id = ? AND label_id = ?", [dataset_id, label_id]
+    )
+
+
+def set_flag(
+    cur: duckdb.DuckDBPyConnection, dataset_id: int, sample_id: int, flag: str, on: bool
+) -> None:
+    cur.execute(
+        "UPDATE samples SET flags = CASE WHEN ? THEN list_distinct(list_append(coalesce(flags, "
+        "[]), ?)) ELSE list_filter(coalesce(flags, []), lambda f: f != ?) END "
+        "WHERE dataset_id = ? AND id = ?",
+        [on, flag, flag, dataset_id, sample_id],
+    )
+
+
+def refresh_samples(cur: duckdb.DuckDBPyConnection, dataset_id: int, ids: list[int]) -> None:
+    """Recompute the touched samples' classes and number of labels, and the dataset's classes."""
+    cur.execute(
+        "UPDATE samples SET classes = coalesce((SELECT list(DISTINCT l.class ORDER BY l.class) "
+        "FROM labels l WHERE l.dataset_id = samples.dataset_id AND l.sample_id = samples.id "
+        "AND l.kind = 'gt' AND l.class IS NOT NULL), []), num_labels = (SELECT count(*) FROM "
+        "labels l WHERE l.dataset_id = samples.dataset_id AND l.sample_id = samples.id) "
+        "WHERE dataset_id = ? AND list_contains(?, id)",
+        [dataset_id, ids],
+    )
+    cur.execute(
+        "UPDATE datasets SET categories = (SELECT list(DISTINCT class ORDER BY class) FROM labels "
+        "WHERE dataset_id = ? AND kind = 'gt' AND class IS NOT NULL), num_labels = (SELECT "
+        "count(*) FROM labels WHERE dataset_id = ?) WHERE id = ?",
+        [dataset_id, dataset_id, dataset_id],
+    )
+
+
+def log(
+    cur: duckdb.DuckDBPyConnection,
+    dataset_id: int,
+    batch: int,
+    rows: list[dict[str, Any]],
+    who: str | None,
+) -> None:
+    for seq, row in enumerate(rows):
+        cur.execute(
+            "INSERT INTO label_edits (dataset_id, batch, seq, who, action, label_id, sample_id, "
+            "before, after, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'done')",
+            [
+                dataset_id, batch, seq, who, row["action"], row.get("label_id"),
+                row["sample_id"], _json(row.get("before")), _json(row.get("after")),
+            ],
+        )  # fmt: skip
+    # A new edit ends what could be redone.
+    cur.execute(
+        "UPDATE label_edits SET state = 'dropped' WHERE dataset_id = ? AND state = 'undone'",
+        [dataset_id],
+    )
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def batch_rows(store: Store, dataset_id: int, batch: int) -> list[dict[str, Any]]:
+    rows = store.query_dicts(
+        "SELECT batch, seq, action, label_id, sample_id, before, after, state FROM label_edits "
+        "WHERE dataset_id = ? AND batch = ? ORDER BY seq",
+        [dataset_id, batch],
+    )
+    for row in rows:
+        row["before"] = json.loads(row["before"]) if row["before"] else None
+        row["after"] = json.loads(row["after"]) if row["after"] else None
+    return rows
+
+
+def last_batch(store: Store, dataset_id: int, state: str, newest: bool = True) -> int | None:
+    order = "DESC" if newest else "ASC"
+    found = store.query_one(
+        f"SELECT batch FROM label_edits WHERE dataset_id = ? AND state = ? "
+        f"GROUP BY batch ORDER BY batch {order} LIMIT 1",
+        [dataset_id, state],
+    )
+    return int(found[0]) if found else None
+
+
+def set_state(cur: duckdb.DuckDBPyConnection, dataset_id: int, batch: int, state: str) -> None:
+    cur.execute(
+        "UPDATE label_edits SET state = ? WHERE dataset_id = ? AND batch = ?",
+        [state, dataset_id, batch],
+    )
+
+
+def later_touching(store: Store, dataset_id: int, batch: int, label_ids: list[int]) -> int | None:
+    """A later batch still in force that changed one of these labels, if any."""
+    found = store.query_one(
+        "SELECT min(batch) FROM label_edits WHERE dataset_id = ? AND batch > ? AND state = 'done' "
+        "AND list_contains(?, label_id)",
+        [dataset_id, batch, label_ids],
+    )
+    return int(found[0]) if found and found[0] is not None else None
+
+
+def deleted_by(store: Store, dataset_id: int, label_id: int) -> int | None:
+    found = store.query_one(
+        "SELECT max(batch) FROM label_edits WHERE dataset_id = ? AND label_id = ? "
+        "AND action = 'delete' AND state = 'done'",
+        [dataset_id, label_id],
+    )
+    return int(found[0]) if found and found[0] is not None else None
+
+
+def history(store: Store, dataset_id: int, limit: int) -> list[dict[str, Any]]:
+    """The batches, newest first: when, who, what, how many changes, state."""
+    rows = store.query_dicts(
+        "SELECT batch, min(made_at) AS at, any_value(who) AS who, "
+        "list(DISTINCT action) AS actions, count(*) AS changes, any_value(state) AS state, "
+        "list(DISTINCT sample_id) AS samples "
+        "FROM label_edits WHERE dataset_id = ? GROUP BY batch ORDER BY batch DESC LIMIT ?",
+        [dataset_id, limit],
+    )
+    for row in rows:
+        row["at"] = row["at"].isoformat() if row["at"] else None
+        row["samples"] = sorted(row["samples"])[:20]
+    return rows

@@ -1,0 +1,182 @@
+"""Label edits on the real corpus: each request one batch in the log with every label before
+and after; undo, redo and revert restore exactly; readers (samples, counts, export) see the
+edits; bad edits change nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import Server, ingest, run_cli
+
+from visor.errors import Conflict, InvalidInput, NotFound
+from visor.store.samples import SampleFilter
+from visor.workspace import Workspace
+
+DATA = Path(__file__).parent / "data"
+
+
+def labels_now(ws: Workspace) -> list[tuple]:
+    return ws.store.query(
+        "SELECT id, sample_id, class, x, y, w, h FROM labels ORDER BY id"
+    )  # every label as it is
+
+
+def classes(ws: Workspace, name: str) -> dict[str, int]:
+    return {c["class"]: c["labels"] for c in ws.dataset(name).info()["classes"]}
+
+
+def test_edits_undo_redo_and_revert(workspace: Workspace) -> None:
+    ingest(workspace, DATA / "yolo_roboflow_trees", "yolo")
+    ds = workspace.dataset("yolo")
+    original = labels_now(workspace)
+    assert classes(workspace, "yolo") == {"Tree": 63, "Dead": 29, "Alive": 9}
+    first = original[0]
+    one = ds.edits.set_class(first[0], "Dead")
+    assert one["changes"] == 1 and one["samples"] == [first[1]]
+    assert classes(workspace, "yolo") == {"Tree": 62, "Dead": 30, "Alive": 9}
+    sample = ds.sample(first[1])
+    assert "Dead" in sample["classes"]
+    ds.edits.delete(original[1][0])
+    ds.edits.add(first[1], "Alive", [10, 20, 30, 40])
+    assert ds.sample(first[1])["num_labels"] == len([r for r in original if r[1] == first[1]])
+    bulk = ds.edits.relabel("Alive", "Living")
+    assert bulk["changes"] == 10  # 9 + the added one
+    assert classes(workspace, "yolo")["Living"] == 10
+    assert workspace.dataset("yolo").row["categories"] == ["Dead", "Living", "Tree"]
+    history = ds.edits.history()
+    assert [h["batch"] for h in history] == [4, 3, 2, 1]
+    rows = ds.edits.batch(1)
+    assert rows[0]["before"]["class"] == "Tree" and rows[0]["after"]["class"] == "Dead"
+    # Undo twice, redo once.
+    assert ds.edits.undo() == {"batch": 4, "state": "undone", "changes": 10}
+    assert ds.edits.undo()["batch"] == 3
+    deleted = {"Tree": 0, "Dead": 0, "Alive": 0, original[1][2]: 1}  # edit 2 deleted one
+    expected = {"Tree": 62 - deleted["Tree"], "Dead": 30 - deleted["Dead"], "Alive": 9}
+    assert classes(workspace, "yolo") == expected
+    assert ds.edits.redo()["batch"] == 3
+    # A new edit ends what could be redone.
+    ds.edits.set_class(original[5][0], "Dead")
+    with pytest.raises(Conflict, match="nothing to redo"):
+        ds.edits.redo()
+    # Revert edit 1 alone (nothing later touched its label).
+    assert ds.edits.revert(1)["state"] == "undone"
+    now = {r[0]: r for r in labels_now(workspace)}
+    assert now[first[0]] == first
+    # Undo everything: the labels are the originals again.
+    while any(h["state"] == "done" for h in ds.edits.history()):
+        ds.edits.undo()
+    assert labels_now(workspace) == original
+    assert classes(workspace, "yolo") == {"Tree": 63, "Dead": 29, "Alive": 9}
+    with pytest.raises(Conflict, match="nothing to undo"):
+        ds.edits.undo()
+
+
+def test_bad_edits_change_nothing(workspace: Workspace) -> None:
+    ingest(workspace, DATA / "yolo_roboflow_trees", "yolo")
+    ds = workspace.dataset("yolo")
+    original = labels_now(workspace)
+    gone = original[0][0]
+    ds.edits.delete(gone)
+    with pytest.raises(Conflict, match=f"label {gone} was deleted by edit 1"):
+        ds.edits.set_class(gone, "Tree")
+    with pytest.raises(NotFound, match="label 999999 not found"):
+        ds.edits.delete(999999)
+    with pytest.raises(InvalidInput, match="class ''"):
+        ds.edits.set_class(original[1][0], "")
+    with pytest.raises(InvalidInput, match="zero or negative size"):
+        ds.edits.add(original[1][1], "Tree", [1, 1, 0, 5])
+    # A batch is all or nothing: its second change fails, its first is not made.
+    with pytest.raises(NotFound):
+        ds.edits.apply([
+            {"action": "set_class", "label_id": original[2][0], "class": "Dead"},
+            {"action": "delete", "label_id": 424242},
+        ])  # fmt: skip
+    assert labels_now(workspace) == original[1:]
+    assert len(ds.edits.history()) == 1
+    with pytest.raises(
+        Conflict, match="edit 4 changed the same labels after edit 2: revert it first"
+    ):
+        ds.edits.set_class(original[3][0], "Dead")
+        ds.edits.apply([{"action": "add", "sample_id": original[0][1], "class": "Tree"}])
+        ds.edits.set_class(original[3][0], "Alive")  # edit 4 also touches label original[3]
+        ds.edits.revert(2)
+    with pytest.raises(InvalidInput, match="edit action 'paint'"):
+        ds.edits.apply([{"action": "paint", "sample_id": 1}])
+
+
+def test_image_classes_exclusions_and_export_see_the_edits(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    ingest(workspace, DATA / "classification_trees", "trees")
+    ds = workspace.dataset("trees")
+    _, dead = ds.samples(SampleFilter(category="Dead"), limit=3)
+    for sample in dead[:2]:
+        ds.edits.set_image_class(sample["id"], "Tree")
+    ds.edits.exclude(dead[2]["id"])
+    assert "excluded" in ds.sample(dead[2]["id"])["flags"]
+    assert classes(workspace, "trees") == {"Tree": 63, "Dead": 26, "Alive": 9}
+    result = ds.export(str(tmp_path / "out"), "classification", wait=True)["result"]
+    assert result["samples"] == 97  # the excluded one stays out
+    assert len(list((tmp_path / "out").glob("*/Dead/*"))) == 25
+    assert len(list((tmp_path / "out").glob("*/Tree/*"))) == 63
+    ds.edits.undo()  # the exclusion
+    assert "excluded" not in ds.sample(dead[2]["id"])["flags"]
+
+
+def test_accepting_suggested_classes(workspace: Workspace) -> None:
+    ingest(workspace, DATA / "classification_trees", "trees")
+    ds = workspace.dataset("trees")
+    _, samples = ds.samples(limit=1000)
+    (label,) = ds.labels(samples[0]["id"])
+    workspace.store.cursor().execute(
+        "INSERT INTO label_quality VALUES (?, ?, ?, 'm', 0.01, true, ?, 'Alive', 0.9)",
+        [ds.id, label["id"], samples[0]["id"], label["class"]],
+    )
+    done = ds.edits.accept_suggestions([label["id"]])
+    assert ds.labels(samples[0]["id"])[0]["class"] == "Alive"
+    # The verdict was about the old class: it is gone with it.
+    assert "label_quality" not in ds.labels(samples[0]["id"])[0]
+    assert ds.edits.batch(done["batch"])[0]["before"]["class"] == label["class"]
+    with pytest.raises(NotFound, match="no suggested class"):
+        ds.edits.accept_suggestions([samples[1]["id"] * 0 + 999999])
+
+
+def test_edits_from_the_cli_and_http(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert run_cli(home, "ingest", str(DATA / "voc_trees"), "--name", "voc").returncode == 0
+    done = run_cli(home, "relabel", "voc", "--from", "Dead", "--to", "Snag")
+    assert done.returncode == 0, done.stderr
+    assert "edit 1: 28 labels Dead -> Snag" in done.stdout
+    done = run_cli(home, "edit", "voc", "1", "--class", "Snag")
+    assert done.returncode == 0 and "edit 2: 1 change(s)" in done.stdout
+    listing = run_cli(home, "edits", "voc").stdout
+    assert "set_class" in listing and "done" in listing
+    shown = run_cli(home, "edits", "voc", "--show", "2").stdout
+    assert "set_class label 1 of sample" in shown and "-> Snag" in shown
+    assert "edit 2 undone" in run_cli(home, "edits", "voc", "--undo").stdout
+    bad = run_cli(home, "edit", "voc", "1")
+    assert bad.returncode == 1 and "give either --class NEW or --delete" in bad.stdout + bad.stderr
+    server = Server(home).start()
+    try:
+        with httpx.Client(base_url=server.url, headers=server.headers) as client:
+            made = client.post(
+                "/api/datasets/voc/edits",
+                json={"changes": [{"action": "delete", "label_id": 2}], "who": "test"},
+            )
+            assert made.status_code == 201 and made.json()["batch"] == 3
+            again = client.post(
+                "/api/datasets/voc/edits", json={"changes": [{"action": "delete", "label_id": 2}]}
+            )
+            assert (
+                again.status_code == 409 and "deleted by edit 3" in again.json()["error"]["message"]
+            )
+            assert client.post("/api/datasets/voc/edits/undo").json()["batch"] == 3
+            assert client.post("/api/datasets/voc/edits/redo").json()["batch"] == 3
+            history = client.get("/api/datasets/voc/edits").json()
+            assert [h["state"] for h in history] == ["done", "dropped", "done"]
+        # The CLI goes through the server: the same log.
+        assert "edit 3 undone" in run_cli(home, "edits", "voc", "--undo").stdout
+    finally:
+        server.stop()
