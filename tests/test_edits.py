@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import Server, ingest, run_cli
+from playwright.sync_api import Browser, expect
 
 from visor.errors import Conflict, InvalidInput, NotFound
 from visor.store.samples import SampleFilter
@@ -178,5 +179,46 @@ def test_edits_from_the_cli_and_http(tmp_path: Path) -> None:
             assert [h["state"] for h in history] == ["done", "dropped", "done"]
         # The CLI goes through the server: the same log.
         assert "edit 3 undone" in run_cli(home, "edits", "voc", "--undo").stdout
+    finally:
+        server.stop()
+
+
+def test_edits_in_the_sample_view(tmp_path: Path, browser: Browser) -> None:
+    home = tmp_path / "home"
+    done = run_cli(home, "ingest", str(DATA / "yolo_roboflow_trees"), "--name", "y")
+    assert done.returncode == 0
+    server = Server(home).start()
+    try:
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+        page = context.new_page()
+        page.goto(server.url + "/?dataset=y&sample=1")
+        dialog = page.get_by_role("dialog")
+        first = dialog.locator("input.class-input").first
+        expect(first).to_be_visible()
+        label = int((first.get_attribute("aria-label") or "").rsplit(" ", 1)[1])
+        before = first.input_value()
+        other = "Dead" if before != "Dead" else "Tree"
+        first.fill(other)
+        first.press("Enter")
+        expect(dialog.get_by_test_id("edit-note")).to_have_text("edit 1 saved")
+        expect(dialog.get_by_label(f"class of label {label}", exact=True)).to_have_value(other)
+        with httpx.Client(base_url=server.url) as client:
+            (row,) = client.get("/api/datasets/y/edits/1").json()
+            assert (row["before"]["class"], row["after"]["class"]) == (before, other)
+        # Undo with the keyboard, redo with the button.
+        dialog.locator("h2").click()
+        page.keyboard.press("Control+z")
+        expect(dialog.get_by_test_id("edit-note")).to_have_text("edit 1 undone")
+        expect(dialog.get_by_label(f"class of label {label}", exact=True)).to_have_value(before)
+        dialog.get_by_role("button", name="Redo").click()
+        expect(dialog.get_by_test_id("edit-note")).to_have_text("edit 1 done")
+        # Delete a box: one fewer rectangle.
+        boxes = dialog.locator("svg.boxes rect")
+        count = boxes.count()
+        dialog.get_by_role("button", name=f"delete label {label}", exact=True).click()
+        expect(boxes).to_have_count(count - 1)
+        dialog.get_by_role("button", name="Exclude from exports").click()
+        expect(dialog.get_by_role("button", name="Take back into exports")).to_be_visible()
+        context.close()
     finally:
         server.stop()

@@ -374,6 +374,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           evaluation={view.evaluation}
           cell={view.cell}
           box={view.box}
+          classes={classes}
           open={(id) => openSample(id)}
           openBox={(sampleId, labelId) => navigate({ ...view, sample: sampleId, box: labelId })}
           showGroup={(group) => set({ group, duplicates: false })}

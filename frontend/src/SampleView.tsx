@@ -10,6 +10,7 @@ interface Label extends Box {
 interface SampleDetail {
   id: number;
   path: string;
+  flags?: string[];
   width: number | null;
   height: number | null;
   split: string | null;
@@ -56,9 +57,10 @@ interface NearBox {
 /** One sample over the page: the image with its boxes, labels, metadata, tags, nearest
  * neighbours and duplicate group. Esc closes; the arrow keys step through the grid. */
 export function SampleView(
-  { dataset, id, evaluation = null, cell = null, box = null, open, openBox, showGroup, step, close }:
+  { dataset, id, evaluation = null, cell = null, box = null, classes = [], open, openBox, showGroup, step, close }:
   {
     dataset: string; id: number; evaluation?: string | null; cell?: [string, string] | null;
+    classes?: string[]; // the dataset's classes, offered when a label's class is changed
     box?: number | null; // a box (label id) shown highlighted, with its most similar boxes
     open: (id: number) => void; openBox: (sampleId: number, labelId: number | null) => void;
     showGroup: (group: number) => void;
@@ -72,7 +74,18 @@ export function SampleView(
   const [note, setNote] = useState<string | null>(null);
   const [outcomes, setOutcomes] = useState<Map<number, Box>>(new Map());
   const [nearBoxes, setNearBoxes] = useState<NearBox[] | null>(null);
+  const [edited, setEdited] = useState(0); // bumped by each edit, undo or redo: reload
+  const [editNote, setEditNote] = useState<string | null>(null);
   const base = datasetPath(dataset);
+
+  /** One batch of edits (or undo/redo), then the sample again. */
+  const edit = (path: string, body?: unknown) => {
+    setEditNote(null);
+    api<{ batch: number; state?: string }>(`${base}/edits${path}`, { method: "POST", body: body ? JSON.stringify(body) : undefined })
+      .then((r) => { setEditNote(r.state ? `edit ${r.batch} ${r.state}` : `edit ${r.batch} saved`); setEdited((n) => n + 1); })
+      .catch((e) => setEditNote(e.message));
+  };
+  const change = (changes: Record<string, unknown>[]) => edit("", { changes });
 
   useEffect(() => {  // the highlighted box's nearest boxes (when boxes have vectors)
     setNearBoxes(null);
@@ -115,7 +128,7 @@ export function SampleView(
       (e) => { if (live) { setNeighbours([]); setNote(e.message); } },
     );
     return () => { live = false; };
-  }, [base, id]);
+  }, [base, id, edited]);
 
   useEffect(() => {
     setGroup([]);
@@ -128,13 +141,19 @@ export function SampleView(
 
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
+      if ((event.target as HTMLElement).tagName === "INPUT") return; // typing a class
+      if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
+        event.preventDefault();
+        edit(event.shiftKey ? "/redo" : "/undo");
+        return;
+      }
       if (event.key === "Escape") close();
       else if (event.key === "ArrowRight") step(1);
       else if (event.key === "ArrowLeft") step(-1);
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [close, step]);
+  }, [close, step]); // eslint-disable-line react-hooks/exhaustive-deps
 
   // The labels with their outcomes (only evaluated boxes have one).
   const labels: Label[] = (sample?.labels ?? []).map((l) => ({ ...l, ...(l.id !== undefined ? outcomes.get(l.id) : {}) }));
@@ -162,9 +181,19 @@ export function SampleView(
                 <p key={i} className={l.label_quality!.issue ? "warning" : "note"} data-testid="label-quality">
                   Labelled {l.class}; its neighbours say {l.label_quality!.suggested} (
                   {Math.round(l.label_quality!.suggested_probability * 100)}%, label quality{" "}
-                  {l.label_quality!.quality.toFixed(2)}){l.label_quality!.issue ? ": likely a label error" : ""}.
+                  {l.label_quality!.quality.toFixed(2)}){l.label_quality!.issue ? ": likely a label error" : ""}.{" "}
+                  <button onClick={() => edit("", { accept: [l.id] })}>Accept {l.label_quality!.suggested}</button>
                 </p>
               ))}
+              <p className="edit-bar">
+                <button onClick={() => edit("/undo")} title="Ctrl+Z">Undo</button>
+                <button onClick={() => edit("/redo")} title="Ctrl+Shift+Z">Redo</button>
+                <button onClick={() => change([{ action: sample.flags?.includes("excluded") ? "include" : "exclude", sample_id: id }])}>
+                  {sample.flags?.includes("excluded") ? "Take back into exports" : "Exclude from exports"}
+                </button>
+                {editNote && <span className="note" data-testid="edit-note">{editNote}</span>}
+              </p>
+              <datalist id="visor-classes">{classes.map((c) => <option key={c} value={c} />)}</datalist>
               {sample.detection_check?.issue && (
                 <div className="warning" data-testid="detection-check">
                   cleanlab, against the predictions of {sample.detection_check.source}: label quality{" "}
@@ -192,8 +221,34 @@ export function SampleView(
                       className={box !== null && l.id === box ? "highlighted" : undefined}
                       onClick={() => l.bbox && l.id !== undefined && openBox(id, l.id === box ? null : l.id)}
                     >
-                      <td>{l.class}</td>
-                      <td>{l.kind === "gt" ? "ground truth" : `${l.kind} (${l.source})`}</td>
+                      <td>
+                        {l.kind === "gt" && l.id !== undefined ? (
+                          <input
+                            key={`${l.id}-${l.class}`}
+                            className="class-input"
+                            aria-label={`class of label ${l.id}`}
+                            list="visor-classes"
+                            defaultValue={l.class ?? ""}
+                            onClick={(e) => e.stopPropagation()}
+                            onKeyDown={(e) => {
+                              const value = (e.target as HTMLInputElement).value.trim();
+                              if (e.key === "Enter" && value && value !== l.class) {
+                                change([{ action: "set_class", label_id: l.id, class: value }]);
+                              }
+                            }}
+                          />
+                        ) : l.class}
+                      </td>
+                      <td>
+                        {l.kind === "gt" ? "ground truth" : `${l.kind} (${l.source})`}
+                        {l.kind === "gt" && l.id !== undefined && (
+                          <button
+                            className="link"
+                            aria-label={`delete label ${l.id}`}
+                            onClick={(e) => { e.stopPropagation(); change([{ action: "delete", label_id: l.id }]); }}
+                          >×</button>
+                        )}
+                      </td>
                       <td>{l.bbox?.map((v) => Math.round(v)).join(", ")}</td>
                       <td>{l.score?.toFixed(2)}</td>
                       {evaluation && <td>{describe(l)}</td>}
