@@ -4,11 +4,13 @@ import { setClassOrder } from "./colors";
 import { DuplicatesPanel } from "./DuplicatesPanel";
 import { EvaluationPanel } from "./EvaluationPanel";
 import { ExportPanel } from "./ExportPanel";
+import { ViewsMenu } from "./ViewsMenu";
 import { HealthPanel } from "./HealthPanel";
 import { Grid, samplesUrl } from "./Grid";
 import { MapView, type Lasso, type LassoBoxes } from "./MapView";
 import { ObjectGrid } from "./ObjectGrid";
 import { fetchMatching } from "./points";
+import { samplesIdsUrl } from "./api";
 import { SampleView } from "./SampleView";
 import { TagBar } from "./TagBar";
 import { filterParams, type BoxKinds, type ObjectIssue, type ViewState } from "./url";
@@ -176,6 +178,21 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
   return (
     <main className="dataset">
       <aside className="sidebar">
+        <ViewsMenu
+          dataset={name}
+          view={view}
+          selection={selection?.token ?? null}
+          version={version}
+          apply={(saved, token) => {
+            navigate(saved);
+            if (!token) return setSelection(null);
+            // A saved lasso: its ids again, from the server, so the grid and map show it.
+            fetch(samplesIdsUrl(name, `selection=${token}`))
+              .then((r) => r.arrayBuffer())
+              .then((bytes) => setSelection({ ids: new Int32Array(bytes), polygon: [], token }))
+              .catch((e) => setError(e.message));
+          }}
+        />
         <label>Split
           <select value={view.split ?? ""} onChange={(e) => set({ split: e.target.value || null })}>
             <option value="">all</option>

@@ -58,6 +58,10 @@ export async function runJob(url: string, body: unknown, onUpdate: (job: Job) =>
 export const thumbnailUrl = (dataset: string, id: number) =>
   `${datasetPath(dataset)}/samples/${id}/thumbnail`;
 
+/** The ids (int32 bytes) of the samples matching a samples query string. */
+export const samplesIdsUrl = (dataset: string, query: string) =>
+  `${datasetPath(dataset)}/samples/ids?${query}`;
+
 /** A box's crop (as its object embedding sees it), by label id. */
 export const cropUrl = (dataset: string, labelId: number) =>
   `${datasetPath(dataset)}/objects/${labelId}/crop`;

@@ -737,6 +737,7 @@ def export(
     split: Annotated[str | None, typer.Option(help="only this split")] = None,
     cls: Annotated[str | None, typer.Option("--class", help="only samples with this class")] = None,
     tag: Annotated[str | None, typer.Option(help="only samples with this tag")] = None,
+    view: Annotated[str | None, typer.Option(help="the samples a saved view shows")] = None,
     exclude_tag: Annotated[
         list[str] | None, typer.Option(help="leave out samples with this tag (repeatable)")
     ] = None,
@@ -772,10 +773,17 @@ def export(
                 f"--split-by {split_by!r}: write 'existing' or ratios like 0.8,0.1,0.1"
             ) from None
     with _workspace() as ws:
+        if view is not None and (split or cls or tag):
+            raise VisorError("give a view or filters (--split, --class, --tag), not both")
+        chosen: dict[str, Any] = (
+            {"view": view}
+            if view is not None
+            else {"filters": SampleFilter(split=split, category=cls, tag=tag)}
+        )
         job = ws.dataset(name).export(
             folder,
             format,
-            filters=SampleFilter(split=split, category=cls, tag=tag),
+            **chosen,
             exclude_tags=tuple(exclude_tag or ()),
             images=images,
             kind=kind,
@@ -914,6 +922,39 @@ def exclude(
         done = log.apply(changes)
         state = "included" if include else "excluded"
         out.print(f"edit {done['batch']}: {done['changes']} sample(s) {state}")
+
+
+@app.command()
+@friendly
+def views(
+    name: str,
+    save: Annotated[str | None, typer.Option(help="save a view of these filters as NAME")] = None,
+    split: Annotated[str | None, typer.Option(help="with --save: this split")] = None,
+    cls: Annotated[str | None, typer.Option("--class", help="with --save: this class")] = None,
+    tag: Annotated[str | None, typer.Option(help="with --save: this tag")] = None,
+    delete: Annotated[str | None, typer.Option(help="delete view NAME")] = None,
+) -> None:
+    """The dataset's saved views (also made in the UI); save or delete one."""
+    from visor.store.samples import SampleFilter
+
+    with _workspace() as ws:
+        saved = ws.dataset(name).views
+        if delete is not None:
+            saved.delete(delete)
+            out.print(f"view {delete} deleted")
+            return
+        if save is not None:
+            saved.save(save, filters=SampleFilter(split=split, category=cls, tag=tag))
+            out.print(f"view {save} saved")
+            return
+        table = Table("view", "filters", "lasso", "sort", "saved")
+        for row in saved.list():
+            shown = ", ".join(f"{k}={v}" for k, v in row["filters"].items()) or "(all samples)"
+            table.add_row(
+                row["name"], shown, "yes" if row.get("selection") else "",
+                f"{row['sort']} {row['order']}", row["updated_at"][:19],
+            )  # fmt: skip
+        out.print(table)
 
 
 @app.command("models")

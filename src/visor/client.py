@@ -213,6 +213,10 @@ class RemoteDataset:
     def edits(self) -> RemoteEdits:
         return RemoteEdits(self)
 
+    @property
+    def views(self) -> RemoteViews:
+        return RemoteViews(self)
+
     def delete(self) -> None:
         self.api.call("DELETE", self.base)
 
@@ -310,7 +314,7 @@ class RemoteDataset:
     ) -> dict[str, Any]:
         """`Dataset.export` through the server: `out` is a folder the server writes."""
         filters = options.pop("filters", None)
-        body: dict[str, Any] = {"out": out, "format": format, **options}
+        body: dict[str, Any] = {"out": out, "format": format, **options}  # view passes through
         if filters is not None:
             body["filters"] = _filter_params(filters)
             if filters.ids is not None:
@@ -650,3 +654,35 @@ class RemoteEdits:
 
     def revert(self, batch: int) -> dict[str, Any]:
         return dict(self.api.call("POST", f"{self.base}/{batch}/revert"))
+
+
+class RemoteViews:
+    """`Views`' interface (`ds.views`) for a dataset in a served workspace."""
+
+    def __init__(self, dataset: RemoteDataset) -> None:
+        self.api = dataset.api
+        self.base = f"{dataset.base}/views"
+
+    def save(
+        self,
+        name: str,
+        *,
+        filters: SampleFilter | dict[str, Any] | None = None,
+        selection: str | None = None,
+        sort: str = "id",
+        order: str = "asc",
+        ui: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        params = filters if isinstance(filters, dict) else _filter_params(filters)
+        body = {"filters": params, "selection": selection, "sort": sort, "order": order,
+                "ui": ui or {}}  # fmt: skip
+        return dict(self.api.call("PUT", f"{self.base}/{name}", json=body))
+
+    def list(self) -> list[dict[str, Any]]:
+        return list(self.api.call("GET", self.base))
+
+    def get(self, name: str) -> dict[str, Any]:
+        return dict(self.api.call("GET", f"{self.base}/{name}"))
+
+    def delete(self, name: str) -> None:
+        self.api.call("DELETE", f"{self.base}/{name}")

@@ -34,6 +34,7 @@ from visor.services import objects as object_service
 from visor.services import predictions as prediction_service
 from visor.services import quality as quality_service
 from visor.services import search as search_service
+from visor.services import views as view_service
 from visor.services.changes import Changes
 from visor.services.jobs import JobContext, JobRunner
 from visor.services.search import AnnIndex, IndexCache, Searcher, VectorIndex, check_k
@@ -44,6 +45,7 @@ from visor.store import embeddings as vector_rows
 from visor.store import label_quality as label_quality_rows
 from visor.store import maps as map_rows
 from visor.store import samples as sample_rows
+from visor.store import views as view_rows
 from visor.store.samples import SampleFilter
 
 log = logging.getLogger("visor")
@@ -63,7 +65,7 @@ class Workspace:
         )
         self._sources: dict[str, Source] = {}
         self.indexes = IndexCache()
-        self.selections = Selections()
+        self.selections = Selections(self.store)
         self.points = PointsCache()
         self.serving = False  # set by the HTTP server: maps' points are then encoded ahead
 
@@ -184,26 +186,33 @@ class Newest(Generic[K, V]):
 
 
 class Selections:
-    """Sets of sample ids kept in memory under a random token, the newest `LIMIT` of them."""
+    """Sets of sample ids under a random token, kept in the store (so a saved view's lasso
+    survives restarts) with the newest `LIMIT` also in memory."""
 
     LIMIT = 32
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store) -> None:
+        self._store = store
         self._items: Newest[str, tuple[int, np.ndarray]] = Newest(self.LIMIT)
 
     def add(self, dataset_id: int, ids: np.ndarray) -> str:
         token = secrets.token_hex(8)
+        view_rows.add_selection(self._store, dataset_id, token, ids)
         self._items.put(token, (dataset_id, ids))
         return token
 
     def get(self, dataset_id: int, token: str) -> np.ndarray:
         found = self._items.get(token)
-        if found is None or found[0] != dataset_id:
+        if found is not None and found[0] == dataset_id:
+            return found[1]
+        stored = view_rows.selection(self._store, dataset_id, token)
+        if stored is None:
             raise NotFound(
-                f"selection {token!r} not found (selections are kept in memory, the newest "
-                f"{self.LIMIT}, until the server restarts): select the samples again"
+                f"selection {token!r} not found (the newest {view_rows.KEEP_SELECTIONS} of a "
+                "dataset are kept, and those saved views name): select the samples again"
             )
-        return found[1]
+        self._items.put(token, (dataset_id, stored))
+        return stored
 
 
 class PointsCache(Newest[tuple[int, int, int], bytes]):
@@ -432,7 +441,11 @@ class Dataset:
         """Start writing the dataset (or the samples `filters` choose) to the folder `out` as
         coco, yolo, voc, classification or parquet; options: filters, exclude_tags, images
         (copy, link, none), kind, source, min_score, dedupe, split_ratios, seed, overwrite
-        (see `ExportOptions`). The folder appears whole when the job ends, or not at all."""
+        (see `ExportOptions`), or view (a saved view's samples). The folder appears whole
+        when the job ends, or not at all."""
+        view = options.pop("view", None)
+        if view is not None:  # the samples a saved view shows
+            options["filters"] = self.views.filter(view)
         checked = export_service.ExportOptions(out, format, **options).checked(self.row["root"])
         files = self.workspace.source(self.row["root"])
 
@@ -443,6 +456,11 @@ class Dataset:
             "export", self.name, checked.params(), run, key=checked.out
         )
         return self._finish(job.to_dict(), wait)
+
+    @property
+    def views(self) -> view_service.Views:
+        """Saved views: save(name, ...), list(), get(name), delete(name), filter(name)."""
+        return view_service.Views(self)
 
     @property
     def edits(self) -> edit_service.Edits:

@@ -31,6 +31,7 @@ from visor.api.routes import (
     objects,
     samples,
     search,
+    views,
 )
 from visor.client import withdraw_server
 from visor.config import Settings, get_settings
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None, *, any_host: bool = False) -> F
     app.include_router(objects.router)
     app.include_router(export.router)
     app.include_router(edits.router)
+    app.include_router(views.router)
 
     ui = settings.ui_dir or static_dir()
     if (ui / "index.html").exists():

@@ -198,7 +198,8 @@ CREATE TABLE label_quality (
 # duplicate results; maps of objects (a point per box); cleanlab's object-detection label
 # check against a prediction source, per image and per box (signal: swap, badloc, overlooked);
 # the log of label edits (each row a change with the label before and after; a batch is what
-# one request changed, undone and redone as one).
+# one request changed, undone and redone as one); lasso selections (kept across restarts)
+# and saved views.
 _V8 = """
 CREATE TABLE object_embedding_errors (
     dataset_id INTEGER NOT NULL,
@@ -245,6 +246,18 @@ CREATE TABLE label_edits (
     before JSON,
     after JSON,
     state VARCHAR NOT NULL
+);
+CREATE TABLE selections (
+    dataset_id INTEGER NOT NULL,
+    token VARCHAR NOT NULL,
+    ids INTEGER[] NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE views (
+    dataset_id INTEGER NOT NULL,
+    name VARCHAR NOT NULL,
+    state JSON NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 ALTER TABLE maps ADD COLUMN objects BOOLEAN DEFAULT false;
 ALTER TABLE map_points ADD COLUMN label_id BIGINT;

@@ -20,6 +20,7 @@ class ExportRequest(BaseModel):
     filters: Filters = Field(
         default_factory=Filters, description="the samples API's filters (selection included)"
     )
+    view: str | None = Field(default=None, description="a saved view's samples (not filters)")
     exclude_tags: list[str] = Field(default_factory=list, description="samples left out")
     images: str = Field(default="copy", description="copy, link (symbolic links) or none")
     kind: str = Field(default="gt", description="gt, or prediction (with source)")
@@ -37,10 +38,13 @@ class ExportRequest(BaseModel):
 def export(dataset: DatasetDep, body: ExportRequest) -> dict[str, Any]:
     """Start an export (202 with the job; 409 when the folder exists and is not empty, unless
     `overwrite`; 422 naming a bad option). The folder appears whole when the job ends."""
+    chosen: dict[str, Any] = (
+        {"view": body.view} if body.view else {"filters": body.filters.sample_filter(dataset)}
+    )
     return dataset.export(
         body.out,
         body.format,
-        filters=body.filters.sample_filter(dataset),
+        **chosen,
         exclude_tags=tuple(body.exclude_tags),
         images=body.images,
         kind=body.kind,
