@@ -198,8 +198,9 @@ async def create_selection(
 ) -> dict[str, Any]:
     """Keep a set of sample ids (a lasso) under a token that `selection=` can name in samples
     queries, id lists and tag requests. The body: the ids as little-endian int32 bytes
-    (`application/octet-stream`; 2 MB for 500K ids), or JSON `{"ids": [...]}`. Tokens live in
-    the server's memory (the newest 32); an unknown one is a 404. With filters in the query
+    (`application/octet-stream`; 2 MB for 500K ids), or JSON `{"ids": [...]}`. Tokens are kept
+    in the store (the newest 200 of a dataset, and those saved views name); an unknown one
+    is a 404. With filters in the query
     string, `matching` says how many of the ids match them (the count a grid shows)."""
     body = await request.body()
     if request.headers.get("content-type", "").startswith("application/octet-stream"):
