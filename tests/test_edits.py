@@ -217,6 +217,28 @@ def test_edits_in_the_sample_view(tmp_path: Path, browser: Browser) -> None:
         count = boxes.count()
         dialog.get_by_role("button", name=f"delete label {label}", exact=True).click()
         expect(boxes).to_have_count(count - 1)
+        # Draw a box: pick its class, drag over the picture.
+        new_class = dialog.get_by_label("class of a new box")
+        new_class.fill("Alive")
+        new_class.press("Enter")
+        expect(dialog.get_by_role("button", name="Drawing Alive boxes (stop)")).to_be_visible()
+        picture = dialog.get_by_test_id("picture").locator("img")
+        area = picture.bounding_box()
+        assert area is not None
+        page.mouse.move(area["x"] + area["width"] * 0.25, area["y"] + area["height"] * 0.25)
+        page.mouse.down()
+        page.mouse.move(area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.75, steps=5)
+        page.mouse.up()
+        expect(dialog.get_by_test_id("edit-note")).to_have_text("edit 3 saved")
+        with httpx.Client(base_url=server.url) as client:
+            (added,) = client.get("/api/datasets/y/edits/3").json()
+            sample = client.get("/api/datasets/y/samples/1").json()
+        box = added["after"]
+        assert added["action"] == "add" and box["class"] == "Alive" and box["source"] == "edit"
+        width, height = sample["width"], sample["height"]
+        assert abs(box["x"] - width * 0.25) < 3 and abs(box["y"] - height * 0.25) < 3
+        assert abs(box["w"] - width * 0.25) < 3 and abs(box["h"] - height * 0.5) < 3
+        expect(boxes).to_have_count(count)  # one deleted, one drawn
         dialog.get_by_role("button", name="Exclude from exports").click()
         expect(dialog.get_by_role("button", name="Take back into exports")).to_be_visible()
         context.close()

@@ -86,6 +86,16 @@ export function SampleView(
       .catch((e) => setEditNote(e.message));
   };
   const change = (changes: Record<string, unknown>[]) => edit("", { changes });
+  // Drawing a new box: its class, and the box being dragged (image pixels: x0, y0, x1, y1).
+  const [drawClass, setDrawClass] = useState<string | null>(null);
+  const [draft, setDraft] = useState<[number, number, number, number] | null>(null);
+  const toImage = (event: React.MouseEvent<HTMLDivElement>): [number, number] => {
+    const img = event.currentTarget.querySelector("img")!.getBoundingClientRect();
+    const w = sample?.width ?? 1, h = sample?.height ?? 1;
+    const x = Math.min(Math.max((event.clientX - img.left) / img.width, 0), 1) * w;
+    const y = Math.min(Math.max((event.clientY - img.top) / img.height, 0), 1) * h;
+    return [x, y];
+  };
 
   useEffect(() => {  // the highlighted box's nearest boxes (when boxes have vectors)
     setNearBoxes(null);
@@ -164,10 +174,41 @@ export function SampleView(
         {note && <p className="note">{note}</p>}
         {sample && (
           <>
-            <div className="picture" data-testid="picture">
-              <img src={`${base}/samples/${id}/image`} alt={sample.path} />
+            <div
+              className={drawClass ? "picture drawing" : "picture"}
+              data-testid="picture"
+              onMouseDown={(e) => {
+                if (!drawClass) return;
+                e.preventDefault();
+                const [x, y] = toImage(e);
+                setDraft([x, y, x, y]);
+              }}
+              onMouseMove={(e) => {
+                if (!draft) return;
+                const [x, y] = toImage(e);
+                setDraft([draft[0], draft[1], x, y]);
+              }}
+              onMouseUp={() => {
+                if (!draft || !drawClass) return;
+                const [x0, y0, x1, y1] = draft;
+                setDraft(null);
+                const box = [Math.min(x0, x1), Math.min(y0, y1), Math.abs(x1 - x0), Math.abs(y1 - y0)];
+                if (box[2] >= 1 && box[3] >= 1) change([{ action: "add", sample_id: id, class: drawClass, box }]);
+              }}
+            >
+              <img src={`${base}/samples/${id}/image`} alt={sample.path} draggable={false} />
               {sample.width && sample.height && (
-                <BoxOverlay width={sample.width} height={sample.height} boxes={labels} fit="fill" cell={cell} highlight={box} />
+                <BoxOverlay
+                  width={sample.width}
+                  height={sample.height}
+                  boxes={draft ? [...labels, {
+                    id: -1, kind: "gt", class: drawClass, source: "edit",
+                    bbox: [Math.min(draft[0], draft[2]), Math.min(draft[1], draft[3]), Math.abs(draft[2] - draft[0]), Math.abs(draft[3] - draft[1])],
+                  }] : labels}
+                  fit="fill"
+                  cell={cell}
+                  highlight={box}
+                />
               )}
             </div>
             <div className="details">
@@ -190,6 +231,18 @@ export function SampleView(
                 <button onClick={() => edit("/redo")} title="Ctrl+Shift+Z">Redo</button>
                 <button onClick={() => change([{ action: sample.flags?.includes("excluded") ? "include" : "exclude", sample_id: id }])}>
                   {sample.flags?.includes("excluded") ? "Take back into exports" : "Exclude from exports"}
+                </button>
+                <input
+                  aria-label="class of a new box"
+                  list="visor-classes"
+                  placeholder="class of a new box"
+                  onKeyDown={(e) => {
+                    const value = (e.target as HTMLInputElement).value.trim();
+                    if (e.key === "Enter" && value) setDrawClass(value);
+                  }}
+                />
+                <button onClick={() => setDrawClass(drawClass ? null : (document.querySelector<HTMLInputElement>("input[aria-label='class of a new box']")?.value.trim() || null))}>
+                  {drawClass ? `Drawing ${drawClass} boxes (stop)` : "Draw a box"}
                 </button>
                 {editNote && <span className="note" data-testid="edit-note">{editNote}</span>}
               </p>
