@@ -244,3 +244,43 @@ def test_edits_in_the_sample_view(tmp_path: Path, browser: Browser) -> None:
         context.close()
     finally:
         server.stop()
+
+
+def test_relabel_the_picked_samples_from_the_grid(tmp_path: Path, browser: Browser) -> None:
+    home = tmp_path / "home"
+    done = run_cli(home, "ingest", str(DATA / "yolo_roboflow_trees"), "--name", "y")
+    assert done.returncode == 0
+    server = Server(home).start()
+    try:
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+        page = context.new_page()
+        page.goto(server.url + "/?dataset=y&split=train")
+        expect(page.get_by_test_id("count")).to_have_text("4 samples")
+        grid = page.get_by_test_id("grid")
+        grid.locator("input.pick").nth(0).check()
+        grid.locator("input.pick").nth(1).check()
+        ids = [
+            int(i)
+            for i in grid.locator("figure.picked").evaluate_all("els => els.map(e => e.dataset.id)")
+        ]
+        with httpx.Client(base_url=server.url) as client:
+            expected = sum(
+                1 for s in ids
+                for label in client.get(f"/api/datasets/y/samples/{s}").json()["labels"]
+                if label["class"] == "Tree" and label["kind"] == "gt"
+            )  # fmt: skip
+        bar = page.get_by_test_id("relabel")
+        bar.get_by_label("relabel from").select_option("Tree")
+        bar.get_by_label("relabel to").fill("Snag")
+        bar.get_by_role("button", name="Relabel").click()
+        expect(bar.get_by_test_id("relabel-note")).to_have_text(
+            f"edit 1: {expected} labels Tree → Snag"
+        )
+        with httpx.Client(base_url=server.url) as client:
+            classes = {
+                c["class"]: c["labels"] for c in client.get("/api/datasets/y").json()["classes"]
+            }
+        assert expected > 0 and classes["Snag"] == expected and classes["Tree"] == 63 - expected
+        context.close()
+    finally:
+        server.stop()

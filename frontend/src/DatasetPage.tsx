@@ -12,6 +12,7 @@ import { ObjectGrid } from "./ObjectGrid";
 import { fetchMatching } from "./points";
 import { samplesIdsUrl } from "./api";
 import { SampleView } from "./SampleView";
+import { RelabelBar } from "./RelabelBar";
 import { TagBar } from "./TagBar";
 import { filterParams, type BoxKinds, type ObjectIssue, type ViewState } from "./url";
 
@@ -331,6 +332,13 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           known={info ? Object.keys(info.tags) : []}
           done={() => { setPicked(new Set()); setVersion((v) => v + 1); }}
           clear={() => setPicked(new Set())}
+        />
+        <RelabelBar
+          dataset={name}
+          picked={picked}
+          selection={selection?.token ? { token: selection.token, count: selection.ids.length } : null}
+          classes={classes}
+          done={() => setVersion((v) => v + 1)}
         />
         {shownBoxes && (
           <ObjectGrid dataset={name} boxes={shownBoxes} onOpen={(sampleId, labelId) => openSample(sampleId, null, labelId)} />
