@@ -343,6 +343,23 @@ def test_export_from_the_ui(tmp_path: Path, browser) -> None:
         expect(page.get_by_test_id("export-done")).to_contain_text("exported 4 samples")
         assert (tmp_path / "from-ui" / "data.yaml").is_file()
         assert len(list((tmp_path / "from-ui" / "train" / "images").iterdir())) == 4
+        # A download instead: a zip the page links to.
+        panel.get_by_label("download as a zip").check()
+        panel.get_by_label("export format").select_option("voc")
+        panel.get_by_role("button", name="Write").click()
+        link = panel.get_by_test_id("export-download")
+        expect(link).to_be_visible()
+        with page.expect_download() as fetched:
+            link.click()
+        saved = tmp_path / "export.zip"
+        fetched.value.save_as(saved)
+        import zipfile
+
+        with zipfile.ZipFile(saved) as archive:
+            names = archive.namelist()
+        assert sum(n.startswith("Annotations/") and n.endswith(".xml") for n in names) == 4
+        assert "ImageSets/Main/train.txt" in names
+        panel.get_by_label("download as a zip").uncheck()
         # A second write to the same folder says why it can't.
         panel.get_by_role("button", name="Write").click()
         expect(panel.locator(".error, .job-failed")).to_contain_text("exists and is not empty")

@@ -4,6 +4,12 @@ import { JobBar } from "./JobBar";
 
 const FORMATS = ["coco", "yolo", "voc", "classification", "parquet"] as const;
 
+/** The zip file of a finished download export, from its job's result. */
+function zipOf(job: Job): string | null {
+  const out = (job as Job & { result?: { out?: string } }).result?.out;
+  return out && out.endsWith(".zip") ? out.split(/[\\/]/).pop() ?? null : null;
+}
+
 /** Export the dataset, or the samples the current filters (and lasso) keep, to a folder on
  * the server's machine, as a job with progress. */
 export function ExportPanel(
@@ -16,6 +22,7 @@ export function ExportPanel(
   const [images, setImages] = useState("copy");
   const [dedupe, setDedupe] = useState(false);
   const [overwrite, setOverwrite] = useState(false);
+  const [download, setDownload] = useState(false);
   const [job, setJob] = useState<Job | null>(null);
   const [error, setError] = useState<string | null>(null);
   if (!open) return <button onClick={() => setOpen(true)}>Export…</button>;
@@ -27,7 +34,8 @@ export function ExportPanel(
       if (selection) chosen.selection = selection;
     }
     try {
-      await runJob(`${datasetPath(dataset)}/export`, { out, format, filters: chosen, images, dedupe, overwrite }, setJob);
+      const where = download ? { download: true } : { out, overwrite };
+      await runJob(`${datasetPath(dataset)}/export`, { ...where, format, filters: chosen, images: download && images === "link" ? "copy" : images, dedupe }, setJob);
     } catch (e) {
       setError((e as Error).message);
     }
@@ -40,9 +48,15 @@ export function ExportPanel(
           {FORMATS.map((f) => <option key={f}>{f}</option>)}
         </select>
       </label>
-      <label>Folder
-        <input aria-label="export folder" placeholder="/path/on/the/server" value={out} onChange={(e) => setOut(e.target.value)} />
+      <label className="check">
+        <input type="checkbox" aria-label="download as a zip" checked={download} onChange={(e) => setDownload(e.target.checked)} />
+        download as a zip
       </label>
+      {!download && (
+        <label>Folder
+          <input aria-label="export folder" placeholder="/path/on/the/server" value={out} onChange={(e) => setOut(e.target.value)} />
+        </label>
+      )}
       <label>Images
         <select aria-label="export images" value={images} onChange={(e) => setImages(e.target.value)}>
           <option value="copy">copied</option>
@@ -62,10 +76,15 @@ export function ExportPanel(
         <input type="checkbox" checked={overwrite} onChange={(e) => setOverwrite(e.target.checked)} />
         replace a non-empty folder
       </label>
-      <button onClick={run} disabled={!out || job?.state === "running"}>Write</button>
+      <button onClick={run} disabled={(!download && !out) || job?.state === "running"}>Write</button>
       <button onClick={() => setOpen(false)}>Close</button>
       {job && <JobBar job={job} />}
       {job?.state === "done" && <p className="note" data-testid="export-done">{job.message}</p>}
+      {job?.state === "done" && zipOf(job) && (
+        <a data-testid="export-download" href={`/api/exports/${encodeURIComponent(zipOf(job)!)}`} download>
+          Download {zipOf(job)}
+        </a>
+      )}
       {error && <p className="error">{error}</p>}
     </fieldset>
   );

@@ -9,6 +9,7 @@ import hashlib
 import logging
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -456,6 +457,16 @@ class Dataset:
             "export", self.name, checked.params(), run, key=checked.out
         )
         return self._finish(job.to_dict(), wait)
+
+    def export_download(self, format: str = "coco", **options: Any) -> dict[str, Any]:
+        """Start an export into a zip file kept under $VISOR_HOME/exports for download (the
+        job's result names it; `GET /api/exports/{file}` serves it)."""
+        folder = self.workspace.settings.home / "exports"
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        name = f"{self.name}-{format}-{stamp}-{secrets.token_hex(3)}"
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        return self.export(str(folder / safe), format, archive=True, **options)
 
     @property
     def views(self) -> view_service.Views:

@@ -142,6 +142,7 @@ def create_app(settings: Settings | None = None, *, any_host: bool = False) -> F
     app.include_router(evaluations.router)
     app.include_router(objects.router)
     app.include_router(export.router)
+    app.include_router(export.downloads)
     app.include_router(edits.router)
     app.include_router(views.router)
 

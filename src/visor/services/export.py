@@ -61,6 +61,7 @@ class ExportOptions:
     split_ratios: tuple[float, ...] | None = None  # new splits (train, val[, test]) by ratio
     seed: int = 0
     overwrite: bool = False
+    archive: bool = False  # also write OUT.zip (and keep only it): a download
 
     def checked(self, root: str) -> ExportOptions:
         if self.format not in FORMATS:
@@ -100,7 +101,7 @@ class ExportOptions:
         return ExportOptions(
             str(out), self.format, self.filters, tuple(self.exclude_tags), self.images,
             self.kind, self.source, self.min_score, self.dedupe, ratios, self.seed,
-            self.overwrite,
+            self.overwrite, self.archive,
         )  # fmt: skip
 
     def params(self) -> dict[str, Any]:
@@ -140,10 +141,20 @@ def export_dataset(
         else:
             result = _files(store, ctx, dataset, source, ids, options, scratch)
         ctx.check_cancelled()
-        _move_into_place(scratch, out, options.overwrite)
+        if options.archive:
+            if options.images == "link":
+                raise InvalidInput("a zip can't hold links: copy the images, or leave them out")
+            ctx.phase("zipping")
+            made = shutil.make_archive(str(scratch), "zip", root_dir=scratch)
+            os.replace(made, out.with_suffix(".zip"))
+            shutil.rmtree(scratch, ignore_errors=True)
+        else:
+            _move_into_place(scratch, out, options.overwrite)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
+    if options.archive:
+        out = out.with_suffix(".zip")
     result.update(out=str(out), format=options.format, seconds=round(time.monotonic() - started, 2))
     ctx.job.message = f"exported {result['samples']} samples to {out}"
     return result

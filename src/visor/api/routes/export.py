@@ -6,16 +6,23 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from visor.api.deps import DatasetDep
+from visor.api.deps import DatasetDep, WorkspaceDep
 from visor.api.routes.samples import Filters
+from visor.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/api/datasets/{name}", tags=["export"])
 
 
 class ExportRequest(BaseModel):
-    out: str = Field(description="a folder the server can write (absent or empty)")
+    out: str | None = Field(
+        default=None, description="a folder the server can write (absent or empty)"
+    )
+    download: bool = Field(
+        default=False, description="instead of `out`: a zip to download (GET /api/exports/...)"
+    )
     format: str = Field(default="coco", description="coco, yolo, voc, classification, parquet")
     filters: Filters = Field(
         default_factory=Filters, description="the samples API's filters (selection included)"
@@ -41,9 +48,9 @@ def export(dataset: DatasetDep, body: ExportRequest) -> dict[str, Any]:
     chosen: dict[str, Any] = (
         {"view": body.view} if body.view else {"filters": body.filters.sample_filter(dataset)}
     )
-    return dataset.export(
-        body.out,
-        body.format,
+    if body.download == (body.out is not None):
+        raise InvalidInput("give a folder (out) or ask for a download, one of the two")
+    options = dict(
         **chosen,
         exclude_tags=tuple(body.exclude_tags),
         images=body.images,
@@ -53,5 +60,21 @@ def export(dataset: DatasetDep, body: ExportRequest) -> dict[str, Any]:
         dedupe=body.dedupe,
         split_ratios=tuple(body.split_ratios) if body.split_ratios else None,
         seed=body.seed,
-        overwrite=body.overwrite,
     )
+    if body.download:
+        return dataset.export_download(body.format, **options)
+    assert body.out is not None
+    return dataset.export(body.out, body.format, overwrite=body.overwrite, **options)
+
+
+downloads = APIRouter(prefix="/api/exports", tags=["export"])
+
+
+@downloads.get("/{file}")
+def download(file: str, workspace: WorkspaceDep) -> FileResponse:
+    """A finished export's zip (from an export with `download`)."""
+    folder = (workspace.settings.home / "exports").resolve()
+    path = (folder / file).resolve()
+    if path.parent != folder or path.suffix != ".zip" or not path.is_file():
+        raise NotFound(f"export {file!r} not found")
+    return FileResponse(path, media_type="application/zip", filename=file)
