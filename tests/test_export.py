@@ -99,6 +99,16 @@ def test_round_trip_on_the_corpus(
             left.remove(twin)
 
 
+def test_coco_info_and_licenses_are_kept(workspace: Workspace, tmp_path: Path) -> None:
+    ingest(workspace, DATA / "coco_roboflow_trees", "coco")
+    workspace.dataset("coco").export(str(tmp_path / "out"), "coco", images="none", wait=True)
+    written = json.loads((tmp_path / "out" / "annotations" / "instances_train.json").read_text())
+    source = json.loads(
+        (DATA / "coco_roboflow_trees" / "train" / "_annotations.coco.json").read_text()
+    )
+    assert written["info"] == source["info"] and written["licenses"] == source["licenses"]
+
+
 def test_the_files_read_in_the_reference_readers(workspace: Workspace, tmp_path: Path) -> None:
     from pycocotools.coco import COCO
 

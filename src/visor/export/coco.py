@@ -15,10 +15,17 @@ from visor.export.records import ExportSample, split_folder
 class CocoWriter:
     image_folder = "images/{split}"
 
-    def __init__(self, out: Path, classes: list[str], info: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        out: Path,
+        classes: list[str],
+        info: dict[str, Any] | None = None,
+        licenses: list[Any] | None = None,
+    ):
         self.out = out
         self.category = {name: i + 1 for i, name in enumerate(classes)}
         self.info = info or {"description": "exported by Visor"}
+        self.licenses = licenses or []
         self._files: dict[str, tuple[IO[str], IO[str], list[int]]] = {}
         self._next_box = 1
 
@@ -67,7 +74,8 @@ class CocoWriter:
             images.close()
             boxes.close()
             with open(folder / f"instances_{split}.json", "w", encoding="utf-8") as f:
-                f.write(f'{{"info": {json.dumps(self.info)}, "licenses": [], ')
+                f.write(f'{{"info": {json.dumps(self.info)}, ')
+                f.write(f'"licenses": {json.dumps(self.licenses)}, ')
                 f.write(f'"categories": {categories}, "images": [')
                 with open(images.name, encoding="utf-8") as part:
                     shutil.copyfileobj(part, f)

@@ -9,6 +9,7 @@ from visor.formats.records import (
     Record,
     SampleRecord,
     Skipped,
+    SourceInfo,
 )
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Record",
     "SampleRecord",
     "Skipped",
+    "SourceInfo",
     "detect_format",
     "read_dataset",
 ]

@@ -25,6 +25,7 @@ from visor.formats.records import (
     Record,
     SampleRecord,
     Skipped,
+    SourceInfo,
     box_problem,
     image_side,
     split_from_name,
@@ -78,6 +79,10 @@ def _read_file(source: Source, listing: Listing, file: str) -> Iterator[Record]:
             continue
         categories[category["id"]] = str(category["name"])
     yield CategoryTable({int(k): v for k, v in categories.items() if isinstance(k, int)})
+    info = next(items("info"), None)
+    licenses = list(items("licenses"))
+    if isinstance(info, dict) or licenses:
+        yield SourceInfo(info if isinstance(info, dict) else None, licenses or None)
     prefix: str | None = None
     images: set[Any] = set()
     for image in items("images"):
@@ -250,6 +255,9 @@ def _image_prefix(listing: Listing, file: str, file_name: str) -> str:
     return ann_dir
 
 
+_OBJECT_SECTIONS = ("info",)  # sections that are one object, not an array
+
+
 def _sections(source: Source, file: str) -> Sections:
     """`items(key)`: the items of the file's top-level array `key` (None: the file's own array),
     from the whole parsed file when it is small enough, else streamed."""
@@ -260,6 +268,8 @@ def _sections(source: Source, file: str) -> Sections:
 
         def streamed(key: str | None) -> Iterator[Any]:
             _check_top_level(file, top, key)
+            if key in _OBJECT_SECTIONS:
+                return _items(source, file, key)
             return _items(source, file, f"{key}.item" if key else "item")
 
         return streamed
@@ -277,6 +287,8 @@ def _sections(source: Source, file: str) -> Sections:
     def items(key: str | None) -> Iterator[Any]:
         _check_top_level(file, type(document), key)
         found = document if key is None else document.get(key)
+        if key in _OBJECT_SECTIONS:
+            return iter([found]) if isinstance(found, dict) else iter(())
         return iter(found) if isinstance(found, list) else iter(())
 
     return items

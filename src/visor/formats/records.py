@@ -85,7 +85,16 @@ class CategoryTable:
     names: dict[int, str]
 
 
-Record = SampleRecord | LabelRecord | LabelColumns | Skipped | CategoryTable
+@dataclass(slots=True)
+class SourceInfo:
+    """What a format says of the dataset itself (COCO's `info` and `licenses`), kept so an
+    export can say it again."""
+
+    info: dict[str, Any] | None
+    licenses: list[Any] | None
+
+
+Record = SampleRecord | LabelRecord | LabelColumns | Skipped | CategoryTable | SourceInfo
 
 
 @dataclass(slots=True)

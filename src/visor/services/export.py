@@ -185,9 +185,9 @@ def _classes(store: Store, dataset: dict[str, Any], options: ExportOptions) -> l
     return sorted(names)
 
 
-def _writer(fmt: str, out: Path, classes: list[str]) -> Writer:
-    if fmt == "coco":
-        return CocoWriter(out, classes)
+def _writer(fmt: str, out: Path, classes: list[str], report: dict[str, Any]) -> Writer:
+    if fmt == "coco":  # the source's own info and licenses, when it was COCO
+        return CocoWriter(out, classes, report.get("coco_info"), report.get("coco_licenses"))
     if fmt == "yolo":
         return YoloWriter(out, classes)
     if fmt == "voc":
@@ -251,7 +251,7 @@ def _files(
     classes = _classes(store, dataset, options)
     if options.format in ("yolo", "classification"):
         check_class_names(classes, options.format)
-    writer = _writer(options.format, scratch, classes)
+    writer = _writer(options.format, scratch, classes, dataset.get("report") or {})
     splits = _new_splits(ids, options.split_ratios, options.seed) if options.split_ratios else {}
     # File names: unique within a split (VOC: within the whole export, one folder).
     paths = export_rows.samples_chunk(store, dataset_id, ids) if len(ids) else []

@@ -21,6 +21,7 @@ from visor.formats import (
     Listing,
     SampleRecord,
     Skipped,
+    SourceInfo,
     detect_format,
     read_dataset,
 )
@@ -81,6 +82,7 @@ class _Columns:
     batches: list[tuple[np.ndarray, LabelColumns]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     category_ids: dict[int, str] = field(default_factory=dict)
+    source_info: SourceInfo | None = None  # the first the format gave
     # sample index -> (width, height) the annotations gave, where the file says otherwise
     size_mismatches: dict[int, tuple[int, int]] = field(default_factory=dict)
 
@@ -135,6 +137,9 @@ def ingest(
         # predictions that give classes by id.
         key = "coco_categories" if fmt == "coco" else "class_indices"
         report[key] = {str(k): v for k, v in sorted(cols.category_ids.items())}
+    if cols.source_info is not None:  # said again by a COCO export
+        report["coco_info"] = cols.source_info.info
+        report["coco_licenses"] = cols.source_info.licenses
     dataset_rows.write_dataset(
         store,
         {
@@ -191,6 +196,8 @@ def _gather(source: Source, listing: Listing, fmt: str, ctx: JobContext) -> _Col
             cols.samples.append(record)
         elif isinstance(record, CategoryTable):
             cols.category_ids.update(record.names)
+        elif isinstance(record, SourceInfo):
+            cols.source_info = cols.source_info or record
         else:
             cols.skipped.append(record)
     return cols
