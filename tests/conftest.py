@@ -15,10 +15,11 @@ import httpx
 import numpy as np
 import pytest
 from browser import CHROMIUM, FLAGS
+from moto.server import ThreadedMotoServer
 from PIL import Image
 from playwright.sync_api import Browser, sync_playwright
 
-from visor.config import Settings
+from visor.config import Settings, get_settings
 from visor.synthetic import generate
 from visor.workspace import Workspace
 
@@ -174,3 +175,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "VISOR_S3_ENDPOINT_URL": endpoint,
+    }.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield endpoint
+    get_settings.cache_clear()
+    server.stop()

@@ -376,3 +376,34 @@ def test_export_from_the_ui(tmp_path: Path, browser) -> None:
         context.close()
     finally:
         server.stop()
+
+
+def test_export_to_s3(s3: str, tmp_path: Path) -> None:
+    """An export to an object store (a real S3 API: moto's server): written locally, then
+    uploaded file by file; a non-empty prefix is refused unless --overwrite."""
+    import boto3
+
+    from visor.config import Settings
+
+    client = boto3.client("s3", endpoint_url=s3)
+    client.create_bucket(Bucket="out")
+    ws = Workspace(Settings(home=tmp_path / "home", s3_endpoint_url=s3))
+    try:
+        ingest(ws, DATA / "yolo_roboflow_trees", "yolo")
+        ds = ws.dataset("yolo")
+        result = ds.export("s3://out/trees", "yolo", wait=True)["result"]
+        assert result["out"] == "s3://out/trees" and result["samples"] == 7
+        keys = {o["Key"] for o in client.list_objects_v2(Bucket="out")["Contents"]}
+        assert "trees/data.yaml" in keys
+        assert sum(k.startswith("trees/train/images/") for k in keys) == 4
+        assert sum(k.startswith("trees/train/labels/") for k in keys) == 4
+        assert result["uploaded"] == len(keys)
+        with pytest.raises(Conflict, match="s3://out/trees: exists and is not empty"):
+            ds.export("s3://out/trees", "coco")
+        ds.export("s3://out/trees", "coco", images="none", overwrite=True, wait=True)
+        keys = {o["Key"] for o in client.list_objects_v2(Bucket="out")["Contents"]}
+        assert all(k.startswith("trees/annotations/") for k in keys) and len(keys) == 3
+        with pytest.raises(InvalidInput, match="--link makes links on local disk"):
+            ds.export("s3://out/other", "coco", images="link")
+    finally:
+        ws.close()

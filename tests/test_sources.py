@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 from conftest import ingest
-from moto.server import ThreadedMotoServer
 from PIL import Image
 
-from visor.config import Settings, get_settings
+from visor.config import Settings
 from visor.errors import SourceError
 from visor.sources import Source
 from visor.workspace import Workspace
@@ -29,25 +27,6 @@ def test_a_file_is_not_a_dataset_root(tmp_path: Path) -> None:
     (tmp_path / "f.txt").write_text("x")
     with pytest.raises(SourceError, match="not a folder"):
         Source(str(tmp_path / "f.txt"))
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "VISOR_S3_ENDPOINT_URL": endpoint,
-    }.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    yield endpoint
-    get_settings.cache_clear()
-    server.stop()
 
 
 def test_s3_dataset_is_ingested_and_served(s3: str, demo_root: Path, tmp_path: Path) -> None:

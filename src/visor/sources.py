@@ -6,6 +6,7 @@ paths, `..` and (on local disk) symlinks that lead out of the root are refused.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import posixpath
@@ -193,3 +194,41 @@ class Source:
                 yield from self._walk_local(entry.path, child + "/", problems)
             elif entry.is_file(follow_symlinks=False):
                 yield FileEntry(child, entry.stat(follow_symlinks=False).st_size)
+
+
+def remote_folder_state(uri: str) -> bool:
+    """Whether the object-store prefix `uri` (s3:// or gs://) holds anything. Raises
+    SourceError when the bucket can't be reached."""
+    scheme, path = _split_remote(uri)
+    fs = fsspec.filesystem(scheme, **_storage_options(scheme))
+    try:
+        return bool(fs.exists(path) and fs.find(path, maxdepth=None))
+    except Exception as e:  # the SDKs raise many kinds; all mean "can't reach it"
+        raise SourceError(f"{uri}: cannot be read ({type(e).__name__}: {e})") from None
+
+
+def put_folder(local: str, uri: str, *, replace: bool) -> int:
+    """Upload the local folder `local` to the prefix `uri`, its files in the same relative
+    places; with `replace`, what the prefix held goes first. If the upload fails, what it
+    wrote is removed (object stores have no rename: the export appears file by file). Returns
+    the number of files uploaded."""
+    scheme, path = _split_remote(uri)
+    fs = fsspec.filesystem(scheme, **_storage_options(scheme))
+    files = [os.path.join(folder, name) for folder, _, names in os.walk(local) for name in names]
+    try:
+        if replace and fs.exists(path):
+            fs.rm(path, recursive=True)
+        for file in files:
+            fs.put_file(file, f"{path}/{os.path.relpath(file, local).replace(os.sep, '/')}")
+    except Exception as e:
+        with contextlib.suppress(Exception):  # the error below says what happened
+            fs.rm(path, recursive=True)
+        raise SourceError(f"{uri}: upload failed ({type(e).__name__}: {e})") from None
+    return len(files)
+
+
+def _split_remote(uri: str) -> tuple[str, str]:
+    scheme, _, path = uri.partition("://")
+    if scheme not in REMOTE_SCHEMES or not path.strip("/"):
+        raise SourceError(f"{uri}: not an s3:// or gs:// location")
+    return scheme, path.strip("/")

@@ -29,7 +29,7 @@ from visor.export.records import (
 from visor.export.voc import VocWriter
 from visor.export.yolo import YoloWriter
 from visor.services.jobs import JobContext
-from visor.sources import Source
+from visor.sources import Source, put_folder, remote_folder_state
 from visor.store import Store
 from visor.store import export as export_rows
 from visor.store import samples as sample_rows
@@ -72,16 +72,21 @@ class ExportOptions:
             raise InvalidInput(f"kind {self.kind!r}: use gt or prediction")
         if self.min_score is not None and not 0 <= self.min_score <= 1:
             raise InvalidInput(f"min_score {self.min_score}: use 0 to 1")
-        ratios = self.split_ratios
-        if ratios is not None:
-            if not 2 <= len(ratios) <= 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0:
-                raise InvalidInput(
-                    f"split ratios {list(ratios)}: give 2 or 3 non-negative numbers "
-                    "(train, val[, test]), e.g. 0.8,0.1,0.1"
+        ratios = _ratios(self.split_ratios)
+        if "://" in self.out:  # an object store: written locally, then uploaded
+            if self.images == "link":
+                raise InvalidInput("--link makes links on local disk; use --copy for S3/GCS")
+            if self.archive:
+                raise InvalidInput("a download is written locally, not to an object store")
+            if remote_folder_state(self.out) and not self.overwrite:
+                raise Conflict(
+                    f"{self.out}: exists and is not empty (use --overwrite to replace it)"
                 )
-            ratios = tuple(r / sum(ratios) for r in ratios)
-        if "://" in self.out:
-            raise InvalidInput(f"{self.out}: exports are written to a local folder")
+            return ExportOptions(
+                self.out.rstrip("/"), self.format, self.filters, tuple(self.exclude_tags),
+                self.images, self.kind, self.source, self.min_score, self.dedupe,
+                _ratios(self.split_ratios), self.seed, self.overwrite, self.archive,
+            )  # fmt: skip
         out = Path(self.out).expanduser().resolve()
         if "://" not in root:
             dataset_root = Path(root).resolve()
@@ -111,6 +116,17 @@ class ExportOptions:
         return found
 
 
+def _ratios(ratios: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    if ratios is None:
+        return None
+    if not 2 <= len(ratios) <= 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0:
+        raise InvalidInput(
+            f"split ratios {list(ratios)}: give 2 or 3 non-negative numbers "
+            "(train, val[, test]), e.g. 0.8,0.1,0.1"
+        )
+    return tuple(r / sum(ratios) for r in ratios)
+
+
 def chosen_samples(store: Store, dataset: dict[str, Any], options: ExportOptions) -> np.ndarray:
     """The ids (ascending) of the samples the export writes."""
     dataset_id = int(dataset["id"])
@@ -129,11 +145,16 @@ def export_dataset(
     store: Store, ctx: JobContext, dataset: dict[str, Any], source: Source, options: ExportOptions
 ) -> dict[str, Any]:
     started = time.monotonic()
-    out = Path(options.out)
+    remote = "://" in options.out
+    out = Path(tempfile.gettempdir()) / "visor-export" if remote else Path(options.out)
     ids = chosen_samples(store, dataset, options)
     if not len(ids):
         raise InvalidInput("no sample matches: nothing to export")
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.visor-", dir=out.parent))
+    if remote:
+        out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(
+        tempfile.mkdtemp(prefix=f".{out.name}.visor-", dir=out.parent if not remote else out)
+    )
     try:
         ctx.phase(f"writing {len(ids)} samples as {options.format}", total=len(ids))
         if options.format == "parquet":
@@ -141,7 +162,11 @@ def export_dataset(
         else:
             result = _files(store, ctx, dataset, source, ids, options, scratch)
         ctx.check_cancelled()
-        if options.archive:
+        if remote:
+            ctx.phase(f"uploading to {options.out}")
+            result["uploaded"] = put_folder(str(scratch), options.out, replace=options.overwrite)
+            shutil.rmtree(scratch, ignore_errors=True)
+        elif options.archive:
             if options.images == "link":
                 raise InvalidInput("a zip can't hold links: copy the images, or leave them out")
             ctx.phase("zipping")
@@ -155,8 +180,9 @@ def export_dataset(
         raise
     if options.archive:
         out = out.with_suffix(".zip")
-    result.update(out=str(out), format=options.format, seconds=round(time.monotonic() - started, 2))
-    ctx.job.message = f"exported {result['samples']} samples to {out}"
+    where = options.out if remote else str(out)
+    result.update(out=where, format=options.format, seconds=round(time.monotonic() - started, 2))
+    ctx.job.message = f"exported {result['samples']} samples to {result['out']}"
     return result
 
 
