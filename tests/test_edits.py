@@ -4,12 +4,13 @@ edits; bad edits change nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import Server, ingest, run_cli
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from visor.errors import Conflict, InvalidInput, NotFound
 from visor.store.samples import SampleFilter
@@ -183,104 +184,99 @@ def test_edits_from_the_cli_and_http(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_edits_in_the_sample_view(tmp_path: Path, browser: Browser) -> None:
+@pytest.fixture
+def served(tmp_path: Path, browser: Browser) -> Iterator[tuple[Server, Page]]:
+    """The YOLO corpus as dataset "y" behind a server, and a browser page."""
     home = tmp_path / "home"
     done = run_cli(home, "ingest", str(DATA / "yolo_roboflow_trees"), "--name", "y")
     assert done.returncode == 0
     server = Server(home).start()
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
     try:
-        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
-        page = context.new_page()
-        page.goto(server.url + "/?dataset=y&sample=1")
-        dialog = page.get_by_role("dialog")
-        first = dialog.locator("input.class-input").first
-        expect(first).to_be_visible()
-        label = int((first.get_attribute("aria-label") or "").rsplit(" ", 1)[1])
-        before = first.input_value()
-        other = "Dead" if before != "Dead" else "Tree"
-        first.fill(other)
-        first.press("Enter")
-        expect(dialog.get_by_test_id("edit-note")).to_have_text("edit 1 saved")
-        expect(dialog.get_by_label(f"class of label {label}", exact=True)).to_have_value(other)
-        with httpx.Client(base_url=server.url) as client:
-            (row,) = client.get("/api/datasets/y/edits/1").json()
-            assert (row["before"]["class"], row["after"]["class"]) == (before, other)
-        # Undo with the keyboard, redo with the button.
-        dialog.locator("h2").click()
-        page.keyboard.press("Control+z")
-        expect(dialog.get_by_test_id("edit-note")).to_have_text("edit 1 undone")
-        expect(dialog.get_by_label(f"class of label {label}", exact=True)).to_have_value(before)
-        dialog.get_by_role("button", name="Redo").click()
-        expect(dialog.get_by_test_id("edit-note")).to_have_text("edit 1 done")
-        # Delete a box: one fewer rectangle.
-        boxes = dialog.locator("svg.boxes rect")
-        count = boxes.count()
-        dialog.get_by_role("button", name=f"delete label {label}", exact=True).click()
-        expect(boxes).to_have_count(count - 1)
-        # Draw a box: pick its class, drag over the picture.
-        new_class = dialog.get_by_label("class of a new box")
-        new_class.fill("Alive")
-        new_class.press("Enter")
-        expect(dialog.get_by_role("button", name="Drawing Alive boxes (stop)")).to_be_visible()
-        picture = dialog.get_by_test_id("picture").locator("img")
-        area = picture.bounding_box()
-        assert area is not None
-        page.mouse.move(area["x"] + area["width"] * 0.25, area["y"] + area["height"] * 0.25)
-        page.mouse.down()
-        page.mouse.move(area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.75, steps=5)
-        page.mouse.up()
-        expect(dialog.get_by_test_id("edit-note")).to_have_text("edit 3 saved")
-        with httpx.Client(base_url=server.url) as client:
-            (added,) = client.get("/api/datasets/y/edits/3").json()
-            sample = client.get("/api/datasets/y/samples/1").json()
-        box = added["after"]
-        assert added["action"] == "add" and box["class"] == "Alive" and box["source"] == "edit"
-        width, height = sample["width"], sample["height"]
-        assert abs(box["x"] - width * 0.25) < 3 and abs(box["y"] - height * 0.25) < 3
-        assert abs(box["w"] - width * 0.25) < 3 and abs(box["h"] - height * 0.5) < 3
-        expect(boxes).to_have_count(count)  # one deleted, one drawn
-        dialog.get_by_role("button", name="Exclude from exports").click()
-        expect(dialog.get_by_role("button", name="Take back into exports")).to_be_visible()
-        context.close()
+        yield server, context.new_page()
     finally:
+        context.close()
         server.stop()
 
 
-def test_relabel_the_picked_samples_from_the_grid(tmp_path: Path, browser: Browser) -> None:
-    home = tmp_path / "home"
-    done = run_cli(home, "ingest", str(DATA / "yolo_roboflow_trees"), "--name", "y")
-    assert done.returncode == 0
-    server = Server(home).start()
-    try:
-        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
-        page = context.new_page()
-        page.goto(server.url + "/?dataset=y&split=train")
-        expect(page.get_by_test_id("count")).to_have_text("4 samples")
-        grid = page.get_by_test_id("grid")
-        grid.locator("input.pick").nth(0).check()
-        grid.locator("input.pick").nth(1).check()
-        ids = [
-            int(i)
-            for i in grid.locator("figure.picked").evaluate_all("els => els.map(e => e.dataset.id)")
-        ]
-        with httpx.Client(base_url=server.url) as client:
-            expected = sum(
-                1 for s in ids
-                for label in client.get(f"/api/datasets/y/samples/{s}").json()["labels"]
-                if label["class"] == "Tree" and label["kind"] == "gt"
-            )  # fmt: skip
-        bar = page.get_by_test_id("relabel")
-        bar.get_by_label("relabel from").select_option("Tree")
-        bar.get_by_label("relabel to").fill("Snag")
-        bar.get_by_role("button", name="Relabel").click()
-        expect(bar.get_by_test_id("relabel-note")).to_have_text(
-            f"edit 1: {expected} labels Tree → Snag"
-        )
-        with httpx.Client(base_url=server.url) as client:
-            classes = {
-                c["class"]: c["labels"] for c in client.get("/api/datasets/y").json()["classes"]
-            }
-        assert expected > 0 and classes["Snag"] == expected and classes["Tree"] == 63 - expected
-        context.close()
-    finally:
-        server.stop()
+def test_edits_in_the_sample_view(served: tuple[Server, Page]) -> None:
+    server, page = served
+    page.goto(server.url + "/?dataset=y&sample=1")
+    dialog = page.get_by_role("dialog")
+    first = dialog.locator("input.class-input").first
+    expect(first).to_be_visible()
+    label = int((first.get_attribute("aria-label") or "").rsplit(" ", 1)[1])
+    before = first.input_value()
+    other = "Dead" if before != "Dead" else "Tree"
+    first.fill(other)
+    first.press("Enter")
+    expect(dialog.get_by_test_id("edit-note")).to_have_text("edit 1 saved")
+    expect(dialog.get_by_label(f"class of label {label}", exact=True)).to_have_value(other)
+    with httpx.Client(base_url=server.url) as client:
+        (row,) = client.get("/api/datasets/y/edits/1").json()
+        assert (row["before"]["class"], row["after"]["class"]) == (before, other)
+    # Undo with the keyboard, redo with the button.
+    dialog.locator("h2").click()
+    page.keyboard.press("Control+z")
+    expect(dialog.get_by_test_id("edit-note")).to_have_text("edit 1 undone")
+    expect(dialog.get_by_label(f"class of label {label}", exact=True)).to_have_value(before)
+    dialog.get_by_role("button", name="Redo").click()
+    expect(dialog.get_by_test_id("edit-note")).to_have_text("edit 1 done")
+    # Delete a box: one fewer rectangle.
+    boxes = dialog.locator("svg.boxes rect")
+    count = boxes.count()
+    dialog.get_by_role("button", name=f"delete label {label}", exact=True).click()
+    expect(boxes).to_have_count(count - 1)
+    # Draw a box: pick its class, drag over the picture.
+    new_class = dialog.get_by_label("class of a new box")
+    new_class.fill("Alive")
+    new_class.press("Enter")
+    expect(dialog.get_by_role("button", name="Drawing Alive boxes (stop)")).to_be_visible()
+    picture = dialog.get_by_test_id("picture").locator("img")
+    area = picture.bounding_box()
+    assert area is not None
+    page.mouse.move(area["x"] + area["width"] * 0.25, area["y"] + area["height"] * 0.25)
+    page.mouse.down()
+    page.mouse.move(area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.75, steps=5)
+    page.mouse.up()
+    expect(dialog.get_by_test_id("edit-note")).to_have_text("edit 3 saved")
+    with httpx.Client(base_url=server.url) as client:
+        (added,) = client.get("/api/datasets/y/edits/3").json()
+        sample = client.get("/api/datasets/y/samples/1").json()
+    box = added["after"]
+    assert added["action"] == "add" and box["class"] == "Alive" and box["source"] == "edit"
+    width, height = sample["width"], sample["height"]
+    assert abs(box["x"] - width * 0.25) < 3 and abs(box["y"] - height * 0.25) < 3
+    assert abs(box["w"] - width * 0.25) < 3 and abs(box["h"] - height * 0.5) < 3
+    expect(boxes).to_have_count(count)  # one deleted, one drawn
+    dialog.get_by_role("button", name="Exclude from exports").click()
+    expect(dialog.get_by_role("button", name="Take back into exports")).to_be_visible()
+
+
+def test_relabel_the_picked_samples_from_the_grid(served: tuple[Server, Page]) -> None:
+    server, page = served
+    page.goto(server.url + "/?dataset=y&split=train")
+    expect(page.get_by_test_id("count")).to_have_text("4 samples")
+    grid = page.get_by_test_id("grid")
+    grid.locator("input.pick").nth(0).check()
+    grid.locator("input.pick").nth(1).check()
+    ids = [
+        int(i)
+        for i in grid.locator("figure.picked").evaluate_all("els => els.map(e => e.dataset.id)")
+    ]
+    with httpx.Client(base_url=server.url) as client:
+        expected = sum(
+            1 for s in ids
+            for label in client.get(f"/api/datasets/y/samples/{s}").json()["labels"]
+            if label["class"] == "Tree" and label["kind"] == "gt"
+        )  # fmt: skip
+    bar = page.get_by_test_id("relabel")
+    bar.get_by_label("relabel from").select_option("Tree")
+    bar.get_by_label("relabel to").fill("Snag")
+    bar.get_by_role("button", name="Relabel").click()
+    expect(bar.get_by_test_id("relabel-note")).to_have_text(
+        f"edit 1: {expected} labels Tree → Snag"
+    )
+    with httpx.Client(base_url=server.url) as client:
+        classes = {c["class"]: c["labels"] for c in client.get("/api/datasets/y").json()["classes"]}
+    assert expected > 0 and classes["Snag"] == expected and classes["Tree"] == 63 - expected

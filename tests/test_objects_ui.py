@@ -4,29 +4,18 @@ box highlighted and the boxes most like it, and the health report's box rows."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pyarrow as pa
 import pytest
+from browser import draw_lasso, inside
 from conftest import Server, run_cli
 from playwright.sync_api import Browser, Page, expect
 
 DATA = Path(__file__).parent / "data"
 MODEL = "random:dinov2-tiny"
-
-
-def _inside(x: float, y: float, polygon: list[list[float]]) -> bool:
-    inside = False
-    j = len(polygon) - 1
-    for i in range(len(polygon)):
-        (xi, yi), (xj, yj) = polygon[i], polygon[j]
-        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
-            inside = not inside
-        j = i
-    return inside
 
 
 @pytest.fixture
@@ -71,21 +60,12 @@ def test_a_lasso_on_a_map_of_boxes_shows_their_crops(page: Page, boxes_server: S
         (cx + w * 0.05, cy + h * 0.45),
         (cx - w * 0.45, cy + h * 0.45),
     ]
-    page.keyboard.down("Shift")
-    page.mouse.move(*corners[0])
-    page.mouse.down()
-    for x, y in [*corners[1:], corners[0]]:
-        page.mouse.move(x, y, steps=15)
-    page.mouse.up()
-    page.keyboard.up("Shift")
-    panel = page.locator(".map-panel")
-    expect(panel).not_to_have_attribute("data-lasso", "")
-    polygon = json.loads(panel.get_attribute("data-lasso") or "[]")
+    polygon = draw_lasso(page, corners)
     data = httpx.get(boxes_server.url + "/api/datasets/yolo/maps/default/points").content
     table = pa.ipc.open_stream(data).read_all()
     columns = ("label_id", "sample_id", "x", "y")
     points = list(zip(*(table.column(c).to_pylist() for c in columns), strict=True))
-    expected = {(b, s) for b, s, x, y in points if _inside(x, y, polygon)}
+    expected = {(b, s) for b, s, x, y in points if inside(x, y, polygon)}
     assert 0 < len(expected) < 101
     expect(page.get_by_test_id("count")).to_have_text(f"{len(expected)} boxes")
     crops = page.get_by_test_id("object-grid").locator("figure")

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from browser import draw_lasso, inside
 from conftest import Server, run_cli, wait_job
 from playwright.sync_api import Browser, Page, expect
 
@@ -98,18 +99,6 @@ def test_delete_asks_first(page: Page, served: Server) -> None:
     assert httpx.get(served.url + "/api/datasets/shapes").status_code == 404
 
 
-def _inside(x: float, y: float, polygon: list[list[float]]) -> bool:
-    """Even-odd rule, written here independently of the UI's own."""
-    inside = False
-    j = len(polygon) - 1
-    for i in range(len(polygon)):
-        (xi, yi), (xj, yj) = polygon[i], polygon[j]
-        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
-            inside = not inside
-        j = i
-    return inside
-
-
 def _distance(a: tuple[float, float], b: tuple[float, float]) -> float:
     return abs(a[0] - b[0]) + abs(a[1] - b[1])
 
@@ -151,16 +140,7 @@ def test_lasso_on_the_map_filters_the_grid(page: Page, mapped: Server) -> None:
         (cx, cy + h * 0.45),
         (cx - w * 0.45, cy + h * 0.45),
     ]
-    page.keyboard.down("Shift")
-    page.mouse.move(*corners[0])
-    page.mouse.down()
-    for x, y in [*corners[1:], corners[0]]:
-        page.mouse.move(x, y, steps=15)
-    page.mouse.up()
-    page.keyboard.up("Shift")
-    panel = page.locator(".map-panel")
-    expect(panel).not_to_have_attribute("data-lasso", "")
-    polygon = json.loads(panel.get_attribute("data-lasso") or "[]")
+    polygon = draw_lasso(page, corners)
     # The samples inside the polygon, by the points API's coordinates.
     data = httpx.get(mapped.url + "/api/datasets/shapes/maps/default/points").content
     table = pa.ipc.open_stream(data).read_all()
@@ -169,7 +149,7 @@ def test_lasso_on_the_map_filters_the_grid(page: Page, mapped: Server) -> None:
         for i, x, y in zip(
             *(table.column(c).to_pylist() for c in ("sample_id", "x", "y")), strict=True
         )
-        if _inside(x, y, polygon)
+        if inside(x, y, polygon)
     }
     assert 0 < len(expected) < 40
     expect(page.get_by_test_id("count")).to_have_text(f"{len(expected)} samples")

@@ -3,6 +3,7 @@ import { useEffect, useRef, useState } from "react";
 import { api, datasetPath, thumbnailUrl } from "./api";
 import { BoxOverlay, type Box } from "./Boxes";
 import { classColor } from "./colors";
+import { useColumns } from "./columns";
 import { PAGE_SIZE, pagesFor } from "./pages";
 import type { BoxKinds } from "./url";
 
@@ -35,7 +36,7 @@ export function Grid(
   },
 ) {
   const scroller = useRef<HTMLDivElement>(null);
-  const [columns, setColumns] = useState(6);
+  const columns = useColumns(scroller, CELL);
   const [pages, setPages] = useState<Map<number, Sample[]>>(new Map());
   const requested = useRef<Set<number>>(new Set());
   const pageQuery = boxes === "none" ? query : `${query}&boxes=${boxes}`;
@@ -52,15 +53,6 @@ export function Grid(
     requested.current = new Set();
   }, [pageQuery, version]);
 
-  useEffect(() => {
-    const element = scroller.current;
-    if (!element) return;
-    const measure = () => setColumns(Math.max(1, Math.floor(element.clientWidth / CELL)));
-    measure();
-    const observer = new ResizeObserver(measure);
-    observer.observe(element);
-    return () => observer.disconnect();
-  }, []);
 
   const rows = Math.ceil(total / columns);
   const virtualizer = useVirtualizer({

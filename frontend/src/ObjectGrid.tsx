@@ -1,7 +1,8 @@
 import { useVirtualizer } from "@tanstack/react-virtual";
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useRef } from "react";
 import { cropUrl } from "./api";
 import { classColor } from "./colors";
+import { useColumns } from "./columns";
 import type { LassoBoxes } from "./MapView";
 
 const CELL = 136; // px: crop cell width and row height
@@ -13,16 +14,7 @@ export function ObjectGrid(
   { dataset: string; boxes: LassoBoxes; onOpen: (sampleId: number, labelId: number) => void },
 ) {
   const scroller = useRef<HTMLDivElement>(null);
-  const [columns, setColumns] = useState(6);
-  useEffect(() => {
-    const element = scroller.current;
-    if (!element) return;
-    const measure = () => setColumns(Math.max(1, Math.floor(element.clientWidth / CELL)));
-    measure();
-    const observer = new ResizeObserver(measure);
-    observer.observe(element);
-    return () => observer.disconnect();
-  }, []);
+  const columns = useColumns(scroller, CELL);
   useEffect(() => { scroller.current?.scrollTo({ top: 0 }); }, [boxes]);
   const total = boxes.labelIds.length;
   const virtualizer = useVirtualizer({
