@@ -8,12 +8,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,6 +36,7 @@ from visor.services import search as search_service
 from visor.services import views as view_service
 from visor.services.changes import Changes
 from visor.services.jobs import JobContext, JobRunner
+from visor.services.memory import PointsCache, Selections
 from visor.services.search import AnnIndex, IndexCache, Searcher, VectorIndex, check_k
 from visor.sources import Source
 from visor.store import Store
@@ -46,7 +45,6 @@ from visor.store import embeddings as vector_rows
 from visor.store import label_quality as label_quality_rows
 from visor.store import maps as map_rows
 from visor.store import samples as sample_rows
-from visor.store import views as view_rows
 from visor.store.samples import SampleFilter
 
 log = logging.getLogger("visor")
@@ -151,94 +149,6 @@ class Workspace:
         if root not in self._sources:
             self._sources[root] = Source(root)
         return self._sources[root]
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class Newest(Generic[K, V]):
-    """At most `limit` values, dropping the least recently used; safe across threads."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self.lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
-
-    def put(self, key: K, value: V) -> None:
-        with self.lock:
-            self._put(key, value)
-
-    def _put(self, key: K, value: V) -> None:  # with the lock held
-        self._items[key] = value
-        while len(self._items) > self.limit:
-            self._items.popitem(last=False)
-
-    def _drop(self, keep: Callable[[K], bool]) -> None:  # with the lock held
-        for key in [k for k in self._items if not keep(k)]:
-            del self._items[key]
-
-
-class Selections:
-    """Sets of sample ids under a random token, kept in the store (so a saved view's lasso
-    survives restarts) with the newest `LIMIT` also in memory."""
-
-    LIMIT = 32
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._items: Newest[str, tuple[int, np.ndarray]] = Newest(self.LIMIT)
-
-    def add(self, dataset_id: int, ids: np.ndarray) -> str:
-        token = secrets.token_hex(8)
-        view_rows.add_selection(self._store, dataset_id, token, ids)
-        self._items.put(token, (dataset_id, ids))
-        return token
-
-    def get(self, dataset_id: int, token: str) -> np.ndarray:
-        found = self._items.get(token)
-        if found is not None and found[0] == dataset_id:
-            return found[1]
-        stored = view_rows.selection(self._store, dataset_id, token)
-        if stored is None:
-            raise NotFound(
-                f"selection {token!r} not found (the newest {view_rows.KEEP_SELECTIONS} of a "
-                "dataset are kept, and those saved views name): select the samples again"
-            )
-        self._items.put(token, (dataset_id, stored))
-        return stored
-
-
-class PointsCache(Newest[tuple[int, int, int], bytes]):
-    """Encoded map points, the newest `LIMIT` maps, keyed by (dataset, map, tags version)."""
-
-    LIMIT = 4
-
-    def __init__(self) -> None:
-        super().__init__(self.LIMIT)
-        self._versions: dict[int, int] = {}
-        self.encoding = threading.Lock()
-
-    def version(self, dataset_id: int) -> int:
-        with self.lock:
-            return self._versions.get(dataset_id, 0)
-
-    def changed(self, dataset_id: int) -> None:
-        with self.lock:
-            self._versions[dataset_id] = self._versions.get(dataset_id, 0) + 1
-            self._drop(lambda key: key[0] != dataset_id)
-
-    def put(self, key: tuple[int, int, int], value: bytes) -> None:
-        with self.lock:
-            if key[2] == self._versions.get(key[0], 0):  # else the tags changed meanwhile
-                self._put(key, value)
 
 
 class Dataset:
