@@ -6,6 +6,7 @@ with the box and the kind of problem; filter, sort, CLI, HTTP and the sample vie
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,8 @@ from visor.store.samples import SampleFilter
 from visor.workspace import Workspace
 
 DATA = Path(__file__).parent / "data"
+FORKS = [0]  # processes forked by this process so far
+os.register_at_fork(before=lambda: FORKS.__setitem__(0, FORKS[0] + 1))
 
 
 def planted_predictions(ws: Workspace, out: Path) -> dict[str, int]:
@@ -62,8 +65,12 @@ def test_the_detection_check_finds_the_three_planted_disagreements(tmp_path: Pat
     ds = ws.dataset("yolo")
     planted = planted_predictions(ws, tmp_path / "predictions.csv")
     assert ds.import_predictions(str(tmp_path / "predictions.csv"), "model")["predictions"] == 102
+    forks_before = FORKS[0]
     result = ds.find_detection_label_errors("model", wait=True)["result"]
     assert (result["images"], result["flagged"]) == (6, 3)
+    # No process was forked for it (cleanlab's own pool would fork one: in a server, whose
+    # threads hold locks, the child can hang forever).
+    assert FORKS[0] == forks_before
     assert result["boxes_flagged"]["swap"] == 1 and result["boxes_flagged"]["overlooked"] == 1
     first = ds.sample(planted["first"])["detection_check"]
     assert first["issue"] and first["boxes"][0]["label_id"] == planted["swap"]

@@ -7,8 +7,12 @@ the answers go is the caller's."""
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.pool import ThreadPool
 
 import numpy as np
 
@@ -74,7 +78,8 @@ def detection_issues(
     with warnings.catch_warnings():  # cleanlab warns about images it cannot score
         warnings.simplefilter("ignore")
         quality = get_label_quality_scores(given, predicted, verbose=False)
-        issue = find_label_issues(given, predicted)
+        with _pool_in_threads():
+            issue = find_label_issues(given, predicted)
         swap = compute_swap_box_scores(labels=given, predictions=predicted)
         badloc = compute_badloc_box_scores(labels=given, predictions=predicted)
         overlooked = compute_overlooked_box_scores(labels=given, predictions=predicted)
@@ -85,6 +90,26 @@ def detection_issues(
         badloc=_back(badloc, lab_order, len(labels.image)),
         overlooked=_back(overlooked, pred_order, len(predictions.image)),
     )
+
+
+_SWAP = threading.Lock()
+
+
+@contextmanager
+def _pool_in_threads() -> Iterator[None]:
+    """cleanlab's `find_label_issues` computes its per-class AP in a process pool (of one
+    process, never closed). Forking a process that runs threads (the server's, DuckDB's) can
+    leave the child waiting forever on a lock it copied held: a job hung that way. The same
+    work runs in a pool of one thread instead."""
+    import cleanlab.object_detection.filter as od
+
+    with _SWAP:
+        original = od.Pool
+        od.Pool = ThreadPool
+        try:
+            yield
+        finally:
+            od.Pool = original
 
 
 def _back(per_image: list[np.ndarray], order: np.ndarray, n: int) -> np.ndarray:
