@@ -25,7 +25,6 @@ from visor.export.records import (
     ExportSample,
     check_class_names,
     unique_names,
-    write_text,
 )
 from visor.export.voc import VocWriter
 from visor.export.yolo import YoloWriter
