@@ -24,6 +24,7 @@ import numpy as np
 from visor.config import Settings
 from visor.errors import Conflict, InvalidInput, NotFound, VisorError
 from visor.services.jobs import FINAL_STATES
+from visor.services.views import filter_params
 from visor.store.samples import SampleFilter
 
 if TYPE_CHECKING:
@@ -316,7 +317,7 @@ class RemoteDataset:
         filters = options.pop("filters", None)
         body: dict[str, Any] = {"out": out, "format": format, **options}  # view passes through
         if filters is not None:
-            body["filters"] = _filter_params(filters)
+            body["filters"] = filter_params(filters or SampleFilter())
             if filters.ids is not None:
                 raise InvalidInput("an export through the server takes filters, not ids")
         for key in ("exclude_tags", "split_ratios"):
@@ -416,7 +417,7 @@ class RemoteDataset:
         descending: bool = False,
     ) -> tuple[int, list[dict[str, Any]]]:
         """A page of samples matching `filters` (ids too: sent in the body, not the URL)."""
-        wanted = _filter_params(filters)
+        wanted = filter_params(filters or SampleFilter())
         page = {
             "offset": offset,
             "limit": limit,
@@ -585,20 +586,6 @@ class RemoteObjects:
         return self.api.call("GET", self.base).get("analysis")
 
 
-def _filter_params(filters: SampleFilter | None) -> dict[str, Any]:
-    """A SampleFilter as the samples API names its filters (ids left to the caller)."""
-    wanted = {
-        ("class" if key == "category" else key): value
-        for key, value in asdict(filters or SampleFilter()).items()
-        if value is not None and key not in ("ids", "confusion", "quality_issue")
-    }
-    if filters is not None and filters.quality_issue is not None:
-        wanted["quality"] = filters.quality_issue
-    if filters is not None and filters.confusion is not None:
-        wanted["confusion_gt"], wanted["confusion_pred"] = filters.confusion
-    return wanted
-
-
 class RemoteEdits:
     """`Edits`' interface (`ds.edits`) for a dataset in a served workspace."""
 
@@ -673,7 +660,7 @@ class RemoteViews:
         order: str = "asc",
         ui: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        params = filters if isinstance(filters, dict) else _filter_params(filters)
+        params = filters if isinstance(filters, dict) else filter_params(filters or SampleFilter())
         body = {"filters": params, "selection": selection, "sort": sort, "order": order,
                 "ui": ui or {}}  # fmt: skip
         return dict(self.api.call("PUT", f"{self.base}/{name}", json=body))

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -82,11 +82,7 @@ class ExportOptions:
                 raise Conflict(
                     f"{self.out}: exists and is not empty (use --overwrite to replace it)"
                 )
-            return ExportOptions(
-                self.out.rstrip("/"), self.format, self.filters, tuple(self.exclude_tags),
-                self.images, self.kind, self.source, self.min_score, self.dedupe,
-                _ratios(self.split_ratios), self.seed, self.overwrite, self.archive,
-            )  # fmt: skip
+            return self._with(self.out.rstrip("/"), ratios)
         out = Path(self.out).expanduser().resolve()
         if "://" not in root:
             dataset_root = Path(root).resolve()
@@ -103,11 +99,10 @@ class ExportOptions:
             raise Conflict(f"{out}: exists and is not empty (use --overwrite to replace it)")
         if not out.parent.is_dir():
             raise InvalidInput(f"{out.parent}: no such folder")
-        return ExportOptions(
-            str(out), self.format, self.filters, tuple(self.exclude_tags), self.images,
-            self.kind, self.source, self.min_score, self.dedupe, ratios, self.seed,
-            self.overwrite, self.archive,
-        )  # fmt: skip
+        return self._with(str(out), ratios)
+
+    def _with(self, out: str, ratios: tuple[float, ...] | None) -> ExportOptions:
+        return replace(self, out=out, exclude_tags=tuple(self.exclude_tags), split_ratios=ratios)
 
     def params(self) -> dict[str, Any]:
         found = asdict(self)
@@ -391,9 +386,7 @@ def _parquet(
     models = []
     for name, dim in store.query("SELECT name, dim FROM embedding_models ORDER BY name"):
         table = f"embeddings_{int(dim)}"
-        if not store.query_one(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-        )[0]:  # type: ignore[index]
+        if not store.has_table(table):
             continue
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
         count = export_rows.copy_parquet(

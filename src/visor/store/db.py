@@ -130,12 +130,16 @@ class Store:
 
     # -- schema -----------------------------------------------------------------------------
 
+    def has_table(self, name: str) -> bool:
+        """Whether the table exists (vector tables are made with their first vectors)."""
+        row = self.query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+        )
+        return bool(row and row[0])
+
     @property
     def schema_version(self) -> int:
-        row = self.query_one(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-        )
-        if not row or row[0] == 0:
+        if not self.has_table("schema_version"):
             return 0
         found = self.query_one("SELECT max(version) FROM schema_version")
         return int(found[0]) if found and found[0] is not None else 0

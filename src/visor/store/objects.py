@@ -128,7 +128,7 @@ def write_batch(
 def vectors(store: Store, dataset_id: int, model: str, kind: str | None = None) -> ObjectVectors:
     """The boxes with a vector from `model` (of `kind`, or all), by label id."""
     dim = model_dim(store, model)
-    if dim is None or not _exists(store, table_name(dim)):
+    if dim is None or not store.has_table(table_name(dim)):
         return ObjectVectors(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), "f4"))
     kind_filter = "AND l.kind = ?" if kind else ""
     table = store.query_arrow(
@@ -145,19 +145,12 @@ def vectors(store: Store, dataset_id: int, model: str, kind: str | None = None) 
     )
 
 
-def _exists(store: Store, table: str) -> bool:
-    found = store.query_one(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-    )
-    return bool(found and found[0])
-
-
 def status(store: Store, dataset_id: int) -> list[dict[str, Any]]:
     """Per model with object vectors or skipped boxes here: dim, vectors by kind, skipped."""
     rows: list[dict[str, Any]] = []
     for name, dim in store.query("SELECT name, dim FROM embedding_models ORDER BY name"):
         by_kind: dict[str, int] = {}
-        if _exists(store, table_name(dim)):
+        if store.has_table(table_name(dim)):
             for kind, n in store.query(
                 f"SELECT l.kind, count(*) FROM {table_name(dim)} e JOIN labels l "
                 "ON l.dataset_id = e.dataset_id AND l.id = e.label_id "
@@ -281,7 +274,7 @@ def scores_of_sample(store: Store, dataset_id: int, sample_id: int) -> dict[int,
 def version(store: Store, dataset_id: int, model: str) -> tuple[int, int]:
     """Changes whenever the model's box vectors in the dataset change (count, newest row)."""
     dim = model_dim(store, model)
-    if dim is None or not _exists(store, table_name(dim)):
+    if dim is None or not store.has_table(table_name(dim)):
         return (0, -1)
     found = store.query_one(
         f"SELECT count(*), coalesce(max(rowid), -1) FROM {table_name(dim)} "
