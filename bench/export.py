@@ -30,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--boxes", type=int, default=1_000_000)
+    parser.add_argument("--only", help="one run, e.g. coco:link or yolo:none")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = make_dataset(Path(tmp) / "data", args.images, args.boxes)
@@ -37,6 +38,8 @@ def main() -> None:
         ws.jobs.wait(ws.ingest(str(root), "big")["id"], timeout=3600)
         ds = ws.dataset("big")
         runs = [(fmt, "none") for fmt in ("coco", "yolo", "voc", "parquet")] + [("coco", "link")]
+        if args.only:
+            runs = [tuple(args.only.split(":", 1))]
         figures = {}
         for fmt, images in runs:
             out = Path(tmp) / f"out-{fmt}-{images}"

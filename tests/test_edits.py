@@ -224,6 +224,7 @@ def test_edits_in_the_sample_view(served: tuple[Server, Page]) -> None:
     expect(dialog.get_by_test_id("edit-note")).to_have_text("edit 1 done")
     # Delete a box: one fewer rectangle.
     boxes = dialog.locator("svg.boxes rect")
+    expect(boxes.first).to_be_attached()  # the boxes are drawn once the picture has loaded
     count = boxes.count()
     dialog.get_by_role("button", name=f"delete label {label}", exact=True).click()
     expect(boxes).to_have_count(count - 1)

@@ -6,18 +6,26 @@ from __future__ import annotations
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from visor.export.records import ExportSample
+from visor.export.records import ExportSample, TextFiles
 
-
-def _number(value: float) -> str:
-    return f"{round(value, 3):g}"
+# A box as an <object> with pixel corners rounded to 3 decimals (`c.xml`: the class name
+# escaped for XML).
+BOX_SQL = (
+    "'  <object>\n    <name>' || c.xml || '</name>\n    <difficult>0</difficult>\n"
+    "    <bndbox>\n      <xmin>' || printf('%g', round(l.x, 3)) || '</xmin>\n"
+    "      <ymin>' || printf('%g', round(l.y, 3)) || '</ymin>\n"
+    "      <xmax>' || printf('%g', round(l.x + l.w, 3)) || '</xmax>\n"
+    "      <ymax>' || printf('%g', round(l.y + l.h, 3)) || '</ymax>\n"
+    "    </bndbox>\n  </object>\n'"
+)
 
 
 class VocWriter:
+    BOX_SQL = BOX_SQL
+
     def __init__(self, out: Path, classes: list[str]):
         self.out = out
-        self.folder = out / "Annotations"
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.files = TextFiles(str(out))
         self.lists: dict[str, list[str]] = {}
 
     def image_path(self, sample: ExportSample) -> str:
@@ -31,24 +39,21 @@ class VocWriter:
             "  <folder>JPEGImages</folder>\n"
             f"  <filename>{escape(sample.name)}</filename>\n"
             f"  <size>\n    <width>{sample.width or 0}</width>\n"
-            f"    <height>{sample.height or 0}</height>\n    <depth>3</depth>\n  </size>\n"
+            f"    <height>{sample.height or 0}</height>\n    <depth>3</depth>\n  </size>\n",
+            sample.text,
         ]
-        for box in sample.boxes:
-            parts.append(
-                f"  <object>\n    <name>{escape(box.cls)}</name>\n    <difficult>0</difficult>\n"
-                f"    <bndbox>\n      <xmin>{_number(box.x)}</xmin>\n"
-                f"      <ymin>{_number(box.y)}</ymin>\n"
-                f"      <xmax>{_number(box.x + box.w)}</xmax>\n"
-                f"      <ymax>{_number(box.y + box.h)}</ymax>\n    </bndbox>\n  </object>\n"
-            )
         for cls in sample.classes:  # an image-level label: an object without a box
             parts.append(f"  <object>\n    <name>{escape(cls)}</name>\n  </object>\n")
         parts.append("</annotation>\n")
-        (self.folder / f"{sample.stem}.xml").write_text("".join(parts), encoding="utf-8")
+        self.files.write("Annotations", f"{sample.stem}.xml", "".join(parts))
         if sample.split:
             self.lists.setdefault(sample.split, []).append(sample.stem)
 
+    def close(self) -> None:
+        self.files.close()
+
     def finish(self) -> None:
+        self.close()
         folder = self.out / "ImageSets" / "Main"
         for split, stems in self.lists.items():
             folder.mkdir(parents=True, exist_ok=True)

@@ -8,16 +8,28 @@ from pathlib import Path
 
 import yaml
 
-from visor.export.records import ExportSample
+from visor.export.records import ExportSample, TextFiles
+
+# A box as a line, cut to the image (a box wholly outside it is left out: YOLO can't say
+# it): the class index, centre and size over the image's size, then the score if any.
+_X0, _X1 = "greatest(l.x, 0)", "least(l.x + l.w, s.width)"
+_Y0, _Y1 = "greatest(l.y, 0)", "least(l.y + l.h, s.height)"
+BOX_SQL = (
+    f"CASE WHEN {_X1} > {_X0} AND {_Y1} > {_Y0} THEN "
+    f"printf('%d %.6f %.6f %.6f %.6f', c.idx, ({_X0} + {_X1}) / 2 / s.width, "
+    f"({_Y0} + {_Y1}) / 2 / s.height, ({_X1} - {_X0}) / s.width, ({_Y1} - {_Y0}) / s.height)"
+    " || CASE WHEN l.score IS NULL THEN '' ELSE printf(' %.6f', l.score) END || chr(10) END"
+)
 
 
 class YoloWriter:
+    BOX_SQL = BOX_SQL
+
     def __init__(self, out: Path, classes: list[str]):
         self.out = out
         self.classes = classes
-        self.index = {name: i for i, name in enumerate(classes)}
         self.splits: set[str | None] = set()
-        self.folders: set[Path] = set()
+        self.files = TextFiles(str(out))
 
     def _base(self, sample: ExportSample) -> str:
         return f"{sample.split}/" if sample.split else ""
@@ -27,27 +39,13 @@ class YoloWriter:
 
     def add(self, sample: ExportSample) -> None:
         self.splits.add(sample.split)
-        lines = []
-        width, height = sample.width or 0, sample.height or 0
-        for box in sample.boxes:
-            x0, y0 = max(box.x, 0.0), max(box.y, 0.0)
-            x1, y1 = min(box.x + box.w, float(width)), min(box.y + box.h, float(height))
-            if x1 <= x0 or y1 <= y0:
-                continue  # wholly outside the image: YOLO can't say it
-            cx, cy = (x0 + x1) / 2 / width, (y0 + y1) / 2 / height
-            w, h = (x1 - x0) / width, (y1 - y0) / height
-            line = f"{self.index[box.cls]} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
-            if box.score is not None:
-                line += f" {box.score:.6f}"
-            lines.append(line)
-        folder = self.out / f"{self._base(sample)}labels"
-        if folder not in self.folders:
-            folder.mkdir(parents=True, exist_ok=True)
-            self.folders.add(folder)
-        text = "\n".join(lines) + ("\n" if lines else "")
-        (folder / f"{sample.stem}.txt").write_text(text, encoding="utf-8")
+        self.files.write(f"{self._base(sample)}labels", f"{sample.stem}.txt", sample.text)
+
+    def close(self) -> None:
+        self.files.close()
 
     def finish(self) -> None:
+        self.close()
         data: dict[str, object] = {}
         named = {s for s in self.splits if s}
         if None in self.splits or not named:

@@ -10,7 +10,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +41,7 @@ FORMATS = ("coco", "yolo", "voc", "classification", "parquet")
 IMAGES = ("copy", "link", "none")
 CHUNK = 5000
 REPORT_LIMIT = 100
+PLACING_THREADS = 8
 
 
 class Writer(Protocol):
@@ -217,15 +220,20 @@ def _writer(fmt: str, out: Path, classes: list[str], report: dict[str, Any]) -> 
 
 
 def _samples(
-    store: Store, dataset_id: int, ids: np.ndarray, options: ExportOptions, splits: dict[int, str]
+    store: Store,
+    dataset_id: int,
+    ids: np.ndarray,
+    options: ExportOptions,
+    splits: dict[int, str],
+    writer: Writer,
+    classes: list[str],
 ) -> Iterator[list[ExportSample]]:
-    """The chosen samples with their labels, a chunk at a time."""
+    """The chosen samples with their labels, a chunk at a time: as boxes, or for a writer
+    with a `BOX_SQL`, as its text."""
+    box_sql: str | None = getattr(writer, "BOX_SQL", None)
     for start in range(0, len(ids), CHUNK):
         part = ids[start : start + CHUNK]
         rows = export_rows.samples_chunk(store, dataset_id, part)
-        labels = export_rows.labels_chunk(
-            store, dataset_id, part, options.kind, options.source, options.min_score
-        )
         by_id = {
             row["id"]: ExportSample(
                 id=row["id"],
@@ -237,13 +245,25 @@ def _samples(
             )
             for row in rows
         }
-        for sample_id, cls, x, y, w, h, score in labels:
-            sample = by_id[sample_id]
-            if x is None:
-                if cls not in sample.classes:
-                    sample.classes.append(cls)
-            else:
-                sample.boxes.append(ExportBox(cls, x, y, w, h, score))
+        labels = (options.kind, options.source, options.min_score)
+        if box_sql is not None:
+            texts = export_rows.label_texts_chunk(
+                store, dataset_id, part, *labels, box_sql, classes
+            )
+            for sample_id, (text, count, image_classes) in texts.items():
+                sample = by_id[sample_id]
+                sample.text, sample.box_count, sample.classes = text, count, image_classes
+        else:
+            for sample_id, cls, x, y, w, h, score in export_rows.labels_chunk(
+                store, dataset_id, part, *labels
+            ):
+                sample = by_id[sample_id]
+                if x is None:
+                    if cls not in sample.classes:
+                        sample.classes.append(cls)
+                else:
+                    sample.boxes.append(ExportBox(cls, x, y, w, h, score))
+                    sample.box_count += 1
         yield list(by_id.values())
 
 
@@ -290,27 +310,54 @@ def _files(
     skipped: list[dict[str, Any]] = []
     skipped_count = 0
     split_counts: dict[str, int] = {}
-    for chunk in _samples(store, dataset_id, ids, options, splits):
-        for sample in chunk:
-            key = None if options.format == "voc" else sample.split
-            sample.name = names[(key, sample.path)]
-            reason = _skip_reason(writer, sample, options.format)
-            if reason:
-                skipped_count += 1
-                if len(skipped) < REPORT_LIMIT:
-                    skipped.append({"sample_id": sample.id, "path": sample.path, "reason": reason})
-                continue
-            writer.add(sample)
-            if options.format in ("coco", "yolo"):
-                dropped += len(sample.classes)  # these formats hold boxes only
-            _place_image(source, sample.path, scratch / writer.image_path(sample), options.images)
-            written += 1
-            boxes += len(sample.boxes)
-            label = sample.split or "(none)"
-            split_counts[label] = split_counts.get(label, 0) + 1
-        ctx.progress(written + skipped_count)
-        ctx.check_cancelled()
-    writer.finish()
+    folders: set[Path] = set()
+    placements: list[tuple[str, Path]] = []
+    # Images are copied, linked or read from a bucket while the labels are written: on a
+    # thread of their own on local disk (links into one folder wait on it one by one), on
+    # several for a bucket (each read waits on the network).
+    threads = 1 if source.is_local else PLACING_THREADS
+    placing = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="visor-export")
+    placed: deque[list[Future[None]]] = deque()
+    try:
+        for chunk in _samples(store, dataset_id, ids, options, splits, writer, classes):
+            for sample in chunk:
+                key = None if options.format == "voc" else sample.split
+                sample.name = names[(key, sample.path)]
+                reason = _skip_reason(writer, sample, options.format)
+                if reason:
+                    skipped_count += 1
+                    if len(skipped) < REPORT_LIMIT:
+                        skipped.append(
+                            {"sample_id": sample.id, "path": sample.path, "reason": reason}
+                        )
+                    continue
+                writer.add(sample)
+                if options.format in ("coco", "yolo"):
+                    dropped += len(sample.classes)  # these formats hold boxes only
+                if options.images != "none":
+                    target = scratch / writer.image_path(sample)
+                    if target.parent not in folders:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        folders.add(target.parent)
+                    placements.append((sample.path, target))
+                written += 1
+                boxes += sample.box_count
+                label = sample.split or "(none)"
+                split_counts[label] = split_counts.get(label, 0) + 1
+            placed.append(_place_chunk(placing, source, placements, options.images))
+            placements = []
+            while len(placed) > 2:  # at most two chunks in flight
+                _wait(placed.popleft())
+            ctx.progress(written + skipped_count)
+            ctx.check_cancelled()
+        while placed:
+            _wait(placed.popleft())
+        writer.finish()
+    finally:
+        close = getattr(writer, "close", None)
+        if close is not None:
+            close()  # folders a writer holds open, also when the export stops early
+        placing.shutdown(wait=True, cancel_futures=True)
     if not written:
         raise InvalidInput(
             f"no sample could be written as {options.format}"
@@ -332,15 +379,30 @@ def _skip_reason(writer: Writer, sample: ExportSample, fmt: str) -> str | None:
     if fmt == "classification":
         assert isinstance(writer, ClassificationWriter)
         return writer.skip_reason(sample)
-    if fmt == "yolo" and sample.boxes and not (sample.width and sample.height):
+    if fmt == "yolo" and sample.box_count and not (sample.width and sample.height):
         return "image size unknown (YOLO boxes are relative to it)"
     return None
 
 
+def _place_chunk(
+    pool: ThreadPoolExecutor, source: Source, placements: list[tuple[str, Path]], how: str
+) -> list[Future[None]]:
+    if source.is_local:
+        return [pool.submit(_place_images, source, placements, how)] if placements else []
+    return [pool.submit(_place_image, source, path, target, how) for path, target in placements]
+
+
+def _wait(futures: list[Future[None]]) -> None:
+    for future in futures:
+        future.result()  # an image that could not be placed stops the export
+
+
+def _place_images(source: Source, placements: list[tuple[str, Path]], how: str) -> None:
+    for path, target in placements:
+        _place_image(source, path, target, how)
+
+
 def _place_image(source: Source, path: str, target: Path, how: str) -> None:
-    if how == "none":
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
     local = source.local_path(path)
     if how == "link":
         assert local is not None

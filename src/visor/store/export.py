@@ -4,6 +4,7 @@ deduplicated export leaves out."""
 from __future__ import annotations
 
 from typing import Any
+from xml.sax.saxutils import escape
 
 import numpy as np
 import pyarrow as pa
@@ -35,14 +36,7 @@ def labels_chunk(
 ) -> list[tuple[int, str, Any, Any, Any, Any, Any]]:
     """(sample id, class, x, y, w, h, score) of the labels of `kind` (and `source`, score at
     least `min_score`) of the given samples; x is None for an image-level label."""
-    where = "kind = ? AND class IS NOT NULL"
-    params: list[Any] = [kind]
-    if source is not None:
-        where += " AND source = ?"
-        params.append(source)
-    if min_score is not None:
-        where += " AND coalesce(score, 1.0) >= ?"
-        params.append(min_score)
+    where, params = _label_filter(kind, source, min_score, alias="")
     cur = store.cursor()
     with store.registered(cur, {"_export_ids": pa.table({"id": ids.astype(np.int32)})}):
         rows = cur.execute(
@@ -52,6 +46,57 @@ def labels_chunk(
             [dataset_id, int(ids[0]), int(ids[-1]), *params],
         ).fetchall()
     return [(int(r[0]), str(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+
+def label_texts_chunk(
+    store: Store,
+    dataset_id: int,
+    ids: np.ndarray,
+    kind: str,
+    source: str | None,
+    min_score: float | None,
+    box_sql: str,
+    classes: list[str],
+) -> dict[int, tuple[str, int, list[str]]]:
+    """Per sample with labels of `kind` among the given ones: its boxes written by `box_sql`
+    (an expression over the label `l`, its sample `s` and its class `c` with `c.idx`, the
+    class's index in `classes`, and `c.xml`, its name escaped for XML), joined in label order,
+    NULLs left out; its number of boxes; its image-level classes in label order."""
+    where, params = _label_filter(kind, source, min_score)
+    names = pa.table(
+        {
+            "name": classes,
+            "idx": list(range(len(classes))),
+            "xml": [escape(name) for name in classes],
+        }
+    )
+    cur = store.cursor()
+    tables = {"_export_ids": pa.table({"id": ids.astype(np.int32)}), "_export_classes": names}
+    with store.registered(cur, tables):
+        rows = cur.execute(
+            f"SELECT l.sample_id, coalesce(string_agg(CASE WHEN l.x IS NOT NULL THEN {box_sql} "
+            "END, '' ORDER BY l.id), ''), count(l.x), list(l.class ORDER BY l.id) FILTER "
+            "(WHERE l.x IS NULL) FROM labels l JOIN samples s ON s.dataset_id = l.dataset_id "
+            "AND s.id = l.sample_id JOIN _export_classes c ON c.name = l.class "
+            "WHERE l.dataset_id = ? AND l.sample_id BETWEEN ? AND ? AND l.sample_id IN "
+            f"(SELECT id FROM _export_ids) AND {where} GROUP BY l.sample_id",
+            [dataset_id, int(ids[0]), int(ids[-1]), *params],
+        ).fetchall()
+    return {int(r[0]): (r[1], int(r[2]), list(dict.fromkeys(r[3] or []))) for r in rows}
+
+
+def _label_filter(
+    kind: str, source: str | None, min_score: float | None, alias: str = "l."
+) -> tuple[str, list[Any]]:
+    where = f"{alias}kind = ? AND {alias}class IS NOT NULL"
+    params: list[Any] = [kind]
+    if source is not None:
+        where += f" AND {alias}source = ?"
+        params.append(source)
+    if min_score is not None:
+        where += f" AND coalesce({alias}score, 1.0) >= ?"
+        params.append(min_score)
+    return where, params
 
 
 def duplicates_to_drop(store: Store, dataset_id: int) -> np.ndarray:
