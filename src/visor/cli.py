@@ -450,6 +450,20 @@ def embed(
     source: Annotated[
         str | None, typer.Option(help="with --kind prediction: only this prediction source")
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            help="run on a Ray cluster: local (started for the job), auto, or ray://host:port"
+        ),
+    ] = None,
+    ray_actors: Annotated[int | None, typer.Option(help="with --ray: model actors (1)")] = None,
+    ray_gpus: Annotated[
+        float | None, typer.Option(help="with --ray: GPUs per model actor (0)")
+    ] = None,
+    staging: Annotated[
+        str | None,
+        typer.Option(help="with --ray: folder or s3:// / gs:// URL the workers write shards to"),
+    ] = None,
 ) -> None:
     """Compute an embedding vector for every image (only those still missing one), or with
     --objects for every box."""
@@ -468,6 +482,10 @@ def embed(
                 objects=objects,
                 kind=kind,
                 source=source,
+                ray=ray,
+                ray_actors=ray_actors,
+                ray_gpus=ray_gpus,
+                staging=staging,
             ),
         )
         if objects:

@@ -234,6 +234,10 @@ class RemoteDataset:
         objects: bool = False,
         kind: str = "gt",
         source: str | None = None,
+        ray: str | None = None,
+        ray_actors: int | None = None,
+        ray_gpus: float | None = None,
+        staging: str | None = None,
         wait: bool = False,
     ) -> dict[str, Any]:
         body = {
@@ -247,6 +251,10 @@ class RemoteDataset:
             "batch_size": batch_size,
             "workers": workers,
             "recompute": recompute,
+            "ray": ray,
+            "ray_actors": ray_actors,
+            "ray_gpus": ray_gpus,
+            "staging": staging,
         }
         job = self.api.call("POST", f"{self.base}/embeddings/generate", json=body)
         return self._finish(job, wait)

@@ -256,6 +256,14 @@ def put_folder(local: str, uri: str, *, replace: bool) -> int:
     return len(files)
 
 
+def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The file system and path of a folder given as a local path, s3:// or gs:// URL."""
+    if "://" not in uri or uri.startswith("file://"):
+        return fsspec.filesystem("file"), os.path.abspath(uri.removeprefix("file://"))
+    scheme, path = _split_remote(uri)
+    return fsspec.filesystem(scheme, **_storage_options(scheme)), path
+
+
 def _split_remote(uri: str) -> tuple[str, str]:
     scheme, _, path = uri.partition("://")
     if scheme not in REMOTE_SCHEMES or not path.strip("/"):

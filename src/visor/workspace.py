@@ -5,6 +5,7 @@ The CLI and the HTTP API are thin layers over these two classes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -32,6 +33,7 @@ from visor.services import maps as map_service
 from visor.services import objects as object_service
 from visor.services import predictions as prediction_service
 from visor.services import quality as quality_service
+from visor.services import ray_embed as ray_embed_service
 from visor.services import search as search_service
 from visor.services import views as view_service
 from visor.services.changes import Changes
@@ -416,12 +418,18 @@ class Dataset:
         objects: bool = False,
         kind: str = "gt",
         source: str | None = None,
+        ray: str | None = None,
+        ray_actors: int | None = None,
+        ray_gpus: float | None = None,
+        staging: str | None = None,
         wait: bool = False,
     ) -> dict[str, Any]:
         """Start embedding every image without a vector from `model`; returns the job.
         With `quality` (the default) each image's quality is measured from the same decode.
         With `objects`, every box of `kind` (gt or prediction, of `source`) is embedded
-        instead, as a crop of its image (see `ds.objects`).
+        instead, as a crop of its image (see `ds.objects`). With `ray` ("local", "auto" or
+        "ray://host:port") the work runs on a Ray cluster: `ray_actors` model actors with
+        `ray_gpus` GPUs each, shards staged in `staging` (default: under the home folder).
 
         Asking again while that job runs returns the running job. With `wait`, returns the
         finished job and raises if it failed.
@@ -437,7 +445,15 @@ class Dataset:
             objects=objects,
             kind=kind,
             source=source,
+            ray=ray,
+            ray_actors=ray_actors,
+            ray_gpus=ray_gpus,
+            staging=staging,
         ).checked()
+        if options.ray is not None and options.staging is None:
+            home = str(self.workspace.settings.home.resolve())
+            where = ray_embed_service.default_staging(home, self.id, options.model)
+            options = dataclasses.replace(options, staging=where)
         files = self.workspace.source(self.row["root"])
 
         def run(ctx: JobContext) -> dict[str, Any]:

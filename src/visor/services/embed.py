@@ -5,7 +5,7 @@ embeds only what is missing."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -41,6 +41,10 @@ class EmbedOptions:
     objects: bool = False  # embed every box (a crop of its image) instead of the images
     kind: str = "gt"  # with objects: ground-truth boxes, or predicted ones
     source: str | None = None  # with objects and kind "prediction": one prediction source
+    ray: str | None = None  # a Ray cluster: "local" (started for the job), "auto", ray://...
+    ray_actors: int | None = None  # model actors on the cluster (default 1)
+    ray_gpus: float | None = None  # GPUs per model actor (default 0)
+    staging: str | None = None  # where Ray's workers write shards (default: under home)
 
     def checked(self) -> EmbedOptions:
         """Validated, with automatic values filled in (fails fast, before a job starts)."""
@@ -62,18 +66,33 @@ class EmbedOptions:
                 "recompute is for images; box vectors are kept per box (a replaced prediction "
                 "source gets new boxes, embedded as new)"
             )
-        return EmbedOptions(
-            model,
-            device,
-            precision,
-            batch,
-            workers,
-            self.recompute,
-            self.quality and not self.objects,
-            self.objects,
-            self.kind,
-            self.source,
+        if self.ray is not None:
+            self._check_ray()
+        return replace(
+            self,
+            model=model,
+            device=device,
+            precision=precision,
+            batch_size=batch,
+            workers=workers,
+            quality=self.quality and not self.objects and self.ray is None,
+            ray_actors=self.ray_actors or 1 if self.ray is not None else None,
         )
+
+    def _check_ray(self) -> None:
+        from visor.services.ray_embed import ray_module
+
+        if not self.ray or not self.ray.strip():
+            raise InvalidInput("ray: give local, auto or ray://host:port")
+        if self.objects:
+            raise InvalidInput("--ray embeds images; box crops (--objects) run locally for now")
+        if self.recompute:
+            raise InvalidInput("--recompute runs locally; --ray embeds what is missing")
+        if self.ray_actors is not None and not 1 <= self.ray_actors <= 1024:
+            raise InvalidInput(f"ray_actors {self.ray_actors}: use 1 to 1024")
+        if self.ray_gpus is not None and not 0 <= self.ray_gpus <= 8:
+            raise InvalidInput(f"ray_gpus {self.ray_gpus}: use 0 to 8")
+        ray_module()  # installed, or a clear error before the job starts
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,6 +121,11 @@ def embed_dataset(
     """Run the embed job for `dataset` (a datasets row) with checked `options`."""
     if options.objects:
         return object_service.embed_objects(store, ctx, dataset, source, options)
+    if options.ray is not None:
+        from visor.services.ray_embed import embed_on_ray
+
+        assert options.staging is not None
+        return embed_on_ray(store, ctx, dataset, source, options, options.staging)
     ctx.phase(f"loading {options.model} on {options.device}")
     embedder = load_model(options.model, options.device, options.precision)
     vector_rows.ensure_model(store, embedder.name, embedder.dim)

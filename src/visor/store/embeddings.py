@@ -64,6 +64,21 @@ def missing(store: Store, dataset_id: int, model: str, dim: int) -> list[tuple[i
     return [(int(i), str(p)) for i, p in rows]
 
 
+def present(store: Store, dataset_id: int, model: str, dim: int, ids: np.ndarray) -> np.ndarray:
+    """Which of `ids` have a vector from `model` (a bool per id)."""
+    if not len(ids):
+        return np.zeros(0, dtype=bool)
+    cur = store.cursor()
+    wanted = pa.table({"sample_id": pa.array(np.asarray(ids, dtype=np.int64))})
+    with store.registered(cur, {"_wanted": wanted}):
+        rows = cur.execute(
+            f"SELECT sample_id FROM {table_name(dim)} WHERE dataset_id = ? AND model = ? "
+            "AND sample_id IN (SELECT sample_id FROM _wanted)",
+            [dataset_id, model],
+        ).fetchall()
+    return np.isin(ids, np.asarray([r[0] for r in rows], dtype=np.int64))
+
+
 def clear_errors(store: Store, dataset_id: int, model: str) -> None:
     store.cursor().execute(
         "DELETE FROM embedding_errors WHERE dataset_id = ? AND model = ?", [dataset_id, model]

@@ -37,6 +37,15 @@ class EmbedRequest(BaseModel):
     quality: bool = Field(default=True, description="measure image quality from the same decode")
     objects: bool = Field(default=False, description="embed every box (a crop) instead")
     kind: str = Field(default="gt", description="with objects: gt or prediction boxes")
+    ray: str | None = Field(
+        default=None, description="run on a Ray cluster: local (started for the job), auto, "
+        "or ray://host:port"
+    )  # fmt: skip
+    ray_actors: int | None = Field(default=None, description="model actors on Ray (1)")
+    ray_gpus: float | None = Field(default=None, description="GPUs per model actor (0)")
+    staging: str | None = Field(
+        default=None, description="folder or s3:// / gs:// URL for Ray's shards"
+    )
     source: str | None = Field(default=None, description="with kind prediction: one source")
 
 
@@ -56,6 +65,10 @@ def generate(dataset: DatasetDep, body: EmbedRequest | None = None) -> dict[str,
         objects=body.objects,
         kind=body.kind,
         source=body.source,
+        ray=body.ray,
+        ray_actors=body.ray_actors,
+        ray_gpus=body.ray_gpus,
+        staging=body.staging,
     )
 
 

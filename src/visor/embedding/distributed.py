@@ -1,0 +1,206 @@
+"""The embed job's work on a Ray cluster, with Ray Data: the (sample id, path) rows to embed
+in blocks → read and preprocess on CPU tasks with the local pipeline's own code → the model
+in a pool of actors (loaded once per actor; `random:` models are seeded, so every actor
+gives the same vectors) → each batch's vectors written by its actor as one Parquet shard in
+a staging folder (local, s3:// or gs://), whole or not at all. The driver gets one small row
+per shard (its name and counts) and loads it; this module knows nothing of the store.
+
+Workers read images from the dataset's root themselves (a bucket is read by the workers, not
+through the driver) and write shards themselves: a shard's name is its first and last sample
+id, so a retried batch writes the same shard again rather than a second one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from visor.errors import VisorError
+
+if TYPE_CHECKING:
+    from visor.embedding.preprocess import Preprocessing
+
+SHARD_SUFFIX = ".parquet"
+# A test (or an operator) can make the first model actor to see this file remove it and die,
+# as a crashed worker would: Ray restarts the actor and runs its batch again.
+FAIL_ONCE_ENV = "VISOR_RAY_FAIL_ONCE"
+
+
+@dataclass(frozen=True)
+class RayPlan:
+    """What every task and actor needs, sent to them once."""
+
+    root: str  # the dataset's root (a path or bucket URL), opened by each worker
+    model: str
+    device: str
+    precision: str
+    batch_size: int
+    staging: str  # folder (path or URL) the shards go to
+    actors: int  # model actors in the pool
+    gpus_per_actor: float
+    threads: int | None  # torch threads per actor (None: as Ray sets them)
+    preprocessing: Preprocessing
+
+
+def shard_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            ("sample_id", pa.int64()),
+            ("model", pa.string()),
+            ("vector", pa.list_(pa.float32())),  # null where the image failed
+            ("error", pa.string()),  # why, for a failed image
+        ]
+    )
+
+
+def run(plan: RayPlan, rows: pa.Table) -> Iterator[dict[str, Any]]:
+    """Embed `rows` (sample_id, path) on the connected Ray cluster; yields, as each shard is
+    written, {"shard": file name in the staging folder, "count": images, "failed": count}."""
+    import ray
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the job's own progress is what the user follows
+    context.verbose_progress = False
+    # Blocks of a few batches each, cut here (a repartition would need free CPUs while the
+    # actors hold them).
+    size = plan.batch_size * 2
+    blocks = [rows.slice(start, size) for start in range(0, len(rows), size)]
+    decoded = ray.data.from_arrow(blocks).map_batches(
+        _decode, fn_kwargs={"plan": plan}, batch_size=plan.batch_size, batch_format="numpy",
+        num_cpus=1,
+    )  # fmt: skip
+    embedded = decoded.map_batches(
+        _Embed,
+        fn_constructor_args=(plan,),
+        batch_size=plan.batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=max(1, plan.actors)),
+        num_cpus=1,
+        num_gpus=plan.gpus_per_actor or None,
+    )  # a dead actor is restarted and its batch run again (Ray Data's defaults)
+    for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+        for shard, count, failed in zip(
+            batch["shard"], batch["count"], batch["failed"], strict=True
+        ):
+            yield {"shard": str(shard), "count": int(count), "failed": int(failed)}
+
+
+def read_shard(fs: Any, path: str) -> pa.Table:
+    with fs.open(path, "rb") as f:
+        return pq.read_table(f, schema=shard_schema())
+
+
+def list_shards(fs: Any, folder: str) -> list[str]:
+    """Complete shards in `folder` (a file being written has another suffix), by name."""
+    if not fs.exists(folder):
+        return []
+    found = [p for p in fs.ls(folder, detail=False) if str(p).endswith(SHARD_SUFFIX)]
+    return sorted(str(p) for p in found)
+
+
+_sources: dict[str, Any] = {}
+
+
+def _decode(batch: dict[str, np.ndarray], plan: RayPlan) -> dict[str, np.ndarray]:
+    """Reads and preprocesses a batch of images (the local pipeline's `prepare_inspected`):
+    uint8 model inputs, and the reason for each image that could not be read."""
+    from visor.sources import Source
+
+    source = _sources.get(plan.root)
+    if source is None:
+        source = _sources[plan.root] = Source(plan.root)
+    prep = plan.preprocessing
+    ids = batch["sample_id"].astype(np.int64)
+    crops: list[np.ndarray | None] = []
+    errors = np.full(len(ids), "", dtype=object)
+    for i, path in enumerate(batch["path"]):
+        crop = None
+        try:
+            crop, _ = prep.prepare_inspected(source.read_bytes(str(path)), path, None)
+        except VisorError as e:
+            errors[i] = e.message
+        except Exception as e:  # a reader error not foreseen: recorded, the job goes on
+            errors[i] = f"{path}: cannot read ({type(e).__name__}: {e})"
+        crops.append(crop)
+    shape = next((c.shape for c in crops if c is not None), (1, 1, 3))
+    pixels = np.stack([c if c is not None else np.zeros(shape, np.uint8) for c in crops])
+    return {"sample_id": ids, "pixels": pixels, "error": errors}
+
+
+class _Embed:
+    """The model, loaded once per actor; writes each batch's vectors as one shard."""
+
+    def __init__(self, plan: RayPlan) -> None:
+        import torch
+
+        from visor.embedding.models import load_model
+        from visor.sources import filesystem
+
+        self.plan = plan
+        if plan.threads:
+            torch.set_num_threads(plan.threads)  # Ray gives a worker one thread per CPU it holds
+        self.embedder = load_model(plan.model, plan.device, plan.precision)
+        self.fs, self.folder = filesystem(plan.staging)
+        self.local = "://" not in plan.staging or plan.staging.startswith("file://")
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        import torch
+
+        _maybe_fail()
+        ids, errors = batch["sample_id"].astype(np.int64), batch["error"]
+        good = np.asarray([not e for e in errors], dtype=bool)
+        vectors = np.zeros((len(ids), self.embedder.dim), dtype=np.float32)
+        if good.any():
+            inputs = torch.from_numpy(np.ascontiguousarray(batch["pixels"][good]))
+            vectors[good] = self.embedder.forward(inputs).cpu().numpy()
+        reasons = [str(e) or None for e in errors]
+        finite = np.isfinite(vectors).all(axis=1)
+        for i in np.flatnonzero(good & ~finite):
+            reasons[i] = "the model gave NaN or infinite values for this image"
+        column = [None if reasons[i] else vectors[i] for i in range(len(ids))]
+        table = pa.table(
+            {
+                "sample_id": ids,
+                "model": [self.embedder.name] * len(ids),
+                "vector": pa.array(column, pa.list_(pa.float32())),
+                "error": pa.array(reasons, pa.string()),
+            },
+            schema=shard_schema(),
+        )
+        name = f"{int(ids.min()):012d}-{int(ids.max()):012d}{SHARD_SUFFIX}"
+        self._write(name, table)
+        failed = sum(r is not None for r in reasons)
+        return {"shard": [name], "count": [len(ids)], "failed": [failed]}
+
+    def _write(self, name: str, table: pa.Table) -> None:
+        """Whole or not at all: a local shard is written beside its name and renamed; an
+        object store's put shows an object only once it is complete."""
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        path = f"{self.folder}/{name}"
+        if self.local:
+            os.makedirs(self.folder, exist_ok=True)
+            scratch = f"{path}.{uuid.uuid4().hex}.part"
+            with open(scratch, "wb") as f:
+                f.write(buffer.getvalue())
+            os.replace(scratch, path)
+        else:
+            self.fs.pipe_file(path, buffer.getvalue())
+
+
+def _maybe_fail() -> None:
+    marker = os.environ.get(FAIL_ONCE_ENV)
+    if marker:
+        try:
+            os.remove(marker)
+        except FileNotFoundError:
+            return
+        os._exit(1)  # as a worker killed mid-batch

@@ -1,0 +1,146 @@
+"""The embed job on a Ray cluster (a local one, started by each job on this machine): the
+same vectors as the local job, a worker dying mid-job, the driver killed and run again,
+images read from and shards staged on S3 (the moto server on loopback)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+from conftest import ingest
+
+from visor.config import Settings
+from visor.errors import InvalidInput
+from visor.workspace import Workspace
+
+pytest.importorskip("ray")
+
+DATA = Path(__file__).parent / "data"
+MODEL = "random:dinov2-tiny"
+
+
+def _unique_vectors(
+    ws: Workspace, name: str, model: str = MODEL
+) -> tuple[np.ndarray, np.ndarray]:
+    ids, vectors = ws.dataset(name).embeddings(model)
+    assert len(np.unique(ids)) == len(ids)  # no sample has two vectors
+    return ids, vectors
+
+
+def test_ray_gives_the_local_vectors(workspace: Workspace) -> None:
+    """98 real crops: Ray's vectors equal the local pipeline's (cosine ≥ 0.9999)."""
+    ingest(workspace, DATA / "classification_trees", "on_ray")
+    ingest(workspace, DATA / "classification_trees", "here")
+    job = workspace.dataset("on_ray").embed(MODEL, ray="local", batch_size=16, wait=True)
+    result = job["result"]
+    assert (result["embedded"], result["failed_count"], result["skipped_existing"]) == (98, 0, 0)
+    assert not list(Path(result["staging"]).glob("*.parquet"))  # every shard loaded, removed
+    workspace.dataset("here").embed(MODEL, batch_size=16, wait=True)
+    ids, ray_vectors = _unique_vectors(workspace, "on_ray")
+    local_ids, local_vectors = _unique_vectors(workspace, "here")
+    _, paths = workspace.dataset("on_ray").samples(limit=200)
+    _, local_paths = workspace.dataset("here").samples(limit=200)
+    by_path = {s["path"]: s["id"] for s in local_paths}
+    order = {i: n for n, i in enumerate(local_ids.tolist())}
+    assert len(ids) == 98
+    for sample in paths:
+        a = ray_vectors[np.flatnonzero(ids == sample["id"])[0]]
+        b = local_vectors[order[by_path[sample["path"]]]]
+        cosine = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+        assert cosine >= 0.9999, sample["path"]
+    # Again: nothing is missing, so nothing is sent.
+    again = workspace.dataset("on_ray").embed(MODEL, ray="local", wait=True)["result"]
+    assert (again["embedded"], again["skipped_existing"]) == (0, 98)
+
+
+def test_a_worker_dies_mid_job(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model actor's process exits in the middle of its first batch: Ray restarts it and
+    runs the batch again; every image gets exactly one vector."""
+    marker = tmp_path / "die-once"
+    marker.write_text("")
+    monkeypatch.setenv("VISOR_RAY_FAIL_ONCE", str(marker))
+    ingest(workspace, DATA / "coco_roboflow_trees", "t")
+    result = workspace.dataset("t").embed(MODEL, ray="local", batch_size=4, wait=True)["result"]
+    assert not marker.exists()  # a worker did die
+    assert (result["embedded"], result["failed_count"]) == (12, 0)
+    ids, _ = _unique_vectors(workspace, "t")
+    assert len(ids) == 12
+
+
+def test_the_driver_killed_then_run_again(tmp_path: Path) -> None:
+    """`visor embed --ray local` killed (driver and the cluster it started) part-way: the next
+    run loads what the dead one left and embeds only what is missing."""
+    home = tmp_path / "home"
+    env = {**os.environ, "VISOR_HOME": str(home)}
+    cli = [sys.executable, "-m", "visor"]
+    root = str(DATA / "classification_trees")
+    subprocess.run([*cli, "ingest", root, "--name", "c"], env=env, check=True, timeout=300)
+    slow = "random:dinov2-small"  # a larger model: the run is still going when it is killed
+    proc = subprocess.Popen(
+        [*cli, "embed", "c", "--model", slow, "--ray", "local", "--batch-size", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the driver and the local cluster it starts, killed together
+    )
+    staging = home / "staging" / "dataset-1" / "random_dinov2-small"
+    deadline = time.monotonic() + 240
+    while not staging.is_dir() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert staging.is_dir(), "no shard was written"
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    ws = Workspace(Settings(home=home))
+    try:
+        result = ws.dataset("c").embed(slow, ray="local", batch_size=8, wait=True)["result"]
+        before = result["skipped_existing"] + result["recovered_from_shards"]
+        assert 0 < before < 98  # the killed run had done part of the work, and only part
+        assert result["embedded"] == 98 - result["skipped_existing"]
+        ids, _ = _unique_vectors(ws, "c", slow)
+        assert len(ids) == 98
+    finally:
+        ws.close()
+
+
+def test_images_and_shards_on_s3(workspace: Workspace, s3: str) -> None:
+    """A dataset in a bucket, embedded on Ray with the shards staged in the bucket: the
+    workers read the images and write the shards there; every shard is loaded, then gone."""
+    client = boto3.client("s3", endpoint_url=s3)
+    client.create_bucket(Bucket="data")
+    root = DATA / "coco_roboflow_trees"
+    for path in root.rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), "data", f"trees/{path.relative_to(root)}")
+    ingest(workspace, "s3://data/trees", "remote")
+    job = workspace.dataset("remote").embed(
+        MODEL, ray="local", batch_size=4, staging="s3://data/staging/trees", wait=True
+    )
+    result = job["result"]
+    assert (result["embedded"], result["failed_count"]) == (12, 0)
+    assert "Contents" not in client.list_objects_v2(Bucket="data", Prefix="staging/")
+    ids, _ = _unique_vectors(workspace, "remote")
+    assert len(ids) == 12
+
+
+def test_ray_options_checked_before_a_job(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(workspace, DATA / "coco_roboflow_trees", "t")
+    ds = workspace.dataset("t")
+    with pytest.raises(InvalidInput, match="box crops"):
+        ds.embed(MODEL, ray="local", objects=True)
+    with pytest.raises(InvalidInput, match="--recompute runs locally"):
+        ds.embed(MODEL, ray="local", recompute=True)
+    monkeypatch.setitem(sys.modules, "ray", None)  # as where Ray is not installed
+    with pytest.raises(InvalidInput, match=r"pip install 'visor\[ray\]'"):
+        ds.embed(MODEL, ray="local")
