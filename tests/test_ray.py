@@ -26,9 +26,7 @@ DATA = Path(__file__).parent / "data"
 MODEL = "random:dinov2-tiny"
 
 
-def _unique_vectors(
-    ws: Workspace, name: str, model: str = MODEL
-) -> tuple[np.ndarray, np.ndarray]:
+def _unique_vectors(ws: Workspace, name: str, model: str = MODEL) -> tuple[np.ndarray, np.ndarray]:
     ids, vectors = ws.dataset(name).embeddings(model)
     assert len(np.unique(ids)) == len(ids)  # no sample has two vectors
     return ids, vectors

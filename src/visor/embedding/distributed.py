@@ -73,8 +73,9 @@ def run(plan: RayPlan, rows: pa.Table) -> Iterator[dict[str, Any]]:
     # actors hold them).
     size = plan.batch_size * 2
     blocks = [rows.slice(start, size) for start in range(0, len(rows), size)]
+    decode: Any = _decode  # Ray's typing wants one argument; fn_kwargs gives the second
     decoded = ray.data.from_arrow(blocks).map_batches(
-        _decode, fn_kwargs={"plan": plan}, batch_size=plan.batch_size, batch_format="numpy",
+        decode, fn_kwargs={"plan": plan}, batch_size=plan.batch_size, batch_format="numpy",
         num_cpus=1,
     )  # fmt: skip
     embedded = decoded.map_batches(
