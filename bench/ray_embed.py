@@ -43,6 +43,7 @@ def main() -> None:
                 "seconds": round(seconds, 1),
                 "images_per_s": round(args.images / seconds, 2),
                 "job_images_per_s": job["result"]["images_per_s"],
+                "steady_images_per_s": job["result"].get("steady_images_per_s"),
             }
             print(name, figures[name], file=sys.stderr, flush=True)
         ws.close()

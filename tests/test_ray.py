@@ -62,16 +62,25 @@ def test_a_worker_dies_mid_job(
     workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The model actor's process exits in the middle of its first batch: Ray restarts it and
-    runs the batch again; every image gets exactly one vector."""
+    runs the batch again; every image gets exactly one vector. Images are read on decoding
+    tasks here (as beside GPU actors), and the vectors are the local job's."""
     marker = tmp_path / "die-once"
     marker.write_text("")
     monkeypatch.setenv("VISOR_RAY_FAIL_ONCE", str(marker))
+    monkeypatch.setenv("VISOR_RAY_DECODE_TASKS", "1")
     ingest(workspace, DATA / "coco_roboflow_trees", "t")
     result = workspace.dataset("t").embed(MODEL, ray="local", batch_size=4, wait=True)["result"]
     assert not marker.exists()  # a worker did die
     assert (result["embedded"], result["failed_count"]) == (12, 0)
-    ids, _ = _unique_vectors(workspace, "t")
+    ids, vectors = _unique_vectors(workspace, "t")
     assert len(ids) == 12
+    ingest(workspace, DATA / "coco_roboflow_trees", "here")
+    workspace.dataset("here").embed(MODEL, batch_size=4, wait=True)
+    local_ids, local_vectors = _unique_vectors(workspace, "here")
+    assert local_ids.tolist() == ids.tolist()  # the same files, numbered alike
+    cosine = (vectors * local_vectors).sum(1)
+    cosine /= np.linalg.norm(vectors, axis=1) * np.linalg.norm(local_vectors, axis=1)
+    assert cosine.min() >= 0.9999
 
 
 def test_the_driver_killed_then_run_again(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,6 +47,8 @@ class RayPlan:
     staging: str  # folder (path or URL) the shards go to
     actors: int  # model actors in the pool
     gpus_per_actor: float
+    cpus_per_actor: float
+    decode_tasks: bool  # read and preprocess on CPU tasks (else in the model actors)
     threads: int | None  # torch threads per actor (None: as Ray sets them)
     preprocessing: Preprocessing
 
@@ -73,18 +76,23 @@ def run(plan: RayPlan, rows: pa.Table) -> Iterator[dict[str, Any]]:
     # actors hold them).
     size = plan.batch_size * 2
     blocks = [rows.slice(start, size) for start in range(0, len(rows), size)]
-    decode: Any = _decode  # Ray's typing wants one argument; fn_kwargs gives the second
-    decoded = ray.data.from_arrow(blocks).map_batches(
-        decode, fn_kwargs={"plan": plan}, batch_size=plan.batch_size, batch_format="numpy",
-        num_cpus=1,
-    )  # fmt: skip
-    embedded = decoded.map_batches(
+    data: Any = ray.data.from_arrow(blocks)
+    if plan.decode_tasks:
+        # For GPU actors: images read and preprocessed on CPU tasks, which scale apart.
+        decode: Any = _decode  # Ray's typing wants one argument; fn_kwargs gives the second
+        data = data.map_batches(
+            decode, fn_kwargs={"plan": plan}, batch_size=plan.batch_size, batch_format="numpy",
+            num_cpus=1,
+        )  # fmt: skip
+    # CPU actors decode their own batches with the local pipeline, between forward passes on
+    # every core they hold: decoding tasks beside them would take cores from the model.
+    embedded = data.map_batches(
         _Embed,
         fn_constructor_args=(plan,),
         batch_size=plan.batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=max(1, plan.actors)),
-        num_cpus=1,
+        num_cpus=plan.cpus_per_actor,
         num_gpus=plan.gpus_per_actor or None,
     )  # a dead actor is restarted and its batch run again (Ray Data's defaults)
     for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
@@ -110,14 +118,19 @@ def list_shards(fs: Any, folder: str) -> list[str]:
 _sources: dict[str, Any] = {}
 
 
+def _source(root: str) -> Any:
+    """The dataset's root, opened once per worker process."""
+    from visor.sources import Source
+
+    if root not in _sources:
+        _sources[root] = Source(root)
+    return _sources[root]
+
+
 def _decode(batch: dict[str, np.ndarray], plan: RayPlan) -> dict[str, np.ndarray]:
     """Reads and preprocesses a batch of images (the local pipeline's `prepare_inspected`):
     uint8 model inputs, and the reason for each image that could not be read."""
-    from visor.sources import Source
-
-    source = _sources.get(plan.root)
-    if source is None:
-        source = _sources[plan.root] = Source(plan.root)
+    source = _source(plan.root)
     prep = plan.preprocessing
     ids = batch["sample_id"].astype(np.int64)
     crops: list[np.ndarray | None] = []
@@ -153,19 +166,14 @@ class _Embed:
         self.local = "://" not in plan.staging or plan.staging.startswith("file://")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        import torch
-
         _maybe_fail()
-        ids, errors = batch["sample_id"].astype(np.int64), batch["error"]
-        good = np.asarray([not e for e in errors], dtype=bool)
-        vectors = np.zeros((len(ids), self.embedder.dim), dtype=np.float32)
-        if good.any():
-            inputs = torch.from_numpy(np.ascontiguousarray(batch["pixels"][good]))
-            vectors[good] = self.embedder.forward(inputs).cpu().numpy()
-        reasons = [str(e) or None for e in errors]
+        if "pixels" in batch:
+            ids, vectors, reasons = self._forward(batch)
+        else:
+            ids, vectors, reasons = self._pipeline(batch)
         finite = np.isfinite(vectors).all(axis=1)
-        for i in np.flatnonzero(good & ~finite):
-            reasons[i] = "the model gave NaN or infinite values for this image"
+        for i in np.flatnonzero(~finite):
+            reasons[i] = reasons[i] or "the model gave NaN or infinite values for this image"
         column = [None if reasons[i] else vectors[i] for i in range(len(ids))]
         table = pa.table(
             {
@@ -180,6 +188,40 @@ class _Embed:
         self._write(name, table)
         failed = sum(r is not None for r in reasons)
         return {"shard": [name], "count": [len(ids)], "failed": [failed]}
+
+    def _forward(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+        """Preprocessed images (from the decoding tasks) through the model."""
+        import torch
+
+        ids, errors = batch["sample_id"].astype(np.int64), batch["error"]
+        good = np.asarray([not e for e in errors], dtype=bool)
+        vectors = np.zeros((len(ids), self.embedder.dim), dtype=np.float32)
+        if good.any():
+            inputs = torch.from_numpy(np.ascontiguousarray(batch["pixels"][good]))
+            vectors[good] = self.embedder.forward(inputs).cpu().numpy()
+        return ids, vectors, [str(e) or None for e in errors]
+
+    def _pipeline(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+        """(sample id, path) rows through the local pipeline: read, decode, model."""
+        from visor.embedding.pipeline import ImageItem, embed_images
+
+        source = _source(self.plan.root)
+        ids = batch["sample_id"].astype(np.int64)
+        items = [
+            ImageItem(int(key), str(path), partial(source.read_bytes, str(path)))
+            for key, path in zip(ids, batch["path"], strict=True)
+        ]
+        row = {int(key): i for i, key in enumerate(ids)}
+        vectors = np.zeros((len(ids), self.embedder.dim), dtype=np.float32)
+        reasons: list[Any] = [None] * len(ids)
+        for done in embed_images(
+            self.embedder, items, batch_size=len(items), workers=self.plan.threads
+        ):
+            for key, vector in zip(done.keys.tolist(), done.vectors, strict=True):
+                vectors[row[key]] = vector
+            for key, reason in done.failed:
+                reasons[row[key]] = reason
+        return ids, vectors, reasons
 
     def _write(self, name: str, table: pa.Table) -> None:
         """Whole or not at all: a local shard is written beside its name and renamed; an

@@ -30,6 +30,7 @@ log = logging.getLogger("visor.ray")
 REPORT_LIMIT = 100
 # Environment the workers need to read the same buckets the driver reads.
 _FORWARDED = re.compile(r"^(VISOR_|AWS_|GOOGLE_|GCS_|STORAGE_EMULATOR_HOST)")
+DECODE_TASKS_ENV = "VISOR_RAY_DECODE_TASKS"
 INSTALL_HINT = "Ray is not installed: pip install 'visor[ray]' (or pip install 'ray[data]')"
 
 
@@ -85,31 +86,47 @@ def embed_on_ray(
     started = time.monotonic()
     if todo:
         assert options.batch_size is not None
-        plan = distributed.RayPlan(
-            root=source.uri,
-            model=embedder.name,
-            device=embedder.device,
-            precision=embedder.precision,
-            batch_size=options.batch_size,
-            staging=staging,
-            actors=options.ray_actors or 1,
-            gpus_per_actor=options.ray_gpus or 0.0,
-            threads=os.cpu_count() if options.ray == "local" and not options.ray_gpus else None,
-            preprocessing=embedder.preprocessing,
-        )
         rows = pa.table(
             {
                 "sample_id": pa.array([k for k, _ in todo], pa.int64()),
                 "path": pa.array([p for _, p in todo], pa.string()),
             }
         )
-        ctx.phase(f"embedding with {embedder.name} on Ray ({options.ray})", total=len(todo))
-        done = 0
+        ctx.phase(f"starting on Ray ({options.ray})")
         started_here = _connect(ray, options.ray or "local")
         try:
+            actors = options.ray_actors or 1
+            gpus = options.ray_gpus or 0.0
+            # GPU actors hold one core each, with decoding on CPU tasks beside them; a CPU
+            # actor holds its share of the cluster's cores and decodes its own batches, unless
+            # VISOR_RAY_DECODE_TASKS asks for tasks (then it leaves them a core).
+            tasks = bool(gpus) or os.environ.get(DECODE_TASKS_ENV, "") not in ("", "0")
+            share = float(ray.cluster_resources().get("CPU", 1)) / actors
+            cpus = 1.0 if gpus else max(1.0, share - 1 if tasks else share)
+            plan = distributed.RayPlan(
+                root=source.uri,
+                model=embedder.name,
+                device=embedder.device,
+                precision=embedder.precision,
+                batch_size=options.batch_size,
+                staging=staging,
+                actors=actors,
+                gpus_per_actor=gpus,
+                cpus_per_actor=cpus,
+                decode_tasks=tasks,
+                threads=None if gpus else int(cpus),
+                preprocessing=embedder.preprocessing,
+            )
+            ctx.phase(f"embedding with {embedder.name} on Ray ({options.ray})", total=len(todo))
+            done = 0
+            first_shard: float | None = None
             for shard in distributed.run(plan, rows):
                 path = f"{folder}/{shard['shard']}"
                 done += _load(store, fs, path, dataset_id, embedder.name, embedder.dim, tally)
+                if first_shard is None:
+                    first_shard = time.monotonic() - started
+                    result["first_shard_s"] = round(first_shard, 2)
+                    result["_first_done"] = done
                 ctx.progress(min(done, len(todo)))
                 ctx.check_cancelled()
         finally:
@@ -125,9 +142,19 @@ def embed_on_ray(
         failed=tally.failures,
         seconds=round(elapsed, 2),
         images_per_s=round(len(todo) / elapsed, 2) if todo and elapsed > 0 else None,
+        # after the first shard: the rate once the cluster, workers and model are up
+        steady_images_per_s=_steady(result, len(todo), elapsed),
         quality=None,
     )
     return result
+
+
+def _steady(result: dict[str, Any], total: int, elapsed: float) -> float | None:
+    first = result.get("first_shard_s")
+    done_first = result.pop("_first_done", None)
+    if first is None or done_first is None or elapsed - first <= 0 or total <= done_first:
+        return None
+    return round((total - done_first) / (elapsed - first), 2)
 
 
 class _Tally:
