@@ -1,0 +1,118 @@
+"""Embedding speed on a GPU machine that has PyTorch but not Visor's other dependencies (no
+DuckDB): the pipeline alone, against the model alone, per model, in interleaved rounds.
+
+    python3 bench/embed_gpu.py                           # dinov2-small/base/large, fp16
+    python3 bench/embed_gpu.py --images 4000 --batch-size 256 --rounds 2
+
+On demo images (640x480 JPEG, written once): model-only is pre-decoded uint8 crops through
+the model (normalisation included, copies to the GPU included); pipeline is `embed_images`
+over the files (read, decode, resize, crop on worker threads, model), everything of `visor
+embed` but committing the vectors to DuckDB. Random weights: speed does not depend on them.
+Prints one JSON line per model: images/s, medians over the rounds, and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import types
+from functools import partial
+from pathlib import Path
+
+# The embedding modules only: the package's __init__ would import the store and the server.
+_SRC = Path(__file__).resolve().parent.parent / "src"
+sys.modules.setdefault("visor", types.ModuleType("visor"))
+sys.modules["visor"].__path__ = [str(_SRC / "visor")]  # type: ignore[attr-defined]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from visor.embedding.models import load_model  # noqa: E402
+from visor.embedding.pipeline import ImageItem, embed_images  # noqa: E402
+
+
+def write_images(folder: Path, n: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    files = []
+    for i in range(n):
+        path = folder / f"{i:06d}.jpg"
+        if not path.exists():
+            small = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8))
+            small.resize((640, 480), Image.Resampling.BICUBIC).save(path, quality=90)
+        files.append(path)
+    return files
+
+
+DEVICE = "cuda"
+
+
+def device_name() -> str:
+    return torch.cuda.get_device_name() if DEVICE.startswith("cuda") else DEVICE
+
+
+def model_only(name: str, precision: str, crops: np.ndarray, batch: int) -> float:
+    embedder = load_model(name, DEVICE, precision)
+    pixels = torch.from_numpy(crops)
+    if DEVICE.startswith("cuda"):
+        pixels = pixels.pin_memory()
+    embedder.forward(pixels[:batch]).cpu()  # warm-up
+    started = time.perf_counter()
+    for start in range(0, len(pixels), batch):
+        embedder.forward(pixels[start : start + batch]).cpu()
+    return len(pixels) / (time.perf_counter() - started)
+
+
+def pipeline(name: str, precision: str, files: list[Path], batch: int, workers: int) -> float:
+    embedder = load_model(name, DEVICE, precision)
+    items = [ImageItem(i, f.name, partial(f.read_bytes)) for i, f in enumerate(files)]
+    started = time.perf_counter()
+    done = sum(b.count for b in embed_images(embedder, items, batch_size=batch, workers=workers))
+    assert done == len(files)
+    return len(files) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--models", default="random:dinov2-small,random:dinov2-base,random:dinov2-large"
+    )
+    parser.add_argument("--images", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--precision", default="fp16")
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "visor-gpu")
+    parser.add_argument("--device", default="cuda", help="cuda (cpu: to try the script)")
+    args = parser.parse_args()
+    global DEVICE
+    DEVICE = args.device
+    started = time.perf_counter()
+    files = write_images(args.data, args.images)
+    print(f"{len(files)} images in {time.perf_counter() - started:.1f} s on "
+          f"{device_name()}", file=sys.stderr, flush=True)  # fmt: skip
+    for name in args.models.split(","):
+        embedder = load_model(name, DEVICE, args.precision)
+        crops = np.stack([embedder.preprocessing.prepare(f.read_bytes(), f.name) for f in files])
+        rates: dict[str, list[float]] = {"model_only": [], "pipeline": []}
+        pipeline(name, args.precision, files[: args.batch_size * 2], args.batch_size, 16)
+        for _ in range(args.rounds):
+            rates["model_only"].append(model_only(name, args.precision, crops, args.batch_size))
+            rates["pipeline"].append(
+                pipeline(name, args.precision, files, args.batch_size, args.workers)
+            )
+        found = {k: round(statistics.median(v), 1) for k, v in rates.items()}
+        print(json.dumps({"model": name, "precision": args.precision, "device":
+                          device_name(), "images": len(files),
+                          "batch": args.batch_size, **found,
+                          "ratio": round(found["pipeline"] / found["model_only"], 3)}),
+              flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
