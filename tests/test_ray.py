@@ -139,13 +139,35 @@ def test_images_and_shards_on_s3(workspace: Workspace, s3: str) -> None:
     assert len(ids) == 12
 
 
+@pytest.mark.parametrize("decode_tasks", ["0", "1"])
+def test_boxes_on_ray(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, decode_tasks: str
+) -> None:
+    """`--objects --ray`: the 461 boxes of the 12 real tiles, each a crop of its image, give
+    the local job's box vectors, cut in the model actors or on decoding tasks."""
+    monkeypatch.setenv("VISOR_RAY_DECODE_TASKS", decode_tasks)
+    ingest(workspace, DATA / "coco_roboflow_trees", "on_ray")
+    ingest(workspace, DATA / "coco_roboflow_trees", "here")
+    ds = workspace.dataset("on_ray")
+    result = ds.embed(MODEL, objects=True, ray="local", batch_size=32, wait=True)["result"]
+    assert (result["boxes"], result["embedded"], result["failed_count"]) == (461, 461, 0)
+    assert Path(result["staging"]).name == "random_dinov2-tiny-boxes-gt"
+    workspace.dataset("here").embed(MODEL, objects=True, batch_size=32, wait=True)
+    on_ray, here = ds.objects.vectors(MODEL), workspace.dataset("here").objects.vectors(MODEL)
+    assert len(np.unique(on_ray.label_ids)) == len(on_ray) == 461
+    assert on_ray.sample_ids.tolist() == here.sample_ids.tolist()
+    a, b = on_ray.vectors, here.vectors
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() >= 0.9999
+    again = ds.embed(MODEL, objects=True, ray="local", wait=True)["result"]
+    assert (again["embedded"], again["skipped_existing"]) == (0, 461)
+
+
 def test_ray_options_checked_before_a_job(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ingest(workspace, DATA / "coco_roboflow_trees", "t")
     ds = workspace.dataset("t")
-    with pytest.raises(InvalidInput, match="box crops"):
-        ds.embed(MODEL, ray="local", objects=True)
     with pytest.raises(InvalidInput, match="--recompute runs locally"):
         ds.embed(MODEL, ray="local", recompute=True)
     monkeypatch.setitem(sys.modules, "ray", None)  # as where Ray is not installed

@@ -452,7 +452,10 @@ class Dataset:
         ).checked()
         if options.ray is not None and options.staging is None:
             home = str(self.workspace.settings.home.resolve())
-            where = ray_embed_service.default_staging(home, self.id, options.model)
+            boxes = f"{kind}-{source}" if source else kind
+            where = ray_embed_service.default_staging(
+                home, self.id, options.model, boxes if objects else None
+            )
             options = dataclasses.replace(options, staging=where)
         files = self.workspace.source(self.row["root"])
 

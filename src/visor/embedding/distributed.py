@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from visor.errors import VisorError
 
 if TYPE_CHECKING:
-    from visor.embedding.preprocess import Preprocessing
+    from visor.embedding.preprocess import Box, Preprocessing
 
 SHARD_SUFFIX = ".parquet"
 # A test (or an operator) can make the first model actor to see this file remove it and die,
@@ -57,6 +57,7 @@ def shard_schema() -> pa.Schema:
     return pa.schema(
         [
             ("sample_id", pa.int64()),
+            ("label_id", pa.int64()),  # the box, when boxes are embedded (else null)
             ("model", pa.string()),
             ("vector", pa.list_(pa.float32())),  # null where the image failed
             ("error", pa.string()),  # why, for a failed image
@@ -65,8 +66,10 @@ def shard_schema() -> pa.Schema:
 
 
 def run(plan: RayPlan, rows: pa.Table) -> Iterator[dict[str, Any]]:
-    """Embed `rows` (sample_id, path) on the connected Ray cluster; yields, as each shard is
-    written, {"shard": file name in the staging folder, "count": images, "failed": count}."""
+    """Embed `rows` (sample_id, path; with `region_ids` and `region_boxes`, a list of label
+    ids and their x, y, w, h flattened, the image's boxes instead of the image) on the
+    connected Ray cluster; yields, as each shard is written, {"shard": file name in the
+    staging folder, "count": model inputs (images or boxes), "failed": count}."""
     import ray
 
     context = ray.data.DataContext.get_current()
@@ -116,6 +119,8 @@ def list_shards(fs: Any, folder: str) -> list[str]:
 
 
 _sources: dict[str, Any] = {}
+# (sample ids, label ids or -1, vectors, reason or None per input)
+_Embedded = tuple[np.ndarray, np.ndarray, np.ndarray, list[Any]]
 
 
 def _source(root: str) -> Any:
@@ -127,26 +132,49 @@ def _source(root: str) -> Any:
     return _sources[root]
 
 
+def _regions(batch: dict[str, np.ndarray], row: int) -> tuple[tuple[int, Box], ...]:
+    ids = batch["region_ids"][row]
+    flat = np.asarray(batch["region_boxes"][row], dtype=np.float64).reshape(-1, 4)
+    return tuple((int(k), (b[0], b[1], b[2], b[3])) for k, b in zip(ids, flat, strict=True))
+
+
 def _decode(batch: dict[str, np.ndarray], plan: RayPlan) -> dict[str, np.ndarray]:
-    """Reads and preprocesses a batch of images (the local pipeline's `prepare_inspected`):
-    uint8 model inputs, and the reason for each image that could not be read."""
+    """Reads and preprocesses a batch of images (the local pipeline's `prepare_inspected`, or
+    `prepare_regions` for boxes): uint8 model inputs, and the reason for each input that
+    could not be made. One row per image, or per box."""
+    from visor.embedding.crops import CropRule
+
     source = _source(plan.root)
     prep = plan.preprocessing
-    ids = batch["sample_id"].astype(np.int64)
-    crops: list[np.ndarray | None] = []
-    errors = np.full(len(ids), "", dtype=object)
-    for i, path in enumerate(batch["path"]):
-        crop = None
+    boxes = "region_ids" in batch
+    samples, labels, crops, errors = [], [], [], []
+    for row, (sample_id, path) in enumerate(zip(batch["sample_id"], batch["path"], strict=True)):
+        regions = _regions(batch, row) if boxes else ()
+        made: list[tuple[int | None, np.ndarray | str]]
         try:
-            crop, _ = prep.prepare_inspected(source.read_bytes(str(path)), path, None)
-        except VisorError as e:
-            errors[i] = e.message
-        except Exception as e:  # a reader error not foreseen: recorded, the job goes on
-            errors[i] = f"{path}: cannot read ({type(e).__name__}: {e})"
-        crops.append(crop)
+            data = source.read_bytes(str(path))
+            if boxes:
+                made = list(prep.prepare_regions(data, str(path), regions, CropRule()))
+            else:
+                made = [(None, prep.prepare_inspected(data, str(path), None)[0])]
+        except Exception as e:  # recorded for each of its inputs; the job goes on
+            reason = e.message if isinstance(e, VisorError) else (
+                f"{path}: cannot read ({type(e).__name__}: {e})"
+            )  # fmt: skip
+            made = [(k, reason) for k, _ in regions] if boxes else [(None, reason)]
+        for label_id, crop in made:
+            samples.append(int(sample_id))
+            labels.append(-1 if label_id is None else label_id)
+            crops.append(None if isinstance(crop, str) else crop)
+            errors.append(crop if isinstance(crop, str) else "")
     shape = next((c.shape for c in crops if c is not None), (1, 1, 3))
     pixels = np.stack([c if c is not None else np.zeros(shape, np.uint8) for c in crops])
-    return {"sample_id": ids, "pixels": pixels, "error": errors}
+    return {
+        "sample_id": np.asarray(samples, dtype=np.int64),
+        "label_id": np.asarray(labels, dtype=np.int64),
+        "pixels": pixels,
+        "error": np.asarray(errors, dtype=object),
+    }
 
 
 class _Embed:
@@ -168,60 +196,73 @@ class _Embed:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         _maybe_fail()
         if "pixels" in batch:
-            ids, vectors, reasons = self._forward(batch)
+            samples, labels, vectors, reasons = self._forward(batch)
         else:
-            ids, vectors, reasons = self._pipeline(batch)
+            samples, labels, vectors, reasons = self._pipeline(batch)
         finite = np.isfinite(vectors).all(axis=1)
         for i in np.flatnonzero(~finite):
-            reasons[i] = reasons[i] or "the model gave NaN or infinite values for this image"
-        column = [None if reasons[i] else vectors[i] for i in range(len(ids))]
+            reasons[i] = reasons[i] or "the model gave NaN or infinite values for this input"
+        column = [None if reasons[i] else vectors[i] for i in range(len(samples))]
         table = pa.table(
             {
-                "sample_id": ids,
-                "model": [self.embedder.name] * len(ids),
+                "sample_id": samples,
+                "label_id": pa.array(labels, pa.int64(), mask=labels < 0),
+                "model": [self.embedder.name] * len(samples),
                 "vector": pa.array(column, pa.list_(pa.float32())),
                 "error": pa.array(reasons, pa.string()),
             },
             schema=shard_schema(),
         )
-        name = f"{int(ids.min()):012d}-{int(ids.max()):012d}{SHARD_SUFFIX}"
+        keys = labels if (labels >= 0).any() else samples
+        name = f"{int(keys.min()):012d}-{int(keys.max()):012d}{SHARD_SUFFIX}"
         self._write(name, table)
         failed = sum(r is not None for r in reasons)
-        return {"shard": [name], "count": [len(ids)], "failed": [failed]}
+        return {"shard": [name], "count": [len(samples)], "failed": [failed]}
 
-    def _forward(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[Any]]:
-        """Preprocessed images (from the decoding tasks) through the model."""
+    def _forward(self, batch: dict[str, np.ndarray]) -> _Embedded:
+        """Model inputs made by the decoding tasks, through the model."""
         import torch
 
-        ids, errors = batch["sample_id"].astype(np.int64), batch["error"]
+        errors = batch["error"]
         good = np.asarray([not e for e in errors], dtype=bool)
-        vectors = np.zeros((len(ids), self.embedder.dim), dtype=np.float32)
+        vectors = np.zeros((len(errors), self.embedder.dim), dtype=np.float32)
         if good.any():
             inputs = torch.from_numpy(np.ascontiguousarray(batch["pixels"][good]))
             vectors[good] = self.embedder.forward(inputs).cpu().numpy()
-        return ids, vectors, [str(e) or None for e in errors]
+        samples = batch["sample_id"].astype(np.int64)
+        labels = batch["label_id"].astype(np.int64)
+        return samples, labels, vectors, [str(e) or None for e in errors]
 
-    def _pipeline(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[Any]]:
-        """(sample id, path) rows through the local pipeline: read, decode, model."""
+    def _pipeline(self, batch: dict[str, np.ndarray]) -> _Embedded:
+        """(sample id, path[, boxes]) rows through the local pipeline: read, decode (and cut
+        the boxes), model; one output per image, or per box."""
         from visor.embedding.pipeline import ImageItem, embed_images
 
         source = _source(self.plan.root)
-        ids = batch["sample_id"].astype(np.int64)
-        items = [
-            ImageItem(int(key), str(path), partial(source.read_bytes, str(path)))
-            for key, path in zip(ids, batch["path"], strict=True)
-        ]
-        row = {int(key): i for i, key in enumerate(ids)}
-        vectors = np.zeros((len(ids), self.embedder.dim), dtype=np.float32)
-        reasons: list[Any] = [None] * len(ids)
+        boxes = "region_ids" in batch
+        items, sample_of = [], {}
+        for row, (sample_id, path) in enumerate(
+            zip(batch["sample_id"], batch["path"], strict=True)
+        ):
+            regions = _regions(batch, row) if boxes else None
+            read = partial(source.read_bytes, str(path))
+            items.append(ImageItem(int(sample_id), str(path), read, regions=regions))
+            for key, _ in regions or ((int(sample_id), None),):
+                sample_of[key] = int(sample_id)
+        keys = list(sample_of)
+        row_of = {key: i for i, key in enumerate(keys)}
+        vectors = np.zeros((len(keys), self.embedder.dim), dtype=np.float32)
+        reasons: list[Any] = [None] * len(keys)
         for done in embed_images(
-            self.embedder, items, batch_size=len(items), workers=self.plan.threads
+            self.embedder, items, batch_size=self.plan.batch_size, workers=self.plan.threads
         ):
             for key, vector in zip(done.keys.tolist(), done.vectors, strict=True):
-                vectors[row[key]] = vector
+                vectors[row_of[key]] = vector
             for key, reason in done.failed:
-                reasons[row[key]] = reason
-        return ids, vectors, reasons
+                reasons[row_of[key]] = reason
+        samples = np.asarray([sample_of[k] for k in keys], dtype=np.int64)
+        labels = np.asarray(keys if boxes else [-1] * len(keys), dtype=np.int64)
+        return samples, labels, vectors, reasons
 
     def _write(self, name: str, table: pa.Table) -> None:
         """Whole or not at all: a local shard is written beside its name and renamed; an

@@ -84,8 +84,6 @@ class EmbedOptions:
 
         if not self.ray or not self.ray.strip():
             raise InvalidInput("ray: give local, auto or ray://host:port")
-        if self.objects:
-            raise InvalidInput("--ray embeds images; box crops (--objects) run locally for now")
         if self.recompute:
             raise InvalidInput("--recompute runs locally; --ray embeds what is missing")
         if self.ray_actors is not None and not 1 <= self.ray_actors <= 1024:
@@ -119,13 +117,13 @@ def embed_dataset(
     options: EmbedOptions,
 ) -> dict[str, Any]:
     """Run the embed job for `dataset` (a datasets row) with checked `options`."""
-    if options.objects:
-        return object_service.embed_objects(store, ctx, dataset, source, options)
     if options.ray is not None:
         from visor.services.ray_embed import embed_on_ray
 
         assert options.staging is not None
         return embed_on_ray(store, ctx, dataset, source, options, options.staging)
+    if options.objects:
+        return object_service.embed_objects(store, ctx, dataset, source, options)
     ctx.phase(f"loading {options.model} on {options.device}")
     embedder = load_model(options.model, options.device, options.precision)
     vector_rows.ensure_model(store, embedder.name, embedder.dim)

@@ -16,12 +16,14 @@ import numpy as np
 import pyarrow as pa
 
 from visor.embedding import distributed
+from visor.embedding.crops import box_problem
 from visor.embedding.models import load_model
 from visor.errors import InvalidInput, VisorError
 from visor.services.jobs import JobContext
 from visor.sources import Source, filesystem
 from visor.store import Store
 from visor.store import embeddings as vector_rows
+from visor.store import objects as object_rows
 
 if TYPE_CHECKING:
     from visor.services.embed import EmbedOptions
@@ -43,8 +45,9 @@ def ray_module() -> Any:
     return ray
 
 
-def default_staging(home: str, dataset_id: int, model: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model)
+def default_staging(home: str, dataset_id: int, model: str, boxes: str | None = None) -> str:
+    """`home/staging/dataset-<id>/<model>[-boxes-<kind>[-<source>]]`."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model + (f"-boxes-{boxes}" if boxes else ""))
     return os.path.join(home, "staging", f"dataset-{dataset_id}", slug)
 
 
@@ -62,17 +65,21 @@ def embed_on_ray(
     ctx.phase(f"loading {options.model} on {options.device}")
     embedder = load_model(options.model, options.device, options.precision)
     vector_rows.ensure_model(store, embedder.name, embedder.dim)
-    dataset_id = int(dataset["id"])
     fs, folder = filesystem(staging)
-    vector_rows.clear_errors(store, dataset_id, embedder.name)
     tally = _Tally()
+    target: _Images | _Boxes
+    if options.objects:
+        target = _Boxes(store, dataset, embedder.name, embedder.dim, options, tally)
+    else:
+        target = _Images(store, dataset, embedder.name, embedder.dim, tally)
     left = distributed.list_shards(fs, folder)
     if left:
         ctx.phase(f"loading {len(left)} shards left by an earlier run")
         for path in left:
-            _load(store, fs, path, dataset_id, embedder.name, embedder.dim, tally)
-    todo = vector_rows.missing(store, dataset_id, embedder.name, embedder.dim)
-    already = int(dataset["num_samples"]) - len(todo)
+            _load(fs, path, embedder.name, target)
+    recovered = tally.embedded
+    rows, already = target.todo(ctx.job.id)
+    todo = len(rows) if not options.objects else sum(len(r) for r in rows.column("region_ids"))
     result: dict[str, Any] = {
         "model": embedder.name,
         "dim": embedder.dim,
@@ -80,18 +87,13 @@ def embed_on_ray(
         "precision": embedder.precision,
         "ray": options.ray,
         "staging": staging,
-        "skipped_existing": already - tally.embedded,
-        "recovered_from_shards": tally.embedded,
+        "skipped_existing": already - recovered,
+        "recovered_from_shards": recovered,
+        **target.about(),
     }
     started = time.monotonic()
     if todo:
         assert options.batch_size is not None
-        rows = pa.table(
-            {
-                "sample_id": pa.array([k for k, _ in todo], pa.int64()),
-                "path": pa.array([p for _, p in todo], pa.string()),
-            }
-        )
         ctx.phase(f"starting on Ray ({options.ray})")
         started_here = _connect(ray, options.ray or "local")
         try:
@@ -117,33 +119,35 @@ def embed_on_ray(
                 threads=None if gpus else int(cpus),
                 preprocessing=embedder.preprocessing,
             )
-            ctx.phase(f"embedding with {embedder.name} on Ray ({options.ray})", total=len(todo))
+            what = "boxes" if options.objects else "images"
+            ctx.phase(f"embedding {what} with {embedder.name} on Ray ({options.ray})", total=todo)
             done = 0
             first_shard: float | None = None
             for shard in distributed.run(plan, rows):
                 path = f"{folder}/{shard['shard']}"
-                done += _load(store, fs, path, dataset_id, embedder.name, embedder.dim, tally)
+                done += _load(fs, path, embedder.name, target)
                 if first_shard is None:
                     first_shard = time.monotonic() - started
                     result["first_shard_s"] = round(first_shard, 2)
                     result["_first_done"] = done
-                ctx.progress(min(done, len(todo)))
+                ctx.progress(min(done, todo))
                 ctx.check_cancelled()
         finally:
             if started_here:
                 ray.shutdown()  # stops the cluster's tasks and actors with it
     elapsed = time.monotonic() - started
-    ctx.job.message = f"embedded {tally.embedded} images on Ray" + (
-        f"; {tally.failed} unreadable" if tally.failed else ""
+    what = "boxes" if options.objects else "images"
+    ctx.job.message = f"embedded {tally.embedded} {what} on Ray" + (
+        f"; {tally.failed} failed" if tally.failed else ""
     )
     result.update(
         embedded=tally.embedded,
         failed_count=tally.failed,
         failed=tally.failures,
         seconds=round(elapsed, 2),
-        images_per_s=round(len(todo) / elapsed, 2) if todo and elapsed > 0 else None,
+        images_per_s=round(todo / elapsed, 2) if todo and elapsed > 0 else None,
         # after the first shard: the rate once the cluster, workers and model are up
-        steady_images_per_s=_steady(result, len(todo), elapsed),
+        steady_images_per_s=_steady(result, todo, elapsed),
         quality=None,
     )
     return result
@@ -162,6 +166,11 @@ class _Tally:
         self.embedded = 0
         self.failed = 0
         self.failures: list[dict[str, Any]] = []
+
+    def add(self, embedded: int, failures: list[dict[str, Any]]) -> None:
+        self.embedded += embedded
+        self.failed += len(failures)
+        self.failures.extend(failures[: max(0, REPORT_LIMIT - len(self.failures))])
 
 
 def _connect(ray: Any, address: str) -> bool:
@@ -182,34 +191,143 @@ def _connect(ray: Any, address: str) -> bool:
     return True
 
 
-def _load(
-    store: Store, fs: Any, path: str, dataset_id: int, model: str, dim: int, tally: _Tally
-) -> int:
-    """One shard into the store in one transaction (its vectors, less those of samples that
-    have one already; its failures), then removed. Returns the number of images it held."""
+def _load(fs: Any, path: str, model: str, target: _Images | _Boxes) -> int:
+    """One shard into the store in one transaction, then removed. Returns the number of
+    model inputs (images or boxes) it held."""
     try:
         table = distributed.read_shard(fs, path)
-    except Exception as e:  # not a whole Parquet file: its images are embedded again
+    except Exception as e:  # not a whole Parquet file: its inputs are embedded again
         log.warning("%s: unreadable shard removed (%s)", path, e)
         fs.rm(path)
         return 0
     if len(table) and table.column("model")[0].as_py() != model:
         raise VisorError(f"{path}: a shard of {table.column('model')[0]} in {model}'s folder")
-    ids = table.column("sample_id").to_numpy()
-    errors = table.column("error").to_pylist()
-    ok = np.asarray([e is None for e in errors], dtype=bool)
-    have = vector_rows.present(store, dataset_id, model, dim, ids)
-    keep = ok & ~have
-    good = table.filter(pa.array(keep))
-    vectors = np.asarray(good.column("vector").to_pylist(), dtype=np.float32).reshape(-1, dim)
-    failed = [(int(i), str(e)) for i, e, h in zip(ids, errors, have, strict=True) if e and not h]
-    vector_rows.write_batch(
-        store, dataset_id, model, ids[keep], vectors, failed, job_id=None, replace=False
-    )
+    target.write(table)
     fs.rm(path)
-    tally.embedded += int(keep.sum())
-    tally.failed += len(failed)
-    for key, reason in failed:
-        if len(tally.failures) < REPORT_LIMIT:
-            tally.failures.append({"sample_id": key, "reason": reason})
-    return len(ids)
+    return len(table)
+
+
+def _vectors(table: pa.Table, keep: np.ndarray, dim: int) -> np.ndarray:
+    values = table.filter(pa.array(keep)).column("vector").combine_chunks().flatten()
+    return values.to_numpy().astype(np.float32, copy=False).reshape(-1, dim)
+
+
+class _Images:
+    """The dataset's images: vectors in `embeddings_<dim>`."""
+
+    def __init__(
+        self, store: Store, dataset: dict[str, Any], model: str, dim: int, tally: _Tally
+    ) -> None:
+        self.store, self.dataset_id, self.model, self.dim = store, int(dataset["id"]), model, dim
+        self.num_samples = int(dataset["num_samples"])
+        self.tally = tally
+        vector_rows.clear_errors(store, self.dataset_id, model)
+
+    def about(self) -> dict[str, Any]:
+        return {}
+
+    def todo(self, job_id: str | None) -> tuple[pa.Table, int]:
+        """The rows to send, and how many images have a vector already."""
+        missing = vector_rows.missing(self.store, self.dataset_id, self.model, self.dim)
+        rows = pa.table(
+            {
+                "sample_id": pa.array([k for k, _ in missing], pa.int64()),
+                "path": pa.array([p for _, p in missing], pa.string()),
+            }
+        )
+        return rows, self.num_samples - len(missing)
+
+    def write(self, table: pa.Table) -> None:
+        """A shard's vectors, less those of samples that have one already; its failures."""
+        ids = table.column("sample_id").to_numpy()
+        errors = table.column("error").to_pylist()
+        have = vector_rows.present(self.store, self.dataset_id, self.model, self.dim, ids)
+        keep = np.asarray([e is None for e in errors], dtype=bool) & ~have
+        failed = [
+            (int(i), str(e)) for i, e, h in zip(ids, errors, have, strict=True) if e and not h
+        ]
+        vectors = _vectors(table, keep, self.dim)
+        vector_rows.write_batch(
+            self.store, self.dataset_id, self.model, ids[keep], vectors, failed,
+            job_id=None, replace=False,
+        )  # fmt: skip
+        self.tally.add(int(keep.sum()), [{"sample_id": k, "reason": r} for k, r in failed])
+
+
+class _Boxes:
+    """The dataset's boxes of a kind (and prediction source): vectors in
+    `object_embeddings_<dim>`, each box a crop of its image."""
+
+    def __init__(
+        self,
+        store: Store,
+        dataset: dict[str, Any],
+        model: str,
+        dim: int,
+        options: EmbedOptions,
+        tally: _Tally,
+    ) -> None:
+        self.store, self.dataset_id, self.model, self.dim = store, int(dataset["id"]), model, dim
+        self.kind, self.source = options.kind, options.source
+        self.tally = tally
+        object_rows.ensure_table(store, dim)
+        self.total = object_rows.count_boxes(store, self.dataset_id, self.kind, self.source)
+        if not self.total:
+            raise InvalidInput(f"dataset {dataset['name']!r} has no {self.kind} boxes to embed")
+
+    def about(self) -> dict[str, Any]:
+        return {"objects": True, "kind": self.kind, "source": self.source, "boxes": self.total}
+
+    def todo(self, job_id: str | None) -> tuple[pa.Table, int]:
+        """One row per image with boxes to embed (their label ids and x, y, w, h), and how
+        many boxes have a vector already. Boxes no image can crop are recorded now."""
+        missing = object_rows.missing(
+            self.store, self.dataset_id, self.model, self.dim, self.kind, self.source
+        )
+        object_rows.clear_errors(self.store, self.dataset_id, self.model, [m[0] for m in missing])
+        skipped: list[tuple[int, int, str]] = []
+        by_image: dict[int, tuple[str, list[int], list[float]]] = {}
+        for label_id, sample_id, path, x, y, w, h in missing:
+            box = [float("nan") if v is None else float(v) for v in (x, y, w, h)]
+            problem = box_problem(*box)
+            if problem:
+                skipped.append((label_id, sample_id, f"{path}: {problem}"))
+                continue
+            entry = by_image.setdefault(sample_id, (path, [], []))
+            entry[1].append(label_id)
+            entry[2].extend(box)
+        if skipped:
+            empty = np.zeros(0, np.int64)
+            object_rows.write_batch(
+                self.store, self.dataset_id, self.model, empty, empty,
+                np.zeros((0, self.dim), np.float32), skipped, job_id=job_id,
+            )  # fmt: skip
+            self.tally.add(0, [{"label_id": k, "sample_id": s, "reason": r} for k, s, r in skipped])
+        rows = pa.table(
+            {
+                "sample_id": pa.array(list(by_image), pa.int64()),
+                "path": pa.array([e[0] for e in by_image.values()], pa.string()),
+                "region_ids": pa.array([e[1] for e in by_image.values()], pa.list_(pa.int64())),
+                "region_boxes": pa.array([e[2] for e in by_image.values()], pa.list_(pa.float64())),
+            }
+        )
+        return rows, self.total - len(missing)
+
+    def write(self, table: pa.Table) -> None:
+        labels = table.column("label_id").to_numpy(zero_copy_only=False)
+        samples = table.column("sample_id").to_numpy()
+        errors = table.column("error").to_pylist()
+        have = object_rows.present(self.store, self.dataset_id, self.model, self.dim, labels)
+        keep = np.asarray([e is None for e in errors], dtype=bool) & ~have
+        failed = [
+            (int(k), int(s), str(e))
+            for k, s, e, h in zip(labels, samples, errors, have, strict=True)
+            if e and not h
+        ]
+        object_rows.write_batch(
+            self.store, self.dataset_id, self.model, labels[keep], samples[keep],
+            _vectors(table, keep, self.dim), failed, job_id=None,
+        )  # fmt: skip
+        self.tally.add(
+            int(keep.sum()), [{"label_id": k, "sample_id": s, "reason": r} for k, s, r in failed]
+        )

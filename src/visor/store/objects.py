@@ -67,6 +67,23 @@ def missing(
     return [(int(a), int(b), str(c), d, e, f, g) for a, b, c, d, e, f, g in rows]
 
 
+def present(
+    store: Store, dataset_id: int, model: str, dim: int, label_ids: np.ndarray
+) -> np.ndarray:
+    """Which of `label_ids` have a vector from `model` (a bool per id)."""
+    if not len(label_ids):
+        return np.zeros(0, dtype=bool)
+    cur = store.cursor()
+    wanted = pa.table({"label_id": pa.array(np.asarray(label_ids, dtype=np.int64))})
+    with store.registered(cur, {"_wanted": wanted}):
+        rows = cur.execute(
+            f"SELECT label_id FROM {table_name(dim)} WHERE dataset_id = ? AND model = ? "
+            "AND label_id IN (SELECT label_id FROM _wanted)",
+            [dataset_id, model],
+        ).fetchall()
+    return np.isin(label_ids, np.asarray([r[0] for r in rows], dtype=np.int64))
+
+
 def count_boxes(store: Store, dataset_id: int, kind: str, source: str | None) -> int:
     where, params = _box_filter(kind, source)
     found = store.query_one(
