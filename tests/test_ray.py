@@ -173,3 +173,28 @@ def test_ray_options_checked_before_a_job(
     monkeypatch.setitem(sys.modules, "ray", None)  # as where Ray is not installed
     with pytest.raises(InvalidInput, match=r"pip install 'visor\[ray\]'"):
         ds.embed(MODEL, ray="local")
+
+
+def test_cancel_stops_the_ray_job(workspace: Workspace) -> None:
+    """Cancelled once a shard is in: the job ends cancelled, the cluster it started is
+    stopped, the loaded shards stay, and the next run embeds the rest."""
+    import ray
+
+    ingest(workspace, DATA / "coco_roboflow_trees", "t")
+    ds = workspace.dataset("t")
+    slow = "random:dinov2-small"
+    job = ds.embed(slow, ray="local", batch_size=2)
+    deadline = time.monotonic() + 240
+    while workspace.jobs.get(job["id"])["done"] < 2:
+        assert time.monotonic() < deadline
+        assert workspace.jobs.get(job["id"])["state"] in ("queued", "running")
+        time.sleep(0.1)
+    workspace.jobs.cancel(job["id"])
+    final = workspace.jobs.wait(job["id"], timeout=120)
+    assert final["state"] == "cancelled"
+    assert not ray.is_initialized()
+    stored = len(_unique_vectors(workspace, "t", slow)[0])
+    assert 2 <= stored < 12
+    rest = ds.embed(slow, ray="local", batch_size=4, wait=True)["result"]
+    assert rest["embedded"] == 12 - stored  # shards written as it stopped included
+    assert len(_unique_vectors(workspace, "t", slow)[0]) == 12
