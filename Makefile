@@ -14,7 +14,7 @@ setup: $(STAMP) $(UI)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,ray]' -c constraints.txt
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray,openvino]' -c constraints.txt
 	touch $(STAMP)
 
 # The web UI: installed from the lock file, built into the Python package (served at /).

@@ -16,6 +16,12 @@ The three are measured in interleaved rounds (--rounds, default 3) and the media
 so a noisy machine slows all alike. Prints images/s for each and the ratios end-to-end /
 model-only and end-to-end / simple.
 Random weights: speed does not depend on weight values.
+
+    .venv/bin/python bench/embed.py --backends torch,openvino --no-simple
+
+compares inference backends instead: per backend the time to load and convert the model
+once, then model-only and end-to-end images/s in interleaved rounds, and the speed-up over
+the first backend named.
 """
 
 from __future__ import annotations
@@ -38,9 +44,14 @@ from visor.workspace import Workspace
 
 
 def model_only(
-    name: str, device: str, precision: str | None, crops: np.ndarray, batch: int
+    name: str,
+    device: str,
+    precision: str | None,
+    crops: np.ndarray,
+    batch: int,
+    backend: str = "torch",
 ) -> float:
-    embedder = load_model(name, device, precision)
+    embedder = load_model(name, device, precision, backend)
     pixels = torch.from_numpy(crops)
     if device.startswith("cuda"):
         pixels = pixels.pin_memory()
@@ -59,6 +70,7 @@ def end_to_end(
     batch: int,
     workers: int | None,
     quality: bool = True,
+    backend: str = "torch",
 ) -> tuple[float, str]:
     """One `visor embed --recompute` of the whole dataset; images/s as the job measured it.
     `quality`: image quality measured from the same decode (the default), or not."""
@@ -70,9 +82,11 @@ def end_to_end(
         workers=workers,
         recompute=True,
         quality=quality,
+        backend=backend,
         wait=True,
     )
     result = job["result"]
+    assert result["backend"] == backend, result.get("backend_facts")
     assert result["failed_count"] == 0, result["failed"][:3]
     return float(result["images_per_s"]), result["precision"]
 
@@ -105,6 +119,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repeats (medians)")
     parser.add_argument("--no-simple", action="store_true", help="skip the simple-way baseline")
     parser.add_argument(
+        "--backends", default=None, help="e.g. torch,openvino: compare inference backends instead"
+    )
+    parser.add_argument(
         "--data", type=Path, default=Path(tempfile.gettempdir()) / "visor-bench-embed"
     )
     args = parser.parse_args()
@@ -125,7 +142,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home, Workspace(Settings(home=Path(home))) as ws:
         ws.jobs.wait(ws.ingest(str(data), "bench")["id"])
         for name in args.models.split(","):
-            print(json.dumps(measure(ws, name, device, files, args)))
+            if args.backends:
+                print(json.dumps(measure_backends(ws, name, device, files, args, Path(home))))
+            else:
+                print(json.dumps(measure(ws, name, device, files, args)))
 
 
 def measure(
@@ -169,6 +189,55 @@ def measure(
     }
     if "simple" in med:
         row["speedup_over_simple"] = round(med["end_to_end"] / med["simple"], 2)
+    return row
+
+
+def measure_backends(
+    ws: Workspace,
+    name: str,
+    device: str,
+    files: list[Path],
+    args: argparse.Namespace,
+    home: Path,
+) -> dict[str, object]:
+    """Per backend: the time to convert the model (first use, empty cache), then rounds of
+    (model-only, end-to-end without quality) over every backend, interleaved; medians, and
+    each backend's speed-up over torch."""
+    from visor.embedding import models
+
+    backends = args.backends.split(",")
+    setup: dict[str, float] = {}
+    for backend in backends:
+        models._cache.clear()
+        started = time.perf_counter()
+        load_model(name, device, args.precision, backend, cache_dir=home / "compiled")
+        setup[backend] = round(time.perf_counter() - started, 1)
+    embedder = load_model(name, device, args.precision)
+    crops = np.stack([embedder.preprocessing.prepare(f.read_bytes(), f.name) for f in files])
+    rates: dict[str, list[float]] = {}
+    for _ in range(args.rounds):
+        for backend in backends:
+            rates.setdefault(f"{backend}_model_only", []).append(
+                model_only(name, device, args.precision, crops, args.batch_size, backend)
+            )
+            rate, _ = end_to_end(
+                ws, name, device, args.precision, args.batch_size, args.workers,
+                quality=False, backend=backend,
+            )  # fmt: skip
+            rates.setdefault(f"{backend}_end_to_end", []).append(rate)
+    med = {k: round(float(np.median(v)), 2) for k, v in rates.items()}
+    row: dict[str, object] = {
+        "model": name,
+        "precision": embedder.precision,
+        "images": len(files),
+        "batch_size": args.batch_size,
+        "load_and_convert_s": setup,
+        **{f"{k}_images_per_s": v for k, v in med.items()},
+    }
+    for backend in backends[1:]:
+        row[f"{backend}_speedup_end_to_end"] = round(
+            med[f"{backend}_end_to_end"] / med[f"{backends[0]}_end_to_end"], 2
+        )
     return row
 
 

@@ -20,6 +20,10 @@ from PIL import Image
 from playwright.sync_api import Browser, sync_playwright
 
 from visor.config import Settings, get_settings
+
+# The model runs on PyTorch in tests unless a test names a backend (OpenVINO converts each
+# model once per home folder: seconds every test would pay).
+os.environ.setdefault("VISOR_EMBED_BACKEND", "torch")
 from visor.synthetic import generate
 from visor.workspace import Workspace
 

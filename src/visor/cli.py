@@ -24,7 +24,7 @@ from visor.client import (
     open_workspace,
 )
 from visor.config import get_settings
-from visor.errors import VisorError
+from visor.errors import InvalidInput, VisorError
 from visor.evaluation.matching import AREA_RANGES
 from visor.evaluation.metrics import SUMMARY
 from visor.services.analysis import DEFAULT_UNIQUENESS_K
@@ -460,6 +460,12 @@ def embed(
     ray_gpus: Annotated[
         float | None, typer.Option(help="with --ray: GPUs per model actor (0)")
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="auto|torch|openvino: how the model runs on a CPU (auto: OpenVINO if installed)"
+        ),
+    ] = None,
     staging: Annotated[
         str | None,
         typer.Option(help="with --ray: folder or s3:// / gs:// URL the workers write shards to"),
@@ -486,6 +492,7 @@ def embed(
                 ray_actors=ray_actors,
                 ray_gpus=ray_gpus,
                 staging=staging,
+                backend=backend,
             ),
         )
         if objects:
@@ -986,6 +993,15 @@ def list_models() -> None:
         table.add_row(row["name"], str(row["dim"]), row["weights"])
     out.print(table)
     out.print("Also: random:<name> (random weights, for trials), a model folder, or a hub id.")
+    from visor.config import get_settings
+    from visor.embedding.backends import check_backend
+
+    setting = get_settings().embed_backend
+    try:
+        chosen = check_backend(setting, "cpu")
+    except InvalidInput as e:  # a setting naming a backend not installed: say so
+        chosen = f"none ({e})"
+    out.print(f"On this CPU the model runs on: {chosen} (VISOR_EMBED_BACKEND={setting})")
 
 
 @app.command("datasets")

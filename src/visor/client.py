@@ -238,6 +238,7 @@ class RemoteDataset:
         ray_actors: int | None = None,
         ray_gpus: float | None = None,
         staging: str | None = None,
+        backend: str | None = None,
         wait: bool = False,
     ) -> dict[str, Any]:
         body = {
@@ -255,6 +256,7 @@ class RemoteDataset:
             "ray_actors": ray_actors,
             "ray_gpus": ray_gpus,
             "staging": staging,
+            "backend": backend,
         }
         job = self.api.call("POST", f"{self.base}/embeddings/generate", json=body)
         return self._finish(job, wait)

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     job_workers: int = 2
     # Embedding model used when none is named: a registry name, a folder or a hub id.
     model: str = "dinov2-base"
+    # How the embed model runs on a CPU: auto (OpenVINO where installed, else PyTorch),
+    # torch or openvino (`visor embed --backend`).
+    embed_backend: str = "auto"
     # Similarity search uses an ANN index (built as a job, kept on disk) from this many
     # vectors up; below, exact search is fast enough (bench/search.py).
     ann_min_vectors: int = 50_000

@@ -422,6 +422,7 @@ class Dataset:
         ray_actors: int | None = None,
         ray_gpus: float | None = None,
         staging: str | None = None,
+        backend: str | None = None,
         wait: bool = False,
     ) -> dict[str, Any]:
         """Start embedding every image without a vector from `model`; returns the job.
@@ -430,6 +431,8 @@ class Dataset:
         instead, as a crop of its image (see `ds.objects`). With `ray` ("local", "auto" or
         "ray://host:port") the work runs on a Ray cluster: `ray_actors` model actors with
         `ray_gpus` GPUs each, shards staged in `staging` (default: under the home folder).
+        `backend` runs the model on a CPU with torch or openvino (auto: the setting
+        `embed_backend`, OpenVINO where installed); a converted model is cached under home.
 
         Asking again while that job runs returns the running job. With `wait`, returns the
         finished job and raises if it failed.
@@ -449,6 +452,8 @@ class Dataset:
             ray_actors=ray_actors,
             ray_gpus=ray_gpus,
             staging=staging,
+            backend=backend or self.workspace.settings.embed_backend,
+            cache_dir=str(self.workspace.settings.home / "compiled"),
         ).checked()
         if options.ray is not None and options.staging is None:
             home = str(self.workspace.settings.home.resolve())

@@ -13,10 +13,11 @@ import os
 import socket
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from visor.embedding.backends import Runner, check_backend, openvino_runner
 from visor.errors import InvalidInput, ModelUnavailable
 
 if TYPE_CHECKING:
@@ -235,6 +236,9 @@ class Embedder:
     precision: str
     model: torch.nn.Module
     preprocessing: Preprocessing
+    backend: str = "torch"
+    runner: Runner | None = None  # the converted model, for a backend other than torch
+    backend_facts: dict[str, Any] = field(default_factory=dict)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """CLS token of the last hidden state for a uint8 batch (n, h, w, 3) on any device;
@@ -242,6 +246,8 @@ class Embedder:
         import torch
 
         x = self.preprocessing.normalize(pixels.to(self.device, non_blocking=True))
+        if self.runner is not None:
+            return torch.from_numpy(self.runner(x.numpy()))
         if self.precision == "fp16":
             x = x.half()
         with torch.inference_mode():
@@ -253,32 +259,63 @@ class Embedder:
             return hidden[:, 0].float()
 
 
-_cache: dict[tuple[str, str, str], Embedder] = {}
+_cache: dict[tuple[str, str, str, str], Embedder] = {}
 _cache_lock = threading.Lock()
 
 
 def load_model(
-    name: str = DEFAULT_MODEL, device: str | None = None, precision: str | None = None
+    name: str = DEFAULT_MODEL,
+    device: str | None = None,
+    precision: str | None = None,
+    backend: str | None = "torch",
+    cache_dir: Path | None = None,
 ) -> Embedder:
     """The shared `Embedder` for `name` on `device` (loaded on first use).
 
     `name` is a registry name (`dinov2-base`), `random:<name>` (same architecture, random
     weights, seeded so every process builds the same model), a local folder or a hub id.
+    `backend` (`embedding/backends.py`): torch, openvino, or auto (None); a converted model is
+    cached in `cache_dir` (default: the home folder's `compiled/`).
     """
     name = check_model_name(name)
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
-    key = (name, device, precision)
+    chosen = check_backend(backend, device)
+    key = (name, device, precision, chosen)
     with _cache_lock:
         found = _cache.get(key)
         if found is None:
-            found = _build(name, device, precision)
+            base = _cache.get((name, device, precision, "torch"))
+            if base is None:
+                base = _cache[(name, device, precision, "torch")] = _build(name, device, precision)
+            found = base if chosen == "torch" else _converted(base, chosen, cache_dir)
             _cache[key] = found
         return found
 
 
+def _converted(base: Embedder, backend: str, cache_dir: Path | None) -> Embedder:
+    """`base` with its model run by `backend`; `base` itself, with a one-line warning, when
+    the model can't be converted."""
+    from visor.config import get_settings
+
+    folder = cache_dir or get_settings().home / "compiled"
+    size = base.preprocessing.crop_hw or base.preprocessing.resize_hw
+    try:
+        if size is None:
+            raise ValueError("the model's input size is not fixed")
+        runner, facts = openvino_runner(base.name, base.model, base.precision, size, folder)
+    except Exception as e:  # any exporter failure: the job still runs, on PyTorch
+        log.warning("%s: %s conversion failed (%s); using torch", base.name, backend, e)
+        return replace(base, backend_facts={"fallback_from": backend, "reason": str(e)[:300]})
+    log.info("%s on %s: %s", base.name, backend, facts)
+    return replace(base, backend=backend, runner=runner, backend_facts=facts)
+
+
 def loaded_models() -> list[dict[str, str]]:
-    return [{"model": k[0], "device": k[1], "precision": k[2]} for k in _cache]
+    return [
+        {"model": k[0], "device": k[1], "precision": k[2], "backend": v.backend}
+        for k, v in _cache.items()
+    ]
 
 
 def _build(name: str, device: str, precision: str) -> Embedder:

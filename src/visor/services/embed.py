@@ -7,11 +7,19 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from visor.embedding.models import DEFAULT_MODEL, check_model_name, load_model, resolve_device
+from visor.embedding.backends import check_backend
+from visor.embedding.models import (
+    DEFAULT_MODEL,
+    Embedder,
+    check_model_name,
+    load_model,
+    resolve_device,
+)
 from visor.embedding.models import resolve_precision as check_precision
 from visor.embedding.pipeline import ImageItem, default_workers, embed_images
 from visor.errors import InvalidInput
@@ -45,6 +53,8 @@ class EmbedOptions:
     ray_actors: int | None = None  # model actors on the cluster (default 1)
     ray_gpus: float | None = None  # GPUs per model actor (default 0)
     staging: str | None = None  # where Ray's workers write shards (default: under home)
+    backend: str | None = None  # torch, openvino, or auto (None: OpenVINO on a CPU if installed)
+    cache_dir: str | None = None  # where converted models are kept (default: home/compiled)
 
     def checked(self) -> EmbedOptions:
         """Validated, with automatic values filled in (fails fast, before a job starts)."""
@@ -68,9 +78,13 @@ class EmbedOptions:
             )
         if self.ray is not None:
             self._check_ray()
+        backend = check_backend(self.backend, device)
+        if self.ray is not None:
+            backend = "torch"  # Ray's actors run the model with PyTorch
         return replace(
             self,
             model=model,
+            backend=backend,
             device=device,
             precision=precision,
             batch_size=batch,
@@ -94,6 +108,14 @@ class EmbedOptions:
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def model_for(options: EmbedOptions) -> Embedder:
+    """The checked options' model, run by their backend."""
+    cache = Path(options.cache_dir) if options.cache_dir else None
+    return load_model(
+        options.model, options.device, options.precision, options.backend, cache_dir=cache
+    )
 
 
 def _finite_only(
@@ -125,7 +147,7 @@ def embed_dataset(
     if options.objects:
         return object_service.embed_objects(store, ctx, dataset, source, options)
     ctx.phase(f"loading {options.model} on {options.device}")
-    embedder = load_model(options.model, options.device, options.precision)
+    embedder = model_for(options)
     vector_rows.ensure_model(store, embedder.name, embedder.dim)
     dataset_id = int(dataset["id"])
     if options.recompute:
@@ -192,6 +214,8 @@ def embed_dataset(
         "dim": embedder.dim,
         "device": embedder.device,
         "precision": embedder.precision,
+        "backend": embedder.backend,
+        **({"backend_facts": embedder.backend_facts} if embedder.backend_facts else {}),
         "embedded": embedded,
         "skipped_existing": already,
         "failed_count": failed_count,

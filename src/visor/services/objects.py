@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from visor.embedding.crops import box_problem
-from visor.embedding.models import load_model, with_weights_warning
+from visor.embedding.models import with_weights_warning
 from visor.embedding.pipeline import ImageItem, embed_images
 from visor.errors import Conflict, InvalidInput, NotFound
 from visor.media.thumbnails import make_crop, write_atomically
@@ -51,7 +51,9 @@ def embed_objects(
     """The embed job over boxes: every box of `options.kind` (and `options.source`) without a
     vector from the model. Boxes that can't give a crop are skipped with a reason."""
     ctx.phase(f"loading {options.model} on {options.device}")
-    embedder = load_model(options.model, options.device, options.precision)
+    from visor.services.embed import model_for  # that module runs this one
+
+    embedder = model_for(options)
     vector_rows.ensure_model(store, embedder.name, embedder.dim)
     object_rows.ensure_table(store, embedder.dim)
     dataset_id = int(dataset["id"])

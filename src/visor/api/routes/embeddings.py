@@ -41,6 +41,9 @@ class EmbedRequest(BaseModel):
         default=None, description="run on a Ray cluster: local (started for the job), auto, "
         "or ray://host:port"
     )  # fmt: skip
+    backend: str | None = Field(
+        default=None, description="auto, torch or openvino: how the model runs on a CPU"
+    )
     ray_actors: int | None = Field(default=None, description="model actors on Ray (1)")
     ray_gpus: float | None = Field(default=None, description="GPUs per model actor (0)")
     staging: str | None = Field(
@@ -69,6 +72,7 @@ def generate(dataset: DatasetDep, body: EmbedRequest | None = None) -> dict[str,
         ray_actors=body.ray_actors,
         ray_gpus=body.ray_gpus,
         staging=body.staging,
+        backend=body.backend,
     )
 
 

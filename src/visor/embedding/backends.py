@@ -1,0 +1,161 @@
+"""Inference backends for the embed model on a CPU: PyTorch as loaded (`torch`), or the same
+model converted once to OpenVINO (`openvino`), which runs a ViT on a CPU faster than PyTorch
+eager (bench/embed.py --backends). The converted model is cached under the home folder, keyed
+by everything that could make it stale (model, a fingerprint of its weights, input size,
+precision, and the versions of OpenVINO, PyTorch and transformers): another key, another file;
+a cached file that fails to load is rebuilt, never used.
+
+A backend runs the model part only: preprocessing, the pipeline's threads and the job stay
+the same. A model that fails to convert falls back to PyTorch with a one-line warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from visor.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger("visor.backends")
+
+BACKENDS = ("auto", "torch", "openvino")
+INSTALL_HINT = {"openvino": "pip install openvino"}
+
+# (normalised float32 batch (n, 3, h, w) as a NumPy array) -> CLS vectors (n, dim)
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+def check_backend(name: str | None, device: str) -> str:
+    """The backend to use: `auto` (None) is OpenVINO on a CPU where it is installed (the
+    faster one measured here), else PyTorch; a named one that is not installed is an error
+    that says how to install it."""
+    name = (name or "auto").lower()
+    if name not in BACKENDS:
+        raise InvalidInput(f"backend {name!r}: use one of {', '.join(BACKENDS)}")
+    if name != "torch" and device != "cpu":
+        if name == "auto":
+            return "torch"
+        raise InvalidInput(f"backend {name}: runs on the CPU (this job's device is {device})")
+    if name == "auto":
+        return "openvino" if _installed("openvino") else "torch"
+    if not _installed(name):
+        raise InvalidInput(f"backend {name} is not installed: {INSTALL_HINT[name]}")
+    return name
+
+
+def _installed(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def openvino_runner(
+    name: str,
+    model: torch.nn.Module,
+    precision: str,
+    input_hw: tuple[int, int],
+    cache_dir: Path,
+) -> tuple[Runner, dict[str, Any]]:
+    """The model converted to OpenVINO and compiled for this CPU: (runner, facts about it:
+    the cached file, whether it came from the cache, seconds to convert and compile)."""
+    import openvino as ov
+
+    started = time.monotonic()
+    key = _cache_key(name, model, precision, input_hw, ov.__version__)
+    path = cache_dir / f"{key}.xml"
+    core = ov.Core()
+    converted = None
+    cached = path.exists() and path.with_suffix(".bin").exists()
+    if cached:
+        try:
+            converted = core.read_model(str(path))
+        except Exception as e:  # a corrupt or partly written file: rebuilt below
+            log.warning("%s: cached OpenVINO model unreadable (%s); converting again", path, e)
+            cached = False
+    if converted is None:
+        converted = _convert(ov, model, input_hw)
+        _save(ov, converted, path, name)
+    hint = "bf16" if precision == "bf16" else "f32"
+    compiled = core.compile_model(
+        converted, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+    )
+    request = compiled.create_infer_request()
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        out = request.infer({0: np.ascontiguousarray(pixels, dtype=np.float32)})
+        return np.asarray(out[compiled.output(0)], dtype=np.float32)
+
+    facts = {
+        "file": str(path),
+        "from_cache": cached,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    return run, facts
+
+
+def _convert(ov: Any, model: torch.nn.Module, input_hw: tuple[int, int]) -> Any:
+    import torch
+
+    class Cls(torch.nn.Module):  # what is converted: pixels in, the CLS token out
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+            return self.inner(pixel_values=pixel_values).last_hidden_state[:, 0]
+
+    height, width = input_hw
+    example = torch.zeros(2, 3, height, width)
+    with torch.inference_mode(False), torch.no_grad():
+        return ov.convert_model(
+            Cls(model).eval(),
+            example_input=example,
+            input=[ov.PartialShape([-1, 3, height, width])],
+        )
+
+
+def _save(ov: Any, converted: Any, path: Path, name: str) -> None:
+    """Written in a scratch folder and moved into place: a crash leaves no half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".visor-ov-", dir=path.parent))
+    try:
+        ov.save_model(converted, str(scratch / path.name), compress_to_fp16=False)
+        (scratch / path.with_suffix(".json").name).write_text(json.dumps({"model": name}))
+        for suffix in (".bin", ".json", ".xml"):  # the .xml last: it marks the set complete
+            os.replace(scratch / path.with_suffix(suffix).name, path.with_suffix(suffix))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _cache_key(
+    name: str, model: torch.nn.Module, precision: str, input_hw: tuple[int, int], ov: str
+) -> str:
+    import torch
+    import transformers
+
+    digest = hashlib.sha256()
+    for part in (name, precision, input_hw, ov, torch.__version__, transformers.__version__):
+        digest.update(repr(part).encode())
+    with torch.no_grad():  # a fingerprint of the weights: a few values of every tensor
+        for tensor_name, tensor in model.state_dict().items():
+            flat = tensor.detach().reshape(-1)
+            digest.update(tensor_name.encode())
+            digest.update(repr(tuple(flat.shape)).encode())
+            digest.update(flat[:: max(1, len(flat) // 16)].float().cpu().numpy().tobytes())
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return f"{slug}-{digest.hexdigest()[:16]}"
