@@ -80,6 +80,20 @@ def test_the_converted_model_is_cached_and_a_corrupt_one_rebuilt(
     assert np.allclose(rebuilt.forward(torch.from_numpy(pixels)).numpy(), expected, atol=1e-5)
 
 
+def test_bf16_asked_of_openvino(tmp_path: Path) -> None:
+    """bf16 runs in bf16 where the CPU has it, in f32 elsewhere (the result says which);
+    either way the vectors are PyTorch fp32's to cosine ≥ 0.999."""
+    import torch
+
+    pixels = torch.from_numpy(
+        np.random.default_rng(1).integers(0, 255, (8, 224, 224, 3), dtype=np.uint8)
+    )
+    reference = models.load_model(MODEL, "cpu", "fp32", "torch").forward(pixels).numpy()
+    embedder = models.load_model(MODEL, "cpu", "bf16", "openvino", cache_dir=tmp_path)
+    assert embedder.backend_facts["inference_precision"] in ("bf16", "f32")
+    assert _cosines(embedder.forward(pixels).numpy(), reference).min() >= 0.999
+
+
 def test_a_failed_conversion_falls_back_to_torch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -101,11 +101,18 @@ def openvino_runner(
         return np.asarray(out[compiled.output(0)], dtype=np.float32)
 
     facts = {
+        # what the CPU plugin runs in: bf16 asked for on a CPU without it runs in f32
+        "inference_precision": _type_name(compiled.get_property("INFERENCE_PRECISION_HINT")),
         "file": str(path),
         "from_cache": cached,
         "seconds": round(time.monotonic() - started, 2),
     }
     return run, facts
+
+
+def _type_name(element_type: Any) -> str:
+    name = getattr(element_type, "get_type_name", None)
+    return str(name()) if callable(name) else str(element_type)
 
 
 def _convert(ov: Any, model: torch.nn.Module, input_hw: tuple[int, int]) -> Any:
