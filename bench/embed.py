@@ -122,6 +122,11 @@ def main() -> None:
         "--backends", default=None, help="e.g. torch,openvino: compare inference backends instead"
     )
     parser.add_argument(
+        "--fastdup-python",
+        default=None,
+        help="a Python with fastdup installed (its own venv: it pins NumPy 1.x): time it too",
+    )
+    parser.add_argument(
         "--data", type=Path, default=Path(tempfile.gettempdir()) / "visor-bench-embed"
     )
     args = parser.parse_args()
@@ -141,6 +146,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as home, Workspace(Settings(home=Path(home))) as ws:
         ws.jobs.wait(ws.ingest(str(data), "bench")["id"])
+        if args.fastdup_python:
+            print(json.dumps(fastdup_rate(args.fastdup_python, data, len(files))))
         for name in args.models.split(","):
             if args.backends:
                 print(json.dumps(measure_backends(ws, name, device, files, args, Path(home))))
@@ -190,6 +197,31 @@ def measure(
     if "simple" in med:
         row["speedup_over_simple"] = round(med["end_to_end"] / med["simple"], 2)
     return row
+
+
+_FASTDUP = """
+import sys, tempfile, time
+import fastdup
+started = time.perf_counter()
+fastdup.create(input_dir=sys.argv[1], work_dir=tempfile.mkdtemp()).run(overwrite=True,
+                                                                     verbose=False)
+print(time.perf_counter() - started)
+"""
+
+
+def fastdup_rate(python: str, data: Path, images: int) -> dict[str, object]:
+    """fastdup over the same folder (its own model, embedding, similarity, outliers and
+    components), in its own Python; its whole run, start-up included."""
+    import subprocess
+
+    done = subprocess.run(
+        [python, "-c", _FASTDUP, str(data)], capture_output=True, text=True, check=True
+    )
+    seconds = float(done.stdout.strip().splitlines()[-1])
+    return {
+        "fastdup_seconds": round(seconds, 2),
+        "fastdup_images_per_s": round(images / seconds, 1),
+    }
 
 
 def measure_backends(
