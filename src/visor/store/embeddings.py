@@ -65,15 +65,22 @@ def missing(store: Store, dataset_id: int, model: str, dim: int) -> list[tuple[i
 
 
 def present(store: Store, dataset_id: int, model: str, dim: int, ids: np.ndarray) -> np.ndarray:
-    """Which of `ids` have a vector from `model` (a bool per id)."""
+    """Which of the sample `ids` have a vector from `model` (a bool per id)."""
+    return present_in(store, table_name(dim), "sample_id", dataset_id, model, ids)
+
+
+def present_in(
+    store: Store, table: str, column: str, dataset_id: int, model: str, ids: np.ndarray
+) -> np.ndarray:
+    """Which of `ids` (values of `column`) have a row of `model` in the vector `table`."""
     if not len(ids):
         return np.zeros(0, dtype=bool)
     cur = store.cursor()
-    wanted = pa.table({"sample_id": pa.array(np.asarray(ids, dtype=np.int64))})
+    wanted = pa.table({"id": pa.array(np.asarray(ids, dtype=np.int64))})
     with store.registered(cur, {"_wanted": wanted}):
         rows = cur.execute(
-            f"SELECT sample_id FROM {table_name(dim)} WHERE dataset_id = ? AND model = ? "
-            "AND sample_id IN (SELECT sample_id FROM _wanted)",
+            f"SELECT {column} FROM {table} WHERE dataset_id = ? AND model = ? "
+            f"AND {column} IN (SELECT id FROM _wanted)",
             [dataset_id, model],
         ).fetchall()
     return np.isin(ids, np.asarray([r[0] for r in rows], dtype=np.int64))

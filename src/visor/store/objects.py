@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from visor.errors import InvalidInput
 from visor.store.db import Store
-from visor.store.embeddings import model_dim
+from visor.store.embeddings import model_dim, present_in
 
 KINDS = ("gt", "prediction")
 
@@ -71,17 +71,7 @@ def present(
     store: Store, dataset_id: int, model: str, dim: int, label_ids: np.ndarray
 ) -> np.ndarray:
     """Which of `label_ids` have a vector from `model` (a bool per id)."""
-    if not len(label_ids):
-        return np.zeros(0, dtype=bool)
-    cur = store.cursor()
-    wanted = pa.table({"label_id": pa.array(np.asarray(label_ids, dtype=np.int64))})
-    with store.registered(cur, {"_wanted": wanted}):
-        rows = cur.execute(
-            f"SELECT label_id FROM {table_name(dim)} WHERE dataset_id = ? AND model = ? "
-            "AND label_id IN (SELECT label_id FROM _wanted)",
-            [dataset_id, model],
-        ).fetchall()
-    return np.isin(label_ids, np.asarray([r[0] for r in rows], dtype=np.int64))
+    return present_in(store, table_name(dim), "label_id", dataset_id, model, label_ids)
 
 
 def count_boxes(store: Store, dataset_id: int, kind: str, source: str | None) -> int:
