@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--precision", default=None, help="auto|fp32|fp16|bf16")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repeats (medians)")
+    parser.add_argument("--size", default="640x480", help="demo image size, e.g. 2048x1371")
     parser.add_argument("--no-simple", action="store_true", help="skip the simple-way baseline")
     parser.add_argument(
         "--backends", default=None, help="e.g. torch,openvino: compare inference backends instead"
@@ -131,10 +132,13 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    data = args.data / f"{args.images}"
+    width, height = (int(v) for v in args.size.split("x"))
+    data = args.data / f"{args.images}" if args.size == "640x480" else (
+        args.data / f"{args.images}-{args.size}"
+    )  # fmt: skip
     if not (data / ".complete").exists():
-        print(f"writing {args.images} demo images (640x480) to {data}", file=sys.stderr)
-        generate(data, args.images, size=(640, 480), seed=3)
+        print(f"writing {args.images} demo images ({args.size}) to {data}", file=sys.stderr)
+        generate(data, args.images, size=(width, height), seed=3)
         (data / ".complete").touch()
     files = sorted(data.rglob("*.jpg"))
     device = load_model("random:dinov2-tiny", args.device).device
