@@ -91,9 +91,12 @@ def openvino_runner(
         converted = _convert(ov, model, input_hw)
         _save(ov, converted, path, name)
     hint = "bf16" if precision == "bf16" else "f32"
-    compiled = core.compile_model(
-        converted, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
-    )
+    # As many threads as PyTorch uses: the LATENCY hint took one per physical core (one here
+    # on 2 vCPUs: 8.0 images/s against 10.5 with both, dinov2-small fp32).
+    import torch
+
+    config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+    compiled = core.compile_model(converted, "CPU", config)
     request = compiled.create_infer_request()
 
     def run(pixels: np.ndarray) -> np.ndarray:
