@@ -73,7 +73,8 @@ def test_generate_streams_progress_and_reports_status(server: Server, demo_root:
         assert row["last_job"]["id"] == job["id"]
         assert c.get("/api/datasets/shapes/embeddings/errors", params={"model": SMALL}).json() == []
         models = c.get("/api/models").json()
-        assert {"model": SMALL, "device": "cpu", "precision": "fp32"} in models["loaded"]
+        loaded = {"model": SMALL, "device": "cpu", "precision": "fp32", "backend": "torch"}
+        assert loaded in models["loaded"]
 
 
 def test_bad_requests_get_clear_errors(server: Server, demo_root: Path) -> None:
