@@ -1,17 +1,20 @@
 """Inference backends: the model converted to OpenVINO gives PyTorch's vectors on the real
 crops; the converted model is cached, a corrupt cache is rebuilt, a failed conversion falls
-back to PyTorch, a backend not installed says how to install it."""
+back to PyTorch, a backend not installed says how to install it; auto measures both once per
+model and machine and keeps the faster; int8 weights, with their cosine to fp32 reported."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ingest
+from conftest import ingest, run_cli
 
-from visor.embedding import models
+from visor.config import Settings
+from visor.embedding import backends, models
 from visor.embedding.backends import check_backend
 from visor.errors import InvalidInput
 from visor.workspace import Workspace
@@ -110,8 +113,13 @@ def test_a_failed_conversion_falls_back_to_torch(
 
 
 def test_backend_names_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert check_backend("auto", "cpu") == "openvino"
+    assert check_backend("auto", "cpu") == "auto"  # measured when the model loads
     assert check_backend("auto", "cuda") == "torch"
+    assert check_backend(None, "cpu", "int8") == "openvino"
+    with pytest.raises(InvalidInput, match="int8 runs on the openvino backend"):
+        check_backend("torch", "cpu", "int8")
+    with pytest.raises(InvalidInput, match="int8 runs on the CPU"):
+        models.resolve_precision("int8", "cuda")
     with pytest.raises(InvalidInput, match="use one of auto, torch, openvino"):
         check_backend("tensorrt", "cpu")
     with pytest.raises(InvalidInput, match="runs on the CPU"):
@@ -120,3 +128,58 @@ def test_backend_names_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InvalidInput, match="pip install openvino"):
         check_backend("openvino", "cpu")
     assert check_backend("auto", "cpu") == "torch"
+    monkeypatch.delitem(sys.modules, "openvino")
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    with pytest.raises(InvalidInput, match="int8 needs nncf: pip install nncf"):
+        check_backend("openvino", "cpu", "int8")
+
+
+def test_auto_measures_once_and_keeps_the_faster(tmp_path: Path) -> None:
+    """First use: both backends timed, the faster used, the rates kept; a kept choice is
+    read back, not measured again; where torch was faster the model is not even converted."""
+    first = models.load_model(MODEL, "cpu", "fp32", "auto", cache_dir=tmp_path)
+    measured = first.backend_facts["auto"]
+    assert measured["measured_now"] is True
+    rates = measured["rates"]
+    assert set(rates) == {"torch", "openvino"} and min(rates.values()) > 0
+    assert first.backend == max(rates, key=rates.get)
+    key = backends.choice_key(MODEL, "fp32")
+    kept = json.loads((tmp_path / backends.CHOICES_FILE).read_text())
+    assert kept[key]["rates"] == rates and kept[key]["chosen"] == first.backend
+    for winner, loser in (("openvino", "torch"), ("torch", "openvino")):
+        folder = tmp_path / winner
+        backends.record_choice(folder, key, {winner: 20.0, loser: 10.0})
+        models._cache.clear()
+        again = models.load_model(MODEL, "cpu", "fp32", "auto", cache_dir=folder)
+        assert again.backend == winner
+        assert again.backend_facts["auto"]["rates"] == {winner: 20.0, loser: 10.0}
+        assert "measured_now" not in again.backend_facts["auto"]
+        assert bool(list(folder.glob("*.xml"))) == (winner == "openvino")
+
+
+def test_int8_weights_report_their_cosine_to_fp32(tmp_path: Path) -> None:
+    """98 real crops through `visor embed --precision int8`: the job says how close the int8
+    vectors are to fp32's on its first batch; the stored vectors are compared here too
+    (int8's closeness is reported rather than promised; here a low bar: ≥ 0.99)."""
+    home = tmp_path / "home"
+    for name in ("q", "f"):
+        ingested = run_cli(home, "ingest", str(DATA / "classification_trees"), "--name", name)
+        assert ingested.returncode == 0
+    done = run_cli(
+        home, "embed", "q", "--model", MODEL, "--precision", "int8", "--backend", "openvino"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "backend: openvino" in done.stdout
+    assert "int8 vectors against fp32 on 32 images: cosine min 0." in done.stdout
+    assert run_cli(home, "embed", "f", "--model", MODEL, "--precision", "fp32").returncode == 0
+    with Workspace(Settings(home=home)) as ws:
+        ids, q = ws.dataset("q").embeddings(MODEL)
+        fids, f = ws.dataset("f").embeddings(MODEL)
+    assert len(ids) == len(fids) == 98
+    cosines = _cosines(q, f)  # same files in the same order: ingested alike
+    print("int8 against fp32 on 98 crops: min", cosines.min(), "mean", cosines.mean())
+    assert cosines.min() >= 0.99
+    assert len(list((home / "compiled").glob("*.xml"))) == 1  # int8's own file
+    refused = run_cli(home, "embed", "q", "--model", MODEL, "--precision", "int8")
+    assert refused.returncode != 0  # the tests' setting is torch: int8 needs openvino
+    assert "precision int8 runs on the openvino backend" in refused.stderr

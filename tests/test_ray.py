@@ -121,7 +121,8 @@ def test_the_driver_killed_then_run_again(tmp_path: Path) -> None:
 
 def test_images_and_shards_on_s3(workspace: Workspace, s3: str) -> None:
     """A dataset in a bucket, embedded on Ray with the shards staged in the bucket: the
-    workers read the images and write the shards there; every shard is loaded, then gone."""
+    workers read the images and write the shards there; every shard is loaded, then gone.
+    The actors run the model on OpenVINO (converted once, into the job's home)."""
     client = boto3.client("s3", endpoint_url=s3)
     client.create_bucket(Bucket="data")
     root = DATA / "coco_roboflow_trees"
@@ -130,10 +131,17 @@ def test_images_and_shards_on_s3(workspace: Workspace, s3: str) -> None:
             client.upload_file(str(path), "data", f"trees/{path.relative_to(root)}")
     ingest(workspace, "s3://data/trees", "remote")
     job = workspace.dataset("remote").embed(
-        MODEL, ray="local", batch_size=4, staging="s3://data/staging/trees", wait=True
+        MODEL,
+        ray="local",
+        batch_size=4,
+        staging="s3://data/staging/trees",
+        backend="openvino",
+        wait=True,
     )
     result = job["result"]
     assert (result["embedded"], result["failed_count"]) == (12, 0)
+    assert result["backend"] == "openvino"
+    assert len(list((workspace.settings.home / "compiled").glob("*.xml"))) == 1
     assert "Contents" not in client.list_objects_v2(Bucket="data", Prefix="staging/")
     ids, _ = _unique_vectors(workspace, "remote")
     assert len(ids) == 12

@@ -437,7 +437,10 @@ def embed(
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="images per batch (auto)")] = None,
     device: Annotated[str | None, typer.Option(help="auto|cuda|cuda:N|mps|cpu")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto|fp32|fp16|bf16")] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="auto|fp32|fp16|bf16|int8 (int8: OpenVINO on a CPU, int8 weights)"),
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="decoding threads (auto)")] = None,
     recompute: Annotated[bool, typer.Option(help="embed every image again")] = False,
     quality: Annotated[
@@ -463,7 +466,8 @@ def embed(
     backend: Annotated[
         str | None,
         typer.Option(
-            help="auto|torch|openvino: how the model runs on a CPU (auto: OpenVINO if installed)"
+            help="auto|torch|openvino: how the model runs on a CPU (auto: the faster of the "
+            "two on this machine, measured on first use)"
         ),
     ] = None,
     staging: Annotated[
@@ -520,6 +524,26 @@ def _objects_report(result: dict[str, Any]) -> None:
     )
 
 
+def _backend_report(result: dict[str, Any]) -> None:
+    """Which backend ran the model, and why: auto's measured rates, int8's cosine to fp32,
+    a failed conversion."""
+    facts = result.get("backend_facts") or {}
+    line = f"backend: {result.get('backend', 'torch')}"
+    if "auto" in facts:
+        rates = ", ".join(f"{k} {v}" for k, v in facts["auto"]["rates"].items())
+        line += f" (auto, measured images/s: {rates})"
+    if "fallback_from" in facts:
+        line += f" ({facts['fallback_from']} could not convert the model: {facts['reason']})"
+    out.print(line, highlight=False)
+    if "cosine_to_fp32" in facts:
+        cos = facts["cosine_to_fp32"]
+        out.print(
+            f"int8 vectors against fp32 on {cos['images']} images: cosine min {cos['min']}, "
+            f"mean {cos['mean']}",
+            highlight=False,
+        )
+
+
 def _embed_report(result: dict[str, Any]) -> None:
     rate = f" at {result['images_per_s']} images/s" if result.get("images_per_s") else ""
     existing = result["skipped_existing"]
@@ -532,6 +556,7 @@ def _embed_report(result: dict[str, Any]) -> None:
         + (f"; {existing} already had vectors" if existing else ""),
         highlight=False,
     )
+    _backend_report(result)
     count = result.get("failed_count") or 0
     _problems(
         f"{count} image(s) could not be read",
@@ -994,14 +1019,26 @@ def list_models() -> None:
     out.print(table)
     out.print("Also: random:<name> (random weights, for trials), a model folder, or a hub id.")
     from visor.config import get_settings
-    from visor.embedding.backends import check_backend
+    from visor.embedding.backends import check_backend, fastest, recorded_choices
 
-    setting = get_settings().embed_backend
+    settings = get_settings()
     try:
-        chosen = check_backend(setting, "cpu")
+        chosen = check_backend(settings.embed_backend, "cpu")
     except InvalidInput as e:  # a setting naming a backend not installed: say so
         chosen = f"none ({e})"
-    out.print(f"On this CPU the model runs on: {chosen} (VISOR_EMBED_BACKEND={setting})")
+    if chosen == "auto":
+        chosen = "auto (the faster of torch and openvino, measured on a model's first use)"
+    out.print(
+        f"On this CPU the model runs on: {chosen} (VISOR_EMBED_BACKEND={settings.embed_backend})",
+        highlight=False,
+    )
+    for key, found in recorded_choices(settings.home / "compiled").items():
+        model, precision = key.split("|")[:2]
+        rates = ", ".join(f"{k} {v}" for k, v in found["rates"].items())
+        out.print(
+            f"  {model} ({precision}): {fastest(found['rates'])} (measured images/s: {rates})",
+            highlight=False,
+        )
 
 
 @app.command("datasets")

@@ -431,8 +431,10 @@ class Dataset:
         instead, as a crop of its image (see `ds.objects`). With `ray` ("local", "auto" or
         "ray://host:port") the work runs on a Ray cluster: `ray_actors` model actors with
         `ray_gpus` GPUs each, shards staged in `staging` (default: under the home folder).
-        `backend` runs the model on a CPU with torch or openvino (auto: the setting
-        `embed_backend`, OpenVINO where installed); a converted model is cached under home.
+        `backend` runs the model on a CPU with torch or openvino (default: the setting
+        `embed_backend`, auto: the faster of the two, measured on a model's first use);
+        precision "int8" is OpenVINO with int8 weights. Converted models and measurements
+        are kept under home's `compiled/`.
 
         Asking again while that job runs returns the running job. With `wait`, returns the
         finished job and raises if it failed.

@@ -32,25 +32,34 @@ if TYPE_CHECKING:
 log = logging.getLogger("visor.backends")
 
 BACKENDS = ("auto", "torch", "openvino")
-INSTALL_HINT = {"openvino": "pip install openvino"}
+INSTALL_HINT = {"openvino": "pip install openvino", "nncf": "pip install nncf"}
+CHOICES_FILE = "backend-choice.json"  # auto's measured rates, per model and machine
 
 # (normalised float32 batch (n, 3, h, w) as a NumPy array) -> CLS vectors (n, dim)
 Runner = Callable[[np.ndarray], np.ndarray]
 
 
-def check_backend(name: str | None, device: str) -> str:
-    """The backend to use: `auto` (None) is OpenVINO on a CPU where it is installed (the
-    faster one measured here), else PyTorch; a named one that is not installed is an error
-    that says how to install it."""
+def check_backend(name: str | None, device: str, precision: str | None = None) -> str:
+    """The backend to use: `torch`, `openvino`, or `auto` where both could run (a CPU with
+    OpenVINO installed): auto measures both on first use of a model on a machine and keeps
+    the faster (`choose`). Precision int8 runs on OpenVINO only. A named backend that is not
+    installed is an error that says how to install it."""
     name = (name or "auto").lower()
     if name not in BACKENDS:
         raise InvalidInput(f"backend {name!r}: use one of {', '.join(BACKENDS)}")
+    if precision == "int8":
+        if name == "torch":
+            raise InvalidInput("precision int8 runs on the openvino backend (or auto), not torch")
+        for module in ("openvino", "nncf"):
+            if not _installed(module):
+                raise InvalidInput(f"precision int8 needs {module}: {INSTALL_HINT[module]}")
+        return "openvino"
     if name != "torch" and device != "cpu":
         if name == "auto":
             return "torch"
         raise InvalidInput(f"backend {name}: runs on the CPU (this job's device is {device})")
     if name == "auto":
-        return "openvino" if _installed("openvino") else "torch"
+        return "auto" if _installed("openvino") else "torch"
     if not _installed(name):
         raise InvalidInput(f"backend {name} is not installed: {INSTALL_HINT[name]}")
     return name
@@ -62,6 +71,62 @@ def _installed(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+# -- auto: the faster backend, measured once per model, precision and machine ---------------
+
+
+def choice_key(name: str, precision: str) -> str:
+    """What a measured choice depends on: the model, precision, this CPU (model name and
+    instruction sets), the threads the model gets and the libraries' versions."""
+    import platform
+
+    import openvino
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        info = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next((line for line in info if line.startswith("model name")), "")
+        flags = next((line for line in info if line.startswith("flags")), "")
+        cpu = model.split(":", 1)[-1].strip() + hashlib.sha256(flags.encode()).hexdigest()[:8]
+    except OSError:
+        pass
+    return "|".join(
+        (name, precision, cpu, f"threads={torch.get_num_threads()}",
+         f"torch={torch.__version__}", f"openvino={openvino.__version__}")
+    )  # fmt: skip
+
+
+def recorded_choices(folder: Path) -> dict[str, dict[str, Any]]:
+    """The measured choices kept in `folder` (key → {"rates": {backend: images/s}, ...})."""
+    try:
+        found = json.loads((folder / CHOICES_FILE).read_text())
+    except (OSError, ValueError):
+        return {}  # none yet, or unreadable: measured again
+    return found if isinstance(found, dict) else {}
+
+
+def record_choice(folder: Path, key: str, rates: dict[str, float]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    choices = recorded_choices(folder)
+    choices[key] = {"rates": rates, "chosen": fastest(rates), "measured": time.time()}
+    scratch = folder / f".{CHOICES_FILE}.{os.getpid()}"
+    scratch.write_text(json.dumps(choices, indent=1))
+    os.replace(scratch, folder / CHOICES_FILE)
+
+
+def fastest(rates: dict[str, float]) -> str:
+    return max(sorted(rates), key=lambda backend: rates[backend])
+
+
+def measure_rate(forward: Callable[[Any], Any], pixels: Any, rounds: int = 2) -> float:
+    """Images/s of `forward` on `pixels`, after one warm-up call."""
+    forward(pixels)
+    started = time.perf_counter()
+    for _ in range(rounds):
+        forward(pixels)
+    return round(rounds * len(pixels) / (time.perf_counter() - started), 2)
 
 
 def openvino_runner(
@@ -89,8 +154,10 @@ def openvino_runner(
             cached = False
     if converted is None:
         converted = _convert(ov, model, input_hw)
+        if precision == "int8":
+            converted = _int8_weights(converted)
         _save(ov, converted, path, name)
-    hint = "bf16" if precision == "bf16" else "f32"
+    hint = "bf16" if precision == "bf16" else "f32"  # int8: int8 weights, f32 activations
     # As many threads as PyTorch uses: the LATENCY hint took one per physical core (one here
     # on 2 vCPUs: 8.0 images/s against 10.5 with both, dinov2-small fp32).
     import torch
@@ -137,6 +204,16 @@ def _convert(ov: Any, model: torch.nn.Module, input_hw: tuple[int, int]) -> Any:
             example_input=example,
             input=[ov.PartialShape([-1, 3, height, width])],
         )
+
+
+def _int8_weights(converted: Any) -> Any:
+    """Weights stored as int8 (per output channel), computed in f32: the explicit int8
+    option. Static int8 (activations too, calibrated) was slower than f32 on a CPU without
+    VNNI (8.1 against 10.5 images/s, dinov2-small), so it is not offered."""
+    import nncf
+
+    nncf.set_log_level(logging.ERROR)
+    return nncf.compress_weights(converted, mode=nncf.CompressWeightsMode.INT8_ASYM)
 
 
 def _save(ov: Any, converted: Any, path: Path, name: str) -> None:

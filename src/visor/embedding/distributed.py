@@ -2,7 +2,8 @@
 in blocks → read and preprocess on CPU tasks with the local pipeline's own code → the model
 in a pool of actors (loaded once per actor; `random:` models are seeded, so every actor
 gives the same vectors) → each batch's vectors written by its actor as one Parquet shard in
-a staging folder (local, s3:// or gs://), whole or not at all. The driver gets one small row
+a staging folder (local, s3:// or gs://), whole or not at all. The actors run the job's
+backend (OpenVINO on CPU nodes where the job asks for it). The driver gets one small row
 per shard (its name and counts) and loads it; this module knows nothing of the store.
 
 Workers read images from the dataset's root themselves (a bucket is read by the workers, not
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,6 +53,8 @@ class RayPlan:
     decode_tasks: bool  # read and preprocess on CPU tasks (else in the model actors)
     threads: int | None  # torch threads per actor (None: as Ray sets them)
     preprocessing: Preprocessing
+    backend: str = "torch"  # as checked by the driver; auto is measured on each node
+    cache_dir: str | None = None  # converted models (None: each worker's home/compiled)
 
 
 def shard_schema() -> pa.Schema:
@@ -189,7 +193,10 @@ class _Embed:
         self.plan = plan
         if plan.threads:
             torch.set_num_threads(plan.threads)  # Ray gives a worker one thread per CPU it holds
-        self.embedder = load_model(plan.model, plan.device, plan.precision)
+        cache = Path(plan.cache_dir) if plan.cache_dir else None
+        self.embedder = load_model(
+            plan.model, plan.device, plan.precision, plan.backend, cache_dir=cache
+        )
         self.fs, self.folder = filesystem(plan.staging)
         self.local = "://" not in plan.staging or plan.staging.startswith("file://")
 

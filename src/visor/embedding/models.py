@@ -17,6 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
+
+from visor.embedding import backends
 from visor.embedding.backends import Runner, check_backend, openvino_runner
 from visor.errors import InvalidInput, ModelUnavailable
 
@@ -29,7 +32,7 @@ log = logging.getLogger("visor.models")
 
 DEFAULT_MODEL = "dinov2-base"
 RANDOM_PREFIX = "random:"
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")  # int8: OpenVINO on a CPU only
 
 # DINOv2's own preprocessor_config.json (the same for every size).
 DINOV2_PREPROCESSING: dict[str, Any] = {
@@ -177,6 +180,8 @@ def resolve_precision(precision: str | None, device: str) -> str:
         return "bf16" if cpu_has_bf16() else "fp32"
     if precision == "fp16" and device == "cpu":
         raise InvalidInput("precision fp16 is for GPUs; on CPU use bf16 or fp32")
+    if precision == "int8" and device != "cpu":
+        raise InvalidInput(f"precision int8 runs on the CPU (OpenVINO), not on {device}")
     return precision
 
 
@@ -274,13 +279,16 @@ def load_model(
 
     `name` is a registry name (`dinov2-base`), `random:<name>` (same architecture, random
     weights, seeded so every process builds the same model), a local folder or a hub id.
-    `backend` (`embedding/backends.py`): torch, openvino, or auto (None); a converted model is
-    cached in `cache_dir` (default: the home folder's `compiled/`).
+    `backend` (`embedding/backends.py`): torch, openvino, or auto (None: the faster of the
+    two, measured on first use); a converted model and auto's measurements are kept in
+    `cache_dir` (default: the home folder's `compiled/`). Precision int8 is OpenVINO with int8
+    weights; the cosine of its vectors to PyTorch fp32's on the first batch is measured and
+    kept in `backend_facts`.
     """
     name = check_model_name(name)
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
-    chosen = check_backend(backend, device)
+    chosen = check_backend(backend, device, precision)
     key = (name, device, precision, chosen)
     with _cache_lock:
         found = _cache.get(key)
@@ -288,17 +296,53 @@ def load_model(
             base = _cache.get((name, device, precision, "torch"))
             if base is None:
                 base = _cache[(name, device, precision, "torch")] = _build(name, device, precision)
-            found = base if chosen == "torch" else _converted(base, chosen, cache_dir)
+            if chosen == "auto":
+                found = _auto(base, _compiled_folder(cache_dir))
+            elif chosen == "torch":
+                found = base
+            else:
+                found = _converted(base, chosen, _compiled_folder(cache_dir))
             _cache[key] = found
         return found
 
 
-def _converted(base: Embedder, backend: str, cache_dir: Path | None) -> Embedder:
-    """`base` with its model run by `backend`; `base` itself, with a one-line warning, when
-    the model can't be converted."""
+def _compiled_folder(cache_dir: Path | None) -> Path:
     from visor.config import get_settings
 
-    folder = cache_dir or get_settings().home / "compiled"
+    return cache_dir or get_settings().home / "compiled"
+
+
+def _auto(base: Embedder, folder: Path) -> Embedder:
+    """The faster of PyTorch and OpenVINO for this model on this machine: measured on a
+    batch of 8 on first use (after converting), kept in `folder` and read from there after."""
+    key = backends.choice_key(base.name, base.precision)
+    recorded = backends.recorded_choices(folder).get(key)
+    if recorded is not None and backends.fastest(recorded["rates"]) == "torch":
+        return replace(base, backend_facts={"auto": recorded})
+    converted = _converted(base, "openvino", folder)
+    if converted.runner is None:
+        return converted  # could not convert: torch, with the reason
+    if recorded is None:
+        import torch
+
+        hw = base.preprocessing.crop_hw or base.preprocessing.resize_hw or (224, 224)
+        pixels = torch.from_numpy(
+            np.random.default_rng(0).integers(0, 256, (8, *hw, 3), dtype=np.uint8)
+        )
+        rates = {
+            "torch": backends.measure_rate(base.forward, pixels),
+            "openvino": backends.measure_rate(converted.forward, pixels),
+        }
+        backends.record_choice(folder, key, rates)
+        log.info("%s: measured images/s %s; using %s", base.name, rates, backends.fastest(rates))
+        recorded = {"rates": rates, "measured_now": True}
+    chosen = converted if backends.fastest(recorded["rates"]) == "openvino" else base
+    return replace(chosen, backend_facts={**chosen.backend_facts, "auto": recorded})
+
+
+def _converted(base: Embedder, backend: str, folder: Path) -> Embedder:
+    """`base` with its model run by `backend`; `base` itself, with a one-line warning, when
+    the model can't be converted."""
     size = base.preprocessing.crop_hw or base.preprocessing.resize_hw
     try:
         if size is None:
@@ -308,7 +352,35 @@ def _converted(base: Embedder, backend: str, cache_dir: Path | None) -> Embedder
         log.warning("%s: %s conversion failed (%s); using torch", base.name, backend, e)
         return replace(base, backend_facts={"fallback_from": backend, "reason": str(e)[:300]})
     log.info("%s on %s: %s", base.name, backend, facts)
+    if base.precision == "int8":
+        runner = _compared_to_fp32(runner, base, facts)
     return replace(base, backend=backend, runner=runner, backend_facts=facts)
+
+
+def _compared_to_fp32(runner: Runner, base: Embedder, facts: dict[str, Any]) -> Runner:
+    """`runner`, whose first batch also runs through PyTorch fp32: the cosines of the int8
+    vectors to those go to `facts["cosine_to_fp32"]` (min, mean, images), which the job
+    reports."""
+    import torch
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        vectors = runner(pixels)
+        if "cosine_to_fp32" not in facts:
+            with torch.inference_mode():
+                hidden = base.model(pixel_values=torch.from_numpy(pixels)).last_hidden_state
+            reference = hidden[:, 0].float().numpy()
+            cosines = (vectors * reference).sum(1) / (
+                np.linalg.norm(vectors, axis=1) * np.linalg.norm(reference, axis=1) + 1e-12
+            )
+            facts["cosine_to_fp32"] = {
+                "min": round(float(cosines.min()), 5),
+                "mean": round(float(cosines.mean()), 5),
+                "images": len(cosines),
+            }
+            log.info("%s int8: cosine to fp32 %s", base.name, facts["cosine_to_fp32"])
+        return vectors
+
+    return run
 
 
 def loaded_models() -> list[dict[str, str]]:

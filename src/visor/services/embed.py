@@ -78,9 +78,7 @@ class EmbedOptions:
             )
         if self.ray is not None:
             self._check_ray()
-        backend = check_backend(self.backend, device)
-        if self.ray is not None:
-            backend = "torch"  # Ray's actors run the model with PyTorch
+        backend = check_backend(self.backend, device, precision)
         return replace(
             self,
             model=model,

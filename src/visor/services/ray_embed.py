@@ -63,7 +63,11 @@ def embed_on_ray(
     one for the job; "auto" or "ray://host:port" joins a running one)."""
     ray = ray_module()
     ctx.phase(f"loading {options.model} on {options.device}")
-    embedder = load_model(options.model, options.device, options.precision)
+    # The driver needs the model's name, size and preprocessing: its copy runs on PyTorch
+    # (fp32 for an int8 job); the actors run the job's backend and precision.
+    driver_precision = "fp32" if options.precision == "int8" else options.precision
+    embedder = load_model(options.model, options.device, driver_precision)
+    precision = "int8" if options.precision == "int8" else embedder.precision
     vector_rows.ensure_model(store, embedder.name, embedder.dim)
     fs, folder = filesystem(staging)
     tally = _Tally()
@@ -84,7 +88,8 @@ def embed_on_ray(
         "model": embedder.name,
         "dim": embedder.dim,
         "device": embedder.device,
-        "precision": embedder.precision,
+        "precision": precision,
+        "backend": options.backend,
         "ray": options.ray,
         "staging": staging,
         "skipped_existing": already - recovered,
@@ -109,7 +114,7 @@ def embed_on_ray(
                 root=source.uri,
                 model=embedder.name,
                 device=embedder.device,
-                precision=embedder.precision,
+                precision=precision,
                 batch_size=options.batch_size,
                 staging=staging,
                 actors=actors,
@@ -118,6 +123,9 @@ def embed_on_ray(
                 decode_tasks=tasks,
                 threads=None if gpus else int(cpus),
                 preprocessing=embedder.preprocessing,
+                backend=options.backend or "torch",
+                # a cluster of this machine shares its home; another node uses its own
+                cache_dir=options.cache_dir if options.ray == "local" else None,
             )
             what = "boxes" if options.objects else "images"
             ctx.phase(f"embedding {what} with {embedder.name} on Ray ({options.ray})", total=todo)

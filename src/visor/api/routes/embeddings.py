@@ -29,7 +29,9 @@ class EmbedRequest(BaseModel):
         default=None, description="images per model batch (auto if unset)"
     )
     device: str | None = Field(default=None, description="auto, cuda, cuda:N, mps or cpu")
-    precision: str | None = Field(default=None, description="auto, fp32, fp16 or bf16")
+    precision: str | None = Field(
+        default=None, description="auto, fp32, fp16, bf16 or int8 (OpenVINO, CPU)"
+    )
     workers: int | None = Field(default=None, description="decoding threads (auto if unset)")
     recompute: bool = Field(
         default=False, description="embed every image again, not only missing ones"
@@ -42,7 +44,9 @@ class EmbedRequest(BaseModel):
         "or ray://host:port"
     )  # fmt: skip
     backend: str | None = Field(
-        default=None, description="auto, torch or openvino: how the model runs on a CPU"
+        default=None,
+        description="auto, torch or openvino: how the model runs on a CPU (auto: the faster, "
+        "measured on first use)",
     )
     ray_actors: int | None = Field(default=None, description="model actors on Ray (1)")
     ray_gpus: float | None = Field(default=None, description="GPUs per model actor (0)")
