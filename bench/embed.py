@@ -17,11 +17,15 @@ so a noisy machine slows all alike. Prints images/s for each and the ratios end-
 model-only and end-to-end / simple.
 Random weights: speed does not depend on weight values.
 
-    .venv/bin/python bench/embed.py --backends torch,openvino --no-simple
+    .venv/bin/python bench/embed.py --backends torch,openvino,openvino:int8 --no-simple
 
 compares inference backends instead: per backend the time to load and convert the model
 once, then model-only and end-to-end images/s in interleaved rounds, and the speed-up over
-the first backend named.
+the first backend named. `openvino:int8` is the openvino backend at precision int8 (int8
+weights; its cosine to fp32 is printed). Two candidates that are not Visor backends can be
+measured beside them, model-only: `onnxruntime` (the model exported to ONNX, run by ONNX
+Runtime's CPU provider) and `torch-compile` (torch.compile, inductor, on the CPU); their
+setup time is the export or the first compiled call.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,6 +56,9 @@ def model_only(
     batch: int,
     backend: str = "torch",
 ) -> float:
+    backend, precision = _spec(backend, precision)
+    if backend in CANDIDATES:
+        return _candidate_rate(CANDIDATES[backend](name, device), crops, batch)
     embedder = load_model(name, device, precision, backend)
     pixels = torch.from_numpy(crops)
     if device.startswith("cuda"):
@@ -62,6 +70,86 @@ def model_only(
     return len(pixels) / (time.perf_counter() - started)
 
 
+def _spec(backend: str, precision: str | None) -> tuple[str, str | None]:
+    """`openvino:int8` → ("openvino", "int8"); a plain name keeps the run's precision."""
+    name, _, asked = backend.partition(":")
+    return name, asked or precision
+
+
+def _cls(name: str, device: str) -> torch.nn.Module:
+    """The fp32 model as a module from normalised pixels to CLS vectors."""
+    model = load_model(name, device, "fp32").model
+
+    class Cls(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+            return self.inner(pixel_values=pixels).last_hidden_state[:, 0]
+
+    return Cls().eval()
+
+
+_candidates: dict[tuple[str, str], object] = {}
+
+
+def _onnxruntime(name: str, device: str) -> object:
+    """The model exported to ONNX once, run by ONNX Runtime (CPU provider, as many threads
+    as torch)."""
+    import onnxruntime as ort
+
+    if (name, "onnxruntime") not in _candidates:
+        path = Path(tempfile.mkdtemp()) / "model.onnx"
+        example = torch.zeros(2, 3, 224, 224)
+        with torch.no_grad():
+            torch.onnx.export(
+                _cls(name, device), (example,), str(path), input_names=["pixels"],
+                output_names=["cls"], dynamic_axes={"pixels": {0: "n"}}, dynamo=False,
+            )  # fmt: skip
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        _candidates[(name, "onnxruntime")] = lambda x: session.run(None, {"pixels": x})[0]
+    return _candidates[(name, "onnxruntime")]
+
+
+def _torch_compile(name: str, device: str) -> object:
+    """torch.compile (inductor) of the fp32 model; the first call compiles."""
+    if (name, "torch-compile") not in _candidates:
+        compiled = torch.compile(_cls(name, device))
+
+        def run(x: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return compiled(torch.from_numpy(x)).numpy()
+
+        run(np.zeros((2, 3, 224, 224), np.float32))
+        _candidates[(name, "torch-compile")] = run
+    return _candidates[(name, "torch-compile")]
+
+
+CANDIDATES = {"onnxruntime": _onnxruntime, "torch-compile": _torch_compile}
+
+
+def _candidate_rate(run: object, crops: np.ndarray, batch: int) -> float:
+    """Model-only images/s of a candidate: the same normalisation as Visor's, then `run`."""
+    from visor.embedding.models import DINOV2_PREPROCESSING
+
+    mean = np.array(DINOV2_PREPROCESSING["image_mean"], np.float32).reshape(1, 3, 1, 1)
+    std = np.array(DINOV2_PREPROCESSING["image_std"], np.float32).reshape(1, 3, 1, 1)
+    forward = run  # type: ignore[assignment]
+
+    def batch_of(start: int) -> np.ndarray:
+        x = crops[start : start + batch].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        return np.ascontiguousarray((x - mean) / std)
+
+    forward(batch_of(0))  # type: ignore[operator]
+    started = time.perf_counter()
+    for start in range(0, len(crops), batch):
+        forward(batch_of(start))  # type: ignore[operator]
+    return len(crops) / (time.perf_counter() - started)
+
+
 def end_to_end(
     ws: Workspace,
     name: str,
@@ -71,9 +159,11 @@ def end_to_end(
     workers: int | None,
     quality: bool = True,
     backend: str = "torch",
-) -> tuple[float, str]:
-    """One `visor embed --recompute` of the whole dataset; images/s as the job measured it.
+) -> dict[str, Any]:
+    """One `visor embed --recompute` of the whole dataset: the job's result (images/s as the
+    job measured it, the precision and backend it ran).
     `quality`: image quality measured from the same decode (the default), or not."""
+    backend, precision = _spec(backend, precision)
     job = ws.dataset("bench").embed(
         name,
         device=device,
@@ -88,7 +178,7 @@ def end_to_end(
     result = job["result"]
     assert result["backend"] == backend, result.get("backend_facts")
     assert result["failed_count"] == 0, result["failed"][:3]
-    return float(result["images_per_s"]), result["precision"]
+    return dict(result)
 
 
 def simple(name: str, device: str, files: list[Path]) -> float:
@@ -175,14 +265,13 @@ def measure(
     precision = embedder.precision
     for _ in range(args.rounds):
         rates["model_only"].append(model_only(name, device, args.precision, crops, args.batch_size))
-        rate, precision = end_to_end(
-            ws, name, device, args.precision, args.batch_size, args.workers
-        )
-        rates["end_to_end"].append(rate)
-        no_quality, _ = end_to_end(
+        result = end_to_end(ws, name, device, args.precision, args.batch_size, args.workers)
+        rates["end_to_end"].append(float(result["images_per_s"]))
+        precision = result["precision"]
+        no_quality = end_to_end(
             ws, name, device, args.precision, args.batch_size, args.workers, quality=False
         )
-        rates["end_to_end_no_quality"].append(no_quality)
+        rates["end_to_end_no_quality"].append(float(no_quality["images_per_s"]))
         if not args.no_simple:
             rates["simple"].append(simple(name, device, files))
     med = {k: float(np.median(v)) for k, v in rates.items() if v}
@@ -246,34 +335,49 @@ def measure_backends(
     for backend in backends:
         models._cache.clear()
         started = time.perf_counter()
-        load_model(name, device, args.precision, backend, cache_dir=home / "compiled")
+        kind, precision = _spec(backend, args.precision)
+        if kind in CANDIDATES:
+            CANDIDATES[kind](name, device)
+        else:
+            load_model(name, device, precision, kind, cache_dir=home / "compiled")
         setup[backend] = round(time.perf_counter() - started, 1)
     embedder = load_model(name, device, args.precision)
     crops = np.stack([embedder.preprocessing.prepare(f.read_bytes(), f.name) for f in files])
     rates: dict[str, list[float]] = {}
+    facts: dict[str, object] = {}
     for _ in range(args.rounds):
         for backend in backends:
             rates.setdefault(f"{backend}_model_only", []).append(
                 model_only(name, device, args.precision, crops, args.batch_size, backend)
             )
-            rate, _ = end_to_end(
+            if _spec(backend, None)[0] in CANDIDATES:
+                continue  # not a Visor backend: no job runs it
+            result = end_to_end(
                 ws, name, device, args.precision, args.batch_size, args.workers,
                 quality=False, backend=backend,
             )  # fmt: skip
-            rates.setdefault(f"{backend}_end_to_end", []).append(rate)
+            rates.setdefault(f"{backend}_end_to_end", []).append(float(result["images_per_s"]))
+            cosine = result.get("backend_facts", {}).get("cosine_to_fp32")
+            if cosine:
+                facts[f"{backend}_cosine_to_fp32"] = cosine
     med = {k: round(float(np.median(v)), 2) for k, v in rates.items()}
     row: dict[str, object] = {
         "model": name,
         "precision": embedder.precision,
         "images": len(files),
+        "image_size": args.size,
         "batch_size": args.batch_size,
-        "load_and_convert_s": setup,
+        "setup_s": setup,
         **{f"{k}_images_per_s": v for k, v in med.items()},
+        **facts,
     }
+    first = backends[0]
     for backend in backends[1:]:
-        row[f"{backend}_speedup_end_to_end"] = round(
-            med[f"{backend}_end_to_end"] / med[f"{backends[0]}_end_to_end"], 2
-        )
+        for part in ("model_only", "end_to_end"):
+            if f"{backend}_{part}" in med:
+                row[f"{backend}_speedup_{part}"] = round(
+                    med[f"{backend}_{part}"] / med[f"{first}_{part}"], 2
+                )
     return row
 
 

@@ -210,10 +210,14 @@ def _int8_weights(converted: Any) -> Any:
     """Weights stored as int8 (per output channel), computed in f32: the explicit int8
     option. Static int8 (activations too, calibrated) was slower than f32 on a CPU without
     VNNI (8.1 against 10.5 images/s, dinov2-small), so it is not offered."""
+    import contextlib
+    import io
+
     import nncf
 
     nncf.set_log_level(logging.ERROR)
-    return nncf.compress_weights(converted, mode=nncf.CompressWeightsMode.INT8_ASYM)
+    with contextlib.redirect_stdout(io.StringIO()):  # its progress bar: the job has its own
+        return nncf.compress_weights(converted, mode=nncf.CompressWeightsMode.INT8_ASYM)
 
 
 def _save(ov: Any, converted: Any, path: Path, name: str) -> None:
