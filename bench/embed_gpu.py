@@ -4,6 +4,12 @@ DuckDB): the pipeline alone, against the model alone, per model, in interleaved 
     python3 bench/embed_gpu.py                           # dinov2-small/base/large, fp16
     python3 bench/embed_gpu.py --images 4000 --batch-size 256 --rounds 2
 
+The same machine's CPU, on N of its cores, per inference backend (another CPU than the
+development machines': one with bf16 instructions, say):
+
+    python3 bench/embed_gpu.py --device cpu --cpus 2 --precision bf16 \
+        --backends torch,openvino --models random:dinov2-small --batch-size 32 --images 256
+
 On demo images (640x480 JPEG, written once): model-only is pre-decoded uint8 crops through
 the model (normalisation included, copies to the GPU included); pipeline is `embed_images`
 over the files (read, decode, resize, crop on worker threads, model), everything of `visor
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -22,6 +29,7 @@ import time
 import types
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 # The embedding modules only: the package's __init__ would import the store and the server.
 _SRC = Path(__file__).resolve().parent.parent / "src"
@@ -52,12 +60,30 @@ def write_images(folder: Path, n: int) -> list[Path]:
 DEVICE = "cuda"
 
 
+COMPILED = Path(tempfile.gettempdir()) / "visor-gpu-compiled"
+
+
 def device_name() -> str:
-    return torch.cuda.get_device_name() if DEVICE.startswith("cuda") else DEVICE
+    if DEVICE.startswith("cuda"):
+        return torch.cuda.get_device_name()
+    try:
+        info = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return DEVICE
+    model = next((line.split(":", 1)[1].strip() for line in info if "model name" in line), "")
+    flags = set(next((line for line in info if line.startswith("flags")), "").split())
+    extras = sorted(flags & {"avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni"})
+    return f"{model} ({', '.join(extras) or 'no AVX-512'}), {torch.get_num_threads()} threads"
 
 
-def model_only(name: str, precision: str, crops: np.ndarray, batch: int) -> float:
-    embedder = load_model(name, DEVICE, precision)
+def load(name: str, precision: str, backend: str) -> Any:
+    return load_model(name, DEVICE, precision, backend, cache_dir=COMPILED)
+
+
+def model_only(
+    name: str, precision: str, crops: np.ndarray, batch: int, backend: str = "torch"
+) -> float:
+    embedder = load(name, precision, backend)
     pixels = torch.from_numpy(crops)
     if DEVICE.startswith("cuda"):
         pixels = pixels.pin_memory()
@@ -68,8 +94,10 @@ def model_only(name: str, precision: str, crops: np.ndarray, batch: int) -> floa
     return len(pixels) / (time.perf_counter() - started)
 
 
-def pipeline(name: str, precision: str, files: list[Path], batch: int, workers: int) -> float:
-    embedder = load_model(name, DEVICE, precision)
+def pipeline(
+    name: str, precision: str, files: list[Path], batch: int, workers: int, backend: str = "torch"
+) -> float:
+    embedder = load(name, precision, backend)
     items = [ImageItem(i, f.name, partial(f.read_bytes)) for i, f in enumerate(files)]
     started = time.perf_counter()
     done = sum(b.count for b in embed_images(embedder, items, batch_size=batch, workers=workers))
@@ -85,13 +113,19 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--precision", default="fp16")
-    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=None, help="decoding threads (16; --cpus)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "visor-gpu")
-    parser.add_argument("--device", default="cuda", help="cuda (cpu: to try the script)")
+    parser.add_argument("--device", default="cuda", help="cuda, or cpu")
+    parser.add_argument("--backends", default="torch", help="e.g. torch,openvino (CPU)")
+    parser.add_argument("--cpus", type=int, default=None, help="run on the first N cores only")
     args = parser.parse_args()
     global DEVICE
     DEVICE = args.device
+    if args.cpus:  # this process and its threads on N cores, as on an N-core machine
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cpus])
+        torch.set_num_threads(args.cpus)
+    workers = args.workers or args.cpus or 16
     started = time.perf_counter()
     files = write_images(args.data, args.images)
     print(f"{len(files)} images in {time.perf_counter() - started:.1f} s on "
@@ -99,19 +133,28 @@ def main() -> None:
     for name in args.models.split(","):
         embedder = load_model(name, DEVICE, args.precision)
         crops = np.stack([embedder.preprocessing.prepare(f.read_bytes(), f.name) for f in files])
-        rates: dict[str, list[float]] = {"model_only": [], "pipeline": []}
-        pipeline(name, args.precision, files[: args.batch_size * 2], args.batch_size, 16)
+        backends = args.backends.split(",")
+        rates: dict[str, dict[str, list[float]]] = {b: {"model_only": [], "pipeline": []}
+                                                    for b in backends}  # fmt: skip
+        warm = files[: args.batch_size * 2]
+        for backend in backends:  # warm-up, conversion included
+            pipeline(name, args.precision, warm, args.batch_size, workers, backend)
         for _ in range(args.rounds):
-            rates["model_only"].append(model_only(name, args.precision, crops, args.batch_size))
-            rates["pipeline"].append(
-                pipeline(name, args.precision, files, args.batch_size, args.workers)
-            )
-        found = {k: round(statistics.median(v), 1) for k, v in rates.items()}
-        print(json.dumps({"model": name, "precision": args.precision, "device":
-                          device_name(), "images": len(files),
-                          "batch": args.batch_size, **found,
-                          "ratio": round(found["pipeline"] / found["model_only"], 3)}),
-              flush=True)  # fmt: skip
+            for backend in backends:
+                found = rates[backend]
+                found["model_only"].append(
+                    model_only(name, args.precision, crops, args.batch_size, backend)
+                )
+                found["pipeline"].append(
+                    pipeline(name, args.precision, files, args.batch_size, workers, backend)
+                )
+        for backend in backends:
+            medians = {k: round(statistics.median(v), 1) for k, v in rates[backend].items()}
+            print(json.dumps({"model": name, "precision": args.precision, "backend": backend,
+                              "device": device_name(), "images": len(files),
+                              "batch": args.batch_size, **medians,
+                              "ratio": round(medians["pipeline"] / medians["model_only"], 3)}),
+                  flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

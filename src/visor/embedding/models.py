@@ -307,9 +307,11 @@ def load_model(
 
 
 def _compiled_folder(cache_dir: Path | None) -> Path:
+    if cache_dir is not None:
+        return cache_dir
     from visor.config import get_settings
 
-    return cache_dir or get_settings().home / "compiled"
+    return get_settings().home / "compiled"
 
 
 def _auto(base: Embedder, folder: Path) -> Embedder:

@@ -23,6 +23,10 @@ BOX_SQL = (
 class VocWriter:
     BOX_SQL = BOX_SQL
 
+    @staticmethod
+    def class_columns(classes: list[str]) -> dict[str, list[str]]:
+        return {"xml": [escape(name) for name in classes]}  # `c.xml` in BOX_SQL
+
     def __init__(self, out: Path, classes: list[str]):
         self.out = out
         self.files = TextFiles(str(out))

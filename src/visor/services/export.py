@@ -231,6 +231,10 @@ def _samples(
     """The chosen samples with their labels, a chunk at a time: as boxes, or for a writer
     with a `BOX_SQL`, as its text."""
     box_sql: str | None = getattr(writer, "BOX_SQL", None)
+    # The class table `BOX_SQL` reads as `c`: name, index, and the writer's own columns.
+    class_table: dict[str, list[Any]] = {"name": classes, "idx": list(range(len(classes)))}
+    if hasattr(writer, "class_columns"):
+        class_table.update(writer.class_columns(classes))
     for start in range(0, len(ids), CHUNK):
         part = ids[start : start + CHUNK]
         rows = export_rows.samples_chunk(store, dataset_id, part)
@@ -248,7 +252,7 @@ def _samples(
         labels = (options.kind, options.source, options.min_score)
         if box_sql is not None:
             texts = export_rows.label_texts_chunk(
-                store, dataset_id, part, *labels, box_sql, classes
+                store, dataset_id, part, *labels, box_sql, class_table
             )
             for sample_id, (text, count, image_classes) in texts.items():
                 sample = by_id[sample_id]

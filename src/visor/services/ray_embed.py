@@ -97,6 +97,7 @@ def embed_on_ray(
         **target.about(),
     }
     started = time.monotonic()
+    first_shard: tuple[float, int] | None = None  # (seconds to it, items done with it)
     if todo:
         assert options.batch_size is not None
         ctx.phase(f"starting on Ray ({options.ray})")
@@ -130,19 +131,18 @@ def embed_on_ray(
             what = "boxes" if options.objects else "images"
             ctx.phase(f"embedding {what} with {embedder.name} on Ray ({options.ray})", total=todo)
             done = 0
-            first_shard: float | None = None
             for shard in distributed.run(plan, rows):
                 path = f"{folder}/{shard['shard']}"
                 done += _load(fs, path, embedder.name, target)
                 if first_shard is None:
-                    first_shard = time.monotonic() - started
-                    result["first_shard_s"] = round(first_shard, 2)
-                    result["_first_done"] = done
+                    first_shard = (time.monotonic() - started, done)
+                    result["first_shard_s"] = round(first_shard[0], 2)
                 ctx.progress(min(done, todo))
                 ctx.check_cancelled()
         finally:
             if started_here:
                 ray.shutdown()  # stops the cluster's tasks and actors with it
+                _collect_stale_refs()
     elapsed = time.monotonic() - started
     what = "boxes" if options.objects else "images"
     ctx.job.message = f"embedded {tally.embedded} {what} on Ray" + (
@@ -155,18 +155,19 @@ def embed_on_ray(
         seconds=round(elapsed, 2),
         images_per_s=round(todo / elapsed, 2) if todo and elapsed > 0 else None,
         # after the first shard: the rate once the cluster, workers and model are up
-        steady_images_per_s=_steady(result, todo, elapsed),
+        steady_images_per_s=_steady(first_shard, todo, elapsed),
         quality=None,
     )
     return result
 
 
-def _steady(result: dict[str, Any], total: int, elapsed: float) -> float | None:
-    first = result.get("first_shard_s")
-    done_first = result.pop("_first_done", None)
-    if first is None or done_first is None or elapsed - first <= 0 or total <= done_first:
+def _steady(first_shard: tuple[float, int] | None, total: int, elapsed: float) -> float | None:
+    if first_shard is None:
         return None
-    return round((total - done_first) / (elapsed - first), 2)
+    seconds, done = first_shard
+    if elapsed - seconds <= 0 or total <= done:
+        return None
+    return round((total - done) / (elapsed - seconds), 2)
 
 
 class _Tally:
@@ -181,10 +182,22 @@ class _Tally:
         self.failures.extend(failures[: max(0, REPORT_LIMIT - len(self.failures))])
 
 
+def _collect_stale_refs() -> None:
+    """Collects the object references a finished job left in garbage cycles while no
+    cluster is connected. Every session numbers its objects alike (a driver's first put has
+    the same id in each), so a reference of the previous session collected during the next
+    one released the new session's object of that id: its next user failed with "owner
+    unknown" (a server process that ran several Ray jobs)."""
+    import gc
+
+    gc.collect()
+
+
 def _connect(ray: Any, address: str) -> bool:
     """Connect to the cluster; True where this job started (and so stops) the connection."""
     if ray.is_initialized():
         return False
+    _collect_stale_refs()
     env = {k: v for k, v in os.environ.items() if _FORWARDED.match(k)}
     try:
         ray.init(

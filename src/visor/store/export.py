@@ -3,8 +3,9 @@ deduplicated export leaves out."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
-from xml.sax.saxutils import escape
 
 import numpy as np
 import pyarrow as pa
@@ -12,10 +13,17 @@ import pyarrow as pa
 from visor.store.db import Store
 
 
+@contextmanager
+def _chunk(store: Store, ids: np.ndarray, **tables: pa.Table) -> Iterator[Any]:
+    """A cursor that sees the chunk's sample ids as `_export_ids` (and `tables`)."""
+    cur = store.cursor()
+    with store.registered(cur, {"_export_ids": pa.table({"id": ids.astype(np.int32)}), **tables}):
+        yield cur
+
+
 def samples_chunk(store: Store, dataset_id: int, ids: np.ndarray) -> list[dict[str, Any]]:
     """id, path, split, width, height of the given samples (ids ascending), in id order."""
-    cur = store.cursor()
-    with store.registered(cur, {"_export_ids": pa.table({"id": ids.astype(np.int32)})}):
+    with _chunk(store, ids) as cur:
         return [
             {"id": int(i), "path": p, "split": s, "width": w, "height": h}
             for i, p, s, w, h in cur.execute(
@@ -37,8 +45,7 @@ def labels_chunk(
     """(sample id, class, x, y, w, h, score) of the labels of `kind` (and `source`, score at
     least `min_score`) of the given samples; x is None for an image-level label."""
     where, params = _label_filter(kind, source, min_score, alias="")
-    cur = store.cursor()
-    with store.registered(cur, {"_export_ids": pa.table({"id": ids.astype(np.int32)})}):
+    with _chunk(store, ids) as cur:
         rows = cur.execute(
             "SELECT sample_id, class, x, y, w, h, score FROM labels WHERE dataset_id = ? "
             "AND sample_id BETWEEN ? AND ? AND sample_id IN (SELECT id FROM _export_ids) "
@@ -56,23 +63,14 @@ def label_texts_chunk(
     source: str | None,
     min_score: float | None,
     box_sql: str,
-    classes: list[str],
+    classes: dict[str, list[Any]],
 ) -> dict[int, tuple[str, int, list[str]]]:
     """Per sample with labels of `kind` among the given ones: its boxes written by `box_sql`
-    (an expression over the label `l`, its sample `s` and its class `c` with `c.idx`, the
-    class's index in `classes`, and `c.xml`, its name escaped for XML), joined in label order,
-    NULLs left out; its number of boxes; its image-level classes in label order."""
+    (an expression over the label `l`, its sample `s` and its class `c`: a row of `classes`,
+    columns `name` and whatever else the format needs), joined in label order, NULLs left
+    out; its number of boxes; its image-level classes in label order."""
     where, params = _label_filter(kind, source, min_score)
-    names = pa.table(
-        {
-            "name": classes,
-            "idx": list(range(len(classes))),
-            "xml": [escape(name) for name in classes],
-        }
-    )
-    cur = store.cursor()
-    tables = {"_export_ids": pa.table({"id": ids.astype(np.int32)}), "_export_classes": names}
-    with store.registered(cur, tables):
+    with _chunk(store, ids, _export_classes=pa.table(classes)) as cur:
         rows = cur.execute(
             f"SELECT l.sample_id, coalesce(string_agg(CASE WHEN l.x IS NOT NULL THEN {box_sql} "
             "END, '' ORDER BY l.id), ''), count(l.x), list(l.class ORDER BY l.id) FILTER "
