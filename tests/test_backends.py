@@ -155,6 +155,15 @@ def test_auto_measures_once_and_keeps_the_faster(tmp_path: Path) -> None:
         assert again.backend_facts["auto"]["rates"] == {winner: 20.0, loser: 10.0}
         assert "measured_now" not in again.backend_facts["auto"]
         assert bool(list(folder.glob("*.xml"))) == (winner == "openvino")
+    # `visor models` lists the choices made on this machine.
+    home = tmp_path / "home"
+    backends.record_choice(home / "compiled", key, {"torch": 6.5, "openvino": 8.5})
+    listed = run_cli(home, "models", env={"VISOR_EMBED_BACKEND": "auto"})
+    assert listed.returncode == 0, listed.stderr
+    assert "runs on: auto (the faster of torch and openvino" in listed.stdout
+    assert f"{MODEL} (fp32): openvino (measured images/s: torch 6.5, openvino 8.5)" in (
+        listed.stdout
+    )
 
 
 def test_int8_weights_report_their_cosine_to_fp32(tmp_path: Path) -> None:
