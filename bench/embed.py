@@ -78,17 +78,9 @@ def _spec(backend: str, precision: str | None) -> tuple[str, str | None]:
 
 def _cls(name: str, device: str) -> torch.nn.Module:
     """The fp32 model as a module from normalised pixels to CLS vectors."""
-    model = load_model(name, device, "fp32").model
+    from visor.embedding.backends import cls_module
 
-    class Cls(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = model
-
-        def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-            return self.inner(pixel_values=pixels).last_hidden_state[:, 0]
-
-    return Cls().eval()
+    return cls_module(load_model(name, device, "fp32").model)
 
 
 _candidates: dict[tuple[str, str], object] = {}

@@ -143,7 +143,7 @@ def test_auto_measures_once_and_keeps_the_faster(tmp_path: Path) -> None:
     rates = measured["rates"]
     assert set(rates) == {"torch", "openvino"} and min(rates.values()) > 0
     assert first.backend == max(rates, key=rates.get)
-    key = backends.choice_key(MODEL, "fp32")
+    key = backends.choice_key(MODEL, "fp32", models.cpu_flags())
     kept = json.loads((tmp_path / backends.CHOICES_FILE).read_text())
     assert kept[key]["rates"] == rates and kept[key]["chosen"] == first.backend
     for winner, loser in (("openvino", "torch"), ("torch", "openvino")):

@@ -47,8 +47,8 @@ Runner = Callable[[np.ndarray], np.ndarray]
 def check_backend(name: str | None, device: str, precision: str | None = None) -> str:
     """The backend to use: `torch`, `openvino`, or `auto` where both could run (a CPU with
     OpenVINO installed): auto measures both on first use of a model on a machine and keeps
-    the faster (`choose`). Precision int8 runs on OpenVINO only. A named backend that is not
-    installed is an error that says how to install it."""
+    the faster (`models.load_model`). Precision int8 runs on OpenVINO only. A named backend
+    that is not installed is an error that says how to install it."""
     name = (name or "auto").lower()
     if name not in BACKENDS:
         raise InvalidInput(f"backend {name!r}: use one of {', '.join(BACKENDS)}")
@@ -81,24 +81,18 @@ def _installed(module: str) -> bool:
 # -- auto: the faster backend, measured once per model, precision and machine ---------------
 
 
-def choice_key(name: str, precision: str) -> str:
-    """What a measured choice depends on: the model, precision, this CPU (model name and
-    instruction sets), the threads the model gets and the libraries' versions."""
+def choice_key(name: str, precision: str, cpu_flags: frozenset[str]) -> str:
+    """What a measured choice depends on: the model, precision, this CPU (its architecture
+    and instruction sets, `models.cpu_flags`), the threads the model gets and the libraries'
+    versions."""
     import platform
 
     import openvino
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        info = Path("/proc/cpuinfo").read_text().splitlines()
-        model = next((line for line in info if line.startswith("model name")), "")
-        flags = next((line for line in info if line.startswith("flags")), "")
-        cpu = model.split(":", 1)[-1].strip() + hashlib.sha256(flags.encode()).hexdigest()[:8]
-    except OSError:
-        pass
+    flags = hashlib.sha256(" ".join(sorted(cpu_flags)).encode()).hexdigest()[:8]
     return "|".join(
-        (name, precision, cpu, f"threads={torch.get_num_threads()}",
+        (name, precision, f"{platform.machine()}-{flags}", f"threads={torch.get_num_threads()}",
          f"torch={torch.__version__}", f"openvino={openvino.__version__}")
     )  # fmt: skip
 
@@ -190,10 +184,12 @@ def _type_name(element_type: Any) -> str:
     return str(name()) if callable(name) else str(element_type)
 
 
-def _convert(ov: Any, model: torch.nn.Module, input_hw: tuple[int, int]) -> Any:
+def cls_module(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` as a module from normalised pixels (n, 3, h, w) to CLS vectors (n, dim): what
+    a backend converts, and what its vectors are compared with."""
     import torch
 
-    class Cls(torch.nn.Module):  # what is converted: pixels in, the CLS token out
+    class Cls(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
             self.inner = inner
@@ -201,11 +197,17 @@ def _convert(ov: Any, model: torch.nn.Module, input_hw: tuple[int, int]) -> Any:
         def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
             return self.inner(pixel_values=pixel_values).last_hidden_state[:, 0]
 
+    return Cls(model).eval()
+
+
+def _convert(ov: Any, model: torch.nn.Module, input_hw: tuple[int, int]) -> Any:
+    import torch
+
     height, width = input_hw
     example = torch.zeros(2, 3, height, width)
     with torch.inference_mode(False), torch.no_grad():
         return ov.convert_model(
-            Cls(model).eval(),
+            cls_module(model),
             example_input=example,
             input=[ov.PartialShape([-1, 3, height, width])],
         )

@@ -317,7 +317,7 @@ def _compiled_folder(cache_dir: Path | None) -> Path:
 def _auto(base: Embedder, folder: Path) -> Embedder:
     """The faster of PyTorch and OpenVINO for this model on this machine: measured on a
     batch of 8 on first use (after converting), kept in `folder` and read from there after."""
-    key = backends.choice_key(base.name, base.precision)
+    key = backends.choice_key(base.name, base.precision, cpu_flags())
     recorded = backends.recorded_choices(folder).get(key)
     if recorded is not None and backends.fastest(recorded["rates"]) == "torch":
         return replace(base, backend_facts={"auto": recorded})
@@ -365,12 +365,13 @@ def _compared_to_fp32(runner: Runner, base: Embedder, facts: dict[str, Any]) -> 
     reports."""
     import torch
 
+    fp32 = backends.cls_module(base.model)
+
     def run(pixels: np.ndarray) -> np.ndarray:
         vectors = runner(pixels)
         if "cosine_to_fp32" not in facts:
             with torch.inference_mode():
-                hidden = base.model(pixel_values=torch.from_numpy(pixels)).last_hidden_state
-            reference = hidden[:, 0].float().numpy()
+                reference = fp32(torch.from_numpy(pixels)).float().numpy()
             cosines = (vectors * reference).sum(1) / (
                 np.linalg.norm(vectors, axis=1) * np.linalg.norm(reference, axis=1) + 1e-12
             )
