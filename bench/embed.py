@@ -35,6 +35,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,8 @@ def model_only(
 ) -> float:
     backend, precision = _spec(backend, precision)
     if backend in CANDIDATES:
-        return _candidate_rate(CANDIDATES[backend](name, device), crops, batch)
+        normalize = load_model(name, device, "fp32").preprocessing.normalize
+        return _candidate_rate(CANDIDATES[backend](name, device), normalize, crops, batch)
     embedder = load_model(name, device, precision, backend)
     pixels = torch.from_numpy(crops)
     if device.startswith("cuda"):
@@ -83,10 +85,11 @@ def _cls(name: str, device: str) -> torch.nn.Module:
     return cls_module(load_model(name, device, "fp32").model)
 
 
-_candidates: dict[tuple[str, str], object] = {}
+Forward = Callable[[np.ndarray], np.ndarray]  # normalised pixels -> CLS vectors
+_candidates: dict[tuple[str, str], Forward] = {}
 
 
-def _onnxruntime(name: str, device: str) -> object:
+def _onnxruntime(name: str, device: str) -> Forward:
     """The model exported to ONNX once, run by ONNX Runtime (CPU provider, as many threads
     as torch)."""
     import onnxruntime as ort
@@ -106,7 +109,7 @@ def _onnxruntime(name: str, device: str) -> object:
     return _candidates[(name, "onnxruntime")]
 
 
-def _torch_compile(name: str, device: str) -> object:
+def _torch_compile(name: str, device: str) -> Forward:
     """torch.compile (inductor) of the fp32 model; the first call compiles."""
     if (name, "torch-compile") not in _candidates:
         compiled = torch.compile(_cls(name, device))
@@ -123,22 +126,21 @@ def _torch_compile(name: str, device: str) -> object:
 CANDIDATES = {"onnxruntime": _onnxruntime, "torch-compile": _torch_compile}
 
 
-def _candidate_rate(run: object, crops: np.ndarray, batch: int) -> float:
-    """Model-only images/s of a candidate: the same normalisation as Visor's, then `run`."""
-    from visor.embedding.models import DINOV2_PREPROCESSING
-
-    mean = np.array(DINOV2_PREPROCESSING["image_mean"], np.float32).reshape(1, 3, 1, 1)
-    std = np.array(DINOV2_PREPROCESSING["image_std"], np.float32).reshape(1, 3, 1, 1)
-    forward = run  # type: ignore[assignment]
+def _candidate_rate(
+    forward: Forward,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    crops: np.ndarray,
+    batch: int,
+) -> float:
+    """Model-only images/s of a candidate: Visor's own normalisation, then `forward`."""
 
     def batch_of(start: int) -> np.ndarray:
-        x = crops[start : start + batch].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-        return np.ascontiguousarray((x - mean) / std)
+        return normalize(torch.from_numpy(crops[start : start + batch])).numpy()
 
-    forward(batch_of(0))  # type: ignore[operator]
+    forward(batch_of(0))
     started = time.perf_counter()
     for start in range(0, len(crops), batch):
-        forward(batch_of(start))  # type: ignore[operator]
+        forward(batch_of(start))
     return len(crops) / (time.perf_counter() - started)
 
 
