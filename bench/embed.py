@@ -24,8 +24,9 @@ once, then model-only and end-to-end images/s in interleaved rounds, and the spe
 the first backend named. `openvino:int8` is the openvino backend at precision int8 (int8
 weights; its cosine to fp32 is printed). Two candidates that are not Visor backends can be
 measured beside them, model-only: `onnxruntime` (the model exported to ONNX, run by ONNX
-Runtime's CPU provider) and `torch-compile` (torch.compile, inductor, on the CPU); their
-setup time is the export or the first compiled call.
+Runtime's CPU provider; `.venv/bin/pip install onnxruntime onnx` first) and `torch-compile`
+(torch.compile, inductor, on the CPU); their setup time is the export or the first compiled
+call.
 """
 
 from __future__ import annotations
@@ -91,8 +92,13 @@ _candidates: dict[tuple[str, str], Forward] = {}
 
 def _onnxruntime(name: str, device: str) -> Forward:
     """The model exported to ONNX once, run by ONNX Runtime (CPU provider, as many threads
-    as torch)."""
-    import onnxruntime as ort
+    as torch). Not a Visor dependency: `.venv/bin/pip install onnxruntime onnx` first."""
+    try:
+        import onnx  # noqa: F401  (the exporter writes with it)
+        import onnxruntime as ort
+    except ImportError as e:
+        message = f"{e.name} is not installed: .venv/bin/pip install onnxruntime onnx"
+        raise SystemExit(message) from None
 
     if (name, "onnxruntime") not in _candidates:
         path = Path(tempfile.mkdtemp()) / "model.onnx"
