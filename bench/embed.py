@@ -27,6 +27,11 @@ measured beside them, model-only: `onnxruntime` (the model exported to ONNX, run
 Runtime's CPU provider; `.venv/bin/pip install onnxruntime onnx` first) and `torch-compile`
 (torch.compile, inductor, on the CPU); their setup time is the export or the first compiled
 call.
+
+With --backends each row also gives the ceiling this CPU puts on the model: the model's
+GFLOP per image (counted by torch's FlopCounterMode on the model itself), the best matrix
+multiply rate measured in the same run on the model's own layer shapes and precision, the
+images/s that rate allows, and the share of it each backend reaches.
 """
 
 from __future__ import annotations
@@ -71,6 +76,47 @@ def model_only(
     for start in range(0, len(pixels), batch):
         embedder.forward(pixels[start : start + batch]).cpu()
     return len(pixels) / (time.perf_counter() - started)
+
+
+def model_gflop(name: str, device: str) -> float:
+    """GFLOP per image of the model at its input size (matrix multiplies and attention, as
+    torch's flop counter counts them; element-wise work is not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    embedder = load_model(name, device, "fp32")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        embedder.model(pixel_values=torch.zeros(1, 3, *_input_hw(embedder), device=device))
+    return counter.get_total_flops() / 1e9
+
+
+def _input_hw(embedder: Any) -> tuple[int, int]:
+    found = embedder.preprocessing.crop_hw or embedder.preprocessing.resize_hw
+    return found or (224, 224)
+
+
+def matmul_peak(name: str, device: str, precision: str, batch: int) -> dict[str, object]:
+    """The best matrix-multiply rate (GFLOP/s) of this machine on the model's own layer
+    shapes (a batch's tokens x hidden x 4*hidden, both ways, and a square 4096 product), at
+    `precision` (bf16 and fp16 as torch runs them here), with torch's threads."""
+    embedder = load_model(name, device, "fp32")
+    config: Any = embedder.model.config
+    height, width = _input_hw(embedder)
+    patch, hidden = int(config.patch_size), int(config.hidden_size)
+    tokens = batch * ((height // patch) * (width // patch) + 1)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    shapes = [(tokens, hidden, 4 * hidden), (tokens, 4 * hidden, hidden), (4096, 4096, 4096)]
+    rates: dict[str, float] = {}
+    for m, k, n in shapes:
+        a = torch.randn(m, k, device=device).to(dtype)
+        b = torch.randn(k, n, device=device).to(dtype)
+        a @ b  # warm-up
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            (a @ b).sum().item()
+            best = min(best, time.perf_counter() - started)
+        rates[f"{m}x{k}x{n}"] = round(2 * m * k * n / best / 1e9, 1)
+    return {"matmul_gflops": rates, "peak_gflops": max(rates.values())}
 
 
 def _spec(backend: str, precision: str | None) -> tuple[str, str | None]:
@@ -371,6 +417,14 @@ def measure_backends(
         **{f"{k}_images_per_s": v for k, v in med.items()},
         **facts,
     }
+    # The ceiling: what the measured matrix-multiply rate allows, and each backend's share.
+    gflop = model_gflop(name, device)
+    peak = matmul_peak(name, device, str(embedder.precision), args.batch_size)
+    ceiling = float(peak["peak_gflops"]) / gflop  # type: ignore[arg-type]
+    row.update(gflop_per_image=round(gflop, 2), **peak, ceiling_images_per_s=round(ceiling, 2))
+    for key, value in med.items():
+        if key.endswith("_model_only"):
+            row[f"{key}_share_of_ceiling"] = round(value / ceiling, 2)
     first = backends[0]
     for backend in backends[1:]:
         for part in ("model_only", "end_to_end"):

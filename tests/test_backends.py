@@ -83,6 +83,28 @@ def test_the_converted_model_is_cached_and_a_corrupt_one_rebuilt(
     assert np.allclose(rebuilt.forward(torch.from_numpy(pixels)).numpy(), expected, atol=1e-5)
 
 
+def test_a_model_cached_by_another_version_is_converted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each library version has its own cached file: a file another OpenVINO (or PyTorch,
+    transformers) wrote is never read, the model is converted again beside it."""
+    import openvino
+
+    first = models.load_model(MODEL, "cpu", "fp32", "openvino", cache_dir=tmp_path)
+    assert first.backend_facts["from_cache"] is False
+    monkeypatch.setattr(openvino, "__version__", "2099.0.0-other")
+    models._cache.clear()
+    other = models.load_model(MODEL, "cpu", "fp32", "openvino", cache_dir=tmp_path)
+    assert other.backend_facts["from_cache"] is False
+    assert other.backend_facts["file"] != first.backend_facts["file"]
+    assert len(list(tmp_path.glob("*.xml"))) == 2
+    monkeypatch.undo()
+    models._cache.clear()
+    again = models.load_model(MODEL, "cpu", "fp32", "openvino", cache_dir=tmp_path)
+    assert again.backend_facts["from_cache"] is True
+    assert again.backend_facts["file"] == first.backend_facts["file"]
+
+
 def test_bf16_asked_of_openvino(tmp_path: Path) -> None:
     """bf16 runs in bf16 where the CPU has it, in f32 elsewhere (the result says which);
     either way the vectors are PyTorch fp32's to cosine ≥ 0.999."""
