@@ -295,7 +295,9 @@ def test_objects_from_the_cli_and_http(tmp_path: Path) -> None:
             assert crop.status_code == 200 and crop.headers["content-type"] == "image/jpeg"
             picture = Image.open(io.BytesIO(crop.content))
             assert picture.width == picture.height  # squared
-            near = client.get("/api/datasets/yolo/objects/1/similar?k=4").json()
+            answer = client.get("/api/datasets/yolo/objects/1/similar?k=4").json()
+            assert answer["model"] == MODEL and "random weights" in answer["warning"]
+            near = answer["neighbours"]
             assert len(near) == 4 and all(n["label_id"] != 1 for n in near)
             assert client.get("/api/datasets/yolo/objects/999999").status_code == 404
             job = client.post("/api/datasets/yolo/objects/analysis", json={}).json()

@@ -90,6 +90,7 @@ def test_a_lasso_on_a_map_of_boxes_shows_their_crops(page: Page, boxes_server: S
     assert {float(o) for o in faded} == {0.3}
     near = dialog.get_by_test_id("similar-boxes").locator("img")
     expect(near).to_have_count(12)
+    expect(dialog.get_by_test_id("box-weights-warning")).to_contain_text("random weights")
     # A similar box opens its own sample with it highlighted.
     other = int(near.nth(0).get_attribute("data-id") or -1)
     near.nth(0).click()

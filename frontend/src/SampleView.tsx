@@ -74,6 +74,7 @@ export function SampleView(
   const [note, setNote] = useState<string | null>(null);
   const [outcomes, setOutcomes] = useState<Map<number, Box>>(new Map());
   const [nearBoxes, setNearBoxes] = useState<NearBox[] | null>(null);
+  const [boxWarning, setBoxWarning] = useState<string | null>(null); // random box-vector weights
   const [edited, setEdited] = useState(0); // bumped by each edit, undo or redo: reload
   const [editNote, setEditNote] = useState<string | null>(null);
   const base = datasetPath(dataset);
@@ -99,10 +100,11 @@ export function SampleView(
 
   useEffect(() => {  // the highlighted box's nearest boxes (when boxes have vectors)
     setNearBoxes(null);
+    setBoxWarning(null);
     if (box === null) return;
     let live = true;
-    api<NearBox[]>(`${base}/objects/${box}/similar?k=12`).then(
-      (found) => { if (live) setNearBoxes(found); },
+    api<{ neighbours: NearBox[]; warning?: string }>(`${base}/objects/${box}/similar?k=12`).then(
+      (r) => { if (live) { setNearBoxes(r.neighbours); setBoxWarning(r.warning ?? null); } },
       () => { if (live) setNearBoxes([]); },
     );
     return () => { live = false; };
@@ -318,6 +320,7 @@ export function SampleView(
         {box !== null && nearBoxes !== null && nearBoxes.length > 0 && (
           <>
             <h3>Boxes most like the highlighted one</h3>
+            {boxWarning && <p className="warning" data-testid="box-weights-warning">{boxWarning}</p>}
             <div className="strip" data-testid="similar-boxes">
               {nearBoxes.map((b) => (
                 <img

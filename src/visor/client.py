@@ -584,7 +584,8 @@ class RemoteObjects:
 
     def similar(self, label_id: int, k: int = 20, model: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"k": k, **({"model": model} if model else {})}
-        return list(self.api.call("GET", f"{self.base}/{label_id}/similar", params=params))
+        found = self.api.call("GET", f"{self.base}/{label_id}/similar", params=params)
+        return list(found["neighbours"])
 
     def analyse(
         self, model: str | None = None, threshold: float | None = None, *, wait: bool = False

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from visor.api.deps import DatasetDep
+from visor.embedding.models import with_weights_warning
 
 router = APIRouter(prefix="/api/datasets/{name}/objects", tags=["objects"])
 
@@ -52,9 +53,13 @@ def box(dataset: DatasetDep, label_id: int) -> dict[str, Any]:
 @router.get("/{label_id}/similar")
 def similar(
     dataset: DatasetDep, label_id: int, k: int = 20, model: str | None = None
-) -> list[dict[str, Any]]:
-    """The k boxes nearest to this one by cosine distance."""
-    return dataset.objects.similar(label_id, k, model)
+) -> dict[str, Any]:
+    """The k boxes nearest to this one by cosine distance, as the images' similar answers:
+    `neighbours`, the `model` whose box vectors were used, `warning` when its weights are
+    random."""
+    model = model or dataset.objects.default_model()
+    found = dataset.objects.similar(label_id, k, model)
+    return with_weights_warning({"label_id": label_id, "model": model, "neighbours": found})
 
 
 @router.get("/{label_id}/crop")
