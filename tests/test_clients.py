@@ -166,12 +166,14 @@ def test_a_killed_server_leaves_clients_a_clear_message(tmp_path: Path, demo_roo
 
 
 def _slow_embed(home: Path) -> subprocess.Popen[str]:
-    """`visor embed a` in its own process, slow enough to be caught running (batches of 1)."""
+    """`visor embed a` in its own process, slow enough to be caught running: batches of 1 on
+    the base model (a few seconds with the small one, which a fast moment of a machine could
+    finish between the test seeing it run and the client's cancel reaching the server)."""
     args = [
         "embed",
         "a",
         "--model",
-        "random:dinov2-small",
+        "random:dinov2-base",
         "--precision",
         "fp32",
         "--batch-size",

@@ -18,9 +18,11 @@ DATA = Path(__file__).parent / "data"
 MODEL = "random:dinov2-tiny"
 
 
-@pytest.fixture
-def boxes_server(tmp_path: Path) -> Iterator[Server]:
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def boxes_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Box vectors, a map of boxes and the object analysis, shared by the module's tests
+    (which only read them)."""
+    home = tmp_path_factory.mktemp("boxes") / "home"
     for args in (
         ("ingest", str(DATA / "yolo_roboflow_trees"), "--name", "yolo"),
         ("embed", "yolo", "--objects", "--model", MODEL, "--precision", "fp32"),

@@ -103,9 +103,11 @@ def _distance(a: tuple[float, float], b: tuple[float, float]) -> float:
     return abs(a[0] - b[0]) + abs(a[1] - b[1])
 
 
-@pytest.fixture
-def mapped(tmp_path: Path, demo_root: Path) -> Iterator[Server]:
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def mapped(tmp_path_factory: pytest.TempPathFactory, demo_root: Path) -> Iterator[Server]:
+    """One embedded and mapped dataset for the module's map tests (they only add to it: a
+    tag, a second map)."""
+    home = tmp_path_factory.mktemp("mapped") / "home"
     for args in (
         ("ingest", str(demo_root), "--name", "shapes"),
         ("embed", "shapes", "--model", "random:dinov2-small"),

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from xml.etree import ElementTree
 
 import numpy as np
 
@@ -147,6 +148,9 @@ def openvino_runner(
     cached = path.exists() and path.with_suffix(".bin").exists()
     if cached:
         try:
+            # A file that isn't even XML is refused here: handed to OpenVINO, it would try
+            # its other readers on it first, and they print parse errors of their own.
+            ElementTree.parse(path)
             converted = core.read_model(str(path))
         except Exception as e:  # a corrupt or partly written file: rebuilt below
             log.warning("%s: cached OpenVINO model unreadable (%s); converting again", path, e)
