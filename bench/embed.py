@@ -90,11 +90,10 @@ def model_gflop(name: str, device: str) -> float:
 
 
 def _input_hw(embedder: Any) -> tuple[int, int]:
-    found = embedder.preprocessing.crop_hw or embedder.preprocessing.resize_hw
-    return found or (224, 224)
+    return embedder.preprocessing.input_hw or (224, 224)
 
 
-def matmul_peak(name: str, device: str, precision: str, batch: int) -> dict[str, object]:
+def matmul_rates(name: str, device: str, precision: str, batch: int) -> dict[str, float]:
     """The best matrix-multiply rate (GFLOP/s) of this machine on the model's own layer
     shapes (a batch's tokens x hidden x 4*hidden, both ways, and a square 4096 product), at
     `precision` (bf16 and fp16 as torch runs them here), with torch's threads."""
@@ -116,7 +115,7 @@ def matmul_peak(name: str, device: str, precision: str, batch: int) -> dict[str,
             (a @ b).sum().item()
             best = min(best, time.perf_counter() - started)
         rates[f"{m}x{k}x{n}"] = round(2 * m * k * n / best / 1e9, 1)
-    return {"matmul_gflops": rates, "peak_gflops": max(rates.values())}
+    return rates
 
 
 def _spec(backend: str, precision: str | None) -> tuple[str, str | None]:
@@ -391,9 +390,9 @@ def measure_backends(
     crops = np.stack([embedder.preprocessing.prepare(f.read_bytes(), f.name) for f in files])
     rates: dict[str, list[float]] = {}
     facts: dict[str, object] = {}
-    peaks: list[dict[str, object]] = []  # the machine's matmul rate, measured in every round
+    matmuls: list[dict[str, float]] = []  # the machine's matmul rates, measured every round
     for _ in range(args.rounds):
-        peaks.append(matmul_peak(name, device, str(embedder.precision), args.batch_size))
+        matmuls.append(matmul_rates(name, device, str(embedder.precision), args.batch_size))
         for backend in backends:
             rates.setdefault(f"{backend}_model_only", []).append(
                 model_only(name, device, args.precision, crops, args.batch_size, backend)
@@ -422,10 +421,13 @@ def measure_backends(
     # The ceiling: what the best matrix-multiply rate of the rounds allows (a busy moment on
     # a shared machine only lowers a round's), and each backend's share of it.
     gflop = model_gflop(name, device)
-    peak = max(peaks, key=lambda p: float(p["peak_gflops"]))  # type: ignore[arg-type]
-    ceiling = float(peak["peak_gflops"]) / gflop  # type: ignore[arg-type]
-    row.update(gflop_per_image=round(gflop, 2), **peak, ceiling_images_per_s=round(ceiling, 2))
-    row["peak_gflops_per_round"] = [p["peak_gflops"] for p in peaks]
+    per_round = [max(rates.values()) for rates in matmuls]
+    best = matmuls[per_round.index(max(per_round))]
+    ceiling = max(per_round) / gflop
+    row.update(
+        gflop_per_image=round(gflop, 2), matmul_gflops=best, peak_gflops=max(per_round),
+        ceiling_images_per_s=round(ceiling, 2), peak_gflops_per_round=per_round,
+    )  # fmt: skip
     for key, value in med.items():
         if key.endswith("_model_only"):
             row[f"{key}_share_of_ceiling"] = round(value / ceiling, 2)

@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from visor.embedding.models import load_model  # noqa: E402
+from visor.embedding.models import cpu_flags, load_model  # noqa: E402
 from visor.embedding.pipeline import ImageItem, embed_images  # noqa: E402
 
 
@@ -71,8 +71,7 @@ def device_name() -> str:
     except OSError:
         return DEVICE
     model = next((line.split(":", 1)[1].strip() for line in info if "model name" in line), "")
-    flags = set(next((line for line in info if line.startswith("flags")), "").split())
-    extras = sorted(flags & {"avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni"})
+    extras = sorted(cpu_flags() & {"avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni"})
     return f"{model} ({', '.join(extras) or 'no AVX-512'}), {torch.get_num_threads()} threads"
 
 

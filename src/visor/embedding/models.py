@@ -327,7 +327,7 @@ def _auto(base: Embedder, folder: Path) -> Embedder:
     if recorded is None:
         import torch
 
-        hw = base.preprocessing.crop_hw or base.preprocessing.resize_hw or (224, 224)
+        hw = base.preprocessing.input_hw or (224, 224)
         pixels = torch.from_numpy(
             np.random.default_rng(0).integers(0, 256, (8, *hw, 3), dtype=np.uint8)
         )
@@ -345,7 +345,7 @@ def _auto(base: Embedder, folder: Path) -> Embedder:
 def _converted(base: Embedder, backend: str, folder: Path) -> Embedder:
     """`base` with its model run by `backend`; `base` itself, with a one-line warning, when
     the model can't be converted."""
-    size = base.preprocessing.crop_hw or base.preprocessing.resize_hw
+    size = base.preprocessing.input_hw
     try:
         if size is None:
             raise ValueError("the model's input size is not fixed")

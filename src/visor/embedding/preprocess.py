@@ -76,6 +76,12 @@ class Preprocessing:
             std=tuple(float(v) for v in std) if normalize else None,  # type: ignore[arg-type,union-attr]
         )
 
+    @property
+    def input_hw(self) -> tuple[int, int] | None:
+        """(height, width) of every model input, where it is fixed (a crop or an exact
+        resize); None where it follows the image."""
+        return self.crop_hw or self.resize_hw
+
     def resize_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """(width, height) after resizing an image of `size` (width, height)."""
         if self.resize_hw is not None:
