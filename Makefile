@@ -9,6 +9,9 @@ UI_SOURCES := $(wildcard frontend/src/*) frontend/index.html frontend/vite.confi
 
 .PHONY: setup demo test lint serve clean
 
+# The Python packages and the web UI install side by side.
+MAKEFLAGS += --jobs=2
+
 setup: $(STAMP) $(UI)
 
 $(STAMP): pyproject.toml constraints.txt
@@ -47,7 +50,7 @@ lint: setup
 
 test: lint $(CHROMIUM)
 	cd frontend && npm test --silent
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) visor-data frontend/node_modules src/visor/static

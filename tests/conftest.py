@@ -173,6 +173,19 @@ def wait_job(client: httpx.Client, job_id: str, timeout: float = 120) -> dict:
     raise TimeoutError(job_id)
 
 
+# The longest modules first: `make test` runs the files on two workers (pytest-xdist, a whole
+# file per worker at a time), and a long file picked up last would run alone at the end.
+LONGEST_FIRST = ("test_ray.py", "test_clients.py", "test_embed_api.py", "test_ui.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file keeps its own order
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     """Keep each phase's report on the test item (the UI tests screenshot failures)."""

@@ -1,6 +1,8 @@
-"""The embed job on a Ray cluster (a local one, started by each job on this machine): the
-same vectors as the local job, a worker dying mid-job, the driver killed and run again,
-images read from and shards staged on S3 (the moto server on loopback)."""
+"""The embed job on a Ray cluster on this machine: the same vectors as the local job, a
+worker dying mid-job, the driver killed and run again, images read from and shards staged on
+S3 (the moto server on loopback). The tests that need a cluster started (and stopped) by their
+own job come first; the others join one cluster the module starts, as a job joins a cluster
+that is already connected."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -18,6 +21,7 @@ from conftest import ingest
 
 from visor.config import Settings
 from visor.errors import InvalidInput
+from visor.services import ray_embed
 from visor.workspace import Workspace
 
 pytest.importorskip("ray")
@@ -30,57 +34,6 @@ def _unique_vectors(ws: Workspace, name: str, model: str = MODEL) -> tuple[np.nd
     ids, vectors = ws.dataset(name).embeddings(model)
     assert len(np.unique(ids)) == len(ids)  # no sample has two vectors
     return ids, vectors
-
-
-def test_ray_gives_the_local_vectors(workspace: Workspace) -> None:
-    """98 real crops: Ray's vectors equal the local pipeline's (cosine ≥ 0.9999)."""
-    ingest(workspace, DATA / "classification_trees", "on_ray")
-    ingest(workspace, DATA / "classification_trees", "here")
-    job = workspace.dataset("on_ray").embed(MODEL, ray="local", batch_size=16, wait=True)
-    result = job["result"]
-    assert (result["embedded"], result["failed_count"], result["skipped_existing"]) == (98, 0, 0)
-    assert not list(Path(result["staging"]).glob("*.parquet"))  # every shard loaded, removed
-    workspace.dataset("here").embed(MODEL, batch_size=16, wait=True)
-    ids, ray_vectors = _unique_vectors(workspace, "on_ray")
-    local_ids, local_vectors = _unique_vectors(workspace, "here")
-    _, paths = workspace.dataset("on_ray").samples(limit=200)
-    _, local_paths = workspace.dataset("here").samples(limit=200)
-    by_path = {s["path"]: s["id"] for s in local_paths}
-    order = {i: n for n, i in enumerate(local_ids.tolist())}
-    assert len(ids) == 98
-    for sample in paths:
-        a = ray_vectors[np.flatnonzero(ids == sample["id"])[0]]
-        b = local_vectors[order[by_path[sample["path"]]]]
-        cosine = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
-        assert cosine >= 0.9999, sample["path"]
-    # Again: nothing is missing, so nothing is sent.
-    again = workspace.dataset("on_ray").embed(MODEL, ray="local", wait=True)["result"]
-    assert (again["embedded"], again["skipped_existing"]) == (0, 98)
-
-
-def test_a_worker_dies_mid_job(
-    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The model actor's process exits in the middle of its first batch: Ray restarts it and
-    runs the batch again; every image gets exactly one vector. Images are read on decoding
-    tasks here (as beside GPU actors), and the vectors are the local job's."""
-    marker = tmp_path / "die-once"
-    marker.write_text("")
-    monkeypatch.setenv("VISOR_RAY_FAIL_ONCE", str(marker))
-    monkeypatch.setenv("VISOR_RAY_DECODE_TASKS", "1")
-    ingest(workspace, DATA / "coco_roboflow_trees", "t")
-    result = workspace.dataset("t").embed(MODEL, ray="local", batch_size=4, wait=True)["result"]
-    assert not marker.exists()  # a worker did die
-    assert (result["embedded"], result["failed_count"]) == (12, 0)
-    ids, vectors = _unique_vectors(workspace, "t")
-    assert len(ids) == 12
-    ingest(workspace, DATA / "coco_roboflow_trees", "here")
-    workspace.dataset("here").embed(MODEL, batch_size=4, wait=True)
-    local_ids, local_vectors = _unique_vectors(workspace, "here")
-    assert local_ids.tolist() == ids.tolist()  # the same files, numbered alike
-    cosine = (vectors * local_vectors).sum(1)
-    cosine /= np.linalg.norm(vectors, axis=1) * np.linalg.norm(local_vectors, axis=1)
-    assert cosine.min() >= 0.9999
 
 
 def test_the_driver_killed_then_run_again(tmp_path: Path) -> None:
@@ -147,30 +100,6 @@ def test_images_and_shards_on_s3(workspace: Workspace, s3: str) -> None:
     assert len(ids) == 12
 
 
-@pytest.mark.parametrize("decode_tasks", ["0", "1"])
-def test_boxes_on_ray(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, decode_tasks: str
-) -> None:
-    """`--objects --ray`: the 461 boxes of the 12 real tiles, each a crop of its image, give
-    the local job's box vectors, cut in the model actors or on decoding tasks."""
-    monkeypatch.setenv("VISOR_RAY_DECODE_TASKS", decode_tasks)
-    ingest(workspace, DATA / "coco_roboflow_trees", "on_ray")
-    ingest(workspace, DATA / "coco_roboflow_trees", "here")
-    ds = workspace.dataset("on_ray")
-    result = ds.embed(MODEL, objects=True, ray="local", batch_size=32, wait=True)["result"]
-    assert (result["boxes"], result["embedded"], result["failed_count"]) == (461, 461, 0)
-    assert Path(result["staging"]).name == "random_dinov2-tiny-boxes-gt"
-    workspace.dataset("here").embed(MODEL, objects=True, batch_size=32, wait=True)
-    on_ray, here = ds.objects.vectors(MODEL), workspace.dataset("here").objects.vectors(MODEL)
-    assert len(np.unique(on_ray.label_ids)) == len(on_ray) == 461
-    assert on_ray.sample_ids.tolist() == here.sample_ids.tolist()
-    a, b = on_ray.vectors, here.vectors
-    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    assert cosine.min() >= 0.9999
-    again = ds.embed(MODEL, objects=True, ray="local", wait=True)["result"]
-    assert (again["embedded"], again["skipped_existing"]) == (0, 461)
-
-
 def test_ray_options_checked_before_a_job(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -206,3 +135,92 @@ def test_cancel_stops_the_ray_job(workspace: Workspace) -> None:
     rest = ds.embed(slow, ray="local", batch_size=4, wait=True)["result"]
     assert rest["embedded"] == 12 - stored  # shards written as it stopped included
     assert len(_unique_vectors(workspace, "t", slow)[0]) == 12
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One local cluster for the tests below, connected as a job connects. Its workers are
+    told of a marker file: a worker that finds it removes it and dies mid-batch. Yields the
+    marker's path (no file until a test writes one)."""
+    import ray
+
+    marker = tmp_path_factory.mktemp("ray") / "die-once"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("VISOR_RAY_FAIL_ONCE", str(marker))
+        assert ray_embed._connect(ray, "local")
+    yield marker
+    ray.shutdown()
+
+
+def test_ray_gives_the_local_vectors(workspace: Workspace, cluster: Path) -> None:
+    """98 real crops: Ray's vectors equal the local pipeline's (cosine ≥ 0.9999)."""
+    ingest(workspace, DATA / "classification_trees", "on_ray")
+    ingest(workspace, DATA / "classification_trees", "here")
+    job = workspace.dataset("on_ray").embed(MODEL, ray="local", batch_size=16, wait=True)
+    result = job["result"]
+    assert (result["embedded"], result["failed_count"], result["skipped_existing"]) == (98, 0, 0)
+    assert not list(Path(result["staging"]).glob("*.parquet"))  # every shard loaded, removed
+    workspace.dataset("here").embed(MODEL, batch_size=16, wait=True)
+    ids, ray_vectors = _unique_vectors(workspace, "on_ray")
+    local_ids, local_vectors = _unique_vectors(workspace, "here")
+    _, paths = workspace.dataset("on_ray").samples(limit=200)
+    _, local_paths = workspace.dataset("here").samples(limit=200)
+    by_path = {s["path"]: s["id"] for s in local_paths}
+    order = {i: n for n, i in enumerate(local_ids.tolist())}
+    assert len(ids) == 98
+    for sample in paths:
+        a = ray_vectors[np.flatnonzero(ids == sample["id"])[0]]
+        b = local_vectors[order[by_path[sample["path"]]]]
+        cosine = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+        assert cosine >= 0.9999, sample["path"]
+    # Again: nothing is missing, so nothing is sent.
+    again = workspace.dataset("on_ray").embed(MODEL, ray="local", wait=True)["result"]
+    assert (again["embedded"], again["skipped_existing"]) == (0, 98)
+
+
+def test_a_worker_dies_mid_job(
+    workspace: Workspace, cluster: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model actor's process exits in the middle of its first batch: Ray restarts it and
+    runs the batch again; every image gets exactly one vector. Images are read on decoding
+    tasks here (as beside GPU actors), and the vectors are the local job's."""
+    marker = cluster
+    marker.write_text("")
+    monkeypatch.setenv("VISOR_RAY_DECODE_TASKS", "1")
+    ingest(workspace, DATA / "coco_roboflow_trees", "t")
+    result = workspace.dataset("t").embed(MODEL, ray="local", batch_size=4, wait=True)["result"]
+    assert not marker.exists()  # a worker did die
+    assert (result["embedded"], result["failed_count"]) == (12, 0)
+    ids, vectors = _unique_vectors(workspace, "t")
+    assert len(ids) == 12
+    ingest(workspace, DATA / "coco_roboflow_trees", "here")
+    workspace.dataset("here").embed(MODEL, batch_size=4, wait=True)
+    local_ids, local_vectors = _unique_vectors(workspace, "here")
+    assert local_ids.tolist() == ids.tolist()  # the same files, numbered alike
+    cosine = (vectors * local_vectors).sum(1)
+    cosine /= np.linalg.norm(vectors, axis=1) * np.linalg.norm(local_vectors, axis=1)
+    assert cosine.min() >= 0.9999
+
+
+@pytest.mark.parametrize("decode_tasks", ["0", "1"])
+def test_boxes_on_ray(
+    workspace: Workspace, cluster: Path, monkeypatch: pytest.MonkeyPatch, decode_tasks: str
+) -> None:
+    """`--objects --ray`: the 461 boxes of the 12 real tiles, each a crop of its image, give
+    the local job's box vectors, cut in the model actors or on decoding tasks."""
+    monkeypatch.setenv("VISOR_RAY_DECODE_TASKS", decode_tasks)
+    ingest(workspace, DATA / "coco_roboflow_trees", "on_ray")
+    ingest(workspace, DATA / "coco_roboflow_trees", "here")
+    ds = workspace.dataset("on_ray")
+    result = ds.embed(MODEL, objects=True, ray="local", batch_size=32, wait=True)["result"]
+    assert (result["boxes"], result["embedded"], result["failed_count"]) == (461, 461, 0)
+    assert Path(result["staging"]).name == "random_dinov2-tiny-boxes-gt"
+    workspace.dataset("here").embed(MODEL, objects=True, batch_size=32, wait=True)
+    on_ray, here = ds.objects.vectors(MODEL), workspace.dataset("here").objects.vectors(MODEL)
+    assert len(np.unique(on_ray.label_ids)) == len(on_ray) == 461
+    assert on_ray.sample_ids.tolist() == here.sample_ids.tolist()
+    a, b = on_ray.vectors, here.vectors
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() >= 0.9999
+    again = ds.embed(MODEL, objects=True, ray="local", wait=True)["result"]
+    assert (again["embedded"], again["skipped_existing"]) == (0, 461)

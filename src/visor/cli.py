@@ -310,8 +310,10 @@ def label_errors(
         typer.Option(help="instead: check the boxes against this prediction source (cleanlab)"),
     ] = None,
 ) -> None:
-    """Find likely wrong labels: cleanlab over each image's (and each box's) neighbours'
-    labels; with --predictions, cleanlab's detection check against a model's boxes."""
+    """Find likely wrong labels (cleanlab).
+
+    Each image's (and each box's) label is weighed against its neighbours' labels; with
+    --predictions, cleanlab's detection check weighs the boxes against a model's boxes."""
     with _workspace() as ws:
         dataset = ws.dataset(name)
         if predictions is not None:
@@ -475,8 +477,9 @@ def embed(
         typer.Option(help="with --ray: folder or s3:// / gs:// URL the workers write shards to"),
     ] = None,
 ) -> None:
-    """Compute an embedding vector for every image (only those still missing one), or with
-    --objects for every box."""
+    """Compute an embedding vector for every image, or with --objects for every box.
+
+    Only the images (or boxes) still missing one are computed: a stopped job resumes."""
     with _workspace() as ws:
         dataset = ws.dataset(name)
         job = follow(
@@ -693,8 +696,10 @@ def index(
     name: str,
     model: VectorsModel = None,
 ) -> None:
-    """Build the ANN index for similarity search (made on its own after embedding large
-    datasets; smaller ones are searched exactly)."""
+    """Build the ANN index for similarity search.
+
+    It is made on its own after embedding large datasets; smaller ones are searched
+    exactly."""
     with _workspace() as ws:
         dataset = ws.dataset(name)
         result = follow(ws, dataset.build_index(model))["result"]
@@ -746,8 +751,9 @@ def objects(
     ] = None,
     k: Annotated[int, typer.Option("-k", help="how many neighbours (with --similar)")] = 20,
 ) -> None:
-    """Outliers and near-duplicate boxes among the box vectors (visor embed --objects first);
-    with --similar ID, the boxes nearest to one box."""
+    """Outlier and near-duplicate boxes, or with --similar ID the boxes nearest to one box.
+
+    Reads the box vectors: run visor embed --objects first."""
     from visor.embedding.models import random_weights_warning
 
     with _workspace() as ws:
@@ -810,8 +816,9 @@ def export(
         bool, typer.Option("--overwrite", help="replace a non-empty folder")
     ] = False,
 ) -> None:
-    """Write the dataset (or the samples the filters keep) to a folder in a format training
-    code reads. The folder appears whole when the export ends, or not at all."""
+    """Write the dataset (or the samples the filters keep) in a format training code reads.
+
+    The folder appears whole when the export ends, or not at all."""
     from visor.store.samples import SampleFilter
 
     ratios = None
@@ -1213,8 +1220,7 @@ def demo(
     ] = None,
     precision: Annotated[str | None, typer.Option(help="auto|fp32|fp16|bf16")] = None,
 ) -> None:
-    """Make a synthetic dataset of coloured shapes, ingest it, embed it, map it, find its
-    duplicates, and serve it."""
+    """A synthetic dataset of shapes: ingested, embedded, mapped, deduplicated and served."""
     from visor.synthetic import generate
 
     settings = get_settings()
