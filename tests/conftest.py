@@ -17,7 +17,7 @@ import pytest
 from browser import CHROMIUM, FLAGS
 from moto.server import ThreadedMotoServer
 from PIL import Image
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, expect, sync_playwright
 
 from visor.config import Settings, get_settings
 
@@ -41,6 +41,11 @@ def photo(seed: int) -> Image.Image:
     rng = np.random.default_rng(seed)
     small = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8))
     return small.resize((320, 240), Image.Resampling.BICUBIC)
+
+
+# A UI assertion waits up to 15 s, not Playwright's 5: beside another test worker running a
+# model, a page can take longer to show what it will show.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="module")

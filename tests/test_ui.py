@@ -303,6 +303,7 @@ def test_pick_cells_and_tag_them(page: Page, served: Server) -> None:
     page.goto(served.url + "/?dataset=shapes")
     cells = page.get_by_test_id("grid").locator("figure.cell")
     expect(cells.first.locator("img")).to_be_visible()
+    expect(cells.nth(2).locator("img")).to_be_visible()
     picked = [int(cells.nth(i).get_attribute("data-id") or -1) for i in (0, 2)]
     cells.nth(0).locator("input.pick").check()
     cells.nth(2).click(modifiers=["Control"])  # Ctrl-click picks too
@@ -314,6 +315,7 @@ def test_pick_cells_and_tag_them(page: Page, served: Server) -> None:
     expect(page.get_by_test_id("count")).to_have_text("2 samples")
     shown = page.get_by_test_id("grid").locator("figure.cell")
     expect(shown).to_have_count(2)
+    expect(shown.locator("input.pick")).to_have_count(2)  # both loaded, not placeholders
     assert sorted(int(c.get_attribute("data-id") or -1) for c in shown.all()) == sorted(picked)
     # Pick one of them again and take the tag off.
     shown.first.locator("input.pick").check()
