@@ -34,7 +34,7 @@ from typing import Any
 # The embedding modules only: the package's __init__ would import the store and the server.
 _SRC = Path(__file__).resolve().parent.parent / "src"
 sys.modules.setdefault("visor", types.ModuleType("visor"))
-sys.modules["visor"].__path__ = [str(_SRC / "visor")]  # type: ignore[attr-defined]
+sys.modules["visor"].__path__ = [str(_SRC / "visor")]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
