@@ -422,11 +422,11 @@ def measure_backends(
     # a shared machine only lowers a round's), and each backend's share of it.
     gflop = model_gflop(name, device)
     per_round = [max(rates.values()) for rates in matmuls]
-    best = matmuls[per_round.index(max(per_round))]
-    ceiling = max(per_round) / gflop
+    peak = max(per_round)
+    ceiling = peak / gflop
     row.update(
-        gflop_per_image=round(gflop, 2), matmul_gflops=best, peak_gflops=max(per_round),
-        ceiling_images_per_s=round(ceiling, 2), peak_gflops_per_round=per_round,
+        gflop_per_image=round(gflop, 2), matmul_gflops=matmuls[per_round.index(peak)],
+        peak_gflops=peak, ceiling_images_per_s=round(ceiling, 2), peak_gflops_per_round=per_round,
     )  # fmt: skip
     for key, value in med.items():
         if key.endswith("_model_only"):
