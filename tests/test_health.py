@@ -59,6 +59,8 @@ def test_health_counts_leaks_outliers_quality_and_duplicates(leaky: Workspace) -
         "has_duplicates": True
     }
     outliers = rows["outliers"]
+    assert "random:dinov2-tiny has random weights" in outliers["warning"]
+    assert rows["leaks"]["warning"] is None  # exact copies: found by hashing, not by vectors
     assert (
         outliers["count"]
         == ds.samples(SampleFilter(uniqueness_min=outliers["detail"]["threshold"]))[0]
@@ -118,6 +120,15 @@ def test_health_from_the_cli_as_html_over_http_and_in_the_ui(
     text = report.read_text()
     assert text.count("data:image/jpeg;base64,") == 8  # 4 duplicates and the same 4 leaked
     assert "Health of trees (100 samples)" in text
+    # Outliers from vectors of random weights: the warning is said once, and marked on its row.
+    assert run_cli(home, "embed", "trees", "--model", MODEL).returncode == 0
+    assert run_cli(home, "uniqueness", "trees").returncode == 0
+    done = run_cli(home, "health", "trees")
+    assert done.returncode == 0, done.stderr
+    outliers = next(line for line in done.stdout.splitlines() if "least typical images" in line)
+    assert "[1]" in outliers
+    assert done.stdout.count("has random weights") == 1
+    assert "[1] warning: random:dinov2-tiny has random weights" in done.stdout
     server = Server(home).start()
     try:
         found = httpx.get(f"{server.url}/api/datasets/trees/health").json()

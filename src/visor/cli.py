@@ -76,7 +76,12 @@ def follow(workspace: Workspace | RemoteWorkspace, job: dict[str, Any]) -> dict[
         TextColumn("{task.fields[rate]}", markup=False),
         TimeRemainingColumn(),
     ]
-    with Progress(*columns, console=console, transient=False) as progress:
+    # Transient: once the job ends its command prints what it did, and a bar left behind
+    # would only repeat it (or show a last phase that had no count, as 0/?). Not drawn when
+    # stderr is no terminal (a log, a pipe): there it would only be its last frame.
+    with Progress(
+        *columns, console=console, transient=True, disable=not console.is_terminal
+    ) as progress:
         task = progress.add_task(job["kind"], total=None, rate="")
         try:
             while job["state"] not in FINAL_STATES:
@@ -385,18 +390,24 @@ def health(
         dataset = ws.dataset(name)
         report = dataset.health(examples)
         out.print(f"health of {name} ({report['samples']:,} samples)", highlight=False)
+        notes: list[str] = []  # each warning once, marked [n] on the rows it is about
         for row in report["rows"]:
             if row["count"] is None:
                 out.print(f"  {row['title']:<44} not computed: {row['todo']}", highlight=False)
                 continue
             ids = ", ".join(str(i) for i in row.get("examples", [])[:examples])
+            mark = ""
+            if row.get("warning"):
+                if row["warning"] not in notes:
+                    notes.append(row["warning"])
+                mark = f" [{notes.index(row['warning']) + 1}]"
             out.print(
-                f"  {row['title']:<44} {row['count']:>7} ({row['share']:.1%})"
+                f"  {row['title']:<44} {row['count']:>7} ({row['share']:.1%}){mark}"
                 + (f"  e.g. {ids}" if ids else ""),
                 highlight=False,
             )
-            if row.get("warning"):
-                out.print(f"    {row['warning']}", highlight=False)
+        for number, note in enumerate(notes, 1):
+            out.print(_styled(f"[{number}] warning:", "bold yellow", note), highlight=False)
         if html is not None:
             health_html.write(html, report, dataset.thumbnail_bytes)
             out.print(f"wrote {html}", highlight=False)

@@ -16,6 +16,7 @@ again in every process (about 30 s), where OpenVINO reads its cached model in ab
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,7 +24,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
@@ -209,7 +211,7 @@ def _convert(ov: Any, model: torch.nn.Module, input_hw: tuple[int, int]) -> Any:
 
     height, width = input_hw
     example = torch.zeros(2, 3, height, width)
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.inference_mode(False), torch.no_grad(), _quiet_libraries():
         return ov.convert_model(
             cls_module(model),
             example_input=example,
@@ -217,11 +219,26 @@ def _convert(ov: Any, model: torch.nn.Module, input_hw: tuple[int, int]) -> Any:
         )
 
 
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """Tracing a model makes torch and transformers print warnings meant for their own
+    developers (TracerWarning on shape checks, deprecated attributes, the loss type of a
+    model that is never trained): none of them is something the user can act on."""
+    transformers_log = logging.getLogger("transformers")
+    level = transformers_log.level
+    transformers_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        transformers_log.setLevel(level)
+
+
 def _int8_weights(converted: Any) -> Any:
     """Weights stored as int8 (per output channel), computed in f32: the explicit int8
     option. Static int8 (activations too, calibrated) was slower than f32 on a CPU without
     VNNI (8.1 against 10.5 images/s, dinov2-small), so it is not offered."""
-    import contextlib
     import io
 
     import nncf

@@ -106,6 +106,7 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
     if found is None:
         row("outliers", "least typical images", None, todo=f"visor uniqueness {name}")
     else:
+        scored_by = analysis_rows.last_run(store, dataset_id, "uniqueness")
         row(
             "outliers",
             "least typical images",
@@ -113,6 +114,7 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
             examples=found["examples"],
             filter={"uniqueness_min": found["threshold"]},
             detail={"threshold": found["threshold"], "rule": "median + 3 x 1.4826 x MAD"},
+            warning=with_weights_warning(scored_by or {}).get("warning"),
         )
     labels = label_summary(store, dataset_id, examples) or {}
     if "scored" not in labels:
