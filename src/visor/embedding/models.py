@@ -316,7 +316,8 @@ def _compiled_folder(cache_dir: Path | None) -> Path:
 
 def _auto(base: Embedder, folder: Path) -> Embedder:
     """The faster of PyTorch and OpenVINO for this model on this machine: measured on a
-    batch of 8 on first use (after converting), kept in `folder` and read from there after."""
+    batch of 8, four times each in turn, on first use (after converting), kept in `folder`
+    and read from there after."""
     key = backends.choice_key(base.name, base.precision, cpu_flags())
     recorded = backends.recorded_choices(folder).get(key)
     if recorded is not None and backends.fastest(recorded["rates"]) == "torch":
@@ -331,10 +332,9 @@ def _auto(base: Embedder, folder: Path) -> Embedder:
         pixels = torch.from_numpy(
             np.random.default_rng(0).integers(0, 256, (8, *hw, 3), dtype=np.uint8)
         )
-        rates = {
-            "torch": backends.measure_rate(base.forward, pixels),
-            "openvino": backends.measure_rate(converted.forward, pixels),
-        }
+        rates = backends.measure_rates(
+            {"torch": base.forward, "openvino": converted.forward}, pixels
+        )
         backends.record_choice(folder, key, rates)
         log.info("%s: measured images/s %s; using %s", base.name, rates, backends.fastest(rates))
         recorded = {"rates": rates, "measured_now": True}
