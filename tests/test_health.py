@@ -123,8 +123,9 @@ def test_health_from_the_cli_as_html_over_http_and_in_the_ui(
     # Outliers from vectors of random weights: the warning is said once, and marked on its row.
     assert run_cli(home, "embed", "trees", "--model", MODEL).returncode == 0
     assert run_cli(home, "uniqueness", "trees").returncode == 0
-    done = run_cli(home, "health", "trees")
+    done = run_cli(home, "health", "trees", "--html", str(report))
     assert done.returncode == 0, done.stderr
+    assert report.read_text().count("has random weights") == 1
     outliers = next(line for line in done.stdout.splitlines() if "least typical images" in line)
     assert "[1]" in outliers
     assert done.stdout.count("has random weights") == 1
@@ -141,6 +142,12 @@ def test_health_from_the_cli_as_html_over_http_and_in_the_ui(
         row = ui.get_by_test_id("health-panel").locator("tr[data-kind='leaks']")
         expect(row).to_contain_text("4 (4.0%)")
         expect(row.locator("img")).to_have_count(4)
+        # The random-weights warning of the outliers row: once above the table, marked [1].
+        panel = ui.get_by_test_id("health-panel")
+        expect(panel.get_by_test_id("health-note")).to_have_count(1)
+        expect(panel.get_by_test_id("health-note")).to_contain_text("[1] random:dinov2-tiny")
+        expect(panel.locator("tr[data-kind='outliers'] .note-mark")).to_have_text("[1]")
+        expect(row.locator(".note-mark")).to_have_count(0)  # exact copies: no vectors involved
         row.get_by_role("button", name="show").click()
         expect(ui.get_by_test_id("count")).to_have_text("4 samples")
         assert "leaked=1" in ui.url

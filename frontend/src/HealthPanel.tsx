@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import { api, datasetPath, thumbnailUrl } from "./api";
 import type { ViewState } from "./url";
 
-interface Row {
+export interface Row {
   kind: string;
   title: string;
   count: number | null;
@@ -31,6 +31,14 @@ const CLEAR: Partial<ViewState> = {
   objectIssue: null, detectionIssue: false,
 };
 
+/** Each distinct warning of the rows once, in the order the rows first give it: the panel
+ * shows them above the table and marks each row with its warning's number. */
+export function healthNotes(rows: Row[]): string[] {
+  const notes: string[] = [];
+  for (const row of rows) if (row.warning && !notes.includes(row.warning)) notes.push(row.warning);
+  return notes;
+}
+
 /** What is wrong with the dataset: each kind of problem with its count, share and worst
  * examples; a row's button filters the grid to all of them. */
 export function HealthPanel(
@@ -49,8 +57,12 @@ export function HealthPanel(
   }, [dataset, version]);
   if (error) return <p className="error">{error}</p>;
   if (!rows) return <div className="evaluation">Loading…</div>;
+  const notes = healthNotes(rows);
   return (
     <div className="evaluation health" data-testid="health-panel">
+      {notes.map((note, i) => (
+        <p key={i} className="warning" data-testid="health-note">[{i + 1}] {note}</p>
+      ))}
       <table>
         <tbody>
           {rows.map((row) => (
@@ -62,6 +74,9 @@ export function HealthPanel(
                 <>
                   <td className="count">
                     {row.count.toLocaleString()} ({((row.share ?? 0) * 100).toFixed(1)}%)
+                    {row.warning && (
+                      <sup className="note-mark" title={row.warning}>[{notes.indexOf(row.warning) + 1}]</sup>
+                    )}
                     {row.filter && row.count > 0 && (
                       <button onClick={() => navigate({ ...CLEAR, ...viewFor(row.filter!) })}>show</button>
                     )}
@@ -70,7 +85,6 @@ export function HealthPanel(
                     {row.examples?.map((id) => (
                       <img key={id} src={thumbnailUrl(dataset, id)} alt={`sample ${id}`} onClick={() => open(id)} />
                     ))}
-                    {row.warning && <p className="warning">{row.warning}</p>}
                   </td>
                 </>
               )}

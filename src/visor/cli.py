@@ -385,22 +385,19 @@ def health(
 ) -> None:
     """What is wrong with a dataset: duplicates, leaks across splits, outliers, image quality."""
     from visor.services import health_html
+    from visor.services.health import warning_notes
 
     with _workspace() as ws:
         dataset = ws.dataset(name)
         report = dataset.health(examples)
         out.print(f"health of {name} ({report['samples']:,} samples)", highlight=False)
-        notes: list[str] = []  # each warning once, marked [n] on the rows it is about
+        notes = warning_notes(report["rows"])
         for row in report["rows"]:
             if row["count"] is None:
                 out.print(f"  {row['title']:<44} not computed: {row['todo']}", highlight=False)
                 continue
             ids = ", ".join(str(i) for i in row.get("examples", [])[:examples])
-            mark = ""
-            if row.get("warning"):
-                if row["warning"] not in notes:
-                    notes.append(row["warning"])
-                mark = f" [{notes.index(row['warning']) + 1}]"
+            mark = f" [{notes.index(row['warning']) + 1}]" if row.get("warning") else ""
             out.print(
                 f"  {row['title']:<44} {row['count']:>7} ({row['share']:.1%}){mark}"
                 + (f"  e.g. {ids}" if ids else ""),

@@ -62,6 +62,16 @@ def outliers(store: Store, dataset_id: int, examples: int = EXAMPLES) -> dict[st
     }
 
 
+def warning_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """Each distinct warning of the report's rows once, in the order the rows first give it:
+    reports say each once and mark the rows it is about with its number, [1], [2]."""
+    notes: list[str] = []
+    for row in rows:
+        if row.get("warning") and row["warning"] not in notes:
+            notes.append(row["warning"])
+    return notes
+
+
 def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> dict[str, Any]:
     dataset_id, total = dataset["id"], max(int(dataset["num_samples"]), 1)
     name = dataset["name"]
