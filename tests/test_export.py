@@ -62,6 +62,9 @@ def test_round_trip_on_the_corpus(
     out = tmp_path / "out"
     result = workspace.dataset("source").export(str(out), fmt, wait=True)["result"]
     assert result["skipped_count"] == 0
+    # Every label written: boxes, and class folders or VOC objects without a box.
+    written = {"classification_trees": 98, "coco_roboflow_trees": 461, "voc_trees": 98}
+    assert result["labels"] == written.get(name, 101 if name.startswith("yolo") else 98)
     back = ingest(workspace, out, "back")
     assert back["state"] == "done", back["error"]
     before, after = contents(workspace, "source"), contents(workspace, "back")

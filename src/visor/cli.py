@@ -862,7 +862,7 @@ def export(
         result = follow(ws, job)["result"]
         splits = ", ".join(f"{k} {v}" for k, v in sorted(result.get("splits", {}).items()))
         out.print(
-            f"exported {result['samples']} samples and {result['boxes']} labels as "
+            f"exported {result['samples']} samples and {result['labels']} labels as "
             f"{result['format']} to {result['out']} in {result['seconds']} s"
             + (f" ({splits})" if splits else ""),
             highlight=False,

@@ -310,7 +310,7 @@ def _files(
             members, by_stem=options.format in ("yolo", "voc")
         ).items()
     }  # fmt: skip
-    written = boxes = dropped = 0
+    written = boxes = dropped = image_labels = 0
     skipped: list[dict[str, Any]] = []
     skipped_count = 0
     split_counts: dict[str, int] = {}
@@ -338,6 +338,8 @@ def _files(
                 writer.add(sample)
                 if options.format in ("coco", "yolo"):
                     dropped += len(sample.classes)  # these formats hold boxes only
+                else:
+                    image_labels += len(sample.classes)  # a class folder, a VOC object
                 if options.images != "none":
                     target = scratch / writer.image_path(sample)
                     if target.parent not in folders:
@@ -370,6 +372,7 @@ def _files(
     return {
         "samples": written,
         "boxes": boxes,
+        "labels": boxes + image_labels,
         "splits": split_counts,
         "classes": classes,
         "images": options.images,
@@ -465,7 +468,13 @@ def _parquet(
             models.append({"model": name, "file": f"embeddings_{slug}.parquet", "vectors": count})
         else:
             (scratch / f"embeddings_{slug}.parquet").unlink()
-    return {"samples": written, "boxes": boxes, "embeddings": models, "skipped_count": 0}
+    return {
+        "samples": written,
+        "boxes": boxes,  # every label row, image-level ones too
+        "labels": boxes,
+        "embeddings": models,
+        "skipped_count": 0,
+    }
 
 
 def _quoted(path: Path) -> str:
