@@ -428,13 +428,12 @@ def test_bad_predictions_are_skipped_or_refused_and_nothing_is_half_written(
         ds.import_predictions(str(tmp_path / "cols.csv"), "other")
 
     # COCO results: duplicate ids, scores missing or out of range, unknown images.
-    coco_id = json.loads(
-        ds.store.query_one(
-            "SELECT json_extract(metadata, '$.coco_id') FROM samples WHERE dataset_id = ? "
-            "ORDER BY id LIMIT 1",
-            [ds.id],
-        )[0]
+    coco_id, split = ds.store.query_one(
+        "SELECT json_extract(metadata, '$.coco_id'), split FROM samples WHERE dataset_id = ? "
+        "ORDER BY id LIMIT 1",
+        [ds.id],
     )
+    coco_id = json.loads(coco_id)
     category = int(next(iter(ds.row["report"]["coco_categories"])))
     det = {"image_id": coco_id, "category_id": category, "bbox": [1, 1, 5, 5], "score": 0.5}
     results = [
@@ -446,7 +445,7 @@ def test_bad_predictions_are_skipped_or_refused_and_nothing_is_half_written(
         {**det, "bbox": [1, 1, 0, 5]},
     ]
     (tmp_path / "results.json").write_text(json.dumps(results))
-    report = ds.import_predictions(str(tmp_path / "results.json"), "coco-results")
+    report = ds.import_predictions(str(tmp_path / "results.json"), "coco-results", split=split)
     assert report["predictions"] == 1 and report["skipped_count"] == 5
     text = " | ".join(s["reason"] for s in report["skipped"])
     for reason in (
@@ -459,6 +458,52 @@ def test_bad_predictions_are_skipped_or_refused_and_nothing_is_half_written(
         assert reason in text, text
     with pytest.raises(NotFound, match="no predictions from 'nothing'"):
         ds.evaluate("nothing")
+
+
+def test_coco_results_of_one_split_of_a_roboflow_export(corpus: Workspace, tmp_path: Path) -> None:
+    """Roboflow writes one annotation file per split, each numbering its images from 0: a
+    results file's image_id 0 could be any of three images. It is refused without --split,
+    and with it every prediction lands on the image of that split's file."""
+    ds = corpus.dataset("coco_roboflow_trees")
+    valid = json.loads((DATA / "coco_roboflow_trees/valid/_annotations.coco.json").read_text())
+    results = [
+        {
+            "image_id": a["image_id"],
+            "category_id": a["category_id"],
+            "bbox": a["bbox"],
+            "score": 0.9,
+        }
+        for a in valid["annotations"]
+    ]
+    path = tmp_path / "valid_results.json"
+    path.write_text(json.dumps(results))
+    with pytest.raises(InvalidInput) as refused:
+        ds.import_predictions(str(path), "valid-gt")
+    message = str(refused.value)
+    assert "COCO image ids of dataset 'coco_roboflow_trees' name more than one image" in message
+    assert "image_id 0: 3 images, in test, train, val" in message
+    assert "pass --split S" in message and "(splits: test, train, val)" in message
+    assert "valid-gt" not in ds.prediction_sources()  # nothing half-imported
+    with pytest.raises(InvalidInput, match="has no COCO images in split 'valid'"):
+        ds.import_predictions(str(path), "valid-gt", split="valid")
+    report = ds.import_predictions(str(path), "valid-gt", split="val")
+    assert report["predictions"] == len(results) and report["skipped_count"] == 0
+    assert report["images"] == 2
+    # The same boxes on the same files as the ground truth of valid/.
+    names = {i["id"]: i["file_name"] for i in valid["images"]}
+    expected = sorted(
+        (names[a["image_id"]], *(round(v, 3) for v in a["bbox"])) for a in valid["annotations"]
+    )
+    got = stored_boxes(ds, "prediction", "valid-gt")
+    files = [Path(p).name for p in got["path"]]
+    boxes = zip(got["x"], got["y"], got["w"], got["h"], strict=True)
+    assert (
+        sorted((f, *(round(v, 3) for v in box)) for f, box in zip(files, boxes, strict=True))
+        == expected
+    )
+    (tmp_path / "x.csv").write_text("file_name,class,x,y,w,h,score\n")
+    with pytest.raises(InvalidInput, match="only COCO results need one"):
+        ds.import_predictions(str(tmp_path / "x.csv"), "t", split="val")
 
 
 def test_evaluate_from_the_cli_and_over_http(tmp_path: Path) -> None:
@@ -487,6 +532,20 @@ def test_evaluate_from_the_cli_and_over_http(tmp_path: Path) -> None:
     done = run_cli(home, "evaluate", "trees", "--source", "nope")
     assert done.returncode == 1 and "no predictions from 'nope'" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+    # COCO results of one split of a Roboflow export: --split says whose image ids they are.
+    rf = DATA / "coco_roboflow_trees"
+    assert run_cli(home, "ingest", str(rf), "--name", "rf").returncode == 0
+    for split in ("valid", "test"):
+        gt = json.loads((rf / split / "_annotations.coco.json").read_text())
+        (tmp_path / f"{split}.json").write_text(
+            json.dumps([{**a, "score": 0.5} for a in gt["annotations"]])
+        )
+    args = ("import-predictions", "rf", str(tmp_path / "valid.json"), "--source", "v")
+    done = run_cli(home, *args)
+    assert done.returncode == 1 and "pass --split S" in done.stderr, done.stderr
+    done = run_cli(home, *args, "--split", "val")
+    assert done.returncode == 0, done.stderr
+    assert "imported 93 predictions on 2 images from v into rf" in done.stdout
 
     server = Server(home).start()
     try:
@@ -497,6 +556,14 @@ def test_evaluate_from_the_cli_and_over_http(tmp_path: Path) -> None:
             )
             assert job.status_code == 202
             assert wait_job(client, job.json()["id"])["state"] == "done"
+            body = {"path": str(tmp_path / "test.json"), "source": "t", "split": "test"}
+            imported = client.post("/api/datasets/rf/predictions", json=body)
+            assert imported.status_code == 200, imported.text
+            assert imported.json()["images"] == 2
+            refused = client.post(
+                "/api/datasets/rf/predictions", json={**body, "source": "t2", "split": None}
+            )
+            assert refused.status_code == 422 and "pass --split S" in refused.text
             listed = client.get("/api/datasets/trees/evaluations").json()
             assert [e["name"] for e in listed] == ["m1", "agnostic"]
             one = client.get("/api/datasets/trees/evaluations/m1").json()

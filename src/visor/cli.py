@@ -193,6 +193,13 @@ def import_predictions(
         Path | None,
         typer.Option(help="YOLO: the model's data.yaml when the dataset has no class indices"),
     ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="COCO results: the split whose annotation file's image ids they use (where "
+            "each split's file numbers its images alike, as Roboflow's exports do)"
+        ),
+    ] = None,
 ) -> None:
     """Add a model's predictions to a dataset, as a named source."""
     with _workspace() as ws:
@@ -202,6 +209,7 @@ def import_predictions(
             format=format,
             replace=replace,
             names=str(names) if names else None,
+            split=split,
         )
         out.print(
             f"imported {result['predictions']} predictions on {result['images']} images "

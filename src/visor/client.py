@@ -287,6 +287,7 @@ class RemoteDataset:
         format: str | None = None,
         replace: bool = False,
         names: str | None = None,
+        split: str | None = None,
     ) -> dict[str, Any]:
         body = {
             "path": os.path.abspath(path),
@@ -294,6 +295,7 @@ class RemoteDataset:
             "format": format,
             "replace": replace,
             "names": os.path.abspath(names) if names else None,
+            "split": split,
         }
         return self.api.call("POST", f"{self.base}/predictions", json=body)
 

@@ -247,13 +247,22 @@ class Dataset:
         format: str | None = None,
         replace: bool = False,
         names: str | None = None,
+        split: str | None = None,
     ) -> dict[str, Any]:
-        """Add a model's predictions as `source`: a COCO results .json, a folder of YOLO .txt
-        files (`names`: the model's data.yaml when the dataset has no class index table) or a
-        .parquet/.csv table (`file_name, class, x, y, w, h, score`). An existing source is
-        replaced only with `replace`."""
+        """Add a model's predictions as `source`: a COCO results .json (`split`: the split
+        whose annotation file's image ids it uses, where each split's file numbers its images
+        alike), a folder of YOLO .txt files (`names`: the model's data.yaml when the dataset
+        has no class index table) or a .parquet/.csv table (`file_name, class, x, y, w, h,
+        score`). An existing source is replaced only with `replace`."""
         result = prediction_service.import_predictions(
-            self.store, self.row, path, source, fmt=format, replace=replace, names=names
+            self.store,
+            self.row,
+            path,
+            source,
+            fmt=format,
+            replace=replace,
+            names=names,
+            split=split,
         )
         self.workspace.changes.record(self.name, "predictions")
         return result

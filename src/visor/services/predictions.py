@@ -52,9 +52,12 @@ def import_predictions(
     fmt: str | None = None,
     replace: bool = False,
     names: str | None = None,
+    split: str | None = None,
 ) -> dict[str, Any]:
     """Read predictions from `path` and store them as `source_name`; returns a report with
-    the number imported and every skipped box (counted; the first ones listed)."""
+    the number imported and every skipped box (counted; the first ones listed). `split`:
+    COCO results only, the split whose annotation file's image ids they use (needed where
+    each split's file numbers its images from the same start, as Roboflow's exports do)."""
     if not source_name or not NAME_PATTERN.match(source_name):
         raise InvalidInput(f"source name {source_name!r}: use letters, digits, '_', '-' or '.'")
     if not os.path.exists(path):
@@ -67,8 +70,13 @@ def import_predictions(
             f"dataset {dataset['name']!r} already has predictions from {source_name!r}: "
             "pass --replace (replace=True) to replace them"
         )
+    if split is not None and fmt != "coco":
+        raise InvalidInput(
+            f"split {split!r}: only COCO results need one (their image ids are those of one "
+            "annotation file); YOLO files and tables name their images by path"
+        )
     if fmt == "coco":
-        table, skipped = _from_coco(store, dataset, path)
+        table, skipped = _from_coco(store, dataset, path, split)
     else:
         if fmt == "yolo":
             if not os.path.isdir(path):
@@ -230,14 +238,11 @@ class _Rows:
         )
 
 
-def _from_coco(store: Store, dataset: dict[str, Any], path: str) -> tuple[pa.Table, list[Skipped]]:
+def _from_coco(
+    store: Store, dataset: dict[str, Any], path: str, split: str | None
+) -> tuple[pa.Table, list[Skipped]]:
     folder, base = os.path.split(os.path.abspath(path))
-    images = sample_rows.coco_ids(store, dataset["id"])
-    if not images:
-        raise InvalidInput(
-            f"dataset {dataset['name']!r} has no COCO image ids: predictions in COCO results "
-            "format need a dataset ingested from COCO (use a table or YOLO files)"
-        )
+    images = _coco_images(store, dataset, path, split)
     found = (dataset.get("report") or {}).get("coco_categories")
     if not found:
         raise NotFound(f"dataset {dataset['name']!r} has no COCO category table")
@@ -252,3 +257,46 @@ def _from_coco(store: Store, dataset: dict[str, Any], path: str) -> tuple[pa.Tab
         assert label.bbox is not None and label.score is not None
         out.add(sample_id, label.category, label.bbox, label.score)
     return out.table(), skipped
+
+
+def _coco_images(
+    store: Store, dataset: dict[str, Any], path: str, split: str | None
+) -> dict[Any, int]:
+    """Sample ids by COCO image id, for results that use the image ids of `split`'s
+    annotation file (None: of the dataset's only numbering). Ids that name several images
+    are refused rather than guessed: predictions on the wrong image would go unnoticed."""
+    name = dataset["name"]
+    found = sample_rows.coco_ids(store, dataset["id"])
+    if not found:
+        raise InvalidInput(
+            f"dataset {name!r} has no COCO image ids: predictions in COCO results "
+            "format need a dataset ingested from COCO (use a table or YOLO files)"
+        )
+    splits = sorted({s or "(none)" for members in found.values() for _, s in members})
+    if split is not None:
+        found = {
+            key: kept
+            for key, members in found.items()
+            if (kept := [m for m in members if m[1] == split])
+        }
+        if not found:
+            raise InvalidInput(
+                f"dataset {name!r} has no COCO images in split {split!r} "
+                f"(its splits: {', '.join(splits)})"
+            )
+    shared = [key for key, members in found.items() if len(members) > 1]
+    if shared:
+        example = found[shared[0]]
+        where = ", ".join(sorted({s or "(none)" for _, s in example}))
+        hint = (
+            "; pass --split S (split=S) to say which split's annotation file the results "
+            f"number their images by (splits: {', '.join(splits)})"
+            if split is None and len(splits) > 1
+            else ""
+        )
+        raise InvalidInput(
+            f"{path}: {len(shared)} COCO image ids of dataset {name!r} name more than one "
+            f"image (image_id {shared[0]!r}: {len(example)} images, in {where}), as when "
+            f"each split has its own annotation file{hint}"
+        )
+    return {key: members[0][0] for key, members in found.items()}

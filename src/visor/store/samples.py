@@ -458,13 +458,14 @@ def sizes(store: Store, dataset_id: int) -> list[tuple[int, str, int | None, int
     return [(int(i), str(p), w, h) for i, p, w, h in rows]
 
 
-def coco_ids(store: Store, dataset_id: int) -> dict[Any, int]:
-    """Sample ids by the COCO image id they were ingested with."""
-    found: dict[Any, int] = {}
-    for sample_id, coco_id in store.query(
-        "SELECT id, json_extract(metadata, '$.coco_id') FROM samples WHERE dataset_id = ? "
-        "AND json_extract(metadata, '$.coco_id') IS NOT NULL",
+def coco_ids(store: Store, dataset_id: int) -> dict[Any, list[tuple[int, str | None]]]:
+    """(sample id, split) of the samples ingested with each COCO image id: more than one
+    where several annotation files number their images alike (one file per split)."""
+    found: dict[Any, list[tuple[int, str | None]]] = {}
+    for sample_id, split, coco_id in store.query(
+        "SELECT id, split, json_extract(metadata, '$.coco_id') FROM samples "
+        "WHERE dataset_id = ? AND json_extract(metadata, '$.coco_id') IS NOT NULL ORDER BY id",
         [dataset_id],
     ):
-        found[json.loads(coco_id)] = int(sample_id)
+        found.setdefault(json.loads(coco_id), []).append((int(sample_id), split))
     return found

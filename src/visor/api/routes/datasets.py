@@ -52,6 +52,11 @@ class PredictionsRequest(BaseModel):
     names: str | None = Field(
         default=None, description="YOLO: the model's data.yaml, when the dataset has no class index"
     )
+    split: str | None = Field(
+        default=None,
+        description="COCO results: the split whose annotation file's image ids they use (needed "
+        "where each split's file numbers its images alike)",
+    )
 
 
 @router.post("/{name}/predictions")
@@ -59,7 +64,12 @@ def import_predictions(dataset: DatasetDep, body: PredictionsRequest) -> dict[st
     """Load predictions as `source` (409 if it exists and `replace` is false); answers with the
     number imported and the boxes skipped, each with its reason."""
     return dataset.import_predictions(
-        body.path, body.source, format=body.format, replace=body.replace, names=body.names
+        body.path,
+        body.source,
+        format=body.format,
+        replace=body.replace,
+        names=body.names,
+        split=body.split,
     )
 
 
