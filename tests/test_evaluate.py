@@ -506,6 +506,44 @@ def test_coco_results_of_one_split_of_a_roboflow_export(corpus: Workspace, tmp_p
         ds.import_predictions(str(tmp_path / "x.csv"), "t", split="val")
 
 
+def test_ultralytics_predictions_json_on_a_yolo_dataset(corpus: Workspace, tmp_path: Path) -> None:
+    """`yolo val save_json=True` writes COCO results whose image_id is the file's stem, with
+    the file's name beside it, and category_id the class index + 1: on a YOLO dataset (no
+    COCO ids) the images are found by file name and the classes by data.yaml's names."""
+    ds = corpus.dataset("yolo_roboflow_trees")
+    names = ["Alive", "Dead", "Tree"]  # data.yaml's order
+    gt = stored_boxes(ds, "gt")
+    results = [
+        {
+            "image_id": Path(path).stem,
+            "file_name": Path(path).name,
+            "category_id": names.index(cls) + 1,
+            "bbox": [x, y, w, h],
+            "score": 0.8,
+        }
+        for path, cls, x, y, w, h in zip(
+            gt["path"], gt["class"], gt["x"], gt["y"], gt["w"], gt["h"], strict=True
+        )
+    ]
+    extra = {**results[0], "image_id": "nowhere", "file_name": "nowhere.jpg"}
+    path = tmp_path / "predictions.json"
+    path.write_text(json.dumps([*results, extra]))
+    report = ds.import_predictions(str(path), "ultralytics")
+    assert report["predictions"] == 101 and report["images"] == 6  # SOAP_031 has no box
+    assert report["skipped_count"] == 1
+    assert report["skipped"][0]["reason"] == "entry 101: unknown image_id 'nowhere'"
+    got = stored_boxes(ds, "prediction", "ultralytics")
+    key = ("path", "class", "x", "y", "w", "h")
+    assert sorted(zip(*(got[k] for k in key), strict=True)) == sorted(
+        zip(*(gt[k] for k in key), strict=True)
+    )
+    with pytest.raises(InvalidInput, match="no split is needed"):
+        ds.import_predictions(str(path), "other", split="val")
+    path.write_text(json.dumps([{k: v for k, v in r.items() if k != "file_name"} for r in results]))
+    with pytest.raises(InvalidInput, match="or a file_name in every entry"):
+        ds.import_predictions(str(path), "other")
+
+
 def test_evaluate_from_the_cli_and_over_http(tmp_path: Path) -> None:
     home = tmp_path / "home"
     assert (

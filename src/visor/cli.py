@@ -180,8 +180,9 @@ def import_predictions(
     path: Annotated[
         Path,
         typer.Argument(
-            help="COCO results .json, a folder of YOLO .txt files (class cx cy w h score), or a "
-            ".parquet/.csv table (file_name, class, x, y, w, h, score)"
+            help="COCO results .json (ultralytics' predictions.json too), a folder of YOLO .txt "
+            "files (class cx cy w h score), or a .parquet/.csv table (file_name, class, x, y, w, "
+            "h, score)"
         ),
     ],
     source: Annotated[str, typer.Option(help="name of the model (or run) that made them")],

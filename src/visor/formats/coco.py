@@ -230,6 +230,18 @@ def read_results(
             yield sample_id, label
 
 
+def result_file_names(source: Source, file: str) -> dict[Any, str] | None:
+    """image_id -> file_name of a results file whose every entry names its image's file (as
+    ultralytics' `save_json` writes: image_id the file's stem); None if any entry does not."""
+    found: dict[Any, str] = {}
+    for det in _sections(source, file)(None):
+        name = det.get("file_name") if isinstance(det, dict) else None
+        if not isinstance(name, str) or not name:
+            return None
+        found.setdefault(_id(det.get("image_id")), name)
+    return found or None
+
+
 def _image_prefix(listing: Listing, file: str, file_name: str) -> str:
     """The folder that `file_name` is relative to: found by trying the usual COCO layouts."""
     ann_dir = posixpath.dirname(file)

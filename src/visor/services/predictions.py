@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from visor.errors import Conflict, InvalidInput, NotFound, SourceError
-from visor.formats.coco import read_results
+from visor.formats.coco import read_results, result_file_names
 from visor.formats.predictions import PredictionColumns, read_table, read_yolo
 from visor.formats.records import Skipped, box_problem
 from visor.formats.yolo import class_names_file
@@ -76,7 +76,7 @@ def import_predictions(
             "annotation file); YOLO files and tables name their images by path"
         )
     if fmt == "coco":
-        table, skipped = _from_coco(store, dataset, path, split)
+        table, skipped = _from_coco(store, dataset, path, split, names)
     else:
         if fmt == "yolo":
             if not os.path.isdir(path):
@@ -239,14 +239,22 @@ class _Rows:
 
 
 def _from_coco(
-    store: Store, dataset: dict[str, Any], path: str, split: str | None
+    store: Store, dataset: dict[str, Any], path: str, split: str | None, names: str | None
 ) -> tuple[pa.Table, list[Skipped]]:
     folder, base = os.path.split(os.path.abspath(path))
-    images = _coco_images(store, dataset, path, split)
-    found = (dataset.get("report") or {}).get("coco_categories")
-    if not found:
-        raise NotFound(f"dataset {dataset['name']!r} has no COCO category table")
-    categories = {int(k): v for k, v in found.items()}
+    if sample_rows.coco_ids(store, dataset["id"]):
+        images = _coco_images(store, dataset, path, split)
+        found = (dataset.get("report") or {}).get("coco_categories")
+        if not found:
+            raise NotFound(f"dataset {dataset['name']!r} has no COCO category table")
+        categories = {int(k): v for k, v in found.items()}
+    else:
+        if split is not None:
+            raise InvalidInput(
+                f"split {split!r}: dataset {dataset['name']!r} has no COCO image ids, so the "
+                "results' images are found by their file_name; no split is needed"
+            )
+        images, categories = _named_images(store, dataset, Source(folder), base, names)
     out = _Rows()
     skipped: list[Skipped] = []
     for item in read_results(Source(folder), base, categories, images):
@@ -257,6 +265,29 @@ def _from_coco(
         assert label.bbox is not None and label.score is not None
         out.add(sample_id, label.category, label.bbox, label.score)
     return out.table(), skipped
+
+
+def _named_images(
+    store: Store, dataset: dict[str, Any], source: Source, file: str, names: str | None
+) -> tuple[dict[Any, int], dict[int, str]]:
+    """For a dataset not ingested from COCO: the images of ultralytics' `predictions.json`
+    (`yolo val save_json=True`), found by each entry's `file_name`, and its categories, the
+    model's class index + 1 (the dataset's data.yaml names, or `names`)."""
+    by_id = result_file_names(source, file)
+    if by_id is None:
+        raise InvalidInput(
+            f"dataset {dataset['name']!r} has no COCO image ids: predictions in COCO results "
+            "format need a dataset ingested from COCO, or a file_name in every entry (as "
+            "ultralytics writes with save_json=True); or use a table or YOLO files"
+        )
+    samples = _Samples(store, dataset["id"])
+    images = {}
+    for image_id, file_name in by_id.items():
+        found = samples.find(file_name)
+        if isinstance(found, int):
+            images[image_id] = found  # the others are skipped entry by entry: unknown image_id
+    classes = _yolo_classes(dataset, names)
+    return images, {index + 1: name for index, name in enumerate(classes)}
 
 
 def _coco_images(
