@@ -251,9 +251,10 @@ class Dataset:
     ) -> dict[str, Any]:
         """Add a model's predictions as `source`: a COCO results .json (`split`: the split
         whose annotation file's image ids it uses, where each split's file numbers its images
-        alike), a folder of YOLO .txt files (`names`: the model's data.yaml when the dataset
-        has no class index table) or a .parquet/.csv table (`file_name, class, x, y, w, h,
-        score`). An existing source is replaced only with `replace`."""
+        alike; on a dataset not from COCO, ultralytics' predictions.json, by file_name), a
+        folder of YOLO .txt files (`names`: the model's data.yaml when the dataset has no
+        class index table) or a .parquet/.csv table (`file_name, class, x, y, w, h, score`).
+        An existing source is replaced only with `replace`."""
         result = prediction_service.import_predictions(
             self.store,
             self.row,
