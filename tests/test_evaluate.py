@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -502,6 +503,20 @@ def test_coco_results_of_one_split_of_a_roboflow_export(corpus: Workspace, tmp_p
         == expected
     )
     (tmp_path / "x.csv").write_text("file_name,class,x,y,w,h,score\n")
+    # Scored on val alone, the ground truth as predictions is perfect; over the whole
+    # dataset the train and test boxes, which the model never saw, count as missed.
+    on_val = ds.evaluate("valid-gt", name="valid-gt-val", split="val", wait=True)["result"]
+    assert on_val["split"] == "val"
+    assert on_val["counts"]["tp"] == len(results) and on_val["counts"]["fn"] == 0
+    assert on_val["summary"]["AP"] == pytest.approx(1.0)
+    everywhere = ds.evaluate("valid-gt", name="valid-gt-all", wait=True)["result"]
+    assert everywhere["counts"]["fn"] == 461 - len(results)
+    listed = {e["name"]: e["params"].get("split") for e in ds.evaluations.list()}
+    assert listed["valid-gt-val"] == "val" and listed["valid-gt-all"] is None
+    with pytest.raises(
+        InvalidInput, match=r"has no split 'valid' \(its splits: test, train, val\)"
+    ):
+        ds.evaluate("valid-gt", split="valid", wait=True)
     with pytest.raises(InvalidInput, match="only COCO results need one"):
         ds.import_predictions(str(tmp_path / "x.csv"), "t", split="val")
 
@@ -584,6 +599,14 @@ def test_evaluate_from_the_cli_and_over_http(tmp_path: Path) -> None:
     done = run_cli(home, *args, "--split", "val")
     assert done.returncode == 0, done.stderr
     assert "imported 93 predictions on 2 images from v into rf" in done.stdout
+    done = run_cli(home, "evaluate", "rf", "--source", "v", "--split", "val")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "93 true positives, 0 false positives, 0 missed (93 predictions, 93 boxes in split val)"
+        in (done.stdout)
+    )
+    done = run_cli(home, "evaluations", "rf")
+    assert done.returncode == 0 and re.search(r"│ v\s+│ v\s+│ val\s+│ 0\.5 │ 1\.000 │", done.stdout)
 
     server = Server(home).start()
     try:

@@ -22,7 +22,7 @@ interface ClassRow {
 export interface Evaluation {
   name: string;
   source: string;
-  params: { iou: number; classwise: boolean };
+  params: { iou: number; classwise: boolean; split?: string | null };
   metrics: {
     summary: Record<string, number>;
     counts: { tp: number; fp: number; fn: number; precision: number | null; recall: number | null };
@@ -131,6 +131,7 @@ export function EvaluationPanel(
             at IoU {evaluation.params.iou}: {evaluation.metrics.counts.tp} TP, {evaluation.metrics.counts.fp} FP,{" "}
             {evaluation.metrics.counts.fn} FN (precision {fmt(evaluation.metrics.counts.precision)}, recall{" "}
             {fmt(evaluation.metrics.counts.recall)})
+            {evaluation.params.split && <> · on split {evaluation.params.split}</>}
           </p>
           <label>Show samples{" "}
             <select

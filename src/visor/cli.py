@@ -238,6 +238,10 @@ def evaluate(
         bool, typer.Option("--classwise/--agnostic", help="match boxes of the same class only")
     ] = True,
     max_dets: Annotated[int, typer.Option(help="predictions counted per image and class")] = 100,
+    split: Annotated[
+        str | None,
+        typer.Option(help="only the images of this split (the one the model was run on)"),
+    ] = None,
     worst: Annotated[int, typer.Option(help="how many of the worst classes to list")] = 5,
 ) -> None:
     """Evaluate a prediction source COCO-style: every box TP/FP/FN, AP/AR, confusion matrix."""
@@ -250,6 +254,7 @@ def evaluate(
             iou_thresholds=iou_thresholds,
             classwise=classwise,
             max_dets=max_dets,
+            split=split,
         )
         result = follow(ws, job)["result"]
         stats = result["summary"]
@@ -267,7 +272,9 @@ def evaluate(
         counts = result["counts"]
         out.print(
             f"at IoU {iou}: {counts['tp']} true positives, {counts['fp']} false positives, "
-            f"{counts['fn']} missed ({counts['predictions']} predictions, {counts['gt']} boxes)",
+            f"{counts['fn']} missed ({counts['predictions']} predictions, {counts['gt']} boxes"
+            + (f" in split {split}" if split else "")
+            + ")",
             highlight=False,
         )
         if result["worst_classes"] and worst > 0:
@@ -422,18 +429,21 @@ def health(
 @app.command("evaluations")
 @friendly
 def list_evaluations(name: str) -> None:
-    """A dataset's evaluations side by side: source, IoU, AP, AP50, AP75, precision, recall."""
+    """A dataset's evaluations side by side: source, split, IoU, AP, AP50, AP75, P and R."""
     with _workspace() as ws:
         found = ws.dataset(name).evaluations.list()
         if not found:
             out.print(f"no evaluations of {name} yet (visor evaluate {name} --source S)")
             return
-        table = Table("evaluation", "source", "IoU", "AP", "AP50", "AP75", "precision", "recall")
+        table = Table(
+            "evaluation", "source", "split", "IoU", "AP", "AP50", "AP75", "precision", "recall"
+        )
         for e in found:
             stats, counts = e["summary"], e["counts"]
             table.add_row(
                 e["name"],
                 e["source"],
+                e["params"].get("split") or "all",
                 str(e["params"].get("iou")),
                 *(_num(stats.get(k)) for k in ("AP", "AP50", "AP75")),
                 _num(counts.get("precision")),

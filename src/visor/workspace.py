@@ -276,9 +276,10 @@ class Dataset:
 
     def evaluate(self, source: str, *, wait: bool = False, **options: Any) -> dict[str, Any]:
         """Start evaluating the predictions of `source` against the ground truth (a job);
-        options: name, iou, iou_thresholds, classwise, max_dets (see `EvaluateOptions`).
+        options: name, iou, iou_thresholds, classwise, max_dets, split (see `EvaluateOptions`).
         Results: `ds.evaluations[name]`, and per-sample fields for filters and sorting."""
         checked = evaluate_service.EvaluateOptions(source, **options).checked()
+        evaluate_service.check_split(self.store, self.row, checked.split)
         sources = self.prediction_sources()
         if source not in sources:
             known = ", ".join(sources) or "none yet"

@@ -43,6 +43,7 @@ class EvaluateOptions:
     iou_thresholds: str = "0.5:0.95:0.05"  # for AP and AR: start:stop:step, or a list
     classwise: bool = True  # False: a box may match a box of another class
     max_dets: int = 100
+    split: str | None = None  # only the images of this split (as a model is scored on val)
 
     def checked(self) -> EvaluateOptions:
         name = self.name or self.source
@@ -54,11 +55,29 @@ class EvaluateOptions:
         if not 10 <= self.max_dets <= 10_000:  # AR is read at 1, 10 and this many
             raise InvalidInput(f"max_dets {self.max_dets}: use 10 to 10000")
         return EvaluateOptions(
-            self.source, name, self.iou, self.iou_thresholds, self.classwise, self.max_dets
+            self.source,
+            name,
+            self.iou,
+            self.iou_thresholds,
+            self.classwise,
+            self.max_dets,
+            self.split,
         )
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def check_split(store: Store, dataset: dict[str, Any], split: str | None) -> None:
+    """Refuse a split the dataset doesn't have, naming the ones it has."""
+    if split is None:
+        return
+    known = evaluation_rows.splits(store, dataset["id"])
+    if split not in known:
+        raise InvalidInput(
+            f"dataset {dataset['name']!r} has no split {split!r} "
+            f"(its splits: {', '.join(known) or 'none'})"
+        )
 
 
 def thresholds(text: str) -> np.ndarray:
@@ -87,12 +106,19 @@ def evaluate(
     name = options.name or options.source
     ctx.phase("reading boxes")
     classes = sorted(dataset["categories"])
-    gt_ids, gt = _boxes(store, dataset["id"], classes, "gt", None)
-    dt_ids, dt = _boxes(store, dataset["id"], classes, "prediction", options.source)
+    split = options.split
+    check_split(store, dataset, split)
+    where = f" in split {split!r}" if split is not None else ""
+    gt_ids, gt = _boxes(store, dataset["id"], classes, "gt", None, split)
+    dt_ids, dt = _boxes(store, dataset["id"], classes, "prediction", options.source, split)
     if not len(dt):
-        raise NotFound(f"dataset {dataset['name']!r} has no predictions from {options.source!r}")
+        raise NotFound(
+            f"dataset {dataset['name']!r} has no predictions from {options.source!r}{where}"
+        )
     if not len(gt):
-        raise InvalidInput(f"dataset {dataset['name']!r} has no ground-truth boxes to compare with")
+        raise InvalidInput(
+            f"dataset {dataset['name']!r} has no ground-truth boxes{where} to compare with"
+        )
     ctx.check_cancelled()
 
     ctx.phase(f"matching {len(dt):,} predictions to {len(gt):,} boxes", total=3)
@@ -141,6 +167,7 @@ def evaluate(
     return {
         "evaluation": name,
         "source": options.source,
+        "split": split,
         "summary": metrics["summary"],
         "counts": metrics["counts"],
         "worst_classes": worst_classes(metrics),
@@ -154,11 +181,16 @@ def worst_classes(metrics: dict[str, Any], n: int = 5) -> list[dict[str, Any]]:
 
 
 def _boxes(
-    store: Store, dataset_id: int, classes: list[str], kind: str, source: str | None
+    store: Store,
+    dataset_id: int,
+    classes: list[str],
+    kind: str,
+    source: str | None,
+    split: str | None,
 ) -> tuple[np.ndarray, Boxes]:
-    """A dataset's boxes of one kind (and source) in id order, images being sample ids:
-    (label ids, boxes)."""
-    table = evaluation_rows.boxes(store, dataset_id, kind, source)
+    """A dataset's boxes of one kind (and source, and split) in id order, images being sample
+    ids: (label ids, boxes)."""
+    table = evaluation_rows.boxes(store, dataset_id, kind, source, split)
     cols = {c: table[c].to_numpy(zero_copy_only=False) for c in table.column_names if c != "class"}
     found = pc.index_in(table["class"], value_set=pa.array(classes, pa.string()))
     cls = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)

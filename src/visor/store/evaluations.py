@@ -49,16 +49,37 @@ def id_of(store: Store, dataset_id: int, name: str) -> int | None:
     return int(found[0]) if found else None
 
 
-def boxes(store: Store, dataset_id: int, kind: str, source: str | None) -> pa.Table:
+def boxes(
+    store: Store, dataset_id: int, kind: str, source: str | None, split: str | None = None
+) -> pa.Table:
     """id, sample_id, class, x, y, w, h, score, crowd of a dataset's boxes of one kind (and
-    prediction source), in id order."""
+    prediction source; and on the images of one split), in id order."""
     return store.query_arrow(
         "SELECT id, sample_id, class, x, y, w, h, score, coalesce(iscrowd, false) AS crowd "
         "FROM labels WHERE dataset_id = ? AND kind = ? AND x IS NOT NULL AND class IS NOT NULL"
         + (" AND source = ?" if source is not None else "")
+        + (
+            " AND sample_id IN (SELECT id FROM samples WHERE dataset_id = ? AND split = ?)"
+            if split is not None
+            else ""
+        )
         + " ORDER BY id",
-        [dataset_id, kind, *([source] if source is not None else [])],
+        [
+            dataset_id,
+            kind,
+            *([source] if source is not None else []),
+            *([dataset_id, split] if split is not None else []),
+        ],
     )
+
+
+def splits(store: Store, dataset_id: int) -> list[str]:
+    """The dataset's split names."""
+    rows = store.query(
+        "SELECT DISTINCT split FROM samples WHERE dataset_id = ? AND split IS NOT NULL ORDER BY 1",
+        [dataset_id],
+    )
+    return [str(r[0]) for r in rows]
 
 
 def save(

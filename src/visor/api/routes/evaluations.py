@@ -26,6 +26,7 @@ class EvaluateRequest(BaseModel):
     )
     classwise: bool = Field(default=True, description="false: boxes match across classes")
     max_dets: int = Field(default=100, description="predictions per image (and class) counted")
+    split: str | None = Field(default=None, description="only the images of this split")
 
 
 @router.post("", status_code=202)
@@ -39,6 +40,7 @@ def evaluate(dataset: DatasetDep, body: EvaluateRequest) -> dict[str, Any]:
         iou_thresholds=body.iou_thresholds,
         classwise=body.classwise,
         max_dets=body.max_dets,
+        split=body.split,
     )
 
 
