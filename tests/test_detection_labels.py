@@ -95,6 +95,19 @@ def test_the_detection_check_finds_the_three_planted_disagreements(tmp_path: Pat
     rows = {r["kind"]: r for r in ds.health()["rows"]}
     assert rows["detection_label_errors"]["count"] == 3
     assert rows["detection_label_errors"]["filter"] == {"detection_issue": True}
+    # On one split: only its images are scored, and the planted ones among them are found.
+    planted_in = [ds.sample(planted[k])["split"] for k in ("first", "second", "overlooked_in")]
+    for split, images in (("train", 4), ("val", 2)):
+        on_split = ds.find_detection_label_errors("model", split=split, wait=True)["result"]
+        assert (on_split["images"], on_split["flagged"]) == (images, planted_in.count(split))
+        assert on_split["split"] == split
+    try:
+        ds.find_detection_label_errors("model", split="valid")
+    except Exception as e:
+        assert "has no split 'valid' (its splits: test, train, val)" in str(e)
+    else:
+        raise AssertionError("an unknown split was accepted")
+    assert ds.find_detection_label_errors("model", wait=True)["result"]["flagged"] == 3
     missing = ds.find_detection_label_errors
     try:
         missing("nope")
@@ -109,6 +122,11 @@ def test_the_detection_check_finds_the_three_planted_disagreements(tmp_path: Pat
     assert "3 of 6 images flagged by cleanlab's detection check against model" in done.stdout
     assert "1 boxes likely missing, 1 likely of the wrong class" in done.stdout
     assert f"(box {planted['swap']}, score" in done.stdout
+    done = run_cli(home, "label-errors", "yolo", "--predictions", "model", "--split", "val")
+    assert done.returncode == 0, done.stderr
+    assert "of 2 images of split val flagged by cleanlab's detection check" in done.stdout
+    done = run_cli(home, "label-errors", "yolo", "--split", "val")
+    assert done.returncode == 1 and "--split goes with --predictions" in done.stderr
 
 
 def test_the_sample_view_says_what_the_detection_check_found(

@@ -330,6 +330,10 @@ def label_errors(
         str | None,
         typer.Option(help="instead: check the boxes against this prediction source (cleanlab)"),
     ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(help="with --predictions: only this split's images (the model's run)"),
+    ] = None,
 ) -> None:
     """Find likely wrong labels (cleanlab).
 
@@ -338,8 +342,10 @@ def label_errors(
     with _workspace() as ws:
         dataset = ws.dataset(name)
         if predictions is not None:
-            _detection_report(ws, dataset, predictions, examples)
+            _detection_report(ws, dataset, predictions, examples, split)
             return
+        if split is not None:
+            raise InvalidInput("--split goes with --predictions (the images a model ran on)")
         result = follow(ws, dataset.find_label_errors(model))["result"]
         _warning(result)
         out.print(
@@ -364,11 +370,13 @@ def label_errors(
                     )
 
 
-def _detection_report(ws: Any, dataset: Any, source: str, examples: int) -> None:
-    result = follow(ws, dataset.find_detection_label_errors(source))["result"]
+def _detection_report(ws: Any, dataset: Any, source: str, examples: int, split: str | None) -> None:
+    result = follow(ws, dataset.find_detection_label_errors(source, split=split))["result"]
     boxes = result["boxes_flagged"]
     out.print(
-        f"{result['flagged']} of {result['images']} images flagged by cleanlab's detection "
+        f"{result['flagged']} of {result['images']} images"
+        + (f" of split {split}" if split else "")
+        + " flagged by cleanlab's detection "
         f"check against {source} ({result['seconds']} s): {boxes['overlooked']} boxes likely "
         f"missing, {boxes['swap']} likely of the wrong class, {boxes['badloc']} likely badly "
         "placed",

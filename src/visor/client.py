@@ -337,8 +337,11 @@ class RemoteDataset:
                 body[key] = list(body[key])
         return self._finish(self.api.call("POST", f"{self.base}/export", json=body), wait)
 
-    def find_detection_label_errors(self, source: str, *, wait: bool = False) -> dict[str, Any]:
-        job = self.api.call("POST", f"{self.base}/label-errors", json={"predictions": source})
+    def find_detection_label_errors(
+        self, source: str, *, split: str | None = None, wait: bool = False
+    ) -> dict[str, Any]:
+        body = {"predictions": source, "split": split}
+        job = self.api.call("POST", f"{self.base}/label-errors", json=body)
         return self._finish(job, wait)
 
     def label_errors(self, examples: int = 12) -> dict[str, Any] | None:

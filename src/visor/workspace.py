@@ -331,22 +331,32 @@ class Dataset:
         job = self.workspace.jobs.submit("label-errors", self.name, {"model": name}, run, key=name)
         return self._finish(job.to_dict(), wait)
 
-    def find_detection_label_errors(self, source: str, *, wait: bool = False) -> dict[str, Any]:
+    def find_detection_label_errors(
+        self, source: str, *, split: str | None = None, wait: bool = False
+    ) -> dict[str, Any]:
         """Start cleanlab's detection check of the ground-truth boxes against the predictions
         of `source` (boxes likely missing, of the wrong class or badly placed): a score and
-        verdict per image (`detection_issue` filter, `detection_quality` sort)."""
+        verdict per image (`detection_issue` filter, `detection_quality` sort). `split`: only
+        the images of that split, where the model ran on one split alone."""
         sources = self.prediction_sources()
         if source not in sources:
             known = ", ".join(sources) or "none yet"
             raise NotFound(
                 f"dataset {self.name!r} has no predictions from {source!r} (sources: {known})"
             )
+        evaluate_service.check_split(self.store, self.row, split)
 
         def run(ctx: JobContext) -> dict[str, Any]:
-            return label_service.find_detection_label_errors(self.store, ctx, self.row, source)
+            return label_service.find_detection_label_errors(
+                self.store, ctx, self.row, source, split
+            )
 
         job = self.workspace.jobs.submit(
-            "detection-label-errors", self.name, {"source": source}, run, key=source
+            "detection-label-errors",
+            self.name,
+            {"source": source, "split": split},
+            run,
+            key=source,
         )
         return self._finish(job.to_dict(), wait)
 

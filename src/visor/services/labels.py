@@ -164,20 +164,22 @@ BOX_ISSUE_BELOW = 0.5  # a box of a flagged image is named when its score is bel
 
 
 def find_detection_label_errors(
-    store: Store, ctx: JobContext, dataset: dict[str, Any], source: str
+    store: Store, ctx: JobContext, dataset: dict[str, Any], source: str, split: str | None = None
 ) -> dict[str, Any]:
     """The detection label check: cleanlab's object-detection scores of the ground-truth
     boxes against the predictions of `source` (overlooked boxes, swapped classes, bad
-    localisation), a score and verdict per image, and the boxes behind each verdict."""
+    localisation), a score and verdict per image, and the boxes behind each verdict. `split`:
+    only its images (those the model ran on: elsewhere every box would look unseen)."""
     started = time.monotonic()
     dataset_id = int(dataset["id"])
     ctx.phase("reading boxes and predictions")
-    gt = evaluation_rows.boxes(store, dataset_id, "gt", None)
-    predicted = evaluation_rows.boxes(store, dataset_id, "prediction", source)
+    gt = evaluation_rows.boxes(store, dataset_id, "gt", None, split)
+    predicted = evaluation_rows.boxes(store, dataset_id, "prediction", source, split)
+    where = f" in split {split!r}" if split is not None else ""
     if not predicted.num_rows:
-        raise InvalidInput(f"dataset {dataset['name']!r} has no predictions from {source!r}")
+        raise InvalidInput(f"dataset {dataset['name']!r} has no predictions from {source!r}{where}")
     if not gt.num_rows:
-        raise InvalidInput(f"dataset {dataset['name']!r} has no ground-truth boxes to check")
+        raise InvalidInput(f"dataset {dataset['name']!r} has no ground-truth boxes{where} to check")
     gt_samples, pred_samples = gt["sample_id"].to_numpy(), predicted["sample_id"].to_numpy()
     samples = np.union1d(gt_samples, pred_samples)
     names = [*gt["class"].to_pylist(), *predicted["class"].to_pylist()]
@@ -230,6 +232,7 @@ def find_detection_label_errors(
     signals = np.asarray(table["signal"])
     return {
         "source": source,
+        "split": split,
         "images": len(samples),
         "flagged": int(found.issue.sum()),
         "boxes_flagged": {

@@ -112,6 +112,9 @@ class LabelErrorsRequest(BaseModel):
         default=None,
         description="instead: cleanlab's detection check against this prediction source",
     )
+    split: str | None = Field(
+        default=None, description="with predictions: only the images of this split"
+    )
 
 
 @router.post("/label-errors", status_code=202)
@@ -123,7 +126,7 @@ def find_label_errors(
     of the boxes against that prediction source."""
     body = body or LabelErrorsRequest()
     if body.predictions is not None:
-        return dataset.find_detection_label_errors(body.predictions)
+        return dataset.find_detection_label_errors(body.predictions, split=body.split)
     return dataset.find_label_errors(body.model)
 
 
