@@ -152,6 +152,10 @@ def test_the_sample_view_says_what_the_detection_check_found(
         page.goto(server.url + f"/?dataset=yolo&sample={planted['first']}")
         said = page.get_by_test_id("detection-check")
         expect(said).to_contain_text("against the predictions of model")
+        # Not embedded: the neighbours' place says why there are none (not an error on top).
+        expect(page.get_by_test_id("neighbours-note")).to_contain_text(
+            "dataset 'yolo' has no vectors yet: run embed first"
+        )
         item = said.locator(f"li[data-signal='swap'][data-box='{planted['swap']}']")
         expect(item).to_contain_text("box may be of another class")
         item.get_by_role("button").click()

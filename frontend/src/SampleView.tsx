@@ -72,6 +72,8 @@ export function SampleView(
   const [warning, setWarning] = useState<string | null>(null);
   const [group, setGroup] = useState<{ id: number; path: string }[]>([]);
   const [note, setNote] = useState<string | null>(null);
+  // Why there are no neighbours (no vectors yet): said where they would be, not as an error.
+  const [neighboursNote, setNeighboursNote] = useState<string | null>(null);
   const [outcomes, setOutcomes] = useState<Map<number, Box>>(new Map());
   const [nearBoxes, setNearBoxes] = useState<NearBox[] | null>(null);
   const [boxWarning, setBoxWarning] = useState<string | null>(null); // random box-vector weights
@@ -129,6 +131,7 @@ export function SampleView(
     setNeighbours(null);
     setWarning(null);
     setNote(null);
+    setNeighboursNote(null);
     // Answers about a sample the view has already left (arrow keys) are dropped.
     let live = true;
     api<SampleDetail>(`${base}/samples/${id}`).then(
@@ -137,7 +140,7 @@ export function SampleView(
     );
     api<{ neighbours: Neighbour[]; warning?: string }>(`${base}/samples/${id}/similar?k=12`).then(
       (r) => { if (live) { setNeighbours(r.neighbours); setWarning(r.warning ?? null); } },
-      (e) => { if (live) { setNeighbours([]); setNote(e.message); } },
+      (e) => { if (live) { setNeighbours([]); setNeighboursNote(e.message); } },
     );
     return () => { live = false; };
   }, [base, id, edited]);
@@ -339,6 +342,7 @@ export function SampleView(
         {warning && <p className="warning" data-testid="weights-warning">{warning}</p>}
         <div className="strip" data-testid="neighbours">
           {neighbours === null && "…"}
+          {neighboursNote && <span className="hint" data-testid="neighbours-note">{neighboursNote}</span>}
           {neighbours?.map((n) => (
             <img
               key={n.sample_id}

@@ -286,7 +286,7 @@ def evaluate(
                     f"{row['fp']:>6} {row['fn']:>6}",
                     highlight=False,
                 )
-        where = f"?dataset={quote(name)}&eval={quote(result['evaluation'])}"
+        where = f"?dataset={quote(name)}&eval={quote(result['evaluation'])}&tab=evaluation"
         url = ws.info.url.rstrip("/") if isinstance(ws, RemoteWorkspace) else None
         out.print(
             f"see the boxes: {url}/{where}"
