@@ -606,7 +606,8 @@ def test_evaluate_from_the_cli_and_over_http(tmp_path: Path) -> None:
         in (done.stdout)
     )
     done = run_cli(home, "evaluations", "rf")
-    assert done.returncode == 0 and re.search(r"│ v\s+│ v\s+│ val\s+│ 0\.5 │ 1\.000 │", done.stdout)
+    row = r"│ v\.val\s+│ v\s+│ val\s+│ 0\.5 │ 1\.000 │"  # name, source, split, IoU, AP
+    assert done.returncode == 0 and re.search(row, done.stdout), done.stdout
 
     server = Server(home).start()
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from conftest import Server, ingest
 from playwright.sync_api import Browser, expect
@@ -95,4 +96,26 @@ def test_sample_view_says_each_box_outcome(browser: Browser, served: tuple[Serve
     text = dialog.locator("table.labels").inner_text()
     assert "FP: a Dead box" in text or "FP: a Alive box" in text
     assert "missed (called" in text
+    page.context.close()
+
+
+def test_evaluate_one_split_from_the_panel(browser: Browser, served: tuple[Server, dict]) -> None:
+    """The panel's Evaluate on one split: the evaluation is kept beside the whole-dataset one
+    (named source.split), opened, and says its split; only that split's boxes are counted."""
+    server, _ = served
+    page = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US").new_page()
+    page.goto(f"{server.url}/?dataset=trees&tab=evaluation")
+    panel = page.get_by_test_id("evaluation-panel")
+    panel.get_by_label("evaluate on").select_option("val")
+    panel.get_by_role("button", name="Evaluate").click()
+    expect(page).to_have_url(f"{server.url}/?dataset=trees&eval=swapped.val&tab=evaluation")
+    found = httpx.get(f"{server.url}/api/datasets/trees/evaluations/swapped.val").json()
+    counts = found["metrics"]["counts"]
+    assert found["params"]["split"] == "val" and 0 < counts["gt"] < 101
+    expect(panel.get_by_test_id("evaluation-summary")).to_contain_text(
+        f"at IoU 0.5: {counts['tp']} TP, {counts['fp']} FP, {counts['fn']} FN"
+    )
+    expect(panel.get_by_test_id("evaluation-summary")).to_contain_text("on split val")
+    names = [e["name"] for e in httpx.get(f"{server.url}/api/datasets/trees/evaluations").json()]
+    assert names == ["swapped", "swapped.val"]
     page.context.close()

@@ -388,7 +388,13 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
             <HealthPanel dataset={name} version={version} open={(id) => openSample(id)} navigate={(patch) => set(patch)} />
           )}
           {info && view.tab === "evaluation" && (
-            <EvaluationPanel dataset={name} view={view} version={version} navigate={(patch) => set(patch)} />
+            <EvaluationPanel
+              dataset={name}
+              splits={info ? Object.keys(info.splits).filter((s) => s !== "(none)") : []}
+              view={view}
+              version={version}
+              navigate={(patch) => set(patch)}
+            />
           )}
         </div>
       </section>

@@ -46,8 +46,11 @@ const fmt = (v: number | null | undefined) => (v === null || v === undefined || 
  * curves at its IoU, and the confusion matrix as a heat map whose cells filter the grid to
  * their samples with their boxes highlighted. Without one, a way to start one. */
 export function EvaluationPanel(
-  { dataset, view, version, navigate }:
-  { dataset: string; view: ViewState; version: number; navigate: (patch: Partial<ViewState>) => void },
+  { dataset, splits, view, version, navigate }:
+  {
+    dataset: string; splits: string[]; view: ViewState; version: number;
+    navigate: (patch: Partial<ViewState>) => void;
+  },
 ) {
   const [list, setList] = useState<{ name: string }[] | null>(null);
   const [sources, setSources] = useState<Record<string, number>>({});
@@ -88,11 +91,12 @@ export function EvaluationPanel(
     return found;
   }, [evaluation, sort]);
 
-  const start = async (source: string) => {
+  const start = async (source: string, split: string | null) => {
     setError(null);
-    const ended = await runJob(base, { source }, setJob);
+    const ended = await runJob(base, { source, split }, setJob);
+    const made = (ended as Job & { result?: { evaluation?: string } }).result?.evaluation;
     if (ended.state !== "done") setError(ended.error ?? ended.state);
-    else navigate({ evaluation: source });
+    else navigate({ evaluation: made ?? source });
   };
 
   if (list === null) return <div className="evaluation">Loading…</div>;
@@ -112,7 +116,7 @@ export function EvaluationPanel(
           </label>
         )}
         {names.length > 0 && (
-          <EvaluateButton sources={names} busy={job?.state === "running"} start={start} />
+          <EvaluateButton sources={names} splits={splits} busy={job?.state === "running"} start={start} />
         )}
       </div>
       {job && job.state !== "done" && <JobBar job={job} />}
@@ -180,14 +184,28 @@ export function EvaluationPanel(
   );
 }
 
-function EvaluateButton({ sources, busy, start }: { sources: string[]; busy: boolean; start: (s: string) => void }) {
+/** Evaluate a prediction source, on every image or on one split's (the one the model ran on:
+ * elsewhere every box would count as missed). */
+function EvaluateButton(
+  { sources, splits, busy, start }:
+  { sources: string[]; splits: string[]; busy: boolean; start: (s: string, split: string | null) => void },
+) {
   const [source, setSource] = useState(sources[0]);
+  const [split, setSplit] = useState("");
   return (
     <span>
       <select aria-label="prediction source" value={source} onChange={(e) => setSource(e.target.value)}>
         {sources.map((s) => <option key={s}>{s}</option>)}
       </select>{" "}
-      <button disabled={busy} onClick={() => start(source)}>Evaluate</button>
+      {splits.length > 1 && (
+        <>
+          <select aria-label="evaluate on" value={split} onChange={(e) => setSplit(e.target.value)}>
+            <option value="">all images</option>
+            {splits.map((s) => <option key={s} value={s}>split {s}</option>)}
+          </select>{" "}
+        </>
+      )}
+      <button disabled={busy} onClick={() => start(source, split || null)}>Evaluate</button>
     </span>
   );
 }

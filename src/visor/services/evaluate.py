@@ -8,6 +8,7 @@ counts per sample. An interrupted evaluation wrote nothing; running it again sta
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -38,7 +39,7 @@ _OUTCOMES = ("tp", "fp", "fn", "ignored")
 @dataclass(frozen=True)
 class EvaluateOptions:
     source: str
-    name: str | None = None  # default: the source's name
+    name: str | None = None  # default: the source's name (with a split: source.split)
     iou: float = 0.5  # the threshold of per-box outcomes, counts and the confusion matrix
     iou_thresholds: str = "0.5:0.95:0.05"  # for AP and AR: start:stop:step, or a list
     classwise: bool = True  # False: a box may match a box of another class
@@ -47,6 +48,8 @@ class EvaluateOptions:
 
     def checked(self) -> EvaluateOptions:
         name = self.name or self.source
+        if self.name is None and self.split is not None:  # beside the whole run, not over it
+            name += "." + re.sub(r"[^A-Za-z0-9_.-]", "_", self.split)
         if not NAME_PATTERN.match(name):
             raise InvalidInput(f"evaluation name {name!r}: use letters, digits, '_', '-' or '.'")
         if not 0 < self.iou <= 1:
