@@ -242,8 +242,9 @@ def _from_coco(
     store: Store, dataset: dict[str, Any], path: str, split: str | None, names: str | None
 ) -> tuple[pa.Table, list[Skipped]]:
     folder, base = os.path.split(os.path.abspath(path))
-    if sample_rows.coco_ids(store, dataset["id"]):
-        images = _coco_images(store, dataset, path, split)
+    coco_ids = sample_rows.coco_ids(store, dataset["id"])
+    if coco_ids:
+        images = _coco_images(coco_ids, dataset, path, split)
         found = (dataset.get("report") or {}).get("coco_categories")
         if not found:
             raise NotFound(f"dataset {dataset['name']!r} has no COCO category table")
@@ -291,18 +292,16 @@ def _named_images(
 
 
 def _coco_images(
-    store: Store, dataset: dict[str, Any], path: str, split: str | None
+    found: dict[Any, list[tuple[int, str | None]]],
+    dataset: dict[str, Any],
+    path: str,
+    split: str | None,
 ) -> dict[Any, int]:
-    """Sample ids by COCO image id, for results that use the image ids of `split`'s
-    annotation file (None: of the dataset's only numbering). Ids that name several images
-    are refused rather than guessed: predictions on the wrong image would go unnoticed."""
+    """Sample ids by COCO image id (`found`: the dataset's (sample id, split) per id), for
+    results that use the image ids of `split`'s annotation file (None: of the dataset's only
+    numbering). Ids that name several images are refused rather than guessed: predictions on
+    the wrong image would go unnoticed."""
     name = dataset["name"]
-    found = sample_rows.coco_ids(store, dataset["id"])
-    if not found:
-        raise InvalidInput(
-            f"dataset {name!r} has no COCO image ids: predictions in COCO results "
-            "format need a dataset ingested from COCO (use a table or YOLO files)"
-        )
     splits = sorted({s or "(none)" for members in found.values() for _, s in members})
     if split is not None:
         found = {
