@@ -443,9 +443,8 @@ def list_evaluations(name: str) -> None:
         if not found:
             out.print(f"no evaluations of {name} yet (visor evaluate {name} --source S)")
             return
-        table = Table(
-            "evaluation", "source", "split", "IoU", "AP", "AP50", "AP75", "precision", "recall"
-        )
+        # Short headings: the nine columns fit 80 characters whole.
+        table = Table("name", "source", "split", "IoU", "AP", "AP50", "AP75", "prec.", "recall")
         for e in found:
             stats, counts = e["summary"], e["counts"]
             table.add_row(
