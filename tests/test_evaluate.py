@@ -546,7 +546,7 @@ def test_ultralytics_predictions_json_on_a_yolo_dataset(corpus: Workspace, tmp_p
     report = ds.import_predictions(str(path), "ultralytics")
     assert report["predictions"] == 101 and report["images"] == 6  # SOAP_031 has no box
     assert report["skipped_count"] == 1
-    assert report["skipped"][0]["reason"] == "entry 101: unknown image_id 'nowhere'"
+    assert report["skipped"][0]["reason"] == "entry 101: unknown image 'nowhere.jpg'"
     got = stored_boxes(ds, "prediction", "ultralytics")
     key = ("path", "class", "x", "y", "w", "h")
     assert sorted(zip(*(got[k] for k in key), strict=True)) == sorted(

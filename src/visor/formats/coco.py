@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 import ijson
@@ -195,11 +195,12 @@ def _bbox(value: Any) -> tuple[float, float, float, float] | str | None:
 
 
 def read_results(
-    source: Source, file: str, categories: dict[int, str], images: dict[Any, int]
+    source: Source, file: str, categories: dict[int, str], images: Mapping[Any, int | str]
 ) -> Iterator[tuple[int, LabelRecord] | Skipped]:
     """Predictions from a COCO results file: `[{image_id, category_id, bbox, score}]`.
 
-    `images` maps COCO image ids to sample ids, `categories` COCO category ids to names.
+    `images` maps COCO image ids to sample ids (or to why an id has none: its entries are
+    skipped with that reason), `categories` COCO category ids to names.
     """
     seen: set[Any] = set()
     for i, det in enumerate(_sections(source, file)(None)):
@@ -207,8 +208,9 @@ def read_results(
             yield Skipped(file, f"entry {i}: expected an object, got {_short(det)}")
             continue
         sample_id = images.get(_id(det.get("image_id")))
-        if sample_id is None:
-            yield Skipped(file, f"entry {i}: unknown image_id {_short(det.get('image_id'))}")
+        if sample_id is None or isinstance(sample_id, str):
+            why = sample_id or f"unknown image_id {_short(det.get('image_id'))}"
+            yield Skipped(file, f"entry {i}: {why}")
             continue
         given_id = _id(det.get("id"))
         if given_id is not None:

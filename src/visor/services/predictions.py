@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -243,6 +244,7 @@ def _from_coco(
 ) -> tuple[pa.Table, list[Skipped]]:
     folder, base = os.path.split(os.path.abspath(path))
     coco_ids = sample_rows.coco_ids(store, dataset["id"])
+    images: Mapping[Any, int | str]
     if coco_ids:
         images = _coco_images(coco_ids, dataset, path, split)
         found = (dataset.get("report") or {}).get("coco_categories")
@@ -270,7 +272,7 @@ def _from_coco(
 
 def _named_images(
     store: Store, dataset: dict[str, Any], source: Source, file: str, names: str | None
-) -> tuple[dict[Any, int], dict[int, str]]:
+) -> tuple[dict[Any, int | str], dict[int, str]]:
     """For a dataset not ingested from COCO: the images of ultralytics' `predictions.json`
     (`yolo val save_json=True`), found by each entry's `file_name`, and its categories, the
     model's class index + 1 (the dataset's data.yaml names, or `names`)."""
@@ -282,11 +284,9 @@ def _named_images(
             "ultralytics writes with save_json=True); or use a table or YOLO files"
         )
     samples = _Samples(store, dataset["id"])
-    images = {}
-    for image_id, file_name in by_id.items():
-        found = samples.find(file_name)
-        if isinstance(found, int):
-            images[image_id] = found  # the others are skipped entry by entry: unknown image_id
+    # A sample id, or why there is none (an unknown file, a name several images share): the
+    # entries of such an image are skipped with it.
+    images = {image_id: samples.find(file_name) for image_id, file_name in by_id.items()}
     classes = _yolo_classes(dataset, names)
     return images, {index + 1: name for index, name in enumerate(classes)}
 
