@@ -16,7 +16,9 @@ def test_ingest_info_rm(tmp_path: Path, demo_root: Path) -> None:
     r = run(tmp_path, "info", "shapes")
     assert "train" in r.stdout and "circle" in r.stdout
     assert "shapes" in run(tmp_path, "datasets").stdout
-    assert "ingest" in run(tmp_path, "jobs").stdout
+    jobs = run(tmp_path, "jobs", env={"COLUMNS": "80"}).stdout
+    (line,) = [line for line in jobs.splitlines() if "│ ingest" in line]  # one line a job
+    assert re.search(r"│ [0-9a-f]{12} │ ingest +│ shapes +│ done +│ 40/40 +│ \S", line)
     assert run(tmp_path, "rm", "shapes").returncode == 0
     assert "shapes" not in run(tmp_path, "datasets").stdout
 

@@ -1176,17 +1176,26 @@ def jobs(
 ) -> None:
     """Recent jobs and their state."""
     with _workspace() as ws:
-        table = Table("id", "kind", "dataset", "state", "done", "total", "message")
-        for job in ws.jobs.list(dataset=dataset):
-            table.add_row(
+        rows = [
+            (
                 job["id"],
                 job["kind"],
                 job["dataset"] or "",
                 job["state"],
-                str(job["done"]),
-                str(job["total"] or ""),
+                f"{job['done']}/{job['total']}" if job["total"] else str(job["done"]),
                 job["message"] or "",
             )
+            for job in ws.jobs.list(dataset=dataset)
+        ]
+        # One line a job: the columns before the message are shown whole, and the message
+        # takes the width they leave, a long one cut at the edge (the API has it whole).
+        table = Table()
+        for i, heading in enumerate(("id", "kind", "dataset", "state", "done")):
+            width = max([len(heading), *(len(row[i]) for row in rows)])
+            table.add_column(heading, no_wrap=True, min_width=width)
+        table.add_column("message", no_wrap=True, overflow="ellipsis", ratio=1)
+        for row in rows:
+            table.add_row(*row)
         out.print(table)
 
 
