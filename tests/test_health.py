@@ -61,6 +61,8 @@ def test_health_counts_leaks_outliers_quality_and_duplicates(leaky: Workspace) -
     outliers = rows["outliers"]
     assert "random:dinov2-tiny has random weights" in outliers["warning"]
     assert rows["leaks"]["warning"] is None  # exact copies: found by hashing, not by vectors
+    assert report["notes"] == [outliers["warning"]] and outliers["note"] == 1  # said once
+    assert "note" not in rows["leaks"]
     assert (
         outliers["count"]
         == ds.samples(SampleFilter(uniqueness_min=outliers["detail"]["threshold"]))[0]

@@ -390,7 +390,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           {info && view.tab === "evaluation" && (
             <EvaluationPanel
               dataset={name}
-              splits={info ? Object.keys(info.splits).filter((s) => s !== "(none)") : []}
+              splits={Object.keys(info.splits).filter((s) => s !== "(none)")}
               view={view}
               version={version}
               navigate={(patch) => set(patch)}

@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import { api, datasetPath, thumbnailUrl } from "./api";
 import type { ViewState } from "./url";
 
-export interface Row {
+interface Row {
   kind: string;
   title: string;
   count: number | null;
@@ -10,6 +10,7 @@ export interface Row {
   examples?: number[];
   filter?: Record<string, string | number | boolean>;
   warning?: string | null;
+  note?: number; // the number of its warning among the report's notes
   todo?: string;
 }
 
@@ -31,41 +32,32 @@ const CLEAR: Partial<ViewState> = {
   objectIssue: null, detectionIssue: false,
 };
 
-/** Each distinct warning of the rows once, in the order the rows first give it: the panel
- * shows them above the table and marks each row with its warning's number. */
-export function healthNotes(rows: Row[]): string[] {
-  const notes: string[] = [];
-  for (const row of rows) if (row.warning && !notes.includes(row.warning)) notes.push(row.warning);
-  return notes;
-}
-
 /** What is wrong with the dataset: each kind of problem with its count, share and worst
  * examples; a row's button filters the grid to all of them. */
 export function HealthPanel(
   { dataset, version, open, navigate }:
   { dataset: string; version: number; open: (id: number) => void; navigate: (patch: Partial<ViewState>) => void },
 ) {
-  const [rows, setRows] = useState<Row[] | null>(null);
+  const [report, setReport] = useState<{ rows: Row[]; notes: string[] } | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
     let live = true;
-    api<{ rows: Row[] }>(`${datasetPath(dataset)}/health?examples=8`).then(
-      (r) => { if (live) setRows(r.rows); },
+    api<{ rows: Row[]; notes: string[] }>(`${datasetPath(dataset)}/health?examples=8`).then(
+      (r) => { if (live) setReport(r); },
       (e) => { if (live) setError(e.message); },
     );
     return () => { live = false; };
   }, [dataset, version]);
   if (error) return <p className="error">{error}</p>;
-  if (!rows) return <div className="evaluation">Loading…</div>;
-  const notes = healthNotes(rows);
+  if (!report) return <div className="evaluation">Loading…</div>;
   return (
     <div className="evaluation health" data-testid="health-panel">
-      {notes.map((note, i) => (
+      {report.notes.map((note, i) => (
         <p key={i} className="warning" data-testid="health-note">[{i + 1}] {note}</p>
       ))}
       <table>
         <tbody>
-          {rows.map((row) => (
+          {report.rows.map((row) => (
             <tr key={row.kind} data-kind={row.kind}>
               <td>{row.title}</td>
               {row.count === null ? (
@@ -74,9 +66,7 @@ export function HealthPanel(
                 <>
                   <td className="count">
                     {row.count.toLocaleString()} ({((row.share ?? 0) * 100).toFixed(1)}%)
-                    {row.warning && (
-                      <sup className="note-mark" title={row.warning}>[{notes.indexOf(row.warning) + 1}]</sup>
-                    )}
+                    {row.note && <sup className="note-mark" title={row.warning ?? ""}>[{row.note}]</sup>}
                     {row.filter && row.count > 0 && (
                       <button onClick={() => navigate({ ...CLEAR, ...viewFor(row.filter!) })}>show</button>
                     )}

@@ -409,25 +409,23 @@ def health(
 ) -> None:
     """What is wrong with a dataset: duplicates, leaks across splits, outliers, image quality."""
     from visor.services import health_html
-    from visor.services.health import warning_notes
 
     with _workspace() as ws:
         dataset = ws.dataset(name)
         report = dataset.health(examples)
         out.print(f"health of {name} ({report['samples']:,} samples)", highlight=False)
-        notes = warning_notes(report["rows"])
         for row in report["rows"]:
             if row["count"] is None:
                 out.print(f"  {row['title']:<44} not computed: {row['todo']}", highlight=False)
                 continue
             ids = ", ".join(str(i) for i in row.get("examples", [])[:examples])
-            mark = f" [{notes.index(row['warning']) + 1}]" if row.get("warning") else ""
+            mark = f" [{row['note']}]" if row.get("note") else ""
             out.print(
                 f"  {row['title']:<44} {row['count']:>7} ({row['share']:.1%}){mark}"
                 + (f"  e.g. {ids}" if ids else ""),
                 highlight=False,
             )
-        for number, note in enumerate(notes, 1):
+        for number, note in enumerate(report["notes"], 1):
             out.print(_styled(f"[{number}] warning:", "bold yellow", note), highlight=False)
         if html is not None:
             health_html.write(html, report, dataset.thumbnail_bytes)

@@ -62,13 +62,16 @@ def outliers(store: Store, dataset_id: int, examples: int = EXAMPLES) -> dict[st
     }
 
 
-def warning_notes(rows: list[dict[str, Any]]) -> list[str]:
-    """Each distinct warning of the report's rows once, in the order the rows first give it:
-    reports say each once and mark the rows it is about with its number, [1], [2]."""
+def _numbered_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """Each distinct warning of the rows once, in the order the rows first give it, and on
+    each row with a warning its number (`note`, from 1): a report says each warning once and
+    marks the rows it is about, [1], [2]."""
     notes: list[str] = []
     for row in rows:
-        if row.get("warning") and row["warning"] not in notes:
-            notes.append(row["warning"])
+        if row.get("warning"):
+            if row["warning"] not in notes:
+                notes.append(row["warning"])
+            row["note"] = notes.index(row["warning"]) + 1
     return notes
 
 
@@ -197,7 +200,8 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
             examples=issue["examples"],
             filter={"quality": issue["issue"]},
         )
-    return {"dataset": name, "samples": int(dataset["num_samples"]), "rows": rows}
+    notes = _numbered_notes(rows)
+    return {"dataset": name, "samples": int(dataset["num_samples"]), "rows": rows, "notes": notes}
 
 
 def _has_boxes(store: Store, dataset_id: int) -> bool:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from visor.media.thumbnails import write_atomically
-from visor.services.health import warning_notes
 
 _STYLE = """
 body { font: 14px system-ui, sans-serif; color: #1d2330; margin: 24px; }
@@ -26,15 +25,14 @@ td.count { text-align: right; white-space: nowrap; }
 def render(report: dict[str, Any], thumbnail: Callable[[int], bytes | None]) -> str:
     """The report as HTML; `thumbnail(sample_id)` gives JPEG bytes (None: left out)."""
     rows = []
-    notes = warning_notes(report["rows"])
     for row in report["rows"]:
         if row["count"] is None:
             count = "-"
             body = f'<span class="todo">not computed: {html.escape(row.get("todo", ""))}</span>'
         else:
             count = f"{row['count']:,} ({row['share']:.1%})"
-            if row.get("warning"):
-                count += f" <sup>[{notes.index(row['warning']) + 1}]</sup>"
+            if row.get("note"):
+                count += f" <sup>[{row['note']}]</sup>"
             images = []
             for sample_id in row.get("examples", []):
                 data = thumbnail(sample_id)
@@ -57,7 +55,8 @@ def render(report: dict[str, Any], thumbnail: Callable[[int], bytes | None]) -> 
         f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
         + "".join(
-            f'<p class="warning">[{i}] {html.escape(note)}</p>' for i, note in enumerate(notes, 1)
+            f'<p class="warning">[{i}] {html.escape(note)}</p>'
+            for i, note in enumerate(report["notes"], 1)
         )
         + "<table><thead><tr><th>problem</th><th>samples</th><th>worst examples</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></body></html>"
