@@ -502,7 +502,6 @@ def test_coco_results_of_one_split_of_a_roboflow_export(corpus: Workspace, tmp_p
         sorted((f, *(round(v, 3) for v in box)) for f, box in zip(files, boxes, strict=True))
         == expected
     )
-    (tmp_path / "x.csv").write_text("file_name,class,x,y,w,h,score\n")
     # Scored on val alone, the ground truth as predictions is perfect; over the whole
     # dataset the train and test boxes, which the model never saw, count as missed.
     on_val = ds.evaluate("valid-gt", name="valid-gt-val", split="val", wait=True)["result"]
@@ -517,6 +516,7 @@ def test_coco_results_of_one_split_of_a_roboflow_export(corpus: Workspace, tmp_p
         InvalidInput, match=r"has no split 'valid' \(its splits: test, train, val\)"
     ):
         ds.evaluate("valid-gt", split="valid", wait=True)
+    (tmp_path / "x.csv").write_text("file_name,class,x,y,w,h,score\n")
     with pytest.raises(InvalidInput, match="only COCO results need one"):
         ds.import_predictions(str(tmp_path / "x.csv"), "t", split="val")
 

@@ -32,6 +32,7 @@ from visor.services.ingest import NAME_PATTERN
 from visor.services.jobs import JobContext
 from visor.store import Store
 from visor.store import evaluations as evaluation_rows
+from visor.store import samples as sample_rows
 
 _OUTCOMES = ("tp", "fp", "fn", "ignored")
 
@@ -72,10 +73,11 @@ class EvaluateOptions:
 
 
 def check_split(store: Store, dataset: dict[str, Any], split: str | None) -> None:
-    """Refuse a split the dataset doesn't have, naming the ones it has."""
+    """Refuse a split the dataset doesn't have, naming the ones it has (checked when a job
+    is asked for, before it is queued)."""
     if split is None:
         return
-    known = evaluation_rows.splits(store, dataset["id"])
+    known = sample_rows.splits(store, dataset["id"])
     if split not in known:
         raise InvalidInput(
             f"dataset {dataset['name']!r} has no split {split!r} "
@@ -110,7 +112,6 @@ def evaluate(
     ctx.phase("reading boxes")
     classes = sorted(dataset["categories"])
     split = options.split
-    check_split(store, dataset, split)
     where = f" in split {split!r}" if split is not None else ""
     gt_ids, gt = _boxes(store, dataset["id"], classes, "gt", None, split)
     dt_ids, dt = _boxes(store, dataset["id"], classes, "prediction", options.source, split)

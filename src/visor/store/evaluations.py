@@ -73,15 +73,6 @@ def boxes(
     )
 
 
-def splits(store: Store, dataset_id: int) -> list[str]:
-    """The dataset's split names."""
-    rows = store.query(
-        "SELECT DISTINCT split FROM samples WHERE dataset_id = ? AND split IS NOT NULL ORDER BY 1",
-        [dataset_id],
-    )
-    return [str(r[0]) for r in rows]
-
-
 def save(
     store: Store,
     dataset_id: int,

@@ -458,6 +458,15 @@ def sizes(store: Store, dataset_id: int) -> list[tuple[int, str, int | None, int
     return [(int(i), str(p), w, h) for i, p, w, h in rows]
 
 
+def splits(store: Store, dataset_id: int) -> list[str]:
+    """The dataset's split names."""
+    rows = store.query(
+        "SELECT DISTINCT split FROM samples WHERE dataset_id = ? AND split IS NOT NULL ORDER BY 1",
+        [dataset_id],
+    )
+    return [str(r[0]) for r in rows]
+
+
 def coco_ids(store: Store, dataset_id: int) -> dict[Any, list[tuple[int, str | None]]]:
     """(sample id, split) of the samples ingested with each COCO image id: more than one
     where several annotation files number their images alike (one file per split)."""
