@@ -268,6 +268,17 @@ class Dataset:
         self.workspace.changes.record(self.name, "predictions")
         return result
 
+    def _check_predictions(self, source: str, split: str | None) -> None:
+        """Refuse, before a job is queued, a prediction source or a split the dataset lacks."""
+        sources = self.prediction_sources()
+        if source not in sources:
+            known = ", ".join(sources) or "none yet"
+            raise NotFound(
+                f"dataset {self.name!r} has no predictions from {source!r} (sources: {known}); "
+                "add them with import-predictions"
+            )
+        evaluate_service.check_split(self.store, self.row, split)
+
     def prediction_sources(self) -> dict[str, int]:
         """The prediction sources and their number of boxes."""
         return prediction_service.sources(self.store, self.id)
@@ -279,14 +290,7 @@ class Dataset:
         options: name, iou, iou_thresholds, classwise, max_dets, split (see `EvaluateOptions`).
         Results: `ds.evaluations[name]`, and per-sample fields for filters and sorting."""
         checked = evaluate_service.EvaluateOptions(source, **options).checked()
-        evaluate_service.check_split(self.store, self.row, checked.split)
-        sources = self.prediction_sources()
-        if source not in sources:
-            known = ", ".join(sources) or "none yet"
-            raise NotFound(
-                f"dataset {self.name!r} has no predictions from {source!r} (sources: {known}); "
-                "add them with import-predictions"
-            )
+        self._check_predictions(source, checked.split)
 
         def run(ctx: JobContext) -> dict[str, Any]:
             return evaluate_service.evaluate(self.store, ctx, self.row, checked)
@@ -338,13 +342,7 @@ class Dataset:
         of `source` (boxes likely missing, of the wrong class or badly placed): a score and
         verdict per image (`detection_issue` filter, `detection_quality` sort). `split`: only
         the images of that split, where the model ran on one split alone."""
-        sources = self.prediction_sources()
-        if source not in sources:
-            known = ", ".join(sources) or "none yet"
-            raise NotFound(
-                f"dataset {self.name!r} has no predictions from {source!r} (sources: {known})"
-            )
-        evaluate_service.check_split(self.store, self.row, split)
+        self._check_predictions(source, split)
 
         def run(ctx: JobContext) -> dict[str, Any]:
             return label_service.find_detection_label_errors(
