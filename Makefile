@@ -7,7 +7,7 @@ UI_DEPS := frontend/node_modules/.installed
 UI := src/visor/static/index.html
 UI_SOURCES := $(wildcard frontend/src/*) frontend/index.html frontend/vite.config.ts frontend/tsconfig.json
 
-.PHONY: setup demo test lint serve clean
+.PHONY: setup demo test lint serve clean openapi
 
 # The Python packages and the web UI install side by side.
 MAKEFLAGS += --jobs=2
@@ -42,10 +42,16 @@ demo: setup
 serve: setup
 	$(BIN)/visor serve
 
+# What the operations' models make and the repository keeps: the OpenAPI document the UI's
+# types come from, and the README's table of operations.
+openapi: setup
+	$(BIN)/python -m visor.api.schema frontend/openapi.json README.md
+
 lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/python -m visor.api.schema frontend/openapi.json README.md --check
 	cd frontend && npm run --silent typecheck
 
 test: lint $(CHROMIUM)

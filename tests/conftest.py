@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 from browser import CHROMIUM, FLAGS
 from moto.server import ThreadedMotoServer
 from PIL import Image
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from visor.config import Settings, get_settings
 
@@ -48,13 +49,70 @@ def photo(seed: int) -> Image.Image:
 expect.set_options(timeout=15_000)
 
 
+class WatchedBrowser:
+    """A Browser whose every page reports its uncaught errors and console errors: a UI test
+    fails on any (a library's error thrown on every page load once went unnoticed)."""
+
+    def __init__(self, browser: Browser) -> None:
+        self._browser = browser
+        self.errors: list[str] = []
+
+    def new_context(self, **kwargs: Any) -> BrowserContext:
+        context = self._browser.new_context(**kwargs)
+        context.on("page", self._watch)
+        return context
+
+    def new_page(self, **kwargs: Any) -> Page:
+        page = self._browser.new_page(**kwargs)
+        self._watch(page)
+        return page
+
+    def _watch(self, page: Page) -> None:
+        page.on("pageerror", lambda e: self.errors.append(f"{page.url}: pageerror: {e}"))
+        page.on(
+            "response",
+            lambda r: (
+                self.errors.append(f"{page.url}: HTTP {r.status} {r.request.method} {r.url}")
+                if r.status >= 400
+                else None
+            ),
+        )
+        page.on("console", lambda m: self._console(page, m))
+
+    def _console(self, page: Page, message: Any) -> None:
+        # A failed request is logged by Chromium without its address: the response listener
+        # above says it with the address, once.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.errors.append(f"{page.url}: console.error: {message.text}")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._browser, name)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, driven by Playwright (the UI tests)."""
+    """Debian's Chromium, headless, driven by Playwright (the UI tests); see WatchedBrowser."""
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
+        yield WatchedBrowser(browser)  # type: ignore[misc]
         browser.close()
+
+
+@pytest.fixture(autouse=True)
+def no_page_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails a test whose pages threw or logged an error (those its marker `page_errors`
+    expects apart: a test of a broken image expects the browser to say so)."""
+    if "browser" not in request.fixturenames:
+        yield
+        return
+    watched = request.getfixturevalue("browser")
+    watched.errors.clear()
+    yield
+    marker = request.node.get_closest_marker("page_errors")
+    expected = marker.args if marker else ()
+    found = [e for e in watched.errors if not any(x in e for x in expected)]
+    watched.errors.clear()
+    assert not found, "errors in the page:\n" + "\n".join(found)
 
 
 @pytest.fixture(scope="session")

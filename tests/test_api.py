@@ -12,7 +12,7 @@ from conftest import Server, wait_job, write_image
 
 
 def _ingest(client: httpx.Client, root: Path, name: str = "shapes") -> dict:
-    r = client.post("/api/datasets", json={"name": name, "path": str(root)})
+    r = client.post("/api/ingest", json={"name": name, "path": str(root)})
     assert r.status_code == 202, r.text
     job = wait_job(client, r.json()["id"])
     assert job["state"] == "done", job
@@ -98,14 +98,14 @@ def test_sample_image_thumbnail_and_etag(server: Server, demo_root: Path) -> Non
 def test_tags_are_added_filtered_and_removed(server: Server, demo_root: Path) -> None:
     with httpx.Client(headers=server.headers, base_url=server.url) as c:
         _ingest(c, demo_root)
-        r = c.post("/api/datasets/shapes/tags", json={"ids": [1, 2, 3], "tags": ["review"]})
-        assert r.json() == {"updated": 3}
+        r = c.post("/api/datasets/shapes/tag", json={"ids": [1, 2, 3], "tags": ["review"]})
+        assert r.json() == 3
         tagged = c.get("/api/datasets/shapes/samples", params={"tag": "review"}).json()
         assert [s["id"] for s in tagged["items"]] == [1, 2, 3]
-        c.request("DELETE", "/api/datasets/shapes/tags", json={"ids": [2], "tags": ["review"]})
+        c.post("/api/datasets/shapes/untag", json={"ids": [2], "tags": ["review"]})
         tagged = c.get("/api/datasets/shapes/samples", params={"tag": "review"}).json()
         assert [s["id"] for s in tagged["items"]] == [1, 3]
-        r = c.post("/api/datasets/shapes/tags", json={"ids": [99999], "tags": ["x"]})
+        r = c.post("/api/datasets/shapes/tag", json={"ids": [99999], "tags": ["x"]})
         assert r.status_code == 404
 
 
@@ -141,8 +141,8 @@ def test_a_selection_is_posted_once_then_filters_pages_ids_and_tags(
         both = c.get(f"{base}/samples/ids", params={"split": "val", "selection": token})
         assert set(np.frombuffer(both.content, "<i4").tolist()) == val_ids & set(chosen.tolist())
         # Tags on the whole selection, without sending its ids again.
-        r = c.post(f"{base}/tags", json={"selection": token, "tags": ["lasso"]})
-        assert r.json() == {"updated": 5}
+        r = c.post(f"{base}/tag", json={"selection": token, "tags": ["lasso"]})
+        assert r.json() == 5
         tagged = c.get(f"{base}/samples/ids", params={"tag": "lasso"}).content
         assert np.frombuffer(tagged, "<i4").tolist() == chosen.tolist()
         # JSON works too; unknown ids and unknown tokens are refused by name.
@@ -152,7 +152,7 @@ def test_a_selection_is_posted_once_then_filters_pages_ids_and_tags(
         assert r.status_code == 404 and "4000" in r.json()["error"]["message"]
         r = c.get(f"{base}/samples", params={"selection": "nope"})
         assert r.status_code == 404 and "selection 'nope' not found" in r.json()["error"]["message"]
-        r = c.post(f"{base}/tags", json={"ids": [1], "selection": token, "tags": ["x"]})
+        r = c.post(f"{base}/tag", json={"ids": [1], "selection": token, "tags": ["x"]})
         assert r.status_code == 422
 
 
@@ -182,13 +182,14 @@ def test_errors_are_json_with_the_right_status(server: Server, demo_root: Path) 
         assert r.status_code == 404
         assert r.json() == {"error": {"code": "not_found", "message": "dataset 'nope' not found"}}
         assert (
-            c.post("/api/datasets", json={"name": "a b", "path": str(demo_root)}).status_code == 422
+            c.post("/api/ingest", json={"name": "a b", "path": str(demo_root)}).status_code == 422
         )
-        assert c.post(
-            "/api/datasets", json={"name": "a/b", "path": str(demo_root)}
-        ).status_code in (404, 422)
+        assert c.post("/api/ingest", json={"name": "a/b", "path": str(demo_root)}).status_code in (
+            404,
+            422,
+        )
         _ingest(c, demo_root)
-        r = c.post("/api/datasets", json={"name": "shapes", "path": str(demo_root)})
+        r = c.post("/api/ingest", json={"name": "shapes", "path": str(demo_root)})
         assert r.status_code == 409 and "already exists" in r.json()["error"]["message"]
         assert c.get("/api/datasets/shapes/samples/123456").status_code == 404
         r = c.get("/api/datasets/shapes/samples", params={"sort": "bogus"})
@@ -196,13 +197,13 @@ def test_errors_are_json_with_the_right_status(server: Server, demo_root: Path) 
         assert c.get("/api/datasets/shapes/samples", params={"limit": 0}).status_code == 422
         r = c.get("/api/datasets/..%2F..%2Fetc/samples")
         assert r.status_code == 404 and "error" in r.json()
-        r = c.post("/api/datasets", json={"name": "x", "path": "/no/such/place"})
+        r = c.post("/api/ingest", json={"name": "x", "path": "/no/such/place"})
         assert r.status_code == 422 and "/no/such/place" in r.json()["error"]["message"]
 
 
 def test_job_events_stream_until_the_job_ends(server: Server, demo_root: Path) -> None:
     with httpx.Client(headers=server.headers, base_url=server.url, timeout=60) as c:
-        job = c.post("/api/datasets", json={"name": "s", "path": str(demo_root)}).json()
+        job = c.post("/api/ingest", json={"name": "s", "path": str(demo_root)}).json()
         events = []
         with c.stream("GET", f"/api/jobs/{job['id']}/events") as stream:
             name = None
@@ -220,7 +221,7 @@ def test_delete_dataset(server: Server, tmp_path: Path) -> None:
     write_image(tmp_path / "d" / "a.jpg")
     with httpx.Client(headers=server.headers, base_url=server.url) as c:
         _ingest(c, tmp_path / "d", "gone")
-        assert c.delete("/api/datasets/gone").status_code == 204
+        assert c.post("/api/datasets/gone/delete").status_code == 200
         assert c.get("/api/datasets/gone").status_code == 404
 
 

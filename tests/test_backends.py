@@ -47,11 +47,16 @@ def test_openvino_gives_the_torch_vectors(workspace: Workspace) -> None:
     image's 10 nearest neighbours the same in ≥ 95% of places."""
     ingest(workspace, DATA / "classification_trees", "ov")
     ingest(workspace, DATA / "classification_trees", "pt")
-    done = workspace.dataset("ov").embed(MODEL, backend="openvino", wait=True)["result"]
+    # fp32 on both: the test is about the backends, not about a CPU's bf16 (auto picks it).
+    done = workspace.dataset("ov").embed(MODEL, backend="openvino", precision="fp32", wait=True)[
+        "result"
+    ]
     assert done["backend"] == "openvino" and done["embedded"] == 98
     assert Path(done["backend_facts"]["file"]).is_file()
     assert (
-        workspace.dataset("pt").embed(MODEL, backend="torch", wait=True)["result"]["backend"]
+        workspace.dataset("pt").embed(MODEL, backend="torch", precision="fp32", wait=True)[
+            "result"
+        ]["backend"]
         == "torch"
     )
     _, ov_vectors = workspace.dataset("ov").embeddings(MODEL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from conftest import run_cli as run
@@ -50,3 +51,10 @@ def test_demo_without_serving(tmp_path: Path) -> None:
     )
     assert "has random weights, so the map, neighbours and duplicates above show" in r.stdout
     assert "run visor embed demo --model dinov2-base" in r.stdout
+    # Again: the finished demo is found, not built again; --fresh builds it again.
+    started = time.monotonic()
+    again = run(tmp_path, "demo", "--images", "30", "--no-serve", env=offline)
+    assert again.returncode == 0 and "the demo demo is finished (30 images" in again.stdout
+    assert "ingested" not in again.stdout and time.monotonic() - started < 15
+    fresh = run(tmp_path, "demo", "--images", "30", "--no-serve", "--fresh", env=offline)
+    assert fresh.returncode == 0 and "ingested demo: 30 samples" in fresh.stdout

@@ -87,7 +87,7 @@ def test_visor_open_is_a_client_of_the_running_server(tmp_path: Path) -> None:
         names = [s["filename"] for s in items]
         assert total == 2 and {s["id"] for s in items} == {1, 3}
         assert names == sorted(names, reverse=True)
-        assert ds.add_tags([0, 1], ["look"]) == {"updated": 2}
+        assert ds.add_tags([0, 1], ["look"]) == 2
         ids, vectors = ds.embeddings()
         assert ids.tolist() == [0, 1, 2, 3] and vectors.shape == (4, 64)
         ws.close()
@@ -224,12 +224,12 @@ def test_changes_need_the_token_the_servers_origin_and_a_loopback_host(tmp_path:
     try:
         body = {"name": "x", "path": str(DATA / "voc_trees")}
         plain = httpx.Client(base_url=server.url)
-        refused = plain.post("/api/datasets", json=body)
+        refused = plain.post("/api/ingest", json=body)
         assert refused.status_code == 403 and "token" in refused.json()["error"]["message"]
-        wrong = plain.post("/api/datasets", json=body, headers={"X-Visor-Token": "guess"})
+        wrong = plain.post("/api/ingest", json=body, headers={"X-Visor-Token": "guess"})
         assert wrong.status_code == 403
         foreign = plain.post(
-            "/api/datasets", json=body, headers={**server.headers, "Origin": "https://evil.test"}
+            "/api/ingest", json=body, headers={**server.headers, "Origin": "https://evil.test"}
         )
         assert foreign.status_code == 403 and "another site" in foreign.json()["error"]["message"]
         rebound = plain.get("/api/datasets", headers={"Host": "evil.test"})
@@ -240,7 +240,7 @@ def test_changes_need_the_token_the_servers_origin_and_a_loopback_host(tmp_path:
         assert "visor_token=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
         # The UI's own requests: same origin, the cookie from its page.
         same = httpx.post(
-            f"{server.url}/api/datasets",
+            f"{server.url}/api/ingest",
             json=body,
             headers={"Origin": server.url},
             cookies={"visor_token": page.cookies["visor_token"]},

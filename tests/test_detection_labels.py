@@ -126,7 +126,7 @@ def test_the_detection_check_finds_the_three_planted_disagreements(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert "of 2 images of split val flagged by cleanlab's detection check" in done.stdout
     done = run_cli(home, "label-errors", "yolo", "--split", "val")
-    assert done.returncode == 1 and "--split goes with --predictions" in done.stderr
+    assert done.returncode == 1 and "split goes with predictions" in done.stderr
 
 
 def test_the_sample_view_says_what_the_detection_check_found(

@@ -86,7 +86,7 @@ def test_duplicates_finds_exactly_the_copies(workspace: Workspace, dups_root: Pa
     # A lower threshold than any pair reaches joins more; a run replaces the groups.
     dataset.find_duplicates(TINY, 0.5, wait=True)
     assert dataset.duplicates()["groups"][0]["size"] > 3
-    with pytest.raises(InvalidInput, match=r"threshold 1\.5"):
+    with pytest.raises(InvalidInput, match="threshold: Input should be less than or equal to 1"):
         dataset.find_duplicates(TINY, 1.5)
 
 
@@ -106,7 +106,7 @@ def test_uniqueness_scores_copies_low(workspace: Workspace, dups_root: Path) -> 
     assert [s["uniqueness"] for s in items] == sorted(scores.values(), reverse=True)
     total, _ = dataset.samples(SampleFilter(uniqueness_min=0.1))
     assert total == len([u for u in scores.values() if u >= 0.1])
-    with pytest.raises(InvalidInput, match="k=0"):
+    with pytest.raises(InvalidInput, match="k: Input should be greater than or equal to 1"):
         dataset.compute_uniqueness(TINY, k=0)
 
 
@@ -211,9 +211,13 @@ def test_duplicates_and_uniqueness_over_http_and_cli(server_home: Path, dups_roo
         with httpx.Client(headers=server.headers, base_url=server.url, timeout=60) as client:
             assert client.post("/api/datasets/ds/duplicates", json={}).status_code == 409
             bad = client.post("/api/datasets/ds/duplicates", json={"threshold": 2})
-            assert bad.status_code == 422 and "threshold 2" in bad.json()["error"]["message"]
+            assert (
+                bad.status_code == 422
+                and "threshold: Input should be less than or equal to 1"
+                in bad.json()["error"]["message"]
+            )
             assert client.post("/api/datasets/nope/duplicates", json={}).status_code == 404
-            job = client.post("/api/datasets/ds/embeddings/generate", json={"model": TINY})
+            job = client.post("/api/datasets/ds/embed", json={"model": TINY})
             wait_job(client, job.json()["id"])
             job = client.post(
                 "/api/datasets/ds/duplicates", json={"model": TINY, "threshold": THRESHOLD}
@@ -242,3 +246,36 @@ def test_duplicates_and_uniqueness_over_http_and_cli(server_home: Path, dups_roo
         server.stop()
     done = run_cli(server_home, "uniqueness", "ds", "--model", TINY)
     assert done.returncode == 0 and "uniqueness of 16 samples" in done.stdout
+
+
+def test_closest_pairs_are_listed_when_no_group_stands_out(workspace: Workspace) -> None:
+    """On the YOLO corpus (7 tiles of 3 photos across train/val/test): at a threshold no pair
+    reaches, no group, but the closest pairs are listed, those across splits first, each
+    part in the order of the exact similarities."""
+    ingest(workspace, Path(__file__).parent / "data" / "yolo_roboflow_trees", "ds")
+    dataset = workspace.dataset("ds")
+    dataset.embed(TINY, precision="fp32", wait=True)
+    result = dataset.find_duplicates(TINY, threshold=1.0, wait=True)["result"]
+    assert result["groups"] == 0
+    pairs = dataset.duplicates()["closest_pairs"]
+    ids, vectors = dataset.embeddings(TINY)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    split = {s["id"]: s["split"] for s in dataset.samples(limit=10)[1]}
+    exact = {
+        (int(ids[i]), int(ids[j])): float(unit[i] @ unit[j])
+        for i in range(len(ids))
+        for j in range(i + 1, len(ids))
+    }
+    # 7 samples, 6 neighbours each: all 21 pairs are in the graph; the list keeps 20, the 14
+    # across splits (train 4, val 2, test 1) first, then the 6 closest within a split.
+    assert len(exact) == 21 and len(pairs) == 20
+    cross = [p for p in pairs if p["cross_split"]]
+    assert pairs[:14] == cross and sum(split[a] != split[b] for a, b in exact) == 14
+    for part in (cross, pairs[len(cross) :]):
+        expected = sorted(
+            (k for k in exact if (split[k[0]] != split[k[1]]) == (part is cross)),
+            key=lambda k: -exact[k],
+        )
+        assert [(p["a"], p["b"]) for p in part] == expected[: len(part)]
+        assert all(abs(p["similarity"] - exact[(p["a"], p["b"])]) < 1e-4 for p in part)
+    assert all(p["paths"][0] and p["splits"] == [split[p["a"]], split[p["b"]]] for p in pairs)

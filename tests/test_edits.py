@@ -164,18 +164,18 @@ def test_edits_from_the_cli_and_http(tmp_path: Path) -> None:
     try:
         with httpx.Client(base_url=server.url, headers=server.headers) as client:
             made = client.post(
-                "/api/datasets/voc/edits",
+                "/api/datasets/voc/edit",
                 json={"changes": [{"action": "delete", "label_id": 2}], "who": "test"},
             )
-            assert made.status_code == 201 and made.json()["batch"] == 3
+            assert made.status_code == 200 and made.json()["batch"] == 3
             again = client.post(
-                "/api/datasets/voc/edits", json={"changes": [{"action": "delete", "label_id": 2}]}
+                "/api/datasets/voc/edit", json={"changes": [{"action": "delete", "label_id": 2}]}
             )
             assert (
                 again.status_code == 409 and "deleted by edit 3" in again.json()["error"]["message"]
             )
-            assert client.post("/api/datasets/voc/edits/undo").json()["batch"] == 3
-            assert client.post("/api/datasets/voc/edits/redo").json()["batch"] == 3
+            assert client.post("/api/datasets/voc/undo").json()["batch"] == 3
+            assert client.post("/api/datasets/voc/redo").json()["batch"] == 3
             history = client.get("/api/datasets/voc/edits").json()
             assert [h["state"] for h in history] == ["done", "dropped", "done"]
         # The CLI goes through the server: the same log.

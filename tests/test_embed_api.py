@@ -22,7 +22,7 @@ TINY = "random:dinov2-tiny"
 
 
 def _ingest(client: httpx.Client, root: Path, name: str = "shapes") -> None:
-    r = client.post("/api/datasets", json={"name": name, "path": str(root)})
+    r = client.post("/api/ingest", json={"name": name, "path": str(root)})
     assert r.status_code == 202, r.text
     assert wait_job(client, r.json()["id"])["state"] == "done"
 
@@ -45,10 +45,10 @@ def test_generate_streams_progress_and_reports_status(server: Server, demo_root:
         _ingest(c, demo_root)
         # Precision is pinned: `auto` picks bf16 on CPUs that have it (tested on its own).
         body = {"model": SMALL, "batch_size": 4, "device": "cpu", "precision": "fp32"}
-        r = c.post("/api/datasets/shapes/embeddings/generate", json=body)
+        r = c.post("/api/datasets/shapes/embed", json=body)
         assert r.status_code == 202, r.text
         job = r.json()
-        again = c.post("/api/datasets/shapes/embeddings/generate", json=body)
+        again = c.post("/api/datasets/shapes/embed", json=body)
         assert again.status_code == 202 and again.json()["id"] == job["id"]
 
         events = _events(c, "/api/datasets/shapes/embeddings/progress")
@@ -79,16 +79,16 @@ def test_generate_streams_progress_and_reports_status(server: Server, demo_root:
 
 def test_bad_requests_get_clear_errors(server: Server, demo_root: Path) -> None:
     with httpx.Client(headers=server.headers, base_url=server.url, timeout=60) as c:
-        r = c.post("/api/datasets/nope/embeddings/generate", json={})
+        r = c.post("/api/datasets/nope/embed", json={})
         assert r.status_code == 404 and "nope" in r.json()["error"]["message"]
         _ingest(c, demo_root)
         for body, words in [
             ({"model": "dinov2-huge"}, "not a known model"),
-            ({"model": TINY, "batch_size": 0}, "batch_size 0"),
+            ({"model": TINY, "batch_size": 0}, "batch_size: Input should be greater than or equal"),
             ({"model": TINY, "device": "cuda"}, "CUDA is not available"),
             ({"model": TINY, "precision": "fp8"}, "precision 'fp8'"),
         ]:
-            r = c.post("/api/datasets/shapes/embeddings/generate", json=body)
+            r = c.post("/api/datasets/shapes/embed", json=body)
             assert r.status_code == 422, (body, r.text)
             assert words in r.json()["error"]["message"]
         r = c.get("/api/datasets/shapes/embeddings/progress")
@@ -103,7 +103,7 @@ def test_killed_server_leaves_an_interrupted_job_that_resumes(
         with httpx.Client(headers=first.headers, base_url=first.url, timeout=60) as c:
             _ingest(c, demo_root)
             body = {"model": SMALL, "batch_size": 4, "workers": 1}
-            job = c.post("/api/datasets/shapes/embeddings/generate", json=body).json()
+            job = c.post("/api/datasets/shapes/embed", json=body).json()
             deadline = time.monotonic() + 120
             while c.get(f"/api/jobs/{job['id']}").json()["done"] < 8:
                 assert time.monotonic() < deadline, "no progress"
@@ -118,7 +118,7 @@ def test_killed_server_leaves_an_interrupted_job_that_resumes(
             (row,) = c.get("/api/datasets/shapes/embeddings/status").json()["models"]
             kept = row["vectors"]
             assert 8 <= kept < 40 and kept % 4 == 0 and not row["complete"]
-            resumed = c.post("/api/datasets/shapes/embeddings/generate", json=body).json()
+            resumed = c.post("/api/datasets/shapes/embed", json=body).json()
             assert resumed["id"] != job["id"]
             result = wait_job(c, resumed["id"])["result"]
             assert result["embedded"] == 40 - kept and result["skipped_existing"] == kept

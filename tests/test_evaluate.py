@@ -22,6 +22,8 @@ from pycocotools.cocoeval import COCOeval
 from visor.errors import Conflict, InvalidInput, NotFound
 from visor.evaluation.matching import AREA_RANGES, Boxes, match
 from visor.evaluation.metrics import accumulate, iou_range, summary
+from visor.services.evaluate import Evaluations
+from visor.store import Store
 from visor.store.samples import SampleFilter
 from visor.synthetic import predicted_boxes
 from visor.workspace import Dataset, Workspace
@@ -49,16 +51,25 @@ SUMMARY_KEYS = [
 ]
 
 
+def _store(ds: Dataset) -> Store:
+    """The store behind a dataset of this process (the tests read its tables directly)."""
+    return ds._runner.engine.store  # type: ignore[attr-defined]
+
+
 def stored_boxes(ds: Dataset, kind: str, source: str | None = None) -> dict[str, list]:
-    return ds.store.query_arrow(
-        "SELECT l.id, l.sample_id, s.path, l.class, l.x, l.y, l.w, l.h, l.score, "
-        "coalesce(l.iscrowd, false) AS crowd FROM labels l JOIN samples s "
-        "ON s.dataset_id = l.dataset_id AND s.id = l.sample_id "
-        "WHERE l.dataset_id = ? AND l.kind = ? AND l.x IS NOT NULL"
-        + (" AND l.source = ?" if source else "")
-        + " ORDER BY l.id",
-        [ds.id, kind, *([source] if source else [])],
-    ).to_pydict()
+    return (
+        _store(ds)
+        .query_arrow(
+            "SELECT l.id, l.sample_id, s.path, l.class, l.x, l.y, l.w, l.h, l.score, "
+            "coalesce(l.iscrowd, false) AS crowd FROM labels l JOIN samples s "
+            "ON s.dataset_id = l.dataset_id AND s.id = l.sample_id "
+            "WHERE l.dataset_id = ? AND l.kind = ? AND l.x IS NOT NULL"
+            + (" AND l.source = ?" if source else "")
+            + " ORDER BY l.id",
+            [ds.id, kind, *([source] if source else [])],
+        )
+        .to_pydict()
+    )
 
 
 def write_predictions(ds: Dataset, path: Path, seed: int, **kw) -> Path:
@@ -114,7 +125,9 @@ def reference(ds: Dataset, source: str, classwise: bool = True) -> COCOeval:
     """pycocotools' COCOeval over the same boxes, in the store's order."""
     classes = sorted(ds.row["categories"])
     gt, dt = stored_boxes(ds, "gt"), stored_boxes(ds, "prediction", source)
-    images = [r[0] for r in ds.store.query("SELECT id FROM samples WHERE dataset_id = ?", [ds.id])]
+    images = [
+        r[0] for r in _store(ds).query("SELECT id FROM samples WHERE dataset_id = ?", [ds.id])
+    ]
     dataset = {
         "images": [{"id": int(i)} for i in images],
         "categories": [{"id": k + 1, "name": c} for k, c in enumerate(classes)],
@@ -327,7 +340,8 @@ def test_confusions_are_counted_and_their_cells_filter_the_grid(
     assert cell["count"] == 18  # 9 predictions and the 9 boxes they mistook
     dead_samples = {gt["sample_id"][i] for i in dead}
     assert {b["sample_id"] for b in cell["boxes"]} == dead_samples
-    ev_id = ds.evaluations.id_of("swapped")
+    stored = Evaluations(_store(ds), ds.row)  # the service, for the tables behind the API
+    ev_id = stored.id_of("swapped")
     total, _ = ds.samples(SampleFilter(evaluation="swapped", confusion=("Dead", "Tree")))
     assert total == len(dead_samples)
     total, _ = ds.samples(SampleFilter(evaluation="swapped", outcome="fn"))
@@ -335,13 +349,13 @@ def test_confusions_are_counted_and_their_cells_filter_the_grid(
     by_errors = SampleFilter(evaluation="swapped")
     total, page = ds.samples(by_errors, sort="eval.errors", descending=True)
     found = dict(
-        ds.store.query(
+        _store(ds).query(
             "SELECT sample_id, fp + fn FROM evaluation_samples WHERE evaluation_id = ?", [ev_id]
         )
     )
     errors = [found.get(s["id"], -1) for s in page]  # samples without boxes come last
     assert errors == sorted(errors, reverse=True) and errors[0] > 0
-    outcomes = ds.evaluations.outcomes("swapped", [gt["sample_id"][missed]])
+    outcomes = stored.outcomes("swapped", [gt["sample_id"][missed]])
     missed_id = gt["id"][missed]
     assert outcomes[missed_id]["outcome"] == "fn" and outcomes[missed_id]["cell"] == ["Tree", None]
 
@@ -367,7 +381,7 @@ def test_yolo_prediction_files_are_read_with_the_dataset_class_names(
     folder.mkdir(parents=True)
     gt = stored_boxes(ds, "gt")
     sizes = dict(
-        ds.store.query("SELECT id, [width, height] FROM samples WHERE dataset_id = ?", [ds.id])
+        _store(ds).query("SELECT id, [width, height] FROM samples WHERE dataset_id = ?", [ds.id])
     )
     names = ["Alive", "Dead", "Tree"]  # data.yaml's order
     lines: dict[str, list[str]] = {}
@@ -429,7 +443,7 @@ def test_bad_predictions_are_skipped_or_refused_and_nothing_is_half_written(
         ds.import_predictions(str(tmp_path / "cols.csv"), "other")
 
     # COCO results: duplicate ids, scores missing or out of range, unknown images.
-    coco_id, split = ds.store.query_one(
+    coco_id, split = _store(ds).query_one(
         "SELECT json_extract(metadata, '$.coco_id'), split FROM samples WHERE dataset_id = ? "
         "ORDER BY id LIMIT 1",
         [ds.id],
@@ -613,17 +627,17 @@ def test_evaluate_from_the_cli_and_over_http(tmp_path: Path) -> None:
     try:
         with httpx.Client(base_url=server.url, headers=server.headers) as client:
             job = client.post(
-                "/api/datasets/trees/evaluations",
+                "/api/datasets/trees/evaluate",
                 json={"source": "m1", "name": "agnostic", "classwise": False},
             )
             assert job.status_code == 202
             assert wait_job(client, job.json()["id"])["state"] == "done"
             body = {"path": str(tmp_path / "test.json"), "source": "t", "split": "test"}
-            imported = client.post("/api/datasets/rf/predictions", json=body)
+            imported = client.post("/api/datasets/rf/import-predictions", json=body)
             assert imported.status_code == 200, imported.text
             assert imported.json()["images"] == 2
             refused = client.post(
-                "/api/datasets/rf/predictions", json={**body, "source": "t2", "split": None}
+                "/api/datasets/rf/import-predictions", json={**body, "source": "t2", "split": None}
             )
             assert refused.status_code == 422 and "pass --split S" in refused.text
             listed = client.get("/api/datasets/trees/evaluations").json()

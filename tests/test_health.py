@@ -13,6 +13,7 @@ import pytest
 from conftest import Server, ingest, run_cli
 from playwright.sync_api import Browser, expect
 
+from visor.config import Settings
 from visor.services.grouping import outlier_threshold
 from visor.store import embeddings as vector_rows
 from visor.store.samples import SampleFilter
@@ -114,7 +115,7 @@ def test_health_from_the_cli_as_html_over_http_and_in_the_ui(
     assert run_cli(home, "duplicates", "trees", "--exact-only").returncode == 0
     report = tmp_path / "out" / "health.html"
     report.parent.mkdir()
-    done = run_cli(home, "health", "trees", "--html", str(report))
+    done = run_cli(home, "health", "trees", "--no-compute", "--html", str(report))
     assert done.returncode == 0, done.stderr
     assert "copies across splits (train/test leakage)" in done.stdout
     assert "4 (4.0%)" in done.stdout
@@ -125,7 +126,7 @@ def test_health_from_the_cli_as_html_over_http_and_in_the_ui(
     # Outliers from vectors of random weights: the warning is said once, and marked on its row.
     assert run_cli(home, "embed", "trees", "--model", MODEL).returncode == 0
     assert run_cli(home, "uniqueness", "trees").returncode == 0
-    done = run_cli(home, "health", "trees", "--html", str(report))
+    done = run_cli(home, "health", "trees", "--no-compute", "--html", str(report))
     assert done.returncode == 0, done.stderr
     assert report.read_text().count("has random weights") == 1
     outliers = next(line for line in done.stdout.splitlines() if "least typical images" in line)
@@ -193,3 +194,66 @@ def test_near_copies_across_splits_are_found_as_leaks(workspace: Workspace, tmp_
     assert {s["filename"] for s in found} == {"near_0.jpg", "near_1.jpg"} | {
         p.name for p in originals
     }
+
+
+def planted_yolo(root: Path) -> dict[str, str]:
+    """The YOLO corpus with a train tile copied byte for byte into test (a leak) and a darkened
+    copy of another into val, each with its labels: the planted file names by issue."""
+    from PIL import Image, ImageEnhance
+
+    shutil.copytree(DATA / "yolo_roboflow_trees", root)
+    tiles = sorted((root / "train" / "images").glob("*.jpg"))
+    leak, dark = tiles[0], tiles[1]
+    shutil.copy(leak, root / "test" / "images" / "leaked.jpg")
+    shutil.copy(
+        root / "train" / "labels" / f"{leak.stem}.txt", root / "test" / "labels" / "leaked.txt"
+    )
+    with Image.open(dark) as im:
+        ImageEnhance.Brightness(im).enhance(0.08).save(root / "valid" / "images" / "dark.jpg")
+    shutil.copy(
+        root / "train" / "labels" / f"{dark.stem}.txt", root / "valid" / "labels" / "dark.txt"
+    )
+    return {"leak": leak.name, "copy": "leaked.jpg", "dark": "dark.jpg"}
+
+
+def test_health_computes_what_is_missing_from_the_cli_and_the_ui(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """One `visor health` after embed: every row computed but those that need a choice (the
+    boxes need a vector each), the planted leak and dark image under their rows; in the UI,
+    Compute all fills the rows in."""
+    home = tmp_path / "home"
+    planted = planted_yolo(tmp_path / "yolo")
+    for args in (
+        ("ingest", str(tmp_path / "yolo"), "--name", "y"),
+        ("embed", "y", "--model", MODEL),
+    ):
+        assert run_cli(home, *args).returncode == 0
+    done = run_cli(home, "health", "y")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    waiting = [line for line in lines if "not computed" in line]
+    assert waiting and all("--objects" in line for line in waiting), done.stdout
+    with Workspace(Settings(home=home)) as ws:
+        ds = ws.dataset("y")
+        rows = {r["kind"]: r for r in ds.health()["rows"]}
+        names = {s["id"]: s["filename"] for s in ds.samples(limit=100)[1]}
+    assert rows["leaks"]["count"] == 2
+    assert {names[i] for i in rows["leaks"]["examples"]} == {planted["leak"], planted["copy"]}
+    assert planted["dark"] in {names[i] for i in rows["quality:dark"]["examples"]}
+    assert rows["duplicates"]["count"] == 2 and rows["outliers"]["count"] is not None
+    # The UI: a fresh dataset, nothing computed; Compute all computes it as one job.
+    assert run_cli(home, "ingest", str(tmp_path / "yolo"), "--name", "fresh").returncode == 0
+    server = Server(home).start()
+    try:
+        page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        page.goto(f"{server.url}/?dataset=fresh&tab=health")
+        panel = page.get_by_test_id("health-panel")
+        leaks = panel.locator("tr[data-kind='leaks']")
+        expect(leaks).to_contain_text("not computed")
+        panel.get_by_test_id("health-compute").get_by_role("button", name="Compute all").click()
+        expect(leaks).to_contain_text("2 (22.2%)")
+        expect(panel.locator("tr[data-kind='quality:dark'] img").first).to_be_visible()
+        page.context.close()
+    finally:
+        server.stop()

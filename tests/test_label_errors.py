@@ -68,9 +68,9 @@ def write_known_vectors(ds, moved: dict[str, str]) -> None:
         (label,) = ds.labels(sample["id"])
         ids.append(sample["id"])
         vectors.append(centres[moved.get(sample["filename"], label["class"])] + rng.normal(size=16))
-    vector_rows.ensure_model(ds.store, "known", 16)
+    vector_rows.ensure_model(ds._runner.engine.store, "known", 16)
     vector_rows.write_batch(
-        ds.store,
+        ds._runner.engine.store,
         ds.id,
         "known",
         np.array(ids),

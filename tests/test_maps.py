@@ -13,7 +13,7 @@ from conftest import Server, ingest, wait_job
 from sklearn.manifold import trustworthiness
 
 from visor.errors import InvalidInput
-from visor.services.maps import check_params, compute_map
+from visor.services.maps import cached_points, check_params, compute_map
 from visor.workspace import Workspace
 
 TINY = "random:dinov2-tiny"
@@ -65,18 +65,18 @@ def test_bad_map_requests_are_refused_clearly() -> None:
 
 def test_map_job_and_binary_points(server: Server, demo_root: Path) -> None:
     with httpx.Client(headers=server.headers, base_url=server.url, timeout=300) as c:
-        r = c.post("/api/datasets", json={"name": "s", "path": str(demo_root)})
+        r = c.post("/api/ingest", json={"name": "s", "path": str(demo_root)})
         assert r.status_code == 202
         wait_job(c, c.get("/api/jobs").json()[0]["id"])
-        r = c.post("/api/datasets/s/maps", json={"model": TINY})
+        r = c.post("/api/datasets/s/map", json={"model": TINY})
         assert r.status_code == 409 and "run embed first" in r.json()["error"]["message"]
-        job = c.post("/api/datasets/s/embeddings/generate", json={"model": TINY}).json()
+        job = c.post("/api/datasets/s/embed", json={"model": TINY}).json()
         assert wait_job(c, job["id"])["state"] == "done"
-        r = c.post("/api/datasets/s/maps", json={"model": TINY, "params": {"bogus": 1}})
+        r = c.post("/api/datasets/s/map", json={"model": TINY, "params": {"bogus": 1}})
         assert r.status_code == 422 and "bogus" in r.json()["error"]["message"]
 
         body = {"model": TINY, "method": "umap", "params": {"random_state": 0}}
-        job = c.post("/api/datasets/s/maps", json=body).json()
+        job = c.post("/api/datasets/s/map", json=body).json()
         done = wait_job(c, job["id"], timeout=300)
         assert done["state"] == "done", done
         (summary,) = c.get("/api/datasets").json()
@@ -99,7 +99,7 @@ def test_map_job_and_binary_points(server: Server, demo_root: Path) -> None:
         assert legend["class"][code] == (sample["classes"][0] if sample["classes"] else None)
         assert legend["split"][table.column("split")[5].as_py()] == sample["split"]
         assert set(table.column("tag").to_pylist()) == {0} and legend["tag"] == [None]
-        c.post("/api/datasets/s/tags", json={"ids": [5], "tags": ["review", "blurry"]})
+        c.post("/api/datasets/s/tag", json={"ids": [5], "tags": ["review", "blurry"]})
         again = pa.ipc.open_stream(c.get("/api/datasets/s/maps/default/points").content)
         tagged = again.read_all()
         tag_legend = json.loads(tagged.schema.metadata[b"visor:legend"])["tag"]
@@ -116,15 +116,17 @@ def test_map_points_are_encoded_ahead_and_follow_tag_changes(
     dataset.embed(TINY, wait=True)
     dataset.make_map(TINY, method="pca", uniqueness=False, wait=True)
     (made,) = dataset.maps()
-    key = (dataset.id, made["id"], workspace.points.version(dataset.id))
-    assert workspace.points.get(key) is None  # not serving: nothing encoded ahead
+    key = (dataset.id, made["id"], workspace.engine.points.version(dataset.id))
+    assert workspace.engine.points.get(key) is None  # not serving: nothing encoded ahead
     workspace.warm_points()  # what a server does when it starts
-    body = workspace.points.get(key)
-    assert body is not None and dataset.map_points_stream(None) == (body, 40)
+    body = workspace.engine.points.get(key)
+    assert body is not None and cached_points(
+        workspace.store, workspace.engine.points, dataset.row, None
+    ) == (body, 40)
     # A tag edit changes the points' tag codes: the kept bytes are dropped, new ones made.
     dataset.add_tags([3], ["odd"])
-    assert workspace.points.get(key) is None
-    fresh, _ = dataset.map_points_stream(None)
+    assert workspace.engine.points.get(key) is None
+    fresh, _ = cached_points(workspace.store, workspace.engine.points, dataset.row, None)
     table = pa.ipc.open_stream(fresh).read_all()
     legend = json.loads(table.schema.metadata[b"visor:legend"])
     assert legend["tag"][table.column("tag")[3].as_py()] == "odd"

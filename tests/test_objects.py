@@ -300,7 +300,7 @@ def test_objects_from_the_cli_and_http(tmp_path: Path) -> None:
             near = answer["neighbours"]
             assert len(near) == 4 and all(n["label_id"] != 1 for n in near)
             assert client.get("/api/datasets/yolo/objects/999999").status_code == 404
-            job = client.post("/api/datasets/yolo/objects/analysis", json={}).json()
+            job = client.post("/api/datasets/yolo/objects", json={}).json()
             assert wait_job(client, job["id"])["state"] == "done"
             # The CLI goes through the server while it runs: the same answers.
             out = cli("objects", "yolo", "--similar", "1", "-k", "4")

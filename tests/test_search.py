@@ -72,9 +72,9 @@ def test_search_errors(workspace: Workspace, copies_root: Path) -> None:
 def test_similar_over_http(server: Server, copies_root: Path) -> None:
     with httpx.Client(headers=server.headers, base_url=server.url, timeout=120) as c:
         wait_job(
-            c, c.post("/api/datasets", json={"name": "p", "path": str(copies_root)}).json()["id"]
+            c, c.post("/api/ingest", json={"name": "p", "path": str(copies_root)}).json()["id"]
         )
-        job = c.post("/api/datasets/p/embeddings/generate", json={"model": TINY}).json()
+        job = c.post("/api/datasets/p/embed", json={"model": TINY}).json()
         assert wait_job(c, job["id"])["state"] == "done"
         items = c.get("/api/datasets/p/samples", params={"limit": 100}).json()["items"]
         ids = {s["filename"]: s["id"] for s in items}
@@ -91,14 +91,14 @@ def test_similar_over_http(server: Server, copies_root: Path) -> None:
         buf = io.BytesIO()
         photo(7).save(buf, "JPEG", quality=80)
         r = c.post(
-            "/api/datasets/p/similar",
+            "/api/datasets/p/similar/upload",
             params={"k": 2, "model": TINY},
             files={"file": ("query.jpg", buf.getvalue(), "image/jpeg")},
         )
         assert r.status_code == 200, r.text
         assert r.json()["neighbours"][0]["sample_id"] == ids["img07.jpg"]
         r = c.post(
-            "/api/datasets/p/similar",
+            "/api/datasets/p/similar/upload",
             params={"model": TINY},
             files={"file": ("query.jpg", b"not an image", "image/jpeg")},
         )

@@ -13,6 +13,7 @@ from PIL import Image
 
 from visor.config import Settings
 from visor.errors import SourceError
+from visor.services.samples import image_bytes
 from visor.sources import Source
 from visor.workspace import Workspace
 
@@ -42,9 +43,10 @@ def test_s3_dataset_is_ingested_and_served(s3: str, demo_root: Path, tmp_path: P
         assert job["result"]["samples"] == 40 and job["result"]["format"] == "coco"
         ds = ws.dataset("ds")
         assert ds.row["root"] == "s3://data/shapes"
-        thumb, _ = ds.thumbnail(0)
-        assert max(Image.open(thumb).size) <= 256
-        data, path = ds.image_bytes(0)
+        thumb = ds.thumbnail_bytes(0)
+        assert thumb is not None and max(Image.open(io.BytesIO(thumb)).size) <= 256
+        ctx = ws.context("ds")
+        data, path = image_bytes(ctx.store, ctx.source(), ctx.dataset, 0)
         assert Image.open(io.BytesIO(data)).size == (160, 120)
         with pytest.raises(SourceError, match="no such bucket or prefix"):
             ws.ingest("s3://data/missing", "other")

@@ -72,6 +72,7 @@ def test_datasets_grid_filters_and_reload(page: Page, served: Server) -> None:
     expect(page.get_by_label("Split")).to_have_value(split)
 
 
+@pytest.mark.page_errors("HTTP 422")  # a folder that isn't there, refused
 def test_ingest_from_the_ui_shows_progress(page: Page, served: Server, demo_root: Path) -> None:
     page.goto(served.url + "/")
     page.get_by_placeholder("path: /data/coco, s3://bucket/prefix").fill(str(demo_root))
@@ -359,7 +360,7 @@ def test_map_colours_fading_filters_and_switching(page: Page, mapped: Server) ->
     dups = api.get("/samples", params={"uniqueness_min": 0.5, "has_duplicates": True}).json()
     expect(page.get_by_test_id("count")).to_have_text(f"{dups['total']} samples")
     # A second map: a choice appears; the chosen one is in the URL and survives a reload.
-    job = api.post("/maps", json={"method": "pca"}).json()
+    job = api.post("/map", json={"method": "pca"}).json()
     assert (
         wait_job(httpx.Client(headers=mapped.headers, base_url=mapped.url), job["id"])["state"]
         == "done"
@@ -375,6 +376,7 @@ def test_map_colours_fading_filters_and_switching(page: Page, mapped: Server) ->
     expect(page.get_by_test_id("map")).to_have_attribute("data-points", "40")
 
 
+@pytest.mark.page_errors("/thumbnail")  # samples written without image files: no thumbnails
 def test_the_map_fits_every_point_after_load_and_resize(page: Page, tmp_path: Path) -> None:
     """A 10K-point map, wide and flat with outliers at its ends: every point is inside the
     plot's frame with a margin, at first and after the window turns tall and narrow."""

@@ -15,7 +15,7 @@ export function DatasetsPage({ open }: { open: (name: string) => void }) {
   const remove = async (name: string) => {
     if (!window.confirm(`Delete dataset ${name}? Its image files are not touched.`)) return;
     try {
-      await api(datasetPath(name), { method: "DELETE" });
+      await api(`${datasetPath(name)}/delete`, { method: "POST" });
     } catch (e) {
       setError((e as Error).message);
     }
@@ -87,7 +87,7 @@ function IngestForm({ done }: { done: () => void }) {
     event.preventDefault();
     setError(null);
     try {
-      const ended = await runJob("/api/datasets", { path, name }, setJob);
+      const ended = await runJob<"Ingest">("/api/ingest", { path, name }, setJob);
       if (ended.state === "done") done();
     } catch (e) {
       setError((e as Error).message);

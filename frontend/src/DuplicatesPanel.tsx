@@ -1,5 +1,14 @@
 import { useEffect, useState } from "react";
-import { api, datasetPath } from "./api";
+import { api, datasetPath, runJob, thumbnailUrl, type Job } from "./api";
+
+interface Pair {
+  a: number;
+  b: number;
+  similarity: number;
+  splits: (string | null)[];
+  cross_split: boolean;
+  paths: (string | null)[];
+}
 
 interface Run {
   model: string | null;
@@ -24,13 +33,25 @@ const HEIGHT = 56;
  * groups, what could go, and the look-alike clusters beside them. */
 export function DuplicatesPanel({ dataset, version }: { dataset: string; version: number }) {
   const [run, setRun] = useState<Run | null | undefined>(undefined);
+  const [pairs, setPairs] = useState<Pair[]>([]);
+  const [moving, setMoving] = useState<number | null>(null); // the slider, while dragged
+  const [job, setJob] = useState<Job | null>(null);
+  const [regrouped, setRegrouped] = useState(0);
 
   useEffect(() => {
-    api<{ run: Run | null }>(`${datasetPath(dataset)}/duplicates?limit=1`).then(
-      (r) => setRun(r.run),
+    api<{ run: Run | null; closest_pairs?: Pair[] }>(`${datasetPath(dataset)}/duplicates?limit=1`).then(
+      (r) => { setRun(r.run); setPairs(r.closest_pairs ?? []); },
       () => setRun(null),
     );
-  }, [dataset, version]);
+  }, [dataset, version, regrouped]);
+
+  /** Group again at the slider's threshold (on release: a duplicates job). */
+  const regroup = async (threshold: number) => {
+    if (!run?.model) return;
+    await runJob<"FindDuplicates">(`${datasetPath(dataset)}/duplicates`, { model: run.model, threshold }, setJob);
+    setMoving(null);
+    setRegrouped((n) => n + 1);
+  };
 
   if (run === undefined) return null;
   if (run === null) {
@@ -42,7 +63,22 @@ export function DuplicatesPanel({ dataset, version }: { dataset: string; version
   return (
     <div className="duplicates-panel" data-testid="duplicates-panel">
       {histogram && threshold !== null && (
-        <Histogram edges={histogram.edges} counts={histogram.counts} threshold={threshold} />
+        <>
+          <Histogram edges={histogram.edges} counts={histogram.counts} threshold={moving ?? threshold} />
+          <input
+            type="range"
+            aria-label="duplicates threshold"
+            data-testid="threshold-slider"
+            min={Math.max(0.5, histogram.edges[0])}
+            max={1}
+            step={0.0001}
+            value={moving ?? threshold}
+            disabled={job !== null && (job.state === "queued" || job.state === "running")}
+            onChange={(e) => setMoving(Number(e.target.value))}
+            onPointerUp={() => moving !== null && regroup(moving)}
+            onKeyUp={() => moving !== null && regroup(moving)}
+          />
+        </>
       )}
       <p>
         {threshold !== null ? `threshold ${threshold}` : "exact copies only"}
@@ -55,6 +91,18 @@ export function DuplicatesPanel({ dataset, version }: { dataset: string; version
       </p>
       {summary.threshold_warning && <p className="warning">{summary.threshold_warning}</p>}
       {run.warning && <p className="warning">{run.warning}</p>}
+      {pairs.length > 0 && (
+        <div className="pairs" data-testid="closest-pairs">
+          <p className="hint">closest pairs, across splits first:</p>
+          {pairs.slice(0, 8).map((pair) => (
+            <div key={`${pair.a}-${pair.b}`} className={pair.cross_split ? "pair cross" : "pair"}>
+              <img src={thumbnailUrl(dataset, pair.a)} alt={pair.paths[0] ?? `sample ${pair.a}`} title={`${pair.paths[0]} (${pair.splits[0]})`} />
+              <img src={thumbnailUrl(dataset, pair.b)} alt={pair.paths[1] ?? `sample ${pair.b}`} title={`${pair.paths[1]} (${pair.splits[1]})`} />
+              <span>{pair.similarity.toFixed(4)}{pair.cross_split ? ` · ${pair.splits.join(" / ")}` : ""}</span>
+            </div>
+          ))}
+        </div>
+      )}
     </div>
   );
 }

@@ -93,7 +93,7 @@ export function EvaluationPanel(
 
   const start = async (source: string, split: string | null) => {
     setError(null);
-    const ended = await runJob(base, { source, split }, setJob);
+    const ended = await runJob<"Evaluate">(`${datasetPath(dataset)}/evaluate`, { source, split }, setJob);
     const made = (ended as Job & { result?: { evaluation?: string } }).result?.evaluation;
     if (ended.state !== "done") setError(ended.error ?? ended.state);
     else navigate({ evaluation: made ?? source });

@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { datasetPath, runJob, type Job } from "./api";
+import { datasetPath, runJob, type Job, type Schemas } from "./api";
 import { JobBar } from "./JobBar";
 
 const FORMATS = ["coco", "yolo", "voc", "classification", "parquet"] as const;
@@ -19,7 +19,7 @@ export function ExportPanel(
   const [format, setFormat] = useState<(typeof FORMATS)[number]>("coco");
   const [out, setOut] = useState("");
   const [filtered, setFiltered] = useState(true);
-  const [images, setImages] = useState("copy");
+  const [images, setImages] = useState<Schemas["Export"]["images"]>("copy");
   const [dedupe, setDedupe] = useState(false);
   const [overwrite, setOverwrite] = useState(false);
   const [download, setDownload] = useState(false);
@@ -35,7 +35,7 @@ export function ExportPanel(
     }
     try {
       const where = download ? { download: true } : { out, overwrite };
-      await runJob(`${datasetPath(dataset)}/export`, { ...where, format, filters: chosen, images: download && images === "link" ? "copy" : images, dedupe }, setJob);
+      await runJob<"Export">(`${datasetPath(dataset)}/export`, { ...where, format, filters: chosen, images: download && images === "link" ? "copy" : images, dedupe }, setJob);
     } catch (e) {
       setError((e as Error).message);
     }
@@ -58,7 +58,7 @@ export function ExportPanel(
         </label>
       )}
       <label>Images
-        <select aria-label="export images" value={images} onChange={(e) => setImages(e.target.value)}>
+        <select aria-label="export images" value={images} onChange={(e) => setImages(e.target.value as Schemas["Export"]["images"])}>
           <option value="copy">copied</option>
           <option value="link">linked</option>
           <option value="none">left out</option>

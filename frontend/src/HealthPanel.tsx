@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { api, datasetPath, thumbnailUrl } from "./api";
+import { api, datasetPath, runJob, thumbnailUrl, type Job } from "./api";
 import type { ViewState } from "./url";
 
 interface Row {
@@ -40,6 +40,14 @@ export function HealthPanel(
 ) {
   const [report, setReport] = useState<{ rows: Row[]; notes: string[] } | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [job, setJob] = useState<Job | null>(null);
+  const [computed, setComputed] = useState(0); // bumped when a health job ends: reload
+  const compute = async () => {
+    setError(null);
+    const ended = await runJob<"ComputeHealth">(`${datasetPath(dataset)}/health`, {}, setJob);
+    if (ended.state !== "done") setError(ended.error ?? `the health job ${ended.state}`);
+    setComputed((n) => n + 1);
+  };
   useEffect(() => {
     let live = true;
     api<{ rows: Row[]; notes: string[] }>(`${datasetPath(dataset)}/health?examples=8`).then(
@@ -47,11 +55,19 @@ export function HealthPanel(
       (e) => { if (live) setError(e.message); },
     );
     return () => { live = false; };
-  }, [dataset, version]);
-  if (error) return <p className="error">{error}</p>;
-  if (!report) return <div className="evaluation">Loading…</div>;
+  }, [dataset, version, computed]);
+  if (!report) return error ? <p className="error">{error}</p> : <div className="evaluation">Loading…</div>;
+  const running = job !== null && (job.state === "queued" || job.state === "running");
+  const missing = report.rows.some((row) => row.count === null);
   return (
     <div className="evaluation health" data-testid="health-panel">
+      {error && <p className="error">{error}</p>}
+      {(missing || running) && (
+        <p className="compute" data-testid="health-compute">
+          <button onClick={compute} disabled={running}>Compute all</button>
+          {running && <span> {job.message || job.kind} {job.total ? `${job.done}/${job.total}` : ""}</span>}
+        </p>
+      )}
       {report.notes.map((note, i) => (
         <p key={i} className="warning" data-testid="health-note">[{i + 1}] {note}</p>
       ))}
@@ -61,7 +77,10 @@ export function HealthPanel(
             <tr key={row.kind} data-kind={row.kind}>
               <td>{row.title}</td>
               {row.count === null ? (
-                <td colSpan={2} className="hint">not computed: {row.todo}</td>
+                <td colSpan={2} className="hint">
+                  not computed: {row.todo}{" "}
+                  <button onClick={compute} disabled={running}>Compute</button>
+                </td>
               ) : (
                 <>
                   <td className="count">

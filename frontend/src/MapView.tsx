@@ -72,8 +72,8 @@ export function MapView(
   const compute = async () => {
     setError(null);
     try {
-      await run("/embeddings/generate");
-      await run("/maps");
+      await run("/embed");
+      await run("/map");
       early.current = null; // asked before the map existed
       await reload();
     } catch (e) {
@@ -221,6 +221,9 @@ function useColouring(
  * data -> screen mapping is a scale and shift per axis (rotation is off), so two points per
  * axis give it exactly, and its inverse takes a lasso drawn on screen into data space. */
 function screenMapping(plot: Plot, xs: Float32Array, ys: Float32Array) {
+  // Screen positions exist once the points are drawn: before, the plot throws (a resize or a
+  // "view" event can come first).
+  if (!plot.get("isPointsDrawn")) return null;
   const extremes = (values: Float32Array) => {
     let lo = 0, hi = 0;
     for (let i = 1; i < values.length; i++) {
@@ -256,6 +259,7 @@ function Scatter(
   const plot = useRef<
     { plot: Plot; xs: Float32Array; ys: Float32Array; index: Promise<ArrayBuffer | undefined> } | null
   >(null);
+  const drawing = useRef<Promise<void>>(Promise.resolve()); // the draw in flight
   const [points, setPoints] = useState<MapPoints | null>(null);
   const colouring = useColouring(dataset, points, color, evaluation, version);
   const [matched, setMatched] = useState<Uint8Array | null>(null);
@@ -418,18 +422,27 @@ function Scatter(
       opacityBy: "valueB",
       opacity: [FADED, 1],
     });
-    current.index
-      .then((spatialIndex) => current.plot.draw(
-        { x: current.xs, y: current.ys, valueA: colouring.codes, valueB: opacity },
-        {
-          preventFilterReset: true,
-          zDataType: "categorical",
-          wDataType: "categorical",
-          // Positions don't change between draws, so neither does the index (read-only).
-          spatialIndex,
-        },
-      ))
-      .then(() => {
+    // One draw at a time: the plot refuses a draw while the last one runs (and throws where
+    // nothing waits for it), and one after it is destroyed.
+    const previous = drawing.current;
+    const done = Promise.all([current.index, previous])
+      .then(([spatialIndex]) => {
+        if (plot.current !== current || current.plot.get("isDestroyed")) return false;
+        return current.plot.draw(
+          { x: current.xs, y: current.ys, valueA: colouring.codes, valueB: opacity },
+          {
+            preventFilterReset: true,
+            zDataType: "categorical",
+            wDataType: "categorical",
+            // Positions don't change between draws, so neither does the index (read-only).
+            spatialIndex,
+          },
+        ).then(() => true);
+      });
+    drawing.current = done.then(() => undefined, () => undefined);
+    done
+      .then((drew) => {
+        if (!drew) return;
         if (!fitted.current) {
           fitted.current = true;
           fit.current?.();
@@ -438,7 +451,7 @@ function Scatter(
           if (n === 0) performance.mark("visor:map-drawn"); // the first frame with the points
           return n + 1;
         });
-      });
+      }, (e: Error) => setError(e.message));
   }, [points, colouring, matched, inLasso]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const present = useMemo(() => {  // the legend's entries: a pass over every point

@@ -18,9 +18,9 @@ export function RelabelBar(
   const apply = async () => {
     if (!from || !to.trim()) return setNote("choose a class and its new name");
     try {
-      const r = await api<{ batch: number; changes: number }>(`${datasetPath(dataset)}/edits`, {
+      const r = await api<{ batch: number; changes: number }>(`${datasetPath(dataset)}/relabel`, {
         method: "POST",
-        body: JSON.stringify({ relabel: { from_class: from, to_class: to.trim(), ...among } }),
+        body: JSON.stringify({ from_class: from, to_class: to.trim(), ...among }),
       });
       setNote(`edit ${r.batch}: ${r.changes} labels ${from} → ${to.trim()}`);
       done();

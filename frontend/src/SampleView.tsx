@@ -80,15 +80,29 @@ export function SampleView(
   const [edited, setEdited] = useState(0); // bumped by each edit, undo or redo: reload
   const [editNote, setEditNote] = useState<string | null>(null);
   const base = datasetPath(dataset);
+  // Which vectors the dataset has (its images', its boxes'): neighbours are asked for only
+  // where there are some (undefined: not known yet).
+  const [vectors, setVectors] = useState<{ images: string | null; boxes: string | null }>();
+  useEffect(() => {
+    let live = true;
+    Promise.all([
+      api<{ default_model: string | null }>(`${base}/embeddings/status`),
+      api<{ default_model: string | null }>(`${base}/objects`),
+    ]).then(
+      ([images, boxes]) => { if (live) setVectors({ images: images.default_model, boxes: boxes.default_model }); },
+      () => { if (live) setVectors({ images: null, boxes: null }); },
+    );
+    return () => { live = false; };
+  }, [base, edited]);
 
   /** One batch of edits (or undo/redo), then the sample again. */
   const edit = (path: string, body?: unknown) => {
     setEditNote(null);
-    api<{ batch: number; state?: string }>(`${base}/edits${path}`, { method: "POST", body: body ? JSON.stringify(body) : undefined })
+    api<{ batch: number; state?: string }>(`${base}${path}`, { method: "POST", body: body ? JSON.stringify(body) : undefined })
       .then((r) => { setEditNote(r.state ? `edit ${r.batch} ${r.state}` : `edit ${r.batch} saved`); setEdited((n) => n + 1); })
       .catch((e) => setEditNote(e.message));
   };
-  const change = (changes: Record<string, unknown>[]) => edit("", { changes });
+  const change = (changes: Record<string, unknown>[]) => edit("/edit", { changes });
   // Drawing a new box: its class, and the box being dragged (image pixels: x0, y0, x1, y1).
   const [drawClass, setDrawClass] = useState<string | null>(null);
   const [draft, setDraft] = useState<[number, number, number, number] | null>(null);
@@ -103,14 +117,15 @@ export function SampleView(
   useEffect(() => {  // the highlighted box's nearest boxes (when boxes have vectors)
     setNearBoxes(null);
     setBoxWarning(null);
-    if (box === null) return;
+    if (box === null || vectors === undefined) return;
+    if (vectors.boxes === null) return setNearBoxes([]);
     let live = true;
     api<{ neighbours: NearBox[]; warning?: string }>(`${base}/objects/${box}/similar?k=12`).then(
       (r) => { if (live) { setNearBoxes(r.neighbours); setBoxWarning(r.warning ?? null); } },
       () => { if (live) setNearBoxes([]); },
     );
     return () => { live = false; };
-  }, [base, box]);
+  }, [base, box, vectors]);
 
   useEffect(() => {  // with an evaluation: each box's outcome and confusion cell
     setOutcomes(new Map());
@@ -138,12 +153,23 @@ export function SampleView(
       (found) => { if (live) setSample(found); },
       (e) => { if (live) setNote(e.message); },
     );
+    return () => { live = false; };
+  }, [base, id, edited]);
+
+  useEffect(() => {  // the nearest samples, where the dataset has vectors
+    if (vectors === undefined) return;
+    if (vectors.images === null) {
+      setNeighbours([]);
+      setNeighboursNote(`dataset '${dataset}' has no vectors yet: run embed first (visor embed ${dataset})`);
+      return;
+    }
+    let live = true;
     api<{ neighbours: Neighbour[]; warning?: string }>(`${base}/samples/${id}/similar?k=12`).then(
       (r) => { if (live) { setNeighbours(r.neighbours); setWarning(r.warning ?? null); } },
       (e) => { if (live) { setNeighbours([]); setNeighboursNote(e.message); } },
     );
     return () => { live = false; };
-  }, [base, id, edited]);
+  }, [base, id, edited, vectors, dataset]);
 
   useEffect(() => {
     setGroup([]);
@@ -228,7 +254,7 @@ export function SampleView(
                   Labelled {l.class}; its neighbours say {l.label_quality!.suggested} (
                   {Math.round(l.label_quality!.suggested_probability * 100)}%, label quality{" "}
                   {l.label_quality!.quality.toFixed(2)}){l.label_quality!.issue ? ": likely a label error" : ""}.{" "}
-                  <button onClick={() => edit("", { accept: [l.id] })}>Accept {l.label_quality!.suggested}</button>
+                  <button onClick={() => edit("/accept-suggestions", { label_ids: [l.id] })}>Accept {l.label_quality!.suggested}</button>
                 </p>
               ))}
               <p className="edit-bar">

@@ -15,14 +15,14 @@ export function TagBar(
   const target = picked.size
     ? { body: { ids: [...picked] }, text: `${picked.size} picked` }
     : { body: { selection: selection!.token }, text: `all ${selection!.count.toLocaleString()} in the lasso` };
-  const send = async (method: "POST" | "DELETE") => {
+  const send = async (add: boolean) => {
     const name = tag.trim();
     if (!name) return setNote("type a tag first");
     try {
-      const r = await api<{ updated: number }>(`${datasetPath(dataset)}/tags`, {
-        method, body: JSON.stringify({ ...target.body, tags: [name] }),
+      const updated = await api<number>(`${datasetPath(dataset)}/${add ? "tag" : "untag"}`, {
+        method: "POST", body: JSON.stringify({ ...target.body, tags: [name] }),
       });
-      setNote(`${method === "POST" ? "tagged" : "untagged"} ${r.updated.toLocaleString()} samples: ${name}`);
+      setNote(`${add ? "tagged" : "untagged"} ${updated.toLocaleString()} samples: ${name}`);
       done();
     } catch (e) {
       setNote((e as Error).message);
@@ -34,11 +34,11 @@ export function TagBar(
       <input
         list="known-tags" value={tag} placeholder="tag" aria-label="tag"
         onChange={(e) => setTag(e.target.value)}
-        onKeyDown={(e) => { if (e.key === "Enter") send("POST"); }}
+        onKeyDown={(e) => { if (e.key === "Enter") send(true); }}
       />
       <datalist id="known-tags">{known.map((t) => <option key={t} value={t} />)}</datalist>
-      <button onClick={() => send("POST")}>Add</button>
-      <button onClick={() => send("DELETE")}>Remove</button>
+      <button onClick={() => send(true)}>Add</button>
+      <button onClick={() => send(false)}>Remove</button>
       {picked.size > 0 && <button onClick={clear}>Unpick</button>}
       {note && <span className="note" data-testid="tag-note">{note}</span>}
     </div>

@@ -30,10 +30,10 @@ export function ViewsMenu(
   const save = () => {
     const filters: Record<string, string> = {};
     filterParams(view).forEach((value, key) => { filters[key] = value; });
-    api<SavedView>(`${base}/${encodeURIComponent(name)}`, {
-      method: "PUT",
+    api<SavedView>(`${datasetPath(dataset)}/save-view`, {
+      method: "POST",
       body: JSON.stringify({
-        filters, selection, sort: view.sort, order: view.order,
+        view: name, filters, selection, sort: view.sort, order: view.order,
         ui: { query: formatView({ ...view, sample: null, box: null }) },
       }),
     }).then(

@@ -1,4 +1,5 @@
 // The HTTP API, as the UI uses it. Errors come back as {"error": {"code", "message"}}.
+import type { components } from "./api-schema";
 
 export interface DatasetRow {
   name: string;
@@ -12,15 +13,10 @@ export interface DatasetRow {
   maps: number;
 }
 
-export interface Job {
-  id: string;
-  kind: string;
-  state: string;
-  done: number;
-  total: number | null;
-  message: string | null;
-  error: string | null;
-}
+/** The API's models, generated from its OpenAPI document (`npm run api-types`): an operation's
+ * body is the Python model that declares it, so a renamed field fails `tsc`, not the browser. */
+export type Schemas = components["schemas"];
+export type Job = Schemas["Job"];
 
 export class ApiError extends Error {}
 
@@ -40,7 +36,11 @@ export const datasetPath = (name: string) => `/api/datasets/${encodeURIComponent
 
 /** Starts a job (POST `body` to `url`) and follows its server-sent events: `onUpdate` sees the
  * job as started and at every event; resolves with the job as it ended (done, failed, ...). */
-export async function runJob(url: string, body: unknown, onUpdate: (job: Job) => void): Promise<Job> {
+export async function runJob<Op extends keyof Schemas>(
+  url: string,
+  body: Schemas[Op],
+  onUpdate: (job: Job) => void,
+): Promise<Job> {
   const started = await api<Job>(url, { method: "POST", body: JSON.stringify(body) });
   onUpdate(started);
   return new Promise((resolve) => {

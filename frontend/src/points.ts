@@ -73,6 +73,7 @@ export function boxMask(labelIds: Int32Array, chosen: Int32Array): Uint8Array {
 export async function fetchPoints(dataset: string, mapId: number | "default"): Promise<MapPoints> {
   const url = `/api/datasets/${encodeURIComponent(dataset)}/maps/${mapId}/points`;
   const response = await fetch(url);
+  if (response.status === 204) throw new Error("no map yet");  // the default map, before one is made
   if (!response.ok) throw new Error(`${url}: ${response.status}`);
   return decodePoints(new Uint8Array(await response.arrayBuffer()));
 }

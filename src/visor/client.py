@@ -3,32 +3,30 @@
 
 DuckDB lets one process write a file. While `visor serve` runs it is that process, and says
 where it listens in `$VISOR_HOME/server.json` (URL, pid, token; readable by its owner only).
-`find_server` reads that file; the CLI and `visor.open()` then use `RemoteWorkspace`, so every
-command runs the same code with or without a server, and its jobs run in the server.
+`find_server` reads that file; the CLI and `visor.open()` then use `RemoteWorkspace`: the same
+`Workspaces` and `Dataset` classes with a runner that posts each operation to the server, so
+every command runs the same code with or without a server, and its jobs run in the server.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import secrets
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from urllib.parse import quote
 
 import httpx
-import numpy as np
 
 from visor.config import Settings
 from visor.errors import Conflict, InvalidInput, NotFound, VisorError
+from visor.ops.base import Op
+from visor.ops.runner import finish
 from visor.services.jobs import FINAL_STATES
-from visor.services.views import filter_params
-from visor.store.samples import SampleFilter
-
-if TYPE_CHECKING:
-    from visor.workspace import Workspace
+from visor.workspace import Workspace, Workspaces
 
 SERVER_FILE = "server.json"
 
@@ -154,345 +152,35 @@ class RemoteJobs:
         return job
 
 
-class RemoteEvaluations:
-    """`Evaluations`' interface (list, get, delete, cell) through a server."""
+class RemoteRunner:
+    """Runs operations in a server: POST the operation's JSON to its route."""
 
-    def __init__(self, api: _Api, base: str) -> None:
+    def __init__(self, api: _Api) -> None:
         self.api = api
-        self.base = base
-
-    def list(self) -> list[dict[str, Any]]:
-        return self.api.call("GET", self.base)
-
-    def sample_counts(self, name: str) -> Any:
-        """sample_id, tp, fp, fn, confused per evaluated sample (an Arrow table)."""
-        import pyarrow as pa
-
-        return pa.ipc.open_stream(self.api.call("GET", f"{self.base}/{name}/samples")).read_all()
-
-    def get(self, name: str) -> dict[str, Any]:
-        return self.api.call("GET", f"{self.base}/{name}")
-
-    def __getitem__(self, name: str) -> dict[str, Any]:
-        return self.get(name)
-
-    def delete(self, name: str) -> None:
-        self.api.call("DELETE", f"{self.base}/{name}")
-
-    def cell(
-        self, name: str, gt_class: str | None, pred_class: str | None, limit: int = 1000
-    ) -> dict[str, Any]:
-        params = {"gt_class": gt_class or "", "pred_class": pred_class or "", "limit": limit}
-        return self.api.call("GET", f"{self.base}/{name}/cell", params=params)
-
-
-class RemoteDataset:
-    """`Dataset`'s interface for a dataset in a served workspace."""
-
-    def __init__(self, workspace: RemoteWorkspace, name: str) -> None:
-        self.workspace = workspace
-        self.name = name
-        self.api = workspace.api
-        self.base = f"/api/datasets/{name}"
-
-    def _finish(self, job: dict[str, Any], wait: bool) -> dict[str, Any]:
-        if not wait:
-            return job
-        job = self.workspace.jobs.wait(job["id"])
-        if job["state"] != "done":
-            raise VisorError(job.get("error") or f"{job['kind']} job {job['state']}")
-        return job
-
-    def info(self) -> dict[str, Any]:
-        return self.api.call("GET", self.base)
+        self._jobs = RemoteJobs(api)
 
     @property
-    def objects(self) -> RemoteObjects:
-        return RemoteObjects(self)
+    def jobs(self) -> RemoteJobs:
+        return self._jobs
 
-    @property
-    def edits(self) -> RemoteEdits:
-        return RemoteEdits(self)
-
-    @property
-    def views(self) -> RemoteViews:
-        return RemoteViews(self)
-
-    def delete(self) -> None:
-        self.api.call("DELETE", self.base)
-
-    def embed(
-        self,
-        model: str | None = None,
-        *,
-        device: str | None = None,
-        precision: str | None = None,
-        batch_size: int | None = None,
-        workers: int | None = None,
-        recompute: bool = False,
-        quality: bool = True,
-        objects: bool = False,
-        kind: str = "gt",
-        source: str | None = None,
-        ray: str | None = None,
-        ray_actors: int | None = None,
-        ray_gpus: float | None = None,
-        staging: str | None = None,
-        backend: str | None = None,
-        wait: bool = False,
-    ) -> dict[str, Any]:
-        body = {
-            "objects": objects,
-            "kind": kind,
-            "source": source,
-            "quality": quality,
-            "model": model,
-            "device": device,
-            "precision": precision,
-            "batch_size": batch_size,
-            "workers": workers,
-            "recompute": recompute,
-            "ray": ray,
-            "ray_actors": ray_actors,
-            "ray_gpus": ray_gpus,
-            "staging": staging,
-            "backend": backend,
-        }
-        job = self.api.call("POST", f"{self.base}/embeddings/generate", json=body)
-        return self._finish(job, wait)
-
-    def embedding_status(self) -> dict[str, Any]:
-        return self.api.call("GET", f"{self.base}/embeddings/status")
-
-    def embeddings(self, model: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Sample ids (int64) and their vectors (float32), sent as NumPy arrays, not JSON."""
-        params = {"model": model} if model else {}
-        data = self.api.call("GET", f"{self.base}/embeddings/vectors", params=params)
-        with np.load(io.BytesIO(data)) as found:
-            return found["ids"], found["vectors"]
-
-    def default_model(self) -> str:
-        return str(self.embedding_status()["default_model"] or self._no_vectors())
-
-    def _no_vectors(self) -> str:
-        raise Conflict(
-            f"dataset {self.name!r} has no vectors yet: run embed first (visor embed {self.name})"
-        )
-
-    def import_predictions(
-        self,
-        path: str,
-        source: str,
-        *,
-        format: str | None = None,
-        replace: bool = False,
-        names: str | None = None,
-        split: str | None = None,
-    ) -> dict[str, Any]:
-        body = {
-            "path": os.path.abspath(path),
-            "source": source,
-            "format": format,
-            "replace": replace,
-            "names": os.path.abspath(names) if names else None,
-            "split": split,
-        }
-        return self.api.call("POST", f"{self.base}/predictions", json=body)
-
-    def prediction_sources(self) -> dict[str, int]:
-        return self.api.call("GET", f"{self.base}/predictions")
-
-    def compute_quality(self, *, wait: bool = False) -> dict[str, Any]:
-        return self._finish(self.api.call("POST", f"{self.base}/quality"), wait)
-
-    def quality(self, examples: int = 12) -> dict[str, Any]:
-        return self.api.call("GET", f"{self.base}/quality", params={"examples": examples})
-
-    def labels(self, sample_id: int) -> list[dict[str, Any]]:
-        return self.api.call("GET", f"{self.base}/samples/{sample_id}")["labels"]
-
-    def thumbnail_bytes(self, sample_id: int) -> bytes | None:
-        try:
-            found = self.api.call("GET", f"{self.base}/samples/{sample_id}/thumbnail")
-        except VisorError:
-            return None
-        return found if isinstance(found, bytes) else None
-
-    def find_label_errors(self, model: str | None = None, *, wait: bool = False) -> dict[str, Any]:
-        job = self.api.call("POST", f"{self.base}/label-errors", json={"model": model})
-        return self._finish(job, wait)
-
-    def export(
-        self, out: str, format: str = "coco", *, wait: bool = False, **options: Any
-    ) -> dict[str, Any]:
-        """`Dataset.export` through the server: `out` is a folder the server writes."""
-        filters = options.pop("filters", None)
-        body: dict[str, Any] = {"out": out, "format": format, **options}  # view passes through
-        if filters is not None:
-            body["filters"] = filter_params(filters or SampleFilter())
-            if filters.ids is not None:
-                raise InvalidInput("an export through the server takes filters, not ids")
-        for key in ("exclude_tags", "split_ratios"):
-            if body.get(key) is not None:
-                body[key] = list(body[key])
-        return self._finish(self.api.call("POST", f"{self.base}/export", json=body), wait)
-
-    def find_detection_label_errors(
-        self, source: str, *, split: str | None = None, wait: bool = False
-    ) -> dict[str, Any]:
-        body = {"predictions": source, "split": split}
-        job = self.api.call("POST", f"{self.base}/label-errors", json=body)
-        return self._finish(job, wait)
-
-    def label_errors(self, examples: int = 12) -> dict[str, Any] | None:
-        return self.api.call("GET", f"{self.base}/label-errors", params={"examples": examples})
-
-    def health(self, examples: int = 12) -> dict[str, Any]:
-        return self.api.call("GET", f"{self.base}/health", params={"examples": examples})
-
-    def evaluate(self, source: str, *, wait: bool = False, **options: Any) -> dict[str, Any]:
-        body = {"source": source, **{k: v for k, v in options.items() if v is not None}}
-        return self._finish(self.api.call("POST", f"{self.base}/evaluations", json=body), wait)
-
-    @property
-    def evaluations(self) -> RemoteEvaluations:
-        return RemoteEvaluations(self.api, f"{self.base}/evaluations")
-
-    def make_map(
-        self,
-        model: str | None = None,
-        method: str = "umap",
-        params: dict[str, Any] | None = None,
-        *,
-        uniqueness: bool = True,
-        objects: bool = False,
-        wait: bool = False,
-    ) -> dict[str, Any]:
-        body = {
-            "model": model,
-            "method": method,
-            "params": params or {},
-            "uniqueness": uniqueness,
-            "objects": objects,
-        }
-        return self._finish(self.api.call("POST", f"{self.base}/maps", json=body), wait)
-
-    def maps(self) -> list[dict[str, Any]]:
-        return self.api.call("GET", f"{self.base}/maps")
-
-    def find_duplicates(
-        self,
-        model: str | None = None,
-        threshold: float | None = None,
-        *,
-        exact_only: bool = False,
-        wait: bool = False,
-    ) -> dict[str, Any]:
-        body = {"model": model, "threshold": threshold, "exact_only": exact_only}
-        return self._finish(self.api.call("POST", f"{self.base}/duplicates", json=body), wait)
-
-    def duplicates(self, *, offset: int = 0, limit: int = 100) -> dict[str, Any]:
-        params = {"offset": offset, "limit": limit}
-        return self.api.call("GET", f"{self.base}/duplicates", params=params)
-
-    def compute_uniqueness(
-        self, model: str | None = None, k: int = 5, *, wait: bool = False
-    ) -> dict[str, Any]:
-        job = self.api.call("POST", f"{self.base}/uniqueness", json={"model": model, "k": k})
-        return self._finish(job, wait)
-
-    def build_index(self, model: str | None = None, *, wait: bool = False) -> dict[str, Any]:
-        return self._finish(
-            self.api.call("POST", f"{self.base}/index", json={"model": model}), wait
-        )
-
-    def similar(
-        self, sample_id: int, k: int = 20, model: str | None = None
-    ) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"k": k, **({"model": model} if model else {})}
-        found = self.api.call("GET", f"{self.base}/samples/{sample_id}/similar", params=params)
-        return found["neighbours"]
-
-    def similar_to_image(
-        self, data: bytes, name: str, k: int = 20, model: str | None = None
-    ) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"k": k, **({"model": model} if model else {})}
-        found = self.api.call(
-            "POST", f"{self.base}/similar", params=params, files={"file": (name, data)}
-        )
-        return found["neighbours"]
-
-    def samples(
-        self,
-        filters: SampleFilter | None = None,
-        *,
-        offset: int = 0,
-        limit: int = 100,
-        sort: str = "id",
-        descending: bool = False,
-    ) -> tuple[int, list[dict[str, Any]]]:
-        """A page of samples matching `filters` (ids too: sent in the body, not the URL)."""
-        wanted = filter_params(filters or SampleFilter())
-        page = {
-            "offset": offset,
-            "limit": limit,
-            "sort": sort,
-            "order": "desc" if descending else "asc",
-        }
-        if filters is not None and filters.ids is not None:
-            body = {**wanted, **page, "ids": [int(i) for i in filters.ids]}
-            found = self.api.call("POST", f"{self.base}/samples/query", json=body)
-        else:
-            found = self.api.call("GET", f"{self.base}/samples", params={**wanted, **page})
-        return found["total"], found["items"]
-
-    def add_tags(self, ids: list[int], tags: list[str]) -> dict[str, Any]:
-        return self.api.call("POST", f"{self.base}/tags", json={"ids": ids, "tags": tags})
+    def run(self, op: Op, dataset: str | None = None, *, wait: bool = False) -> Any:
+        where = f"/api/datasets/{quote(dataset, safe='')}" if dataset is not None else "/api"
+        body = op.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        found = op.decode(self.api.call("POST", f"{where}/{op.name}", json=body))
+        return finish(self.jobs, found, wait) if op.job else found
 
 
-class RemoteWorkspace:
-    """`Workspace`'s interface for the workspace a running server holds."""
+class RemoteWorkspace(Workspaces):
+    """The workspace a running server holds, through its HTTP API."""
 
     def __init__(self, settings: Settings, info: ServerInfo) -> None:
         self.settings = settings
         self.info = info
         self.api = _Api(info)
-        self.jobs = RemoteJobs(self.api)
+        self.runner = RemoteRunner(self.api)
 
     def close(self) -> None:
         self.api.http.close()
-
-    def __enter__(self) -> RemoteWorkspace:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def datasets(self) -> list[dict[str, Any]]:
-        return self.api.call("GET", "/api/datasets")
-
-    def dataset(self, name: str) -> RemoteDataset:
-        self.api.call("GET", f"/api/datasets/{name}")  # NotFound as the direct mode says it
-        return RemoteDataset(self, name)
-
-    def ingest(
-        self,
-        path: str,
-        name: str,
-        *,
-        fmt: str | None = None,
-        replace: bool = False,
-        thumbnails: bool = False,
-    ) -> dict[str, Any]:
-        local = path if "://" in path else os.path.abspath(path)  # the server's cwd differs
-        body = {
-            "name": name,
-            "path": local,
-            "format": fmt,
-            "replace": replace,
-            "thumbnails": thumbnails,
-        }
-        return self.api.call("POST", "/api/datasets", json=body)
 
 
 def open_workspace(home: str | Path | None = None) -> Workspace | RemoteWorkspace:
@@ -500,7 +188,6 @@ def open_workspace(home: str | Path | None = None) -> Workspace | RemoteWorkspac
     `visor serve` when there is one, else the store itself (created if needed). Both have the
     same methods."""
     from visor.config import get_settings
-    from visor.workspace import Workspace
 
     settings = get_settings()
     if home is not None:
@@ -558,134 +245,3 @@ def launch(port: int | None = None, home: str | Path | None = None, wait: float 
             return Launched(found.url)
         time.sleep(0.2)
     raise VisorError(f"visor serve did not answer within {wait:.0f} s; its output is in {log}")
-
-
-class RemoteObjects:
-    """`Objects`' interface (`ds.objects`) for a dataset in a served workspace."""
-
-    def __init__(self, dataset: RemoteDataset) -> None:
-        self._ds = dataset
-        self.api = dataset.api
-        self.base = f"{dataset.base}/objects"
-
-    def status(self) -> list[dict[str, Any]]:
-        return list(self.api.call("GET", self.base)["models"])
-
-    def default_model(self) -> str:
-        found = self.api.call("GET", self.base).get("default_model")
-        if not found:
-            raise Conflict(
-                f"dataset {self._ds.name!r} has no box vectors yet: run "
-                f"visor embed {self._ds.name} --objects"
-            )
-        return str(found)
-
-    def skipped(self, model: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": limit, **({"model": model} if model else {})}
-        return list(self.api.call("GET", f"{self.base}/skipped", params=params))
-
-    def box(self, label_id: int) -> dict[str, Any]:
-        return dict(self.api.call("GET", f"{self.base}/{label_id}"))
-
-    def similar(self, label_id: int, k: int = 20, model: str | None = None) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"k": k, **({"model": model} if model else {})}
-        found = self.api.call("GET", f"{self.base}/{label_id}/similar", params=params)
-        return list(found["neighbours"])
-
-    def analyse(
-        self, model: str | None = None, threshold: float | None = None, *, wait: bool = False
-    ) -> dict[str, Any]:
-        body = {"model": model, "threshold": threshold}
-        return self._ds._finish(self.api.call("POST", f"{self.base}/analysis", json=body), wait)
-
-    def report(self, examples: int = 12) -> dict[str, Any] | None:
-        return self.api.call("GET", self.base).get("analysis")
-
-
-class RemoteEdits:
-    """`Edits`' interface (`ds.edits`) for a dataset in a served workspace."""
-
-    def __init__(self, dataset: RemoteDataset) -> None:
-        self.api = dataset.api
-        self.base = f"{dataset.base}/edits"
-
-    def apply(self, changes: list[dict[str, Any]], *, who: str | None = None) -> dict[str, Any]:
-        return dict(self.api.call("POST", self.base, json={"changes": changes, "who": who}))
-
-    def set_class(self, label_id: int, cls: str, *, who: str | None = None) -> dict[str, Any]:
-        return self.apply([{"action": "set_class", "label_id": label_id, "class": cls}], who=who)
-
-    def delete(self, label_id: int, *, who: str | None = None) -> dict[str, Any]:
-        return self.apply([{"action": "delete", "label_id": label_id}], who=who)
-
-    def add(
-        self, sample_id: int, cls: str, box: Any = None, *, who: str | None = None
-    ) -> dict[str, Any]:
-        change = {"action": "add", "sample_id": sample_id, "class": cls, "box": box}
-        return self.apply([change], who=who)
-
-    def set_image_class(self, sample_id: int, cls: str, *, who: str | None = None) -> dict:
-        change = {"action": "set_image_class", "sample_id": sample_id, "class": cls}
-        return self.apply([change], who=who)
-
-    def exclude(self, sample_id: int, *, exclude: bool = True, who: str | None = None) -> dict:
-        action = "exclude" if exclude else "include"
-        return self.apply([{"action": action, "sample_id": sample_id}], who=who)
-
-    def relabel(
-        self, from_class: str, to_class: str, sample_ids: Any = None, *, who: str | None = None
-    ) -> dict[str, Any]:
-        ids = None if sample_ids is None else [int(i) for i in sample_ids]
-        body = {"relabel": {"from_class": from_class, "to_class": to_class, "ids": ids}, "who": who}
-        return dict(self.api.call("POST", self.base, json=body))
-
-    def accept_suggestions(self, label_ids: Any, *, who: str | None = None) -> dict[str, Any]:
-        body = {"accept": [int(i) for i in label_ids], "who": who}
-        return dict(self.api.call("POST", self.base, json=body))
-
-    def history(self, limit: int = 100) -> list[dict[str, Any]]:
-        return list(self.api.call("GET", self.base, params={"limit": limit}))
-
-    def batch(self, batch: int) -> list[dict[str, Any]]:
-        return list(self.api.call("GET", f"{self.base}/{batch}"))
-
-    def undo(self) -> dict[str, Any]:
-        return dict(self.api.call("POST", f"{self.base}/undo"))
-
-    def redo(self) -> dict[str, Any]:
-        return dict(self.api.call("POST", f"{self.base}/redo"))
-
-    def revert(self, batch: int) -> dict[str, Any]:
-        return dict(self.api.call("POST", f"{self.base}/{batch}/revert"))
-
-
-class RemoteViews:
-    """`Views`' interface (`ds.views`) for a dataset in a served workspace."""
-
-    def __init__(self, dataset: RemoteDataset) -> None:
-        self.api = dataset.api
-        self.base = f"{dataset.base}/views"
-
-    def save(
-        self,
-        name: str,
-        *,
-        filters: SampleFilter | dict[str, Any] | None = None,
-        selection: str | None = None,
-        sort: str = "id",
-        order: str = "asc",
-        ui: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        params = filters if isinstance(filters, dict) else filter_params(filters or SampleFilter())
-        body = {"filters": params, "selection": selection, "sort": sort, "order": order,
-                "ui": ui or {}}  # fmt: skip
-        return dict(self.api.call("PUT", f"{self.base}/{name}", json=body))
-
-    def list(self) -> list[dict[str, Any]]:
-        return list(self.api.call("GET", self.base))
-
-    def get(self, name: str) -> dict[str, Any]:
-        return dict(self.api.call("GET", f"{self.base}/{name}"))
-
-    def delete(self, name: str) -> None:
-        self.api.call("DELETE", f"{self.base}/{name}")

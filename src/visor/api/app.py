@@ -29,6 +29,7 @@ from visor.api.routes import (
     jobs,
     maps,
     objects,
+    ops,
     samples,
     search,
     views,
@@ -36,6 +37,7 @@ from visor.api.routes import (
 from visor.client import withdraw_server
 from visor.config import Settings, get_settings
 from visor.errors import VisorError
+from visor.ops.base import errors_text
 from visor.workspace import Workspace
 
 log = logging.getLogger("visor.api")
@@ -101,13 +103,11 @@ def create_app(settings: Settings | None = None, *, any_host: bool = False) -> F
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for err in exc.errors():
-            where = ".".join(
-                str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")
-            )
-            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-        return _error(422, "invalid_input", "; ".join(parts))
+        """422 with one line naming each field (as Python and the CLI say it) and pydantic's
+        error list."""
+        errors = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in exc.errors()]
+        body = {"code": "invalid_input", "message": errors_text(errors), "errors": errors}
+        return JSONResponse({"error": body}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -131,8 +131,8 @@ def create_app(settings: Settings | None = None, *, any_host: bool = False) -> F
         changes = request.app.state.workspace.changes
         return EventSourceResponse(follow_changes(request, changes, since))
 
+    app.include_router(ops.router())
     app.include_router(datasets.router)
-    app.include_router(datasets.inspect_router)
     app.include_router(samples.router)
     app.include_router(jobs.router)
     app.include_router(embeddings.router)
@@ -141,7 +141,6 @@ def create_app(settings: Settings | None = None, *, any_host: bool = False) -> F
     app.include_router(analysis.router)
     app.include_router(evaluations.router)
     app.include_router(objects.router)
-    app.include_router(export.router)
     app.include_router(export.downloads)
     app.include_router(edits.router)
     app.include_router(views.router)

@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from visor.workspace import Dataset, Workspace
+from visor.dataset import Dataset
+from visor.ops.base import Context
+from visor.workspace import Workspace
 
 
 def get_workspace(request: Request) -> Workspace:
@@ -22,3 +24,11 @@ def get_dataset(name: str, workspace: WorkspaceDep) -> Dataset:
 
 
 DatasetDep = Annotated[Dataset, Depends(get_dataset)]
+
+
+def get_context(name: str, workspace: WorkspaceDep) -> Context:
+    """What the server holds for the dataset: for the routes that serve files and bytes."""
+    return workspace.context(name)
+
+
+ContextDep = Annotated[Context, Depends(get_context)]

@@ -6,13 +6,11 @@ same `Embedder` for the life of the process, so weights are read once and shared
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
 import socket
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -21,6 +19,7 @@ import numpy as np
 
 from visor.embedding import backends
 from visor.embedding.backends import Runner, check_backend, openvino_runner
+from visor.embedding.cpu import cpu_flags, cpu_has_bf16
 from visor.errors import InvalidInput, ModelUnavailable
 
 if TYPE_CHECKING:
@@ -183,31 +182,6 @@ def resolve_precision(precision: str | None, device: str) -> str:
     if precision == "int8" and device != "cpu":
         raise InvalidInput(f"precision int8 runs on the CPU (OpenVINO), not on {device}")
     return precision
-
-
-def cpu_has_bf16(flags: Iterable[str] | None = None) -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX); `flags` default to
-    this machine's (`cpu_flags`)."""
-    return not {"avx512_bf16", "amx_bf16"}.isdisjoint(cpu_flags() if flags is None else flags)
-
-
-def cpu_flags() -> frozenset[str]:
-    """This CPU's feature flags: `VISOR_CPU_FLAGS` (space-separated) when set, else Linux's
-    /proc/cpuinfo; elsewhere none."""
-    override = os.environ.get("VISOR_CPU_FLAGS")
-    return frozenset(override.split()) if override is not None else _proc_cpu_flags()
-
-
-@functools.cache
-def _proc_cpu_flags() -> frozenset[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.partition(":")[2].split())
-    return frozenset()
 
 
 def random_weights_warning(model: str | None) -> str | None:

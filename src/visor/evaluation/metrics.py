@@ -18,6 +18,7 @@ RECALL_POINTS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, e
 
 # The 12 numbers COCOeval.summarize() prints: (name, AP or AR, IoU or None for all, area, limit
 # as an index into the detection limits).
+COCO_THRESHOLDS = "0.5:0.95:0.05"  # AP and AR are averaged over these IoU thresholds
 SUMMARY = (
     ("AP", "ap", None, 0, 2),
     ("AP50", "ap", 0.5, 0, 2),

@@ -48,6 +48,7 @@ DEFAULT_UNIQUENESS_K = 5
 REPORT_GROUPS = 20
 REPORT_CLUSTERS = 200  # look-alike clusters kept with a run, largest first
 REPORT_CLUSTER_SIZE = 50
+CLOSEST_PAIRS = 20  # kept with a run: the pairs to look at when no group stands out
 
 
 def check_threshold(threshold: float | None) -> float | None:
@@ -145,7 +146,13 @@ def find_duplicates(
             threshold, rule = default_threshold(model, nearest)
         else:
             rule = "given"
-        choice = {"threshold_rule": rule, "nearest_similarity": similarity_summary(nearest)}
+        choice = {
+            "threshold_rule": rule,
+            "nearest_similarity": similarity_summary(nearest),
+            "closest_pairs": closest_pairs(
+                found, sims, vector_ids, analysis_rows.splits(store, dataset_id)
+            ),
+        }
         near = similar_pairs(found, sims, threshold)
         to_position = np.asarray([position[int(i)] for i in vector_ids], np.int64)
         pairs = to_position[near] if len(near) else pairs
@@ -206,6 +213,41 @@ def find_duplicates(
     return with_weights_warning({**params, **summary})
 
 
+def closest_pairs(
+    found: np.ndarray,
+    sims: np.ndarray,
+    ids: np.ndarray,
+    splits: dict[int, str | None],
+    limit: int = CLOSEST_PAIRS,
+) -> list[dict[str, Any]]:
+    """The most similar pairs of the neighbour graph (`found`, `sims`: rows into `ids`),
+    whatever the threshold: those across splits first (a leak if they are copies), then by
+    similarity. What a user looks at when no group stands out."""
+    n, k = found.shape
+    if not n or not k:
+        return []
+    rows = np.repeat(np.arange(n), k)
+    cols, scores = found.reshape(-1), sims.reshape(-1)
+    valid = (cols >= 0) & (cols != rows)
+    a, b = np.minimum(rows, cols)[valid], np.maximum(rows, cols)[valid]
+    scores = scores[valid]
+    order = np.argsort(-scores, kind="stable")
+    _, first = np.unique((a * n + b)[order], return_index=True)  # each pair once
+    top = order[np.sort(first)][: limit * 10]  # the closest, most similar first
+    pairs = [(int(ids[a[i]]), int(ids[b[i]]), float(scores[i])) for i in top]
+    pairs.sort(key=lambda p: (splits.get(p[0]) == splits.get(p[1]), -p[2]))
+    return [
+        {
+            "a": i,
+            "b": j,
+            "similarity": round(sim, 6),
+            "splits": [splits.get(i), splits.get(j)],
+            "cross_split": splits.get(i) != splits.get(j),
+        }
+        for i, j, sim in pairs[:limit]
+    ]
+
+
 def duplicates_report(
     store: Store, dataset_id: int, *, offset: int = 0, limit: int = 100
 ) -> dict[str, Any]:
@@ -214,7 +256,11 @@ def duplicates_report(
     total, groups = analysis_rows.duplicate_groups(store, dataset_id, offset=offset, limit=limit)
     run = analysis_rows.last_run(store, dataset_id, "duplicates")
     clusters: list[list[int]] = run["summary"].pop("lookalikes", []) if run else []
-    names = sample_rows.paths_of(store, dataset_id, [i for c in clusters for i in c])
+    pairs: list[dict[str, Any]] = run["summary"].get("closest_pairs", []) if run else []
+    wanted = [i for c in clusters for i in c] + [i for p in pairs for i in (p["a"], p["b"])]
+    names = sample_rows.paths_of(store, dataset_id, wanted)
+    for pair in pairs:
+        pair["paths"] = [names.get(pair["a"]), names.get(pair["b"])]
     lookalikes = [
         {
             "cluster": number,
@@ -231,6 +277,8 @@ def duplicates_report(
         "groups": groups,
         # Similar-looking images joined through each other: clusters, not duplicates.
         "lookalikes": lookalikes,
+        # The most similar pairs whatever the threshold, those across splits first.
+        "closest_pairs": pairs,
     }
 
 

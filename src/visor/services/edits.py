@@ -43,36 +43,6 @@ class Edits:
 
     # -- edits ----------------------------------------------------------------------------
 
-    def set_class(self, label_id: int, cls: str, *, who: str | None = None) -> dict[str, Any]:
-        """Give label `label_id` the class `cls`."""
-        return self.apply([{"action": "set_class", "label_id": label_id, "class": cls}], who=who)
-
-    def delete(self, label_id: int, *, who: str | None = None) -> dict[str, Any]:
-        return self.apply([{"action": "delete", "label_id": label_id}], who=who)
-
-    def add(
-        self,
-        sample_id: int,
-        cls: str,
-        box: Sequence[float] | None = None,
-        *,
-        who: str | None = None,
-    ) -> dict[str, Any]:
-        """Add a ground-truth label: a box (x, y, w, h in pixels) or, without one, an
-        image-level class."""
-        change = {"action": "add", "sample_id": sample_id, "class": cls, "box": box}
-        return self.apply([change], who=who)
-
-    def set_image_class(self, sample_id: int, cls: str, *, who: str | None = None) -> dict:
-        """Make `cls` the image's only image-level class."""
-        return self.apply([{"action": "set_image_class", "sample_id": sample_id, "class": cls}],
-                          who=who)  # fmt: skip
-
-    def exclude(self, sample_id: int, *, exclude: bool = True, who: str | None = None) -> dict:
-        """Leave a sample out of exports (or, with `exclude=False`, take it back)."""
-        action = "exclude" if exclude else "include"
-        return self.apply([{"action": action, "sample_id": sample_id}], who=who)
-
     def relabel(
         self,
         from_class: str,

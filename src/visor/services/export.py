@@ -109,8 +109,7 @@ class ExportOptions:
 
     def params(self) -> dict[str, Any]:
         found = asdict(self)
-        found["filters"] = {k: v for k, v in asdict(self.filters).items() if v is not None}
-        found["filters"].pop("ids", None)
+        found["filters"] = self.filters.params()
         return found
 
 

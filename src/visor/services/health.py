@@ -207,3 +207,21 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
 def _has_boxes(store: Store, dataset_id: int) -> bool:
     image_labels, labels = label_rows.ground_truth_counts(store, dataset_id)
     return labels > image_labels
+
+
+def missing(store: Store, dataset: dict[str, Any]) -> list[str]:
+    """The signals of the report not computed yet, in the order a health job computes them:
+    quality, duplicates, uniqueness, label_errors, objects."""
+    dataset_id = dataset["id"]
+    found = []
+    if quality_report(store, dataset, 0)["measured"] < int(dataset["num_samples"]):
+        found.append("quality")
+    if analysis_rows.last_run(store, dataset_id, "duplicates") is None:
+        found.append("duplicates")
+    if outliers(store, dataset_id, 0) is None:
+        found.append("uniqueness")
+    if "scored" not in (label_summary(store, dataset_id, 0) or {}):
+        found.append("label_errors")
+    if _has_boxes(store, dataset_id) and object_rows.scores_summary(store, dataset_id, 0) is None:
+        found.append("objects")
+    return found

@@ -22,8 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from visor.embedding.models import with_weights_warning
-from visor.errors import InvalidInput
+from visor.errors import InvalidInput, NotFound
 from visor.services.jobs import JobContext
+from visor.services.memory import PointsCache
 from visor.services.search import neighbour_graph, unit_rows
 from visor.store import Store
 from visor.store import embeddings as vector_rows
@@ -309,3 +310,37 @@ def _codes(column: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
     codes = np.zeros(len(encoded), dtype=np.int64)
     codes[valid] = rank[indices[valid].astype(np.int64)] + 1
     return [names[i] for i in order], codes
+
+
+def map_row(store: Store, dataset: dict[str, Any], map_id: int | None) -> dict[str, Any]:
+    """One map, or the default one, with a `warning` when its vectors came from random
+    weights."""
+    if map_id is None:
+        rows = map_rows.list_maps(store, dataset["id"])
+        found = next((m for m in rows if m["is_default"]), None)
+        if found is None:
+            raise NotFound(f"dataset {dataset['name']!r} has no map yet (run visor map)")
+        return with_weights_warning(found)
+    row = map_rows.get(store, dataset["id"], map_id)
+    if row is None:
+        raise NotFound(f"map {map_id} not found in dataset {dataset['name']!r}")
+    return with_weights_warning(row)
+
+
+def cached_points(
+    store: Store, cache: PointsCache, dataset: dict[str, Any], map_id: int | None
+) -> tuple[bytes, int]:
+    """A map's points as Arrow IPC bytes (see `points_stream`) and their number. Kept in
+    memory until the dataset's tags change (the only thing in them that can): at 1M points
+    encoding takes ~0.25 s, more while other requests run."""
+    found = map_row(store, dataset, map_id)
+    key = (dataset["id"], int(found["id"]), cache.version(dataset["id"]))
+    body = cache.get(key)
+    if body is None:
+        with cache.encoding:  # one at a time: a second asker waits for the first's bytes
+            body = cache.get(key)
+            if body is None:
+                table = map_rows.points(store, dataset["id"], found["id"], objects=found["objects"])
+                body = points_stream(table)
+                cache.put(key, body)
+    return body, int(found["num_points"])

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from visor.config import Settings
 from visor.embedding.crops import box_problem
 from visor.embedding.models import with_weights_warning
 from visor.embedding.pipeline import ImageItem, embed_images
@@ -26,13 +27,12 @@ from visor.services.analysis import (
     DEFAULT_UNIQUENESS_K,
     GRAPH_NEIGHBOURS,
     GRAPH_PROBES,
-    check_threshold,
     similar_pairs,
     uniqueness_from,
 )
 from visor.services.grouping import default_threshold, duplicate_groups, outlier_threshold
 from visor.services.jobs import JobContext
-from visor.services.search import VectorIndex, check_k, neighbour_graph, unit_rows
+from visor.services.search import IndexCache, VectorIndex, check_k, neighbour_graph, unit_rows
 from visor.sources import Source
 from visor.store import Store
 from visor.store import embeddings as vector_rows
@@ -40,7 +40,6 @@ from visor.store import objects as object_rows
 
 if TYPE_CHECKING:
     from visor.services.embed import EmbedOptions
-    from visor.workspace import Dataset
 
 REPORT_LIMIT = 100  # skipped boxes listed in the job result; the count is exact
 
@@ -229,115 +228,89 @@ def _area(box: list[float | None]) -> float:
     return float(w or 0) * float(h or 0)
 
 
-class Objects:
-    """A dataset's boxes as items of their own (`ds.objects`): their vectors, similar boxes,
-    the object analysis (outliers, duplicates) and its results."""
+def default_object_model(store: Store, dataset: dict[str, Any]) -> str:
+    """The model the boxes were embedded with (the most recently embedded of several)."""
+    present = {row["model"] for row in object_rows.status(store, dataset["id"]) if row["vectors"]}
+    for model in vector_rows.models_newest_first(store, dataset["id"], dataset["name"]):
+        if model in present:
+            return model
+    if present:
+        return sorted(present)[0]
+    raise Conflict(
+        f"dataset {dataset['name']!r} has no box vectors yet: run "
+        f"visor embed {dataset['name']} --objects"
+    )
 
-    def __init__(self, dataset: Dataset) -> None:
-        self._ds = dataset
 
-    @property
-    def _store(self) -> Store:
-        return self._ds.store
+def has_object_vectors(store: Store, dataset_id: int, model: str) -> bool:
+    return object_rows.version(store, dataset_id, model)[0] > 0
 
-    def status(self) -> list[dict[str, Any]]:
-        """Per model: box vectors by kind (gt, prediction) and the boxes skipped."""
-        return object_rows.status(self._store, self._ds.id)
 
-    def default_model(self) -> str:
-        """The model the boxes were embedded with (the most recently embedded of several)."""
-        present = {row["model"] for row in self.status() if row["vectors"]}
-        for model in vector_rows.models_newest_first(self._store, self._ds.id, self._ds.name):
-            if model in present:
-                return model
-        if present:
-            return sorted(present)[0]
+def similar_boxes(
+    store: Store,
+    indexes: IndexCache,
+    dataset: dict[str, Any],
+    label_id: int,
+    k: int,
+    model: str | None,
+) -> list[dict[str, Any]]:
+    """The k boxes nearest to box `label_id` by cosine distance (itself excluded)."""
+    check_k(k)
+    dataset_id = dataset["id"]
+    name = model or default_object_model(store, dataset)
+    version = object_rows.version(store, dataset_id, name)
+    index = indexes.get(
+        (dataset_id, name, "objects"),
+        version,
+        lambda: VectorIndex.from_vectors(
+            *_ids_and_vectors(object_rows.vectors(store, dataset_id, name))
+        ),
+    )
+    vector = index.vector_of(label_id)
+    if vector is None:
+        if not object_rows.boxes(store, dataset_id, [label_id]):
+            raise NotFound(f"label {label_id} not found in dataset {dataset['name']!r}")
         raise Conflict(
-            f"dataset {self._ds.name!r} has no box vectors yet: run "
-            f"visor embed {self._ds.name} --objects"
+            f"box {label_id} has no vector from {name!r} (not a box, skipped, or not "
+            "embedded yet: visor embed --objects)"
         )
+    found = index.query(vector, k, exclude=label_id)
+    boxes = object_rows.boxes(store, dataset_id, [i for i, _ in found])
+    return [{**boxes[i], "distance": round(d, 6)} for i, d in found if i in boxes]
 
-    def has_vectors(self, model: str) -> bool:
-        return object_rows.version(self._store, self._ds.id, model)[0] > 0
 
-    def vectors(self, model: str | None = None) -> object_rows.ObjectVectors:
-        """Label ids (ascending), their sample ids and their vectors."""
-        return object_rows.vectors(self._store, self._ds.id, model or self.default_model())
+def box(store: Store, dataset: dict[str, Any], label_id: int) -> dict[str, Any]:
+    """One box: its sample, class, kind, source and (x, y, w, h)."""
+    found = object_rows.boxes(store, dataset["id"], [label_id]).get(label_id)
+    if found is None or found["box"][0] is None:
+        raise NotFound(f"box {label_id} not found in dataset {dataset['name']!r}")
+    return found
 
-    def skipped(self, model: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        """The boxes that gave no vector, and why."""
-        return object_rows.skipped(self._store, self._ds.id, model or self.default_model(), limit)
 
-    def similar(self, label_id: int, k: int = 20, model: str | None = None) -> list[dict[str, Any]]:
-        """The k boxes nearest to box `label_id` by cosine distance (itself excluded)."""
-        check_k(k)
-        name = model or self.default_model()
-        version = object_rows.version(self._store, self._ds.id, name)
-        index = self._ds.workspace.indexes.get(
-            (self._ds.id, name, "objects"),
-            version,
-            lambda: VectorIndex.from_vectors(
-                *_ids_and_vectors(object_rows.vectors(self._store, self._ds.id, name))
-            ),
-        )
-        vector = index.vector_of(label_id)
-        if vector is None:
-            if not object_rows.boxes(self._store, self._ds.id, [label_id]):
-                raise NotFound(f"label {label_id} not found in dataset {self._ds.name!r}")
-            raise Conflict(
-                f"box {label_id} has no vector from {name!r} (not a box, skipped, or not "
-                "embedded yet: visor embed --objects)"
-            )
-        found = index.query(vector, k, exclude=label_id)
-        boxes = object_rows.boxes(self._store, self._ds.id, [i for i, _ in found])
-        return [{**boxes[i], "distance": round(d, 6)} for i, d in found if i in boxes]
+def crop(
+    store: Store, settings: Settings, source: Source, dataset: dict[str, Any], label_id: int
+) -> tuple[Path, str]:
+    """The cached JPEG of a box's crop (made on first request) and its ETag."""
+    from visor.services.samples import sample
 
-    def analyse(
-        self, model: str | None = None, threshold: float | None = None, *, wait: bool = False
-    ) -> dict[str, Any]:
-        """Start the object analysis (outliers and duplicate groups among the boxes)."""
-        threshold = check_threshold(threshold)
-        name = model or self.default_model()
-        store, dataset_id = self._store, self._ds.id
+    found = box(store, dataset, label_id)
+    size = settings.thumbnail_size
+    path_of_image = sample(store, dataset, found["sample_id"])["path"]
+    path = settings.thumbnails_dir / str(dataset["id"]) / "objects" / f"{label_id}.jpg"
+    etag = hashlib.blake2s(
+        f"{dataset['id']}:{label_id}:{size}:{found['box']}:{path_of_image}".encode(),
+        digest_size=8,
+    ).hexdigest()
+    if not path.exists():
+        data = source.read_bytes(path_of_image)
+        write_atomically(path, make_crop(data, path_of_image, tuple(found["box"]), size))
+    return path, etag
 
-        def run(ctx: JobContext) -> dict[str, Any]:
-            return analyse_objects(store, ctx, dataset_id, name, threshold)
 
-        params = {"model": name, "threshold": threshold}
-        job = self._ds.workspace.jobs.submit("objects", self._ds.name, params, run, key=name)
-        return self._ds._finish(job.to_dict(), wait)
-
-    def box(self, label_id: int) -> dict[str, Any]:
-        """One box: its sample, class, kind, source and (x, y, w, h)."""
-        found = object_rows.boxes(self._store, self._ds.id, [label_id]).get(label_id)
-        if found is None or found["box"][0] is None:
-            raise NotFound(f"box {label_id} not found in dataset {self._ds.name!r}")
-        return found
-
-    def crop(self, label_id: int) -> tuple[Path, str]:
-        """The cached JPEG of a box's crop (made on first request) and its ETag."""
-        found = self.box(label_id)
-        size = self._ds.workspace.settings.thumbnail_size
-        sample = self._ds.sample(found["sample_id"])
-        path = (
-            self._ds.workspace.settings.thumbnails_dir
-            / str(self._ds.id)
-            / "objects"
-            / (f"{label_id}.jpg")
-        )
-        etag = hashlib.blake2s(
-            f"{self._ds.id}:{label_id}:{size}:{found['box']}:{sample['path']}".encode(),
-            digest_size=8,
-        ).hexdigest()
-        if not path.exists():
-            data, name = self._ds.image_bytes(found["sample_id"])
-            write_atomically(path, make_crop(data, name, tuple(found["box"]), size))
-        return path, etag
-
-    def report(self, examples: int = 12) -> dict[str, Any] | None:
-        """The last object analysis: boxes scored, outliers, duplicate groups, worst boxes."""
-        found = object_rows.scores_summary(self._store, self._ds.id, examples)
-        return with_weights_warning(found) if found else None
+def report(store: Store, dataset_id: int, examples: int = 12) -> dict[str, Any] | None:
+    """The last object analysis: boxes scored, outliers, duplicate groups, worst boxes."""
+    found = object_rows.scores_summary(store, dataset_id, examples)
+    return with_weights_warning(found) if found else None
 
 
 def _ids_and_vectors(found: object_rows.ObjectVectors) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,12 @@ import pyarrow as pa
 from visor.store.db import Store
 
 
+def splits(store: Store, dataset_id: int) -> dict[int, str | None]:
+    """Each sample's split, by id."""
+    found = store.query("SELECT id, split FROM samples WHERE dataset_id = ?", [dataset_id])
+    return {int(i): s for i, s in found}
+
+
 def sizes(store: Store, dataset_id: int) -> list[tuple[int, str, int | None, str | None]]:
     """(id, path, size in bytes, content hash so far) of every sample, in id order."""
     return [

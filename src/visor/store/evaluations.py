@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from visor.store.db import Store
-from visor.store.samples import _IDS, id_relation
+from visor.store.filters import _IDS, id_relation
 
 _COLUMNS = "id, name, source, params, metrics, job_id, seconds, created_at"
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from visor.errors import InvalidInput
 from visor.store import label_quality
 from visor.store.db import Store
+from visor.store.filters import _IDS, SampleFilter, id_relation
 
 SORTABLE = (
     "id",
@@ -30,144 +29,6 @@ _SAMPLE_COLUMNS = (
     "id, path, filename, width, height, size_bytes, split, classes, tags, flags, "
     "num_labels, metadata, duplicate_group, uniqueness"
 )
-
-
-@dataclass(slots=True)
-class SampleFilter:
-    split: str | None = None
-    category: str | None = None
-    tag: str | None = None
-    filename: str | None = None
-    has_label: bool | None = None
-    ids: Sequence[int] | np.ndarray | None = None  # e.g. a lasso: any number of ids
-    duplicate_group: int | None = None
-    has_duplicates: bool | None = None
-    uniqueness_min: float | None = None
-    uniqueness_max: float | None = None
-    # An evaluation's results (by its name): samples with a box of this outcome (tp, fp, fn,
-    # error: fp or fn, confused), or with a box in this confusion cell (gt class, predicted
-    # class; "" is the background). The evaluation also gives the `eval.*` sorts.
-    evaluation: str | None = None
-    outcome: str | None = None
-    confusion: tuple[str, str] | None = None
-    quality_issue: str | None = None  # an image-quality issue (dark, blurry, ...)
-    leaked: bool | None = None  # in a duplicate group that spans splits
-    label_issue: bool | None = None  # a label cleanlab finds likely wrong
-    object_issue: str | None = None  # a box that is an outlier, or in a duplicate group
-    detection_issue: bool | None = None  # flagged by cleanlab's detection check
-
-    def where(self, dataset_id: int) -> tuple[str, list[Any]]:
-        clauses: list[str] = ["dataset_id = ?"]
-        params: list[Any] = [dataset_id]
-        if self.split is not None:
-            clauses.append("split = ?")
-            params.append(self.split)
-        if self.category is not None:
-            clauses.append("list_contains(classes, ?)")
-            params.append(self.category)
-        if self.tag is not None:
-            clauses.append("list_contains(tags, ?)")
-            params.append(self.tag)
-        if self.filename:
-            clauses.append("contains(lower(path), ?)")
-            params.append(self.filename.lower())
-        if self.has_label is not None:
-            clauses.append("num_labels > 0" if self.has_label else "num_labels = 0")
-        if self.ids is not None:
-            clauses.append(f"id IN (SELECT id FROM {_IDS})")
-        if self.duplicate_group is not None:
-            clauses.append("duplicate_group = ?")
-            params.append(self.duplicate_group)
-        if self.has_duplicates is not None:
-            clauses.append(
-                "duplicate_group IS NOT NULL" if self.has_duplicates else "duplicate_group IS NULL"
-            )
-        if self.uniqueness_min is not None:
-            clauses.append("uniqueness >= ?")
-            params.append(self.uniqueness_min)
-        if self.uniqueness_max is not None:
-            clauses.append("uniqueness <= ?")
-            params.append(self.uniqueness_max)
-        if self.leaked is not None:
-            clauses.append(
-                ("" if self.leaked else "NOT ")
-                + "coalesce(duplicate_group IN (SELECT duplicate_group FROM samples "
-                "WHERE dataset_id = ? AND duplicate_group IS NOT NULL GROUP BY 1 "
-                "HAVING count(DISTINCT coalesce(split, '(none)')) > 1), false)"
-            )
-            params.append(dataset_id)
-        if self.label_issue is not None:
-            clauses.append(
-                ("" if self.label_issue else "NOT ")
-                + "id IN (SELECT sample_id FROM label_quality WHERE dataset_id = ? AND issue)"
-            )
-            params.append(dataset_id)
-        if self.detection_issue is not None:
-            clauses.append(
-                ("" if self.detection_issue else "NOT ")
-                + "id IN (SELECT sample_id FROM detection_quality WHERE dataset_id = ? AND issue)"
-            )
-            params.append(dataset_id)
-        if self.object_issue is not None:
-            column = OBJECT_ISSUES.get(self.object_issue)
-            if column is None:
-                raise InvalidInput(
-                    f"object_issue {self.object_issue!r}: use one of {', '.join(OBJECT_ISSUES)}"
-                )
-            clauses.append(
-                f"id IN (SELECT sample_id FROM object_scores WHERE dataset_id = ? AND {column})"
-            )
-            params.append(dataset_id)
-        if self.quality_issue is not None:
-            clauses.append(
-                "id IN (SELECT sample_id FROM image_quality WHERE dataset_id = ? "
-                "AND list_contains(issues, ?))"
-            )
-            params += [dataset_id, self.quality_issue]
-        if self.evaluation is not None and (self.outcome or self.confusion):
-            clauses.append(self._evaluation_clause(dataset_id, params))
-        return " AND ".join(clauses), params
-
-    def _evaluation_clause(self, dataset_id: int, params: list[Any]) -> str:
-        evaluation = "(SELECT id FROM evaluations WHERE dataset_id = ? AND name = ?)"
-        if self.confusion is not None:
-            gt_class, pred_class = (c or None for c in self.confusion)
-            params += [dataset_id, self.evaluation, gt_class, pred_class]
-            return (
-                f"id IN (SELECT sample_id FROM evaluation_boxes WHERE evaluation_id = {evaluation} "
-                "AND gt_class IS NOT DISTINCT FROM ? AND pred_class IS NOT DISTINCT FROM ?)"
-            )
-        counts = {
-            "tp": "tp > 0",
-            "fp": "fp > 0",
-            "fn": "fn > 0",
-            "error": "fp + fn > 0",
-            "confused": "confused > 0",
-        }
-        if self.outcome not in counts:
-            raise InvalidInput(f"outcome {self.outcome!r}: use {', '.join(counts)}")
-        params += [dataset_id, self.evaluation]
-        return (
-            f"id IN (SELECT sample_id FROM evaluation_samples WHERE evaluation_id = {evaluation} "
-            f"AND {counts[self.outcome]})"
-        )
-
-    def is_empty(self) -> bool:
-        return all(getattr(self, f.name) is None for f in fields(self))
-
-    def relations(self) -> dict[str, pa.Table]:
-        """The tables `where()` reads (pass them to the query)."""
-        return {} if self.ids is None else id_relation(self.ids)
-
-
-_IDS = "_visor_ids"
-# The object analysis's per-box results a sample can be filtered by (samples holding one).
-OBJECT_ISSUES = {"outlier": "outlier", "duplicate": "duplicate_group IS NOT NULL"}
-
-
-def id_relation(ids: Sequence[int] | np.ndarray) -> dict[str, pa.Table]:
-    """A set of sample ids as a table that SQL reads as `_visor_ids` (column `id`)."""
-    return {_IDS: pa.table({"id": np.asarray(ids, dtype=np.int32)})}
 
 
 # The lowest quality among a sample's scored labels (from label-errors).

@@ -1,47 +1,16 @@
-"""/api/datasets/{name}/evaluations: evaluate a prediction source (job), list and read the
-results, the per-sample counts (binary, for the map) and the boxes of a confusion cell."""
+"""/api/datasets/{name}/evaluations: list and read the results, the per-sample counts
+(binary, for the map) and the boxes of a confusion cell."""
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
-import pyarrow as pa
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, Field
 
 from visor.api.deps import DatasetDep
+from visor.ops.base import ARROW, arrow_bytes
 
 router = APIRouter(prefix="/api/datasets/{name}/evaluations", tags=["evaluations"])
-
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
-
-
-class EvaluateRequest(BaseModel):
-    source: str = Field(description="the prediction source to evaluate")
-    name: str | None = Field(default=None, description="the evaluation's name (default: source)")
-    iou: float = Field(default=0.5, description="IoU of per-box outcomes and the confusion matrix")
-    iou_thresholds: str = Field(
-        default="0.5:0.95:0.05", description="for AP/AR: start:stop:step or a list (0.5,0.75)"
-    )
-    classwise: bool = Field(default=True, description="false: boxes match across classes")
-    max_dets: int = Field(default=100, description="predictions per image (and class) counted")
-    split: str | None = Field(default=None, description="only the images of this split")
-
-
-@router.post("", status_code=202)
-def evaluate(dataset: DatasetDep, body: EvaluateRequest) -> dict[str, Any]:
-    """Start an evaluation (202 with the job; follow it at /api/jobs/{id}/events). 404 for an
-    unknown source."""
-    return dataset.evaluate(
-        body.source,
-        name=body.name,
-        iou=body.iou,
-        iou_thresholds=body.iou_thresholds,
-        classwise=body.classwise,
-        max_dets=body.max_dets,
-        split=body.split,
-    )
 
 
 @router.get("")
@@ -58,21 +27,12 @@ def get_evaluation(dataset: DatasetDep, evaluation: str) -> dict[str, Any]:
     return dataset.evaluations.get(evaluation)
 
 
-@router.delete("/{evaluation}", status_code=204)
-def delete_evaluation(dataset: DatasetDep, evaluation: str) -> Response:
-    dataset.evaluations.delete(evaluation)
-    return Response(status_code=204)
-
-
 @router.get("/{evaluation}/samples", response_class=Response)
 def sample_counts(dataset: DatasetDep, evaluation: str) -> Response:
     """Per evaluated sample: `sample_id` int32, `tp`, `fp`, `fn`, `confused` int32, as an
     Arrow IPC stream in sample id order (to colour the map)."""
     table = dataset.evaluations.sample_counts(evaluation)
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return Response(sink.getvalue(), media_type=ARROW_STREAM)
+    return Response(arrow_bytes(table), media_type=ARROW)
 
 
 @router.get("/{evaluation}/cell")

@@ -1,5 +1,5 @@
 """/api/datasets/{name}/objects: box vectors' status, a box's crop, similar boxes, the object
-analysis (outliers, duplicate boxes) and its report."""
+analysis's report."""
 
 from __future__ import annotations
 
@@ -7,19 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
 
-from visor.api.deps import DatasetDep
+from visor.api.deps import ContextDep, DatasetDep
 from visor.embedding.models import with_weights_warning
+from visor.services import objects as object_service
 
 router = APIRouter(prefix="/api/datasets/{name}/objects", tags=["objects"])
-
-
-class AnalyseRequest(BaseModel):
-    model: str | None = Field(default=None, description="whose box vectors (default: newest)")
-    threshold: float | None = Field(
-        default=None, description="cosine similarity for duplicate boxes (auto if unset)"
-    )
 
 
 @router.get("")
@@ -36,13 +29,6 @@ def status(dataset: DatasetDep) -> dict[str, Any]:
 def skipped(dataset: DatasetDep, model: str | None = None, limit: int = 1000) -> list[Any]:
     """The boxes that gave no vector, with the reason."""
     return dataset.objects.skipped(model, limit)
-
-
-@router.post("/analysis", status_code=202)
-def analyse(dataset: DatasetDep, body: AnalyseRequest | None = None) -> dict[str, Any]:
-    """Start the object analysis job (outliers and near-identical boxes)."""
-    body = body or AnalyseRequest()
-    return dataset.objects.analyse(body.model, body.threshold)
 
 
 @router.get("/{label_id}")
@@ -63,9 +49,9 @@ def similar(
 
 
 @router.get("/{label_id}/crop")
-def crop(dataset: DatasetDep, label_id: int, request: Request) -> Response:
+def crop(ctx: ContextDep, label_id: int, request: Request) -> Response:
     """The box's crop as the object embedding sees it (context margin, squared), JPEG."""
-    path, etag = dataset.objects.crop(label_id)
+    path, etag = object_service.crop(ctx.store, ctx.settings, ctx.source(), ctx.dataset, label_id)
     headers = {"ETag": f'"{etag}"', "Cache-Control": "private, max-age=86400"}
     if request.headers.get("if-none-match", "").strip('"') == etag:
         return Response(status_code=304, headers=headers)

@@ -40,7 +40,7 @@ def similar(
     return with_weights_warning({"sample_id": sample_id, "model": model, "neighbours": found})
 
 
-@router.post("/similar")
+@router.post("/similar/upload")
 async def similar_to_upload(
     dataset: DatasetDep, file: UploadFile, filters: Filters, k: K = 20, model: str | None = None
 ) -> dict[str, Any]:

@@ -1,0 +1,145 @@
+"""What every command shares: the app, its consoles, errors as one line, following a job's
+progress, and `command` (a command made from an operation, see `visor.cli.options`)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from visor import ops
+from visor.cli.options import op_command
+from visor.client import (
+    open_workspace,
+)
+from visor.errors import VisorError
+from visor.services.jobs import FINAL_STATES
+from visor.workspace import Workspaces
+
+app = typer.Typer(
+    help="Visor: see and fix image datasets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# No console markup: messages carry file names, class names and reasons such as
+# "bbox must be [x, y, width, height]" that markup would eat; styles go through Text.
+console = Console(stderr=True, soft_wrap=True, markup=False)
+out = Console(soft_wrap=True, markup=False)
+
+
+def _styled(prefix: str, style: str, message: str) -> Text:
+    return Text.assemble((prefix, style), " ", message)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Print VisorErrors as one line and exit 1; Ctrl-C exits 130, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except VisorError as e:
+            console.print(_styled("error:", "red", e.message), highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            console.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def follow(workspace: Workspaces, job: dict[str, Any]) -> dict[str, Any]:
+    """Show a job's progress until it ends; Ctrl-C cancels it. Exits 1 if the job failed."""
+    columns = [
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}", markup=False),
+        TimeRemainingColumn(),
+    ]
+    # Transient: once the job ends its command prints what it did, and a bar left behind
+    # would only repeat it (or show a last phase that had no count, as 0/?). Not drawn when
+    # stderr is no terminal (a log, a pipe): there it would only be its last frame.
+    with Progress(
+        *columns, console=console, transient=True, disable=not console.is_terminal
+    ) as progress:
+        task = progress.add_task(job["kind"], total=None, rate="")
+        try:
+            while job["state"] not in FINAL_STATES:
+                time.sleep(0.1)
+                job = workspace.jobs.get(job["id"])
+                rate = f"{job['rate']:.1f}/s" if job.get("rate") else ""
+                progress.update(
+                    task,
+                    description=job["message"] or job["kind"],
+                    completed=job["done"],
+                    total=job["total"],
+                    rate=rate,
+                )
+        except KeyboardInterrupt:
+            workspace.jobs.cancel(job["id"])
+            job = workspace.jobs.wait(job["id"])
+    if job["state"] == "failed":
+        raise VisorError(job["error"] or "job failed")
+    if job["state"] == "cancelled":
+        console.print("cancelled; finished work was kept")
+        raise typer.Exit(130)
+    return job
+
+
+def _warning(result: dict[str, Any]) -> None:
+    """A result's `warning` (vectors from random weights), said plainly."""
+    if result.get("warning"):
+        out.print(_styled("warning:", "bold yellow", result["warning"]), highlight=False)
+
+
+def _problems(title: str, count: int, lines: list[str], where: str) -> None:
+    """`count` problems under `title`: the first 20 of `lines`, then where to see the rest."""
+    if not count:
+        return
+    console.print(Text(f"{title}:", style="yellow"))
+    for line in lines[:20]:
+        console.print(f"  {line}", highlight=False)
+    if count > 20:
+        console.print(f"  ... and {count - 20} more ({where})")
+
+
+def _report(result: dict[str, Any]) -> None:
+    count = result.get("skipped_count") or 0
+    _problems(
+        f"skipped {count} record(s)",
+        count,
+        [f"{item['path']}: {item['reason']}" for item in result.get("skipped") or []],
+        "visor info NAME --skipped",
+    )
+
+
+# The option of every command that reads vectors.
+VectorsModel = Annotated[
+    str | None,
+    typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
+]
+
+
+def _workspace() -> Workspaces:
+    """The workspace: through a running `visor serve` (the store's one writer) when there is
+    one for this VISOR_HOME, else the store itself."""
+    return open_workspace()
+
+
+command = functools.partial(op_command, app, wrap=friendly)
+
+
+def _run(ws: Workspaces, cls: type[ops.Op], name: str | None, **fields: Any) -> dict[str, Any]:
+    """Run operation `cls` as a job on dataset `name`, its progress shown; its result."""
+    return follow(ws, ws.runner.run(ops.make(cls, **fields), name))["result"]

@@ -1,0 +1,279 @@
+"""Commands that bring data in and check it: ingest, predictions, evaluation, image quality,
+label errors, health."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from visor import ops
+from visor.cli.base import (
+    _report,
+    _run,
+    _styled,
+    _warning,
+    _workspace,
+    app,
+    command,
+    friendly,
+    out,
+)
+from visor.client import (
+    RemoteWorkspace,
+)
+from visor.dataset import Dataset
+from visor.evaluation.matching import AREA_RANGES
+from visor.evaluation.metrics import COCO_THRESHOLDS, SUMMARY
+
+
+@command(ops.Ingest, argument=None, positional=("path",), flags={"dataset": "--name"})
+def ingest(name: None, fields: dict[str, Any]) -> None:
+    """Read a dataset's images and labels into the store."""
+    with _workspace() as ws:
+        result = _run(ws, ops.Ingest, None, **fields)
+        out.print(
+            Text.assemble(
+                "ingested ",
+                (fields["dataset"], "bold"),
+                f": {result['samples']} samples, {result['labels']} labels ({result['format']})",
+            )
+        )
+        _report(result)
+
+
+@command(ops.ImportPredictions, positional=("path",))
+def import_predictions(name: str, fields: dict[str, Any]) -> None:
+    """Add a model's predictions to a dataset, as a named source."""
+    with _workspace() as ws:
+        result = ws.dataset(name).import_predictions(**fields)
+        out.print(
+            f"imported {result['predictions']} predictions on {result['images']} images "
+            f"from {fields['source']} into {name}",
+            highlight=False,
+        )
+        _report(result)
+
+
+@command(ops.Evaluate, flags={"classwise": "--classwise/--agnostic"})
+def evaluate(
+    name: str,
+    fields: dict[str, Any],
+    worst: Annotated[int, typer.Option(help="how many of the worst classes to list")] = 5,
+) -> None:
+    """Evaluate a prediction source COCO-style: every box TP/FP/FN, AP/AR, confusion matrix."""
+    with _workspace() as ws:
+        result = _run(ws, ops.Evaluate, name, **fields)
+        params = result.get("params") or ops.make(ops.Evaluate, **fields).model_dump()
+        _evaluation_report(result, params, worst)
+        where = f"?dataset={quote(name)}&eval={quote(result['evaluation'])}&tab=evaluation"
+        url = ws.info.url.rstrip("/") if isinstance(ws, RemoteWorkspace) else None
+        out.print(
+            f"see the boxes: {url}/{where}"
+            if url
+            else f"see the boxes: visor serve, then /{where}",
+            highlight=False,
+        )
+
+
+def _evaluation_report(result: dict[str, Any], params: dict[str, Any], worst: int) -> None:
+    stats = result["summary"]
+    chosen = params["iou_thresholds"]
+    thresholds = chosen if chosen != COCO_THRESHOLDS else "0.50:0.95"
+    limits = (1, 10, params["max_dets"])
+    areas = list(AREA_RANGES)
+    for key, kind, at_iou, area, limit in SUMMARY:  # as pycocotools prints them
+        title = "Average Precision  (AP)" if kind == "ap" else "Average Recall     (AR)"
+        span = thresholds if at_iou is None else f"{at_iou:.2f}"
+        out.print(
+            f" {title} @[ IoU={span:<9} | area={areas[area]:>6} | "
+            f"maxDets={limits[limit]:>3} ] = {stats[key]:0.3f}",
+            highlight=False,
+        )
+    counts, split = result["counts"], params.get("split")
+    out.print(
+        f"at IoU {params['iou']}: {counts['tp']} true positives, {counts['fp']} false positives, "
+        f"{counts['fn']} missed ({counts['predictions']} predictions, {counts['gt']} boxes"
+        + (f" in split {split}" if split else "")
+        + ")",
+        highlight=False,
+    )
+    if result["worst_classes"] and worst > 0:
+        out.print("worst classes (AP@[.5:.95], AP50, precision, recall, FP, FN):")
+        for row in result["worst_classes"][:worst]:
+            out.print(
+                f"  {row['class']:<20} {row['ap']:.3f}  {_num(row['ap50'])}  "
+                f"{_num(row['precision'])}  {_num(row['recall'])}  "
+                f"{row['fp']:>6} {row['fn']:>6}",
+                highlight=False,
+            )
+
+
+@command(ops.ComputeQuality, "quality")
+def quality(
+    name: str,
+    fields: dict[str, Any],
+    examples: Annotated[int, typer.Option(help="sample ids listed per issue")] = 5,
+) -> None:
+    """Measure every image (brightness, blur, entropy, colour, size) and list the issues."""
+    with _workspace() as ws:
+        result = _run(ws, ops.ComputeQuality, name)
+        for problem in result["failed"][:20]:
+            out.print(f"  could not read sample {problem['sample_id']}: {problem['reason']}")
+        found = ws.dataset(name).quality(examples)
+        out.print(f"{found['measured']} of {found['samples']} images measured", highlight=False)
+        for row in found["issues"]:
+            listed = ", ".join(str(i) for i in row["examples"])
+            more = f": {listed}" if listed else ""
+            out.print(
+                f"  {row['issue']:<17} {row['count']:>7} ({row['share']:.1%}){more}",
+                highlight=False,
+            )
+        out.print("see them: filter by image quality in the UI, or ?quality=<issue> on /samples")
+
+
+@command(ops.FindLabelErrors)
+def label_errors(
+    name: str,
+    fields: dict[str, Any],
+    examples: Annotated[int, typer.Option(help="worst flagged samples to list")] = 10,
+) -> None:
+    """Find likely wrong labels (cleanlab).
+
+    Each image's (and each box's) label is weighed against its neighbours' labels; with
+    --predictions, cleanlab's detection check weighs the boxes against a model's boxes."""
+    with _workspace() as ws:
+        result = _run(ws, ops.FindLabelErrors, name, **fields)
+        dataset = ws.dataset(name)
+        if fields.get("predictions") is not None:
+            _detection_report(dataset, result, fields, examples)
+            return
+        _warning(result)
+        out.print(
+            f"{result['flagged']} of {result['scored']} labels likely wrong "
+            f"({result['model']}, {result['seconds']} s)",
+            highlight=False,
+        )
+        if result["classes_with_one_example"]:
+            lonely = ", ".join(result["classes_with_one_example"])
+            out.print(f"not scored (one example, nothing to compare with): {lonely}")
+        if result["not_embedded"]:
+            out.print(f"not scored (no vector yet): {result['not_embedded']} labels")
+        found = dataset.label_errors(examples) or {"examples": []}
+        for sample_id in found["examples"]:
+            for label in dataset.labels(sample_id):
+                quality = label.get("label_quality")
+                if quality and quality["issue"]:
+                    out.print(
+                        f"  sample {sample_id}: labelled {label['class']}; its neighbours say "
+                        f"{quality['suggested']} (quality {quality['quality']:.3f})",
+                        highlight=False,
+                    )
+
+
+def _detection_report(
+    dataset: Dataset, result: dict[str, Any], fields: dict[str, Any], examples: int
+) -> None:
+    boxes, split = result["boxes_flagged"], fields.get("split")
+    out.print(
+        f"{result['flagged']} of {result['images']} images"
+        + (f" of split {split}" if split else "")
+        + " flagged by cleanlab's detection "
+        f"check against {fields['predictions']} ({result['seconds']} s): {boxes['overlooked']} "
+        f"boxes likely missing, {boxes['swap']} likely of the wrong class, {boxes['badloc']} "
+        "likely badly placed",
+        highlight=False,
+    )
+    found = (dataset.label_errors(examples) or {}).get("detection") or {"examples": []}
+    words = {
+        "overlooked": "a box may be missing (the model found a {cls})",
+        "swap": "this {cls} box may be of another class",
+        "badloc": "this {cls} box may be badly placed",
+    }
+    for sample_id in found["examples"]:
+        check = dataset.sample(sample_id).get("detection_check") or {"boxes": []}
+        for box in check["boxes"]:
+            said = words[box["signal"]].format(cls=box["class"])
+            out.print(
+                f"  sample {sample_id}: {said} (box {box['label_id']}, score {box['score']:.3f})",
+                highlight=False,
+            )
+
+
+@app.command("evaluations")
+@friendly
+def list_evaluations(name: str) -> None:
+    """A dataset's evaluations side by side: source, split, IoU, AP, AP50, AP75, P and R."""
+    with _workspace() as ws:
+        found = ws.dataset(name).evaluations.list()
+        if not found:
+            out.print(f"no evaluations of {name} yet (visor evaluate {name} --source S)")
+            return
+        # Short headings: the nine columns fit 80 characters whole.
+        table = Table("name", "source", "split", "IoU", "AP", "AP50", "AP75", "prec.", "recall")
+        for e in found:
+            stats, counts = e["summary"], e["counts"]
+            table.add_row(
+                e["name"],
+                e["source"],
+                e["params"].get("split") or "all",
+                str(e["params"].get("iou")),
+                *(_num(stats.get(k)) for k in ("AP", "AP50", "AP75")),
+                _num(counts.get("precision")),
+                _num(counts.get("recall")),
+            )
+        out.print(table)
+
+
+def _num(value: float | None) -> str:
+    return "  -  " if value is None or value < 0 else f"{value:.3f}"
+
+
+@command(ops.ComputeHealth, "health")
+def health(
+    name: str,
+    fields: dict[str, Any],
+    html: Annotated[
+        Path | None, typer.Option(help="also write the report as one HTML file, images inside")
+    ] = None,
+    examples: Annotated[int, typer.Option(help="worst examples per problem")] = 8,
+    compute: Annotated[
+        bool,
+        typer.Option(
+            "--compute/--no-compute",
+            help="compute the signals not computed yet first (one job), or report what is there",
+        ),
+    ] = True,
+) -> None:
+    """What is wrong with a dataset: duplicates, leaks across splits, outliers, label errors,
+    image quality. The signals not computed yet are computed first, as one job."""
+    from visor.services import health_html
+
+    with _workspace() as ws:
+        dataset = ws.dataset(name)
+        if compute:
+            done = _run(ws, ops.ComputeHealth, name, **fields)
+            for signal, why in done["left"].items():
+                out.print(f"  not computed: {signal}: {why}", highlight=False)
+        report = dataset.health(examples)
+        out.print(f"health of {name} ({report['samples']:,} samples)", highlight=False)
+        for row in report["rows"]:
+            if row["count"] is None:
+                out.print(f"  {row['title']:<44} not computed: {row['todo']}", highlight=False)
+                continue
+            ids = ", ".join(str(i) for i in row.get("examples", [])[:examples])
+            mark = f" [{row['note']}]" if row.get("note") else ""
+            out.print(
+                f"  {row['title']:<44} {row['count']:>7} ({row['share']:.1%}){mark}"
+                + (f"  e.g. {ids}" if ids else ""),
+                highlight=False,
+            )
+        for number, note in enumerate(report["notes"], 1):
+            out.print(_styled(f"[{number}] warning:", "bold yellow", note), highlight=False)
+        if html is not None:
+            health_html.write(html, report, dataset.thumbnail_bytes)
+            out.print(f"wrote {html}", highlight=False)

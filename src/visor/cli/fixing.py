@@ -1,0 +1,212 @@
+"""Commands that fix and write out: export, label edits and their log, saved views."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from visor import ops
+from visor.cli.base import (
+    _problems,
+    _run,
+    _workspace,
+    app,
+    command,
+    friendly,
+    out,
+)
+from visor.errors import VisorError
+from visor.store.samples import SampleFilter
+
+
+@command(
+    ops.Export,
+    positional=("out",),
+    skip=("filters", "download", "split_ratios"),
+    flags={"exclude_tags": "--exclude-tag"},
+)
+def export(
+    name: str,
+    fields: dict[str, Any],
+    split: Annotated[str | None, typer.Option(help="only this split")] = None,
+    cls: Annotated[str | None, typer.Option("--class", help="only samples with this class")] = None,
+    tag: Annotated[str | None, typer.Option(help="only samples with this tag")] = None,
+    split_by: Annotated[
+        str, typer.Option(help="existing, or ratios for new splits: 0.8,0.1,0.1")
+    ] = "existing",
+) -> None:
+    """Write the dataset (or the samples the filters keep) in a format training code reads.
+
+    The folder appears whole when the export ends, or not at all."""
+    if split_by != "existing":
+        try:
+            fields["split_ratios"] = [float(part) for part in split_by.split(",")]
+        except ValueError:
+            raise VisorError(
+                f"--split-by {split_by!r}: write 'existing' or ratios like 0.8,0.1,0.1"
+            ) from None
+    filters = SampleFilter(split=split, category=cls, tag=tag)
+    with _workspace() as ws:
+        result = _run(ws, ops.Export, name, filters=filters, **fields)
+        splits = ", ".join(f"{k} {v}" for k, v in sorted(result.get("splits", {}).items()))
+        out.print(
+            f"exported {result['samples']} samples and {result['labels']} labels as "
+            f"{result['format']} to {result['out']} in {result['seconds']} s"
+            + (f" ({splits})" if splits else ""),
+            highlight=False,
+        )
+        if result.get("image_labels_not_written"):
+            out.print(
+                f"{result['image_labels_not_written']} image-level labels not written: "
+                f"{result['format']} holds boxes only (use classification, voc or parquet)",
+                highlight=False,
+            )
+        count = result.get("skipped_count") or 0
+        _problems(
+            f"{count} sample(s) not written",
+            count,
+            [f"{item['path']}: {item['reason']}" for item in result.get("skipped") or []],
+            "the job's result (visor jobs)",
+        )
+
+
+@app.command()
+@friendly
+def edits(
+    name: str,
+    undo: Annotated[bool, typer.Option("--undo", help="undo the newest edit")] = False,
+    redo: Annotated[bool, typer.Option("--redo", help="redo the newest undone edit")] = False,
+    revert: Annotated[int | None, typer.Option(help="undo edit ID (and only it)")] = None,
+    show: Annotated[int | None, typer.Option(help="edit ID's changes, before and after")] = None,
+    limit: Annotated[int, typer.Option(help="edits to list")] = 30,
+) -> None:
+    """The label edit log, newest first; undo, redo or revert an edit."""
+    with _workspace() as ws:
+        log = ws.dataset(name).edits
+        if undo or redo or revert is not None:
+            done = log.undo() if undo else log.redo() if redo else log.revert(int(revert or 0))
+            out.print(f"edit {done['batch']} {done['state']} ({done['changes']} changes)")
+            return
+        if show is not None:
+            for row in log.batch(show):
+                what = f"{row['action']} label {row['label_id']} of sample {row['sample_id']}"
+                change = f"{_side(row['before'])} -> {_side(row['after'])}"
+                out.print(f"{what}: {change}", highlight=False)
+            return
+        table = Table("edit", "when", "what", "changes", "samples", "state")
+        for row in log.history(limit):
+            table.add_row(
+                str(row["batch"]), str(row["at"])[:19], ", ".join(row["actions"]),
+                str(row["changes"]), ", ".join(map(str, row["samples"][:6])), row["state"],
+            )  # fmt: skip
+        out.print(table)
+
+
+def _side(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "(none)"
+    if "excluded" in row:
+        return "excluded" if row["excluded"] else "included"
+    box = (
+        "" if row.get("x") is None else f" [{row['x']:g}, {row['y']:g}, {row['w']:g}, {row['h']:g}]"
+    )
+    return f"{row['class']}{box}"
+
+
+@app.command()
+@friendly
+def edit(
+    name: str,
+    label: Annotated[int, typer.Argument(help="the label's id (visor info, the sample view)")],
+    cls: Annotated[str | None, typer.Option("--class", help="its new class")] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="delete it")] = False,
+) -> None:
+    """Change a label's class, or delete it (recorded in the edit log: visor edits)."""
+    if (cls is None) == (not delete):
+        raise VisorError("give either --class NEW or --delete")
+    with _workspace() as ws:
+        log = ws.dataset(name).edits
+        done = log.delete(label) if delete else log.set_class(label, str(cls))
+        out.print(f"edit {done['batch']}: {done['changes']} change(s)")
+
+
+@app.command()
+@friendly
+def relabel(
+    name: str,
+    from_class: Annotated[str, typer.Option("--from", help="the class to change")],
+    to_class: Annotated[str, typer.Option("--to", help="its new name")],
+    split: Annotated[str | None, typer.Option(help="only in this split")] = None,
+    tag: Annotated[str | None, typer.Option(help="only samples with this tag")] = None,
+) -> None:
+    """Every ground-truth label of one class becomes another, as one undoable edit."""
+    from visor.store.samples import SampleFilter
+
+    with _workspace() as ws:
+        dataset = ws.dataset(name)
+        ids = None
+        if split is not None or tag is not None:
+            ids = [s["id"] for s in _all_samples(dataset, SampleFilter(split=split, tag=tag))]
+        done = dataset.edits.relabel(from_class, to_class, ids)
+        out.print(f"edit {done['batch']}: {done['changes']} labels {from_class} -> {to_class}")
+
+
+def _all_samples(dataset: Any, filters: Any) -> list[dict[str, Any]]:
+    found, offset = [], 0
+    while True:
+        _, page = dataset.samples(filters, offset=offset, limit=1000)
+        found += page
+        if len(page) < 1000:
+            return found
+        offset += 1000
+
+
+@app.command()
+@friendly
+def exclude(
+    name: str,
+    sample: Annotated[list[int], typer.Argument(help="sample ids")],
+    include: Annotated[bool, typer.Option("--include", help="take them back instead")] = False,
+) -> None:
+    """Leave samples out of exports (an undoable edit)."""
+    with _workspace() as ws:
+        log = ws.dataset(name).edits
+        changes = [{"action": "include" if include else "exclude", "sample_id": i} for i in sample]
+        done = log.apply(changes)
+        state = "included" if include else "excluded"
+        out.print(f"edit {done['batch']}: {done['changes']} sample(s) {state}")
+
+
+@app.command()
+@friendly
+def views(
+    name: str,
+    save: Annotated[str | None, typer.Option(help="save a view of these filters as NAME")] = None,
+    split: Annotated[str | None, typer.Option(help="with --save: this split")] = None,
+    cls: Annotated[str | None, typer.Option("--class", help="with --save: this class")] = None,
+    tag: Annotated[str | None, typer.Option(help="with --save: this tag")] = None,
+    delete: Annotated[str | None, typer.Option(help="delete view NAME")] = None,
+) -> None:
+    """The dataset's saved views (also made in the UI); save or delete one."""
+    from visor.store.samples import SampleFilter
+
+    with _workspace() as ws:
+        saved = ws.dataset(name).views
+        if delete is not None:
+            saved.delete(delete)
+            out.print(f"view {delete} deleted")
+            return
+        if save is not None:
+            saved.save(save, filters=SampleFilter(split=split, category=cls, tag=tag))
+            out.print(f"view {save} saved")
+            return
+        table = Table("view", "filters", "lasso", "sort", "saved")
+        for row in saved.list():
+            shown = ", ".join(f"{k}={v}" for k, v in row["filters"].items()) or "(all samples)"
+            table.add_row(
+                row["name"], shown, "yes" if row.get("selection") else "",
+                f"{row['sort']} {row['order']}", row["updated_at"][:19],
+            )  # fmt: skip
+        out.print(table)

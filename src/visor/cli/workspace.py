@@ -1,0 +1,350 @@
+"""Commands on the workspace: models, datasets, info, rm, jobs, serve and the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from visor.cli.base import (
+    _styled,
+    _workspace,
+    app,
+    console,
+    follow,
+    friendly,
+    out,
+)
+from visor.cli.vectors import _embed_report
+from visor.client import (
+    announce_server,
+    find_server,
+)
+from visor.config import get_settings
+from visor.errors import InvalidInput, VisorError
+
+
+@app.command("models")
+@friendly
+def list_models() -> None:
+    """The embedding models known by name."""
+    from visor.embedding.models import describe_models
+
+    table = Table("name", "dim", "weights")
+    for row in describe_models():
+        table.add_row(row["name"], str(row["dim"]), row["weights"])
+    out.print(table)
+    out.print("Also: random:<name> (random weights, for trials), a model folder, or a hub id.")
+    from visor.config import get_settings
+    from visor.embedding.backends import check_backend, fastest, recorded_choices
+
+    settings = get_settings()
+    try:
+        chosen = check_backend(settings.embed_backend, "cpu")
+    except InvalidInput as e:  # a setting naming a backend not installed: say so
+        chosen = f"none ({e})"
+    if chosen == "auto":
+        chosen = "auto (the faster of torch and openvino, measured on a model's first use)"
+    out.print(
+        f"On this CPU the model runs on: {chosen} (VISOR_EMBED_BACKEND={settings.embed_backend})",
+        highlight=False,
+    )
+    for key, found in recorded_choices(settings.home / "compiled").items():
+        model, precision = key.split("|")[:2]
+        rates = ", ".join(f"{k} {v}" for k, v in found["rates"].items())
+        out.print(
+            f"  {model} ({precision}): {fastest(found['rates'])} (measured images/s: {rates})",
+            highlight=False,
+        )
+
+
+@app.command("datasets")
+@friendly
+def list_datasets() -> None:
+    """List the datasets in the store."""
+    with _workspace() as ws:
+        table = Table("name", "format", "samples", "labels", "root")
+        for d in ws.datasets():
+            table.add_row(
+                d["name"], d["format"], str(d["num_samples"]), str(d["num_labels"]), d["root"]
+            )
+        out.print(table)
+
+
+@app.command()
+@friendly
+def info(
+    name: str,
+    skipped: Annotated[bool, typer.Option(help="list the records skipped at ingest")] = False,
+) -> None:
+    """Counts per split and class."""
+    with _workspace() as ws:
+        data = ws.dataset(name).info()
+        out.print(
+            Text.assemble(
+                (name, "bold"),
+                f" ({data['format']}, {data['root']}): "
+                f"{data['num_samples']} samples, {data['num_labels']} labels",
+            )
+        )
+        splits = Table("split", "samples")
+        for split, n in data["splits"].items():
+            splits.add_row(split, str(n))
+        out.print(splits)
+        classes = Table("class", "kind", "labels", "samples")
+        for row in data["classes"]:
+            classes.add_row(row["class"], row["kind"], str(row["labels"]), str(row["samples"]))
+        out.print(classes)
+        vectors = ws.dataset(name).embedding_status()["models"]
+        if vectors:
+            table = Table("model", "dim", "vectors", "unreadable", "complete")
+            for row in vectors:
+                table.add_row(
+                    row["model"],
+                    str(row["dim"]),
+                    f"{row['vectors']}/{row['samples']}",
+                    str(row["errors"]),
+                    "yes" if row["complete"] else f"no ({row['missing']} missing)",
+                )
+            out.print(table)
+        report = data.get("report") or {}
+        flagged = data.get("flags") or {}
+        if flagged.get("size_mismatch"):
+            out.print(
+                f"{flagged['size_mismatch']} image(s) whose file size in pixels differs from "
+                "their annotation's (the file's is used; the samples are flagged size_mismatch)",
+                highlight=False,
+            )
+            for item in report.get("size_mismatches", [])[: None if skipped else 5]:
+                annotated, found = item["annotated"], item["file"]
+                out.print(
+                    f"  {item['path']}: annotated {annotated[0]}x{annotated[1]}, "
+                    f"file {found[0]}x{found[1]}",
+                    highlight=False,
+                )
+        if flagged.get("box_outside_image"):
+            out.print(
+                f"{flagged['box_outside_image']} image(s) with a box partly outside the picture",
+                highlight=False,
+            )
+        if skipped:
+            for item in report.get("skipped", []):
+                out.print(f"  {item['path']}: {item['reason']}", highlight=False)
+        elif report.get("skipped_count"):
+            out.print(
+                f"{report['skipped_count']} record(s) skipped at ingest (--skipped lists them)"
+            )
+
+
+@app.command()
+@friendly
+def rm(name: str) -> None:
+    """Delete a dataset from the store (its files are not touched)."""
+    with _workspace() as ws:
+        ws.dataset(name).delete()
+        out.print(f"deleted {name}")
+
+
+@app.command()
+@friendly
+def jobs(
+    dataset: Annotated[str | None, typer.Option(help="only this dataset's jobs")] = None,
+) -> None:
+    """Recent jobs and their state."""
+    with _workspace() as ws:
+        rows = [
+            (
+                job["id"],
+                job["kind"],
+                job["dataset"] or "",
+                job["state"],
+                f"{job['done']}/{job['total']}" if job["total"] else str(job["done"]),
+                job["message"] or "",
+            )
+            for job in ws.jobs.list(dataset=dataset)
+        ]
+        # One line a job: the columns before the message are shown whole, and the message
+        # takes the width they leave, a long one cut at the edge (the API has it whole).
+        table = Table()
+        for i, heading in enumerate(("id", "kind", "dataset", "state", "done")):
+            width = max([len(heading), *(len(row[i]) for row in rows)])
+            table.add_column(heading, no_wrap=True, min_width=width)
+        table.add_column("message", no_wrap=True, overflow="ellipsis", ratio=1)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+
+
+@app.command()
+@friendly
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+    preload_model: Annotated[
+        bool, typer.Option(help="load the embedding model now, not on first use")
+    ] = False,
+    model: Annotated[str | None, typer.Option(help="the model to preload")] = None,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(help="serve other machines too (needed to bind anything but loopback)"),
+    ] = False,
+) -> None:
+    """Serve the web UI and the HTTP API."""
+    import uvicorn
+
+    from visor.api import create_app
+
+    settings = get_settings()
+    if preload_model:
+        from visor.embedding.models import load_model
+
+        embedder = load_model(model or settings.model)
+        console.print(f"model {embedder.name} loaded on {embedder.device} ({embedder.precision})")
+    host = host or settings.host
+    port = port or settings.port
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    if not loopback and not allow_remote:
+        raise VisorError(
+            f"--host {host} would serve other machines: add --allow-remote if you mean it"
+        )
+    if not loopback:
+        console.print(
+            _styled(
+                "warning:",
+                "bold yellow",
+                f"serving {host}: anyone who can reach it sees the datasets; changes still "
+                "need the token in VISOR_HOME/server.json (the UI gets it with its page)",
+            )
+        )
+    running = find_server(settings.home)
+    if running is not None:
+        raise VisorError(f"a Visor server for {settings.home} already runs at {running.url}")
+    app_ = create_app(settings, any_host=not loopback)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    console.print(f"Visor on http://{host}:{port}  (API docs: /docs; Ctrl-C stops)")
+    # Announced once the store is open (the app's start), withdrawn as it stops.
+    app_.state.announce = lambda: announce_server(settings.home, url)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@app.command()
+@friendly
+def demo(
+    images: Annotated[int, typer.Option(help="number of synthetic images")] = 2000,
+    name: Annotated[str, typer.Option(help="dataset name")] = "demo",
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="stop after ingesting")] = False,
+    path: Annotated[Path | None, typer.Option(help="where to write the images")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="embedding model (default: dinov2-base if available)")
+    ] = None,
+    precision: Annotated[str | None, typer.Option(help="auto|fp32|fp16|bf16")] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="build it again even when a finished one is there")
+    ] = False,
+) -> None:
+    """A synthetic dataset of shapes: ingested, embedded, mapped, deduplicated and served.
+
+    A finished demo (every image embedded, a map) is served at once; --fresh rebuilds it."""
+    from visor.synthetic import generate
+
+    settings = get_settings()
+    root = path or settings.home / "demo-images"
+    marker = root / f".complete-{images}"
+    if not fresh and marker.exists() and _finished_demo(name, root, images):
+        if not no_serve:
+            serve(None, None, False, None)
+        return
+    if not marker.exists():
+        with Progress(
+            TextColumn("writing demo images"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("", total=images)
+            generate(root, images, progress=lambda d, t: progress.update(task, completed=d))
+        marker.touch()
+    with _workspace() as ws:
+        job = follow(ws, ws.ingest(str(root), name, replace=True))
+        samples = job["result"]["samples"]
+        out.print(Text.assemble("ingested ", (name, "bold"), f": {samples} samples"))
+        dataset = ws.dataset(name)
+        chosen = model or _demo_model(settings.model)
+        _embed_report(follow(ws, dataset.embed(chosen, precision=precision))["result"])
+        result = follow(ws, dataset.make_map(chosen))["result"]
+        out.print(
+            f"map {result['map_id']}: {result['method']} of {result['points']} points",
+            highlight=False,
+        )
+        result = follow(ws, dataset.find_duplicates(chosen))["result"]
+        out.print(
+            f"{result['groups']} duplicate groups (threshold {result['threshold']}: "
+            f"{result['threshold_rule']})",
+            highlight=False,
+        )
+        if chosen.startswith("random:"):
+            out.print(
+                _styled(
+                    "note:",
+                    "bold yellow",
+                    f"{chosen} has random weights, so the map, neighbours and duplicates above "
+                    "show the pipeline running, not real similarity. For real results, put "
+                    "DINOv2 weights where Visor finds them (the Hugging Face cache, or a model "
+                    f"folder: --model ./dinov2-base) and run visor embed {name} --model "
+                    "dinov2-base, then visor map and visor duplicates.",
+                ),
+                highlight=False,
+            )
+    if not no_serve:
+        serve(None, None, False, None)
+
+
+def _finished_demo(name: str, root: Path, images: int) -> bool:
+    """Whether dataset `name` is a finished demo of `images` images under `root` (every image
+    embedded by one model, and a map); says so when it is."""
+    with _workspace() as ws:
+        if name not in {d["name"] for d in ws.datasets()}:
+            return False
+        dataset = ws.dataset(name)
+        if dataset.row["root"] != str(root) or dataset.row["num_samples"] != images:
+            return False
+        done = [m["model"] for m in dataset.embedding_status()["models"] if m["complete"]]
+        if not done or not dataset.maps():
+            return False
+    out.print(
+        Text.assemble(
+            "the demo ",
+            (name, "bold"),
+            f" is finished ({images} images, vectors from {done[0]}, a map): serving it "
+            "(visor demo --fresh builds it again)",
+        )
+    )
+    return True
+
+
+def _demo_model(preferred: str) -> str:
+    """The configured model if its weights load; else its random twin, with a warning."""
+    from visor.embedding.models import load_model
+    from visor.errors import ModelUnavailable
+
+    try:
+        load_model(preferred)
+        return preferred
+    except ModelUnavailable as e:
+        fallback = "random:dinov2-small"
+        console.print(_styled("warning:", "bold yellow", e.message), highlight=False)
+        console.print(
+            _styled(
+                "warning:",
+                "bold yellow",
+                f"the demo uses {fallback} instead: random weights, so the map and neighbours "
+                "show the pipeline working, not real similarity",
+            ),
+            highlight=False,
+        )
+        return fallback

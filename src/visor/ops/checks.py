@@ -1,0 +1,208 @@
+"""Operations that check labels and predictions: image quality, label errors (cleanlab, from
+neighbours or against a prediction source), evaluation, and importing predictions."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from visor.errors import NotFound
+from visor.evaluation.metrics import COCO_THRESHOLDS
+from visor.ops.base import Context, Op, register
+from visor.services import evaluate as evaluate_service
+from visor.services import labels as label_service
+from visor.services import predictions as prediction_service
+from visor.services import quality as quality_service
+from visor.services import vectors
+from visor.services.jobs import JobContext
+from visor.services.objects import default_object_model, has_object_vectors
+from visor.store import embeddings as vector_rows
+
+SPLIT = "only the images of this split (the one the model was run on)"
+
+
+def check_predictions(ctx: Context, source: str, split: str | None) -> None:
+    """Refuse, before a job is queued, a prediction source or a split the dataset lacks."""
+    sources = prediction_service.sources(ctx.store, ctx.id)
+    if source not in sources:
+        known = ", ".join(sources) or "none yet"
+        raise NotFound(
+            f"dataset {ctx.name!r} has no predictions from {source!r} (sources: {known}); "
+            "add them with import-predictions"
+        )
+    evaluate_service.check_split(ctx.store, ctx.dataset, split)
+
+
+@register
+class ComputeQuality(Op):
+    """Measure every image not measured yet (brightness, blur, entropy, colour, size), then
+    flag each sample's issues (the `quality` filter)."""
+
+    name = "quality"
+    job = True
+
+    def key(self) -> str:
+        return "quality"
+
+    def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
+        assert job is not None
+        return quality_service.compute_quality(ctx.store, job, ctx.dataset)
+
+
+@register
+class FindLabelErrors(Op):
+    """Find likely wrong labels (cleanlab).
+
+    Each image's (and each box's) label is weighed against its neighbours' labels; with
+    predictions, cleanlab's detection check weighs the boxes against a model's boxes."""
+
+    name = "label-errors"
+    job = True
+
+    model: str | None = Field(
+        default=None, description="whose vectors (default: the dataset's newest model)"
+    )
+    predictions: str | None = Field(
+        default=None,
+        description="instead: check the boxes against this prediction source (cleanlab)",
+    )
+    split: str | None = Field(
+        default=None, description="with predictions: only this split's images (the model's run)"
+    )
+
+    @model_validator(mode="after")
+    def _split_needs_predictions(self) -> FindLabelErrors:
+        if self.split is not None and self.predictions is None:
+            raise ValueError("split goes with predictions (the images a model ran on)")
+        return self
+
+    def check(self, ctx: Context) -> FindLabelErrors:
+        if self.predictions is not None:
+            check_predictions(ctx, self.predictions, self.split)
+            return self
+        if self.model is not None:
+            if not has_object_vectors(ctx.store, ctx.id, self.model):
+                vectors.version(ctx.store, ctx.dataset, self.model)  # neither kind: refused
+            return self
+        if vector_rows.models_newest_first(ctx.store, ctx.id, ctx.name):
+            return self.model_copy(update={"model": vectors.default_model(ctx.store, ctx.dataset)})
+        return self.model_copy(update={"model": default_object_model(ctx.store, ctx.dataset)})
+
+    def key(self) -> str:
+        return f"predictions:{self.predictions}" if self.predictions else str(self.model)
+
+    def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
+        assert job is not None
+        if self.predictions is not None:
+            return label_service.find_detection_label_errors(
+                ctx.store, job, ctx.dataset, self.predictions, self.split
+            )
+        assert self.model is not None
+        return label_service.find_label_errors(ctx.store, job, ctx.dataset, self.model)
+
+
+@register
+class Evaluate(Op):
+    """Evaluate a prediction source COCO-style: every box TP/FP/FN, AP/AR, confusion matrix.
+
+    Results: `ds.evaluations[name]`, and per-sample fields for filters and sorting."""
+
+    name = "evaluate"
+    job = True
+
+    source: str = Field(description="the prediction source to evaluate")
+    evaluation: str | None = Field(
+        default=None,
+        alias="name",
+        description="the evaluation's name (default: the source; with a split, source.split)",
+    )
+    iou: float = Field(
+        default=0.5, gt=0, le=1, description="IoU of per-box outcomes, counts and confusion matrix"
+    )
+    iou_thresholds: str = Field(
+        default=COCO_THRESHOLDS, description="IoU thresholds of AP/AR: start:stop:step or a list"
+    )
+    classwise: bool = Field(
+        default=True, description="match boxes of the same class only (false: across classes)"
+    )
+    max_dets: int = Field(
+        default=100, ge=10, le=10_000, description="predictions counted per image and class"
+    )
+    split: str | None = Field(default=None, description=SPLIT)
+
+    def options(self) -> evaluate_service.EvaluateOptions:
+        return evaluate_service.EvaluateOptions(
+            self.source,
+            self.evaluation,
+            self.iou,
+            self.iou_thresholds,
+            self.classwise,
+            self.max_dets,
+            self.split,
+        ).checked()
+
+    def check(self, ctx: Context) -> Evaluate:
+        checked = self.options()
+        check_predictions(ctx, self.source, self.split)
+        return self.model_copy(update={"evaluation": checked.name})
+
+    def key(self) -> str:
+        return str(self.evaluation)
+
+    def job_params(self) -> dict[str, Any]:
+        return self.options().params()
+
+    def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
+        assert job is not None
+        return evaluate_service.evaluate(ctx.store, job, ctx.dataset, self.options())
+
+
+@register
+class ImportPredictions(Op):
+    """Add a model's predictions as a source: a COCO results .json (ultralytics'
+    predictions.json too), a folder of YOLO .txt files, or a .parquet/.csv table
+    (file_name, class, x, y, w, h, score). An existing source is replaced only with replace."""
+
+    name = "import-predictions"
+
+    path: str = Field(
+        description="COCO results .json (ultralytics' predictions.json too), a folder of YOLO "
+        ".txt files (class cx cy w h score), or a .parquet/.csv table (file_name, class, x, y, "
+        "w, h, score)"
+    )
+    source: str = Field(description="name of the model (or run) that made them")
+    format: str | None = Field(default=None, description="coco|yolo|table (default: from the path)")
+    replace: bool = Field(default=False, description="replace an existing source of this name")
+    names: str | None = Field(
+        default=None,
+        description="YOLO: the model's data.yaml when the dataset has no class indices",
+    )
+    split: str | None = Field(
+        default=None,
+        description="COCO results: the split whose annotation file's image ids they use (where "
+        "each split's file numbers its images alike, as Roboflow's exports do)",
+    )
+
+    @model_validator(mode="after")
+    def _absolute(self) -> ImportPredictions:
+        # A server's working folder is not the caller's: paths travel absolute.
+        object.__setattr__(self, "path", os.path.abspath(self.path))
+        if self.names:
+            object.__setattr__(self, "names", os.path.abspath(self.names))
+        return self
+
+    def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
+        result = prediction_service.import_predictions(
+            ctx.store,
+            ctx.dataset,
+            self.path,
+            self.source,
+            fmt=self.format,
+            replace=self.replace,
+            names=self.names,
+            split=self.split,
+        )
+        ctx.changed("predictions")
+        return result

@@ -1,0 +1,251 @@
+"""Operations on vectors: embed, map, the ANN index, duplicates and uniqueness."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Literal
+
+from pydantic import Field
+
+from visor.ops.base import Context, Op, register
+from visor.services import analysis as analysis_service
+from visor.services import embed as embed_service
+from visor.services import maps as map_service
+from visor.services import ray_embed as ray_embed_service
+from visor.services import search as search_service
+from visor.services import vectors
+from visor.services.jobs import JobContext
+from visor.services.objects import default_object_model
+
+VECTORS_MODEL = "whose vectors (default: the dataset's most recently embedded model)"
+
+
+def _model(ctx: Context, model: str | None) -> str:
+    """`model`, else the dataset's newest; refused when the dataset has no vectors from it."""
+    name = model or vectors.default_model(ctx.store, ctx.dataset)
+    vectors.version(ctx.store, ctx.dataset, name)
+    return name
+
+
+@register
+class Embed(Op):
+    """Compute an embedding vector for every image, or with --objects for every box.
+
+    Only the images (or boxes) still missing one are computed: a stopped job resumes."""
+
+    name = "embed"
+    job = True
+
+    model: str | None = Field(
+        default=None,
+        description="dinov2-small|base|large|giant, random:<name>, a folder or a hub id "
+        "(default: the setting VISOR_MODEL)",
+    )
+    device: str | None = Field(default=None, description="auto|cuda|cuda:N|mps|cpu")
+    precision: str | None = Field(
+        default=None,
+        description="auto|fp32|fp16|bf16|int8 (int8: OpenVINO on a CPU, int8 weights)",
+    )
+    batch_size: int | None = Field(default=None, ge=1, description="images per batch (auto)")
+    workers: int | None = Field(default=None, ge=1, le=64, description="decoding threads (auto)")
+    recompute: bool = Field(default=False, description="embed every image again")
+    quality: bool = Field(
+        default=True, description="measure image quality from the same decode (visor quality)"
+    )
+    objects: bool = Field(default=False, description="embed every box (a crop of its image)")
+    kind: Literal["gt", "prediction"] = Field(
+        default="gt", description="with objects: gt|prediction boxes"
+    )
+    source: str | None = Field(
+        default=None, description="with kind prediction: only this prediction source"
+    )
+    ray: str | None = Field(
+        default=None,
+        description="run on a Ray cluster: local (started for the job), auto, or ray://host:port",
+    )
+    ray_actors: int | None = Field(default=None, description="with ray: model actors (1)")
+    ray_gpus: float | None = Field(default=None, description="with ray: GPUs per model actor (0)")
+    staging: str | None = Field(
+        default=None,
+        description="with ray: folder or s3:// / gs:// URL the workers write shards to",
+    )
+    backend: str | None = Field(
+        default=None,
+        description="auto|torch|openvino: how the model runs on a CPU (auto: the faster of the "
+        "two on this machine, measured on first use)",
+    )
+
+    def check(self, ctx: Context) -> Embed:
+        chosen = self.model_copy(
+            update={
+                "model": self.model or ctx.settings.model,
+                "backend": self.backend or ctx.settings.embed_backend,
+            }
+        )
+        chosen.options(ctx)  # refused now, not in the job
+        return chosen
+
+    def key(self) -> str:
+        return (
+            f"{self.model}:objects:{self.kind}:{self.source}" if self.objects else str(self.model)
+        )
+
+    def options(self, ctx: Context) -> embed_service.EmbedOptions:
+        fields = self.model_dump()
+        fields["model"] = fields["model"] or ctx.settings.model
+        options = embed_service.EmbedOptions(
+            **fields, cache_dir=str(ctx.home("compiled"))
+        ).checked()
+        if options.ray is not None and options.staging is None:
+            boxes = f"{self.kind}-{self.source}" if self.source else self.kind
+            where = ray_embed_service.default_staging(
+                str(ctx.settings.home.resolve()),
+                ctx.id,
+                options.model,
+                boxes if self.objects else None,
+            )
+            options = replace(options, staging=where)
+        return options
+
+    def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
+        assert job is not None
+        options = self.options(ctx)
+        result = embed_service.embed_dataset(ctx.store, job, ctx.dataset, ctx.source(), options)
+        model = result.get("model", options.model)
+        wants = not self.objects and result["embedded"]
+        if wants and vectors.wants_ann(ctx.store, ctx.settings, ctx.id, model):
+            result["index_job"] = ctx.runner.run(BuildIndex(model=model), ctx.name)["id"]
+        return result
+
+
+@register
+class BuildIndex(Op):
+    """Build the ANN index for similarity search.
+
+    It is made on its own after embedding large datasets; smaller ones are searched
+    exactly."""
+
+    name = "index"
+    job = True
+
+    model: str | None = Field(default=None, description=VECTORS_MODEL)
+
+    def check(self, ctx: Context) -> BuildIndex:
+        return self.model_copy(update={"model": _model(ctx, self.model)})
+
+    def key(self) -> str:
+        return str(self.model)
+
+    def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
+        assert job is not None and self.model is not None
+        path = vectors.ann_path(ctx.settings, ctx.id, self.model)
+        return search_service.build_ann(ctx.store, job, ctx.id, self.model, path)
+
+
+@register
+class MakeMap(Op):
+    """Lay the dataset's vectors out in 2D; the new map becomes the default."""
+
+    name = "map"
+    job = True
+
+    model: str | None = Field(default=None, description=VECTORS_MODEL)
+    method: Literal["umap", "pca", "tsne"] = Field(default="umap", description="umap|pca|tsne")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the method's parameters: n_neighbors, min_dist, random_state, ...",
+    )
+    uniqueness: bool = Field(default=True, description="also score every sample's uniqueness")
+    objects: bool = Field(default=False, description="a point per box (embed with objects first)")
+
+    def check(self, ctx: Context) -> MakeMap:
+        checked = map_service.check_params(self.method, self.params)
+        if self.objects:
+            model = self.model or default_object_model(ctx.store, ctx.dataset)
+        else:
+            model = _model(ctx, self.model)
+        return self.model_copy(update={"model": model, "params": checked})
+
+    def key(self) -> str:
+        return f"{self.model}:{self.method}:{self.objects}"
+
+    def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
+        assert job is not None and self.model is not None
+        result = map_service.make_map(
+            ctx.store, job, ctx.id, self.model, self.method, self.params, objects=self.objects
+        )
+        if self.uniqueness and not self.objects:
+            message = job.job.message
+            result["uniqueness"] = analysis_service.compute_uniqueness(
+                ctx.store, job, ctx.id, model=self.model, k=analysis_service.DEFAULT_UNIQUENESS_K
+            )
+            job.job.message = message
+        if ctx.engine.serving:  # the page that asked for the map will want its points
+            map_service.cached_points(ctx.store, ctx.engine.points, ctx.dataset, None)
+        return result
+
+
+@register
+class FindDuplicates(Op):
+    """Group exact copies and near-duplicates; each sample gets a duplicate_group.
+
+    Near-duplicates: cosine similarity of the model's vectors at or above the threshold
+    (default: the model's calibrated one, else one from the dataset's nearest-neighbour
+    similarities). Every member of a group is within the threshold of its representative."""
+
+    name = "duplicates"
+    job = True
+
+    model: str | None = Field(default=None, description=VECTORS_MODEL)
+    threshold: float | None = Field(
+        default=None,
+        ge=0.5,
+        le=1.0,
+        description="cosine similarity from which images are near-duplicates (default: the "
+        "model's calibrated one, else one from the dataset's nearest-neighbour similarities)",
+    )
+    exact_only: bool = Field(
+        default=False, description="only byte-identical copies (no vectors needed)"
+    )
+
+    def check(self, ctx: Context) -> FindDuplicates:
+        return self.model_copy(
+            update={"model": None if self.exact_only else _model(ctx, self.model)}
+        )
+
+    def key(self) -> str:
+        return str(self.model)
+
+    def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
+        assert job is not None
+        return analysis_service.find_duplicates(
+            ctx.store, job, ctx.id, ctx.source(), model=self.model, threshold=self.threshold
+        )
+
+
+@register
+class ComputeUniqueness(Op):
+    """Score every embedded sample's uniqueness in [0, 1] (1: the most isolated)."""
+
+    name = "uniqueness"
+    job = True
+
+    model: str | None = Field(default=None, description=VECTORS_MODEL)
+    k: int = Field(
+        default=analysis_service.DEFAULT_UNIQUENESS_K,
+        ge=1,
+        le=100,
+        description="neighbours averaged",
+    )
+
+    def check(self, ctx: Context) -> ComputeUniqueness:
+        return self.model_copy(update={"model": _model(ctx, self.model)})
+
+    def key(self) -> str:
+        return str(self.model)
+
+    def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
+        assert job is not None and self.model is not None
+        return analysis_service.compute_uniqueness(
+            ctx.store, job, ctx.id, model=self.model, k=self.k
+        )

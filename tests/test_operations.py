@@ -1,0 +1,186 @@
+"""One definition per operation: the same call gives the same answer from Python, the CLI
+and HTTP, with and without a running `visor serve` (real processes, the real corpus)."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import Server, run_cli
+
+import visor
+from visor import ops
+from visor.cli import app
+from visor.client import RemoteWorkspace
+from visor.dataset import Dataset
+from visor.errors import InvalidInput
+from visor.ops.base import JobFailed
+from visor.workspace import Workspace, Workspaces
+
+TINY = "random:dinov2-tiny"
+YOLO = Path(__file__).parent / "data" / "yolo_roboflow_trees"
+
+# Ground truth as a model's predictions: every box of the dataset, score 0.9 (SQL over the
+# store, written as the table import-predictions reads).
+AS_PREDICTIONS = """
+SELECT s.path AS file_name, l.class, l.x, l.y, l.w, l.h, 0.9 AS score
+FROM labels l JOIN samples s ON s.dataset_id = l.dataset_id AND s.id = l.sample_id
+WHERE l.kind = 'gt' AND l.x IS NOT NULL ORDER BY l.id
+"""
+
+
+@pytest.fixture(params=["direct", "served"], scope="module")
+def mode(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """A workspace with the YOLO corpus embedded and ground truth imported as predictions,
+    used directly or through a server."""
+    home = tmp_path_factory.mktemp(request.param) / "home"
+    server = Server(home).start() if request.param == "served" else None
+    try:
+        yield request.param, home, server
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def cli(home: Path, *args: str) -> str:
+    done = run_cli(home, *args)
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
+    """Each command of the CLI, on the corpus, directly on the store and through a server."""
+    name, home, _ = mode
+    used: set[str] = set()
+
+    def run(*args: str) -> str:
+        used.add(args[0])
+        return cli(home, *args)
+
+    assert "ingested y: 7 samples, 101 labels (yolo)" in run("ingest", str(YOLO), "--name", "y")
+    assert "y" in run("datasets") and "7 samples, 101 labels" in run("info", "y")
+    out = run("embed", "y", "--model", TINY, "--precision", "fp32")
+    assert "embedded 7 images with random:dinov2-tiny (64-d, cpu, fp32)" in out
+    assert "map 1: pca of 7 points" in run("map", "y", "--method", "pca")
+    assert "random weights" in run("similar", "y", "0", "-k", "3")
+    assert "nearest-neighbour similarity of 7 samples" in run("duplicates", "y")
+    assert "uniqueness of 7 samples (k=2" in run("uniqueness", "y", "-k", "2")
+    assert "index of 7 vectors" in run("index", "y")
+    assert "7 of 7 images measured" in run("quality", "y")
+    with visor.open(home) as ws:
+        assert isinstance(ws, RemoteWorkspace) == (name == "served")
+        table = ws.sql(AS_PREDICTIONS)
+    assert table.num_rows == 101
+    preds = tmp_path / "gt.csv"
+    table.to_pandas().to_csv(preds, index=False)
+    out = run("import-predictions", "y", str(preds), "--source", "gt")
+    assert "imported 101 predictions on 6 images from gt into y" in out
+    out = run("evaluate", "y", "--source", "gt", "--split", "val")
+    assert re.search(r"at IoU 0.5: \d+ true positives, 0 false positives, 0 missed", out), out
+    assert re.search(r"│ gt\.val\s+│ gt\s+│ val\s+│ 0\.5 │ 1\.000 │", run("evaluations", "y"))
+    # Through a server this was an AttributeError ('RemoteDataset' has no 'sample').
+    out = run("label-errors", "y", "--predictions", "gt", "--split", "val")
+    assert "of 2 images of split val flagged by cleanlab's detection check against gt" in out
+    out = run("embed", "y", "--objects", "--model", TINY, "--precision", "fp32")
+    assert "embedded 101 of 101 gt boxes in 6 images" in out
+    assert "outliers (uniqueness above" in run("objects", "y")
+    assert "labels likely wrong" in run("label-errors", "y")
+    assert "distance" in run("objects", "y", "--similar", "1", "-k", "3")
+    assert "health of y (7 samples)" in run("health", "y")
+    out = run("export", "y", str(tmp_path / "out"), "--format", "yolo", "--split", "val")
+    assert "exported 2 samples and " in out
+    assert "edit 1: 1 change(s)" in run("edit", "y", "1", "--class", "Dead")
+    assert "labels Dead -> Snag" in run("relabel", "y", "--from", "Dead", "--to", "Snag")
+    assert "edit 3: 1 sample(s) excluded" in run("exclude", "y", "0")
+    assert "edit 3 undone" in run("edits", "y", "--undo")
+    assert "view v1 saved" in run("views", "y", "--save", "v1", "--split", "train")
+    assert "v1" in run("views", "y")
+    assert "embed" in run("jobs")
+    assert "dinov2-small" in run("models")
+    assert "deleted y" in run("rm", "y")
+    commands = {c.name or c.callback.__name__ for c in app.registered_commands}  # type: ignore[union-attr]
+    # serve is the server itself; demo runs all of the above on its own data (test_cli).
+    assert commands - used == {"serve", "demo"}
+
+
+def test_the_python_api_is_one_class_in_both_modes() -> None:
+    """The remote workspace is the same API with another runner: no method of its own."""
+
+    def methods(cls: type) -> dict[str, inspect.Signature]:
+        return {
+            n: inspect.signature(f)
+            for n, f in inspect.getmembers(cls, inspect.isfunction)
+            if n[0] != "_"
+        }
+
+    local = methods(Workspaces)
+    for cls in (Workspace, RemoteWorkspace):
+        mine = methods(cls)
+        assert {n: s for n, s in mine.items() if n in local} == local
+    public = [n for n in dir(RemoteWorkspace) if n[0] != "_"]
+    assert set(public) - set(dir(Workspaces)) == set()  # no method of its own
+
+
+def test_the_same_calls_give_the_same_answers(mode: tuple, tmp_path: Path) -> None:
+    _, home, _ = mode
+    (tmp_path / "empty").mkdir()
+    with visor.open(home) as ws:
+        ws.ingest(str(YOLO), "trees", wait=True)
+        ds = ws.dataset("trees")
+        assert type(ds) is Dataset
+        assert ds.info()["num_samples"] == 7 and ds.samples(limit=3)[0] == 7
+        # One rule for wait=True: a job that fails raises, with the job's own message.
+        with pytest.raises(JobFailed, match="no images"):
+            ws.ingest(str(tmp_path / "empty"), "empty", wait=True)
+        # Data out: one row per sample, or per label; SQL, read-only.
+        table = ds.to_arrow()
+        assert table.num_rows == 7 and sum(table.column("num_labels").to_pylist()) == 101
+        assert sorted(table.column("split").to_pylist()) == ["test"] + ["train"] * 4 + ["val"] * 2
+        boxes = ds.to_pandas(visor.SampleFilter(split="val"), labels=True)
+        in_val = ws.sql(
+            "SELECT count(*) AS n FROM labels l JOIN samples s ON s.dataset_id = l.dataset_id "
+            "AND s.id = l.sample_id JOIN datasets d ON d.id = s.dataset_id "
+            "WHERE s.split = 'val' AND d.name = 'trees'"
+        )
+        assert len(boxes) == in_val.to_pylist()[0]["n"] > 0 and set(boxes["split"]) == {"val"}
+        counts = ws.sql(
+            "SELECT split, count(*) AS n FROM samples WHERE dataset_id = "
+            "(SELECT id FROM datasets WHERE name = 'trees') GROUP BY 1 ORDER BY 1"
+        )
+        assert counts.to_pylist() == [
+            {"split": "test", "n": 1},
+            {"split": "train", "n": 4},
+            {"split": "val", "n": 2},
+        ]
+        with pytest.raises(InvalidInput, match=r"only one SELECT is run .* this is DELETE"):
+            ws.sql("DELETE FROM samples")
+        assert ws.sql("SELECT count(*) AS n FROM datasets WHERE name = 'trees'").num_rows == 1
+        ds.delete()
+
+
+def test_bad_input_is_refused_with_the_same_words_everywhere(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    words = "iou: Input should be less than or equal to 1"
+    with Workspace(visor.config.Settings(home=home)) as ws:
+        ws.ingest(str(YOLO), "y", wait=True)
+        with pytest.raises(InvalidInput, match=words):
+            ws.dataset("y").evaluate("gt", iou=2)
+        with pytest.raises(InvalidInput, match="unknown: Extra inputs are not permitted"):
+            ops.make(ops.Evaluate, source="gt", unknown=1)
+    done = run_cli(home, "evaluate", "y", "--source", "gt", "--iou", "2")
+    assert done.returncode == 1 and f"error: {words}" in done.stderr
+    server = Server(home).start()
+    try:
+        with httpx.Client(base_url=server.url, headers=server.headers) as client:
+            r = client.post("/api/datasets/y/evaluate", json={"source": "gt", "iou": 2})
+            error = r.json()["error"]
+            assert r.status_code == 422 and error["message"] == words
+            assert error["errors"][0]["loc"] == ["body", "iou"]
+            assert client.post("/api/datasets/y/evaluate", json={"source": "gt"}).status_code == 404
+    finally:
+        server.stop()
