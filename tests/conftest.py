@@ -238,7 +238,13 @@ def wait_job(client: httpx.Client, job_id: str, timeout: float = 120) -> dict:
 
 # The longest modules first: `make test` runs the files on two workers (pytest-xdist, a whole
 # file per worker at a time), and a long file picked up last would run alone at the end.
-LONGEST_FIRST = ("test_ray.py", "test_clients.py", "test_embed_api.py", "test_ui.py")
+LONGEST_FIRST = (
+    "test_ray.py",
+    "test_operations.py",
+    "test_clients.py",
+    "test_embed_api.py",
+    "test_ui.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -53,6 +53,7 @@ def cli(home: Path, *args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.timeout(900)  # some 30 commands, each a new process: minutes on a busy machine
 def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     """Each command of the CLI, on the corpus, directly on the store and through a server."""
     name, home, _ = mode

@@ -164,3 +164,46 @@ def test_the_embed_job_measures_quality_from_its_own_decode(
         assert f"tile_{i:02d}.png" in {by_path[s["id"]] for s in found}, issue
     # The quality job then has nothing left to read.
     assert ds.compute_quality(wait=True)["result"]["measured"] == 15
+
+
+def blurred_photos(root: Path) -> dict[str, tuple[float, bool]]:
+    """The corpus's real photos (the COCO tiles, the labelImg and YOLO pictures), each as it
+    is and blurred by a Gaussian of radius 1%, 2% and 4% of its short side; and one tile
+    enlarged to 2048 px wide, sharp and blurred by 12 px (0.9%). By file: radius, blurred."""
+    root.mkdir(parents=True, exist_ok=True)
+    photos = sorted((DATA / "coco_roboflow_trees").rglob("*.jpg"))
+    photos += sorted((DATA / "labelimg_trees").glob("*.png"))
+    photos += sorted((DATA / "yolo_roboflow_trees").rglob("*.jpg"))
+    planted: dict[str, tuple[float, bool]] = {}
+    for i, path in enumerate(photos):
+        image = Image.open(path).convert("RGB")
+        image.save(root / f"p{i:02d}.png")
+        planted[f"p{i:02d}.png"] = (0.0, False)
+        for share in (0.01, 0.02, 0.04):
+            radius = share * min(image.size)
+            image.filter(ImageFilter.GaussianBlur(radius)).save(root / f"p{i:02d}_{share}.png")
+            planted[f"p{i:02d}_{share}.png"] = (radius, True)
+    big = Image.open(photos[0]).convert("RGB").resize((2048, 1347), Image.Resampling.LANCZOS)
+    big.save(root / "big.png")
+    big.filter(ImageFilter.GaussianBlur(12)).save(root / "big_blurred.png")
+    planted |= {"big.png": (0.0, False), "big_blurred.png": (12.0, True)}
+    return planted
+
+
+def test_blur_a_person_sees_is_found_at_any_size(tmp_path: Path) -> None:
+    """Every photo blurred by a Gaussian of radius ≥ 1% of its short side is flagged, no
+    original is; the 2048-px tile blurred by 12 px too, which cleanvision calls sharp."""
+    from cleanvision import Imagelab
+
+    planted = blurred_photos(tmp_path / "blur")
+    files = sorted(planted)
+    stats = [image_stats(decode((tmp_path / "blur" / f).read_bytes(), f)) for f in files]
+    ours = issues({n: np.array([getattr(s, n) for s in stats]) for n in ImageStats.names()})
+    flagged = dict(zip(files, ours["blurry"].tolist(), strict=True))
+    assert len(files) == 4 * 22 + 2  # 22 photos: 12 COCO tiles, 3 labelImg, 7 YOLO
+    assert flagged == {f: blurred for f, (_, blurred) in planted.items()}
+    paths = [str(tmp_path / "blur" / f) for f in ("big.png", "big_blurred.png")]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        lab = Imagelab(filepaths=paths)
+        lab.find_issues({"blurry": {}})
+    assert lab.issues["is_blurry_issue"].tolist() == [False, False]  # blind to it

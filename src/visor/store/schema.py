@@ -263,4 +263,9 @@ ALTER TABLE maps ADD COLUMN objects BOOLEAN DEFAULT false;
 ALTER TABLE map_points ADD COLUMN label_id BIGINT;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
+# Version 9: sharpness as a person sees it (measured at a fixed scale; NULL where older).
+_V9 = """
+ALTER TABLE image_quality ADD COLUMN sharpness FLOAT;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9]
