@@ -410,3 +410,59 @@ def test_the_map_fits_every_point_after_load_and_resize(page: Page, tmp_path: Pa
             ) / (y1 - y0) > 0.8
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1600, 1000), (900, 1000)])
+def test_the_layout_fills_the_window_and_nothing_overflows(
+    page: Page, mapped: Server, size: tuple[int, int]
+) -> None:
+    """The grid's columns take its whole width (less than a cell left over), no panel runs
+    past the window's edge, and the random-weights banner is said once on the page."""
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    page.goto(mapped.url + "/?dataset=shapes")
+    expect(page.get_by_test_id("map")).to_have_attribute("data-points", "40")
+    page.wait_for_selector("[data-testid=grid] figure.cell")
+    left, cell = page.evaluate(
+        """() => {
+            const grid = document.querySelector('[data-testid=grid]');
+            const row = grid.querySelector('.grid-row');
+            const cells = [...row.querySelectorAll('figure.cell')];
+            const used = cells.reduce((sum, c) => sum + c.getBoundingClientRect().width + 8, 0);
+            return [grid.clientWidth - used, cells[0].getBoundingClientRect().width + 8];
+        }"""
+    )
+    assert -1 <= left < cell, (left, cell)
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    banners = page.locator(".warning", has_text="random weights")
+    expect(banners).to_have_count(1)
+    page.screenshot(path=str(Path(mapped.home) / f"layout-{size[0]}x{size[1]}.png"))
+
+
+def test_the_split_between_grid_and_map_is_dragged_and_remembered(
+    page: Page, mapped: Server
+) -> None:
+    page.goto(mapped.url + "/?dataset=shapes")
+    expect(page.get_by_test_id("map")).to_have_attribute("data-points", "40")
+    panel = page.locator(".map-panel")
+    before = panel.bounding_box()
+    handle = page.get_by_test_id("splitter").bounding_box()
+    assert before is not None and handle is not None
+    x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - 150, y, steps=10)
+    page.mouse.up()
+    after = panel.bounding_box()
+    assert after is not None and 130 < after["width"] - before["width"] < 170
+    page.reload()
+    expect(page.get_by_test_id("map")).to_have_attribute("data-points", "40")
+    again = panel.bounding_box()
+    assert again is not None and abs(again["width"] - after["width"]) < 3
+    # Sidebar groups fold away, and stay folded.
+    page.locator("details.section > summary", has_text="Quality and labels").click()
+    expect(page.get_by_label("image quality")).to_be_hidden()
+    page.reload()
+    expect(page.get_by_label("image quality")).to_be_hidden()
+    page.locator("details.section > summary", has_text="Quality and labels").click()
+    expect(page.get_by_label("image quality")).to_be_visible()

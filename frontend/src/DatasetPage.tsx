@@ -48,6 +48,28 @@ export function samplesQuery(view: ViewState, selection: string | null = null): 
 
 /** One dataset: filters and sort in a sidebar, the matching count, the thumbnail grid, the map;
  * a lasso on the map and the sidebar's filters narrow each other. */
+const MAP_WIDTH = "visor:map-width";
+
+/** A group of the sidebar's controls that folds away; folded or not is remembered. */
+function Section({ title, children }: { title: string; children: React.ReactNode }) {
+  const key = `visor:section:${title}`;
+  const [open, setOpen] = useState(() => localStorage.getItem(key) !== "closed");
+  return (
+    <details
+      className="section"
+      open={open}
+      onToggle={(e) => {
+        const now = (e.target as HTMLDetailsElement).open;
+        setOpen(now);
+        localStorage.setItem(key, now ? "open" : "closed");
+      }}
+    >
+      <summary>{title}</summary>
+      {children}
+    </details>
+  );
+}
+
 export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v: ViewState) => void }) {
   const name = view.dataset!;
   const [info, setInfo] = useState<Info | null>(null);
@@ -57,6 +79,24 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
   const [selection, setSelection] = useState<Selection | null>(null);
   const [picked, setPicked] = useState<Set<number>>(new Set());
   const [version, setVersion] = useState(0);
+  // The map panel's share of the page's width, set by dragging the split, remembered.
+  const [mapWidth, setMapWidth] = useState(() => Number(localStorage.getItem(MAP_WIDTH)) || 45);
+  const dragSplit = (event: React.PointerEvent<HTMLDivElement>) => {
+    const page = event.currentTarget.parentElement!.getBoundingClientRect();
+    let width = mapWidth;
+    const move = (e: PointerEvent) => {
+      width = Math.min(75, Math.max(20, ((page.right - e.clientX) / page.width) * 100));
+      setMapWidth(width);
+    };
+    const up = () => {
+      window.removeEventListener("pointermove", move);
+      window.removeEventListener("pointerup", up);
+      localStorage.setItem(MAP_WIDTH, String(Math.round(width * 10) / 10));
+    };
+    window.addEventListener("pointermove", move);
+    window.addEventListener("pointerup", up);
+    event.preventDefault();
+  };
   const [openIndex, setOpenIndex] = useState<number | null>(null);
   // The lasso is highlighted on the map once the grid has its count: redrawing 1M points
   // takes the main thread for a while, and the count is what the user waits for.
@@ -179,6 +219,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
   return (
     <main className="dataset">
       <aside className="sidebar">
+        <Section title="Views">
         <ViewsMenu
           dataset={name}
           view={view}
@@ -194,6 +235,8 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
               .catch((e) => setError(e.message));
           }}
         />
+        </Section>
+        <Section title="Filters">
         <label>Split
           <select value={view.split ?? ""} onChange={(e) => set({ split: e.target.value || null })}>
             <option value="">all</option>
@@ -221,6 +264,22 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
             }}
           />
         </label>
+        <label>Sort
+          <select value={view.sort} onChange={(e) => set({ sort: e.target.value })}>
+            {[...SORTS, ...(view.evaluation ? EVALUATION_SORTS : [])].map((s) => <option key={s}>{s}</option>)}
+          </select>
+          <select value={view.order} onChange={(e) => set({ order: e.target.value as "asc" | "desc" })}>
+            <option value="asc">ascending</option>
+            <option value="desc">descending</option>
+          </select>
+        </label>
+        <label>Boxes
+          <select value={view.boxes} onChange={(e) => set({ boxes: e.target.value as BoxKinds })}>
+            {BOXES.map(([value, text]) => <option key={value} value={value}>{text}</option>)}
+          </select>
+        </label>
+        </Section>
+        <Section title="Duplicates">
         <label>Duplicates
           <select
             value={view.group !== null ? "group" : view.leaked ? "leaked" : view.duplicates ? "yes" : ""}
@@ -233,6 +292,8 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           </select>
         </label>
         <DuplicatesPanel dataset={name} version={version} />
+        </Section>
+        <Section title="Quality and labels">
         <label className="check">
           <input
             type="checkbox"
@@ -295,21 +356,10 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
             />
           ))}
         </fieldset>
-        <label>Sort
-          <select value={view.sort} onChange={(e) => set({ sort: e.target.value })}>
-            {[...SORTS, ...(view.evaluation ? EVALUATION_SORTS : [])].map((s) => <option key={s}>{s}</option>)}
-          </select>
-          <select value={view.order} onChange={(e) => set({ order: e.target.value as "asc" | "desc" })}>
-            <option value="asc">ascending</option>
-            <option value="desc">descending</option>
-          </select>
-        </label>
-        <label>Boxes
-          <select value={view.boxes} onChange={(e) => set({ boxes: e.target.value as BoxKinds })}>
-            {BOXES.map(([value, text]) => <option key={value} value={value}>{text}</option>)}
-          </select>
-        </label>
+        </Section>
+        <Section title="Export">
         <ExportPanel dataset={name} filters={filters} selection={selection?.token ?? null} />
+        </Section>
       </aside>
       <section className="results">
         <p className="count">
@@ -357,7 +407,19 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           />
         )}
       </section>
-      <section className="map-panel" data-lasso={selection ? JSON.stringify(selection.polygon) : ""}>
+      <div
+        className="splitter"
+        role="separator"
+        aria-label="resize the map"
+        aria-orientation="vertical"
+        data-testid="splitter"
+        onPointerDown={dragSplit}
+      />
+      <section
+        className="map-panel"
+        style={{ width: `${mapWidth}%` }}
+        data-lasso={selection ? JSON.stringify(selection.polygon) : ""}
+      >
         <div className="map-stack">
           <div className="panel-tabs" role="tablist">
             {(["map", "evaluation", "health"] as const).map((tab) => (

@@ -90,7 +90,8 @@ export function DuplicatesPanel({ dataset, version }: { dataset: string; version
         {summary.lookalike_clusters ? `; ${summary.lookalike_clusters} look-alike clusters` : ""}
       </p>
       {summary.threshold_warning && <p className="warning">{summary.threshold_warning}</p>}
-      {run.warning && <p className="warning">{run.warning}</p>}
+      {/* The page's one random-weights banner is the map's: here, a mark and the words on hover. */}
+      {run.warning && <p className="hint" title={run.warning}>(random weights: the groups show the pipeline, not real copies)</p>}
       {pairs.length > 0 && (
         <div className="pairs" data-testid="closest-pairs">
           <p className="hint">closest pairs, across splits first:</p>

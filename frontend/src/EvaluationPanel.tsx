@@ -250,6 +250,7 @@ function ConfusionMatrix(
   const labels = [...confusion.classes, ""];
   const shown = (name: string) => name || "background";
   return (
+    <div className="scrolls" data-testid="confusion-box">
     <table className="confusion" data-testid="confusion">
       <caption>ground truth ↓ · predicted →</caption>
       <thead>
@@ -283,5 +284,6 @@ function ConfusionMatrix(
         })}
       </tbody>
     </table>
+    </div>
   );
 }

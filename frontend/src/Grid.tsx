@@ -16,7 +16,7 @@ export interface Sample {
   boxes?: Box[];
 }
 
-const CELL = 176; // px: thumbnail cell width and row height
+const CELL = 176; // px: the least cell width (cells widen to fill the grid; rows as tall)
 
 /** The samples API URL for samples [offset, offset + limit) matching `query` (its query string:
  * filters, sort, and a `selection` token for a lasso). */
@@ -36,7 +36,7 @@ export function Grid(
   },
 ) {
   const scroller = useRef<HTMLDivElement>(null);
-  const columns = useColumns(scroller, CELL);
+  const { columns, cell: size } = useColumns(scroller, CELL);
   const [pages, setPages] = useState<Map<number, Sample[]>>(new Map());
   const requested = useRef<Set<number>>(new Set());
   const pageQuery = boxes === "none" ? query : `${query}&boxes=${boxes}`;
@@ -58,9 +58,10 @@ export function Grid(
   const virtualizer = useVirtualizer({
     count: rows,
     getScrollElement: () => scroller.current,
-    estimateSize: () => CELL,
+    estimateSize: () => size,
     overscan: 4,
   });
+  useEffect(() => virtualizer.measure(), [size]); // eslint-disable-line react-hooks/exhaustive-deps
   const items = virtualizer.getVirtualItems();
   const firstRow = items.length ? items[0].index : 0;
   const lastRow = items.length ? items[items.length - 1].index : 0;
@@ -89,7 +90,7 @@ export function Grid(
           <div
             key={row.key}
             className="grid-row"
-            style={{ transform: `translateY(${row.start}px)`, height: CELL }}
+            style={{ transform: `translateY(${row.start}px)`, height: size }}
           >
             {Array.from({ length: columns }, (_, column) => {
               const index = row.index * columns + column;
@@ -99,7 +100,7 @@ export function Grid(
                 <figure
                   key={column}
                   className={sample && picked.has(sample.id) ? "cell picked" : "cell"}
-                  style={{ width: CELL - 8 }}
+                  style={{ width: size - 8 }}
                   title={sample?.filename}
                   data-id={sample?.id}
                   onClick={(event) => {

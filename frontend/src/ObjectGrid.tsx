@@ -5,7 +5,7 @@ import { classColor } from "./colors";
 import { useColumns } from "./columns";
 import type { LassoBoxes } from "./MapView";
 
-const CELL = 136; // px: crop cell width and row height
+const CELL = 136; // px: the least crop cell width (cells widen to fill; rows as tall)
 
 /** The boxes a lasso on a map of objects holds, as crops (virtualised: only the visible rows
  * are in the DOM); a click opens the box's sample with the box highlighted. */
@@ -14,20 +14,20 @@ export function ObjectGrid(
   { dataset: string; boxes: LassoBoxes; onOpen: (sampleId: number, labelId: number) => void },
 ) {
   const scroller = useRef<HTMLDivElement>(null);
-  const columns = useColumns(scroller, CELL);
+  const { columns, cell: size } = useColumns(scroller, CELL);
   useEffect(() => { scroller.current?.scrollTo({ top: 0 }); }, [boxes]);
   const total = boxes.labelIds.length;
   const virtualizer = useVirtualizer({
     count: Math.ceil(total / columns),
     getScrollElement: () => scroller.current,
-    estimateSize: () => CELL,
-    overscan: 4,
+    estimateSize: () => size,
+    overscan: 8, // crops are small: more rows ready above and below
   });
   return (
     <div ref={scroller} className="grid-scroller" data-testid="object-grid">
       <div style={{ height: virtualizer.getTotalSize(), position: "relative" }}>
         {virtualizer.getVirtualItems().map((row) => (
-          <div key={row.key} className="grid-row" style={{ transform: `translateY(${row.start}px)`, height: CELL }}>
+          <div key={row.key} className="grid-row" style={{ transform: `translateY(${row.start}px)`, height: size }}>
             {Array.from({ length: columns }, (_, column) => {
               const index = row.index * columns + column;
               if (index >= total) return null;
@@ -37,7 +37,7 @@ export function ObjectGrid(
                 <figure
                   key={column}
                   className="cell crop"
-                  style={{ width: CELL - 8 }}
+                  style={{ width: size - 8 }}
                   data-box={labelId}
                   data-sample={boxes.sampleIds[index]}
                   title={`box ${labelId}${name ? ` (${name})` : ""}`}
