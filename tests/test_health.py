@@ -197,13 +197,14 @@ def test_near_copies_across_splits_are_found_as_leaks(workspace: Workspace, tmp_
 
 
 def planted_yolo(root: Path) -> dict[str, str]:
-    """The YOLO corpus with a train tile copied byte for byte into test (a leak) and a darkened
-    copy of another into val, each with its labels: the planted file names by issue."""
-    from PIL import Image, ImageEnhance
+    """The YOLO corpus with a train tile copied byte for byte into test (a leak), a darkened
+    copy of another into val and a blurred copy of a third into train (Gaussian, 2% of its
+    short side), each with its labels: the planted file names by issue."""
+    from PIL import Image, ImageEnhance, ImageFilter
 
     shutil.copytree(DATA / "yolo_roboflow_trees", root)
     tiles = sorted((root / "train" / "images").glob("*.jpg"))
-    leak, dark = tiles[0], tiles[1]
+    leak, dark, blur = tiles[0], tiles[1], tiles[2]
     shutil.copy(leak, root / "test" / "images" / "leaked.jpg")
     shutil.copy(
         root / "train" / "labels" / f"{leak.stem}.txt", root / "test" / "labels" / "leaked.txt"
@@ -213,7 +214,14 @@ def planted_yolo(root: Path) -> dict[str, str]:
     shutil.copy(
         root / "train" / "labels" / f"{dark.stem}.txt", root / "valid" / "labels" / "dark.txt"
     )
-    return {"leak": leak.name, "copy": "leaked.jpg", "dark": "dark.jpg"}
+    with Image.open(blur) as im:
+        im.filter(ImageFilter.GaussianBlur(0.02 * min(im.size))).save(
+            root / "train" / "images" / "blurred.jpg"
+        )
+    shutil.copy(
+        root / "train" / "labels" / f"{blur.stem}.txt", root / "train" / "labels" / "blurred.txt"
+    )
+    return {"leak": leak.name, "copy": "leaked.jpg", "dark": "dark.jpg", "blur": "blurred.jpg"}
 
 
 def test_health_computes_what_is_missing_from_the_cli_and_the_ui(
@@ -241,6 +249,7 @@ def test_health_computes_what_is_missing_from_the_cli_and_the_ui(
     assert rows["leaks"]["count"] == 2
     assert {names[i] for i in rows["leaks"]["examples"]} == {planted["leak"], planted["copy"]}
     assert planted["dark"] in {names[i] for i in rows["quality:dark"]["examples"]}
+    assert planted["blur"] in {names[i] for i in rows["quality:blurry"]["examples"]}
     assert rows["duplicates"]["count"] == 2 and rows["outliers"]["count"] is not None
     # The UI: a fresh dataset, nothing computed; Compute all computes it as one job.
     assert run_cli(home, "ingest", str(tmp_path / "yolo"), "--name", "fresh").returncode == 0
@@ -252,7 +261,7 @@ def test_health_computes_what_is_missing_from_the_cli_and_the_ui(
         leaks = panel.locator("tr[data-kind='leaks']")
         expect(leaks).to_contain_text("not computed")
         panel.get_by_test_id("health-compute").get_by_role("button", name="Compute all").click()
-        expect(leaks).to_contain_text("2 (22.2%)")
+        expect(leaks).to_contain_text("2 (20.0%)")
         expect(panel.locator("tr[data-kind='quality:dark'] img").first).to_be_visible()
         page.context.close()
     finally:
