@@ -263,6 +263,13 @@ def test_health_computes_what_is_missing_from_the_cli_and_the_ui(
         panel.get_by_test_id("health-compute").get_by_role("button", name="Compute all").click()
         expect(leaks).to_contain_text("2 (20.0%)")
         expect(panel.locator("tr[data-kind='quality:dark'] img").first).to_be_visible()
+        # A row that needs a choice says so, with the button that makes it: boxes embedded
+        # with the images' model, then the row computed.
+        page.goto(f"{server.url}/?dataset=y&tab=health")
+        boxes = page.get_by_test_id("health-panel").locator("tr[data-kind='object_outliers']")
+        expect(boxes).to_contain_text("--objects")
+        boxes.get_by_role("button", name="Embed boxes").click()
+        expect(boxes).to_contain_text("%)", timeout=60_000)
         page.context.close()
     finally:
         server.stop()

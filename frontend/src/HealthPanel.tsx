@@ -48,6 +48,22 @@ export function HealthPanel(
     if (ended.state !== "done") setError(ended.error ?? `the health job ${ended.state}`);
     setComputed((n) => n + 1);
   };
+  // A row that needs a vector per box: the boxes are embedded with the images' model, then
+  // the health job computes the row.
+  const [model, setModel] = useState<string | null>(null);
+  useEffect(() => {
+    api<{ default_model: string | null }>(`${datasetPath(dataset)}/embeddings/status`).then(
+      (r) => setModel(r.default_model),
+      () => setModel(null),
+    );
+  }, [dataset, version, computed]);
+  const embedBoxes = async () => {
+    if (!model) return;
+    setError(null);
+    const ended = await runJob<"Embed">(`${datasetPath(dataset)}/embed`, { model, objects: true }, setJob);
+    if (ended.state !== "done") return setError(ended.error ?? `the embed job ${ended.state}`);
+    await compute();
+  };
   useEffect(() => {
     let live = true;
     api<{ rows: Row[]; notes: string[] }>(`${datasetPath(dataset)}/health?examples=8`).then(
@@ -79,7 +95,11 @@ export function HealthPanel(
               {row.count === null ? (
                 <td colSpan={2} className="hint">
                   not computed: {row.todo}{" "}
-                  <button onClick={compute} disabled={running}>Compute</button>
+                  {row.todo?.includes("--objects") ? (
+                    model && <button onClick={embedBoxes} disabled={running}>Embed boxes</button>
+                  ) : (
+                    <button onClick={compute} disabled={running}>Compute</button>
+                  )}
                 </td>
               ) : (
                 <>
