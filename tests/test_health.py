@@ -13,6 +13,7 @@ import pytest
 from conftest import Server, ingest, run_cli
 from playwright.sync_api import Browser, expect
 
+import visor
 from visor.config import Settings
 from visor.services.grouping import outlier_threshold
 from visor.store import embeddings as vector_rows
@@ -270,6 +271,22 @@ def test_health_computes_what_is_missing_from_the_cli_and_the_ui(
         expect(boxes).to_contain_text("--objects")
         boxes.get_by_role("button", name="Embed boxes").click()
         expect(boxes).to_contain_text("%)", timeout=60_000)
+        # So does the check against a model's predictions: which model is the choice.
+        table = visor.open(home).sql(
+            "SELECT s.path AS file_name, l.class, l.x, l.y, l.w, l.h, 0.9 AS score FROM labels l "
+            "JOIN samples s ON s.dataset_id = l.dataset_id AND s.id = l.sample_id JOIN datasets d "
+            "ON d.id = s.dataset_id WHERE d.name = 'y' AND l.x IS NOT NULL"
+        )
+        table.to_pandas().to_csv(tmp_path / "gt.csv", index=False)
+        done = run_cli(home, "import-predictions", "y", str(tmp_path / "gt.csv"), "--source", "gt")
+        assert done.returncode == 0, done.stderr
+        page.reload()
+        check = page.get_by_test_id("health-panel").locator(
+            "tr[data-kind='detection_label_errors']"
+        )
+        expect(check).to_contain_text("visor label-errors y --predictions gt")
+        check.get_by_role("button", name="Check against gt").click()
+        expect(check).to_contain_text("%)", timeout=60_000)
         page.context.close()
     finally:
         server.stop()

@@ -12,6 +12,7 @@ interface Row {
   warning?: string | null;
   note?: number; // the number of its warning among the report's notes
   todo?: string;
+  choices?: string[]; // a row that needs a choice: the prediction sources to check against
 }
 
 /** The view a row's filter asks for (the samples API's names -> the URL's). */
@@ -57,6 +58,12 @@ export function HealthPanel(
       () => setModel(null),
     );
   }, [dataset, version, computed]);
+  const checkAgainst = async (source: string) => {
+    setError(null);
+    const ended = await runJob<"FindLabelErrors">(`${datasetPath(dataset)}/label-errors`, { predictions: source }, setJob);
+    if (ended.state !== "done") setError(ended.error ?? `the check ${ended.state}`);
+    setComputed((n) => n + 1);
+  };
   const embedBoxes = async () => {
     if (!model) return;
     setError(null);
@@ -95,7 +102,13 @@ export function HealthPanel(
               {row.count === null ? (
                 <td colSpan={2} className="hint">
                   not computed: {row.todo}{" "}
-                  {row.todo?.includes("--objects") ? (
+                  {row.choices ? (
+                    row.choices.map((source) => (
+                      <button key={source} onClick={() => checkAgainst(source)} disabled={running}>
+                        Check against {source}
+                      </button>
+                    ))
+                  ) : row.todo?.includes("--objects") ? (
                     model && <button onClick={embedBoxes} disabled={running}>Embed boxes</button>
                   ) : (
                     <button onClick={compute} disabled={running}>Compute</button>

@@ -22,6 +22,7 @@ from visor.store import Store
 from visor.store import analyses as analysis_rows
 from visor.store import label_quality as label_rows
 from visor.store import objects as object_rows
+from visor.store import samples as sample_rows
 
 EXAMPLES = 12
 
@@ -160,6 +161,16 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
             filter={"detection_issue": True},
             detail={"images_checked": detection["checked"], "boxes": detection["boxes_flagged"]},
         )
+    else:
+        sources = sorted(sample_rows.prediction_sources(store, dataset_id))
+        if sources:  # a check that needs a choice: which model's predictions
+            row(
+                "detection_label_errors",
+                "label errors cleanlab finds with a model's predictions",
+                None,
+                todo=f"visor label-errors {name} --predictions {sources[0]}",
+                choices=sources,
+            )
     boxes = object_rows.scores_summary(store, dataset_id, examples)
     if boxes is not None:
         boxes = with_weights_warning(boxes)
