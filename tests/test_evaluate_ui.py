@@ -55,6 +55,19 @@ def test_evaluation_panel_and_confusion_cell_filter(
     expect(panel.get_by_test_id("pr-curves").locator("polyline")).to_have_count(3)
     matrix = panel.get_by_test_id("confusion")
     expect(matrix.locator("td")).to_have_count(16)
+    # The matrix stays inside its panel, at this width and a narrow one (it scrolls instead).
+    for width in (1400, 900):
+        page.set_viewport_size({"width": width, "height": 900})
+        inside = page.evaluate(
+            """() => {
+                const box = document.querySelector('[data-testid=confusion-box]');
+                const panel = document.querySelector('[data-testid=evaluation-panel]');
+                const [b, p] = [box.getBoundingClientRect(), panel.getBoundingClientRect()];
+                return b.left >= p.left - 1 && b.right <= p.right + 1;
+            }"""
+        )
+        assert inside, width
+    page.set_viewport_size({"width": 1400, "height": 900})
     matrix.locator('td[data-cell=\'["Dead","Tree"]\']').click()
     expect(page.get_by_test_id("count")).to_have_text(f"{facts['dead_samples']} samples")
     assert "cell=" in page.url
