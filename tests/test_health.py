@@ -225,6 +225,7 @@ def planted_yolo(root: Path) -> dict[str, str]:
     return {"leak": leak.name, "copy": "leaked.jpg", "dark": "dark.jpg", "blur": "blurred.jpg"}
 
 
+@pytest.mark.timeout(900)  # several jobs from the UI, each waited for up to 3 minutes
 def test_health_computes_what_is_missing_from_the_cli_and_the_ui(
     tmp_path: Path, browser: Browser
 ) -> None:
@@ -270,7 +271,7 @@ def test_health_computes_what_is_missing_from_the_cli_and_the_ui(
         boxes = page.get_by_test_id("health-panel").locator("tr[data-kind='object_outliers']")
         expect(boxes).to_contain_text("--objects")
         boxes.get_by_role("button", name="Embed boxes").click()
-        expect(boxes).to_contain_text("%)", timeout=60_000)
+        expect(boxes).to_contain_text("%)", timeout=180_000)  # two jobs, beside other tests
         # So does the check against a model's predictions: which model is the choice.
         table = visor.open(home).sql(
             "SELECT s.path AS file_name, l.class, l.x, l.y, l.w, l.h, 0.9 AS score FROM labels l "
@@ -286,7 +287,7 @@ def test_health_computes_what_is_missing_from_the_cli_and_the_ui(
         )
         expect(check).to_contain_text("visor label-errors y --predictions gt")
         check.get_by_role("button", name="Check against gt").click()
-        expect(check).to_contain_text("%)", timeout=60_000)
+        expect(check).to_contain_text("%)", timeout=180_000)
         page.context.close()
     finally:
         server.stop()
