@@ -52,7 +52,10 @@ def label_issues(labels: np.ndarray, probabilities: np.ndarray) -> LabelIssues:
 
     labels = np.asarray(labels, dtype=np.int64)
     quality = get_label_quality_scores(labels, probabilities, method="self_confidence")
-    issue = find_label_issues(labels, probabilities, filter_by="prune_by_noise_rate")
+    # n_jobs=1: with more, cleanlab forks a process pool, and a fork of a process running
+    # threads (the server's, DuckDB's) can leave the child waiting forever on a lock it copied
+    # held (a label-errors job hung so on a machine with 2 physical cores). The work is small.
+    issue = find_label_issues(labels, probabilities, filter_by="prune_by_noise_rate", n_jobs=1)
     return LabelIssues(
         quality=np.asarray(quality, dtype=np.float64),
         issue=np.asarray(issue, dtype=bool),
