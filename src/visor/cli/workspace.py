@@ -254,7 +254,7 @@ def demo(
     settings = get_settings()
     root = path or settings.home / "demo-images"
     marker = root / f".complete-{images}"
-    if not fresh and marker.exists() and _finished_demo(name, root, images):
+    if not fresh and marker.exists() and _finished_demo(name, root, images, not no_serve):
         if not no_serve:
             serve(None, None, False, None)
         return
@@ -304,7 +304,7 @@ def demo(
         serve(None, None, False, None)
 
 
-def _finished_demo(name: str, root: Path, images: int) -> bool:
+def _finished_demo(name: str, root: Path, images: int, serving: bool) -> bool:
     """Whether dataset `name` is a finished demo of `images` images under `root` (every image
     embedded by one model, and a map); says so when it is."""
     with _workspace() as ws:
@@ -320,8 +320,9 @@ def _finished_demo(name: str, root: Path, images: int) -> bool:
         Text.assemble(
             "the demo ",
             (name, "bold"),
-            f" is finished ({images} images, vectors from {done[0]}, a map): serving it "
-            "(visor demo --fresh builds it again)",
+            f" is finished ({images} images, vectors from {done[0]}, a map)"
+            + (": serving it" if serving else "")
+            + " (visor demo --fresh builds it again)",
         )
     )
     return True
