@@ -1,7 +1,7 @@
 """Every operation, declared once (see `base`). Importing this package fills the registry
 that the HTTP routes and the CLI walk."""
 
-from visor.ops.base import OPS, Context, Engine, JobFailed, Op, lookup, make
+from visor.ops.base import OPS, Context, Engine, JobFailed, Op, make
 from visor.ops.checks import ComputeQuality, Evaluate, FindLabelErrors, ImportPredictions
 from visor.ops.collections import (
     AcceptSuggestions,
@@ -142,6 +142,5 @@ __all__ = [
     "Thumbnail",
     "Undo",
     "Vectors",
-    "lookup",
     "make",
 ]

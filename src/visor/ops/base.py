@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from visor.config import Settings
-from visor.errors import InvalidInput, NotFound, VisorError
+from visor.errors import InvalidInput, VisorError
 from visor.services.changes import Changes
 from visor.services.jobs import JobContext, JobRunner
 from visor.services.memory import PointsCache, Selections
@@ -55,13 +55,12 @@ class Engine:
     changes: Changes = field(default_factory=Changes)
     indexes: IndexCache = field(default_factory=IndexCache)
     points: PointsCache = field(default_factory=PointsCache)
-    selections: Selections | None = None
     serving: bool = False  # set by the HTTP server: maps' points are then encoded ahead
+    selections: Selections = field(init=False)
     _sources: dict[str, Source] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.selections is None:
-            self.selections = Selections(self.store)
+        self.selections = Selections(self.store)
 
     def source(self, root: str) -> Source:
         if root not in self._sources:
@@ -107,8 +106,14 @@ class Context:
         self.engine.changes.record(self.row["name"] if self.row else None, what)
 
     def selection(self, token: str) -> np.ndarray:
-        assert self.engine.selections is not None
         return self.engine.selections.get(self.id, token)
+
+    def select(self, ids: Any) -> dict[str, Any]:
+        """Keep `ids` (those of the dataset, else NotFound) under a new selection token."""
+        from visor.services.samples import known
+
+        chosen = known(self.store, self.dataset, ids)
+        return {"selection": self.engine.selections.add(self.id, chosen), "count": len(chosen)}
 
     def filters(self, filters: SampleFilter | None) -> SampleFilter:
         """`filters` with a selection token turned into the ids it names (and'ed with ids)."""
@@ -170,13 +175,6 @@ def register(cls: type[Op]) -> type[Op]:
     """Add an operation to the registry that the HTTP routes and the CLI walk."""
     OPS[(cls.scope, cls.name)] = cls
     return cls
-
-
-def lookup(scope: str, name: str) -> type[Op]:
-    found = OPS.get((scope, name))
-    if found is None:
-        raise NotFound(f"no operation {name!r}")
-    return found
 
 
 def errors_text(errors: list[Any]) -> str:

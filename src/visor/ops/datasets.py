@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from visor.ops.base import ArrowOp, Context, Op, register
 from visor.services import ingest as ingest_service
@@ -22,6 +22,16 @@ from visor.store.samples import SampleFilter
 # -- the workspace ------------------------------------------------------------------------
 
 
+def _absolute(root: str) -> str:
+    # Made absolute where the op is made: a server's working folder is not the caller's.
+    return root if "://" in root else os.path.abspath(root)
+
+
+Root = Annotated[
+    str, AfterValidator(_absolute), Field(description="dataset root: folder, s3://… or gs://…")
+]
+
+
 @register
 class Ingest(Op):
     """Read a dataset's images and labels into the store."""
@@ -30,7 +40,7 @@ class Ingest(Op):
     job = True
     scope = "workspace"
 
-    path: str = Field(description="dataset root: folder, s3://… or gs://…")
+    path: Root
     dataset: str = Field(alias="name", description="name for the dataset")
     format: str | None = Field(
         default=None, description="coco|yolo|voc|classification|images (default: detected)"
@@ -39,12 +49,6 @@ class Ingest(Op):
     thumbnails: bool = Field(
         default=False, description="make all thumbnails now instead of on first view"
     )
-
-    @model_validator(mode="after")
-    def _absolute(self) -> Ingest:
-        if "://" not in self.path:  # a server's working folder is not the caller's
-            object.__setattr__(self, "path", os.path.abspath(self.path))
-        return self
 
     def check(self, ctx: Context) -> Ingest:
         ingest_service.check_can_create(ctx.store, self.dataset, self.replace)
@@ -82,11 +86,10 @@ class Inspect(Op):
     name = "inspect"
     scope = "workspace"
 
-    path: str = Field(description="dataset root: folder, s3://… or gs://…")
+    path: Root
 
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
-        path = self.path if "://" in self.path else os.path.abspath(self.path)
-        return ingest_service.inspect(path)
+        return ingest_service.inspect(self.path)
 
 
 @register
@@ -219,9 +222,7 @@ class Select(Op):
     ids: list[int] = Field(max_length=1_000_000, description="sample ids")
 
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
-        known = sample_service.known(ctx.store, ctx.dataset, self.ids)
-        assert ctx.engine.selections is not None
-        return {"selection": ctx.engine.selections.add(ctx.id, known), "count": len(known)}
+        return ctx.select(self.ids)
 
 
 class _Paged(Op):

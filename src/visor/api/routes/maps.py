@@ -8,9 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from visor.api.deps import ContextDep, DatasetDep
-from visor.errors import InvalidInput
+from visor.errors import InvalidInput, NotFound
 from visor.services import maps as map_service
-from visor.store import maps as map_rows
 
 router = APIRouter(prefix="/api/datasets/{name}/maps", tags=["maps"])
 
@@ -37,9 +36,12 @@ def points(ctx: ContextDep, map_id: str, request: Request) -> Response:
     metadata (`visor:legend`), where code 0 means none. `default` before any map: 204, empty.
     Sent gzip-compressed (level 1) when the client accepts it and is not on this machine."""
     chosen = _map_id(map_id)
-    if chosen is None and not map_rows.list_maps(ctx.store, ctx.id):
+    try:
+        body, count = map_service.cached_points(ctx.store, ctx.engine.points, ctx.dataset, chosen)
+    except NotFound:
+        if chosen is not None:
+            raise
         return Response(status_code=204)  # no map yet: nothing to draw, and not an error
-    body, count = map_service.cached_points(ctx.store, ctx.engine.points, ctx.dataset, chosen)
     headers = {"Cache-Control": "no-cache", "X-Points": str(count)}
     # Compressing takes longer than sending to a client on this machine (17 MB at 1M points:
     # ~0.4 s of gzip); a client elsewhere gets ~40% fewer bytes.

@@ -42,7 +42,9 @@ FiltersDep = Annotated[Filters, Query()]
 
 
 def sample_filter(filters: BaseModel, ids: list[int] | None = None) -> SampleFilter:
-    return SampleFilter.model_validate({**filters.model_dump(exclude_none=True), "ids": ids})
+    """The filter model of a request's filters (a body's other fields left out)."""
+    given = filters.model_dump(exclude_none=True, include=set(Filters.model_fields))
+    return SampleFilter.model_validate({**given, "ids": ids})
 
 
 @router.get("/samples")
@@ -78,8 +80,7 @@ class SampleQuery(Filters):
 @router.post("/samples/query")
 def query_samples(body: SampleQuery, ctx: ContextDep) -> dict[str, Any]:
     """Like `GET /samples`, limited to the given ids (too many for a query string)."""
-    filters = sample_filter(body.model_copy(update={"sort": None, "order": None, "offset": None,
-                            "limit": None, "boxes": None, "ids": None}), body.ids)  # fmt: skip
+    filters = sample_filter(body, body.ids)
     return _page(
         ctx, filters, body.offset, body.limit, body.sort, body.order, body.boxes, filters.evaluation
     )
@@ -148,12 +149,7 @@ async def create_selection(
 
 
 def _select(ctx: Context, ids: np.ndarray, filters: BaseModel) -> dict[str, Any]:
-    assert ctx.engine.selections is not None
-    known = sample_service.known(ctx.store, ctx.dataset, ids)
-    made: dict[str, Any] = {
-        "selection": ctx.engine.selections.add(ctx.id, known),
-        "count": len(known),
-    }
+    made = ctx.select(ids)
     if filters.model_dump(exclude_none=True):
         chosen = sample_filter(filters).model_copy(update={"selection": made["selection"]})
         made["matching"] = len(sample_rows.filtered_ids(ctx.store, ctx.id, ctx.filters(chosen)))
