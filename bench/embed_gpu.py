@@ -40,7 +40,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from visor.embedding.models import cpu_flags, load_model  # noqa: E402
+from visor.embedding.cpu import cpu_flags  # noqa: E402
+from visor.embedding.models import load_model  # noqa: E402
 from visor.embedding.pipeline import ImageItem, embed_images  # noqa: E402
 
 

@@ -259,7 +259,7 @@ def test_out_of_memory_halves_the_batch_and_goes_on(demo_root: Path) -> None:
 
 
 def test_cpu_has_bf16_reads_injected_flags(monkeypatch: pytest.MonkeyPatch) -> None:
-    from visor.embedding.models import cpu_flags, cpu_has_bf16
+    from visor.embedding.cpu import cpu_flags, cpu_has_bf16
 
     assert not cpu_has_bf16({"avx2", "fma"})
     assert cpu_has_bf16({"avx2", "avx512_bf16"}) and cpu_has_bf16({"amx_bf16"})

@@ -67,6 +67,10 @@ def _backend_report(result: dict[str, Any]) -> None:
     if "fallback_from" in facts:
         line += f" ({facts['fallback_from']} could not convert the model: {facts['reason']})"
     out.print(line, highlight=False)
+    if "int8" in facts:
+        out.print(_int8_line(facts["int8"]), highlight=False)
+    if "int8_note" in facts:
+        out.print(f"int8 weights only: {facts['int8_note']}", highlight=False)
     if "cosine_to_fp32" in facts:
         cos = facts["cosine_to_fp32"]
         out.print(
@@ -74,6 +78,23 @@ def _backend_report(result: dict[str, Any]) -> None:
             f"mean {cos['mean']}",
             highlight=False,
         )
+
+
+def _int8_line(facts: dict[str, Any]) -> str:
+    """Static int8's guard, measured on the calibration images: used, or why not."""
+    if "cosine_min" not in facts:
+        return f"int8 not used: {facts['reason']}"
+    measured = (
+        f"on {facts['images']} of the dataset's images, int8 against fp32: cosine min "
+        f"{facts['cosine_min']}, median {facts['cosine_median']}; top-{facts['k']} neighbours "
+        f"kept {facts['neighbours']:.1%}"
+    )
+    if "used" not in facts:  # asked for
+        kept = "" if facts["kept"] else f", though {facts['reason']}"
+        return f"static int8 as asked{kept} ({measured})"
+    if facts["used"]:
+        return f"static int8 used ({measured})"
+    return f"int8 not used: {facts['reason']} ({measured})"
 
 
 def _embed_report(result: dict[str, Any]) -> None:

@@ -40,7 +40,12 @@ def list_models() -> None:
     out.print(table)
     out.print("Also: random:<name> (random weights, for trials), a model folder, or a hub id.")
     from visor.config import get_settings
-    from visor.embedding.backends import check_backend, fastest, recorded_choices
+    from visor.embedding.backends import (
+        check_backend,
+        fastest,
+        recorded_choices,
+        static_int8_models,
+    )
 
     settings = get_settings()
     try:
@@ -53,11 +58,29 @@ def list_models() -> None:
         f"On this CPU the model runs on: {chosen} (VISOR_EMBED_BACKEND={settings.embed_backend})",
         highlight=False,
     )
+    from visor.embedding.cpu import INT8_FLAGS, cpu_flags
+
+    has = sorted(INT8_FLAGS & cpu_flags())
+    out.print(
+        f"int8 on this CPU: static, calibrated on the dataset ({', '.join(has)}); auto uses it "
+        "where it keeps the neighbours"
+        if has
+        else "int8 on this CPU: int8 weights only (no VNNI or AMX: static int8 would be slower)",
+        highlight=False,
+    )
     for key, found in recorded_choices(settings.home / "compiled").items():
         model, precision = key.split("|")[:2]
         rates = ", ".join(f"{k} {v}" for k, v in found["rates"].items())
         out.print(
             f"  {model} ({precision}): {fastest(found['rates'])} (measured images/s: {rates})",
+            highlight=False,
+        )
+    for model, facts in static_int8_models(settings.home / "compiled"):
+        answer = "kept" if facts["kept"] else f"not kept: {facts['reason']}"
+        out.print(
+            f"  {model} static int8, on {facts['images']} calibration images: cosine to fp32 "
+            f"min {facts['cosine_min']}, median {facts['cosine_median']}; top-{facts['k']} "
+            f"neighbours kept {facts['neighbours']:.1%} ({answer})",
             highlight=False,
         )
 

@@ -8,7 +8,9 @@ a cached file that fails to load is rebuilt, never used.
 A backend runs the model part only: preprocessing, the pipeline's threads and the job stay
 the same. A model that fails to convert falls back to PyTorch with a one-line warning.
 `auto` times both on a model's first use on a machine and keeps the faster (the choice is
-kept beside the converted models); precision int8 is OpenVINO with int8 weights (nncf).
+kept beside the converted models); precision int8 is OpenVINO with int8 weights (nncf), and
+with int8 activations too (static int8, calibrated on the dataset's images) on a CPU with
+int8 dot products (`int8.py`).
 ONNX Runtime and torch.compile were measured too (bench/embed.py) and not kept: ONNX Runtime
 was slower than OpenVINO; torch.compile was as fast (within the rounds' noise) but compiles
 again in every process (about 30 s), where OpenVINO reads its cached model in about 1 s.
@@ -32,6 +34,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from visor.embedding import int8
 from visor.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -59,7 +62,7 @@ def check_backend(name: str | None, device: str, precision: str | None = None) -
         if name == "torch":
             raise InvalidInput("precision int8 runs on the openvino backend (or auto), not torch")
         for module in ("openvino", "nncf"):
-            if not _installed(module):
+            if not installed(module):
                 raise InvalidInput(f"precision int8 needs {module}: {INSTALL_HINT[module]}")
         return "openvino"
     if name != "torch" and device != "cpu":
@@ -67,13 +70,13 @@ def check_backend(name: str | None, device: str, precision: str | None = None) -
             return "torch"
         raise InvalidInput(f"backend {name}: runs on the CPU (this job's device is {device})")
     if name == "auto":
-        return "auto" if _installed("openvino") else "torch"
-    if not _installed(name):
+        return "auto" if installed("openvino") else "torch"
+    if not installed(name):
         raise InvalidInput(f"backend {name} is not installed: {INSTALL_HINT[name]}")
     return name
 
 
-def _installed(module: str) -> bool:
+def installed(module: str) -> bool:
     try:
         __import__(module)
     except ImportError:
@@ -86,7 +89,7 @@ def _installed(module: str) -> bool:
 
 def choice_key(name: str, precision: str, cpu_flags: frozenset[str]) -> str:
     """What a measured choice depends on: the model, precision, this CPU (its architecture
-    and instruction sets, `models.cpu_flags`), the threads the model gets and the libraries'
+    and instruction sets, `cpu.cpu_flags`), the threads the model gets and the libraries'
     versions."""
     import platform
 
@@ -118,6 +121,19 @@ def record_choice(folder: Path, key: str, rates: dict[str, float]) -> None:
     os.replace(scratch, folder / CHOICES_FILE)
 
 
+def static_int8_models(folder: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(model, the guard's facts) of each static int8 model kept in `folder`."""
+    found = []
+    for notes_file in sorted(folder.glob("*.json")):
+        try:
+            notes = json.loads(notes_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(notes, dict) and isinstance(notes.get("int8"), dict):
+            found.append((str(notes.get("model")), int8.verdict(notes["int8"])))
+    return found
+
+
 def fastest(rates: dict[str, float]) -> str:
     return max(sorted(rates), key=lambda backend: rates[backend])
 
@@ -147,32 +163,77 @@ def openvino_runner(
     precision: str,
     input_hw: tuple[int, int],
     cache_dir: Path,
+    calibration: np.ndarray | None = None,
 ) -> tuple[Runner, dict[str, Any]]:
     """The model converted to OpenVINO and compiled for this CPU: (runner, facts about it:
-    the cached file, whether it came from the cache, seconds to convert and compile)."""
+    the cached file, whether it came from the cache, seconds to convert and compile).
+
+    Precision int8 with `calibration` (normalised pixels of the dataset's images) is static
+    int8 (`int8.py`), its agreement with fp32 on those images measured when it is made and
+    kept beside it (`facts["int8"]`); without, int8 weights computed in f32."""
     import openvino as ov
 
     started = time.monotonic()
-    key = _cache_key(name, model, precision, input_hw, ov.__version__)
+    static = precision == "int8" and calibration is not None
+    extra: tuple[str, ...] = ()
+    if static:
+        import nncf
+
+        assert calibration is not None
+        extra = ("static", int8.digest(calibration), nncf.__version__)
+    key = _cache_key(name, model, precision, input_hw, ov.__version__, extra)
     path = cache_dir / f"{key}.xml"
     core = ov.Core()
-    converted = None
-    cached = path.exists() and path.with_suffix(".bin").exists()
-    if cached:
-        try:
-            # A file that isn't even XML is refused here: handed to OpenVINO, it would try
-            # its other readers on it first, and they print parse errors of their own.
-            ElementTree.parse(path)
-            converted = core.read_model(str(path))
-        except Exception as e:  # a corrupt or partly written file: rebuilt below
-            log.warning("%s: cached OpenVINO model unreadable (%s); converting again", path, e)
-            cached = False
+    converted, notes = _read_cached(core, path)
+    if converted is not None and static and "int8" not in notes:
+        converted = None  # made before its agreement was kept: made again
+    cached = converted is not None
     if converted is None:
         converted = _convert(ov, model, input_hw)
-        if precision == "int8":
+        notes = {"model": name}
+        if static:
+            assert calibration is not None
+            reference, _ = _compiled(core, converted, "f32")
+            converted = int8.quantize(converted, calibration)
+            quantized, _ = _compiled(core, converted, "f32")
+            notes["int8"] = int8.agreement(
+                _in_batches(quantized, calibration), _in_batches(reference, calibration)
+            )
+        elif precision == "int8":
             converted = _int8_weights(converted)
-        _save(ov, converted, path, name)
-    hint = "bf16" if precision == "bf16" else "f32"  # int8: int8 weights, f32 activations
+        _save(ov, converted, path, notes)
+    hint = "bf16" if precision == "bf16" else "f32"  # int8: the model's own int8 and f32 parts
+    run, compiled = _compiled(core, converted, hint)
+    facts = {
+        # what the CPU plugin runs in: bf16 asked for on a CPU without it runs in f32
+        "inference_precision": _type_name(compiled.get_property("INFERENCE_PRECISION_HINT")),
+        "file": str(path),
+        "from_cache": cached,
+        "seconds": round(time.monotonic() - started, 2),
+        **({"quantization": "static" if static else "weights"} if precision == "int8" else {}),
+        **({"int8": int8.verdict(notes["int8"])} if static else {}),
+    }
+    return run, facts
+
+
+def _read_cached(core: Any, path: Path) -> tuple[Any, dict[str, Any]]:
+    """The model cached at `path` and the notes kept beside it; (None, {}) when there is
+    none or it can't be read (it is then made again)."""
+    if not (path.exists() and path.with_suffix(".bin").exists()):
+        return None, {}
+    try:
+        # A file that isn't even XML is refused here: handed to OpenVINO, it would try
+        # its other readers on it first, and they print parse errors of their own.
+        ElementTree.parse(path)
+        converted = core.read_model(str(path))
+        notes = json.loads(path.with_suffix(".json").read_text())
+    except Exception as e:  # a corrupt or partly written file: rebuilt
+        log.warning("%s: cached OpenVINO model unreadable (%s); converting again", path, e)
+        return None, {}
+    return converted, notes if isinstance(notes, dict) else {}
+
+
+def _compiled(core: Any, converted: Any, hint: str) -> tuple[Runner, Any]:
     # As many threads as PyTorch uses: the LATENCY hint took one per physical core (one here
     # on 2 vCPUs: 8.0 images/s against 10.5 with both, dinov2-small fp32).
     import torch
@@ -185,14 +246,11 @@ def openvino_runner(
         out = request.infer({0: np.ascontiguousarray(pixels, dtype=np.float32)})
         return np.asarray(out[compiled.output(0)], dtype=np.float32)
 
-    facts = {
-        # what the CPU plugin runs in: bf16 asked for on a CPU without it runs in f32
-        "inference_precision": _type_name(compiled.get_property("INFERENCE_PRECISION_HINT")),
-        "file": str(path),
-        "from_cache": cached,
-        "seconds": round(time.monotonic() - started, 2),
-    }
-    return run, facts
+    return run, compiled
+
+
+def _in_batches(run: Runner, pixels: np.ndarray, size: int = 32) -> np.ndarray:
+    return np.concatenate([run(pixels[i : i + size]) for i in range(0, len(pixels), size)])
 
 
 def _type_name(element_type: Any) -> str:
@@ -246,9 +304,9 @@ def _quiet_libraries() -> Iterator[None]:
 
 
 def _int8_weights(converted: Any) -> Any:
-    """Weights stored as int8 (per output channel), computed in f32: the explicit int8
-    option. Static int8 (activations too, calibrated) was slower than f32 on a CPU without
-    VNNI (8.1 against 10.5 images/s, dinov2-small), so it is not offered."""
+    """Weights stored as int8 (per output channel), computed in f32: int8 on a CPU without
+    int8 dot products, where static int8 (activations too) was slower than f32 (8.1 against
+    10.5 images/s, dinov2-small, AVX2 only), or without images to calibrate on."""
     import io
 
     import nncf
@@ -258,13 +316,13 @@ def _int8_weights(converted: Any) -> Any:
         return nncf.compress_weights(converted, mode=nncf.CompressWeightsMode.INT8_ASYM)
 
 
-def _save(ov: Any, converted: Any, path: Path, name: str) -> None:
+def _save(ov: Any, converted: Any, path: Path, notes: dict[str, Any]) -> None:
     """Written in a scratch folder and moved into place: a crash leaves no half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".visor-ov-", dir=path.parent))
     try:
         ov.save_model(converted, str(scratch / path.name), compress_to_fp16=False)
-        (scratch / path.with_suffix(".json").name).write_text(json.dumps({"model": name}))
+        (scratch / path.with_suffix(".json").name).write_text(json.dumps(notes))
         for suffix in (".bin", ".json", ".xml"):  # the .xml last: it marks the set complete
             os.replace(scratch / path.with_suffix(suffix).name, path.with_suffix(suffix))
     finally:
@@ -272,7 +330,12 @@ def _save(ov: Any, converted: Any, path: Path, name: str) -> None:
 
 
 def _cache_key(
-    name: str, model: torch.nn.Module, precision: str, input_hw: tuple[int, int], ov: str
+    name: str,
+    model: torch.nn.Module,
+    precision: str,
+    input_hw: tuple[int, int],
+    ov: str,
+    extra: tuple[str, ...] = (),
 ) -> str:
     import torch
     import transformers
@@ -280,6 +343,8 @@ def _cache_key(
     digest = hashlib.sha256()
     for part in (name, precision, input_hw, ov, torch.__version__, transformers.__version__):
         digest.update(repr(part).encode())
+    for part in extra:  # static int8: its calibration set and nncf's version
+        digest.update(part.encode())
     with torch.no_grad():  # a fingerprint of the weights: a few values of every tensor
         for tensor_name, tensor in model.state_dict().items():
             flat = tensor.detach().reshape(-1)

@@ -15,6 +15,16 @@ def cpu_has_bf16(flags: Iterable[str] | None = None) -> bool:
     return not {"avx512_bf16", "amx_bf16"}.isdisjoint(cpu_flags() if flags is None else flags)
 
 
+INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def cpu_has_int8(flags: Iterable[str] | None = None) -> bool:
+    """True when the CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX):
+    where a statically quantized model runs about 4x the fp32 rate. Elsewhere int8 is
+    emulated through wider instructions and is no faster than fp32."""
+    return not INT8_FLAGS.isdisjoint(cpu_flags() if flags is None else flags)
+
+
 def cpu_flags() -> frozenset[str]:
     """This CPU's feature flags: `VISOR_CPU_FLAGS` (space-separated) when set, else Linux's
     /proc/cpuinfo; elsewhere none."""

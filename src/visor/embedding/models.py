@@ -11,15 +11,16 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from visor.embedding import backends
-from visor.embedding.backends import Runner, check_backend, openvino_runner
-from visor.embedding.cpu import cpu_flags, cpu_has_bf16
+from visor.embedding import backends, choice, int8
+from visor.embedding.backends import Runner, check_backend
+from visor.embedding.cpu import cpu_has_bf16, cpu_has_int8
 from visor.errors import InvalidInput, ModelUnavailable
 
 if TYPE_CHECKING:
@@ -238,7 +239,8 @@ class Embedder:
             return hidden[:, 0].float()
 
 
-_cache: dict[tuple[str, str, str, str], Embedder] = {}
+# (name, device, precision, backend[, calibration digest]) → the model as loaded for them
+_cache: dict[tuple[str, ...], Embedder] = {}
 _cache_lock = threading.Lock()
 
 
@@ -248,6 +250,7 @@ def load_model(
     precision: str | None = None,
     backend: str | None = "torch",
     cache_dir: Path | None = None,
+    calibration: Callable[[Preprocessing], np.ndarray] | None = None,
 ) -> Embedder:
     """The shared `Embedder` for `name` on `device` (loaded on first use).
 
@@ -255,29 +258,55 @@ def load_model(
     weights, seeded so every process builds the same model), a local folder or a hub id.
     `backend` (`embedding/backends.py`): torch, openvino, or auto (None: the faster of the
     two, measured on first use); a converted model and auto's measurements are kept in
-    `cache_dir` (default: the home folder's `compiled/`). Precision int8 is OpenVINO with int8
-    weights; the cosine of its vectors to PyTorch fp32's on the first batch is measured and
-    kept in `backend_facts`.
+    `cache_dir` (default: the home folder's `compiled/`).
+
+    int8 (`embedding/choice.py`): asked for, it is static int8 on a CPU with int8 dot
+    products (calibrated on `calibration`'s images: given the model's preprocessing, it
+    returns uint8 model inputs of the dataset's first images), else int8 weights; its
+    closeness to fp32 is in `backend_facts`. With precision auto and a `calibration`, static
+    int8 is considered on such a CPU and kept where it keeps the answers and runs faster.
     """
     name = check_model_name(name)
     device = resolve_device(device)
+    asked = precision or "auto"
     precision = resolve_precision(precision, device)
     chosen = check_backend(backend, device, precision)
-    key = (name, device, precision, chosen)
+    consider_int8 = asked == "auto" and _int8_possible(device, chosen)
+    calibrate = calibration is not None and (
+        consider_int8 or (precision == "int8" and cpu_has_int8())
+    )
     with _cache_lock:
+        base = _cache.get((name, device, precision, "torch"))
+        if base is None:
+            base = _cache[(name, device, precision, "torch")] = _build(name, device, precision)
+        pixels = calibration(base.preprocessing) if calibrate and calibration else None
+        key = (name, device, asked, chosen, int8.digest(pixels) if pixels is not None else "")
         found = _cache.get(key)
         if found is None:
-            base = _cache.get((name, device, precision, "torch"))
-            if base is None:
-                base = _cache[(name, device, precision, "torch")] = _build(name, device, precision)
-            if chosen == "auto":
-                found = _auto(base, _compiled_folder(cache_dir))
-            elif chosen == "torch":
+            if chosen == "torch" and not consider_int8 and precision != "int8":
                 found = base
             else:
-                found = _converted(base, chosen, _compiled_folder(cache_dir))
+                found = choice.pick(
+                    base,
+                    chosen,
+                    _compiled_folder(cache_dir),
+                    consider_int8=consider_int8,
+                    calibration=pixels,
+                )
             _cache[key] = found
         return found
+
+
+def _int8_possible(device: str, backend: str) -> bool:
+    """Whether static int8 could run: OpenVINO allowed and installed with nncf, on a CPU with
+    int8 dot products."""
+    return (
+        device == "cpu"
+        and backend in ("auto", "openvino")
+        and cpu_has_int8()
+        and backends.installed("openvino")
+        and backends.installed("nncf")
+    )
 
 
 def _compiled_folder(cache_dir: Path | None) -> Path:
@@ -288,82 +317,10 @@ def _compiled_folder(cache_dir: Path | None) -> Path:
     return get_settings().home / "compiled"
 
 
-def _auto(base: Embedder, folder: Path) -> Embedder:
-    """The faster of PyTorch and OpenVINO for this model on this machine: measured on a
-    batch of 8, four times each in turn, on first use (after converting), kept in `folder`
-    and read from there after."""
-    key = backends.choice_key(base.name, base.precision, cpu_flags())
-    recorded = backends.recorded_choices(folder).get(key)
-    if recorded is not None and backends.fastest(recorded["rates"]) == "torch":
-        return replace(base, backend_facts={"auto": recorded})
-    converted = _converted(base, "openvino", folder)
-    if converted.runner is None:
-        return converted  # could not convert: torch, with the reason
-    if recorded is None:
-        import torch
-
-        hw = base.preprocessing.input_hw or (224, 224)
-        pixels = torch.from_numpy(
-            np.random.default_rng(0).integers(0, 256, (8, *hw, 3), dtype=np.uint8)
-        )
-        rates = backends.measure_rates(
-            {"torch": base.forward, "openvino": converted.forward}, pixels
-        )
-        backends.record_choice(folder, key, rates)
-        log.info("%s: measured images/s %s; using %s", base.name, rates, backends.fastest(rates))
-        recorded = {"rates": rates, "measured_now": True}
-    chosen = converted if backends.fastest(recorded["rates"]) == "openvino" else base
-    return replace(chosen, backend_facts={**chosen.backend_facts, "auto": recorded})
-
-
-def _converted(base: Embedder, backend: str, folder: Path) -> Embedder:
-    """`base` with its model run by `backend`; `base` itself, with a one-line warning, when
-    the model can't be converted."""
-    size = base.preprocessing.input_hw
-    try:
-        if size is None:
-            raise ValueError("the model's input size is not fixed")
-        runner, facts = openvino_runner(base.name, base.model, base.precision, size, folder)
-    except Exception as e:  # any exporter failure: the job still runs, on PyTorch
-        log.warning("%s: %s conversion failed (%s); using torch", base.name, backend, e)
-        return replace(base, backend_facts={"fallback_from": backend, "reason": str(e)[:300]})
-    log.info("%s on %s: %s", base.name, backend, facts)
-    if base.precision == "int8":
-        runner = _compared_to_fp32(runner, base, facts)
-    return replace(base, backend=backend, runner=runner, backend_facts=facts)
-
-
-def _compared_to_fp32(runner: Runner, base: Embedder, facts: dict[str, Any]) -> Runner:
-    """`runner`, whose first batch also runs through PyTorch fp32: the cosines of the int8
-    vectors to those go to `facts["cosine_to_fp32"]` (min, mean, images), which the job
-    reports."""
-    import torch
-
-    fp32 = backends.cls_module(base.model)
-
-    def run(pixels: np.ndarray) -> np.ndarray:
-        vectors = runner(pixels)
-        if "cosine_to_fp32" not in facts:
-            with torch.inference_mode():
-                reference = fp32(torch.from_numpy(pixels)).float().numpy()
-            cosines = (vectors * reference).sum(1) / (
-                np.linalg.norm(vectors, axis=1) * np.linalg.norm(reference, axis=1) + 1e-12
-            )
-            facts["cosine_to_fp32"] = {
-                "min": round(float(cosines.min()), 5),
-                "mean": round(float(cosines.mean()), 5),
-                "images": len(cosines),
-            }
-            log.info("%s int8: cosine to fp32 %s", base.name, facts["cosine_to_fp32"])
-        return vectors
-
-    return run
-
-
 def loaded_models() -> list[dict[str, str]]:
     return [
-        {"model": k[0], "device": k[1], "precision": k[2], "backend": v.backend}
-        for k, v in _cache.items()
+        {"model": v.name, "device": v.device, "precision": v.precision, "backend": v.backend}
+        for v in _cache.values()
     ]
 
 

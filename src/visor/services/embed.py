@@ -5,13 +5,16 @@ embeds only what is missing."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from visor.embedding import int8
 from visor.embedding.backends import check_backend
 from visor.embedding.models import (
     DEFAULT_MODEL,
@@ -33,6 +36,9 @@ from visor.store import quality as quality_rows
 from visor.store import samples as sample_rows
 from visor.store.objects import KINDS
 
+if TYPE_CHECKING:
+    from visor.embedding.preprocess import Preprocessing
+
 MAX_BATCH_SIZE = 4096
 REPORT_LIMIT = 100  # unreadable images listed in the job result; the count is exact
 
@@ -41,7 +47,7 @@ REPORT_LIMIT = 100  # unreadable images listed in the job result; the count is e
 class EmbedOptions:
     model: str = DEFAULT_MODEL
     device: str | None = None  # auto: cuda, then mps, then cpu
-    precision: str | None = None  # auto: fp16 on GPUs, fp32 on CPU
+    precision: str | None = None  # auto: fp16 on GPUs; bf16, int8 or fp32 on CPU
     batch_size: int | None = None  # auto: 128 on GPUs, 32 on CPU
     workers: int | None = None  # decoding threads; auto: one per core (2-16)
     recompute: bool = False
@@ -84,7 +90,8 @@ class EmbedOptions:
             model=model,
             backend=backend,
             device=device,
-            precision=precision,
+            # as asked: auto is resolved where the model loads, which may choose int8
+            precision=self.precision or "auto",
             batch_size=batch,
             workers=workers,
             quality=self.quality and not self.objects and self.ray is None,
@@ -108,12 +115,43 @@ class EmbedOptions:
         return asdict(self)
 
 
-def model_for(options: EmbedOptions) -> Embedder:
-    """The checked options' model, run by their backend."""
+def model_for(
+    options: EmbedOptions, calibration: Callable[[Preprocessing], np.ndarray] | None = None
+) -> Embedder:
+    """The checked options' model, run by their backend (static int8 calibrated on
+    `calibration`'s images where it is asked for or chosen, `embedding/choice.py`)."""
     cache = Path(options.cache_dir) if options.cache_dir else None
     return load_model(
-        options.model, options.device, options.precision, options.backend, cache_dir=cache
+        options.model,
+        options.device,
+        options.precision,
+        options.backend,
+        cache_dir=cache,
+        calibration=calibration,
     )
+
+
+def calibration_images(
+    store: Store, dataset_id: int, source: Source, workers: int
+) -> Callable[[Preprocessing], np.ndarray]:
+    """The dataset's first images (by sample id, `int8.CALIBRATION_IMAGES` of them, the
+    unreadable left out) as model inputs: the same set on every run over the same dataset."""
+
+    def decode(preprocessing: Preprocessing) -> np.ndarray:
+        rows = sample_rows.paths(store, dataset_id, limit=int8.CALIBRATION_IMAGES)
+
+        def one(path: str) -> np.ndarray | None:
+            try:
+                return preprocessing.prepare(source.read_bytes(path), path)
+            except Exception:  # unreadable: the job reports it with the others
+                return None
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            crops = [c for c in pool.map(one, [path for _, path in rows]) if c is not None]
+        height, width = preprocessing.input_hw or (224, 224)
+        return np.stack(crops) if crops else np.zeros((0, height, width, 3), np.uint8)
+
+    return decode
 
 
 def _finite_only(
@@ -145,7 +183,10 @@ def embed_dataset(
     if options.objects:
         return object_service.embed_objects(store, ctx, dataset, source, options)
     ctx.phase(f"loading {options.model} on {options.device}")
-    embedder = model_for(options)
+    assert options.workers is not None
+    embedder = model_for(
+        options, calibration_images(store, int(dataset["id"]), source, options.workers)
+    )
     vector_rows.ensure_model(store, embedder.name, embedder.dim)
     dataset_id = int(dataset["id"])
     if options.recompute:

@@ -178,13 +178,14 @@ def boxes(
     return found
 
 
-def paths(store: Store, dataset_id: int) -> list[tuple[int, str]]:
-    return [
-        (int(i), p)
-        for i, p in store.query(
-            "SELECT id, path FROM samples WHERE dataset_id = ? ORDER BY id", [dataset_id]
-        )
-    ]
+def paths(store: Store, dataset_id: int, limit: int | None = None) -> list[tuple[int, str]]:
+    """(id, path) of the dataset's samples in id order; the first `limit` of them."""
+    rows = store.query(
+        "SELECT id, path FROM samples WHERE dataset_id = ? ORDER BY id"
+        + (f" LIMIT {int(limit)}" if limit is not None else ""),
+        [dataset_id],
+    )
+    return [(int(i), p) for i, p in rows]
 
 
 def missing_ids(

@@ -1,0 +1,187 @@
+"""Which backend and precision run a loaded model on this machine (`models.load_model`):
+PyTorch as loaded, the model converted to OpenVINO, or the faster of the two (auto, measured
+once per model and machine and kept); and int8.
+
+int8 comes in two kinds (`backends.openvino_runner`): static (weights and activations, the
+activations calibrated on the dataset's images, `int8.py`) on a CPU with int8 dot products,
+and int8 weights computed in f32 elsewhere or without images to calibrate on. Asked for
+(`precision="int8"`) it is used, its agreement with fp32 reported; with precision auto on a
+CPU with int8 dot products it is considered, and kept only when the guard passes and it is
+faster than the best float choice; otherwise the float choice runs, with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from visor.embedding import backends, int8
+from visor.embedding.backends import Runner, openvino_runner
+from visor.embedding.cpu import cpu_flags, cpu_has_int8
+
+if TYPE_CHECKING:
+    from visor.embedding.models import Embedder
+
+log = logging.getLogger("visor.models")
+
+
+def pick(
+    base: Embedder,
+    backend: str,
+    folder: Path,
+    *,
+    consider_int8: bool = False,
+    calibration: np.ndarray | None = None,
+) -> Embedder:
+    """`base` (the PyTorch model) run by `backend` (torch, openvino or auto); int8 as asked by
+    its precision, or considered (`consider_int8`) with `calibration` (uint8 model inputs of
+    the dataset's first images)."""
+    if base.precision == "int8":
+        return _asked_int8(base, folder, calibration)
+    if backend == "auto":
+        best = _auto(base, folder)
+    elif backend == "torch":
+        best = base
+    else:
+        best = _converted(base, backend, folder)
+    if not consider_int8 or calibration is None:
+        return best
+    return _auto_int8(best, base, folder, calibration)
+
+
+def _auto(base: Embedder, folder: Path) -> Embedder:
+    """The faster of PyTorch and OpenVINO for this model on this machine: measured on a
+    batch of 8, four times each in turn, on first use (after converting), kept in `folder`
+    and read from there after."""
+    key = backends.choice_key(base.name, base.precision, cpu_flags())
+    recorded = backends.recorded_choices(folder).get(key)
+    if recorded is not None and backends.fastest(recorded["rates"]) == "torch":
+        return replace(base, backend_facts={"auto": recorded})
+    converted = _converted(base, "openvino", folder)
+    if converted.runner is None:
+        return converted  # could not convert: torch, with the reason
+    if recorded is None:
+        rates = backends.measure_rates(
+            {"torch": base.forward, "openvino": converted.forward}, _probe(base)
+        )
+        backends.record_choice(folder, key, rates)
+        log.info("%s: measured images/s %s; using %s", base.name, rates, backends.fastest(rates))
+        recorded = {"rates": rates, "measured_now": True}
+    chosen = converted if backends.fastest(recorded["rates"]) == "openvino" else base
+    return replace(chosen, backend_facts={**chosen.backend_facts, "auto": recorded})
+
+
+def _probe(base: Embedder) -> Any:
+    """8 images of random pixels to time a model on."""
+    import torch
+
+    hw = base.preprocessing.input_hw or (224, 224)
+    rng = np.random.default_rng(0)
+    return torch.from_numpy(rng.integers(0, 256, (8, *hw, 3), dtype=np.uint8))
+
+
+def _converted(
+    base: Embedder, backend: str, folder: Path, calibration: np.ndarray | None = None
+) -> Embedder:
+    """`base` with its model run by `backend`; `base` itself, with a one-line warning, when
+    the model can't be converted."""
+    size = base.preprocessing.input_hw
+    try:
+        if size is None:
+            raise ValueError("the model's input size is not fixed")
+        runner, facts = openvino_runner(
+            base.name, base.model, base.precision, size, folder, calibration
+        )
+    except Exception as e:  # any exporter failure: the job still runs, on PyTorch
+        log.warning("%s: %s conversion failed (%s); using torch", base.name, backend, e)
+        return replace(base, backend_facts={"fallback_from": backend, "reason": str(e)[:300]})
+    log.info("%s on %s: %s", base.name, backend, facts)
+    if facts.get("quantization") == "weights":
+        runner = _compared_to_fp32(runner, base, facts)
+    return replace(base, backend=backend, runner=runner, backend_facts=facts)
+
+
+def _calibrated(base: Embedder, calibration: np.ndarray | None) -> tuple[np.ndarray | None, str]:
+    """The normalised calibration pixels for static int8, or None and why not."""
+    if not cpu_has_int8():
+        return None, "this CPU has no int8 dot products (VNNI, AMX): int8 weights only"
+    if calibration is None:
+        return None, "no images to calibrate on: int8 weights only"
+    short = int8.shortfall(len(calibration))
+    if short is not None:
+        return None, short
+    import torch
+
+    return base.preprocessing.normalize(torch.from_numpy(calibration)).numpy(), ""
+
+
+def _asked_int8(base: Embedder, folder: Path, calibration: np.ndarray | None) -> Embedder:
+    """int8 as asked: static where it can be, else int8 weights, with the reason."""
+    pixels, why = _calibrated(base, calibration)
+    found = _converted(base, "openvino", folder, pixels)
+    if found.runner is not None and why:
+        found.backend_facts["int8_note"] = why
+    return found
+
+
+def _auto_int8(best: Embedder, base: Embedder, folder: Path, calibration: np.ndarray) -> Embedder:
+    """Static int8 in place of `best` (the float choice) when it keeps the answers and runs
+    faster; `best` otherwise, with the reason in its facts (`int8`)."""
+    pixels, why = _calibrated(base, calibration)
+    if pixels is None:
+        return _with_int8(best, {"used": False, "reason": why})
+    candidate = _converted(replace(base, precision="int8"), "openvino", folder, pixels)
+    if candidate.runner is None:
+        return _with_int8(best, {"used": False, "reason": "int8 conversion failed"})
+    guard = candidate.backend_facts["int8"]
+    if not guard["kept"]:
+        return _with_int8(best, {**guard, "used": False})
+    float_name = f"{best.backend} {best.precision}"
+    key = backends.choice_key(base.name, f"int8 or {best.precision}", cpu_flags())
+    recorded = backends.recorded_choices(folder).get(key)
+    if recorded is None or set(recorded["rates"]) != {"openvino int8", float_name}:
+        rates = backends.measure_rates(
+            {"openvino int8": candidate.forward, float_name: best.forward}, _probe(base)
+        )
+        backends.record_choice(folder, key, rates)
+        recorded = {"rates": rates, "measured_now": True}
+    if backends.fastest(recorded["rates"]) != "openvino int8":
+        return _with_int8(best, {**guard, "used": False, "reason": f"no faster than {float_name}"})
+    facts = {**candidate.backend_facts, "int8": {**guard, "used": True}, "auto": recorded}
+    return replace(candidate, backend_facts=facts)
+
+
+def _with_int8(chosen: Embedder, facts: dict[str, Any]) -> Embedder:
+    log.info("%s: int8 not used (%s)", chosen.name, facts.get("reason"))
+    return replace(chosen, backend_facts={**chosen.backend_facts, "int8": facts})
+
+
+def _compared_to_fp32(runner: Runner, base: Embedder, facts: dict[str, Any]) -> Runner:
+    """`runner`, whose first batch also runs through PyTorch fp32: the cosines of the int8
+    vectors to those go to `facts["cosine_to_fp32"]` (min, mean, images), which the job
+    reports."""
+    import torch
+
+    fp32 = backends.cls_module(base.model)
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        vectors = runner(pixels)
+        if "cosine_to_fp32" not in facts:
+            with torch.inference_mode():
+                reference = fp32(torch.from_numpy(pixels)).float().numpy()
+            cosines = (vectors * reference).sum(1) / (
+                np.linalg.norm(vectors, axis=1) * np.linalg.norm(reference, axis=1) + 1e-12
+            )
+            facts["cosine_to_fp32"] = {
+                "min": round(float(cosines.min()), 5),
+                "mean": round(float(cosines.mean()), 5),
+                "images": len(cosines),
+            }
+            log.info("%s int8: cosine to fp32 %s", base.name, facts["cosine_to_fp32"])
+        return vectors
+
+    return run

@@ -1,0 +1,113 @@
+"""Static int8 on CPUs with int8 dot products (AVX512-VNNI, AVX-VNNI, AMX): weights and
+activations in int8, the activations' ranges calibrated on the dataset's own images, and a
+guard that says whether the quantized model keeps the answers.
+
+Calibration: the first `CALIBRATION_IMAGES` images of the dataset (by sample id) as the job
+decodes them, so the same dataset gives the same set, and the quantized model cached under
+the home folder is found again (the set's digest is part of its key). Fewer than
+`MIN_CALIBRATION` readable images (a tiny dataset): no static int8, said in one line.
+
+The guard compares the int8 vectors of the calibration images with the same model's fp32
+vectors: the cosine of every image's pair ≥ `MIN_COSINE`, and each image's 10 nearest
+neighbours among the calibration images the same in ≥ `MIN_NEIGHBOURS` of the places (the
+neighbours a user would see, whatever their order among themselves: two near-equal
+neighbours swap places under any change of arithmetic, fp32 on another CPU included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+from typing import Any
+
+import numpy as np
+
+CALIBRATION_IMAGES = 128
+MIN_CALIBRATION = 32
+MIN_COSINE = 0.995
+MIN_NEIGHBOURS = 0.95
+NEIGHBOURS = 10
+
+
+def digest(pixels: np.ndarray) -> str:
+    """What identifies a calibration set: its model inputs, byte for byte."""
+    return hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()[:16]
+
+
+def shortfall(count: int) -> str | None:
+    """Why `count` calibration images are too few for static int8, or None."""
+    if count >= MIN_CALIBRATION:
+        return None
+    return (
+        f"static int8 needs {MIN_CALIBRATION} readable images to calibrate on; "
+        f"this dataset has {count}"
+    )
+
+
+def quantize(converted: Any, pixels: np.ndarray) -> Any:
+    """`converted` (an OpenVINO model) with int8 weights and activations, the activations'
+    ranges taken from `pixels` (normalised float32, (n, 3, h, w)); transformer rules
+    (SmoothQuant on the matmuls, softmax and layer norms kept in float)."""
+    import nncf
+
+    nncf.set_log_level(logging.ERROR)
+    calibration = nncf.Dataset([pixels[i : i + 1] for i in range(len(pixels))])
+    with contextlib.redirect_stdout(io.StringIO()):  # its progress bar: the job has its own
+        return nncf.quantize(
+            converted,
+            calibration,
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(pixels),
+        )
+
+
+def agreement(vectors: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    """How close int8 `vectors` are to the fp32 `reference` (one row per calibration image):
+    {images, cosine_min, cosine_median, neighbours (the share kept), k}."""
+    a = _unit(vectors)
+    b = _unit(reference)
+    cosines = (a * b).sum(1)
+    k = min(NEIGHBOURS, len(a) - 1)
+    return {
+        "images": len(a),
+        "cosine_min": round(float(cosines.min()), 5),
+        "cosine_median": round(float(np.median(cosines)), 5),
+        "neighbours": round(neighbour_share(a, b, k), 4),
+        "k": k,
+    }
+
+
+def verdict(facts: dict[str, Any]) -> dict[str, Any]:
+    """`facts` (`agreement`'s) with the guard's answer: `kept`, and the `reason` when not."""
+    reasons = []
+    if facts["cosine_min"] < MIN_COSINE:
+        reasons.append(f"cosine to fp32 {facts['cosine_min']} < {MIN_COSINE} on some image")
+    if facts["neighbours"] < MIN_NEIGHBOURS:
+        reasons.append(
+            f"top-{facts['k']} neighbours kept {facts['neighbours']:.1%} < {MIN_NEIGHBOURS:.0%}"
+        )
+    return {**facts, "kept": not reasons, "reason": "; ".join(reasons) or None}
+
+
+def neighbour_share(a: np.ndarray, b: np.ndarray, k: int) -> float:
+    """Of each row's `k` nearest other rows by cosine in `b`, the share that are among its
+    `k` nearest in `a` too (unit rows)."""
+    if k < 1:
+        return 1.0
+    near_a = _nearest(a, k)
+    near_b = _nearest(b, k)
+    kept = sum(len(set(x) & set(y)) for x, y in zip(near_a.tolist(), near_b.tolist(), strict=True))
+    return kept / near_b.size
+
+
+def _nearest(unit: np.ndarray, k: int) -> np.ndarray:
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    return np.argsort(-sims, axis=1, kind="stable")[:, :k]
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float64)
+    return vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12)

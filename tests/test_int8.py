@@ -1,0 +1,189 @@
+"""Static int8 on CPUs with int8 dot products: calibrated on the dataset's own first images,
+cached by its calibration set, and chosen by auto only when the guard (cosine to fp32 on every
+calibration image, top-10 neighbours kept) passes and it runs faster. The CPU's flags are
+injected (`VISOR_CPU_FLAGS`) so each branch runs on any machine; OpenVINO emulates int8 where
+the CPU lacks VNNI, so the vectors are checked everywhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ingest, run_cli
+
+from visor.embedding import backends, int8, models
+from visor.embedding.cpu import cpu_flags, cpu_has_bf16, cpu_has_int8
+from visor.workspace import Workspace
+
+pytest.importorskip("openvino")
+pytest.importorskip("nncf")
+
+DATA = Path(__file__).parent / "data"
+SMALL = "random:dinov2-small"  # random weights on which the guard passes (neighbours ~98%)
+TINY = "random:dinov2-tiny"
+AVX2 = "sse4_2 avx avx2 fma"
+VNNI = "sse4_2 avx avx2 fma avx512f avx512bw avx512vl avx512_vnni"
+AMX = "avx512f avx512_vnni avx512_bf16 amx_tile amx_bf16 amx_int8"
+
+
+@pytest.fixture(autouse=True)
+def fresh_models() -> None:
+    models._cache.clear()
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def test_the_cpu_flags_choose_the_kind_of_int8(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not cpu_has_int8(AVX2.split()) and not cpu_has_bf16(AVX2.split())
+    assert cpu_has_int8(VNNI.split()) and not cpu_has_bf16(VNNI.split())
+    assert cpu_has_int8(AMX.split()) and cpu_has_bf16(AMX.split())
+    assert cpu_has_int8(["avx2", "avx_vnni"])  # Alder Lake and later desktop cores
+    for flags, possible in ((AVX2, False), (VNNI, True), (AMX, True)):
+        monkeypatch.setenv("VISOR_CPU_FLAGS", flags)
+        assert models._int8_possible("cpu", "auto") is possible
+        assert models._int8_possible("cpu", "openvino") is possible
+        assert not models._int8_possible("cpu", "torch")  # torch asked for: no OpenVINO
+        assert not models._int8_possible("cuda", "auto")
+    # auto's float precision follows bf16: fp32 on the VNNI CPU, bf16 on the AMX one
+    monkeypatch.setenv("VISOR_CPU_FLAGS", VNNI)
+    assert models.resolve_precision(None, "cpu") == "fp32"
+    monkeypatch.setenv("VISOR_CPU_FLAGS", AMX)
+    assert models.resolve_precision(None, "cpu") == "bf16"
+
+
+def test_asked_int8_is_static_with_vnni_and_int8_weights_without(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """98 real photos: on a VNNI CPU `precision="int8"` calibrates on all 98 (the dataset's
+    first 128) and says how close it is; on an AVX2-only CPU it stores int8 weights and says
+    why; a second run finds the calibrated model in the cache (same images, same digest),
+    and a cached file without its measurements is made again."""
+    ingest(workspace, DATA / "classification_trees", "q")
+    ds = workspace.dataset("q")
+    monkeypatch.setenv("VISOR_CPU_FLAGS", AVX2)
+    weights = ds.embed(TINY, precision="int8", backend="openvino", wait=True)["result"]
+    facts = weights["backend_facts"]
+    assert weights["precision"] == "int8" and facts["quantization"] == "weights"
+    assert facts["int8_note"] == "this CPU has no int8 dot products (VNNI, AMX): int8 weights only"
+    assert facts["cosine_to_fp32"]["min"] >= 0.99
+    monkeypatch.setenv("VISOR_CPU_FLAGS", VNNI)
+    models._cache.clear()
+    static = ds.embed(TINY, precision="int8", backend="openvino", recompute=True, wait=True)
+    facts = static["result"]["backend_facts"]
+    assert facts["quantization"] == "static" and facts["from_cache"] is False
+    guard = facts["int8"]
+    assert guard["images"] == 98 and guard["k"] == 10
+    assert guard["cosine_min"] >= 0.99 and 0 < guard["neighbours"] <= 1
+    assert "int8_note" not in facts and "cosine_to_fp32" not in facts
+    _, static_vectors = ds.embeddings(TINY)
+    models._cache.clear()
+    again = ds.embed(TINY, precision="int8", backend="openvino", recompute=True, wait=True)
+    assert again["result"]["backend_facts"]["from_cache"] is True
+    assert again["result"]["backend_facts"]["file"] == facts["file"]
+    _, again_vectors = ds.embeddings(TINY)
+    assert np.array_equal(again_vectors, static_vectors)
+    notes_file = Path(facts["file"]).with_suffix(".json")
+    notes = json.loads(notes_file.read_text())
+    del notes["int8"]
+    notes_file.write_text(json.dumps(notes))
+    models._cache.clear()
+    rebuilt = ds.embed(TINY, precision="int8", backend="openvino", recompute=True, wait=True)
+    assert rebuilt["result"]["backend_facts"]["from_cache"] is False
+    assert rebuilt["result"]["backend_facts"]["int8"] == guard
+
+
+def test_auto_uses_static_int8_only_where_it_keeps_the_answers(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Precision auto on a VNNI CPU: static int8 where the guard passes and it is faster (the
+    rates are recorded beforehand, so the choice doesn't hang on this machine's speed); the
+    float model, with the reason, where it is slower or where the guard fails."""
+    ingest(workspace, DATA / "classification_trees", "q")
+    ingest(workspace, DATA / "classification_trees", "f")
+    monkeypatch.setenv("VISOR_CPU_FLAGS", VNNI)
+    folder = workspace.settings.home / "compiled"
+    key = backends.choice_key(SMALL, "int8 or fp32", cpu_flags())
+    backends.record_choice(folder, key, {"openvino int8": 40.0, "openvino fp32": 14.0})
+    ds = workspace.dataset("q")
+    done = ds.embed(SMALL, backend="openvino", wait=True)["result"]
+    assert done["precision"] == "int8" and done["backend"] == "openvino"
+    guard = done["backend_facts"]["int8"]
+    assert guard["used"] is True and guard["kept"] is True and guard["images"] == 98
+    assert guard["cosine_min"] >= int8.MIN_COSINE and guard["neighbours"] >= int8.MIN_NEIGHBOURS
+    # The stored vectors against PyTorch fp32's: what the guard measured on the same images.
+    workspace.dataset("f").embed(SMALL, backend="torch", precision="fp32", wait=True)
+    _, q = ds.embeddings(SMALL)
+    _, f = workspace.dataset("f").embeddings(SMALL)
+    cosines = _cosines(q, f)
+    assert cosines.min() >= int8.MIN_COSINE
+    assert abs(cosines.min() - guard["cosine_min"]) < 2e-4
+    unit = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)  # noqa: E731
+    assert abs(int8.neighbour_share(unit(q), unit(f), 10) - guard["neighbours"]) < 0.02
+
+    # Slower here: the float model, and why.
+    backends.record_choice(folder, key, {"openvino int8": 10.0, "openvino fp32": 14.0})
+    models._cache.clear()
+    slower = ds.embed(SMALL, backend="openvino", recompute=True, wait=True)["result"]
+    assert slower["precision"] == "fp32"
+    assert slower["backend_facts"]["int8"]["used"] is False
+    assert slower["backend_facts"]["int8"]["reason"] == "no faster than openvino fp32"
+
+    # A guard that fails: the float model, the measured numbers and the reason.
+    backends.record_choice(folder, key, {"openvino int8": 40.0, "openvino fp32": 14.0})
+    monkeypatch.setattr(int8, "MIN_COSINE", 0.99999)
+    models._cache.clear()
+    refused = ds.embed(SMALL, backend="openvino", recompute=True, wait=True)["result"]
+    assert refused["precision"] == "fp32"
+    facts = refused["backend_facts"]["int8"]
+    assert facts["used"] is False and facts["kept"] is False
+    assert facts["reason"] == f"cosine to fp32 {guard['cosine_min']} < 0.99999 on some image"
+    _, fallback = ds.embeddings(SMALL)
+    assert _cosines(fallback, f).min() > 0.9999  # fp32 again
+
+    # Asked for fp32: int8 is not even considered.
+    models._cache.clear()
+    asked = ds.embed(SMALL, backend="openvino", precision="fp32", recompute=True, wait=True)
+    assert "int8" not in asked["result"]["backend_facts"]
+
+
+def test_a_tiny_dataset_is_not_calibrated(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The COCO corpus (12 images) is too few to calibrate on: auto keeps the float model and
+    says why; int8 asked for stores int8 weights with the same reason."""
+    monkeypatch.setenv("VISOR_CPU_FLAGS", VNNI)
+    ingest(workspace, DATA / "coco_roboflow_trees", "small")
+    ds = workspace.dataset("small")
+    reason = "static int8 needs 32 readable images to calibrate on; this dataset has 12"
+    done = ds.embed(TINY, backend="openvino", wait=True)["result"]
+    assert done["precision"] == "fp32" and done["embedded"] == 12
+    assert done["backend_facts"]["int8"] == {"used": False, "reason": reason}
+    models._cache.clear()
+    asked = ds.embed(TINY, backend="openvino", precision="int8", recompute=True, wait=True)
+    facts = asked["result"]["backend_facts"]
+    assert facts["quantization"] == "weights" and facts["int8_note"] == reason
+
+
+def test_the_cli_says_which_int8_ran(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    ingested = run_cli(home, "ingest", str(DATA / "classification_trees"), "--name", "q")
+    assert ingested.returncode == 0
+    vnni = {"VISOR_CPU_FLAGS": VNNI}
+    done = run_cli(
+        home, "embed", "q", "--model", TINY, "--precision", "int8", "--backend", "openvino",
+        env=vnni,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "(384-d" not in done.stdout and "cpu, int8)" in done.stdout
+    assert "static int8 as asked" in done.stdout
+    assert "on 98 of the dataset's images, int8 against fp32: cosine min 0.9" in done.stdout
+    assert "Warning" not in done.stderr, done.stderr
+    listed = run_cli(home, "models", env=vnni)
+    assert "int8 on this CPU: static, calibrated on the dataset (avx512_vnni)" in listed.stdout
+    assert f"{TINY} static int8, on 98 calibration images: cosine to fp32 min 0.9" in listed.stdout
+    plain = run_cli(home, "models", env={"VISOR_CPU_FLAGS": AVX2})
+    assert "int8 on this CPU: int8 weights only (no VNNI or AMX" in plain.stdout
