@@ -21,8 +21,10 @@ Random weights: speed does not depend on weight values.
 
 compares inference backends instead: per backend the time to load and convert the model
 once, then model-only and end-to-end images/s in interleaved rounds, and the speed-up over
-the first backend named. `openvino:int8` is the openvino backend at precision int8 (int8
-weights; its cosine to fp32 is printed). Two candidates that are not Visor backends can be
+the first backend named. `openvino:int8` is the openvino backend at precision int8: static
+int8 calibrated on the dataset's first images on a CPU with VNNI or AMX (its cosine to fp32
+and top-10 neighbours kept on those images are printed), int8 weights elsewhere (their
+cosine to fp32). Two candidates that are not Visor backends can be
 measured beside them, model-only: `onnxruntime` (the model exported to ONNX, run by ONNX
 Runtime's CPU provider; `.venv/bin/pip install onnxruntime onnx` first) and `torch-compile`
 (torch.compile, inductor, on the CPU); their setup time is the export or the first compiled
@@ -50,6 +52,8 @@ import torch
 from PIL import Image
 
 from visor.config import Settings
+from visor.embedding import int8
+from visor.embedding.cpu import cpu_has_bf16, cpu_has_int8
 from visor.embedding.models import DINOV2_PREPROCESSING, load_model
 from visor.synthetic import generate
 from visor.workspace import Workspace
@@ -67,7 +71,10 @@ def model_only(
     if backend in CANDIDATES:
         normalize = load_model(name, device, "fp32").preprocessing.normalize
         return _candidate_rate(CANDIDATES[backend](name, device), normalize, crops, batch)
-    embedder = load_model(name, device, precision, backend)
+    # int8 is calibrated on the first of the same crops, as the job calibrates on the
+    # dataset's first images (static int8 on a CPU with VNNI or AMX, int8 weights elsewhere).
+    first = crops[: int8.CALIBRATION_IMAGES]
+    embedder = load_model(name, device, precision, backend, calibration=lambda _: first)
     pixels = torch.from_numpy(crops)
     if device.startswith("cuda"):
         pixels = pixels.pin_memory()
@@ -279,7 +286,8 @@ def main() -> None:
     device = load_model("random:dinov2-tiny", args.device).device
     print(
         f"device {device}, torch threads {torch.get_num_threads()}, {len(files)} images, "
-        f"batch {args.batch_size}",
+        f"batch {args.batch_size}; this CPU: int8 dot products {cpu_has_int8()}, "
+        f"bf16 {cpu_has_bf16()}",
         file=sys.stderr,
     )
 
@@ -407,6 +415,9 @@ def measure_backends(
             cosine = result.get("backend_facts", {}).get("cosine_to_fp32")
             if cosine:
                 facts[f"{backend}_cosine_to_fp32"] = cosine
+            guard = result.get("backend_facts", {}).get("int8")
+            if guard:  # static int8: against fp32 on the calibration images
+                facts[f"{backend}_static"] = guard
     med = {k: round(float(np.median(v)), 2) for k, v in rates.items()}
     row: dict[str, object] = {
         "model": name,

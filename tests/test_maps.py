@@ -36,6 +36,27 @@ def test_umap_is_trustworthy_and_reproducible_with_a_seed() -> None:
     np.testing.assert_array_equal(a, compute_map(x, "umap", params))
 
 
+def test_a_layout_fitted_on_a_sample_places_every_point() -> None:
+    """Above `fit_sample` points UMAP is fitted on a seeded sample and the rest placed among
+    their nearest fitted points: every point gets a finite place, each placed point lands in
+    its own cluster's region (its nearest fitted point in 2-D is of its cluster), the map is
+    as trustworthy as the full fit within 0.01, and the same seed gives the same map."""
+    x = _clusters(n_per=300)  # 1,800 points in 6 clusters
+    truth = np.repeat(np.arange(6), 300)
+    full = compute_map(x, "umap", check_params("umap", {"random_state": 3}))
+    params = check_params("umap", {"random_state": 3, "fit_sample": 1000})
+    sampled = compute_map(x, "umap", params)
+    assert sampled.shape == (len(x), 2) and np.isfinite(sampled).all()
+    np.testing.assert_array_equal(sampled, compute_map(x, "umap", params))
+    fitted = np.sort(np.random.default_rng(3).choice(len(x), 1000, replace=False))
+    placed = np.setdiff1d(np.arange(len(x)), fitted)
+    gaps = np.linalg.norm(sampled[placed][:, None] - sampled[fitted][None], axis=2)
+    nearest = fitted[gaps.argmin(axis=1)]
+    assert (truth[nearest] == truth[placed]).mean() >= 0.99
+    full_trust = trustworthiness(x, full, n_neighbors=10)
+    assert trustworthiness(x, sampled, n_neighbors=10) >= full_trust - 0.01
+
+
 def test_pca_and_tsne_maps() -> None:
     x = _clusters(n_per=60)
     for method in ("pca", "tsne"):

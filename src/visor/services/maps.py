@@ -25,7 +25,7 @@ from visor.embedding.models import with_weights_warning
 from visor.errors import InvalidInput, NotFound
 from visor.services.jobs import JobContext
 from visor.services.memory import PointsCache
-from visor.services.search import neighbour_graph, unit_rows
+from visor.services.search import nearest_in, neighbour_graph, unit_rows
 from visor.store import Store
 from visor.store import embeddings as vector_rows
 from visor.store import maps as map_rows
@@ -51,6 +51,9 @@ METHODS: dict[str, dict[str, Param]] = {
         "n_epochs": Param(int, None, 10, 5000),
         "pca_dims": _PCA_DIMS,
         "random_state": _SEED,
+        # above this many points the layout is fitted on a sample of them and the others
+        # placed among their nearest fitted points (`_umap`)
+        "fit_sample": Param(int, 200_000, 1_000, 100_000_000),
     },
     "pca": {"random_state": _SEED},
     "tsne": {
@@ -147,6 +150,44 @@ def _pca(x: np.ndarray, dims: int, seed: int | None) -> np.ndarray:
 
 
 def _umap(x: np.ndarray, params: dict[str, Any], ctx: JobContext | None) -> np.ndarray:
+    """UMAP's layout of `x`. Above `fit_sample` points it is fitted on a seeded random sample
+    of that many, and every other point is placed at the weighted mean of its nearest fitted
+    points (`_place`): the layout's cost grows with the sample, not the dataset (1M points:
+    a 200K-point fit and one neighbour search for the rest)."""
+    n = len(x)
+    fit = int(params.get("fit_sample") or n)
+    if n <= fit:
+        return _umap_fit(x, params, ctx)
+    seed = params.get("random_state")
+    chosen = np.sort(np.random.default_rng(seed or 0).choice(n, fit, replace=False))
+    placed = np.ones(n, bool)
+    placed[chosen] = False
+    coords = np.empty((n, 2), np.float32)
+    _phase(ctx, f"fitting the layout on {fit:,} of the {n:,} points")
+    coords[chosen] = _umap_fit(x[chosen], params, ctx)
+    rest = np.flatnonzero(placed)
+    _phase(ctx, f"placing the other {len(rest):,} points among their nearest fitted ones")
+    k = min(int(params["n_neighbors"]), fit)
+    coords[rest] = _place(unit_rows(x[chosen]), coords[chosen], unit_rows(x[rest]), k)
+    return coords
+
+
+def _place(base: np.ndarray, layout: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """2-D places for `queries`: the mean of their `k` nearest `base` rows' places in
+    `layout`, weighted as UMAP weighs a neighbourhood (exp(-(d - d_nearest) / s), s the
+    mean distance beyond the nearest): a point among its neighbours, close to the nearest."""
+    rows, sims = nearest_in(base, queries, k)
+    dist = np.sqrt(np.clip(2.0 - 2.0 * sims, 0.0, None))
+    beyond = dist - dist[:, :1]
+    sigma = np.maximum(beyond.mean(axis=1, keepdims=True), 1e-6)
+    weights = np.exp(-beyond / sigma)
+    weights[rows < 0] = 0.0
+    weights /= weights.sum(axis=1, keepdims=True)
+    picked = layout[np.clip(rows, 0, None)]
+    return np.einsum("nk,nkd->nd", weights, picked).astype(np.float32)
+
+
+def _umap_fit(x: np.ndarray, params: dict[str, Any], ctx: JobContext | None) -> np.ndarray:
     import umap
 
     n = len(x)

@@ -344,6 +344,35 @@ def neighbour_graph(
     return rows, sims
 
 
+def nearest_in(
+    base: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every row of `queries`, its `k` nearest rows of `base` (unit vectors both) and
+    their cosine similarities, nearest first: exact up to `EXACT_GRAPH_LIMIT` rows of `base`,
+    through an IVF index above."""
+    faiss = _faiss()
+    k = min(k, len(base))
+    if len(base) <= EXACT_GRAPH_LIMIT:
+        index: Any = faiss.IndexFlatIP(base.shape[1])
+        index.add(base)
+    else:
+        shape = IvfShape.for_size(len(base))
+        index = _ivf(base, None, shape)
+        index.nprobe = min(shape.probes, shape.lists)
+    rows = np.empty((len(queries), k), np.int64)
+    sims = np.empty((len(queries), k), np.float32)
+    chunk = 16384
+    for start in range(0, len(queries), chunk):
+        stop = min(start + chunk, len(queries))
+        sims[start:stop], rows[start:stop] = index.search(queries[start:stop], k)
+        if progress is not None:
+            progress(stop, len(queries))
+    return rows, sims
+
+
 def build_ann(
     store: Store, ctx: JobContext, dataset_id: int, model: str, path: Path
 ) -> dict[str, Any]:
