@@ -83,15 +83,22 @@ def image_stats(image: Image.Image) -> ImageStats:
         mean = float(ImageStat.Stat(single).mean[0])
         brightness = float(_brightness(mean, mean, mean))
     else:
-        r, g, b = (pixels[..., c].astype(np.int64) for c in range(3))
-        level = _brightness(r, g, b)
+        # per pixel, in float32 (a third of float64's time on the embed job's threads)
+        square = pixels.astype(np.float32)
+        square *= square
+        level = np.sqrt(square @ np.array([0.241, 0.691, 0.068], np.float32)) / np.float32(255)
         entropy = image.entropy()
         red, green, blue = ImageStat.Stat(image).mean
         brightness = float(_brightness(red, green, blue))
-    p1, p5, p99 = np.percentile(level, [1, 5, 99])
+    # the percentiles from every other row and column above 512x512 (a quarter of the time;
+    # the tails of a brightness histogram don't depend on single pixels)
+    p1, p5, p99 = np.percentile(level[::2, ::2] if level.size > 1 << 18 else level, [1, 5, 99])
     ratio = max(image.width, image.height) / _BLUR_SIDE
     small = (
-        image.resize((max(int(image.width // ratio), 1), max(int(image.height // ratio), 1)))
+        image.resize(
+            (max(int(image.width // ratio), 1), max(int(image.height // ratio), 1)),
+            reducing_gap=3.0,  # whole-factor reduction first: as fair, a fraction of the time
+        )
         if ratio > 1
         else image.copy()
     )
