@@ -318,10 +318,11 @@ def _compiled_folder(cache_dir: Path | None) -> Path:
 
 
 def loaded_models() -> list[dict[str, str]]:
-    return [
-        {"model": v.name, "device": v.device, "precision": v.precision, "backend": v.backend}
-        for v in _cache.values()
-    ]
+    """The models loaded in this process, each once (one may be kept under two keys: as
+    asked and as loaded)."""
+    rows = ((v.name, v.device, v.precision, v.backend) for v in _cache.values())
+    keys = ("model", "device", "precision", "backend")
+    return [dict(zip(keys, row, strict=True)) for row in dict.fromkeys(rows)]
 
 
 def _build(name: str, device: str, precision: str) -> Embedder:
