@@ -188,6 +188,8 @@ def openvino_runner(
     if converted is not None and static and "int8" not in notes:
         converted = None  # made before its agreement was kept: made again
     cached = converted is not None
+    hint = "bf16" if precision == "bf16" else "f32"  # int8: the model's own int8 and f32 parts
+    made = None  # the static model as compiled to measure it: the one the runner uses
     if converted is None:
         converted = _convert(ov, model, input_hw)
         notes = {"model": name}
@@ -195,15 +197,14 @@ def openvino_runner(
             assert calibration is not None
             reference, _ = _compiled(core, converted, "f32")
             converted = int8.quantize(converted, calibration)
-            quantized, _ = _compiled(core, converted, "f32")
+            made = _compiled(core, converted, hint)
             notes["int8"] = int8.agreement(
-                _in_batches(quantized, calibration), _in_batches(reference, calibration)
+                _in_batches(made[0], calibration), _in_batches(reference, calibration)
             )
         elif precision == "int8":
             converted = _int8_weights(converted)
         _save(ov, converted, path, notes)
-    hint = "bf16" if precision == "bf16" else "f32"  # int8: the model's own int8 and f32 parts
-    run, compiled = _compiled(core, converted, hint)
+    run, compiled = made or _compiled(core, converted, hint)
     facts = {
         # what the CPU plugin runs in: bf16 asked for on a CPU without it runs in f32
         "inference_precision": _type_name(compiled.get_property("INFERENCE_PRECISION_HINT")),

@@ -283,16 +283,10 @@ def load_model(
         key = (name, device, asked, chosen, int8.digest(pixels) if pixels is not None else "")
         found = _cache.get(key)
         if found is None:
-            if chosen == "torch" and not consider_int8 and precision != "int8":
-                found = base
-            else:
-                found = choice.pick(
-                    base,
-                    chosen,
-                    _compiled_folder(cache_dir),
-                    consider_int8=consider_int8,
-                    calibration=pixels,
-                )
+            folder = _compiled_folder(cache_dir)
+            found = choice.pick(
+                base, chosen, folder, consider_int8=consider_int8, calibration=pixels
+            )
             _cache[key] = found
         return found
 

@@ -177,12 +177,13 @@ def _place(base: np.ndarray, layout: np.ndarray, queries: np.ndarray, k: int) ->
     `layout`, weighted as UMAP weighs a neighbourhood (exp(-(d - d_nearest) / s), s the
     mean distance beyond the nearest): a point among its neighbours, close to the nearest."""
     rows, sims = nearest_in(base, queries, k)
-    dist = np.sqrt(np.clip(2.0 - 2.0 * sims, 0.0, None))
+    found = rows >= 0  # an IVF search may find fewer than k
+    dist = np.sqrt(np.clip(2.0 - 2.0 * np.where(found, sims, 1.0), 0.0, None))
     beyond = dist - dist[:, :1]
-    sigma = np.maximum(beyond.mean(axis=1, keepdims=True), 1e-6)
-    weights = np.exp(-beyond / sigma)
-    weights[rows < 0] = 0.0
-    weights /= weights.sum(axis=1, keepdims=True)
+    count = np.maximum(found.sum(axis=1, keepdims=True), 1)
+    sigma = np.maximum((beyond * found).sum(axis=1, keepdims=True) / count, 1e-6)
+    weights = np.exp(-beyond / sigma) * found
+    weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
     picked = layout[np.clip(rows, 0, None)]
     return np.einsum("nk,nkd->nd", weights, picked).astype(np.float32)
 

@@ -314,18 +314,11 @@ def neighbour_graph(
     `EXACT_GRAPH_LIMIT` rows, through an IVF index above (`probes` lists scanned per row;
     fewer than for single queries are enough for close pairs; `shape` instead of the size's
     usual lists and probes)."""
-    faiss = _faiss()
     n = len(unit)
     k = min(k, n - 1)
     if k < 1:
         return np.full((n, 0), -1, np.int64), np.zeros((n, 0), np.float32)
-    if n <= EXACT_GRAPH_LIMIT:
-        index: Any = faiss.IndexFlatIP(unit.shape[1])
-        index.add(unit)
-    else:
-        shape = shape or IvfShape.for_size(n)
-        index = _ivf(unit, None, shape)
-        index.nprobe = min(probes or shape.probes, shape.lists)
+    index = _graph_index(unit, probes, shape)
     rows = np.empty((n, k), np.int64)
     sims = np.empty((n, k), np.float32)
     chunk = 8192
@@ -344,33 +337,35 @@ def neighbour_graph(
     return rows, sims
 
 
-def nearest_in(
-    base: np.ndarray,
-    queries: np.ndarray,
-    k: int,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+def nearest_in(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """For every row of `queries`, its `k` nearest rows of `base` (unit vectors both) and
-    their cosine similarities, nearest first: exact up to `EXACT_GRAPH_LIMIT` rows of `base`,
-    through an IVF index above."""
-    faiss = _faiss()
+    their cosine similarities, nearest first (-1 pads a row with fewer): exact up to
+    `EXACT_GRAPH_LIMIT` rows of `base`, through an IVF index above."""
+    index = _graph_index(base)
     k = min(k, len(base))
-    if len(base) <= EXACT_GRAPH_LIMIT:
-        index: Any = faiss.IndexFlatIP(base.shape[1])
-        index.add(base)
-    else:
-        shape = IvfShape.for_size(len(base))
-        index = _ivf(base, None, shape)
-        index.nprobe = min(shape.probes, shape.lists)
     rows = np.empty((len(queries), k), np.int64)
     sims = np.empty((len(queries), k), np.float32)
     chunk = 16384
     for start in range(0, len(queries), chunk):
         stop = min(start + chunk, len(queries))
         sims[start:stop], rows[start:stop] = index.search(queries[start:stop], k)
-        if progress is not None:
-            progress(stop, len(queries))
+    sims[rows < 0] = -np.inf
     return rows, sims
+
+
+def _graph_index(unit: np.ndarray, probes: int | None = None, shape: IvfShape | None = None) -> Any:
+    """An index over `unit` for searches of every row at once: exact up to
+    `EXACT_GRAPH_LIMIT` rows, IVF above (`shape`: lists and probes; the size's usual ones
+    by default)."""
+    faiss = _faiss()
+    if len(unit) <= EXACT_GRAPH_LIMIT:
+        index: Any = faiss.IndexFlatIP(unit.shape[1])
+        index.add(unit)
+        return index
+    shape = shape or IvfShape.for_size(len(unit))
+    index = _ivf(unit, None, shape)
+    index.nprobe = min(probes or shape.probes, shape.lists)
+    return index
 
 
 def build_ann(
