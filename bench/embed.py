@@ -262,6 +262,12 @@ def main() -> None:
     parser.add_argument("--size", default="640x480", help="demo image size, e.g. 2048x1371")
     parser.add_argument("--no-simple", action="store_true", help="skip the simple-way baseline")
     parser.add_argument(
+        "--backend",
+        default="torch",
+        help="the backend of the default measurement, e.g. openvino:int8 (the job's ratio to "
+        "model-only with quality measured, for that backend)",
+    )
+    parser.add_argument(
         "--backends", default=None, help="e.g. torch,openvino: compare inference backends instead"
     )
     parser.add_argument(
@@ -307,23 +313,29 @@ def measure(
 ) -> dict[str, object]:
     """Rounds of (model-only, end-to-end, simple), interleaved so that a noisy machine slows
     all three alike; medians over the rounds."""
-    embedder = load_model(name, device, args.precision)
+    embedder = load_model(name, device, "fp32")
     crops = np.stack([embedder.preprocessing.prepare(f.read_bytes(), f.name) for f in files])
+    backend = args.backend
     rates: dict[str, list[float]] = {
         "model_only": [],
         "end_to_end": [],
         "end_to_end_no_quality": [],
         "simple": [],
     }
-    precision = embedder.precision
+    precision = args.precision
     for _ in range(args.rounds):
-        rates["model_only"].append(model_only(name, device, args.precision, crops, args.batch_size))
-        result = end_to_end(ws, name, device, args.precision, args.batch_size, args.workers)
+        rates["model_only"].append(
+            model_only(name, device, args.precision, crops, args.batch_size, backend)
+        )
+        result = end_to_end(
+            ws, name, device, args.precision, args.batch_size, args.workers, backend=backend
+        )
         rates["end_to_end"].append(float(result["images_per_s"]))
         precision = result["precision"]
         no_quality = end_to_end(
-            ws, name, device, args.precision, args.batch_size, args.workers, quality=False
-        )
+            ws, name, device, args.precision, args.batch_size, args.workers,
+            quality=False, backend=backend,
+        )  # fmt: skip
         rates["end_to_end_no_quality"].append(float(no_quality["images_per_s"]))
         if not args.no_simple:
             rates["simple"].append(simple(name, device, files))
@@ -331,6 +343,7 @@ def measure(
     row: dict[str, object] = {
         "model": name,
         "device": device,
+        "backend": backend,
         "precision": precision,
         "batch_size": args.batch_size,
         "images": len(files),

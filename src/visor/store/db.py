@@ -118,6 +118,16 @@ class Store:
         finally:
             cur.close()
 
+    def query_batches(
+        self, sql: str, params: list[Any] | tuple[Any, ...] = (), rows: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
+        """The result in Arrow batches of about `rows` rows, read as they are used."""
+        cur = self._con.cursor()
+        try:
+            yield from cur.sql(sql, params=params).to_arrow_reader(rows)
+        finally:
+            cur.close()
+
     @staticmethod
     def insert_arrow(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
         """Append an Arrow table whose columns are named like the table's."""
