@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from visor.services.analysis import GRAPH_NEIGHBOURS, GRAPH_PROBES, similar_pairs
+from visor.services.analysis import similar_pairs
 from visor.services.grouping import CALIBRATED_THRESHOLDS, duplicate_groups, lookalike_clusters
+from visor.services.neighbours import GRAPH_NEIGHBOURS, GRAPH_PROBES
 from visor.services.search import neighbour_graph, unit_rows
 from visor.synthetic import clustered_vectors, generate
 

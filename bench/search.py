@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from visor.services.search import AnnIndex, VectorIndex
+from visor.services.search import AnnIndex, VectorIndex, unit_rows
 from visor.synthetic import clustered_vectors
 
 
@@ -38,7 +38,7 @@ def run(n: int, queries: int, seed: int) -> dict:
     made = time.perf_counter() - started
     exact = VectorIndex.from_vectors(ids, vectors)
     started = time.perf_counter()
-    ann = AnnIndex.build(ids, vectors, {})
+    ann = AnnIndex.build(ids, unit_rows(vectors), {})
     build = time.perf_counter() - started
     del vectors
     picks = np.random.default_rng(seed + 1).choice(ids, queries, replace=False)

@@ -11,7 +11,7 @@ import pytest
 from conftest import Server, ingest, photo, run_cli, wait_job
 
 from visor.errors import Conflict, InvalidInput
-from visor.services.search import AnnIndex, VectorIndex
+from visor.services.search import AnnIndex, VectorIndex, unit_rows
 from visor.store import embeddings as vector_rows
 from visor.store.samples import SampleFilter
 from visor.synthetic import clustered_vectors
@@ -141,7 +141,7 @@ def test_ann_agrees_with_exact_search() -> None:
     vectors = clustered_vectors(20_000, 768, seed=7)
     ids = np.arange(20_000, dtype=np.int64) * 2 + 1  # sample ids are not row numbers
     exact = VectorIndex.from_vectors(ids, vectors)
-    ann = AnnIndex.build(ids, vectors, {})
+    ann = AnnIndex.build(ids, unit_rows(vectors), {})
     queries = np.random.default_rng(1).choice(ids, 200, replace=False)
     every_third = ids[::3]
     for allowed in (None, every_third):

@@ -170,10 +170,12 @@ def clustered_vectors_with_clusters(
 SAMPLE_CLASSES = [f"class{i}" for i in range(80)]
 
 
-def write_samples(store: Store, n: int, name: str, *, dataset_id: int = 1) -> None:
+def write_samples(
+    store: Store, n: int, name: str, *, dataset_id: int = 1, root: str = "/nonexistent"
+) -> None:
     """A dataset of `n` made-up samples (no image files: paths only, 640x480, 80 classes, 80%
     train) written straight into the store: what benchmarks and UI tests of large datasets
-    need without ingesting n images."""
+    need without ingesting n images. `root`: the folder its (absent) files would be in."""
     from visor.store import datasets as dataset_rows
 
     classes = SAMPLE_CLASSES
@@ -209,7 +211,7 @@ def write_samples(store: Store, n: int, name: str, *, dataset_id: int = 1) -> No
         {
             "id": dataset_id,
             "name": name,
-            "root": "/nonexistent",
+            "root": root,
             "format": "images",
             "num_samples": n,
             "num_labels": 3 * n,

@@ -13,6 +13,7 @@ from visor.services import analysis as analysis_service
 from visor.services import health as health_service
 from visor.services import labels as label_service
 from visor.services import quality as quality_service
+from visor.services import vectors
 from visor.services.jobs import JobContext
 from visor.services.objects import analyse_objects, has_object_vectors
 from visor.store import embeddings as vector_rows
@@ -42,13 +43,19 @@ class ComputeHealth(Op):
         model = self.model or next(iter(models), None)
         computed: list[str] = []
         left: dict[str, str] = {}
+        graph = vectors.graph_path(ctx.settings, ctx.id, model) if model else None
         steps = {
             "quality": lambda: quality_service.compute_quality(store, job, dataset),
             "duplicates": lambda: analysis_service.find_duplicates(
-                store, job, ctx.id, ctx.source(), model=model, threshold=None
+                store, job, ctx.id, ctx.source(), model=model, threshold=None, graph=graph
             ),
             "uniqueness": lambda: analysis_service.compute_uniqueness(
-                store, job, ctx.id, model=str(model), k=analysis_service.DEFAULT_UNIQUENESS_K
+                store,
+                job,
+                ctx.id,
+                model=str(model),
+                k=analysis_service.DEFAULT_UNIQUENESS_K,
+                graph=graph,
             ),
             "label_errors": lambda: label_service.find_label_errors(
                 store, job, dataset, str(model)

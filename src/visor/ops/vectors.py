@@ -179,7 +179,12 @@ class MakeMap(Op):
         if self.uniqueness and not self.objects:
             message = job.job.message
             result["uniqueness"] = analysis_service.compute_uniqueness(
-                ctx.store, job, ctx.id, model=self.model, k=analysis_service.DEFAULT_UNIQUENESS_K
+                ctx.store,
+                job,
+                ctx.id,
+                model=self.model,
+                k=analysis_service.DEFAULT_UNIQUENESS_K,
+                graph=vectors.graph_path(ctx.settings, ctx.id, self.model),
             )
             job.job.message = message
         if ctx.engine.serving:  # the page that asked for the map will want its points
@@ -221,7 +226,13 @@ class FindDuplicates(Op):
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         assert job is not None
         return analysis_service.find_duplicates(
-            ctx.store, job, ctx.id, ctx.source(), model=self.model, threshold=self.threshold
+            ctx.store,
+            job,
+            ctx.id,
+            ctx.source(),
+            model=self.model,
+            threshold=self.threshold,
+            graph=vectors.graph_path(ctx.settings, ctx.id, self.model) if self.model else None,
         )
 
 
@@ -249,5 +260,10 @@ class ComputeUniqueness(Op):
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         assert job is not None and self.model is not None
         return analysis_service.compute_uniqueness(
-            ctx.store, job, ctx.id, model=self.model, k=self.k
+            ctx.store,
+            job,
+            ctx.id,
+            model=self.model,
+            k=self.k,
+            graph=vectors.graph_path(ctx.settings, ctx.id, self.model),
         )

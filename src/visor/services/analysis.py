@@ -19,6 +19,7 @@ import hashlib
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,18 +33,13 @@ from visor.services.grouping import (
     similarity_summary,
 )
 from visor.services.jobs import JobContext
-from visor.services.search import neighbour_graph, unit_rows
+from visor.services.neighbours import GRAPH_NEIGHBOURS, dataset_graph
 from visor.sources import Source
 from visor.store import Store
 from visor.store import analyses as analysis_rows
 from visor.store import embeddings as vector_rows
 from visor.store import samples as sample_rows
 
-GRAPH_NEIGHBOURS = 16  # near-duplicate pairs are looked for among each sample's 16 nearest
-# IVF lists scanned per sample on large datasets: close pairs share a list or a neighbouring
-# one. Measured at 100K x 768 (bench/duplicates.py): 4 lists find 99.998% of the pairs ≥ 0.95
-# that 13 (the single-query setting) find, in 27 s instead of 77 s.
-GRAPH_PROBES = 4
 DEFAULT_UNIQUENESS_K = 5
 REPORT_GROUPS = 20
 REPORT_CLUSTERS = 200  # look-alike clusters kept with a run, largest first
@@ -114,9 +110,11 @@ def find_duplicates(
     *,
     model: str | None,
     threshold: float | None,
+    graph: Path | None = None,
 ) -> dict[str, Any]:
     """The duplicates job. `model=None` looks for exact copies only; `threshold=None` takes
-    the model's default (`grouping.default_threshold`)."""
+    the model's default (`grouping.default_threshold`); `graph`: where the vectors' neighbour
+    graph is kept for the analyses that follow (`neighbours.dataset_graph`)."""
     started = time.monotonic()
     rows = analysis_rows.sizes(store, dataset_id)
     ids = np.asarray([r[0] for r in rows], dtype=np.int64)
@@ -135,18 +133,15 @@ def find_duplicates(
     pairs = np.zeros((0, 2), np.int64)
     choice: dict[str, Any] = {}
     if model is not None:
-        ctx.phase(f"loading {model} vectors")
-        vector_ids, vectors = vector_rows.vectors(store, dataset_id, model)
-        ctx.phase("finding each sample's nearest neighbours", total=len(vector_ids))
-        found, sims = neighbour_graph(
-            unit_rows(vectors), GRAPH_NEIGHBOURS, ctx.progress, probes=GRAPH_PROBES
-        )
+        near_graph = dataset_graph(store, ctx, dataset_id, model, GRAPH_NEIGHBOURS, graph)
+        vector_ids, found, sims = near_graph.ids, near_graph.found, near_graph.sims
         nearest = sims[:, 0] if sims.shape[1] else np.zeros(0, np.float32)
         if threshold is None:
             threshold, rule = default_threshold(model, nearest)
         else:
             rule = "given"
         choice = {
+            "neighbours_reused": near_graph.reused,
             "threshold_rule": rule,
             "nearest_similarity": similarity_summary(nearest),
             "closest_pairs": closest_pairs(
@@ -154,7 +149,7 @@ def find_duplicates(
             ),
         }
         near = similar_pairs(found, sims, threshold)
-        to_position = np.asarray([position[int(i)] for i in vector_ids], np.int64)
+        to_position = np.searchsorted(ids, vector_ids)  # both ascending
         pairs = to_position[near] if len(near) else pairs
     ctx.phase("grouping")
     order = np.asarray([position[i] for i in analysis_rows.keep_order(store, dataset_id)])
@@ -293,13 +288,6 @@ def _lookalikes(ids: np.ndarray, labels: np.ndarray) -> list[list[int]]:
     return [c[:REPORT_CLUSTER_SIZE] for c in ordered]
 
 
-def uniqueness_scores(unit: np.ndarray, k: int, ctx: JobContext | None = None) -> np.ndarray:
-    """Per row, in [0, 1]: mean cosine distance to its k nearest rows over the largest mean."""
-    progress = ctx.progress if ctx is not None else None
-    _, sims = neighbour_graph(unit, k, progress, probes=GRAPH_PROBES)
-    return uniqueness_from(sims)
-
-
 def uniqueness_from(sims: np.ndarray) -> np.ndarray:
     """Uniqueness from each row's similarities to its nearest rows (a neighbour graph's)."""
     if sims.shape[1] == 0:
@@ -312,20 +300,25 @@ def uniqueness_from(sims: np.ndarray) -> np.ndarray:
 
 
 def compute_uniqueness(
-    store: Store, ctx: JobContext, dataset_id: int, *, model: str, k: int
+    store: Store,
+    ctx: JobContext,
+    dataset_id: int,
+    *,
+    model: str,
+    k: int,
+    graph: Path | None = None,
 ) -> dict[str, Any]:
-    """The uniqueness job (also the last phase of a map job)."""
+    """The uniqueness job (also the last phase of a map job); `graph` as for duplicates."""
     started = time.monotonic()
-    ctx.phase(f"loading {model} vectors")
-    ids, vectors = vector_rows.vectors(store, dataset_id, model)
-    if len(ids) < 2:
-        raise InvalidInput(
-            f"uniqueness needs at least 2 embedded samples; this dataset has {len(ids)}"
-        )
-    ctx.phase(f"uniqueness: finding each sample's {k} nearest neighbours", total=len(ids))
-    scores = uniqueness_scores(unit_rows(vectors), k, ctx)
+    count = vector_rows.version(store, dataset_id, model)
+    if count is None or count[0] < 2:
+        n = count[0] if count else 0
+        raise InvalidInput(f"uniqueness needs at least 2 embedded samples; this dataset has {n}")
+    near = dataset_graph(store, ctx, dataset_id, model, k, graph)
+    ids, scores = near.ids, uniqueness_from(near.sims)
     summary = {
         "samples": len(ids),
+        "neighbours_reused": near.reused,
         "median": round(float(np.median(scores)), 4),
         "seconds": round(time.monotonic() - started, 2),
     }

@@ -23,15 +23,10 @@ from visor.embedding.models import with_weights_warning
 from visor.embedding.pipeline import ImageItem, embed_images
 from visor.errors import Conflict, InvalidInput, NotFound
 from visor.media.thumbnails import make_crop, write_atomically
-from visor.services.analysis import (
-    DEFAULT_UNIQUENESS_K,
-    GRAPH_NEIGHBOURS,
-    GRAPH_PROBES,
-    similar_pairs,
-    uniqueness_from,
-)
+from visor.services.analysis import DEFAULT_UNIQUENESS_K, similar_pairs, uniqueness_from
 from visor.services.grouping import default_threshold, duplicate_groups, outlier_threshold
 from visor.services.jobs import JobContext
+from visor.services.neighbours import GRAPH_NEIGHBOURS, GRAPH_PROBES
 from visor.services.search import IndexCache, VectorIndex, check_k, neighbour_graph, unit_rows
 from visor.sources import Source
 from visor.store import Store

@@ -4,8 +4,9 @@ Two searchers with one interface (`vector_of`, `query`):
 - `VectorIndex`, exact: an in-memory, L2-normalised float32 matrix, one matrix-vector product
   per query (faster than DuckDB's array_cosine_distance scan). Its cost grows with n: measured
   here at 100K x 768, p50 29 ms (`bench/search.py`).
-- `AnnIndex`, approximate: a FAISS inverted-file index (IVF-Flat, inner product on unit
-  vectors) with about sqrt(n) lists, of which `nprobe` (2%, at least 8) are scanned per query.
+- `AnnIndex`, approximate: a FAISS inverted-file index (IVF, inner product on unit vectors
+  held in float16: no float32 copy of the vectors) with about sqrt(n) lists, of which
+  `nprobe` (2%, at least 8) are scanned per query.
   Chosen over HNSW (FAISS's and usearch's) by measurement at 100K x 768 on this 2-core
   machine: IVF builds in ~2 s where HNSW took 61 s (FAISS) and 75-90 s (usearch), and answers
   in ~1.5 ms at recall@10 0.999 (HNSW: 0.4-0.8 ms); at 1M an HNSW build would take ~12 min.
@@ -154,27 +155,42 @@ class IvfShape:
 
 
 def _ivf(unit: np.ndarray, ids: np.ndarray | None, shape: IvfShape, seed: int = 0) -> Any:
-    """A trained and filled FAISS IVF-Flat index (inner product) over unit vectors."""
+    """A trained and filled FAISS IVF index (inner product) over unit vectors (float16 or
+    float32), holding them in float16 (`ScalarQuantizer.QT_fp16`): half the memory of
+    IVF-Flat, and faster to scan (measured at 100K x 768: a neighbour graph's search 1.35 s
+    against 3.14 s per 20K rows, 99.95% of the same neighbours)."""
     faiss = _faiss()
 
     n, dim = unit.shape
     quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFFlat(quantizer, dim, shape.lists, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexIVFScalarQuantizer(
+        quantizer, dim, shape.lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+    )
     index.cp.seed = seed
     index.cp.verbose = False
     sample = min(n, 64 * shape.lists)  # enough for k-means; training on all n is slower
     rows = np.random.default_rng(seed).choice(n, sample, replace=False) if sample < n else None
-    index.train(unit if rows is None else unit[np.sort(rows)])
-    if ids is None:
-        index.add(unit)
-    else:
-        index.add_with_ids(unit, ids.astype(np.int64))
+    index.train(_f32(unit if rows is None else unit[np.sort(rows)]))
+    for start in range(0, n, _CHUNK):  # float32 one chunk at a time
+        part = _f32(unit[start : start + _CHUNK])
+        if ids is None:
+            index.add(part)
+        else:
+            index.add_with_ids(part, ids[start : start + _CHUNK].astype(np.int64))
     index.nprobe = shape.probes
     return index
 
 
+_CHUNK = 65_536
+
+
+def _f32(rows: np.ndarray) -> np.ndarray:
+    """`rows` as a C-contiguous float32 array (what FAISS takes), copied only if needed."""
+    return np.ascontiguousarray(rows, dtype=np.float32)
+
+
 class AnnIndex:
-    """An IVF-Flat index whose ids are sample ids; it also holds the vectors (for exact search
+    """An IVF index whose ids are sample ids; it also holds the vectors (for exact search
     of small filtered subsets and to look a sample's vector up)."""
 
     def __init__(self, index: Any, info: dict[str, Any]) -> None:
@@ -193,10 +209,11 @@ class AnnIndex:
         self.ids = np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
     @classmethod
-    def build(cls, ids: np.ndarray, vectors: np.ndarray, info: dict[str, Any]) -> AnnIndex:
+    def build(cls, ids: np.ndarray, unit: np.ndarray, info: dict[str, Any]) -> AnnIndex:
+        """Over unit vectors `unit` (float16 or float32), one per sample id of `ids`."""
         started = time.monotonic()
         shape = IvfShape.for_size(len(ids))
-        index = _ivf(unit_rows(vectors), ids, shape)
+        index = _ivf(unit, ids, shape)
         info = {
             **info,
             "vectors": len(ids),
@@ -324,7 +341,7 @@ def neighbour_graph(
     chunk = 8192
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        scores, found = index.search(unit[start:stop], k + 1)
+        scores, found = index.search(_f32(unit[start:stop]), k + 1)
         # Drop each row itself (or, where a copy outranked it, the (k+1)-th hit).
         drop = found == np.arange(start, stop)[:, None]
         drop[~drop.any(axis=1), -1] = True
@@ -348,7 +365,7 @@ def nearest_in(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarra
     chunk = 16384
     for start in range(0, len(queries), chunk):
         stop = min(start + chunk, len(queries))
-        sims[start:stop], rows[start:stop] = index.search(queries[start:stop], k)
+        sims[start:stop], rows[start:stop] = index.search(_f32(queries[start:stop]), k)
     sims[rows < 0] = -np.inf
     return rows, sims
 
@@ -360,7 +377,7 @@ def _graph_index(unit: np.ndarray, probes: int | None = None, shape: IvfShape | 
     faiss = _faiss()
     if len(unit) <= EXACT_GRAPH_LIMIT:
         index: Any = faiss.IndexFlatIP(unit.shape[1])
-        index.add(unit)
+        index.add(_f32(unit))
         return index
     shape = shape or IvfShape.for_size(len(unit))
     index = _ivf(unit, None, shape)
@@ -375,13 +392,13 @@ def build_ann(
     the vectors it holds (a later change of the vectors makes it stale)."""
     ctx.phase(f"loading {model} vectors")
     version = vector_rows.version(store, dataset_id, model)
-    ids, vectors = vector_rows.vectors(store, dataset_id, model)
+    ids, unit = vector_rows.unit_vectors(store, dataset_id, model)
     if len(ids) < 2:
         raise InvalidInput(f"an index needs at least 2 vectors; there are {len(ids)}")
     shape = IvfShape.for_size(len(ids))
     ctx.phase(f"training {shape.lists} lists and adding {len(ids)} vectors")
     ctx.check_cancelled()
-    index = AnnIndex.build(ids, vectors, {"model": model, "version": list(version or ())})
+    index = AnnIndex.build(ids, unit, {"model": model, "version": list(version or ())})
     ctx.check_cancelled()
     index.save(path)
     ctx.job.message = f"index of {len(ids)} vectors in {index.info['seconds']} s"

@@ -44,6 +44,11 @@ def ann_path(settings: Settings, dataset_id: int, model: str) -> Path:
     return settings.home / "indexes" / str(dataset_id) / f"{slug}-{digest}.faiss"
 
 
+def graph_path(settings: Settings, dataset_id: int, model: str) -> Path:
+    """Where the neighbour graph of the model's vectors is kept (`services/neighbours.py`)."""
+    return ann_path(settings, dataset_id, model).with_suffix(".graph.npz")
+
+
 def wants_ann(store: Store, settings: Settings, dataset_id: int, model: str) -> bool:
     found = vector_rows.version(store, dataset_id, model)
     return (found[0] if found else 0) >= settings.ann_min_vectors

@@ -176,7 +176,7 @@ def unit_vectors(
     found = version(store, dataset_id, model)
     capacity = found[0] if found else 0
     ids = np.empty(capacity, np.int64)
-    unit = np.empty((capacity, dim), dtype)
+    unit: np.ndarray = np.empty((capacity, dim), dtype)
     filled = 0
     for batch in store.query_batches(
         f"SELECT sample_id, vector FROM {table_name(dim)} "
