@@ -44,6 +44,55 @@ def mark(page, name: str) -> float | None:  # type: ignore[no-untyped-def]
     return found[-1] if found else None
 
 
+def one_run(browser, url: str) -> tuple[float, float, str]:  # type: ignore[no-untyped-def]
+    """One page load: ms to the first drawn frame, ms from the end of a lasso over the left
+    half of the map to the grid's new count, and the count shown."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_function(
+        "() => performance.getEntriesByName('visor:map-drawn').length > 0",
+        timeout=60_000,
+    )
+    first_frame = mark(page, "visor:map-drawn") or 0.0
+    page.wait_for_function("() => performance.getEntriesByName('visor:count').length > 0")
+    # A lasso around the left half of the plot (Shift + drag).
+    box = page.get_by_test_id("map").locator("canvas").bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    w, h = box["width"], box["height"]
+    corners = [(cx - w * 0.49, cy - h * 0.49), (cx, cy - h * 0.49)]
+    corners += [(cx, cy + h * 0.49), (cx - w * 0.49, cy + h * 0.49)]
+    counts = page.evaluate("performance.getEntriesByName('visor:count').length")
+    page.keyboard.down("Shift")
+    page.mouse.move(*corners[0])
+    page.mouse.down()
+    for x, y in [*corners[1:], corners[0]]:
+        page.mouse.move(x, y, steps=10)
+    released = page.evaluate("performance.now()")
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    page.wait_for_function(
+        f"() => performance.getEntriesByName('visor:count').length > {counts}",
+        timeout=60_000,
+    )
+    first_count = page.evaluate(f"performance.getEntriesByName('visor:count')[{counts}].startTime")
+    lasso = first_count - released
+    points = page.evaluate(
+        "performance.getEntriesByType('resource').find(e => e.name.endsWith('/points'))"
+        "?.responseEnd"
+    )
+    print(
+        f"  points arrived {points:.0f} ms, map drawn {first_frame:.0f} ms; "
+        f"lasso: mouse up -> ids {mark(page, 'visor:lasso-ids') - released:.0f} "
+        f"-> posted {mark(page, 'visor:selection') - released:.0f} "
+        f"-> grid count {lasso:.0f} ms"
+    )
+    size = page.get_by_test_id("count").inner_text()
+    context.close()
+    return first_frame, lasso, size
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--points", type=int, default=1_000_000)
@@ -69,53 +118,10 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             for _ in range(args.runs):
-                context = browser.new_context(viewport={"width": 1400, "height": 900})
-                page = context.new_page()
-                page.goto(url)
-                page.wait_for_function(
-                    "() => performance.getEntriesByName('visor:map-drawn').length > 0",
-                    timeout=60_000,
-                )
-                first_frames.append(mark(page, "visor:map-drawn") or 0.0)
-                page.wait_for_function(
-                    "() => performance.getEntriesByName('visor:count').length > 0"
-                )
-                # A lasso around the left half of the plot (Shift + drag).
-                box = page.get_by_test_id("map").locator("canvas").bounding_box()
-                assert box is not None
-                cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-                w, h = box["width"], box["height"]
-                corners = [(cx - w * 0.49, cy - h * 0.49), (cx, cy - h * 0.49)]
-                corners += [(cx, cy + h * 0.49), (cx - w * 0.49, cy + h * 0.49)]
-                counts = page.evaluate("performance.getEntriesByName('visor:count').length")
-                page.keyboard.down("Shift")
-                page.mouse.move(*corners[0])
-                page.mouse.down()
-                for x, y in [*corners[1:], corners[0]]:
-                    page.mouse.move(x, y, steps=10)
-                released = page.evaluate("performance.now()")
-                page.mouse.up()
-                page.keyboard.up("Shift")
-                page.wait_for_function(
-                    f"() => performance.getEntriesByName('visor:count').length > {counts}",
-                    timeout=60_000,
-                )
-                first_count = page.evaluate(
-                    f"performance.getEntriesByName('visor:count')[{counts}].startTime"
-                )
-                lassos.append(first_count - released)
-                points = page.evaluate(
-                    "performance.getEntriesByType('resource').find(e => e.name.endsWith('/points'))"
-                    "?.responseEnd"
-                )
-                print(
-                    f"  points arrived {points:.0f} ms, map drawn {first_frames[-1]:.0f} ms; "
-                    f"lasso: mouse up -> ids {mark(page, 'visor:lasso-ids') - released:.0f} "
-                    f"-> posted {mark(page, 'visor:selection') - released:.0f} "
-                    f"-> grid count {lassos[-1]:.0f} ms"
-                )
-                sizes.append(page.get_by_test_id("count").inner_text())
-                context.close()
+                first, lasso, size = one_run(browser, url)
+                first_frames.append(first)
+                lassos.append(lasso)
+                sizes.append(size)
             browser.close()
         server.should_exit = True
         thread.join()
