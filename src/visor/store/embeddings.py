@@ -146,19 +146,9 @@ def write_batch(
 
 
 def vectors(store: Store, dataset_id: int, model: str) -> tuple[np.ndarray, np.ndarray]:
-    """Sample ids (int64) and their vectors as an (n, d) float32 array, in id order."""
-    dim = model_dim(store, model)
-    if dim is None:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-    table = store.query_arrow(
-        f"SELECT sample_id, vector FROM {table_name(dim)} "
-        "WHERE dataset_id = ? AND model = ? ORDER BY sample_id",
-        [dataset_id, model],
-    )
-    ids = table.column("sample_id").to_numpy().astype(np.int64)
-    column = table.column("vector").combine_chunks()
-    matrix = column.values.to_numpy(zero_copy_only=False).reshape(len(ids), dim)
-    return ids, matrix.astype(np.float32, copy=False)
+    """Sample ids (int64) and their vectors as an (n, d) float32 array, in id order (read in
+    batches into the array: no second copy of all the rows on the way)."""
+    return _read_rows(store, dataset_id, model, np.float32, unit=False)
 
 
 def unit_vectors(
@@ -169,14 +159,20 @@ def unit_vectors(
 
     float16 (the default) halves the memory of a float32 matrix and keeps the answers: on unit
     vectors its rounding error is at most 2^-11 per component, a cosine to the float32 vector
-    above 0.99999 (`tests/test_search.py` measures it with the neighbours kept)."""
+    above 0.9999 (`tests/test_scale_paths.py` measures it with the neighbours kept)."""
+    return _read_rows(store, dataset_id, model, dtype, unit=True)
+
+
+def _read_rows(
+    store: Store, dataset_id: int, model: str, dtype: type, *, unit: bool
+) -> tuple[np.ndarray, np.ndarray]:
     dim = model_dim(store, model)
     if dim is None:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=dtype)
     found = version(store, dataset_id, model)
     capacity = found[0] if found else 0
     ids = np.empty(capacity, np.int64)
-    unit: np.ndarray = np.empty((capacity, dim), dtype)
+    rows: np.ndarray = np.empty((capacity, dim), dtype)
     filled = 0
     for batch in store.query_batches(
         f"SELECT sample_id, vector FROM {table_name(dim)} "
@@ -187,14 +183,15 @@ def unit_vectors(
         if filled + n > len(ids):  # rows written since the count: grow
             more = filled + n - len(ids)
             ids = np.concatenate([ids, np.empty(more, np.int64)])
-            unit = np.concatenate([unit, np.empty((more, dim), dtype)])
+            rows = np.concatenate([rows, np.empty((more, dim), dtype)])
         chunk = batch.column(1).flatten().to_numpy(zero_copy_only=False).reshape(n, dim)
-        chunk = chunk.astype(np.float32, copy=True)
-        chunk /= np.maximum(np.linalg.norm(chunk, axis=1, keepdims=True), 1e-12)
-        unit[filled : filled + n] = chunk
+        if unit:
+            chunk = chunk.astype(np.float32, copy=True)
+            chunk /= np.maximum(np.linalg.norm(chunk, axis=1, keepdims=True), 1e-12)
+        rows[filled : filled + n] = chunk
         ids[filled : filled + n] = batch.column(0).to_numpy()
         filled += n
-    return ids[:filled], unit[:filled]
+    return ids[:filled], rows[:filled]
 
 
 def version(store: Store, dataset_id: int, model: str) -> tuple[int, int] | None:
