@@ -87,7 +87,7 @@ class Workspace(Workspaces):
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
-        self.store = Store(self.settings.db_path)
+        self.store = Store(self.settings.db_path, memory_limit=self.settings.db_memory)
         changes = Changes()
         jobs = JobRunner(
             self.store,

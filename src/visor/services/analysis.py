@@ -79,17 +79,23 @@ def _hash_candidates(
     ctx.phase(f"hashing {len(todo)} files that share a size with another", total=len(todo))
 
     def read(item: tuple[int, str]) -> tuple[int, str | None]:
+        # The paths the ingest's walk listed and checked; a hash shows nothing of a file.
         try:
-            return item[0], content_hash(source.read_bytes(item[1]))
-        except VisorError:  # unreadable: it cannot be an exact copy we can show
+            with source.open_listed(item[1]) as f:
+                return item[0], content_hash(f.read())
+        except (VisorError, OSError):  # unreadable: it cannot be an exact copy we can show
             return item[0], None
 
     fresh: dict[int, str] = {}
+    # Local reads take microseconds: a plain loop (threads only fight over the GIL: 1M small
+    # files took 85 s on 8 threads, 24 s in one); object stores answer in milliseconds, so
+    # many requests go out at once.
     with ThreadPoolExecutor(max_workers=8) as pool:
-        for done, (sample_id, digest) in enumerate(pool.map(read, todo), start=1):
+        hashed = map(read, todo) if source.is_local else pool.map(read, todo)
+        for done, (sample_id, digest) in enumerate(hashed, start=1):
             if digest is not None:
                 fresh[sample_id] = digest
-            if done % 200 == 0 or done == len(todo):
+            if done % 2000 == 0 or done == len(todo):
                 ctx.progress(done)
                 ctx.check_cancelled()
     return {**known, **fresh}, fresh

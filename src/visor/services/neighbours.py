@@ -4,13 +4,14 @@ shared by the analyses that need them (duplicates, uniqueness, the map's uniquen
 The graph (each sample's `GRAPH_NEIGHBOURS` nearest and their cosine similarities) is kept on
 disk beside the vectors' version (count and newest row): a later analysis of the same vectors
 reads it instead of searching again; embedding more images makes it stale. Vectors are read
-as float16 unit vectors (`store.embeddings.unit_vectors`) and searched through an IVF index
-that holds them in float16 too: at 1M x 768 about 3 GB in all, where float32 copies of the
-vectors, their unit rows and an IVF-Flat index took 9 GB.
+as float16 unit vectors (`store.embeddings.unit_vectors`) and searched list by list
+(`search._block_graph`): at 1M x 768 the float16 rows (1.5 GB) and the candidates are all it
+holds, where float32 copies of the vectors, their unit rows and an IVF-Flat index took 9 GB.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +19,25 @@ from pathlib import Path
 import numpy as np
 
 from visor.services.jobs import JobContext
-from visor.services.search import EXACT_GRAPH_LIMIT, neighbour_graph
+from visor.services.search import EXACT_GRAPH_LIMIT, IvfShape, neighbour_graph
 from visor.store import Store
 from visor.store import embeddings as vector_rows
 
 GRAPH_NEIGHBOURS = 16  # near-duplicate pairs are looked for among each sample's 16 nearest
 # IVF lists scanned per sample on large datasets: close pairs share a list or a neighbouring
-# one. Measured at 100K x 768 (bench/duplicates.py): 4 lists find 99.998% of the pairs ≥ 0.95
-# that 13 (the single-query setting) find, in 27 s instead of 77 s.
+# one. Measured at 100K x 768 (bench/duplicates.py): 4 lists (1,300 vectors) find 99.998% of
+# the pairs ≥ 0.95 that 13 (the single-query setting) find, in 27 s instead of 77 s.
 GRAPH_PROBES = 4
+# At least this many vectors scanned per sample, in at least 2 lists: at 1M (lists of 1,000)
+# 2 lists found 99.8% of the pairs ≥ 0.95 and all ≥ 0.99 that 16 lists find (bench/scale.py
+# data), in half the time of 4.
+GRAPH_SCANNED = 1300
+
+
+def graph_probes(n: int) -> int:
+    """Lists scanned per sample in a graph of n vectors (`GRAPH_SCANNED`, 2 to 4 lists)."""
+    shape = IvfShape.for_size(n)
+    return max(2, min(GRAPH_PROBES, math.ceil(GRAPH_SCANNED * shape.lists / max(n, 1))))
 
 
 @dataclass(frozen=True)
@@ -70,7 +81,7 @@ def dataset_graph(
         store, dataset_id, model, np.float32 if small else np.float16
     )
     ctx.phase(f"finding each sample's {wanted} nearest neighbours", total=len(ids))
-    found, sims = neighbour_graph(unit, wanted, ctx.progress, probes=GRAPH_PROBES)
+    found, sims = neighbour_graph(unit, wanted, ctx.progress, probes=graph_probes(len(ids)))
     del unit
     graph = Graph(ids, found, sims)
     if path is not None and version is not None:

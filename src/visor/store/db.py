@@ -20,11 +20,20 @@ SCHEMA_VERSION = len(MIGRATIONS)
 class Store:
     """One DuckDB file. Use `cursor()` from any thread; `transaction()` for atomic writes."""
 
-    def __init__(self, path: Path | str, *, migrate_to: int = SCHEMA_VERSION) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        migrate_to: int = SCHEMA_VERSION,
+        memory_limit: str | None = None,
+    ) -> None:
+        """`memory_limit`: the most memory DuckDB may hold (DuckDB's setting, e.g. "25%" or
+        "4GB"; None: DuckDB's default)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {"memory_limit": memory_limit} if memory_limit else {}
         try:
-            self._con = duckdb.connect(str(self.path))
+            self._con = duckdb.connect(str(self.path), config=config)
         except duckdb.IOException as e:
             if "lock" in str(e).lower():
                 raise StoreError(
@@ -32,6 +41,8 @@ class Store:
                     "HTTP API while it runs)"
                 ) from None
             raise StoreError(f"cannot open {self.path}: {e}") from None
+        except (duckdb.ParserException, duckdb.InvalidInputException) as e:
+            raise StoreError(f"VISOR_DB_MEMORY {memory_limit!r}: {e}") from None
         except duckdb.Error as e:
             raise StoreError(f"{self.path} is not a visor store: {e}") from None
         self._local = threading.local()
