@@ -24,10 +24,11 @@ class Settings(BaseSettings):
     # Similarity search uses an ANN index (built as a job, kept on disk) from this many
     # vectors up; below, exact search is fast enough (bench/search.py).
     ann_min_vectors: int = 50_000
-    # The most memory DuckDB itself may hold (a share of RAM, or e.g. "4GB"); larger sorts
-    # and exports spill to disk beside the store. DuckDB's own default, 80%, let a 1M-sample
-    # Parquet export reach 10.6 GB.
-    db_memory: str = "25%"
+    # The most memory DuckDB itself may hold (e.g. "4GB" or "25%"; default: a quarter of the
+    # RAM, at most 4 GB); larger sorts and exports spill to disk beside the store. DuckDB's
+    # own default, 80%, let a 1M-sample Parquet export reach 10.6 GB, and pages it had read
+    # stayed cached beside a job's own arrays.
+    db_memory: str | None = None
     # The built web UI to serve at / (default: the one built into the package).
     ui_dir: Path | None = None
     # Object stores: extra options for s3fs (e.g. a local S3 API) and gcsfs.

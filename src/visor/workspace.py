@@ -21,6 +21,7 @@ from visor.services.changes import Changes
 from visor.services.jobs import JobRunner
 from visor.store import Store
 from visor.store import datasets as dataset_rows
+from visor.store.db import default_memory_limit
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -87,7 +88,8 @@ class Workspace(Workspaces):
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
-        self.store = Store(self.settings.db_path, memory_limit=self.settings.db_memory)
+        memory = self.settings.db_memory or default_memory_limit()
+        self.store = Store(self.settings.db_path, memory_limit=memory)
         changes = Changes()
         jobs = JobRunner(
             self.store,

@@ -163,9 +163,12 @@ def _ivf(unit: np.ndarray, ids: np.ndarray | None, shape: IvfShape, seed: int = 
 
     n, dim = unit.shape
     quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFScalarQuantizer(
-        quantizer, dim, shape.lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
-    )
+    if dim % 16:  # FAISS scans float16 codes with SIMD only in whole blocks of 16 dimensions
+        index = faiss.IndexIVFFlat(quantizer, dim, shape.lists, faiss.METRIC_INNER_PRODUCT)
+    else:
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer, dim, shape.lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+        )
     index.cp.seed = seed
     index.cp.verbose = False
     sample = min(n, 64 * shape.lists)  # enough for k-means; training on all n is slower

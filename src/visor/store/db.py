@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -15,6 +16,15 @@ from visor.errors import StoreError
 from visor.store.schema import MIGRATIONS
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def default_memory_limit() -> str:
+    """A quarter of the machine's RAM, at most 4 GB (DuckDB's own default is 80%)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
+        return "25%"
+    return f"{min(total // 4, 4 << 30) >> 20}MiB"
 
 
 class Store:
