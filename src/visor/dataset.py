@@ -169,8 +169,9 @@ class Dataset(_Part):
 
     def embed(self, model: str | None = None, *, wait: bool = False, **options: Any) -> Job:
         """Start embedding every image without a vector from `model` (see `ops.Embed`: device,
-        precision, batch_size, workers, recompute, quality, objects, kind, source, ray,
-        ray_actors, ray_gpus, staging, backend). Asking again while it runs returns that job."""
+        precision, batch_size, workers, processes, recompute, quality, objects, kind, source,
+        ray, ray_actors, ray_gpus, staging, backend). Asking again while it runs returns that
+        job."""
         return self._run(ops.Embed, wait, model=model, **options)
 
     def embeddings(self, model: str | None = None) -> tuple[np.ndarray, np.ndarray]:

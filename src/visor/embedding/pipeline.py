@@ -16,11 +16,12 @@ from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from visor.embedding.crops import CropRule
+from visor.embedding.processes import ProcessDecoder
 from visor.errors import VisorError
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ def embed_images(
     workers: int | None = None,
     inspect: Callable[[Image.Image], Any] | None = None,
     crop_rule: CropRule = CropRule(),
+    processes: int = 0,
 ) -> Generator[Batch, None, None]:
     """Yield one `Batch` per model batch, in input order. Unreadable images never stop the
     run: they come back in `Batch.failed` with a reason. Closing the iterator stops the workers.
@@ -88,6 +90,10 @@ def embed_images(
     the number of regions per image (the rest of an image's regions go to the next batch).
 
     On CUDA out-of-memory the batch size halves (down to 1) and the run goes on.
+
+    `processes` > 0 decodes in that many worker processes instead of threads (`processes.py`:
+    crops through shared memory; a killed worker's images decoded again): the same batches,
+    for a model that outruns one process's decoding. `prepare`'s parts must then pickle.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -102,6 +108,12 @@ def embed_images(
     ahead = 0 if embedder.device == "cpu" else 2
     readers = ThreadPoolExecutor(max_workers=max(4, workers), thread_name_prefix="visor-read")
     decoders = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="visor-decode")
+    shape = preprocessing.input_hw
+    in_processes = (
+        ProcessDecoder(prepare, processes, 4 * batch_size, shape and (*shape, 3))
+        if processes > 0
+        else None
+    )
     queue: deque[_InFlight] = deque()
     source = iter(items)
 
@@ -121,7 +133,11 @@ def embed_images(
                 return
             weight += entry.item.weight
             if entry.crop is None:
-                entry.crop = decoders.submit(_prepare, prepare, entry)
+                entry.crop = (
+                    in_processes.submit(entry.item, entry.data)
+                    if in_processes is not None
+                    else decoders.submit(_prepare, prepare, entry)
+                )
 
     pending: tuple[np.ndarray, list[tuple[int, str]], _Pending, list[Any]] | None = None
     # Inputs beyond a full batch (an image's boxes do not stop at a batch's edge) wait for
@@ -171,16 +187,22 @@ def embed_images(
     finally:
         decoders.shutdown(wait=True, cancel_futures=True)
         readers.shutdown(wait=True, cancel_futures=True)
+        if in_processes is not None:
+            in_processes.close()
 
 
 _Prepared = list[tuple[int, "np.ndarray | str", Any]]  # (key, model input or reason, inspected)
+
+
+class _Decoded(Protocol):
+    def result(self) -> _Prepared: ...
 
 
 @dataclass
 class _InFlight:
     item: ImageItem
     data: Future[bytes]
-    crop: Future[_Prepared] | None = None
+    crop: _Decoded | None = None
 
 
 def _prepare_item(

@@ -50,6 +50,13 @@ class Embed(Op):
     )
     batch_size: int | None = Field(default=None, ge=1, description="images per batch (auto)")
     workers: int | None = Field(default=None, ge=1, le=64, description="decoding threads (auto)")
+    processes: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="decoding processes, 0 for threads (auto: one per core on a GPU, threads "
+        "on a CPU)",
+    )
     recompute: bool = Field(default=False, description="embed every image again")
     quality: bool = Field(
         default=True, description="measure image quality from the same decode (visor quality)"

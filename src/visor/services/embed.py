@@ -4,6 +4,7 @@ embeds only what is missing."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,7 @@ class EmbedOptions:
     precision: str | None = None  # auto: fp16 on GPUs; bf16, int8 or fp32 on CPU
     batch_size: int | None = None  # auto: 128 on GPUs, 32 on CPU
     workers: int | None = None  # decoding threads; auto: one per core (2-16)
+    processes: int | None = None  # decoding processes; auto: one per core on a GPU, none on CPU
     recompute: bool = False
     quality: bool = True  # measure image quality from the same decode (no second read)
     objects: bool = False  # embed every box (a crop of its image) instead of the images
@@ -73,6 +75,11 @@ class EmbedOptions:
         workers = self.workers if self.workers is not None else default_workers()
         if not 1 <= workers <= 64:
             raise InvalidInput(f"workers {workers}: use 1 to 64")
+        processes = self.processes
+        if processes is None:  # a GPU outruns one process's decoding; a CPU shares its cores
+            processes = 0 if device in ("cpu", "mps") else min(os.cpu_count() or 1, 32)
+        if not 0 <= processes <= 64:
+            raise InvalidInput(f"processes {processes}: use 0 (threads) to 64")
         if self.kind not in KINDS:
             raise InvalidInput(f"kind {self.kind!r}: use one of {', '.join(KINDS)}")
         if self.source is not None and (not self.objects or self.kind != "prediction"):
@@ -94,6 +101,7 @@ class EmbedOptions:
             precision=self.precision or "auto",
             batch_size=batch,
             workers=workers,
+            processes=processes,
             quality=self.quality and not self.objects and self.ray is None,
             ray_actors=self.ray_actors or 1 if self.ray is not None else None,
         )
@@ -213,6 +221,7 @@ def embed_dataset(
         batch_size=options.batch_size,
         workers=options.workers,
         inspect=quality_service.inspect if options.quality else None,
+        processes=options.processes or 0,
     )
     measured = 0
     try:
