@@ -211,6 +211,7 @@ def end_to_end(
     workers: int | None,
     quality: bool = True,
     backend: str = "torch",
+    processes: int = 0,
 ) -> dict[str, Any]:
     """One `visor embed --recompute` of the whole dataset: the job's result (images/s as the
     job measured it, the precision and backend it ran).
@@ -225,6 +226,7 @@ def end_to_end(
         recompute=True,
         quality=quality,
         backend=backend,
+        processes=processes,
         wait=True,
     )
     result = job["result"]
@@ -266,6 +268,12 @@ def main() -> None:
         default="torch",
         help="the backend of the default measurement, e.g. openvino:int8 (the job's ratio to "
         "model-only with quality measured, for that backend)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="also measure the job decoding in this many worker processes (end_to_end_processes)",
     )
     parser.add_argument(
         "--backends", default=None, help="e.g. torch,openvino: compare inference backends instead"
@@ -337,6 +345,12 @@ def measure(
             quality=False, backend=backend,
         )  # fmt: skip
         rates["end_to_end_no_quality"].append(float(no_quality["images_per_s"]))
+        if args.processes:
+            in_processes = end_to_end(
+                ws, name, device, args.precision, args.batch_size, args.workers,
+                backend=backend, processes=args.processes,
+            )  # fmt: skip
+            rates.setdefault("end_to_end_processes", []).append(float(in_processes["images_per_s"]))
         if not args.no_simple:
             rates["simple"].append(simple(name, device, files))
     med = {k: float(np.median(v)) for k, v in rates.items() if v}

@@ -3,6 +3,7 @@ DuckDB): the pipeline alone, against the model alone, per model, in interleaved 
 
     python3 bench/embed_gpu.py                           # dinov2-small/base/large, fp16
     python3 bench/embed_gpu.py --images 4000 --batch-size 256 --rounds 2
+    python3 bench/embed_gpu.py --models random:dinov2-base --processes 0,16   # threads vs processes
 
 The same machine's CPU, on N of its cores, per inference backend (another CPU than the
 development machines': one with bf16 instructions, say):
@@ -95,12 +96,19 @@ def model_only(
 
 
 def pipeline(
-    name: str, precision: str, files: list[Path], batch: int, workers: int, backend: str = "torch"
+    name: str,
+    precision: str,
+    files: list[Path],
+    batch: int,
+    workers: int,
+    backend: str = "torch",
+    processes: int = 0,
 ) -> float:
     embedder = load(name, precision, backend)
     items = [ImageItem(i, f.name, partial(f.read_bytes)) for i, f in enumerate(files)]
     started = time.perf_counter()
-    done = sum(b.count for b in embed_images(embedder, items, batch_size=batch, workers=workers))
+    batches = embed_images(embedder, items, batch_size=batch, workers=workers, processes=processes)
+    done = sum(b.count for b in batches)
     assert done == len(files)
     return len(files) / (time.perf_counter() - started)
 
@@ -119,7 +127,13 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", help="cuda, or cpu")
     parser.add_argument("--backends", default="torch", help="e.g. torch,openvino (CPU)")
     parser.add_argument("--cpus", type=int, default=None, help="run on the first N cores only")
+    parser.add_argument(
+        "--processes",
+        default="0",
+        help="decoding processes, one pipeline row each: 0 (threads), or e.g. 0,16",
+    )
     args = parser.parse_args()
+    counts = [int(p) for p in args.processes.split(",")]
     global DEVICE
     DEVICE = args.device
     if args.cpus:  # this process and its threads on N cores, as on an N-core machine
@@ -134,7 +148,8 @@ def main() -> None:
         embedder = load_model(name, DEVICE, args.precision)
         crops = np.stack([embedder.preprocessing.prepare(f.read_bytes(), f.name) for f in files])
         backends = args.backends.split(",")
-        rates: dict[str, dict[str, list[float]]] = {b: {"model_only": [], "pipeline": []}
+        runs = [f"pipeline_p{p}" if p else "pipeline" for p in counts]
+        rates: dict[str, dict[str, list[float]]] = {b: {"model_only": [], **{r: [] for r in runs}}
                                                     for b in backends}  # fmt: skip
         warm = files[: args.batch_size * 2]
         for backend in backends:  # warm-up, conversion included
@@ -145,15 +160,17 @@ def main() -> None:
                 found["model_only"].append(
                     model_only(name, args.precision, crops, args.batch_size, backend)
                 )
-                found["pipeline"].append(
-                    pipeline(name, args.precision, files, args.batch_size, workers, backend)
-                )
+                for run, count in zip(runs, counts, strict=True):
+                    found[run].append(pipeline(
+                        name, args.precision, files, args.batch_size, workers, backend, count
+                    ))  # fmt: skip
         for backend in backends:
             medians = {k: round(statistics.median(v), 1) for k, v in rates[backend].items()}
             print(json.dumps({"model": name, "precision": args.precision, "backend": backend,
                               "device": device_name(), "images": len(files),
                               "batch": args.batch_size, **medians,
-                              "ratio": round(medians["pipeline"] / medians["model_only"], 3)}),
+                              **{f"ratio_{r}": round(medians[r] / medians["model_only"], 3)
+                                 for r in runs}}),
                   flush=True)  # fmt: skip
 
 
