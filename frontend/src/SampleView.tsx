@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useLayoutEffect, useState } from "react";
 import { api, cropUrl, datasetPath, thumbnailUrl } from "./api";
 import { BoxOverlay, type Box } from "./Boxes";
 
@@ -180,7 +180,9 @@ export function SampleView(
     return () => { live = false; };
   }, [base, sample]);
 
-  useEffect(() => {
+  // Registered before the browser paints (a layout effect): a key pressed as soon as the
+  // next sample shows must reach the handler that knows where it is, not the previous one.
+  useLayoutEffect(() => {
     const onKey = (event: KeyboardEvent) => {
       if ((event.target as HTMLElement).tagName === "INPUT") return; // typing a class
       if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
