@@ -105,10 +105,6 @@ class ProcessDecoder:
         self.block.unlink()
 
 
-class _GaveUp(Exception):
-    pass
-
-
 class _Decode:
     """One image's decode in the pool: `result()` as the thread pool's future gives it."""
 
@@ -127,7 +123,7 @@ class _Decode:
         is raised by `result`)."""
         if self.data.exception() is not None:
             return
-        while True:
+        while not self.gave_up:
             self.generation = self.owner.generation
             try:
                 self.future = self.owner.pool.submit(
@@ -136,36 +132,29 @@ class _Decode:
                 )  # fmt: skip
                 return
             except BrokenProcessPool:
-                try:
-                    self._broke()
-                except _GaveUp:
-                    self.gave_up = True
-                    return
+                self._broke()
 
     def _broke(self) -> None:
+        """The pool broke under this decode: a new one, unless it has broken too often."""
         self.tries += 1
         if self.tries > MAX_RESTARTS:
-            raise _GaveUp
-        self.owner.restart(self.generation)
+            self.gave_up = True
+        else:
+            self.owner.restart(self.generation)
 
     def result(self) -> _Prepared:
         try:
-            if self.gave_up:
-                raise _GaveUp
-            if self.future is None:
+            if self.future is None and not self.gave_up:
                 self.data.result()  # raises the reading error
-            while True:
+            while not self.gave_up:
                 assert self.future is not None
                 try:
                     out = self.future.result()
-                    break
                 except BrokenProcessPool:
                     self._broke()
                     self.send()
-                    if self.gave_up:
-                        raise _GaveUp from None
-            return [(key, self._crop(crop), seen) for key, crop, seen in out]
-        except _GaveUp:
+                    continue
+                return [(key, self._crop(crop), seen) for key, crop, seen in out]
             reason = f"{self.item.name}: its decoding process died {self.tries} times"
             return [(key, reason, None) for key in self._keys()]
         finally:

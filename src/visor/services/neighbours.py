@@ -96,9 +96,7 @@ def _read(path: Path, version: tuple[int, int], k: int) -> Graph | None:
             enough = kept["found"].shape[1] >= min(k, len(ids) - 1)
             if tuple(kept["version"].tolist()) != version or not enough:
                 return None
-            found = kept["found"].astype(np.int64)
-            found[found < 0] = -1
-            return Graph(ids, found, kept["sims"], reused=True)
+            return Graph(ids, kept["found"].astype(np.int64), kept["sims"], reused=True)
     except (OSError, ValueError, KeyError):  # none yet, or unreadable: searched again
         return None
 

@@ -135,12 +135,9 @@ def reduce_dims(unit: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
     """`unit`'s rows projected on their first `dims` principal components (FAISS's PCA,
     trained on at most 64K rows)."""
     faiss = _faiss()
-    n, dim = unit.shape
-    pca = faiss.PCAMatrix(dim, dims)
-    sample = min(n, 65_536)
-    rows = np.random.default_rng(seed).choice(n, sample, replace=False) if sample < n else None
-    pca.train(np.ascontiguousarray(unit if rows is None else unit[np.sort(rows)]))
-    return np.asarray(pca.apply(np.ascontiguousarray(unit)), dtype=np.float32)
+    pca = faiss.PCAMatrix(unit.shape[1], dims)
+    pca.train(_training_rows(unit, 65_536, seed))
+    return np.asarray(pca.apply(_f32(unit)), dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -171,9 +168,7 @@ def _ivf(unit: np.ndarray, ids: np.ndarray | None, shape: IvfShape, seed: int = 
         )
     index.cp.seed = seed
     index.cp.verbose = False
-    sample = min(n, 64 * shape.lists)  # enough for k-means; training on all n is slower
-    rows = np.random.default_rng(seed).choice(n, sample, replace=False) if sample < n else None
-    index.train(_f32(unit if rows is None else unit[np.sort(rows)]))
+    index.train(_training_rows(unit, 64 * shape.lists, seed))
     for start in range(0, n, _CHUNK):  # float32 one chunk at a time
         part = _f32(unit[start : start + _CHUNK])
         if ids is None:
@@ -190,6 +185,15 @@ _CHUNK = 65_536
 def _f32(rows: np.ndarray) -> np.ndarray:
     """`rows` as a C-contiguous float32 array (what FAISS takes), copied only if needed."""
     return np.ascontiguousarray(rows, dtype=np.float32)
+
+
+def _training_rows(unit: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """At most `count` rows of `unit` for a FAISS trainer (k-means, PCA): a seeded random
+    sample in row order, as float32 (enough to train on; all rows would only be slower)."""
+    n = len(unit)
+    if count >= n:
+        return _f32(unit)
+    return _f32(unit[np.sort(np.random.default_rng(seed).choice(n, count, replace=False))])
 
 
 class AnnIndex:
@@ -381,17 +385,15 @@ def _block_graph(
     768 with 2 probes 45 s against 123 s, as it scans through BLAS rather than row by row."""
     faiss = _faiss()
     n, dim = unit.shape
-    sample = min(n, 64 * lists)
-    rows = np.random.default_rng(seed).choice(n, sample, replace=False) if sample < n else None
     kmeans = faiss.Kmeans(dim, lists, niter=10, seed=seed, spherical=True, verbose=False)
-    kmeans.train(_f32(unit if rows is None else unit[np.sort(rows)]))
+    kmeans.train(_training_rows(unit, 64 * lists, seed))
     centres = faiss.IndexFlatIP(dim)
     centres.add(kmeans.centroids)
-    probed = np.empty((n, probes), np.int64)
+    probed = np.empty((n, probes), np.int64)  # each row's nearest centres, its own first
     for start in range(0, n, _CHUNK):
-        probed[start : start + _CHUNK] = centres.search(_f32(unit[start : start + _CHUNK]), probes)[
-            1
-        ]
+        _, probed[start : start + _CHUNK] = centres.search(
+            _f32(unit[start : start + _CHUNK]), probes
+        )
     home = probed[:, 0]
     members = np.argsort(home, kind="stable")
     member_starts = np.searchsorted(home[members], np.arange(lists + 1))
