@@ -11,9 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import Server, run_cli
+from pydantic import BaseModel, TypeAdapter
 
 import visor
 from visor import ops
+from visor.api.schema import document
 from visor.cli import app
 from visor.client import RemoteWorkspace
 from visor.dataset import Dataset
@@ -162,6 +164,37 @@ def test_the_same_calls_give_the_same_answers(mode: tuple, tmp_path: Path) -> No
             ws.sql("DELETE FROM samples")
         assert ws.sql("SELECT count(*) AS n FROM datasets WHERE name = 'trees'").num_rows == 1
         ds.delete()
+
+
+def test_typed_answers_describe_what_comes_back(mode: tuple) -> None:
+    """A quick operation's answer model (in /openapi.json, made into the UI's types) holds
+    every field the answer has, in both modes."""
+    _, home, _ = mode
+    with visor.open(home) as ws:
+        ws.ingest(str(YOLO), "typed", wait=True)
+        ds = ws.dataset("typed")
+        ds.embed(TINY, wait=True)
+        ds.make_map(method="pca", wait=True)
+        answers = {
+            ops.Datasets: [r for r in ws.datasets() if r["name"] == "typed"],
+            ops.AddTags: ds.add_tags([1, 2], ["typed"]),
+            ops.Maps: ds.maps(),
+            ops.MapInfo: ds.map(),
+            ops.SaveView: ds.views.save("v", filters={"split": "val"}),
+            ops.ListViews: ds.views.list(),
+        }
+        assert answers[ops.AddTags] == 2 and len(answers[ops.ListViews]) == 1
+        for op, answer in answers.items():
+            typed = TypeAdapter(op.result).validate_python(answer)
+            for row in typed if isinstance(typed, list) else [typed]:
+                if isinstance(row, BaseModel):
+                    assert not row.model_extra, (op.name, row.model_extra)  # a field undeclared
+        assert answers[ops.MapInfo]["num_points"] == 7 and answers[ops.Datasets][0]["maps"] == 1
+        ds.delete()
+    # The routes say so: the answer's schema is in the OpenAPI document the UI's types come from.
+    paths = document()["paths"]
+    answer = paths["/api/datasets/{name}/maps"]["post"]["responses"]["200"]["content"]
+    assert answer["application/json"]["schema"]["items"] == {"$ref": "#/components/schemas/MapRow"}
 
 
 def test_bad_input_is_refused_with_the_same_words_everywhere(tmp_path: Path) -> None:

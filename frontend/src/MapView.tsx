@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import createScatterplot from "regl-scatterplot";
-import { api, cropUrl, datasetPath, runJob, thumbnailUrl, type Job } from "./api";
+import { api, cropUrl, datasetPath, runJob, thumbnailUrl, type Job, type MapRow } from "./api";
 import { classColorRgba } from "./colors";
 import { JobBar } from "./JobBar";
 import { selectInside, type Point } from "./lasso";
@@ -8,16 +8,6 @@ import { fitArea, frameOf, toUnit } from "./mapView";
 import { tableFromIPC } from "apache-arrow";
 import { boxMask, codesFor, COUNT_BUCKETS, countCodes, fetchMatching, fetchPoints, matchMask, type MapPoints } from "./points";
 import { COUNT_COLORS, type ColorBy, type ViewState } from "./url";
-
-interface MapRow {
-  id: number;
-  method: string;
-  model: string;
-  is_default: boolean;
-  num_points: number;
-  objects?: boolean; // a point per box
-  warning?: string; // the vectors came from random weights
-}
 
 /** The boxes a lasso on a map of objects holds, in the map's point order. */
 export interface LassoBoxes {

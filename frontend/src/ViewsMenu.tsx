@@ -1,15 +1,6 @@
 import { useEffect, useState } from "react";
-import { api, datasetPath } from "./api";
+import { api, datasetPath, type SavedView } from "./api";
 import { filterParams, formatView, parseView, type ViewState } from "./url";
-
-interface SavedView {
-  name: string;
-  filters: Record<string, unknown>;
-  selection: string | null;
-  sort: string;
-  order: string;
-  ui: { query?: string };
-}
 
 /** Saved views: pick one to see it again (its filters, sort, lasso, map, colouring), or save
  * what is on screen under a name. Kept by the server, across restarts. */

@@ -1,22 +1,13 @@
 // The HTTP API, as the UI uses it. Errors come back as {"error": {"code", "message"}}.
 import type { components } from "./api-schema";
 
-export interface DatasetRow {
-  name: string;
-  format: string;
-  root: string;
-  num_samples: number;
-  num_labels: number;
-  categories: string[];
-  splits: Record<string, number>;
-  vectors: Record<string, number>; // per embedding model
-  maps: number;
-}
-
 /** The API's models, generated from its OpenAPI document (`npm run api-types`): an operation's
  * body is the Python model that declares it, so a renamed field fails `tsc`, not the browser. */
 export type Schemas = components["schemas"];
 export type Job = Schemas["Job"];
+export type DatasetRow = Schemas["DatasetSummary"];
+export type SavedView = Schemas["SavedView"];
+export type MapRow = Schemas["MapRow"];
 
 export class ApiError extends Error {}
 

@@ -139,6 +139,7 @@ class Op(BaseModel):
     job: ClassVar[bool] = False
     scope: ClassVar[str] = "dataset"  # or "workspace"
     media_type: ClassVar[str] = JSON  # how its result travels over HTTP
+    result: ClassVar[Any] = None  # what a quick operation answers (ops/results.py), if typed
 
     def check(self, ctx: Context) -> Self:
         """Refusals that need the dataset (an unknown source, split or model), and defaults

@@ -9,7 +9,6 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from visor.errors import NotFound
-from visor.evaluation.metrics import COCO_THRESHOLDS
 from visor.ops.base import Context, Op, register
 from visor.services import evaluate as evaluate_service
 from visor.services import labels as label_service
@@ -20,7 +19,7 @@ from visor.services.jobs import JobContext
 from visor.services.objects import default_object_model, has_object_vectors
 from visor.store import embeddings as vector_rows
 
-SPLIT = "only the images of this split (the one the model was run on)"
+SPLIT = evaluate_service.SPLIT
 
 
 def check_predictions(ctx: Context, source: str, split: str | None) -> None:
@@ -104,7 +103,7 @@ class FindLabelErrors(Op):
 
 
 @register
-class Evaluate(Op):
+class Evaluate(Op, evaluate_service.EvaluateParams):
     """Evaluate a prediction source COCO-style: every box TP/FP/FN, AP/AR, confusion matrix.
 
     Results: `ds.evaluations[name]`, and per-sample fields for filters and sorting."""
@@ -112,51 +111,19 @@ class Evaluate(Op):
     name = "evaluate"
     job = True
 
-    source: str = Field(description="the prediction source to evaluate")
-    evaluation: str | None = Field(
-        default=None,
-        alias="name",
-        description="the evaluation's name (default: the source; with a split, source.split)",
-    )
-    iou: float = Field(
-        default=0.5, gt=0, le=1, description="IoU of per-box outcomes, counts and confusion matrix"
-    )
-    iou_thresholds: str = Field(
-        default=COCO_THRESHOLDS, description="IoU thresholds of AP/AR: start:stop:step or a list"
-    )
-    classwise: bool = Field(
-        default=True, description="match boxes of the same class only (false: across classes)"
-    )
-    max_dets: int = Field(
-        default=100, ge=10, le=10_000, description="predictions counted per image and class"
-    )
-    split: str | None = Field(default=None, description=SPLIT)
-
-    def options(self) -> evaluate_service.EvaluateOptions:
-        return evaluate_service.EvaluateOptions(
-            self.source,
-            self.evaluation,
-            self.iou,
-            self.iou_thresholds,
-            self.classwise,
-            self.max_dets,
-            self.split,
-        ).checked()
-
     def check(self, ctx: Context) -> Evaluate:
-        checked = self.options()
         check_predictions(ctx, self.source, self.split)
-        return self.model_copy(update={"evaluation": checked.name})
+        return self.resolved()
 
     def key(self) -> str:
         return str(self.evaluation)
 
     def job_params(self) -> dict[str, Any]:
-        return self.options().params()
+        return self.model_dump(by_alias=True)
 
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         assert job is not None
-        return evaluate_service.evaluate(ctx.store, job, ctx.dataset, self.options())
+        return evaluate_service.evaluate(ctx.store, job, ctx.dataset, self)
 
 
 @register

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from visor.ops import results
 from visor.ops.base import ArrowOp, Context, Op, npz_arrays, npz_bytes, register
 from visor.services import edits as edit_service
 from visor.services import objects as object_service
@@ -336,6 +337,7 @@ class SaveView(Op):
     selection), the sort, and what the UI shows (its URL state)."""
 
     name = "save-view"
+    result = results.SavedView
 
     view: str = Field(description="the view's name")
     filters: SampleFilter = Field(default_factory=SampleFilter)
@@ -365,6 +367,7 @@ class ListViews(Op):
     """The saved views."""
 
     name = "views"
+    result = list[results.SavedView]
 
     def run(self, ctx: Context, job: JobContext | None) -> list[dict[str, Any]]:
         from visor.store import views as view_rows
@@ -377,6 +380,7 @@ class GetView(Op):
     """One saved view."""
 
     name = "view"
+    result = results.SavedView
 
     view: str
 

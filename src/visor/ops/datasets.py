@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, model_validator
 
+from visor.ops import results
 from visor.ops.base import ArrowOp, Context, Op, register
 from visor.services import ingest as ingest_service
 from visor.services import samples as sample_service
@@ -98,6 +99,7 @@ class Datasets(Op):
 
     name = "datasets"
     scope = "workspace"
+    result = list[results.DatasetSummary]
 
     def run(self, ctx: Context, job: JobContext | None) -> list[dict[str, Any]]:
         rows = dataset_rows.list_datasets(ctx.store)
@@ -167,6 +169,7 @@ class DeleteDataset(Op):
 
 
 class _Tagging(Op):
+    result = int  # how many samples changed
     ids: list[int] | None = Field(
         default=None, min_length=1, max_length=1_000_000, description="the samples"
     )

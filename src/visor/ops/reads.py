@@ -10,6 +10,7 @@ from pydantic import Base64Bytes, Field
 
 from visor.embedding.models import with_weights_warning
 from visor.errors import Conflict, NotFound
+from visor.ops import results
 from visor.ops.base import ArrowOp, Context, Op, npz_arrays, npz_bytes, register
 from visor.ops.vectors import VECTORS_MODEL, BuildIndex
 from visor.services import analysis as analysis_service
@@ -259,6 +260,7 @@ class Maps(Op):
     """Every map, each with a `warning` when its vectors came from random weights."""
 
     name = "maps"
+    result = list[results.MapRow]
 
     def run(self, ctx: Context, job: JobContext | None) -> list[dict[str, Any]]:
         return [with_weights_warning(m) for m in map_rows.list_maps(ctx.store, ctx.id)]
@@ -269,6 +271,7 @@ class MapInfo(Op):
     """One map, or the default one."""
 
     name = "map-info"
+    result = results.MapRow
 
     map_id: int | None = None
 
@@ -295,6 +298,7 @@ class SetDefaultMap(Op):
     """Make a map the dataset's default."""
 
     name = "default-map"
+    result = results.MapRow
 
     map_id: int
 

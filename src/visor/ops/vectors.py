@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import Field
@@ -28,61 +27,13 @@ def _model(ctx: Context, model: str | None) -> str:
 
 
 @register
-class Embed(Op):
+class Embed(Op, embed_service.EmbedParams):
     """Compute an embedding vector for every image, or with --objects for every box.
 
     Only the images (or boxes) still missing one are computed: a stopped job resumes."""
 
     name = "embed"
     job = True
-
-    model: str | None = Field(
-        default=None,
-        description="dinov2-small|base|large|giant, random:<name>, a folder or a hub id "
-        "(default: the setting VISOR_MODEL)",
-    )
-    device: str | None = Field(default=None, description="auto|cuda|cuda:N|mps|cpu")
-    precision: str | None = Field(
-        default=None,
-        description="auto|fp32|fp16|bf16|int8 (int8: OpenVINO on a CPU; static int8 "
-        "calibrated on the dataset's images where the CPU has VNNI or AMX, else int8 weights; "
-        "auto uses it there when it keeps the neighbours)",
-    )
-    batch_size: int | None = Field(default=None, ge=1, description="images per batch (auto)")
-    workers: int | None = Field(default=None, ge=1, le=64, description="decoding threads (auto)")
-    processes: int | None = Field(
-        default=None,
-        ge=0,
-        le=64,
-        description="decoding processes, 0 for threads (auto: one per core on a GPU, threads "
-        "on a CPU)",
-    )
-    recompute: bool = Field(default=False, description="embed every image again")
-    quality: bool = Field(
-        default=True, description="measure image quality from the same decode (visor quality)"
-    )
-    objects: bool = Field(default=False, description="embed every box (a crop of its image)")
-    kind: Literal["gt", "prediction"] = Field(
-        default="gt", description="with objects: gt|prediction boxes"
-    )
-    source: str | None = Field(
-        default=None, description="with kind prediction: only this prediction source"
-    )
-    ray: str | None = Field(
-        default=None,
-        description="run on a Ray cluster: local (started for the job), auto, or ray://host:port",
-    )
-    ray_actors: int | None = Field(default=None, description="with ray: model actors (1)")
-    ray_gpus: float | None = Field(default=None, description="with ray: GPUs per model actor (0)")
-    staging: str | None = Field(
-        default=None,
-        description="with ray: folder or s3:// / gs:// URL the workers write shards to",
-    )
-    backend: str | None = Field(
-        default=None,
-        description="auto|torch|openvino: how the model runs on a CPU (auto: the faster of the "
-        "two on this machine, measured on first use)",
-    )
 
     def check(self, ctx: Context) -> Embed:
         chosen = self.model_copy(
@@ -99,28 +50,31 @@ class Embed(Op):
             f"{self.model}:objects:{self.kind}:{self.source}" if self.objects else str(self.model)
         )
 
-    def options(self, ctx: Context) -> embed_service.EmbedOptions:
-        fields = self.model_dump()
-        fields["model"] = fields["model"] or ctx.settings.model
-        options = embed_service.EmbedOptions(
-            **fields, cache_dir=str(ctx.home("compiled"))
-        ).checked()
+    def options(self, ctx: Context) -> Embed:
+        """As the job reads it: automatic values resolved, converted models kept under home
+        and a Ray job's staging folder chosen."""
+        options = self.model_copy(
+            update={
+                "model": self.model or ctx.settings.model,
+                "cache_dir": self.cache_dir or str(ctx.home("compiled")),
+            }
+        ).resolved()
         if options.ray is not None and options.staging is None:
             boxes = f"{self.kind}-{self.source}" if self.source else self.kind
             where = ray_embed_service.default_staging(
                 str(ctx.settings.home.resolve()),
                 ctx.id,
-                options.model,
+                str(options.model),
                 boxes if self.objects else None,
             )
-            options = replace(options, staging=where)
+            options = options.model_copy(update={"staging": where})
         return options
 
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         assert job is not None
         options = self.options(ctx)
         result = embed_service.embed_dataset(ctx.store, job, ctx.dataset, ctx.source(), options)
-        model = result.get("model", options.model)
+        model = str(result.get("model", options.model))
         wants = not self.objects and result["embedded"]
         if wants and vectors.wants_ann(ctx.store, ctx.settings, ctx.id, model):
             result["index_job"] = ctx.runner.run(BuildIndex(model=model), ctx.name)["id"]

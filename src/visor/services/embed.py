@@ -8,12 +8,12 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from visor.embedding import int8
 from visor.embedding.backends import check_backend
@@ -35,7 +35,6 @@ from visor.store import Store
 from visor.store import embeddings as vector_rows
 from visor.store import quality as quality_rows
 from visor.store import samples as sample_rows
-from visor.store.objects import KINDS
 
 if TYPE_CHECKING:
     from visor.embedding.preprocess import Preprocessing
@@ -44,44 +43,82 @@ MAX_BATCH_SIZE = 4096
 REPORT_LIMIT = 100  # unreadable images listed in the job result; the count is exact
 
 
-@dataclass(frozen=True)
-class EmbedOptions:
-    model: str = DEFAULT_MODEL
-    device: str | None = None  # auto: cuda, then mps, then cpu
-    precision: str | None = None  # auto: fp16 on GPUs; bf16, int8 or fp32 on CPU
-    batch_size: int | None = None  # auto: 128 on GPUs, 32 on CPU
-    workers: int | None = None  # decoding threads; auto: one per core (2-16)
-    processes: int | None = None  # decoding processes; auto: one per core on a GPU, none on CPU
-    recompute: bool = False
-    quality: bool = True  # measure image quality from the same decode (no second read)
-    objects: bool = False  # embed every box (a crop of its image) instead of the images
-    kind: str = "gt"  # with objects: ground-truth boxes, or predicted ones
-    source: str | None = None  # with objects and kind "prediction": one prediction source
-    ray: str | None = None  # a Ray cluster: "local" (started for the job), "auto", ray://...
-    ray_actors: int | None = None  # model actors on the cluster (default 1)
-    ray_gpus: float | None = None  # GPUs per model actor (default 0)
-    staging: str | None = None  # where Ray's workers write shards (default: under home)
-    backend: str | None = None  # torch, openvino, or auto (None: OpenVINO on a CPU if installed)
-    cache_dir: str | None = None  # where converted models are kept (default: home/compiled)
+class EmbedParams(BaseModel):
+    """What an embed job is asked with: the `embed` operation's fields, and what the job
+    reads once `resolved()` has filled in the automatic values."""
 
-    def checked(self) -> EmbedOptions:
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    model: str | None = Field(
+        default=None,
+        description="dinov2-small|base|large|giant, random:<name>, a folder or a hub id "
+        "(default: the setting VISOR_MODEL)",
+    )
+    device: str | None = Field(default=None, description="auto|cuda|cuda:N|mps|cpu")
+    precision: str | None = Field(
+        default=None,
+        description="auto|fp32|fp16|bf16|int8 (int8: OpenVINO on a CPU; static int8 "
+        "calibrated on the dataset's images where the CPU has VNNI or AMX, else int8 weights; "
+        "auto uses it there when it keeps the neighbours)",
+    )
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_BATCH_SIZE,
+        description="images per batch (auto: 32 on a CPU, 128 on a GPU)",
+    )
+    workers: int | None = Field(default=None, ge=1, le=64, description="decoding threads (auto)")
+    processes: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="decoding processes, 0 for threads (auto: one per core on a GPU, threads "
+        "on a CPU)",
+    )
+    recompute: bool = Field(default=False, description="embed every image again")
+    quality: bool = Field(
+        default=True, description="measure image quality from the same decode (visor quality)"
+    )
+    objects: bool = Field(default=False, description="embed every box (a crop of its image)")
+    kind: Literal["gt", "prediction"] = Field(
+        default="gt", description="with objects: gt|prediction boxes"
+    )
+    source: str | None = Field(
+        default=None, description="with kind prediction: only this prediction source"
+    )
+    ray: str | None = Field(
+        default=None,
+        description="run on a Ray cluster: local (started for the job), auto, or ray://host:port",
+    )
+    ray_actors: int | None = Field(
+        default=None, ge=1, le=1024, description="with ray: model actors (1)"
+    )
+    ray_gpus: float | None = Field(
+        default=None, ge=0, le=8, description="with ray: GPUs per model actor (0)"
+    )
+    staging: str | None = Field(
+        default=None,
+        description="with ray: folder or s3:// / gs:// URL the workers write shards to",
+    )
+    backend: str | None = Field(
+        default=None,
+        description="auto|torch|openvino: how the model runs on a CPU (auto: the faster of the "
+        "two on this machine, measured on first use)",
+    )
+    cache_dir: str | None = Field(
+        default=None, description="where converted models are kept (default: home/compiled)"
+    )
+
+    def resolved(self) -> Self:
         """Validated, with automatic values filled in (fails fast, before a job starts)."""
-        model = check_model_name(self.model)
+        model = check_model_name(self.model or DEFAULT_MODEL)
         device = resolve_device(self.device)
         precision = check_precision(self.precision, device)
         batch = self.batch_size if self.batch_size is not None else (32 if device == "cpu" else 128)
-        if not 1 <= batch <= MAX_BATCH_SIZE:
-            raise InvalidInput(f"batch_size {batch}: use 1 to {MAX_BATCH_SIZE}")
         workers = self.workers if self.workers is not None else default_workers()
-        if not 1 <= workers <= 64:
-            raise InvalidInput(f"workers {workers}: use 1 to 64")
         processes = self.processes
         if processes is None:  # a GPU outruns one process's decoding; a CPU shares its cores
             processes = 0 if device in ("cpu", "mps") else min(os.cpu_count() or 1, 32)
-        if not 0 <= processes <= 64:
-            raise InvalidInput(f"processes {processes}: use 0 (threads) to 64")
-        if self.kind not in KINDS:
-            raise InvalidInput(f"kind {self.kind!r}: use one of {', '.join(KINDS)}")
         if self.source is not None and (not self.objects or self.kind != "prediction"):
             raise InvalidInput("a prediction source goes with objects of kind 'prediction'")
         if self.objects and self.recompute:
@@ -92,18 +129,19 @@ class EmbedOptions:
         if self.ray is not None:
             self._check_ray()
         backend = check_backend(self.backend, device, precision)
-        return replace(
-            self,
-            model=model,
-            backend=backend,
-            device=device,
-            # as asked: auto is resolved where the model loads, which may choose int8
-            precision=self.precision or "auto",
-            batch_size=batch,
-            workers=workers,
-            processes=processes,
-            quality=self.quality and not self.objects and self.ray is None,
-            ray_actors=self.ray_actors or 1 if self.ray is not None else None,
+        return self.model_copy(
+            update=dict(
+                model=model,
+                backend=backend,
+                device=device,
+                # as asked: auto is resolved where the model loads, which may choose int8
+                precision=self.precision or "auto",
+                batch_size=batch,
+                workers=workers,
+                processes=processes,
+                quality=self.quality and not self.objects and self.ray is None,
+                ray_actors=self.ray_actors or 1 if self.ray is not None else None,
+            )
         )
 
     def _check_ray(self) -> None:
@@ -113,24 +151,17 @@ class EmbedOptions:
             raise InvalidInput("ray: give local, auto or ray://host:port")
         if self.recompute:
             raise InvalidInput("--recompute runs locally; --ray embeds what is missing")
-        if self.ray_actors is not None and not 1 <= self.ray_actors <= 1024:
-            raise InvalidInput(f"ray_actors {self.ray_actors}: use 1 to 1024")
-        if self.ray_gpus is not None and not 0 <= self.ray_gpus <= 8:
-            raise InvalidInput(f"ray_gpus {self.ray_gpus}: use 0 to 8")
         ray_module()  # installed, or a clear error before the job starts
-
-    def params(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def model_for(
-    options: EmbedOptions, calibration: Callable[[Preprocessing], np.ndarray] | None = None
+    options: EmbedParams, calibration: Callable[[Preprocessing], np.ndarray] | None = None
 ) -> Embedder:
     """The checked options' model, run by their backend (static int8 calibrated on
     `calibration`'s images where it is asked for or chosen, `embedding/choice.py`)."""
     cache = Path(options.cache_dir) if options.cache_dir else None
     return load_model(
-        options.model,
+        str(options.model),
         options.device,
         options.precision,
         options.backend,
@@ -180,7 +211,7 @@ def embed_dataset(
     ctx: JobContext,
     dataset: dict[str, Any],
     source: Source,
-    options: EmbedOptions,
+    options: EmbedParams,
 ) -> dict[str, Any]:
     """Run the embed job for `dataset` (a datasets row) with checked `options`."""
     if options.ray is not None:

@@ -11,16 +11,17 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field
 
 from visor.errors import InvalidInput, NotFound
 from visor.evaluation.matching import AREA_RANGES, Boxes, Matching, match, pair_iou
 from visor.evaluation.metrics import (
+    COCO_THRESHOLDS,
     RECALL_POINTS,
     Curves,
     accumulate,
@@ -37,39 +38,44 @@ from visor.store import samples as sample_rows
 _OUTCOMES = ("tp", "fp", "fn", "ignored")
 
 
-@dataclass(frozen=True)
-class EvaluateOptions:
-    source: str
-    name: str | None = None  # default: the source's name (with a split: source.split)
-    iou: float = 0.5  # the threshold of per-box outcomes, counts and the confusion matrix
-    iou_thresholds: str = "0.5:0.95:0.05"  # for AP and AR: start:stop:step, or a list
-    classwise: bool = True  # False: a box may match a box of another class
-    max_dets: int = 100
-    split: str | None = None  # only the images of this split (as a model is scored on val)
+SPLIT = "only the images of this split (the one the model was run on)"
 
-    def checked(self) -> EvaluateOptions:
-        name = self.name or self.source
-        if self.name is None and self.split is not None:  # beside the whole run, not over it
+
+class EvaluateParams(BaseModel):
+    """What an evaluation is asked with: the `evaluate` operation's fields, and what the
+    evaluation service reads (`resolved()` fills the default name)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    source: str = Field(description="the prediction source to evaluate")
+    evaluation: str | None = Field(
+        default=None,
+        alias="name",
+        description="the evaluation's name (default: the source; with a split, source.split)",
+    )
+    iou: float = Field(
+        default=0.5, gt=0, le=1, description="IoU of per-box outcomes, counts and confusion matrix"
+    )
+    iou_thresholds: str = Field(
+        default=COCO_THRESHOLDS, description="IoU thresholds of AP/AR: start:stop:step or a list"
+    )
+    classwise: bool = Field(
+        default=True, description="match boxes of the same class only (false: across classes)"
+    )
+    max_dets: int = Field(
+        default=100, ge=10, le=10_000, description="predictions counted per image and class"
+    )
+    split: str | None = Field(default=None, description=SPLIT)
+
+    def resolved(self) -> Self:
+        """With its name filled in, and the thresholds checked (fails before a job starts)."""
+        name = self.evaluation or self.source
+        if self.evaluation is None and self.split is not None:  # beside the whole run
             name += "." + re.sub(r"[^A-Za-z0-9_.-]", "_", self.split)
         if not NAME_PATTERN.match(name):
             raise InvalidInput(f"evaluation name {name!r}: use letters, digits, '_', '-' or '.'")
-        if not 0 < self.iou <= 1:
-            raise InvalidInput(f"iou {self.iou}: use a number in (0, 1]")
         thresholds(self.iou_thresholds)
-        if not 10 <= self.max_dets <= 10_000:  # AR is read at 1, 10 and this many
-            raise InvalidInput(f"max_dets {self.max_dets}: use 10 to 10000")
-        return EvaluateOptions(
-            self.source,
-            name,
-            self.iou,
-            self.iou_thresholds,
-            self.classwise,
-            self.max_dets,
-            self.split,
-        )
-
-    def params(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_copy(update={"evaluation": name})
 
 
 def check_split(store: Store, dataset: dict[str, Any], split: str | None) -> None:
@@ -105,10 +111,11 @@ def thresholds(text: str) -> np.ndarray:
 
 
 def evaluate(
-    store: Store, ctx: JobContext, dataset: dict[str, Any], options: EvaluateOptions
+    store: Store, ctx: JobContext, dataset: dict[str, Any], options: EvaluateParams
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    name = options.name or options.source
+    options = options.resolved()
+    name = str(options.evaluation)
     ctx.phase("reading boxes")
     classes = sorted(dataset["categories"])
     split = options.split
@@ -160,7 +167,7 @@ def evaluate(
         {
             "name": name,
             "source": options.source,
-            "params": options.params() | {"name": name},
+            "params": options.model_dump(by_alias=True),
             "metrics": metrics,
             "job_id": ctx.job.id,
             "seconds": round(seconds, 3),

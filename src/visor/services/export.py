@@ -13,11 +13,11 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, Self
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from visor.errors import Conflict, InvalidInput
 from visor.export.classification import ClassificationWriter
@@ -37,8 +37,6 @@ from visor.store import export as export_rows
 from visor.store import samples as sample_rows
 from visor.store.samples import SampleFilter
 
-FORMATS = ("coco", "yolo", "voc", "classification", "parquet")
-IMAGES = ("copy", "link", "none")
 CHUNK = 5000
 REPORT_LIMIT = 100
 PLACING_THREADS = 8
@@ -50,42 +48,60 @@ class Writer(Protocol):
     def finish(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class ExportOptions:
-    out: str
-    format: str = "coco"
-    filters: SampleFilter = field(default_factory=SampleFilter)
-    exclude_tags: tuple[str, ...] = ()
-    images: str = "copy"  # copy, link (symbolic links to local files) or none
-    kind: str = "gt"  # ground truth, or a prediction source's boxes
-    source: str | None = None
-    min_score: float | None = None
-    dedupe: bool = False  # one member of each duplicate group (the one worth keeping)
-    split_ratios: tuple[float, ...] | None = None  # new splits (train, val[, test]) by ratio
-    seed: int = 0
-    overwrite: bool = False
-    archive: bool = False  # also write OUT.zip (and keep only it): a download
+class ExportParams(BaseModel):
+    """What an export is asked with: the `export` operation's fields, and what the export
+    job reads (`resolved(root)` refuses a bad target and makes `out` absolute)."""
 
-    def checked(self, root: str) -> ExportOptions:
-        if self.format not in FORMATS:
-            raise InvalidInput(f"format {self.format!r}: use one of {', '.join(FORMATS)}")
-        if self.images not in IMAGES:
-            raise InvalidInput(f"images {self.images!r}: use one of {', '.join(IMAGES)}")
-        if self.kind not in ("gt", "prediction"):
-            raise InvalidInput(f"kind {self.kind!r}: use gt or prediction")
-        if self.min_score is not None and not 0 <= self.min_score <= 1:
-            raise InvalidInput(f"min_score {self.min_score}: use 0 to 1")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    out: str | None = Field(default=None, description="a folder: absent, or empty (else overwrite)")
+    format: Literal["coco", "yolo", "voc", "classification", "parquet"] = Field(
+        default="coco", description="coco|yolo|voc|classification|parquet"
+    )
+    filters: SampleFilter = Field(
+        default_factory=SampleFilter, description="which samples (selection included)"
+    )
+    exclude_tags: list[str] = Field(
+        default_factory=list, description="leave out samples with these tags"
+    )
+    images: Literal["copy", "link", "none"] = Field(
+        default="copy", description="copy|link|none: the images copied, linked, or left out"
+    )
+    kind: Literal["gt", "prediction"] = Field(
+        default="gt", description="gt|prediction: which boxes"
+    )
+    source: str | None = Field(default=None, description="with kind prediction: the source")
+    min_score: float | None = Field(
+        default=None, ge=0, le=1, description="predictions scoring at least this"
+    )
+    dedupe: bool = Field(
+        default=False, description="one sample of each duplicate group (visor duplicates)"
+    )
+    split_ratios: list[float] | None = Field(
+        default=None, description="new splits by ratio: train, val[, test] (e.g. 0.8,0.1,0.1)"
+    )
+    seed: int = Field(default=0, description="the shuffle behind split_ratios")
+    overwrite: bool = Field(default=False, description="replace a non-empty folder")
+    download: bool = Field(
+        default=False,
+        description="instead of out: a zip kept under home/exports (GET /api/exports/{file})",
+    )
+
+    def resolved(self, root: str) -> Self:
+        """Checked against the target (fails before a job starts), `out` absolute and the
+        split ratios summing to 1."""
+        assert self.out is not None
         ratios = _ratios(self.split_ratios)
         if "://" in self.out:  # an object store: written locally, then uploaded
             if self.images == "link":
                 raise InvalidInput("--link makes links on local disk; use --copy for S3/GCS")
-            if self.archive:
+            if self.download:
                 raise InvalidInput("a download is written locally, not to an object store")
             if remote_folder_state(self.out) and not self.overwrite:
                 raise Conflict(
                     f"{self.out}: exists and is not empty (use --overwrite to replace it)"
                 )
-            return self._with(self.out.rstrip("/"), ratios)
+            return self.model_copy(update={"out": self.out.rstrip("/"), "split_ratios": ratios})
         out = Path(self.out).expanduser().resolve()
         if "://" not in root:
             dataset_root = Path(root).resolve()
@@ -102,18 +118,10 @@ class ExportOptions:
             raise Conflict(f"{out}: exists and is not empty (use --overwrite to replace it)")
         if not out.parent.is_dir():
             raise InvalidInput(f"{out.parent}: no such folder")
-        return self._with(str(out), ratios)
-
-    def _with(self, out: str, ratios: tuple[float, ...] | None) -> ExportOptions:
-        return replace(self, out=out, exclude_tags=tuple(self.exclude_tags), split_ratios=ratios)
-
-    def params(self) -> dict[str, Any]:
-        found = asdict(self)
-        found["filters"] = self.filters.params()
-        return found
+        return self.model_copy(update={"out": str(out), "split_ratios": ratios})
 
 
-def _ratios(ratios: tuple[float, ...] | None) -> tuple[float, ...] | None:
+def _ratios(ratios: list[float] | None) -> list[float] | None:
     if ratios is None:
         return None
     if not 2 <= len(ratios) <= 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0:
@@ -121,17 +129,15 @@ def _ratios(ratios: tuple[float, ...] | None) -> tuple[float, ...] | None:
             f"split ratios {list(ratios)}: give 2 or 3 non-negative numbers "
             "(train, val[, test]), e.g. 0.8,0.1,0.1"
         )
-    return tuple(r / sum(ratios) for r in ratios)
+    return [r / sum(ratios) for r in ratios]
 
 
-def chosen_samples(store: Store, dataset: dict[str, Any], options: ExportOptions) -> np.ndarray:
+def chosen_samples(store: Store, dataset: dict[str, Any], options: ExportParams) -> np.ndarray:
     """The ids (ascending) of the samples the export writes."""
     dataset_id = int(dataset["id"])
     ids = sample_rows.filtered_ids(store, dataset_id, options.filters)
     if options.exclude_tags:
-        ids = np.setdiff1d(
-            ids, export_rows.with_tags(store, dataset_id, list(options.exclude_tags))
-        )
+        ids = np.setdiff1d(ids, export_rows.with_tags(store, dataset_id, options.exclude_tags))
     if options.dedupe:
         ids = np.setdiff1d(ids, export_rows.duplicates_to_drop(store, dataset_id))
     # Samples excluded by an edit never leave.
@@ -139,11 +145,12 @@ def chosen_samples(store: Store, dataset: dict[str, Any], options: ExportOptions
 
 
 def export_dataset(
-    store: Store, ctx: JobContext, dataset: dict[str, Any], source: Source, options: ExportOptions
+    store: Store, ctx: JobContext, dataset: dict[str, Any], source: Source, options: ExportParams
 ) -> dict[str, Any]:
     started = time.monotonic()
-    remote = "://" in options.out
-    out = Path(tempfile.gettempdir()) / "visor-export" if remote else Path(options.out)
+    target = str(options.out)  # resolved: never None here
+    remote = "://" in target
+    out = Path(tempfile.gettempdir()) / "visor-export" if remote else Path(target)
     ids = chosen_samples(store, dataset, options)
     if not len(ids):
         raise InvalidInput("no sample matches: nothing to export")
@@ -161,9 +168,9 @@ def export_dataset(
         ctx.check_cancelled()
         if remote:
             ctx.phase(f"uploading to {options.out}")
-            result["uploaded"] = put_folder(str(scratch), options.out, replace=options.overwrite)
+            result["uploaded"] = put_folder(str(scratch), target, replace=options.overwrite)
             shutil.rmtree(scratch, ignore_errors=True)
-        elif options.archive:
+        elif options.download:
             if options.images == "link":
                 raise InvalidInput("a zip can't hold links: copy the images, or leave them out")
             ctx.phase("zipping")
@@ -175,7 +182,7 @@ def export_dataset(
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    if options.archive:
+    if options.download:
         out = out.with_suffix(".zip")
     where = options.out if remote else str(out)
     result.update(out=where, format=options.format, seconds=round(time.monotonic() - started, 2))
@@ -195,7 +202,7 @@ def _move_into_place(scratch: Path, out: Path, overwrite: bool) -> None:
         scratch.rename(out)
 
 
-def _classes(store: Store, dataset: dict[str, Any], options: ExportOptions) -> list[str]:
+def _classes(store: Store, dataset: dict[str, Any], options: ExportParams) -> list[str]:
     names = set(dataset["categories"] or [])
     names |= {
         str(c)
@@ -222,7 +229,7 @@ def _samples(
     store: Store,
     dataset_id: int,
     ids: np.ndarray,
-    options: ExportOptions,
+    options: ExportParams,
     splits: dict[int, str],
     writer: Writer,
     classes: list[str],
@@ -270,7 +277,7 @@ def _samples(
         yield list(by_id.values())
 
 
-def _new_splits(ids: np.ndarray, ratios: tuple[float, ...], seed: int) -> dict[int, str]:
+def _new_splits(ids: np.ndarray, ratios: list[float], seed: int) -> dict[int, str]:
     """train/val[/test] by ratio, from a seeded shuffle (the same seed: the same splits)."""
     order = np.random.default_rng(seed).permutation(len(ids))
     cuts = np.round(np.cumsum(ratios)[:-1] * len(ids)).astype(int)
@@ -288,7 +295,7 @@ def _files(
     dataset: dict[str, Any],
     source: Source,
     ids: np.ndarray,
-    options: ExportOptions,
+    options: ExportParams,
     scratch: Path,
 ) -> dict[str, Any]:
     dataset_id = int(dataset["id"])
@@ -420,7 +427,7 @@ def _place_image(source: Source, path: str, target: Path, how: str) -> None:
 
 
 def _parquet(
-    store: Store, dataset: dict[str, Any], ids: np.ndarray, options: ExportOptions, scratch: Path
+    store: Store, dataset: dict[str, Any], ids: np.ndarray, options: ExportParams, scratch: Path
 ) -> dict[str, Any]:
     """samples.parquet (fields, tags, analysis results, image quality issues), labels.parquet
     (every label of the chosen kind), and one embeddings_<model>.parquet per model."""

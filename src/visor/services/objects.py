@@ -34,13 +34,13 @@ from visor.store import embeddings as vector_rows
 from visor.store import objects as object_rows
 
 if TYPE_CHECKING:
-    from visor.services.embed import EmbedOptions
+    from visor.services.embed import EmbedParams
 
 REPORT_LIMIT = 100  # skipped boxes listed in the job result; the count is exact
 
 
 def embed_objects(
-    store: Store, ctx: JobContext, dataset: dict[str, Any], source: Source, options: EmbedOptions
+    store: Store, ctx: JobContext, dataset: dict[str, Any], source: Source, options: EmbedParams
 ) -> dict[str, Any]:
     """The embed job over boxes: every box of `options.kind` (and `options.source`) without a
     vector from the model. Boxes that can't give a crop are skipped with a reason."""

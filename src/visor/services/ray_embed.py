@@ -26,7 +26,7 @@ from visor.store import embeddings as vector_rows
 from visor.store import objects as object_rows
 
 if TYPE_CHECKING:
-    from visor.services.embed import EmbedOptions
+    from visor.services.embed import EmbedParams
 
 log = logging.getLogger("visor.ray")
 REPORT_LIMIT = 100
@@ -56,7 +56,7 @@ def embed_on_ray(
     ctx: JobContext,
     dataset: dict[str, Any],
     source: Source,
-    options: EmbedOptions,
+    options: EmbedParams,
     staging: str,
 ) -> dict[str, Any]:
     """Run the embed job for `dataset` on the Ray cluster at `options.ray` ("local" starts
@@ -66,7 +66,7 @@ def embed_on_ray(
     # The driver needs the model's name, size and preprocessing: its copy runs on PyTorch
     # (fp32 for an int8 job); the actors run the job's backend and precision.
     driver_precision = "fp32" if options.precision == "int8" else options.precision
-    embedder = load_model(options.model, options.device, driver_precision)
+    embedder = load_model(str(options.model), options.device, driver_precision)
     precision = "int8" if options.precision == "int8" else embedder.precision
     vector_rows.ensure_model(store, embedder.name, embedder.dim)
     fs, folder = filesystem(staging)
@@ -285,7 +285,7 @@ class _Boxes:
         dataset: dict[str, Any],
         model: str,
         dim: int,
-        options: EmbedOptions,
+        options: EmbedParams,
         tally: _Tally,
     ) -> None:
         self.store, self.dataset_id, self.model, self.dim = store, int(dataset["id"]), model, dim

@@ -8,11 +8,16 @@ from typing import Any
 from fastapi import APIRouter
 
 from visor.api.deps import DatasetDep, WorkspaceDep
+from visor.ops.results import DatasetSummary
 
 router = APIRouter(tags=["datasets"])
 
 
-@router.get("/api/datasets")
+@router.get(
+    "/api/datasets",
+    response_model=list[DatasetSummary],
+    response_model_exclude_unset=True,
+)
 def list_datasets(workspace: WorkspaceDep) -> list[dict[str, Any]]:
     return workspace.datasets()
 

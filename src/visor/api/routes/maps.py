@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from visor.api.deps import ContextDep, DatasetDep
 from visor.errors import InvalidInput, NotFound
+from visor.ops.results import MapRow
 from visor.services import maps as map_service
 
 router = APIRouter(prefix="/api/datasets/{name}/maps", tags=["maps"])
@@ -16,12 +17,12 @@ router = APIRouter(prefix="/api/datasets/{name}/maps", tags=["maps"])
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
-@router.get("")
+@router.get("", response_model=list[MapRow], response_model_exclude_unset=True)
 def list_maps(dataset: DatasetDep) -> list[dict[str, Any]]:
     return dataset.maps()
 
 
-@router.get("/{map_id}")
+@router.get("/{map_id}", response_model=MapRow, response_model_exclude_unset=True)
 def get_map(dataset: DatasetDep, map_id: str) -> dict[str, Any]:
     """One map's model, method, parameters and size; `default` for the default map."""
     return dataset.map(_map_id(map_id))

@@ -81,7 +81,7 @@ def router() -> APIRouter:
             _route(cls),
             methods=["POST"],
             status_code=202 if cls.job else 200,
-            response_model=Job if cls.job else None,
+            response_model=Job if cls.job else cls.result,
             tags=["jobs" if cls.job else "operations"],
             summary=(cls.__doc__ or name).strip().splitlines()[0],
             name=f"op:{scope}:{name}",
