@@ -70,6 +70,10 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     out = run("embed", "y", "--model", TINY, "--precision", "fp32")
     assert "embedded 7 images with random:dinov2-tiny (64-d, cpu, fp32)" in out
     assert "map 1: pca of 7 points" in run("map", "y", "--method", "pca")
+    out = run("clusters", "y")
+    assert "map 1 has 7 points, fewer than the minimum cluster size 10: no clusters" in out
+    out = run("clusters", "y", "--map", "1", "--min-cluster-size", "2")
+    assert re.search(r"map 1: \d+ clusters of at least 2 points among 7 \(\d+ in none\)", out)
     assert "random weights" in run("similar", "y", "0", "-k", "3")
     assert "nearest-neighbour similarity of 7 samples" in run("duplicates", "y")
     assert "uniqueness of 7 samples (k=2" in run("uniqueness", "y", "-k", "2")

@@ -229,6 +229,20 @@ class Dataset(_Part):
         return self._run(ops.FindDuplicates, wait, model=model, threshold=threshold,
                          exact_only=exact_only)  # fmt: skip
 
+    def find_clusters(
+        self,
+        map_id: int | None = None,
+        min_cluster_size: int | None = None,
+        *,
+        wait: bool = False,
+    ) -> Job:
+        """Start finding a map's density clusters (see `ops.FindClusters`)."""
+        return self._run(ops.FindClusters, wait, map_id=map_id, min_cluster_size=min_cluster_size)
+
+    def clusters(self, map_id: int | None = None) -> dict[str, Any]:
+        """A map's clusters, largest first, with the run that found them."""
+        return self._run(ops.MapClusters, map_id=map_id)
+
     def duplicates(self, *, offset: int = 0, limit: int = 100) -> dict[str, Any]:
         return self._run(ops.DuplicateGroups, offset=offset, limit=limit)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -171,7 +172,13 @@ SAMPLE_CLASSES = [f"class{i}" for i in range(80)]
 
 
 def write_samples(
-    store: Store, n: int, name: str, *, dataset_id: int = 1, root: str = "/nonexistent"
+    store: Store,
+    n: int,
+    name: str,
+    *,
+    dataset_id: int = 1,
+    root: str = "/nonexistent",
+    classes_of: Sequence[list[str]] | None = None,
 ) -> None:
     """A dataset of `n` made-up samples (no image files: paths only, 640x480, 80 classes, 80%
     train) written straight into the store: what benchmarks and UI tests of large datasets
@@ -197,7 +204,10 @@ def write_samples(
                     "size_bytes": pa.array(rng.integers(20_000, 200_000, m)),
                     "split": pa.array(np.where(rng.random(m) < 0.8, "train", "val")),
                     "classes": pa.array(
-                        [sorted({classes[j] for j in row}) for row in picks], pa.list_(pa.string())
+                        [sorted({classes[j] for j in row}) for row in picks]
+                        if classes_of is None
+                        else [classes_of[i] for i in ids],
+                        pa.list_(pa.string()),
                     ),
                     "tags": pa.array([[] for _ in range(m)], pa.list_(pa.string())),
                     "flags": pa.array([[] for _ in range(m)], pa.list_(pa.string())),

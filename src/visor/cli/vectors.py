@@ -152,6 +152,34 @@ def make_map(
         _warning(result)
 
 
+@command(ops.FindClusters, flags={"map_id": "--map"})
+def clusters(
+    name: str,
+    fields: dict[str, Any],
+    show: Annotated[int, typer.Option(help="how many clusters to list")] = 20,
+) -> None:
+    """Find density clusters on a map and label each by what its members share."""
+    with _workspace() as ws:
+        result = _run(ws, ops.FindClusters, name, **fields)
+        if result.get("message"):
+            out.print(result["message"], highlight=False)
+        else:
+            mixed = result["mixing_classes"]
+            out.print(
+                f"map {result['map_id']}: {result['clusters']} clusters of at least "
+                f"{result['min_cluster_size']} points among {result['points']} "
+                f"({result['noise']} in none); {mixed} mixing classes ({result['seconds']} s)",
+                highlight=False,
+            )
+        found = ws.dataset(name).clusters(result["map_id"])["clusters"] or []
+        for c in found[: max(show, 0)]:
+            mark = "  [mixes classes]" if c["mixed"] else ""
+            out.print(f"  {c['cluster']:>4}  {c['size']:>8}  {c['label']}{mark}", highlight=False)
+        if len(found) > show > 0:
+            out.print(f"  ... {len(found) - show} more (filter the samples by cluster=ID)")
+        _warning(result)
+
+
 @command(ops.FindDuplicates)
 def duplicates(
     name: str,

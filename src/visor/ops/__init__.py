@@ -3,6 +3,7 @@ that the HTTP routes and the CLI walk."""
 
 from visor.ops.base import OPS, Context, Engine, JobFailed, Op, make
 from visor.ops.checks import ComputeQuality, Evaluate, FindLabelErrors, ImportPredictions
+from visor.ops.clusters import FindClusters, MapClusters
 from visor.ops.collections import (
     AcceptSuggestions,
     AnalyseObjects,
@@ -97,6 +98,7 @@ __all__ = [
     "EvaluationSamples",
     "Export",
     "Find",
+    "FindClusters",
     "FindDuplicates",
     "FindLabelErrors",
     "GetEvaluation",
@@ -113,6 +115,7 @@ __all__ = [
     "ListEvaluations",
     "ListViews",
     "MakeMap",
+    "MapClusters",
     "MapInfo",
     "MapPoints",
     "Maps",

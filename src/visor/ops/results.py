@@ -66,6 +66,39 @@ class MapRow(Result):
     warning: str | None = Field(default=None, description="the vectors came from random weights")
 
 
+class ClassShare(Result):
+    class_: str = Field(alias="class")
+    share: float = Field(description="of the cluster's members holding the class")
+
+
+class Cluster(Result):
+    """A density cluster of a map."""
+
+    cluster: int = Field(description="its id on the map (the samples filter `cluster`)")
+    label: str = Field(description="what its members share: class and share, folder, split, tag")
+    size: int
+    centroid: list[float] = Field(description="x, y: where its label goes")
+    bounds: list[float] = Field(description="x0, y0, x1, y1")
+    outline: list[list[float]] = Field(description="its members' convex hull, x, y corners")
+    classes: list[ClassShare] = Field(description="its most common classes")
+    split: str | None
+    folder: str | None
+    tag: str | None
+    mixed: bool = Field(description="no class holds 60% of its members")
+
+
+class ClusterList(Result):
+    """A map's last clustering."""
+
+    map_id: int
+    clusters: list[Cluster] | None = Field(description="largest first; null: never clustered")
+    points: int | None = None
+    min_cluster_size: int | None = None
+    min_samples: int | None = None
+    noise: int | None = Field(default=None, description="points in no cluster")
+    message: str | None = Field(default=None, description="why there are none, when so")
+
+
 class Count(Result):
     """How many rows a write changed."""
 

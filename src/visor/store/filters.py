@@ -65,6 +65,12 @@ class SampleFilter(BaseModel):
     detection_issue: bool | None = Field(
         default=None, description="flagged by cleanlab's detection check (label-errors)"
     )
+    cluster: int | None = Field(
+        default=None, description="in this density cluster of a map (visor clusters)"
+    )
+    cluster_map: int | None = Field(
+        default=None, description="with cluster: whose map (default: the default map)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -180,6 +186,13 @@ class SampleFilter(BaseModel):
             params += [dataset_id, self.quality_issue]
         if self.evaluation is not None and (self.outcome or self.confusion):
             clauses.append(self._evaluation_clause(dataset_id, params))
+        if self.cluster is not None:
+            clauses.append(
+                "id IN (SELECT sample_id FROM map_points WHERE dataset_id = ? AND map_id = "
+                "coalesce(?, (SELECT id FROM maps WHERE dataset_id = ? AND is_default)) "
+                "AND cluster = ?)"
+            )
+            params += [dataset_id, self.cluster_map, dataset_id, self.cluster]
         return " AND ".join(clauses), params
 
     def _evaluation_clause(self, dataset_id: int, params: list[Any]) -> str:

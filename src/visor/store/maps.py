@@ -111,9 +111,10 @@ def set_default(store: Store, dataset_id: int, map_id: int) -> None:
 
 def delete(store: Store, dataset_id: int, map_id: int) -> None:
     with store.transaction() as cur:
-        cur.execute(
-            "DELETE FROM map_points WHERE dataset_id = ? AND map_id = ?", [dataset_id, map_id]
-        )
+        for table in ("map_points", "clusters"):
+            cur.execute(
+                f"DELETE FROM {table} WHERE dataset_id = ? AND map_id = ?", [dataset_id, map_id]
+            )
         cur.execute("DELETE FROM maps WHERE dataset_id = ? AND id = ?", [dataset_id, map_id])
 
 

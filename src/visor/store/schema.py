@@ -268,4 +268,18 @@ _V9 = """
 ALTER TABLE image_quality ADD COLUMN sharpness FLOAT;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9]
+# Version 10: density clusters of a map's points (per point its cluster, NULL for noise), and
+# each cluster's label, size and where it lies.
+_V10 = """
+ALTER TABLE map_points ADD COLUMN cluster INTEGER;
+CREATE TABLE clusters (
+    dataset_id INTEGER NOT NULL,
+    map_id INTEGER NOT NULL,
+    cluster INTEGER NOT NULL,
+    label VARCHAR NOT NULL,
+    size INTEGER NOT NULL,
+    summary JSON NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from visor.api.deps import ContextDep, DatasetDep
 from visor.errors import InvalidInput, NotFound
-from visor.ops.results import MapRow
+from visor.ops.results import ClusterList, MapRow
 from visor.services import maps as map_service
 
 router = APIRouter(prefix="/api/datasets/{name}/maps", tags=["maps"])
@@ -51,6 +51,13 @@ def points(ctx: ContextDep, map_id: str, request: Request) -> Response:
         body = gzip.compress(body, compresslevel=1)
         headers["Content-Encoding"] = "gzip"
     return Response(body, media_type=ARROW_STREAM, headers=headers)
+
+
+@router.get("/{map_id}/clusters", response_model=ClusterList, response_model_exclude_unset=True)
+def clusters(dataset: DatasetDep, map_id: str) -> dict[str, Any]:
+    """The map's density clusters (from the clusters job), largest first; `clusters` null
+    when it was never clustered."""
+    return dataset.clusters(_map_id(map_id))
 
 
 def _map_id(value: str) -> int | None:

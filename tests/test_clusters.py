@@ -1,0 +1,127 @@
+"""Density clusters on a map: planted blobs found and named by their dominant class, the
+`cluster` filter, a map of the corpus's boxes, and what is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+import visor
+from visor.config import Settings
+from visor.errors import InvalidInput, NotFound
+from visor.synthetic import write_map, write_samples
+from visor.workspace import Workspace
+
+YOLO = Path(__file__).parent / "data" / "yolo_roboflow_trees"
+TINY = "random:dinov2-tiny"
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:  # type: ignore[misc]
+    with Workspace(Settings(home=tmp_path / "home")) as workspace:
+        yield workspace
+
+
+def _blobs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+    """Six well-separated blobs; blob k's samples are 90% class k (the rest any of the
+    others), except blob 5, half `a` and half `b` (a region mixing classes)."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0, 0], [30, 0], [0, 30], [30, 30], [60, 15], [-30, 15]], float)
+    blob = rng.integers(0, len(centres), n)
+    xy = (centres[blob] + rng.normal(0, 1.5, (n, 2))).astype(np.float32)
+    names = [f"kind{k}" for k in range(5)]
+    classes = []
+    for k in blob:
+        if k == 5:
+            classes.append([str(rng.choice(["a", "b"]))])
+        elif rng.random() < 0.9:
+            classes.append([names[k]])
+        else:
+            classes.append([str(rng.choice([c for c in names if c != names[k]]))])
+    return xy, blob, classes
+
+
+def test_planted_blobs_are_found_and_named(ws: Workspace) -> None:
+    n = 3000
+    xy, blob, classes = _blobs(n)
+    write_samples(ws.store, n, "blobs", classes_of=classes)
+    write_map(ws.store, 1, xy)
+    ds = ws.dataset("blobs")
+    assert ds.clusters()["clusters"] is None  # never clustered yet
+    result = ds.find_clusters(wait=True)["result"]
+    assert result["clusters"] == 6 and result["points"] == n and result["min_cluster_size"] == 30
+    found = ds.clusters()
+    per_point = np.full(n, -1)
+    for c in found["clusters"]:
+        table = ds.to_arrow(visor.SampleFilter(cluster=c["cluster"]))
+        members = np.array(table.column("sample_id").to_pylist())
+        assert len(members) == c["size"]  # the filter holds exactly the cluster
+        per_point[members] = c["cluster"]
+        planted = np.bincount(blob[members]).argmax()
+        if planted == 5:
+            assert c["mixed"] and c["label"].split()[0] in ("a", "b")
+        else:
+            assert not c["mixed"] and c["label"].startswith(f"kind{planted} ")
+            assert c["classes"][0]["class"] == f"kind{planted}"
+            assert 0.85 <= c["classes"][0]["share"] <= 0.95
+        x0, y0, x1, y1 = c["bounds"]
+        assert x0 <= c["centroid"][0] <= x1 and y0 <= c["centroid"][1] <= y1
+        assert len(c["outline"]) >= 3
+    assert (per_point == -1).sum() == found["noise"] == result["noise"]
+    assert adjusted_rand_score(blob, per_point) >= 0.9
+    assert result["mixing_classes"] == 1
+    # Clustering again replaces the last clustering (a coarser one: fewer clusters).
+    again = ds.find_clusters(min_cluster_size=n // 2, wait=True)["result"]
+    assert again["clusters"] < 6 and len(ds.clusters()["clusters"]) == again["clusters"]
+
+
+def test_the_corpus_boxes_clustered(ws: Workspace) -> None:
+    """On a map of the corpus's 101 boxes: every box in one cluster or in none, and the
+    filter gives the images holding a cluster's boxes."""
+    ws.ingest(str(YOLO), "y", wait=True)
+    ds = ws.dataset("y")
+    ds.embed(TINY, objects=True, precision="fp32", wait=True)
+    ds.make_map(method="pca", objects=True, wait=True)
+    result = ds.find_clusters(min_cluster_size=5, wait=True)["result"]
+    found = ds.clusters()
+    assert result["points"] == 101 and len(found["clusters"]) == result["clusters"] == 2
+    assert found["noise"] == 31 and [c["size"] for c in found["clusters"]] == [
+        c["size"] for c in sorted(found["clusters"], key=lambda c: -c["size"])
+    ]
+    assert sum(c["size"] for c in found["clusters"]) + found["noise"] == 101
+    boxes = ws.sql(
+        "SELECT cluster, count(DISTINCT sample_id) AS images FROM map_points "
+        "WHERE cluster IS NOT NULL GROUP BY 1 ORDER BY 1"
+    ).to_pylist()
+    for row in boxes:
+        total = ds.samples(visor.SampleFilter(cluster=row["cluster"]), limit=1)[0]
+        assert total == row["images"]
+    for c in found["clusters"]:
+        shares = [s["share"] for s in c["classes"]]
+        assert shares == sorted(shares, reverse=True) and c["classes"][0]["class"] in (
+            "Tree",
+            "Dead",
+            "Alive",
+        )
+    # Fewer points than the minimum cluster size: no clusters, said plainly.
+    none = ds.find_clusters(min_cluster_size=500, wait=True)["result"]
+    assert none["clusters"] == 0 and none["noise"] == 101
+    assert none["message"] == (
+        "map 1 has 101 points, fewer than the minimum cluster size 500: no clusters"
+    )
+    assert ds.clusters()["clusters"] == []
+
+
+def test_what_is_refused(ws: Workspace) -> None:
+    write_samples(ws.store, 50, "few")
+    ds = ws.dataset("few")
+    with pytest.raises(NotFound, match="has no map yet"):
+        ds.find_clusters()
+    write_map(ws.store, 1, np.zeros((50, 2), np.float32))
+    with pytest.raises(NotFound, match="map 7 not found"):
+        ds.find_clusters(map_id=7)
+    with pytest.raises(InvalidInput, match="min_cluster_size: Input should be greater"):
+        ds.find_clusters(min_cluster_size=1)
