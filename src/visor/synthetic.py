@@ -206,7 +206,7 @@ def write_samples(
                     "classes": pa.array(
                         [sorted({classes[j] for j in row}) for row in picks]
                         if classes_of is None
-                        else [classes_of[i] for i in ids],
+                        else [classes_of[int(i)] for i in ids],
                         pa.list_(pa.string()),
                     ),
                     "tags": pa.array([[] for _ in range(m)], pa.list_(pa.string())),
