@@ -412,6 +412,45 @@ def test_the_map_fits_every_point_after_load_and_resize(page: Page, tmp_path: Pa
         server.stop()
 
 
+@pytest.mark.page_errors("/thumbnail")  # made-up samples: their image files don't exist
+def test_cluster_labels_on_the_map_filter_the_grid(page: Page, tmp_path: Path) -> None:
+    """Find clusters from the map's toolbar: each planted blob outlined and named by its
+    class; a click on a name shows its members in the grid, as many as the API counts."""
+    home = tmp_path / "home"
+    rng = np.random.default_rng(5)
+    centres = np.array([[0, 0], [40, 0], [0, 40], [40, 40]], float)
+    blob = rng.integers(0, 4, 800)
+    xy = centres[blob] + rng.normal(0, 2, (800, 2))
+    store = Store(home / "visor.duckdb")
+    write_samples(store, 800, "blobs", classes_of=[[f"kind{k}"] for k in blob])
+    write_map(store, 1, xy)
+    store.close()
+    server = Server(home).start()
+    try:
+        page.goto(server.url + "/?dataset=blobs&boxes=none")
+        expect(page.get_by_test_id("count")).to_have_text("800 samples")
+        page.get_by_test_id("find-clusters").click()
+        labels = page.get_by_test_id("cluster-label")
+        expect(labels).to_have_count(4)
+        names = sorted(labels.all_inner_texts())
+        assert names == [f"kind{k} 100%" for k in range(4)], names
+        first = labels.filter(has_text="kind2")
+        size = int(first.get_attribute("data-size") or 0)
+        cluster = first.get_attribute("data-cluster")
+        first.click()
+        api = httpx.get(
+            server.url + f"/api/datasets/blobs/samples?cluster={cluster}&limit=1"
+        ).json()
+        assert api["total"] == size and 0.9 * (blob == 2).sum() <= size <= (blob == 2).sum()
+        expect(page.get_by_test_id("count")).to_have_text(f"{size} samples")
+        expect(page.get_by_test_id("map")).to_have_attribute("data-matched", str(size))
+        assert f"cluster={cluster}" in page.url
+        page.get_by_test_id("clear-cluster").click()
+        expect(page.get_by_test_id("count")).to_have_text("800 samples")
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("size", [(1280, 800), (1600, 1000), (900, 1000)])
 def test_the_layout_fills_the_window_and_nothing_overflows(
     page: Page, mapped: Server, size: tuple[int, int]

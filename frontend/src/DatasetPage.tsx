@@ -368,6 +368,12 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           ) : (
             <span data-testid="count">{total === null ? "…" : `${total.toLocaleString()} samples`}</span>
           )}
+          {view.cluster !== null && (
+            <>
+              {" "}in cluster {view.cluster}{" "}
+              <button data-testid="clear-cluster" onClick={() => set({ cluster: null })}>Show all</button>
+            </>
+          )}
           {selection && (
             <>
               {" "}in the lasso ({(selection.boxes?.labelIds ?? selection.ids).length.toLocaleString()} points){" "}
@@ -445,6 +451,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
             onView={(patch) => navigate({ ...view, ...patch })}
             onSelect={lasso}
             onOpen={(id, labelId) => openSample(id, null, labelId ?? null)}
+            cluster={view.cluster}
           />}
           {info && view.tab === "health" && (
             <HealthPanel dataset={name} version={version} open={(id) => openSample(id)} navigate={(patch) => set(patch)} />

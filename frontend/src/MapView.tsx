@@ -1,10 +1,12 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import createScatterplot from "regl-scatterplot";
-import { api, cropUrl, datasetPath, runJob, thumbnailUrl, type Job, type MapRow } from "./api";
+import { api, cropUrl, datasetPath, runJob, thumbnailUrl, type Job, type MapRow, type Schemas } from "./api";
+
+type Cluster = Schemas["Cluster"];
 import { classColorRgba } from "./colors";
 import { JobBar } from "./JobBar";
 import { selectInside, type Point } from "./lasso";
-import { fitArea, frameOf, toUnit } from "./mapView";
+import { fitArea, frameOf, toUnit, type Frame } from "./mapView";
 import { tableFromIPC } from "apache-arrow";
 import { boxMask, codesFor, COUNT_BUCKETS, countCodes, fetchMatching, fetchPoints, matchMask, type MapPoints } from "./points";
 import { COUNT_COLORS, type ColorBy, type ViewState } from "./url";
@@ -28,10 +30,15 @@ const FADED = 0.08; // opacity of the points the sidebar's filters leave out
 
 /** The dataset's maps (the default one, or the one in the URL), drawn with WebGL: zoom and
  * pan with the mouse, lasso with Shift + drag, colour by class, split or tag; the points the
- * sidebar's filters leave out fade. Without a map, a button embeds the images and makes one. */
+ * sidebar's filters leave out fade. Without a map, a button embeds the images and makes one.
+ * Density clusters, once found, are outlined and named; a click on a name filters by it. */
 export function MapView(
-  { dataset, mapId, color, evaluation = null, filters, lassoed, version, onView, onSelect, onOpen }:
   {
+    dataset, mapId, color, evaluation = null, filters, lassoed, version, onView, onSelect, onOpen,
+    cluster = null,
+  }:
+  {
+    cluster?: number | null;
     dataset: string; mapId: number | null; color: ColorBy; evaluation?: string | null; filters: string;
     lassoed: Int32Array | null; version: number; onView: (patch: Partial<ViewState>) => void;
     onSelect: (s: Lasso | null) => void; onOpen: (id: number, labelId?: number) => void;
@@ -54,9 +61,33 @@ export function MapView(
     if (version > 0) reload();
   }, [version]); // eslint-disable-line react-hooks/exhaustive-deps
 
-  const run = async (path: string) => {
-    const ended = await runJob(`${datasetPath(dataset)}${path}`, {}, setJob);
+  const run = async (path: string, body: object = {}) => {
+    const ended = await runJob(`${datasetPath(dataset)}${path}`, body, setJob);
     if (ended.state !== "done") throw new Error(ended.error ?? ended.state);
+    return ended;
+  };
+  const [clustered, setClustered] = useState<Schemas["ClusterList"] | null>(null);
+  const [clusterRun, setClusterRun] = useState(0);
+  const shownId = maps?.find((m) => m.id === mapId)?.id ?? maps?.find((m) => m.is_default)?.id ?? null;
+  useEffect(() => {
+    if (shownId === null) return;
+    let live = true;
+    api<Schemas["ClusterList"]>(`${datasetPath(dataset)}/maps/${shownId}/clusters`).then(
+      (found) => { if (live) setClustered(found); },
+      (e) => setError(e.message),
+    );
+    return () => { live = false; };
+  }, [dataset, shownId, version, clusterRun]);
+  const findClusters = async (id: number) => {
+    setError(null);
+    try {
+      const ended = await run("/clusters", { map_id: id });
+      const said = (ended.result as { message?: string | null } | null)?.message;
+      if (said) setError(said);
+      setClusterRun((n) => n + 1);
+    } catch (e) {
+      setError((e as Error).message);
+    }
   };
 
   const compute = async () => {
@@ -106,6 +137,14 @@ export function MapView(
             </select>
           </label>
         )}
+        <button
+          data-testid="find-clusters"
+          onClick={() => findClusters(current.id)}
+          disabled={job !== null && job.state === "running"}
+          title="HDBSCAN on this map's points; each cluster named by what its members share"
+        >
+          {clustered?.clusters ? "Find clusters again" : "Find clusters"}
+        </button>
         <label>Colour by{" "}
           <select aria-label="colour by" value={color} onChange={(e) => onView({ color: e.target.value as ColorBy })}>
             <option value="class">class</option>
@@ -119,6 +158,7 @@ export function MapView(
       </div>
       {current.warning && <p className="warning" data-testid="weights-warning">{current.warning}</p>}
       {job && <JobBar job={job} />}
+      {error && <p className="error">{error}</p>}
       <Scatter
         key={current.id}
         dataset={dataset}
@@ -131,6 +171,9 @@ export function MapView(
         prefetched={prefetched}
         onSelect={onSelect}
         onOpen={onOpen}
+        clusters={clustered?.map_id === current.id ? clustered.clusters ?? null : null}
+        activeCluster={cluster}
+        onCluster={(id) => onView({ cluster: id, map: id === null ? mapId : current.id })}
       />
     </div>
   );
@@ -210,7 +253,7 @@ function useColouring(
 /** For each point with the smallest and largest x and y, where it is on screen: the plot's
  * data -> screen mapping is a scale and shift per axis (rotation is off), so two points per
  * axis give it exactly, and its inverse takes a lasso drawn on screen into data space. */
-function screenMapping(plot: Plot, xs: Float32Array, ys: Float32Array) {
+function screenAxes(plot: Plot, xs: Float32Array, ys: Float32Array) {
   // Screen positions exist once the points are drawn: before, the plot throws (a resize or a
   // "view" event can come first).
   if (!plot.get("isPointsDrawn")) return null;
@@ -230,13 +273,32 @@ function screenMapping(plot: Plot, xs: Float32Array, ys: Float32Array) {
     return { scale, shift: a[component] - scale * values[lo] };
   };
   const x = axis(xs, 0), y = axis(ys, 1);
-  if (!x || !y) return null;
+  return x && y ? { x, y } : null;
+}
+
+type Axes = NonNullable<ReturnType<typeof screenAxes>>;
+
+/** Screen -> the plot's [-1, 1] space (for a lasso drawn on screen). */
+function screenMapping(plot: Plot, xs: Float32Array, ys: Float32Array) {
+  const axes = screenAxes(plot, xs, ys);
+  if (!axes) return null;
+  const { x, y } = axes;
   return (sx: number, sy: number): Point => [(sx - x.shift) / x.scale, (sy - y.shift) / y.scale];
 }
 
+/** Map coordinates -> where they are on screen. */
+function toScreen(axes: Axes, frame: Frame, mx: number, my: number): Point {
+  const ux = (mx - frame.midX) / frame.scale, uy = (my - frame.midY) / frame.scale;
+  return [ux * axes.x.scale + axes.x.shift, uy * axes.y.scale + axes.y.shift];
+}
+
 function Scatter(
-  { dataset, mapId, color, evaluation, filters, lassoed, version, prefetched, onSelect, onOpen }:
   {
+    dataset, mapId, color, evaluation, filters, lassoed, version, prefetched, onSelect, onOpen,
+    clusters, activeCluster, onCluster,
+  }:
+  {
+    clusters: Cluster[] | null; activeCluster: number | null; onCluster: (id: number | null) => void;
     dataset: string; mapId: number; color: ColorBy; evaluation: string | null; filters: string;
     lassoed: Int32Array | null; // sample ids, or on a map of objects label ids (ascending)
     version: number; prefetched: Promise<MapPoints> | null; onSelect: (s: Lasso | null) => void;
@@ -257,6 +319,8 @@ function Scatter(
   const [hover, setHover] = useState<{ id: number; box: number | null; x: number; y: number } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const fit = useRef<(() => void) | null>(null);
+  const placing = useRef<{ axes: Axes; frame: Frame } | null>(null); // map -> screen, as viewed
+  const [, setViewed] = useState(0);
   const fitted = useRef(false);
   const select = useRef(onSelect);
   select.current = onSelect;
@@ -304,6 +368,9 @@ function Scatter(
     const area = fitArea(xs, ys);
     fitted.current = false;
     const showView = () => {  // the map-space rectangle in view, for tests and tools
+      const axes = screenAxes(created, xs, ys);
+      placing.current = axes ? { axes, frame } : null;
+      setViewed((n) => n + 1); // the cluster labels follow the view
       const toData = screenMapping(created, xs, ys);
       const box = canvas.current?.getBoundingClientRect();
       if (!toData || !box || !host.current) return;
@@ -462,6 +529,9 @@ function Scatter(
       {error && <p className="error">{error}</p>}
       <canvas ref={canvas} />
       <svg className="lasso-trail"><polyline ref={trail} /></svg>
+      {clusters && placing.current && drawn > 0 && (
+        <ClusterLayer clusters={clusters} place={placing.current} active={activeCluster} onCluster={onCluster} />
+      )}
       {hover && (
         <img
           className="hover"
@@ -488,6 +558,48 @@ function Scatter(
           {kept !== null && <li className="kept">{kept.toLocaleString()} match the filters</li>}
         </ul>
       )}
+    </div>
+  );
+}
+
+/** The map's density clusters: each one's outline, and its label at its centroid; a click
+ * on a label filters the samples to that cluster (again: shows every sample). */
+function ClusterLayer(
+  { clusters, place, active, onCluster }:
+  {
+    clusters: Cluster[]; place: { axes: Axes; frame: Frame }; active: number | null;
+    onCluster: (id: number | null) => void;
+  },
+) {
+  const at = (x: number, y: number) => toScreen(place.axes, place.frame, x, y);
+  return (
+    <div className="clusters" data-testid="clusters" data-count={clusters.length}>
+      <svg className="cluster-outlines">
+        {clusters.map((c) => (
+          <polygon
+            key={c.cluster}
+            className={c.cluster === active ? "active" : c.mixed ? "mixed" : undefined}
+            points={c.outline.map(([x, y]) => at(x, y).join(",")).join(" ")}
+          />
+        ))}
+      </svg>
+      {clusters.map((c) => {
+        const [left, top] = at(c.centroid[0], c.centroid[1]);
+        return (
+          <button
+            key={c.cluster}
+            className={c.cluster === active ? "cluster-label active" : "cluster-label"}
+            data-testid="cluster-label"
+            data-cluster={c.cluster}
+            data-size={c.size}
+            title={`${c.size.toLocaleString()} points${c.mixed ? " · mixes classes" : ""}`}
+            style={{ left, top }}
+            onClick={() => onCluster(c.cluster === active ? null : c.cluster)}
+          >
+            {c.label}
+          </button>
+        );
+      })}
     </div>
   );
 }

@@ -32,6 +32,7 @@ export interface ViewState {
   detectionIssue: boolean; // flagged by cleanlab's detection check against predictions
   objectIssue: ObjectIssue | null; // holding a box the object analysis flagged
   box: number | null; // the box (label id) the sample view shows highlighted
+  cluster: number | null; // a density cluster of the map shown (`map`, else the default)
 }
 
 export type ObjectIssue = "outlier" | "duplicate";
@@ -41,7 +42,7 @@ export const DEFAULT_VIEW: ViewState = {
   duplicates: false, group: null, uniquenessMin: null, uniquenessMax: null,
   sort: "id", order: "asc", boxes: "all", color: "class", map: null, sample: null,
   evaluation: null, outcome: null, cell: null, tab: "map", quality: null, leaked: false, labelIssue: false,
-  objectIssue: null, box: null, detectionIssue: false,
+  objectIssue: null, box: null, detectionIssue: false, cluster: null,
 };
 
 const KEYS: Record<keyof ViewState, string> = {
@@ -49,7 +50,7 @@ const KEYS: Record<keyof ViewState, string> = {
   duplicates: "dups", group: "group", uniquenessMin: "umin", uniquenessMax: "umax",
   sort: "sort", order: "order", boxes: "boxes", color: "color", map: "map", sample: "sample",
   evaluation: "eval", outcome: "outcome", cell: "cell", tab: "tab", quality: "quality", leaked: "leaked", labelIssue: "label_issue",
-  objectIssue: "object_issue", box: "box", detectionIssue: "detection_issue",
+  objectIssue: "object_issue", box: "box", detectionIssue: "detection_issue", cluster: "cluster",
 };
 
 function cellOf(value: string | null): [string, string] | null {
@@ -112,6 +113,7 @@ export function parseView(search: string): ViewState {
       : null,
     box: integer(text("box")),
     detectionIssue: params.get(KEYS.detectionIssue) === "1",
+    cluster: integer(text("cluster")),
   };
 }
 
@@ -144,6 +146,10 @@ export function filterParams(view: ViewState): URLSearchParams {
   if (view.labelIssue) params.set("label_issue", "true");
   if (view.objectIssue) params.set("object_issue", view.objectIssue);
   if (view.detectionIssue) params.set("detection_issue", "true");
+  if (view.cluster !== null) {
+    params.set("cluster", String(view.cluster));
+    if (view.map !== null) params.set("cluster_map", String(view.map));
+  }
   if (view.evaluation) {
     params.set("evaluation", view.evaluation);
     if (view.outcome) params.set("outcome", view.outcome);
