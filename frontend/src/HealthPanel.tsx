@@ -25,12 +25,16 @@ export function viewFor(filter: Record<string, string | number | boolean>): Part
   if (typeof filter.uniqueness_min === "number") patch.uniquenessMin = filter.uniqueness_min;
   if (typeof filter.quality === "string") patch.quality = filter.quality;
   if (filter.object_issue === "outlier" || filter.object_issue === "duplicate") patch.objectIssue = filter.object_issue;
+  if (typeof filter.cluster === "number") {
+    patch.cluster = filter.cluster;
+    if (typeof filter.cluster_map === "number") patch.map = filter.cluster_map;
+  }
   return patch;
 }
 
 const CLEAR: Partial<ViewState> = {
   duplicates: false, leaked: false, labelIssue: false, uniquenessMin: null, quality: null, group: null,
-  objectIssue: null, detectionIssue: false,
+  objectIssue: null, detectionIssue: false, cluster: null,
 };
 
 /** What is wrong with the dataset: each kind of problem with its count, share and worst

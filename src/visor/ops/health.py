@@ -10,8 +10,10 @@ from pydantic import Field
 from visor.errors import VisorError
 from visor.ops.base import Context, Op, register
 from visor.services import analysis as analysis_service
+from visor.services import clusters as cluster_service
 from visor.services import health as health_service
 from visor.services import labels as label_service
+from visor.services import maps as map_service
 from visor.services import quality as quality_service
 from visor.services import vectors
 from visor.services.jobs import JobContext
@@ -22,7 +24,8 @@ from visor.store import embeddings as vector_rows
 @register
 class ComputeHealth(Op):
     """Compute every signal of the health report not computed yet, as one job (image
-    quality, duplicates and leaks, uniqueness, label errors, the boxes' analysis), then
+    quality, duplicates and leaks, uniqueness, label errors, the boxes' analysis, the default
+    map's density clusters), then
     report. A signal that needs a choice (vectors to embed, a prediction source) is left,
     and the result says why."""
 
@@ -61,6 +64,9 @@ class ComputeHealth(Op):
                 store, job, dataset, str(model)
             ),
             "objects": lambda: analyse_objects(store, job, ctx.id, str(model), None),
+            "clusters": lambda: cluster_service.find_clusters(
+                store, job, dataset, map_service.map_row(store, dataset, None)
+            ),
         }
         for signal in health_service.missing(store, dataset):
             why = self._needs(ctx, signal, model)

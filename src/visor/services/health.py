@@ -20,6 +20,7 @@ from visor.services.labels import summary as label_summary
 from visor.services.quality import report as quality_report
 from visor.store import Store
 from visor.store import analyses as analysis_rows
+from visor.store import clusters as cluster_rows
 from visor.store import label_quality as label_rows
 from visor.store import objects as object_rows
 from visor.store import samples as sample_rows
@@ -211,8 +212,62 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
             examples=issue["examples"],
             filter={"quality": issue["issue"]},
         )
+    mixing = mixed_clusters(store, dataset_id, examples)
+    if mixing is not None:
+        largest = mixing["clusters"][0] if mixing["clusters"] else None
+        row(
+            "mixed_clusters",
+            "map regions mixing classes (density clusters no class holds 60% of)",
+            mixing["samples"],
+            examples=mixing["examples"],
+            filter={"cluster": largest["cluster"], "cluster_map": mixing["map_id"]}
+            if largest
+            else None,
+            detail={
+                "map_id": mixing["map_id"],
+                "clusters": len(mixing["clusters"]),
+                "of": mixing["of"],
+                "filter_shows": "the largest of them",
+                "largest": [
+                    f"{c['cluster']}: {c['label']} ({c['size']})" for c in mixing["clusters"][:5]
+                ],
+            },
+        )
     notes = _numbered_notes(rows)
     return {"dataset": name, "samples": int(dataset["num_samples"]), "rows": rows, "notes": notes}
+
+
+def mixed_clusters(store: Store, dataset_id: int, examples: int) -> dict[str, Any] | None:
+    """The default map's density clusters whose members' classes disagree (largest first),
+    the samples in them and the first few; None when the map was never clustered."""
+    default = store.query_one(
+        "SELECT id FROM maps WHERE dataset_id = ? AND is_default", [dataset_id]
+    )
+    found = None if default is None else cluster_rows.listed(store, dataset_id, int(default[0]))
+    if found is None or default is None:
+        return None
+    mixed = [c for c in found["clusters"] if c.get("mixed")]
+    members = "FROM map_points WHERE dataset_id = ? AND map_id = ? AND list_contains(?, cluster)"
+    args = [dataset_id, int(default[0]), [int(c["cluster"]) for c in mixed]]
+    count = store.query_one(f"SELECT count(DISTINCT sample_id) {members}", args)
+    shown = store.query(
+        f"SELECT DISTINCT sample_id {members} ORDER BY 1 LIMIT {int(examples)}", args
+    )
+    return {
+        "map_id": int(default[0]),
+        "clusters": mixed,
+        "of": len(found["clusters"]),
+        "samples": int(count[0]) if count else 0,
+        "examples": [int(r[0]) for r in shown],
+    }
+
+
+def clusters_missing(store: Store, dataset_id: int) -> bool:
+    """Whether the dataset has a default map that was never clustered."""
+    default = store.query_one(
+        "SELECT id FROM maps WHERE dataset_id = ? AND is_default", [dataset_id]
+    )
+    return default is not None and cluster_rows.listed(store, dataset_id, int(default[0])) is None
 
 
 def _has_boxes(store: Store, dataset_id: int) -> bool:
@@ -222,7 +277,7 @@ def _has_boxes(store: Store, dataset_id: int) -> bool:
 
 def missing(store: Store, dataset: dict[str, Any]) -> list[str]:
     """The signals of the report not computed yet, in the order a health job computes them:
-    quality, duplicates, uniqueness, label_errors, objects."""
+    quality, duplicates, uniqueness, label_errors, objects, clusters (of the default map)."""
     dataset_id = dataset["id"]
     found = []
     if quality_report(store, dataset, 0)["measured"] < int(dataset["num_samples"]):
@@ -235,4 +290,6 @@ def missing(store: Store, dataset: dict[str, Any]) -> list[str]:
         found.append("label_errors")
     if _has_boxes(store, dataset_id) and object_rows.scores_summary(store, dataset_id, 0) is None:
         found.append("objects")
+    if clusters_missing(store, dataset_id):
+        found.append("clusters")
     return found
