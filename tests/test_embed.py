@@ -236,13 +236,12 @@ class _FailsAbove(torch.nn.Module):
         self.inner = inner
         self.limit = limit
         self.sizes: list[int] = []
-        self.config = inner.config
 
     def forward(self, pixel_values: torch.Tensor):  # type: ignore[no-untyped-def]
         self.sizes.append(len(pixel_values))
         if len(pixel_values) > self.limit:
             raise torch.OutOfMemoryError("out of memory (test)")
-        return self.inner(pixel_values=pixel_values)
+        return self.inner(pixel_values)
 
 
 def test_out_of_memory_halves_the_batch_and_goes_on(demo_root: Path) -> None:

@@ -48,11 +48,12 @@ def mode(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
             server.stop()
 
 
-def cli(home: Path, *args: str) -> str:
+def cli(home: Path, *args: str, ok: bool = True) -> str:
+    """The command's output; with ok=False it must fail, and its one-line error is returned."""
     done = run_cli(home, *args)
-    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    assert (done.returncode == 0) == ok, (args, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
-    return done.stdout
+    return done.stdout if ok else done.stderr
 
 
 @pytest.mark.timeout(900)  # some 30 commands, each a new process: minutes on a busy machine
@@ -107,6 +108,11 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     assert "edit 3 undone" in run("edits", "y", "--undo")
     assert "view v1 saved" in run("views", "y", "--save", "v1", "--split", "train")
     assert "v1" in run("views", "y")
+    # Text search needs a model with a text tower: refused with the one above, then found.
+    assert "embeds images only" in cli(home, "similar", "y", "--text", "a tree", ok=False)
+    run("embed", "y", "--model", "random:clip-tiny", "--precision", "fp32")
+    out = run("similar", "y", "--text", "a dead tree", "-k", "3", "--model", "random:clip-tiny")
+    assert "random weights" in out and len(re.findall(r"│ \d+ +│ 0\.\d{4}", out)) == 3, out
     assert "embed" in run("jobs")
     assert "dinov2-small" in run("models")
     assert "deleted y" in run("rm", "y")

@@ -412,6 +412,39 @@ def test_the_map_fits_every_point_after_load_and_resize(page: Page, tmp_path: Pa
         server.stop()
 
 
+def test_text_search_fills_the_grid(page: Page, tmp_path: Path, demo_root: Path) -> None:
+    """Type words, pick how many: the grid shows exactly the best matches the API gives, the
+    random-weights warning beside the box; clearing shows everything again."""
+    home = tmp_path / "home"
+    for args in (
+        ("ingest", str(demo_root), "--name", "shapes"),
+        ("embed", "shapes", "--model", "random:clip-tiny", "--precision", "fp32"),
+        ("map", "shapes", "--method", "pca"),
+    ):
+        done = run_cli(home, *args)
+        assert done.returncode == 0, done.stderr
+    server = Server(home).start()
+    try:
+        page.goto(server.url + "/?dataset=shapes&boxes=none")
+        expect(page.get_by_test_id("count")).to_have_text("40 samples")
+        page.get_by_label("search by text").fill("a red circle")
+        page.get_by_label("how many matches").select_option("10")
+        page.get_by_role("button", name="Search").click()
+        expect(page.get_by_test_id("count")).to_have_text("10 samples")
+        expect(page.get_by_test_id("search-note")).to_contain_text("random weights")
+        answer = httpx.get(
+            server.url + "/api/datasets/shapes/similar", params={"text": "a red circle", "k": 10}
+        ).json()
+        best = {n["sample_id"] for n in answer["neighbours"]}
+        cells = page.get_by_test_id("grid").locator("figure[data-id]")
+        expect(cells).to_have_count(10)
+        assert {int(c.get_attribute("data-id") or -1) for c in cells.all()} == best
+        page.get_by_test_id("clear-selection").click()
+        expect(page.get_by_test_id("count")).to_have_text("40 samples")
+    finally:
+        server.stop()
+
+
 @pytest.mark.page_errors("/thumbnail")  # made-up samples: their image files don't exist
 def test_cluster_labels_on_the_map_filter_the_grid(page: Page, tmp_path: Path) -> None:
     """Find clusters from the map's toolbar: each planted blob outlined and named by its

@@ -28,10 +28,14 @@ interface Info {
   tags: Record<string, number>;
 }
 
-/** A lasso on the map: its ids are posted once; the token names them in later requests. */
+/** A lasso on the map (or a text search's best matches): its ids are posted once; the token
+ * names them in later requests. */
 export interface Selection extends Lasso {
   token: string | null;
+  text?: string; // the words whose best matches these are
 }
+
+const TEXT_MATCHES = [10, 50, 100, 500]; // how many best matches a text search shows
 
 const SORTS = ["id", "filename", "size_bytes", "width", "height", "num_labels", "uniqueness", "duplicate_group", "label_quality", "detection_quality"];
 const EVALUATION_SORTS = ["eval.errors", "eval.fp", "eval.fn", "eval.tp"]; // with an evaluation
@@ -168,7 +172,22 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
     return () => { live = false; };
   }, [name, query, waiting, version]); // eslint-disable-line react-hooks/exhaustive-deps
 
-  const lasso = (found: Lasso | null) => {
+  const [searchNote, setSearchNote] = useState<string | null>(null);
+  const searchText = (text: string, k: string) => {
+    setSearchNote(null);
+    if (!text.trim()) return lasso(null);
+    const params = new URLSearchParams({ text, k });
+    api<{ neighbours: { sample_id: number }[]; warning?: string }>(`${datasetPath(name)}/similar?${params}`).then(
+      (found) => {
+        const ids = Int32Array.from(found.neighbours.map((n) => n.sample_id)).sort();
+        lasso({ ids, polygon: [], text });
+        if (found.warning) setSearchNote(found.warning);
+      },
+      (e) => setSearchNote(e.message),
+    );
+  };
+
+  const lasso = (found: (Lasso & { text?: string }) | null) => {
     setSelection(found && { ...found, token: null });
     if (!found) return;
     // Posted with the sidebar's filters, the answer also has the count the grid will show.
@@ -362,6 +381,26 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
         </Section>
       </aside>
       <section className="results">
+        <form
+          className="text-search"
+          onSubmit={(e) => {
+            e.preventDefault();
+            const form = new FormData(e.currentTarget);
+            searchText(String(form.get("text") ?? ""), String(form.get("k") ?? "100"));
+          }}
+        >
+          <input
+            name="text"
+            type="search"
+            aria-label="search by text"
+            placeholder="Search images by text (CLIP / SigLIP vectors)"
+          />
+          <select name="k" aria-label="how many matches" defaultValue="100">
+            {TEXT_MATCHES.map((k) => <option key={k} value={k}>best {k}</option>)}
+          </select>
+          <button type="submit">Search</button>
+          {searchNote && <span className="note" data-testid="search-note">{searchNote}</span>}
+        </form>
         <p className="count">
           {shownBoxes ? (
             <span data-testid="count">{`${shownBoxes.labelIds.length.toLocaleString()} boxes`}</span>
@@ -376,7 +415,9 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           )}
           {selection && (
             <>
-              {" "}in the lasso ({(selection.boxes?.labelIds ?? selection.ids).length.toLocaleString()} points){" "}
+              {selection.text !== undefined
+                ? <> among the best {selection.ids.length.toLocaleString()} matches for “{selection.text}”{" "}</>
+                : <> in the lasso ({(selection.boxes?.labelIds ?? selection.ids).length.toLocaleString()} points){" "}</>}
               <button data-testid="clear-selection" onClick={() => setSelection(null)}>Clear selection</button>
             </>
           )}

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from visor import ops
+from visor.errors import InvalidInput
 from visor.ops.base import make
 from visor.store.samples import SampleFilter
 
@@ -195,12 +196,19 @@ class Dataset(_Part):
 
     def similar(
         self,
-        sample_id: int,
+        sample_id: int | None = None,
         k: int = 20,
         model: str | None = None,
         filters: SampleFilter | None = None,
+        *,
+        text: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The k samples nearest to `sample_id` by cosine distance (itself excluded)."""
+        """The k samples nearest to `sample_id` by cosine distance (itself excluded), or with
+        `text` the k whose images are nearest to those words (CLIP and SigLIP models)."""
+        if (sample_id is None) == (text is None):
+            raise InvalidInput("give a sample id or a text, one of the two")
+        if text is not None:
+            return self._run(ops.SimilarToText, text=text, k=k, model=model, filters=filters)
         return self._run(ops.Similar, sample_id=sample_id, k=k, model=model, filters=filters)
 
     def similar_to_image(

@@ -267,20 +267,30 @@ def index(name: str, fields: dict[str, Any]) -> None:
 @friendly
 def similar(
     name: str,
-    target: Annotated[str, typer.Argument(help="a sample id, or the path of an image file")],
+    target: Annotated[
+        str | None, typer.Argument(help="a sample id, or the path of an image file")
+    ] = None,
+    text: Annotated[
+        str | None, typer.Option(help="instead: words (CLIP and SigLIP models)")
+    ] = None,
     k: Annotated[int, typer.Option("-k", help="how many neighbours")] = 20,
     model: VectorsModel = None,
 ) -> None:
-    """The images nearest to a sample or to an image file, by cosine distance."""
+    """The images nearest to a sample, to an image file, or with --text to words, by cosine
+    distance."""
     from visor.embedding.models import random_weights_warning
 
+    if (target is None) == (text is None):
+        raise VisorError("give a sample id, an image file or --text, one of them")
     with _workspace() as ws:
         dataset = ws.dataset(name)
         model = model or dataset.default_model()
-        if target.isdigit():
+        if text is not None:
+            found = dataset.similar(text=text, k=k, model=model)
+        elif target is not None and target.isdigit():
             found = dataset.similar(int(target), k, model)
         else:
-            path = Path(target)
+            path = Path(str(target))
             if not path.is_file():
                 raise VisorError(f"{target}: not a sample id, and no such image file")
             found = dataset.similar_to_image(path.read_bytes(), path.name, k, model)

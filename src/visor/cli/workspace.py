@@ -34,9 +34,9 @@ def list_models() -> None:
     """The embedding models known by name."""
     from visor.embedding.models import describe_models
 
-    table = Table("name", "dim", "weights")
+    table = Table("name", "dim", "weights", "text search")
     for row in describe_models():
-        table.add_row(row["name"], str(row["dim"]), row["weights"])
+        table.add_row(row["name"], str(row["dim"]), row["weights"], "yes" if row["text"] else "")
     out.print(table)
     out.print("Also: random:<name> (random weights, for trials), a model folder, or a hub id.")
     from visor.config import get_settings

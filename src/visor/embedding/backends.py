@@ -259,22 +259,6 @@ def _type_name(element_type: Any) -> str:
     return str(name()) if callable(name) else str(element_type)
 
 
-def cls_module(model: torch.nn.Module) -> torch.nn.Module:
-    """`model` as a module from normalised pixels (n, 3, h, w) to CLS vectors (n, dim): what
-    a backend converts, and what its vectors are compared with."""
-    import torch
-
-    class Cls(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-            return self.inner(pixel_values=pixel_values).last_hidden_state[:, 0]
-
-    return Cls(model).eval()
-
-
 def _convert(ov: Any, model: torch.nn.Module, input_hw: tuple[int, int]) -> Any:
     import torch
 
@@ -282,7 +266,7 @@ def _convert(ov: Any, model: torch.nn.Module, input_hw: tuple[int, int]) -> Any:
     example = torch.zeros(2, 3, height, width)
     with torch.inference_mode(False), torch.no_grad(), _quiet_libraries():
         return ov.convert_model(
-            cls_module(model),
+            model,
             example_input=example,
             input=[ov.PartialShape([-1, 3, height, width])],
         )

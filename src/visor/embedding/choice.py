@@ -166,7 +166,7 @@ def _compared_to_fp32(runner: Runner, base: Embedder, facts: dict[str, Any]) -> 
     reports."""
     import torch
 
-    fp32 = backends.cls_module(base.model)
+    fp32 = base.model
 
     def run(pixels: np.ndarray) -> np.ndarray:
         vectors = runner(pixels)

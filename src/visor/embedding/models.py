@@ -21,12 +21,19 @@ import numpy as np
 from visor.embedding import backends, choice, int8
 from visor.embedding.backends import Runner, check_backend
 from visor.embedding.cpu import cpu_has_bf16, cpu_has_int8
+from visor.embedding.registry import (
+    DINOV2_PREPROCESSING,
+    JOINT_PREPROCESSING,
+    REGISTRY,
+    ModelSpec,
+)
 from visor.errors import InvalidInput, ModelUnavailable
 
 if TYPE_CHECKING:
     import torch
 
     from visor.embedding.preprocess import Preprocessing
+    from visor.embedding.towers import TextTower
 
 log = logging.getLogger("visor.models")
 
@@ -34,84 +41,16 @@ DEFAULT_MODEL = "dinov2-base"
 RANDOM_PREFIX = "random:"
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")  # int8: OpenVINO on a CPU only
 
-# DINOv2's own preprocessor_config.json (the same for every size).
-DINOV2_PREPROCESSING: dict[str, Any] = {
-    "do_resize": True,
-    "size": {"shortest_edge": 256},
-    "resample": 3,
-    "do_center_crop": True,
-    "crop_size": {"height": 224, "width": 224},
-    "do_rescale": True,
-    "rescale_factor": 1 / 255,
-    "do_normalize": True,
-    "image_mean": [0.485, 0.456, 0.406],
-    "image_std": [0.229, 0.224, 0.225],
-}
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A named model: where its weights live and the architecture they fit."""
-
-    name: str
-    hub_id: str
-    dim: int
-    config: dict[str, Any] = field(default_factory=dict)  # Dinov2Config fields
-
-
-REGISTRY: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec(
-            "dinov2-small",
-            "facebook/dinov2-small",
-            384,
-            {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6},
-        ),
-        ModelSpec(
-            "dinov2-base",
-            "facebook/dinov2-base",
-            768,
-            {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12},
-        ),
-        ModelSpec(
-            "dinov2-large",
-            "facebook/dinov2-large",
-            1024,
-            {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16},
-        ),
-        ModelSpec(
-            "dinov2-giant",
-            "facebook/dinov2-giant",
-            1536,
-            {
-                "hidden_size": 1536,
-                "num_hidden_layers": 40,
-                "num_attention_heads": 24,
-                "mlp_ratio": 4,
-                "use_swiglu_ffn": True,
-            },
-        ),
-        # Not a real checkpoint: a two-layer DINOv2 for tests and quick trials (random only).
-        ModelSpec(
-            "dinov2-tiny",
-            "",
-            64,
-            {
-                "hidden_size": 64,
-                "num_hidden_layers": 2,
-                "num_attention_heads": 2,
-                "intermediate_size": 128,
-            },
-        ),
-    )
-}
+def text_models() -> list[str]:
+    """The named models with a text tower (the random-only ones as `random:` names)."""
+    return [n if s.hub_id else RANDOM_PREFIX + n for n, s in REGISTRY.items() if s.has_text]
 
 
 def describe_models() -> list[dict[str, Any]]:
     """The registry as plain rows (for `visor models` and the API)."""
     return [
-        {"name": s.name, "dim": s.dim, "weights": s.hub_id or "random only"}
+        {"name": s.name, "dim": s.dim, "weights": s.hub_id or "random only", "text": s.has_text}
         for s in REGISTRY.values()
     ]
 
@@ -208,7 +147,9 @@ def with_weights_warning(row: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Embedder:
-    """A model ready to embed: weights on `device`, and the preprocessing they expect."""
+    """A model ready to embed: weights on `device`, and the preprocessing they expect.
+    `model` is its image tower (pixels to vectors, `towers.py`); `text` its text tower, for
+    CLIP and SigLIP."""
 
     name: str
     dim: int
@@ -219,10 +160,11 @@ class Embedder:
     backend: str = "torch"
     runner: Runner | None = None  # the converted model, for a backend other than torch
     backend_facts: dict[str, Any] = field(default_factory=dict)
+    text: TextTower | None = None
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """CLS token of the last hidden state for a uint8 batch (n, h, w, 3) on any device;
-        returns float32 (n, dim) on the model's device."""
+        """The image vectors of a uint8 batch (n, h, w, 3) on any device; returns float32
+        (n, dim) on the model's device."""
         import torch
 
         x = self.preprocessing.normalize(pixels.to(self.device, non_blocking=True))
@@ -233,10 +175,17 @@ class Embedder:
         with torch.inference_mode():
             if self.precision == "bf16":
                 with torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16):
-                    hidden = self.model(pixel_values=x).last_hidden_state
-            else:
-                hidden = self.model(pixel_values=x).last_hidden_state
-            return hidden[:, 0].float()
+                    return self.model(x).float()
+            return self.model(x).float()
+
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        """(n, dim) float32 vectors of `texts` in the images' space (CLIP and SigLIP)."""
+        if self.text is None:
+            raise InvalidInput(
+                f"{self.name} embeds images only: text search needs a model with a text tower "
+                f"(embed with one: {', '.join(text_models())})"
+            )
+        return self.text.encode(texts)
 
 
 # (name, device, precision, backend[, calibration digest]) → the model as loaded for them
@@ -323,21 +272,30 @@ def _build(name: str, device: str, precision: str) -> Embedder:
     import torch
     from transformers.utils import logging as hf_logging
 
+    from visor.embedding import towers
     from visor.embedding.preprocess import Preprocessing
 
     hf_logging.disable_progress_bar()  # the job's own progress is what the user follows
+    tokenize: towers.Tokenize | None = None
     if name.startswith(RANDOM_PREFIX):
         spec = REGISTRY[name[len(RANDOM_PREFIX) :]]
         model = _random_model(spec)
-        processor_config = DINOV2_PREPROCESSING
+        processor_config = JOINT_PREPROCESSING.get(spec.family, DINOV2_PREPROCESSING)
+        if spec.has_text:
+            length = int(spec.config["text_config"]["max_position_embeddings"])
+            tokenize = towers.ByteTokenizer(length, pad_to_length=spec.family == "siglip")
     else:
         source = REGISTRY[name].hub_id if name in REGISTRY else name
         model, processor_config = _pretrained(source, name)
+        if cast(Any, model).config.model_type in towers.JOINT_TYPES:
+            tokenize = _tokenizer(source, name, model)
     model.eval()
+    whole = model  # CLIP/SigLIP: its text half runs from here (as the image half, in torch)
+    model, dim = towers.image_tower(model)
     if precision == "fp16":
         model.half()
     model.to(device)
-    dim = int(cast(Any, model).config.hidden_size)
+    text = None if tokenize is None else towers.TextTower(whole, tokenize, device)
     log.info("loaded %s (%d-d) on %s, %s", name, dim, device, precision)
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -348,14 +306,16 @@ def _build(name: str, device: str, precision: str) -> Embedder:
         precision=precision,
         model=model,
         preprocessing=Preprocessing.from_config(processor_config),
+        text=text,
     )
 
 
 def _random_model(spec: ModelSpec) -> torch.nn.Module:
     import torch
-    from transformers import AutoModel, Dinov2Config
+    from transformers import AutoModel, CLIPConfig, Dinov2Config, SiglipConfig
 
-    config = Dinov2Config(**spec.config)
+    kind = {"dinov2": Dinov2Config, "clip": CLIPConfig, "siglip": SiglipConfig}[spec.family]
+    config = kind(**spec.config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model: torch.nn.Module = AutoModel.from_config(config, attn_implementation="sdpa")
@@ -399,6 +359,20 @@ def _pretrained(source: str, name: str) -> tuple[torch.nn.Module, dict[str, Any]
     except OSError as e:
         raise ModelUnavailable(f"model {name!r}: cannot download {source} ({e}); {hint}") from None
     return model, _processor_config(source, local_only=False)
+
+
+def _tokenizer(source: str, name: str, model: torch.nn.Module) -> Any:
+    """A CLIP/SigLIP model's own tokenizer, from its folder or the local cache."""
+    from visor.embedding import towers
+
+    local = Path(source).expanduser().exists() or os.environ.get("HF_HUB_OFFLINE") == "1"
+    try:
+        return towers.pretrained_tokenizer(source, model, local_only=local)
+    except (OSError, ValueError, ImportError) as e:
+        raise ModelUnavailable(
+            f"model {name!r}: its tokenizer cannot be loaded from {source} ({e}); save the "
+            "model with its tokenizer (tokenizer.json or vocab files) in the folder"
+        ) from None
 
 
 def _processor_config(source: str, *, local_only: bool) -> dict[str, Any]:

@@ -66,6 +66,7 @@ from visor.ops.reads import (
     SetDefaultMap,
     Similar,
     SimilarToImage,
+    SimilarToText,
     Vectors,
 )
 from visor.ops.vectors import BuildIndex, ComputeUniqueness, Embed, FindDuplicates, MakeMap
@@ -139,6 +140,7 @@ __all__ = [
     "Similar",
     "SimilarObjects",
     "SimilarToImage",
+    "SimilarToText",
     "SkippedObjects",
     "Sql",
     "Table",

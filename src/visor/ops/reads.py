@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import Base64Bytes, Field
+from pydantic import Base64Bytes, Field, field_validator
 
 from visor.embedding.models import with_weights_warning
-from visor.errors import Conflict, NotFound
+from visor.errors import Conflict, InvalidInput, NotFound
 from visor.ops import results
 from visor.ops.base import ArrowOp, Context, Op, npz_arrays, npz_bytes, register
 from visor.ops.vectors import VECTORS_MODEL, BuildIndex
@@ -100,6 +100,47 @@ class SimilarToImage(_Neighbours):
         crop = embedder.preprocessing.prepare(self.image, self.filename)
         vector = embedder.forward(torch.from_numpy(crop[None].copy())).cpu().numpy()[0]
         return described(ctx, index.query(vector, self.k, allowed=self.allowed(ctx)))
+
+
+@register
+class SimilarToText(_Neighbours):
+    """The k samples whose images are nearest to a text (CLIP and SigLIP models: the text
+    embedded by the model's text tower, searched among the images' vectors)."""
+
+    name = "similar-to-text"
+
+    text: str = Field(description="what to look for, in words", min_length=1)
+
+    @field_validator("text")
+    @classmethod
+    def _words(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("give words to search for")
+        return value.strip()
+
+    def run(self, ctx: Context, job: JobContext | None) -> list[dict[str, Any]]:
+        check_k(self.k)
+        model = self.model or vectors.default_model(ctx.store, ctx.dataset)
+        vector = text_vector(model, self.text)
+        index = searcher(ctx, model)
+        found = index.query(vector, self.k, allowed=self.allowed(ctx), wide=True)
+        return described(ctx, found)
+
+
+def text_vector(model: str, text: str) -> np.ndarray:
+    """`text` embedded by `model`'s text tower (refused for a model without one)."""
+    from visor.embedding.models import load_model
+    from visor.embedding.registry import REGISTRY
+
+    base = model.removeprefix("random:")
+    if base in REGISTRY and not REGISTRY[base].has_text:  # said before loading anything
+        from visor.embedding.models import text_models
+
+        raise InvalidInput(
+            f"{model} embeds images only: text search needs a model with a text tower; "
+            f"embed the dataset with one ({', '.join(text_models())})"
+        )
+    return load_model(model).encode_text([text])[0]
 
 
 @register

@@ -41,6 +41,7 @@ from visor.store import embeddings as vector_rows
 MAX_K = 1000
 EXACT_GRAPH_LIMIT = 10_000
 EXACT_SUBSET_LIMIT = 50_000  # a filter leaving fewer vectors than this is searched exactly
+WIDE_PROBES = 4  # a text query scans this many times the lists an image query does
 
 
 class Searcher(Protocol):
@@ -53,6 +54,7 @@ class Searcher(Protocol):
         *,
         exclude: int | None = None,
         allowed: np.ndarray | None = None,
+        wide: bool = False,
     ) -> list[tuple[int, float]]: ...
 
 
@@ -84,6 +86,7 @@ class VectorIndex:
         *,
         exclude: int | None = None,
         allowed: np.ndarray | None = None,
+        wide: bool = False,
     ) -> list[tuple[int, float]]:
         """The k nearest (sample id, cosine distance), nearest first; `allowed` is a sorted
         array of sample ids the answer is limited to."""
@@ -274,6 +277,7 @@ class AnnIndex:
         *,
         exclude: int | None = None,
         allowed: np.ndarray | None = None,
+        wide: bool = False,
     ) -> list[tuple[int, float]]:
         faiss = _faiss()
 
@@ -286,11 +290,16 @@ class AnnIndex:
             return exact.query(q[0], k, exclude=exclude, allowed=None)
         want = min(k + (exclude is not None), self.count)
         params = None
+        # A text's vector lies apart from every image's (CLIP's modality gap): its nearest
+        # images spread over more lists than an image's do, so `wide` scans 4x as many.
+        probes = min(self.index.nlist, self.index.nprobe * (WIDE_PROBES if wide else 1))
         if allowed is not None:  # scan more lists when the filter keeps only part of them
             share = len(allowed) / max(self.count, 1)
-            probes = min(self.index.nlist, math.ceil(self.index.nprobe / max(share, 1 / 8)))
+            probes = min(self.index.nlist, math.ceil(probes / max(share, 1 / 8)))
             selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
             params = faiss.SearchParametersIVF(sel=selector, nprobe=probes)
+        elif wide:
+            params = faiss.SearchParametersIVF(nprobe=probes)
         scores, found = self.index.search(q, want, params=params)
         out = [
             (int(i), float(1.0 - s))

@@ -40,6 +40,21 @@ def similar(
     return with_weights_warning({"sample_id": sample_id, "model": model, "neighbours": found})
 
 
+@router.get("/similar")
+def similar_to_text(
+    dataset: DatasetDep,
+    filters: Filters,
+    text: Annotated[str, Query(description="what to look for, in words")],
+    k: K = 20,
+    model: str | None = None,
+) -> dict[str, Any]:
+    """The k samples whose images are nearest to `text` (a CLIP or SigLIP model's text
+    tower), nearest first; `split`, `class` and `tag` limit them."""
+    model = model or dataset.default_model()
+    found = dataset.similar(text=text, k=k, model=model, filters=filters)
+    return with_weights_warning({"text": text, "model": model, "neighbours": found})
+
+
 @router.post("/similar/upload")
 async def similar_to_upload(
     dataset: DatasetDep, file: UploadFile, filters: Filters, k: K = 20, model: str | None = None

@@ -1,0 +1,123 @@
+"""What Visor runs of a model: its image tower, from normalised pixels (n, 3, h, w) to one
+vector per image, and for CLIP and SigLIP its text tower, from text to a vector in the same
+space (text → image search, zero-shot labels).
+
+DINOv2 (and any other image encoder): the CLS token of the last hidden state. CLIP and
+SigLIP: the model's own image and text embeddings (`get_image_features`,
+`get_text_features`: CLIP's projections, SigLIP's pooled heads), so a text vector and an
+image vector compare by cosine as the model was trained to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+JOINT_TYPES = ("clip", "siglip", "siglip2")  # model types with a text tower Visor runs
+
+
+class ClsImage(torch.nn.Module):
+    """An image encoder's CLS token (DINOv2, ViT)."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.inner(pixel_values=pixel_values).last_hidden_state[:, 0]
+
+
+class JointImage(torch.nn.Module):
+    """A CLIP or SigLIP model's image embedding (the space its text embedding shares)."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        found: Any = self.inner.get_image_features(pixel_values=pixel_values)  # type: ignore[operator]
+        return found if isinstance(found, torch.Tensor) else found.pooler_output
+
+
+def image_tower(model: torch.nn.Module) -> tuple[torch.nn.Module, int]:
+    """`model` as a module from pixels to vectors, and their dimension."""
+    config: Any = getattr(model, "config", None)
+    kind = getattr(config, "model_type", "")
+    if kind in JOINT_TYPES:
+        dim = getattr(config, "projection_dim", None) or config.vision_config.hidden_size
+        return JointImage(model).eval(), int(dim)
+    return ClsImage(model).eval(), int(config.hidden_size)
+
+
+Tokenize = Callable[[list[str]], dict[str, torch.Tensor]]
+
+
+@dataclass
+class TextTower:
+    """Text to vectors in the image tower's space (fp32, on the model's device)."""
+
+    model: torch.nn.Module  # the whole CLIP/SigLIP model: its text half is what runs
+    tokenize: Tokenize
+    device: str
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(n, dim) float32 vectors of `texts`, not normalised (search normalises)."""
+        batch = {k: v.to(self.device) for k, v in self.tokenize(texts).items()}
+        with torch.inference_mode():
+            found: Any = self.model.get_text_features(**batch)  # type: ignore[operator]
+            vectors = found if isinstance(found, torch.Tensor) else found.pooler_output
+        return vectors.float().cpu().numpy()
+
+
+class ByteTokenizer:
+    """A tokenizer that needs no files, for `random:` CLIP/SigLIP models (whose weights mean
+    nothing anyway): a start token, the text's UTF-8 bytes (lower-cased) and an end token,
+    padded to `length` (SigLIP reads the last position, so it pads to the full length as it
+    was trained). Token ids: bytes 0-255, then start, end and padding."""
+
+    START, END, PAD = 256, 257, 258
+    VOCABULARY = 259
+
+    def __init__(self, length: int, pad_to_length: bool) -> None:
+        self.length = length
+        self.pad_to_length = pad_to_length
+
+    def __call__(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        rows = [[self.START, *text.lower().encode()[: self.length - 2], self.END] for text in texts]
+        width = self.length if self.pad_to_length else max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.PAD, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row)
+            mask[i, : len(row)] = 1
+        if self.pad_to_length:  # SigLIP is run without an attention mask
+            return {"input_ids": ids}
+        return {"input_ids": ids, "attention_mask": mask}
+
+
+def pretrained_tokenizer(source: str, model: torch.nn.Module, *, local_only: bool) -> Tokenize:
+    """The model's own tokenizer (a folder, or the local Hugging Face cache), padded as the
+    model expects (SigLIP: to its full length, no attention mask)."""
+    from transformers import AutoTokenizer
+
+    config: Any = model.config
+    siglip = config.model_type.startswith("siglip")
+    length = int(config.text_config.max_position_embeddings)
+    tokenizer: Any = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+
+    def tokenize(texts: list[str]) -> dict[str, torch.Tensor]:
+        found = tokenizer(
+            texts,
+            padding="max_length" if siglip else True,
+            truncation=True,
+            max_length=length,
+            return_tensors="pt",
+        )
+        keys = ("input_ids",) if siglip else ("input_ids", "attention_mask")
+        return {k: found[k] for k in keys}
+
+    return tokenize

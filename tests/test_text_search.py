@@ -1,0 +1,91 @@
+"""Text → image search with CLIP/SigLIP models: the text tower's vector searched among the
+images' vectors, exactly (brute-force cosine order) or through the ANN index (recall@10),
+and what is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import visor
+from visor.config import Settings
+from visor.errors import InvalidInput
+from visor.ops.reads import text_vector
+from visor.store import embeddings as vector_rows
+from visor.synthetic import clustered_vectors, write_samples
+from visor.workspace import Workspace
+
+YOLO = Path(__file__).parent / "data" / "yolo_roboflow_trees"
+CLIP = "random:clip-tiny"
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:  # type: ignore[misc]
+    with Workspace(Settings(home=tmp_path / "home", ann_min_vectors=1000)) as workspace:
+        yield workspace
+
+
+def _brute_force(ids: np.ndarray, found: np.ndarray, query: np.ndarray) -> list[int]:
+    unit = found / np.linalg.norm(found, axis=1, keepdims=True)
+    scores = unit @ (query / np.linalg.norm(query))
+    return [int(ids[i]) for i in np.argsort(-scores, kind="stable")]
+
+
+@pytest.mark.parametrize("model", [CLIP, "random:siglip-tiny"])
+def test_text_search_on_the_corpus_is_a_cosine_ranking(ws: Workspace, model: str) -> None:
+    ws.ingest(str(YOLO), "y", wait=True)
+    ds = ws.dataset("y")
+    ds.embed(model, precision="fp32", wait=True)
+    found = ds.similar(text="a dead tree seen from above", k=5)
+    assert len(found) == 5 and all(r["path"] for r in found)
+    ids, vectors = ds.embeddings(model)
+    query = text_vector(model, "a dead tree seen from above")
+    assert [r["sample_id"] for r in found] == _brute_force(ids, vectors, query)[:5]
+    # Filters combine with it: only the train split's 4 images.
+    train = ds.similar(
+        text="a dead tree seen from above", k=10, filters=visor.SampleFilter(split="train")
+    )
+    in_train = set(ds.to_arrow(visor.SampleFilter(split="train")).column("sample_id").to_pylist())
+    assert len(train) == 4 and {r["sample_id"] for r in train} == in_train
+    # Another text, another order (the text tower is really used).
+    other = ds.similar(text="zzzz 0123", k=7)
+    assert [r["sample_id"] for r in other] == _brute_force(
+        ids, vectors, text_vector(model, "zzzz 0123")
+    )
+
+
+def test_text_search_through_the_index(ws: Workspace) -> None:
+    n = 3000
+    write_samples(ws.store, n, "big")
+    row = ws.dataset("big")
+    vectors = clustered_vectors(n, 64, seed=7)
+    vector_rows.ensure_model(ws.store, CLIP, 64)
+    vector_rows.write_batch(
+        ws.store, row.id, CLIP, np.arange(n), vectors, [], job_id=None, replace=False
+    )
+    row.build_index(CLIP, wait=True)
+    assert row.index_status(CLIP)["search"] == "ann"
+    recall = []
+    for text in ("a knight on a light square", "two dogs", "an empty street at night"):
+        found = [r["sample_id"] for r in row.similar(text=text, k=10)]
+        exact = _brute_force(np.arange(n), vectors, text_vector(CLIP, text))[:10]
+        recall.append(len(set(found) & set(exact)) / 10)
+    assert np.mean(recall) >= 0.95, recall
+
+
+def test_what_text_search_refuses(ws: Workspace) -> None:
+    ws.ingest(str(YOLO), "y", wait=True)
+    ds = ws.dataset("y")
+    ds.embed("random:dinov2-tiny", precision="fp32", wait=True)
+    with pytest.raises(InvalidInput, match=r"embeds images only: .*clip-vit-b-32"):
+        ds.similar(text="a tree")
+    with pytest.raises(InvalidInput, match="text: give words to search for"):
+        ds.similar(text="   ", model="random:dinov2-tiny")
+    with pytest.raises(InvalidInput, match="text: String should have at least 1 character"):
+        ds.similar(text="")
+    with pytest.raises(InvalidInput, match="a sample id or a text, one of the two"):
+        ds.similar()
+    with pytest.raises(InvalidInput, match="a sample id or a text, one of the two"):
+        ds.similar(0, text="a tree")
