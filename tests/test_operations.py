@@ -113,6 +113,8 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     run("embed", "y", "--model", "random:clip-tiny", "--precision", "fp32")
     out = run("similar", "y", "--text", "a dead tree", "-k", "3", "--model", "random:clip-tiny")
     assert "random weights" in out and len(re.findall(r"│ \d+ +│ 0\.\d{4}", out)) == 3, out
+    out = run("tag-zero-shot", "y", "--labels", "day,night", "--threshold", "0")
+    assert re.search(r"zero-shot tags on 7 images with random:clip-tiny .*: zero-shot:day \d+", out)
     assert "embed" in run("jobs")
     assert "dinov2-small" in run("models")
     assert "deleted y" in run("rm", "y")

@@ -19,6 +19,7 @@ interface Row {
 export function viewFor(filter: Record<string, string | number | boolean>): Partial<ViewState> {
   const patch: Partial<ViewState> = {};
   if (filter.has_duplicates) patch.duplicates = true;
+  if (typeof filter.tag === "string") patch.tag = filter.tag;
   if (filter.leaked) patch.leaked = true;
   if (filter.label_issue) patch.labelIssue = true;
   if (filter.detection_issue) patch.detectionIssue = true;
@@ -34,7 +35,7 @@ export function viewFor(filter: Record<string, string | number | boolean>): Part
 
 const CLEAR: Partial<ViewState> = {
   duplicates: false, leaked: false, labelIssue: false, uniquenessMin: null, quality: null, group: null,
-  objectIssue: null, detectionIssue: false, cluster: null,
+  objectIssue: null, detectionIssue: false, cluster: null, tag: null,
 };
 
 /** What is wrong with the dataset: each kind of problem with its count, share and worst

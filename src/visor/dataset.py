@@ -237,6 +237,21 @@ class Dataset(_Part):
         return self._run(ops.FindDuplicates, wait, model=model, threshold=threshold,
                          exact_only=exact_only)  # fmt: skip
 
+    def tag_zero_shot(
+        self,
+        labels: list[str] | None = None,
+        model: str | None = None,
+        *,
+        threshold: float = 0.5,
+        template: str = "a photo of a {}",
+        prefix: str = "zero-shot:",
+        wait: bool = False,
+    ) -> Job:
+        """Start tagging each image with its likeliest label by a CLIP/SigLIP model (see
+        `ops.TagZeroShot`); one undoable edit."""
+        return self._run(ops.TagZeroShot, wait, labels=labels, model=model,
+                         threshold=threshold, template=template, prefix=prefix)  # fmt: skip
+
     def find_clusters(
         self,
         map_id: int | None = None,

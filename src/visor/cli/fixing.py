@@ -210,3 +210,29 @@ def views(
                 f"{row['sort']} {row['order']}", row["updated_at"][:19],
             )  # fmt: skip
         out.print(table)
+
+
+@command(ops.TagZeroShot)
+def tag_zero_shot(name: str, fields: dict[str, Any]) -> None:
+    """Tag each image with the label a CLIP or SigLIP model finds likeliest, as one undoable
+    edit (default labels: the dataset's classes; then the images whose ground truth the
+    model disagrees with are tagged too)."""
+    from visor.cli.base import _warning
+
+    with _workspace() as ws:
+        result = _run(ws, ops.TagZeroShot, name, **fields)
+        counts = ", ".join(f"{tag} {n}" for tag, n in result["tagged"].items())
+        out.print(
+            f"zero-shot tags on {result['samples']} images with {result['model']} "
+            f"({result['seconds']} s): {counts}",
+            highlight=False,
+        )
+        if result["disagree"] is not None:
+            out.print(
+                f"{result['disagree']} images whose classes don't hold their zero-shot class "
+                f"(tag {result['disagree_tag']})",
+                highlight=False,
+            )
+        if result["batch"] is not None:
+            out.print(f"edit {result['batch']}: undo with visor edits {name} --undo")
+        _warning(result)

@@ -72,6 +72,23 @@ class TextTower:
             vectors = found if isinstance(found, torch.Tensor) else found.pooler_output
         return vectors.float().cpu().numpy()
 
+    def probabilities(self, images: np.ndarray, texts: np.ndarray) -> np.ndarray:
+        """(n images, m texts): how likely each text describes each image, as the model was
+        trained to say it: CLIP a softmax over the texts of the scaled cosines, SigLIP each
+        pair's own sigmoid (so an image may fit several texts, or none)."""
+        model: Any = self.model
+        config = model.config
+        scale = float(model.logit_scale.detach().exp())
+        a = images / np.maximum(np.linalg.norm(images, axis=1, keepdims=True), 1e-12)
+        b = texts / np.maximum(np.linalg.norm(texts, axis=1, keepdims=True), 1e-12)
+        logits = scale * (a.astype(np.float32) @ b.T.astype(np.float32))
+        if config.model_type.startswith("siglip"):
+            bias = float(model.logit_bias.detach())
+            return 1 / (1 + np.exp(-(logits + bias)))
+        logits -= logits.max(axis=1, keepdims=True)
+        found = np.exp(logits)
+        return found / found.sum(axis=1, keepdims=True)
+
 
 class ByteTokenizer:
     """A tokenizer that needs no files, for `random:` CLIP/SigLIP models (whose weights mean

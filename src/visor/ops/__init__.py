@@ -70,6 +70,7 @@ from visor.ops.reads import (
     Vectors,
 )
 from visor.ops.vectors import BuildIndex, ComputeUniqueness, Embed, FindDuplicates, MakeMap
+from visor.ops.zeroshot import TagZeroShot
 
 __all__ = [
     "OPS",
@@ -144,6 +145,7 @@ __all__ = [
     "SkippedObjects",
     "Sql",
     "Table",
+    "TagZeroShot",
     "Thumbnail",
     "Undo",
     "Vectors",

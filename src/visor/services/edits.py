@@ -83,6 +83,23 @@ class Edits:
         ]
         return self.apply(changes, who=who)
 
+    def tag(self, tagged: dict[str, np.ndarray], *, who: str | None = None) -> dict[str, Any]:
+        """Add each tag to its samples (those without it yet) as one batch: undone, the tags
+        come off those samples again."""
+        with self._store.transaction() as cur:
+            batch = edit_rows.next_batch(cur, self._id)
+            rows: list[dict[str, Any]] = []
+            for tag, ids in tagged.items():
+                fresh = edit_rows.without_tag(cur, self._id, ids, tag)
+                edit_rows.set_tag(cur, self._id, fresh, tag, True)
+                rows += [{"action": "tag", "sample_id": int(i), "before": {"tag": tag, "on": False},
+                          "after": {"tag": tag, "on": True}} for i in fresh]  # fmt: skip
+            if rows:
+                edit_rows.log(cur, self._id, batch, rows, who)
+        self._changed()
+        counts = {tag: sum(1 for r in rows if r["after"]["tag"] == tag) for tag in tagged}
+        return {"batch": batch if rows else None, "changes": len(rows), "tagged": counts}
+
     def apply(self, changes: list[dict[str, Any]], *, who: str | None = None) -> dict[str, Any]:
         """Make `changes` (each `{"action": ..., ...}` as the methods above take them) as one
         batch: all of them or, if one can't be made, none."""
@@ -221,13 +238,18 @@ class Edits:
     def _run(self, batch: int, *, backwards: bool, state: str) -> dict[str, Any]:
         rows = edit_rows.batch_rows(self._store, self._id, batch)
         with self._store.transaction() as cur:
+            tags: dict[tuple[str, bool], list[int]] = {}  # a tag on many samples: one update
             for row in reversed(rows) if backwards else rows:
                 target = row["before"] if backwards else row["after"]
-                if row["action"] in ("exclude", "include"):
+                if row["action"] == "tag":
+                    tags.setdefault((target["tag"], target["on"]), []).append(row["sample_id"])
+                elif row["action"] in ("exclude", "include"):
                     edit_rows.set_flag(cur, self._id, row["sample_id"], EXCLUDED,
                                        bool(target["excluded"]))  # fmt: skip
                 else:
                     edit_rows.set_label(cur, self._id, int(row["label_id"]), target)
+            for (tag, on), ids in tags.items():
+                edit_rows.set_tag(cur, self._id, np.array(ids), tag, on)
             edit_rows.set_state(cur, self._id, batch, state)
             edit_rows.refresh_samples(cur, self._id, sorted({r["sample_id"] for r in rows}))
         self._changed()

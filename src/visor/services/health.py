@@ -24,6 +24,7 @@ from visor.store import clusters as cluster_rows
 from visor.store import label_quality as label_rows
 from visor.store import objects as object_rows
 from visor.store import samples as sample_rows
+from visor.store.samples import SampleFilter
 
 EXAMPLES = 12
 
@@ -232,6 +233,19 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
                     f"{c['cluster']}: {c['label']} ({c['size']})" for c in mixing["clusters"][:5]
                 ],
             },
+        )
+    zero_shot = analysis_rows.last_run(store, dataset_id, "zero_shot")
+    tag = (zero_shot or {}).get("summary", {}).get("disagree_tag")
+    if zero_shot is not None and tag:
+        shown = sample_rows.filtered_ids(store, dataset_id, SampleFilter(tag=tag))
+        row(
+            "zero_shot_disagrees",
+            f"labels {zero_shot['model']} disagrees with (zero-shot, no detector needed)",
+            len(shown),
+            examples=[int(i) for i in shown[:examples]],
+            filter={"tag": tag},
+            detail={"labels": len(zero_shot["summary"]["labels"]), "tag": tag},
+            warning=with_weights_warning(zero_shot).get("warning"),
         )
     notes = _numbered_notes(rows)
     return {"dataset": name, "samples": int(dataset["num_samples"]), "rows": rows, "notes": notes}

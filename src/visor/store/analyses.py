@@ -75,6 +75,20 @@ def _record(
     )
 
 
+def record(
+    store: Store,
+    dataset_id: int,
+    kind: str,
+    model: str | None,
+    params: dict[str, Any],
+    summary: dict[str, Any],
+    job_id: str | None,
+) -> None:
+    """Keep an analysis's run (the last of its kind replaces the one before)."""
+    with store.transaction() as cur:
+        _record(cur, dataset_id, kind, model, params, summary, job_id)
+
+
 def save_duplicates(
     store: Store,
     dataset_id: int,

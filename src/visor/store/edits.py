@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from visor.store.db import Store
 
@@ -61,6 +63,42 @@ def set_flag(
     )
 
 
+def without_tag(
+    cur: duckdb.DuckDBPyConnection, dataset_id: int, ids: np.ndarray, tag: str
+) -> np.ndarray:
+    """Those of the samples `ids` that don't have `tag` (ascending)."""
+    cur.register("_visor_asked", pa.table({"id": np.asarray(ids, dtype=np.int32)}))
+    try:
+        found = cur.execute(
+            "SELECT id FROM samples WHERE dataset_id = ? AND id IN (SELECT id FROM _visor_asked) "
+            "AND NOT list_contains(coalesce(tags, []), ?) ORDER BY id",
+            [dataset_id, tag],
+        ).fetchall()
+    finally:
+        cur.unregister("_visor_asked")
+    return np.array([r[0] for r in found], dtype=np.int64)
+
+
+def set_tag(
+    cur: duckdb.DuckDBPyConnection, dataset_id: int, ids: np.ndarray, tag: str, on: bool
+) -> None:
+    """Add `tag` to the samples `ids` (on), or take it off, in one statement."""
+    value = (
+        "list_sort(list_distinct(list_append(coalesce(tags, []), ?)))"
+        if on
+        else "list_filter(coalesce(tags, []), lambda t: t != ?)"
+    )
+    cur.register("_visor_tagged", pa.table({"id": np.asarray(ids, dtype=np.int32)}))
+    try:
+        cur.execute(
+            f"UPDATE samples SET tags = {value} WHERE dataset_id = ? "
+            "AND id IN (SELECT id FROM _visor_tagged)",
+            [tag, dataset_id],
+        )
+    finally:
+        cur.unregister("_visor_tagged")
+
+
 def refresh_samples(cur: duckdb.DuckDBPyConnection, dataset_id: int, ids: list[int]) -> None:
     """Recompute the touched samples' classes and number of labels, and the dataset's classes."""
     cur.execute(
@@ -86,15 +124,30 @@ def log(
     rows: list[dict[str, Any]],
     who: str | None,
 ) -> None:
-    for seq, row in enumerate(rows):
+    n = len(rows)
+    table = pa.table(
+        {
+            "dataset_id": pa.array([dataset_id] * n, pa.int32()),
+            "batch": pa.array([batch] * n, pa.int32()),
+            "seq": pa.array(range(n), pa.int32()),
+            "who": pa.array([who] * n, pa.string()),
+            "action": pa.array([r["action"] for r in rows], pa.string()),
+            "label_id": pa.array([r.get("label_id") for r in rows], pa.int64()),
+            "sample_id": pa.array([r["sample_id"] for r in rows], pa.int32()),
+            "before": pa.array([_json(r.get("before")) for r in rows], pa.string()),
+            "after": pa.array([_json(r.get("after")) for r in rows], pa.string()),
+            "state": pa.array(["done"] * n, pa.string()),
+        }
+    )
+    cur.register("_visor_edits", table)  # one insert, however many rows (a tag on 1M samples)
+    try:
         cur.execute(
             "INSERT INTO label_edits (dataset_id, batch, seq, who, action, label_id, sample_id, "
-            "before, after, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'done')",
-            [
-                dataset_id, batch, seq, who, row["action"], row.get("label_id"),
-                row["sample_id"], _json(row.get("before")), _json(row.get("after")),
-            ],
-        )  # fmt: skip
+            "before, after, state) SELECT dataset_id, batch, seq, who, action, label_id, "
+            "sample_id, before::JSON, after::JSON, state FROM _visor_edits"
+        )
+    finally:
+        cur.unregister("_visor_edits")
     # A new edit ends what could be redone.
     cur.execute(
         "UPDATE label_edits SET state = 'dropped' WHERE dataset_id = ? AND state = 'undone'",

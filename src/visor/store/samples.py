@@ -302,6 +302,18 @@ def paths_of(store: Store, dataset_id: int, ids: list[int]) -> dict[int, str]:
     return {int(i): str(p) for i, p in rows}
 
 
+def classes_of(store: Store, dataset_id: int, ids: np.ndarray) -> list[list[str]]:
+    """Each of the samples `ids`' classes (ground truth), in the order of `ids`."""
+    rows = store.query(
+        f"SELECT id, coalesce(classes, []) FROM samples WHERE dataset_id = ? "
+        f"AND id IN (SELECT id FROM {_IDS})",
+        [dataset_id],
+        id_relation(ids),
+    )
+    found = {int(i): list(c) for i, c in rows}
+    return [found.get(int(i), []) for i in ids]
+
+
 def prediction_sources(store: Store, dataset_id: int) -> dict[str, int]:
     """Prediction sources of a dataset and their number of boxes."""
     rows = store.query(
