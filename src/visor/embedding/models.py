@@ -295,7 +295,7 @@ def _build(name: str, device: str, precision: str) -> Embedder:
     if precision == "fp16":
         model.half()
     model.to(device)
-    text = None if tokenize is None else towers.TextTower(whole, tokenize, device)
+    text = None if tokenize is None else towers.TextTower(whole, tokenize, device, precision)
     log.info("loaded %s (%d-d) on %s, %s", name, dim, device, precision)
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -63,11 +63,14 @@ class TextTower:
     model: torch.nn.Module  # the whole CLIP/SigLIP model: its text half is what runs
     tokenize: Tokenize
     device: str
+    precision: str = "fp32"  # bf16: run under autocast, as the images are (CPUs with bf16)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(n, dim) float32 vectors of `texts`, not normalised (search normalises)."""
         batch = {k: v.to(self.device) for k, v in self.tokenize(texts).items()}
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(
+            self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        ):
             found: Any = self.model.get_text_features(**batch)  # type: ignore[operator]
             vectors = found if isinstance(found, torch.Tensor) else found.pooler_output
         return vectors.float().cpu().numpy()
