@@ -68,8 +68,11 @@ class TextTower:
     def encode(self, texts: list[str]) -> np.ndarray:
         """(n, dim) float32 vectors of `texts`, not normalised (search normalises)."""
         batch = {k: v.to(self.device) for k, v in self.tokenize(texts).items()}
-        with torch.inference_mode(), torch.autocast(
-            self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        with (
+            torch.inference_mode(),
+            torch.autocast(
+                self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.precision == "bf16"
+            ),
         ):
             found: Any = self.model.get_text_features(**batch)  # type: ignore[operator]
             vectors = found if isinstance(found, torch.Tensor) else found.pooler_output
