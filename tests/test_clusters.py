@@ -115,6 +115,39 @@ def test_the_corpus_boxes_clustered(ws: Workspace) -> None:
     assert ds.clusters()["clusters"] == []
 
 
+def test_clusters_named_by_words_with_a_clip_map(ws: Workspace) -> None:
+    """With a vocabulary, each cluster's likeliest word (its members' mean direction against
+    "a photo of a {word}") leads its label."""
+    from visor.embedding.models import load_model
+
+    ws.ingest(str(YOLO), "y", wait=True)
+    ds = ws.dataset("y")
+    ds.embed("random:clip-tiny", precision="fp32", wait=True)
+    ds.make_map(method="pca", wait=True)
+    words = ["forest", "road", "field"]
+    ds.find_clusters(min_cluster_size=2, vocabulary=words, wait=True)
+    found = ds.clusters()["clusters"]
+    assert found
+    ids, vectors = ds.embeddings("random:clip-tiny")
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    model = load_model("random:clip-tiny")
+    texts = model.encode_text([f"a photo of a {w}" for w in words])
+    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+    for c in found:
+        members = (
+            ws.sql(f"SELECT sample_id FROM map_points WHERE cluster = {c['cluster']} ORDER BY 1")
+            .column("sample_id")
+            .to_pylist()
+        )
+        centre = unit[np.isin(ids, members)].mean(axis=0)
+        want = words[int((texts @ centre).argmax())]
+        assert c["words"]["word"] == want and c["label"].startswith(f"{want} · ")
+    ds.embed("random:dinov2-tiny", precision="fp32", wait=True)
+    ds.make_map("random:dinov2-tiny", method="pca", wait=True)
+    with pytest.raises(InvalidInput, match="embeds images only"):
+        ds.find_clusters(vocabulary=words)
+
+
 def test_what_is_refused(ws: Workspace) -> None:
     write_samples(ws.store, 50, "few")
     ds = ws.dataset("few")

@@ -257,10 +257,13 @@ class Dataset(_Part):
         map_id: int | None = None,
         min_cluster_size: int | None = None,
         *,
+        vocabulary: list[str] | None = None,
         wait: bool = False,
     ) -> Job:
-        """Start finding a map's density clusters (see `ops.FindClusters`)."""
-        return self._run(ops.FindClusters, wait, map_id=map_id, min_cluster_size=min_cluster_size)
+        """Start finding a map's density clusters (see `ops.FindClusters`; `vocabulary`:
+        words a CLIP/SigLIP map's clusters are named by)."""
+        return self._run(ops.FindClusters, wait, map_id=map_id,
+                         min_cluster_size=min_cluster_size, vocabulary=vocabulary)  # fmt: skip
 
     def clusters(self, map_id: int | None = None) -> dict[str, Any]:
         """A map's clusters, largest first, with the run that found them."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from visor.embedding.models import with_weights_warning
+from visor.errors import InvalidInput
 from visor.ops import results
 from visor.ops.base import Context, Op, register
+from visor.ops.reads import text_vector
+from visor.ops.zeroshot import words
 from visor.services import clusters as cluster_service
 from visor.services import maps as map_service
 from visor.services.jobs import JobContext
@@ -34,8 +37,23 @@ class FindClusters(Op):
         description="the fewest points a cluster holds (auto: 1% of the points, 10 to 5000)",
     )
 
+    vocabulary: list[str] | None = Field(
+        default=None,
+        description="words, comma-separated: with a CLIP/SigLIP map, the likeliest of them "
+        "for each cluster leads its label",
+    )
+
+    @field_validator("vocabulary", mode="before")
+    @classmethod
+    def _listed(cls, value: Any) -> Any:
+        return words(value)
+
     def check(self, ctx: Context) -> FindClusters:
         found = map_service.map_row(ctx.store, ctx.dataset, self.map_id)
+        if self.vocabulary:
+            if found["objects"]:
+                raise InvalidInput("a vocabulary names clusters of a map of images, not boxes")
+            text_vector(found["model"], "a photo")  # a text tower, or refused now
         return self.model_copy(update={"map_id": int(found["id"])})
 
     def key(self) -> str:
@@ -44,7 +62,7 @@ class FindClusters(Op):
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         found = map_service.map_row(ctx.store, ctx.dataset, self.map_id)
         result = cluster_service.find_clusters(
-            ctx.store, job, ctx.dataset, found, self.min_cluster_size
+            ctx.store, job, ctx.dataset, found, self.min_cluster_size, self.vocabulary
         )
         return with_weights_warning({**result, "model": found["model"]})
 

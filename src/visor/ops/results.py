@@ -85,6 +85,9 @@ class Cluster(Result):
     folder: str | None
     tag: str | None
     mixed: bool = Field(description="no class holds 60% of its members")
+    words: dict[str, Any] | None = Field(
+        default=None, description="with a vocabulary: the likeliest word and its probability"
+    )
 
 
 class ClusterList(Result):

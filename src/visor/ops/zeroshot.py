@@ -15,6 +15,20 @@ from visor.services import zeroshot as zeroshot_service
 from visor.services.jobs import JobContext
 
 
+def words(value: Any) -> Any:
+    """A list of words (each may hold several, comma-separated), none empty, none twice."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        value = [p.strip() for v in value for p in str(v).split(",")]
+        if not value or not all(value):
+            raise ValueError("give at least one label, none empty")
+        twice = sorted({v for v in value if value.count(v) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(repr(v) for v in twice)} given more than once")
+    return value
+
+
 @register
 class TagZeroShot(Op):
     """Tag each image with the label a CLIP or SigLIP model finds likeliest (prompted as
@@ -40,17 +54,8 @@ class TagZeroShot(Op):
 
     @field_validator("labels", mode="before")
     @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [value]
-        if isinstance(value, list):
-            value = [p.strip() for v in value for p in str(v).split(",")]
-            if not value or not all(value):
-                raise ValueError("give at least one label, none empty")
-            twice = sorted({v for v in value if value.count(v) > 1})
-            if twice:
-                raise ValueError(f"{', '.join(repr(v) for v in twice)} given more than once")
-        return value
+    def _listed(cls, value: Any) -> Any:
+        return words(value)
 
     @field_validator("template")
     @classmethod

@@ -36,6 +36,7 @@ def find_clusters(
     dataset: dict[str, Any],
     map_row: dict[str, Any],
     min_cluster_size: int | None = None,
+    vocabulary: list[str] | None = None,
 ) -> dict[str, Any]:
     """Cluster the map's points, label each cluster and store them (replacing the map's last
     clustering). Fewer points than the minimum cluster size: no clusters, said in `message`."""
@@ -63,6 +64,10 @@ def find_clusters(
         ).fit_predict(xy)
         labels = np.asarray(labels, dtype=np.int64)
     clusters = describe(table, labels)
+    if vocabulary and clusters:
+        if ctx is not None:
+            ctx.phase(f"naming {len(clusters)} clusters from {len(vocabulary)} words")
+        name_by_words(store, dataset["id"], map_row["model"], table, labels, clusters, vocabulary)
     noise = int((labels < 0).sum())
     run = {
         "map_id": int(map_row["id"]),
@@ -175,6 +180,43 @@ def describe(table: pa.Table, labels: np.ndarray) -> list[dict[str, Any]]:
             }
         )
     return found
+
+
+WORDS_SAMPLE = 256  # members per cluster whose vectors make its centre
+
+
+def name_by_words(
+    store: Store,
+    dataset_id: int,
+    model: str,
+    table: pa.Table,
+    labels: np.ndarray,
+    clusters: list[dict[str, Any]],
+    words: list[str],
+) -> None:
+    """With a CLIP/SigLIP model: each cluster's centre (the mean direction of up to 256 of its
+    members' vectors) against "a photo of a {word}" for every word; the likeliest word leads
+    its label (`words`: the word and its probability)."""
+    from visor.embedding.models import load_model
+    from visor.store import embeddings as vector_rows
+
+    embedder = load_model(model)
+    texts = embedder.encode_text([f"a photo of a {w}" for w in words])
+    assert embedder.text is not None  # checked before the job
+    ids = table.column("sample_id").to_numpy()
+    rng = np.random.default_rng(0)
+    for c in clusters:
+        members = np.unique(ids[labels == c["cluster"]])
+        if len(members) > WORDS_SAMPLE:
+            members = np.sort(rng.choice(members, WORDS_SAMPLE, replace=False))
+        _, found = vector_rows.vectors_of(store, dataset_id, model, members)
+        if not len(found):
+            continue
+        unit = found / np.maximum(np.linalg.norm(found, axis=1, keepdims=True), 1e-12)
+        chances = embedder.text.probabilities(unit.mean(axis=0, keepdims=True), texts)[0]
+        best = int(chances.argmax())
+        c["words"] = {"word": words[best], "probability": round(float(chances[best]), 4)}
+        c["label"] = f"{words[best]} · {c['label']}"
 
 
 def _outline(x: np.ndarray, y: np.ndarray) -> list[list[float]]:

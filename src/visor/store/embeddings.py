@@ -151,6 +151,28 @@ def vectors(store: Store, dataset_id: int, model: str) -> tuple[np.ndarray, np.n
     return _read_rows(store, dataset_id, model, np.float32, unit=False)
 
 
+def vectors_of(
+    store: Store, dataset_id: int, model: str, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The vectors of the samples `ids` that have one (ids ascending, float32 rows)."""
+    dim = model_dim(store, model)
+    if dim is None:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+    table = pa.table({"id": np.asarray(ids, dtype=np.int32)})
+    cur = store.cursor()
+    cur.register("_visor_wanted", table)
+    try:
+        found = cur.sql(
+            f"SELECT sample_id, vector FROM {table_name(dim)} WHERE dataset_id = ? AND model = ? "
+            "AND sample_id IN (SELECT id FROM _visor_wanted) ORDER BY sample_id",
+            params=[dataset_id, model],
+        ).to_arrow_table()
+    finally:
+        cur.unregister("_visor_wanted")
+    rows = found.column(1).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return found.column(0).to_numpy().astype(np.int64), rows.reshape(-1, dim).astype(np.float32)
+
+
 def unit_vectors(
     store: Store, dataset_id: int, model: str, dtype: type = np.float16
 ) -> tuple[np.ndarray, np.ndarray]:
