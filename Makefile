@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,ray,openvino]' -c constraints.txt
+	# fast-hdbscan's numba code compiled once here (~40 s on 2 cores) and cached beside it,
+	# rather than in the first `visor clusters` job
+	$(BIN)/python -c "import numpy, fast_hdbscan; fast_hdbscan.HDBSCAN(min_cluster_size=10, min_samples=10).fit_predict(numpy.random.default_rng(0).random((500, 2)))"
 	touch $(STAMP)
 
 # The web UI: installed from the lock file, built into the Python package (served at /).

@@ -71,6 +71,15 @@ def test_planted_blobs_are_found_and_named(ws: Workspace) -> None:
         assert x0 <= c["centroid"][0] <= x1 and y0 <= c["centroid"][1] <= y1
         assert len(c["outline"]) >= 3
     assert (per_point == -1).sum() == found["noise"] == result["noise"]
+    # Sorted by cluster: every cluster's members together, in cluster order, noise last.
+    page = (
+        ds.samples(sort="cluster", limit=1000)[1]
+        + ds.samples(sort="cluster", offset=1000, limit=1000)[1]
+        + ds.samples(sort="cluster", offset=2000, limit=1000)[1]
+    )
+    order = [per_point[s["id"]] for s in page]
+    clustered = [c for c in order if c >= 0]
+    assert clustered == sorted(clustered) and order[len(clustered) :] == [-1] * found["noise"]
     assert adjusted_rand_score(blob, per_point) >= 0.9
     assert result["mixing_classes"] == 1
     # Clustering again replaces the last clustering (a coarser one: fewer clusters).

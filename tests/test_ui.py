@@ -464,7 +464,7 @@ def test_cluster_labels_on_the_map_filter_the_grid(page: Page, tmp_path: Path) -
         expect(page.get_by_test_id("count")).to_have_text("800 samples")
         page.get_by_test_id("find-clusters").click()
         labels = page.get_by_test_id("cluster-label")
-        expect(labels).to_have_count(4)
+        expect(labels).to_have_count(4, timeout=60_000)
         names = sorted(labels.all_inner_texts())
         assert names == [f"kind{k} 100%" for k in range(4)], names
         first = labels.filter(has_text="kind2")

@@ -243,8 +243,8 @@ class Samples(_Paged):
     sort: str = Field(
         default="id",
         description="id, filename, path, size_bytes, width, height, num_labels, split, "
-        "uniqueness, duplicate_group, label_quality, detection_quality, eval.<tp|fp|fn|errors> "
-        "or metadata.<numeric field>",
+        "uniqueness, duplicate_group, label_quality, detection_quality, cluster (on the default "
+        "map), eval.<tp|fp|fn|errors> or metadata.<numeric field>",
     )
     descending: bool = False
 

@@ -52,17 +52,12 @@ def find_clusters(
             "no clusters"
         )
     else:
-        import fast_hdbscan
-
         if ctx is not None:
             ctx.phase(f"finding density clusters among {n} points")
         xy = np.column_stack([table.column("x").to_numpy(), table.column("y").to_numpy()]).astype(
             np.float64
         )
-        labels = fast_hdbscan.HDBSCAN(
-            min_cluster_size=size, min_samples=min(MIN_SAMPLES, size)
-        ).fit_predict(xy)
-        labels = np.asarray(labels, dtype=np.int64)
+        labels = hdbscan(xy, size, min(MIN_SAMPLES, size))
     clusters = describe(table, labels)
     if vocabulary and clusters:
         if ctx is not None:
@@ -91,6 +86,19 @@ def find_clusters(
     mixed = sum(1 for c in clusters if c["mixed"])
     seconds = round(time.perf_counter() - started, 2)
     return {**run, "clusters": len(clusters), "mixing_classes": mixed, "seconds": seconds}
+
+
+def hdbscan(xy: np.ndarray, min_cluster_size: int, min_samples: int) -> np.ndarray:
+    """Each point's cluster (-1: noise), by fast-hdbscan (one implementation at every size,
+    so a map's clusters don't change with its number of points). Its numba code is compiled
+    on its first run after an install (~40 s on 2 cores; `make setup` runs it once) and
+    kept in its cache after."""
+    import fast_hdbscan
+
+    found = fast_hdbscan.HDBSCAN(
+        min_cluster_size=min_cluster_size, min_samples=min_samples
+    ).fit_predict(xy)
+    return np.asarray(found, dtype=np.int64)
 
 
 def _shares(

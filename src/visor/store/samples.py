@@ -41,6 +41,13 @@ DETECTION_QUALITY = (
     "(SELECT min(d.quality) FROM detection_quality d "
     "WHERE d.dataset_id = samples.dataset_id AND d.sample_id = samples.id)"
 )
+# The sample's density cluster on the default map (on a map of boxes, the lowest of its
+# boxes' clusters); noise and unclustered samples last.
+CLUSTER = (
+    "(SELECT min(p.cluster) FROM map_points p WHERE p.dataset_id = samples.dataset_id "
+    "AND p.sample_id = samples.id AND p.map_id = (SELECT m.id FROM maps m "
+    "WHERE m.dataset_id = samples.dataset_id AND m.is_default))"
+)
 EVALUATION_SORTS = {"tp": "e.tp", "fp": "e.fp", "fn": "e.fn", "errors": "e.fp + e.fn"}
 
 
@@ -52,6 +59,8 @@ def _sort_key(sort: str, dataset_id: int, evaluation: str | None = None) -> str:
         return LABEL_QUALITY
     if sort == "detection_quality":
         return DETECTION_QUALITY
+    if sort == "cluster":
+        return CLUSTER
     if sort.startswith("eval."):
         field = sort.removeprefix("eval.")
         if field not in EVALUATION_SORTS:
@@ -71,7 +80,8 @@ def _sort_key(sort: str, dataset_id: int, evaluation: str | None = None) -> str:
             raise InvalidInput(f"sort: metadata field {key!r} must be letters, digits or _")
         return f"TRY_CAST(json_extract_string(metadata, '$.{key}') AS DOUBLE)"
     raise InvalidInput(
-        f"sort: unknown field {sort!r} (use {', '.join(SORTABLE)} or metadata.<numeric field>)"
+        f"sort: unknown field {sort!r} (use {', '.join(SORTABLE)}, label_quality, "
+        "detection_quality, cluster or metadata.<numeric field>)"
     )
 
 
