@@ -26,24 +26,14 @@ DINOV2_PREPROCESSING: dict[str, Any] = {
 # (google/siglip-*): 224 x 224, no crop, mean and std 0.5.
 JOINT_PREPROCESSING: dict[str, dict[str, Any]] = {
     "clip": {
-        "do_resize": True,
+        **DINOV2_PREPROCESSING,
         "size": {"shortest_edge": 224},
-        "resample": 3,
-        "do_center_crop": True,
-        "crop_size": {"height": 224, "width": 224},
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
         "image_mean": [0.48145466, 0.4578275, 0.40821073],
         "image_std": [0.26862954, 0.26130258, 0.27577711],
     },
     "siglip": {
-        "do_resize": True,
+        **{k: v for k, v in DINOV2_PREPROCESSING.items() if "crop" not in k},
         "size": {"height": 224, "width": 224},
-        "resample": 3,
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
         "image_mean": [0.5, 0.5, 0.5],
         "image_std": [0.5, 0.5, 0.5],
     },
