@@ -105,7 +105,9 @@ def matmul_rates(name: str, device: str, precision: str, batch: int) -> dict[str
     shapes (a batch's tokens x hidden x 4*hidden, both ways, and a square 4096 product), at
     `precision` (bf16 and fp16 as torch runs them here), with torch's threads."""
     embedder = load_model(name, device, "fp32")
-    config: Any = embedder.model.config
+    # the transformers model inside the image tower (CLS token, or CLIP's image features)
+    config: Any = getattr(embedder.model, "inner", embedder.model).config
+    config = getattr(config, "vision_config", config)
     height, width = _input_hw(embedder)
     patch, hidden = int(config.patch_size), int(config.hidden_size)
     tokens = batch * ((height // patch) * (width // patch) + 1)

@@ -178,15 +178,46 @@ def test_the_same_calls_give_the_same_answers(mode: tuple, tmp_path: Path) -> No
         ds.delete()
 
 
-def test_typed_answers_describe_what_comes_back(mode: tuple) -> None:
+def undeclared(value: object, where: str = "") -> list[str]:
+    """The fields an answer has that its model does not declare, at any depth."""
+    found: list[str] = []
+    if isinstance(value, BaseModel):
+        found += [f"{where}.{k}" for k in value.model_extra or {}]
+        for name in type(value).model_fields:
+            found += undeclared(getattr(value, name), f"{where}.{name}")
+    elif isinstance(value, list):
+        for item in value:
+            found += undeclared(item, f"{where}[]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found += undeclared(item, f"{where}[{key}]")
+    return found
+
+
+def test_typed_answers_describe_what_comes_back(mode: tuple, tmp_path: Path) -> None:
     """A quick operation's answer model (in /openapi.json, made into the UI's types) holds
-    every field the answer has, in both modes."""
-    _, home, _ = mode
+    every field the answer has, at every depth, in both modes; and so do the routes the UI
+    reads, through a server."""
+    _, home, server = mode
     with visor.open(home) as ws:
         ws.ingest(str(YOLO), "typed", wait=True)
         ds = ws.dataset("typed")
         ds.embed(TINY, wait=True)
         ds.make_map(method="pca", wait=True)
+        ds.find_duplicates(wait=True)
+        ds.compute_quality(wait=True)
+        table = ws.sql(
+            AS_PREDICTIONS.replace(
+                "ORDER BY",
+                "AND l.dataset_id = (SELECT id FROM datasets WHERE name = 'typed') ORDER BY",
+            )
+        )
+        table.to_pandas().to_csv(tmp_path / "gt.csv", index=False)
+        ds.import_predictions(str(tmp_path / "gt.csv"), "gt")
+        ds.evaluate("gt", wait=True)
+        ds.find_detection_label_errors("gt", wait=True)
+        ds.embed(TINY, objects=True, wait=True)
+        ds.find_label_errors(wait=True)
         answers = {
             ops.Datasets: [r for r in ws.datasets() if r["name"] == "typed"],
             ops.AddTags: ds.add_tags([1, 2], ["typed"]),
@@ -194,14 +225,55 @@ def test_typed_answers_describe_what_comes_back(mode: tuple) -> None:
             ops.MapInfo: ds.map(),
             ops.SaveView: ds.views.save("v", filters={"split": "val"}),
             ops.ListViews: ds.views.list(),
+            ops.Info: ds.info(),
+            ops.Sample: [ds.sample(i) for i in range(7)],
+            ops.Labels: [label for i in range(7) for label in ds.labels(i)],
+            ops.Similar: ds.similar(0, 3),
+            ops.QualityReport: ds.quality(3),
+            ops.HealthReport: ds.health(8),
+            ops.DuplicateGroups: ds.duplicates(limit=1),
+            ops.ListEvaluations: ds.evaluations.list(),
+            ops.GetEvaluation: ds.evaluations.get("gt"),
+            ops.ObjectBox: ds.objects.box(1),
+            ops.SimilarObjects: ds.objects.similar(1, 3),
         }
         assert answers[ops.AddTags] == 2 and len(answers[ops.ListViews]) == 1
+        assert answers[ops.Info]["num_samples"] == 7 and len(answers[ops.Labels]) == 202
+        assert answers[ops.GetEvaluation]["metrics"]["counts"]["fp"] == 0
+        # the optional parts are there to be checked: a box's label quality, a detection check
+        assert any(label.get("label_quality") for label in answers[ops.Labels])
+        assert any(sample.get("detection_check") for sample in answers[ops.Sample])
         for op, answer in answers.items():
-            typed = TypeAdapter(op.result).validate_python(answer)
-            for row in typed if isinstance(typed, list) else [typed]:
-                if isinstance(row, BaseModel):
-                    assert not row.model_extra, (op.name, row.model_extra)  # a field undeclared
+            shape = list[op.result] if op is ops.Sample else op.result  # a list of answers
+            typed = TypeAdapter(shape).validate_python(answer)
+            assert not undeclared(typed), (op.name, undeclared(typed))
         assert answers[ops.MapInfo]["num_points"] == 7 and answers[ops.Datasets][0]["maps"] == 1
+        if server is not None:  # the routes the UI reads, as declared in /openapi.json
+            paths = document()["paths"]
+            with httpx.Client(base_url=server.url, headers=server.headers) as client:
+                for route, path in (
+                    ("", ""),
+                    ("/samples", "/samples?boxes=all&evaluation=gt&limit=7"),
+                    ("/samples/{sample_id}", "/samples/0"),
+                    ("/samples/{sample_id}", "/samples/3"),
+                    ("/samples/{sample_id}/similar", "/samples/0/similar?k=3"),
+                    ("/objects/{label_id}", "/objects/1"),
+                    ("/objects/{label_id}/similar", "/objects/1/similar?k=3"),
+                    ("/duplicates", "/duplicates?limit=1"),
+                    ("/quality", "/quality?examples=3"),
+                    ("/health", "/health?examples=8"),
+                    ("/evaluations", "/evaluations"),
+                    ("/evaluations/{evaluation}", "/evaluations/gt"),
+                ):
+                    declared = paths["/api/datasets/{name}" + route]["get"]["responses"]["200"]
+                    schema = declared["content"]["application/json"]["schema"]
+                    ref = schema.get("items", schema)["$ref"].rsplit("/", 1)[-1]
+                    model = getattr(ops.results, ref)
+                    answer = client.get(f"/api/datasets/typed{path}").json()
+                    typed = TypeAdapter(
+                        list[model] if "items" in schema else model
+                    ).validate_python(answer)
+                    assert not undeclared(typed), (path, undeclared(typed))
         ds.delete()
     # The routes say so: the answer's schema is in the OpenAPI document the UI's types come from.
     paths = document()["paths"]

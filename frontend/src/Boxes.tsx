@@ -1,16 +1,8 @@
+import type { Schemas } from "./api";
 import { classColor } from "./colors";
 
-export interface Box {
-  id?: number;
-  kind: string;
-  class: string | null;
-  bbox: [number, number, number, number] | null;
-  score?: number | null;
-  // From an evaluation (when the view has one): the box's outcome and confusion cell.
-  outcome?: "tp" | "fp" | "fn" | "ignored" | null;
-  iou?: number | null;
-  cell?: [string | null, string | null];
-}
+/** A box as the samples API gives it; with an evaluation, its outcome and confusion cell. */
+export type Box = Schemas["Box"];
 
 const FP_RED = "#d62728";
 

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from "react";
-import { api, datasetPath, watchChanges } from "./api";
+import { api, datasetPath, watchChanges, type Schemas } from "./api";
 import { setClassOrder } from "./colors";
 import { DuplicatesPanel } from "./DuplicatesPanel";
 import { EvaluationPanel } from "./EvaluationPanel";
@@ -16,17 +16,9 @@ import { RelabelBar } from "./RelabelBar";
 import { TagBar } from "./TagBar";
 import { filterParams, type BoxKinds, type ObjectIssue, type ViewState } from "./url";
 
-interface QualityReport {
-  measured: number;
-  issues: { issue: string; count: number; share: number }[];
-}
+type QualityReport = Schemas["Quality"];
 
-interface Info {
-  num_samples: number;
-  splits: Record<string, number>;
-  classes: { class: string; kind: string; samples: number }[];
-  tags: Record<string, number>;
-}
+type Info = Schemas["DatasetInfo"];
 
 /** A lasso on the map (or a text search's best matches): its ids are posted once; the token
  * names them in later requests. */
@@ -160,7 +152,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
     // Only the latest request's answer counts: a change event and a new filter can send two
     // at once, and they may come back in either order.
     let live = true;
-    api<{ total: number }>(samplesUrl(name, query, 0, 1)).then(
+    api<Schemas["SamplePage"]>(samplesUrl(name, query, 0, 1)).then(
       (body) => {
         if (!live) return;
         setTotal(body.total);
@@ -177,7 +169,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
     setSearchNote(null);
     if (!text.trim()) return lasso(null);
     const params = new URLSearchParams({ text, k });
-    api<{ neighbours: { sample_id: number }[]; warning?: string }>(`${datasetPath(name)}/similar?${params}`).then(
+    api<Schemas["Neighbours"]>(`${datasetPath(name)}/similar?${params}`).then(
       (found) => {
         const ids = Int32Array.from(found.neighbours.map((n) => n.sample_id)).sort();
         lasso({ ids, polygon: [], text });
@@ -210,7 +202,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
   };
 
   const classes = useMemo(() => {
-    const names = info ? [...new Set(info.classes.map((c) => c.class))].sort() : [];
+    const names = info ? [...new Set(info.classes.flatMap((c) => (c.class === null ? [] : [c.class])))].sort() : [];
     setClassOrder(names); // before the grid, map and sample view draw a class colour
     return names;
   }, [info]);
@@ -225,7 +217,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
     if (openIndex === null || total === null) return;
     const next = openIndex + delta;
     if (next < 0 || next >= total) return;
-    api<{ items: { id: number }[] }>(samplesUrl(name, query, next, 1)).then((r) => {
+    api<Schemas["SamplePage"]>(samplesUrl(name, query, next, 1)).then((r) => {
       if (r.items.length) openSample(r.items[0].id, next);
     });
   };

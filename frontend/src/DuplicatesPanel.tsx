@@ -1,29 +1,8 @@
 import { useEffect, useState } from "react";
-import { api, datasetPath, runJob, thumbnailUrl, type Job } from "./api";
+import { api, datasetPath, runJob, thumbnailUrl, type Job, type Schemas } from "./api";
 
-interface Pair {
-  a: number;
-  b: number;
-  similarity: number;
-  splits: (string | null)[];
-  cross_split: boolean;
-  paths: (string | null)[];
-}
-
-interface Run {
-  model: string | null;
-  params: { threshold: number | null };
-  summary: {
-    groups: number;
-    samples_in_groups: number;
-    removable: number | null;
-    threshold_rule?: string;
-    threshold_warning?: string;
-    lookalike_clusters?: number;
-    nearest_similarity?: { count: number; histogram?: { edges: number[]; counts: number[] } };
-  };
-  warning?: string;
-}
+type Pair = Schemas["DuplicatePair"];
+type Run = Schemas["DuplicatesRun"];
 
 const WIDTH = 196;
 const HEIGHT = 56;
@@ -39,7 +18,7 @@ export function DuplicatesPanel({ dataset, version }: { dataset: string; version
   const [regrouped, setRegrouped] = useState(0);
 
   useEffect(() => {
-    api<{ run: Run | null; closest_pairs?: Pair[] }>(`${datasetPath(dataset)}/duplicates?limit=1`).then(
+    api<Schemas["DuplicatesReport"]>(`${datasetPath(dataset)}/duplicates?limit=1`).then(
       (r) => { setRun(r.run); setPairs(r.closest_pairs ?? []); },
       () => setRun(null),
     );
@@ -62,7 +41,7 @@ export function DuplicatesPanel({ dataset, version }: { dataset: string; version
   const threshold = run.params.threshold;
   return (
     <div className="duplicates-panel" data-testid="duplicates-panel">
-      {histogram && threshold !== null && (
+      {histogram && threshold != null && (
         <>
           <Histogram edges={histogram.edges} counts={histogram.counts} threshold={moving ?? threshold} />
           <input

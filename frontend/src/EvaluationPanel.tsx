@@ -1,36 +1,11 @@
 import { useEffect, useMemo, useState } from "react";
-import { api, datasetPath, runJob, type Job } from "./api";
+import { api, datasetPath, runJob, type Job, type Schemas } from "./api";
 import { classColor } from "./colors";
 import { JobBar } from "./JobBar";
 import type { Outcome, ViewState } from "./url";
 
-interface ClassRow {
-  class: string;
-  ap: number | null;
-  ap50: number | null;
-  ap75: number | null;
-  ar: number | null;
-  precision: number | null;
-  recall: number | null;
-  tp: number;
-  fp: number;
-  fn: number;
-  gt: number;
-  predictions: number;
-}
-
-export interface Evaluation {
-  name: string;
-  source: string;
-  params: { iou: number; classwise: boolean; split?: string | null };
-  metrics: {
-    summary: Record<string, number>;
-    counts: { tp: number; fp: number; fn: number; precision: number | null; recall: number | null };
-    classes: ClassRow[];
-    curves: { iou: number; recall: number[]; precision: Record<string, number[]> };
-    confusion: { classes: string[]; matrix: number[][] };
-  };
-}
+type ClassRow = Schemas["ClassMetrics"];
+export type Evaluation = Schemas["Evaluation"];
 
 const COLUMNS: [keyof ClassRow, string][] = [
   ["class", "class"], ["ap", "AP"], ["ap50", "AP50"], ["precision", "prec."], ["recall", "recall"],
@@ -62,7 +37,7 @@ export function EvaluationPanel(
 
   useEffect(() => {
     let live = true;
-    api<{ name: string }[]>(base).then((found) => { if (live) setList(found); }, (e) => setError(e.message));
+    api<Schemas["EvaluationRow"][]>(base).then((found) => { if (live) setList(found); }, (e) => setError(e.message));
     api<Record<string, number>>(`${datasetPath(dataset)}/predictions`).then((s) => { if (live) setSources(s); });
     return () => { live = false; };
   }, [base, dataset, version]);

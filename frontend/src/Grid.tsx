@@ -1,20 +1,13 @@
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useEffect, useRef, useState } from "react";
-import { api, datasetPath, thumbnailUrl } from "./api";
-import { BoxOverlay, type Box } from "./Boxes";
+import { api, datasetPath, thumbnailUrl, type Schemas } from "./api";
+import { BoxOverlay } from "./Boxes";
 import { classColor } from "./colors";
 import { useColumns } from "./columns";
 import { PAGE_SIZE, pagesFor } from "./pages";
 import type { BoxKinds } from "./url";
 
-export interface Sample {
-  id: number;
-  filename: string;
-  width: number | null;
-  height: number | null;
-  classes: string[];
-  boxes?: Box[];
-}
+export type Sample = Schemas["SampleRow"];
 
 const CELL = 176; // px: the least cell width (cells widen to fill the grid; rows as tall)
 

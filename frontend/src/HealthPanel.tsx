@@ -1,19 +1,8 @@
 import { useEffect, useState } from "react";
-import { api, datasetPath, runJob, thumbnailUrl, type Job } from "./api";
+import { api, datasetPath, runJob, thumbnailUrl, type Job, type Schemas } from "./api";
 import type { ViewState } from "./url";
 
-interface Row {
-  kind: string;
-  title: string;
-  count: number | null;
-  share: number | null;
-  examples?: number[];
-  filter?: Record<string, string | number | boolean>;
-  warning?: string | null;
-  note?: number; // the number of its warning among the report's notes
-  todo?: string;
-  choices?: string[]; // a row that needs a choice: the prediction sources to check against
-}
+type Row = Schemas["HealthRow"];
 
 /** The view a row's filter asks for (the samples API's names -> the URL's). */
 export function viewFor(filter: Record<string, string | number | boolean>): Partial<ViewState> {
@@ -78,7 +67,7 @@ export function HealthPanel(
   };
   useEffect(() => {
     let live = true;
-    api<{ rows: Row[]; notes: string[] }>(`${datasetPath(dataset)}/health?examples=8`).then(
+    api<Schemas["Health"]>(`${datasetPath(dataset)}/health?examples=8`).then(
       (r) => { if (live) setReport(r); },
       (e) => { if (live) setError(e.message); },
     );

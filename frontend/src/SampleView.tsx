@@ -1,29 +1,9 @@
 import { useEffect, useLayoutEffect, useState } from "react";
-import { api, cropUrl, datasetPath, thumbnailUrl } from "./api";
+import { api, cropUrl, datasetPath, thumbnailUrl, type Schemas } from "./api";
 import { BoxOverlay, type Box } from "./Boxes";
 
-interface Label extends Box {
-  source: string;
-  label_quality?: { quality: number; issue: boolean; suggested: string; suggested_probability: number };
-}
-
-interface SampleDetail {
-  id: number;
-  path: string;
-  flags?: string[];
-  width: number | null;
-  height: number | null;
-  split: string | null;
-  tags: string[];
-  metadata: Record<string, unknown>;
-  duplicate_group: number | null;
-  uniqueness: number | null;
-  labels: Label[];
-  detection_check?: {
-    source: string; quality: number; issue: boolean;
-    boxes: { label_id: number; signal: "swap" | "badloc" | "overlooked"; score: number; class: string | null }[];
-  };
-}
+type Label = Schemas["Label"];
+type SampleDetail = Schemas["SampleDetail"];
 
 /** What cleanlab's detection check says of a box, in words. */
 function detectionWords(signal: string, cls: string | null): string {
@@ -41,18 +21,9 @@ function describe(l: Box): string {
   return l.outcome ?? "";
 }
 
-interface Neighbour {
-  sample_id: number;
-  distance: number;
-  path: string;
-}
+type Neighbour = Schemas["Neighbour"];
 
-interface NearBox {
-  label_id: number;
-  sample_id: number;
-  class: string | null;
-  distance: number;
-}
+type NearBox = Schemas["NearBox"];
 
 /** One sample over the page: the image with its boxes, labels, metadata, tags, nearest
  * neighbours and duplicate group. Esc closes; the arrow keys step through the grid. */
@@ -120,7 +91,7 @@ export function SampleView(
     if (box === null || vectors === undefined) return;
     if (vectors.boxes === null) return setNearBoxes([]);
     let live = true;
-    api<{ neighbours: NearBox[]; warning?: string }>(`${base}/objects/${box}/similar?k=12`).then(
+    api<Schemas["NearBoxes"]>(`${base}/objects/${box}/similar?k=12`).then(
       (r) => { if (live) { setNearBoxes(r.neighbours); setBoxWarning(r.warning ?? null); } },
       () => { if (live) setNearBoxes([]); },
     );
@@ -131,7 +102,7 @@ export function SampleView(
     setOutcomes(new Map());
     if (!evaluation) return;
     let live = true;
-    api<{ items: { boxes: Box[] }[] }>(`${base}/samples/query`, {
+    api<Schemas["SamplePage"]>(`${base}/samples/query`, {
       method: "POST",
       body: JSON.stringify({ ids: [id], evaluation, boxes: "all", limit: 1 }),
     }).then(
@@ -164,7 +135,7 @@ export function SampleView(
       return;
     }
     let live = true;
-    api<{ neighbours: Neighbour[]; warning?: string }>(`${base}/samples/${id}/similar?k=12`).then(
+    api<Schemas["Neighbours"]>(`${base}/samples/${id}/similar?k=12`).then(
       (r) => { if (live) { setNeighbours(r.neighbours); setWarning(r.warning ?? null); } },
       (e) => { if (live) { setNeighbours([]); setNeighboursNote(e.message); } },
     );
@@ -175,7 +146,7 @@ export function SampleView(
     setGroup([]);
     if (sample?.duplicate_group == null) return;
     let live = true;
-    api<{ items: { id: number; path: string }[] }>(`${base}/samples?duplicate_group=${sample.duplicate_group}`)
+    api<Schemas["SamplePage"]>(`${base}/samples?duplicate_group=${sample.duplicate_group}`)
       .then((r) => { if (live) setGroup(r.items.filter((s) => s.id !== sample.id)); }, () => undefined);
     return () => { live = false; };
   }, [base, sample]);
@@ -235,7 +206,7 @@ export function SampleView(
                   width={sample.width}
                   height={sample.height}
                   boxes={draft ? [...labels, {
-                    id: -1, kind: "gt", class: drawClass, source: "edit",
+                    id: -1, kind: "gt", class: drawClass, source: "edit", score: null,
                     bbox: [Math.min(draft[0], draft[2]), Math.min(draft[1], draft[3]), Math.abs(draft[2] - draft[0]), Math.abs(draft[3] - draft[1])],
                   }] : labels}
                   fit="fill"
@@ -254,7 +225,7 @@ export function SampleView(
               {labels.filter((l) => l.label_quality && l.label_quality.suggested !== l.class).map((l, i) => (
                 <p key={i} className={l.label_quality!.issue ? "warning" : "note"} data-testid="label-quality">
                   Labelled {l.class}; its neighbours say {l.label_quality!.suggested} (
-                  {Math.round(l.label_quality!.suggested_probability * 100)}%, label quality{" "}
+                  {Math.round((l.label_quality!.suggested_probability ?? 0) * 100)}%, label quality{" "}
                   {l.label_quality!.quality.toFixed(2)}){l.label_quality!.issue ? ": likely a label error" : ""}.{" "}
                   <button onClick={() => edit("/accept-suggestions", { label_ids: [l.id] })}>Accept {l.label_quality!.suggested}</button>
                 </p>
@@ -375,7 +346,7 @@ export function SampleView(
             <img
               key={n.sample_id}
               src={thumbnailUrl(dataset, n.sample_id)}
-              alt={n.path}
+              alt={n.path ?? `sample ${n.sample_id}`}
               title={`${n.path} (distance ${n.distance.toFixed(4)})`}
               data-id={n.sample_id}
               onClick={() => open(n.sample_id)}

@@ -31,6 +31,7 @@ class ListEvaluations(Op):
     """Every evaluation with its summary and counts (no curves)."""
 
     name = "evaluations"
+    result = list[results.EvaluationRow]
 
     def run(self, ctx: Context, job: JobContext | None) -> list[dict[str, Any]]:
         return Evaluations(ctx.store, ctx.dataset).list()
@@ -42,6 +43,7 @@ class GetEvaluation(_Named):
     confusion matrix."""
 
     name = "evaluation"
+    result = results.Evaluation
 
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         return self.evaluations(ctx).get(self.evaluation)
@@ -179,6 +181,7 @@ class ObjectBox(Op):
     """One box: its sample, class, kind, source and (x, y, w, h)."""
 
     name = "box"
+    result = results.ObjectBoxRow
 
     label_id: int
 
@@ -191,6 +194,7 @@ class SimilarObjects(Op):
     """The k boxes nearest to a box by cosine distance (itself excluded)."""
 
     name = "similar-objects"
+    result = list[results.NearBox]
 
     label_id: int
     k: int = Field(default=20, description="how many neighbours")

@@ -149,6 +149,7 @@ class Info(Op):
     """The dataset's row, samples per split, labels per class, tags and flags."""
 
     name = "info"
+    result = results.DatasetInfo
 
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         return {**ctx.dataset, **sample_rows.counts(ctx.store, ctx.id)}
@@ -237,6 +238,7 @@ class Samples(_Paged):
     """A page of samples matching the filters: {total, items}."""
 
     name = "samples"
+    result = results.SamplePage
 
     offset: int = Field(default=0, ge=0)
     limit: int = Field(default=100, ge=1, le=1000)
@@ -286,6 +288,7 @@ class Sample(Op):
     """One sample; `detection_check` when cleanlab's detection check has scored it."""
 
     name = "sample"
+    result = results.SampleDetail
 
     sample_id: int
 
@@ -298,6 +301,7 @@ class Labels(Op):
     """A sample's labels; a scored label has `label_quality`."""
 
     name = "labels"
+    result = list[results.Label]
 
     sample_id: int
 

@@ -58,6 +58,7 @@ class Similar(_Neighbours):
     """The k samples nearest to a sample by cosine distance (itself excluded)."""
 
     name = "similar"
+    result = list[results.Neighbour]
 
     sample_id: int
 
@@ -84,6 +85,7 @@ class SimilarToImage(_Neighbours):
     same model)."""
 
     name = "similar-to-image"
+    result = list[results.Neighbour]
 
     image: Base64Bytes = Field(description="the image file's bytes (base64 in JSON)")
     filename: str = Field(description="its file name (for its type)")
@@ -108,6 +110,7 @@ class SimilarToText(_Neighbours):
     embedded by the model's text tower, searched among the images' vectors)."""
 
     name = "similar-to-text"
+    result = list[results.Neighbour]
 
     text: str = Field(description="what to look for, in words", min_length=1)
 
@@ -248,6 +251,7 @@ class QualityReport(Op):
     """Per image-quality issue: how many samples have it, their share, the worst ones."""
 
     name = "quality-report"
+    result = results.Quality
 
     examples: int = Field(default=12, ge=0, description=EXAMPLES)
 
@@ -273,6 +277,7 @@ class HealthReport(Op):
     problem its count, share, worst examples and the samples filter showing them all."""
 
     name = "health-report"
+    result = results.Health
 
     examples: int = Field(default=12, ge=0, description=EXAMPLES)
 
@@ -286,6 +291,7 @@ class DuplicateGroups(Op):
     clusters."""
 
     name = "duplicate-groups"
+    result = results.DuplicatesReport
 
     offset: int = Field(default=0, ge=0)
     limit: int = Field(default=100, ge=1, le=1000)

@@ -5,7 +5,8 @@ this process and through a server); these models describe them, and allow more f
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -106,3 +107,344 @@ class Count(Result):
     """How many rows a write changed."""
 
     count: int
+
+
+class ClassCount(Result):
+    class_: str | None = Field(alias="class")
+    kind: str = Field(description="gt or prediction")
+    labels: int
+    samples: int = Field(description="samples holding one or more")
+
+
+class DatasetInfo(Result):
+    """A dataset's row with its samples per split, labels per class, tags and flags."""
+
+    id: int
+    name: str
+    root: str
+    format: str
+    created_at: str | None
+    num_samples: int
+    num_labels: int
+    categories: list[str]
+    report: dict[str, Any] | None
+    splits: dict[str, int] = Field(description="samples per split ('(none)': without one)")
+    classes: list[ClassCount]
+    tags: dict[str, int] = Field(description="samples per tag")
+    flags: dict[str, int] = Field(description="samples per flag")
+
+
+class Box(Result):
+    """A box (or an image-level label: no bbox) as the grid and the sample view draw it."""
+
+    id: int
+    kind: str = Field(description="gt or prediction")
+    source: str
+    class_: str | None = Field(alias="class")
+    bbox: list[float] | None = Field(description="x, y, w, h in pixels")
+    score: float | None
+    outcome: Literal["tp", "fp", "fn", "ignored"] | None = Field(
+        default=None, description="with an evaluation: what became of the box"
+    )
+    iou: float | None = None
+    match: int | None = Field(default=None, description="the label id it matched")
+    cell: list[str | None] | None = Field(
+        default=None, description="its confusion cell: (predicted, ground-truth) class"
+    )
+
+
+class LabelQuality(Result):
+    quality: float
+    issue: bool
+    given: str | None = None
+    suggested: str | None
+    suggested_probability: float | None
+    model: str | None = Field(default=None, description="whose vectors scored it")
+
+
+class Label(Box):
+    """A label of one sample."""
+
+    iscrowd: bool | None
+    flags: list[str]
+    label_quality: LabelQuality | None = Field(
+        default=None, description="from label-errors: its quality and the class suggested"
+    )
+
+
+class CheckedBox(Result):
+    label_id: int
+    signal: Literal["swap", "badloc", "overlooked"]
+    score: float
+    class_: str | None = Field(alias="class")
+
+
+class DetectionCheck(Result):
+    source: str
+    quality: float
+    issue: bool
+    boxes: list[CheckedBox]
+
+
+class SampleRow(Result):
+    """A sample as a page of samples shows it."""
+
+    id: int
+    path: str
+    filename: str
+    width: int | None
+    height: int | None
+    size_bytes: int | None
+    split: str | None
+    classes: list[str]
+    tags: list[str]
+    flags: list[str]
+    num_labels: int | None
+    metadata: dict[str, Any]
+    duplicate_group: int | None
+    uniqueness: float | None
+    boxes: list[Box] | None = Field(default=None, description="when asked for (`boxes`)")
+
+
+class SamplePage(Result):
+    total: int
+    offset: int | None = None
+    limit: int | None = None
+    items: list[SampleRow]
+
+
+class SampleDetail(SampleRow):
+    """One sample; its labels where asked for (the sample view's route)."""
+
+    detection_check: DetectionCheck | None = None
+    labels: list[Label] | None = None
+
+
+class Neighbour(Result):
+    sample_id: int
+    distance: float = Field(description="cosine distance")
+    path: str | None
+
+
+class Neighbours(Result):
+    """The nearest samples, nearest first: of a sample, an image or a text."""
+
+    sample_id: int | None = Field(default=None, description="whose neighbours (of a sample)")
+    text: str | None = Field(default=None, description="the words searched for (of a text)")
+    model: str
+    neighbours: list[Neighbour]
+    warning: str | None = None
+
+
+class QualityIssue(Result):
+    issue: str
+    count: int
+    share: float = Field(description="of the measured samples")
+    examples: list[int] = Field(description="sample ids, worst first")
+
+
+class Quality(Result):
+    """Per image-quality issue: how many samples have it."""
+
+    dataset: str
+    samples: int
+    measured: int
+    issues: list[QualityIssue]
+
+
+class HealthRow(Result):
+    kind: str
+    title: str
+    count: int | None
+    share: float | None
+    examples: list[int] | None = Field(default=None, description="sample ids, worst first")
+    filter: dict[str, str | int | float | bool] | None = Field(
+        default=None, description="the samples query showing them all"
+    )
+    detail: dict[str, Any] | None = None
+    warning: str | None = None
+    note: int | None = Field(default=None, description="its warning's number among the notes")
+    todo: str | None = Field(default=None, description="the command that computes it")
+    choices: list[str] | None = Field(default=None, description="prediction sources to pick")
+
+
+class Health(Result):
+    """What is wrong with a dataset, per kind of problem."""
+
+    dataset: str
+    samples: int
+    rows: list[HealthRow]
+    notes: list[str]
+
+
+class Histogram(Result):
+    edges: list[float]
+    counts: list[int]
+
+
+class NearestSimilarity(Result):
+    count: int
+    percentiles: dict[str, float] | None = None
+    histogram: Histogram | None = None
+
+
+class DuplicatePair(Result):
+    a: int
+    b: int
+    similarity: float
+    splits: list[str | None]
+    cross_split: bool
+    paths: list[str | None]
+
+
+class DuplicatesSummary(Result):
+    groups: int
+    exact_groups: int | None = None
+    samples_in_groups: int
+    removable: int | None
+    near_pairs: int | None = None
+    hashed: int | None = None
+    neighbours_reused: bool | None = None
+    threshold_rule: str | None = None
+    threshold_warning: str | None = None
+    nearest_similarity: NearestSimilarity | None = None
+    closest_pairs: list[DuplicatePair] | None = None
+    lookalike_clusters: int | None = None
+    samples_in_lookalike_clusters: int | None = None
+    seconds: float | None = None
+
+
+class DuplicatesParams(Result):
+    model: str | None = None
+    threshold: float | None = Field(default=None, description="null: chosen from the data")
+
+
+class DuplicatesRun(Result):
+    kind: str
+    model: str | None
+    params: DuplicatesParams
+    summary: DuplicatesSummary
+    job_id: str | None
+    created_at: datetime | None
+    warning: str | None = None
+
+
+class Lookalike(Result):
+    cluster: int
+    size: int
+    samples: list[dict[str, Any]] = Field(description="sample_id and path of each")
+
+
+class DuplicatesReport(Result):
+    """A page of the last duplicates run's groups, its look-alike clusters, its closest pairs."""
+
+    total: int
+    offset: int
+    limit: int
+    run: DuplicatesRun | None
+    groups: list[dict[str, Any]]
+    lookalikes: list[Lookalike]
+    closest_pairs: list[DuplicatePair]
+
+
+class Counts(Result):
+    tp: int
+    fp: int
+    fn: int
+    precision: float | None
+    recall: float | None
+    gt: int
+    predictions: int
+
+
+class ClassMetrics(Result):
+    class_: str = Field(alias="class")
+    ap: float | None
+    ap50: float | None
+    ap75: float | None
+    ar: float | None
+    ap_small: float | None
+    ap_medium: float | None
+    ap_large: float | None
+    precision: float | None
+    recall: float | None
+    tp: int
+    fp: int
+    fn: int
+    gt: int
+    predictions: int
+
+
+class Curves(Result):
+    iou: float
+    recall: list[float]
+    precision: dict[str, list[float]] = Field(description="per class, at each recall")
+
+
+class Confusion(Result):
+    classes: list[str]
+    matrix: list[list[int]] = Field(description="rows ground truth, columns predictions")
+
+
+class Metrics(Result):
+    summary: dict[str, float] = Field(description="COCO's twelve numbers")
+    iou: float
+    iou_thresholds: list[float]
+    counts: Counts
+    classes: list[ClassMetrics]
+    curves: Curves
+    confusion: Confusion
+
+
+class EvaluationParams(Result):
+    source: str
+    name: str | None = None
+    iou: float
+    iou_thresholds: str | None = None
+    classwise: bool
+    max_dets: int | None = None
+    split: str | None = None
+
+
+class EvaluationRow(Result):
+    """An evaluation as the list shows it."""
+
+    id: int
+    name: str
+    source: str
+    params: EvaluationParams
+    job_id: str | None
+    seconds: float | None
+    created_at: datetime | None
+    summary: dict[str, float] | None = None
+    counts: Counts | None = None
+
+
+class Evaluation(EvaluationRow):
+    """One evaluation with all its metrics."""
+
+    metrics: Metrics
+
+
+class ObjectBoxRow(Result):
+    """A box as the object search sees it."""
+
+    label_id: int
+    sample_id: int
+    class_: str | None = Field(alias="class")
+    kind: str
+    source: str
+    box: list[float | None] = Field(description="x, y, w, h in pixels")
+
+
+class NearBox(ObjectBoxRow):
+    distance: float = Field(description="cosine distance")
+
+
+class NearBoxes(Result):
+    """The nearest boxes to a box, nearest first."""
+
+    label_id: int
+    model: str
+    neighbours: list[NearBox]
+    warning: str | None = None

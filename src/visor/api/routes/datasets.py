@@ -7,7 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from visor.api.deps import DatasetDep, WorkspaceDep
+from visor.api.deps import DatasetDep, WorkspaceDep, answers
+from visor.ops import results
 from visor.ops.results import DatasetSummary
 
 router = APIRouter(tags=["datasets"])
@@ -35,6 +36,6 @@ def prediction_sources(dataset: DatasetDep) -> dict[str, int]:
     return dataset.prediction_sources()
 
 
-@router.get("/api/datasets/{name}")
+@router.get("/api/datasets/{name}", **answers(results.DatasetInfo))
 def get_dataset(dataset: DatasetDep) -> dict[str, Any]:
     return dataset.info()

@@ -7,19 +7,20 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from visor.api.deps import DatasetDep
+from visor.api.deps import DatasetDep, answers
+from visor.ops import results
 from visor.ops.base import ARROW, arrow_bytes
 
 router = APIRouter(prefix="/api/datasets/{name}/evaluations", tags=["evaluations"])
 
 
-@router.get("")
+@router.get("", **answers(list[results.EvaluationRow]))
 def list_evaluations(dataset: DatasetDep) -> list[dict[str, Any]]:
     """Every evaluation with its 12 summary numbers and counts."""
     return dataset.evaluations.list()
 
 
-@router.get("/{evaluation}")
+@router.get("/{evaluation}", **answers(results.Evaluation))
 def get_evaluation(dataset: DatasetDep, evaluation: str) -> dict[str, Any]:
     """One evaluation: parameters, summary, counts, per-class rows, PR curves at its IoU (101
     recall points) and the confusion matrix (rows ground truth, columns predictions, the last

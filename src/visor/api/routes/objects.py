@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
-from visor.api.deps import ContextDep, DatasetDep
+from visor.api.deps import ContextDep, DatasetDep, answers
 from visor.embedding.models import with_weights_warning
+from visor.ops import results
 from visor.services import objects as object_service
 
 router = APIRouter(prefix="/api/datasets/{name}/objects", tags=["objects"])
@@ -31,12 +32,12 @@ def skipped(dataset: DatasetDep, model: str | None = None, limit: int = 1000) ->
     return dataset.objects.skipped(model, limit)
 
 
-@router.get("/{label_id}")
+@router.get("/{label_id}", **answers(results.ObjectBoxRow))
 def box(dataset: DatasetDep, label_id: int) -> dict[str, Any]:
     return dataset.objects.box(label_id)
 
 
-@router.get("/{label_id}/similar")
+@router.get("/{label_id}/similar", **answers(results.NearBoxes))
 def similar(
     dataset: DatasetDep, label_id: int, k: int = 20, model: str | None = None
 ) -> dict[str, Any]:

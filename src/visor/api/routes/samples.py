@@ -13,9 +13,10 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from visor import ops
-from visor.api.deps import ContextDep, DatasetDep
+from visor.api.deps import ContextDep, DatasetDep, answers
 from visor.errors import InvalidInput
 from visor.media.images import for_browser
+from visor.ops import results
 from visor.ops.base import Context
 from visor.services import samples as sample_service
 from visor.services.evaluate import Evaluations
@@ -47,7 +48,7 @@ def sample_filter(filters: BaseModel, ids: list[int] | None = None) -> SampleFil
     return SampleFilter.model_validate({**given, "ids": ids})
 
 
-@router.get("/samples")
+@router.get("/samples", **answers(results.SamplePage))
 def list_samples(
     ctx: ContextDep,
     filters: FiltersDep,
@@ -77,7 +78,7 @@ class SampleQuery(Filters):
     boxes: Boxes | None = None
 
 
-@router.post("/samples/query")
+@router.post("/samples/query", **answers(results.SamplePage))
 def query_samples(body: SampleQuery, ctx: ContextDep) -> dict[str, Any]:
     """Like `GET /samples`, limited to the given ids (too many for a query string)."""
     filters = sample_filter(body, body.ids)
@@ -156,7 +157,7 @@ def _select(ctx: Context, ids: np.ndarray, filters: BaseModel) -> dict[str, Any]
     return made
 
 
-@router.get("/samples/{sample_id}")
+@router.get("/samples/{sample_id}", **answers(results.SampleDetail))
 def get_sample(sample_id: int, dataset: DatasetDep) -> dict[str, Any]:
     """One sample with its labels; a scored label has `label_quality` (quality, issue, given,
     suggested class and its probability)."""

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, UploadFile
 
-from visor.api.deps import DatasetDep
+from visor.api.deps import DatasetDep, answers
 from visor.embedding.models import with_weights_warning
+from visor.ops import results
 from visor.services.search import MAX_K
 from visor.store.samples import SampleFilter
 
@@ -28,7 +29,7 @@ def neighbour_filters(
 Filters = Annotated[SampleFilter, Depends(neighbour_filters)]
 
 
-@router.get("/samples/{sample_id}/similar")
+@router.get("/samples/{sample_id}/similar", **answers(results.Neighbours))
 def similar(
     sample_id: int, dataset: DatasetDep, filters: Filters, k: K = 20, model: str | None = None
 ) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def similar(
     return with_weights_warning({"sample_id": sample_id, "model": model, "neighbours": found})
 
 
-@router.get("/similar")
+@router.get("/similar", **answers(results.Neighbours))
 def similar_to_text(
     dataset: DatasetDep,
     filters: Filters,
@@ -55,7 +56,7 @@ def similar_to_text(
     return with_weights_warning({"text": text, "model": model, "neighbours": found})
 
 
-@router.post("/similar/upload")
+@router.post("/similar/upload", **answers(results.Neighbours))
 async def similar_to_upload(
     dataset: DatasetDep, file: UploadFile, filters: Filters, k: K = 20, model: str | None = None
 ) -> dict[str, Any]:
