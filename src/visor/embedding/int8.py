@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-CALIBRATION_IMAGES = 128
+CALIBRATION_IMAGES = 64  # nncf took 27.6 s on 128, 17.2 s on 64 (2 cores); the guard passes alike
 MIN_CALIBRATION = 32
 MIN_COSINE = 0.995
 MIN_NEIGHBOURS = 0.95
