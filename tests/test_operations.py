@@ -236,10 +236,17 @@ def test_typed_answers_describe_what_comes_back(mode: tuple, tmp_path: Path) -> 
             ops.GetEvaluation: ds.evaluations.get("gt"),
             ops.ObjectBox: ds.objects.box(1),
             ops.SimilarObjects: ds.objects.similar(1, 3),
+            ops.Inspect: ws.inspect(str(YOLO)),
+            ops.EmbeddingStatus: ds.embedding_status(),
+            ops.ObjectStatus: ds.objects.status(),
+            ops.Relabel: ds.edits.relabel("Dead", "Snag"),
+            ops.Undo: ds.edits.undo(),
         }
         assert answers[ops.AddTags] == 2 and len(answers[ops.ListViews]) == 1
         assert answers[ops.Info]["num_samples"] == 7 and len(answers[ops.Labels]) == 202
         assert answers[ops.GetEvaluation]["metrics"]["counts"]["fp"] == 0
+        assert answers[ops.Inspect]["images"] == 7 and answers[ops.Undo]["state"] == "undone"
+        assert answers[ops.Relabel]["changes"] == answers[ops.Undo]["changes"] > 0
         # the optional parts are there to be checked: a box's label quality, a detection check
         assert any(label.get("label_quality") for label in answers[ops.Labels])
         assert any(sample.get("detection_check") for sample in answers[ops.Sample])
@@ -251,25 +258,30 @@ def test_typed_answers_describe_what_comes_back(mode: tuple, tmp_path: Path) -> 
         if server is not None:  # the routes the UI reads, as declared in /openapi.json
             paths = document()["paths"]
             with httpx.Client(base_url=server.url, headers=server.headers) as client:
+                D = "/api/datasets/{name}"
                 for route, path in (
-                    ("", ""),
-                    ("/samples", "/samples?boxes=all&evaluation=gt&limit=7"),
-                    ("/samples/{sample_id}", "/samples/0"),
-                    ("/samples/{sample_id}", "/samples/3"),
-                    ("/samples/{sample_id}/similar", "/samples/0/similar?k=3"),
-                    ("/objects/{label_id}", "/objects/1"),
-                    ("/objects/{label_id}/similar", "/objects/1/similar?k=3"),
-                    ("/duplicates", "/duplicates?limit=1"),
-                    ("/quality", "/quality?examples=3"),
-                    ("/health", "/health?examples=8"),
-                    ("/evaluations", "/evaluations"),
-                    ("/evaluations/{evaluation}", "/evaluations/gt"),
+                    (D, ""),
+                    (D + "/samples", "/samples?boxes=all&evaluation=gt&limit=7"),
+                    (D + "/samples/{sample_id}", "/samples/0"),
+                    (D + "/samples/{sample_id}", "/samples/3"),
+                    (D + "/samples/{sample_id}/similar", "/samples/0/similar?k=3"),
+                    (D + "/objects/{label_id}", "/objects/1"),
+                    (D + "/objects/{label_id}/similar", "/objects/1/similar?k=3"),
+                    (D + "/duplicates", "/duplicates?limit=1"),
+                    (D + "/quality", "/quality?examples=3"),
+                    (D + "/health", "/health?examples=8"),
+                    (D + "/evaluations", "/evaluations"),
+                    (D + "/evaluations/{evaluation}", "/evaluations/gt"),
+                    (D + "/embeddings/status", "/embeddings/status"),
+                    (D + "/objects", "/objects"),
+                    ("/api/inspect", f"/api/inspect?path={YOLO}"),
                 ):
-                    declared = paths["/api/datasets/{name}" + route]["get"]["responses"]["200"]
+                    declared = paths[route]["get"]["responses"]["200"]
                     schema = declared["content"]["application/json"]["schema"]
                     ref = schema.get("items", schema)["$ref"].rsplit("/", 1)[-1]
                     model = getattr(ops.results, ref)
-                    answer = client.get(f"/api/datasets/typed{path}").json()
+                    url = path if path.startswith("/api/") else f"/api/datasets/typed{path}"
+                    answer = client.get(url).json()
                     typed = TypeAdapter(
                         list[model] if "items" in schema else model
                     ).validate_python(answer)

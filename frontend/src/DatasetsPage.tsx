@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from "react";
-import { api, datasetPath, runJob, watchChanges, type DatasetRow, type Job } from "./api";
+import { api, datasetPath, runJob, watchChanges, type DatasetRow, type Job, type Schemas } from "./api";
 import { JobBar } from "./JobBar";
 
 /** Every dataset with its counts; a form to ingest a path; delete with confirmation. */
@@ -75,7 +75,7 @@ function IngestForm({ done }: { done: () => void }) {
     setFound(null);
     if (!path.trim()) return;
     const timer = window.setTimeout(() => {
-      api<{ format: string; images: number }>(`/api/inspect?path=${encodeURIComponent(path)}`).then(
+      api<Schemas["Inspection"]>(`/api/inspect?path=${encodeURIComponent(path)}`).then(
         (r) => setFound(`detected: ${r.format}, ${r.images.toLocaleString()} images`),
         (e) => setFound(`cannot ingest: ${(e as Error).message}`),
       );

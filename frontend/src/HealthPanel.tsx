@@ -47,7 +47,7 @@ export function HealthPanel(
   // the health job computes the row.
   const [model, setModel] = useState<string | null>(null);
   useEffect(() => {
-    api<{ default_model: string | null }>(`${datasetPath(dataset)}/embeddings/status`).then(
+    api<Schemas["VectorStatus"]>(`${datasetPath(dataset)}/embeddings/status`).then(
       (r) => setModel(r.default_model),
       () => setModel(null),
     );

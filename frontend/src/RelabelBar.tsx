@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { api, datasetPath } from "./api";
+import { api, datasetPath, type Schemas } from "./api";
 
 /** Change every ground-truth label of one class into another, in the picked samples or, with
  * none picked, in the whole lasso: one undoable edit. */
@@ -18,7 +18,7 @@ export function RelabelBar(
   const apply = async () => {
     if (!from || !to.trim()) return setNote("choose a class and its new name");
     try {
-      const r = await api<{ batch: number; changes: number }>(`${datasetPath(dataset)}/relabel`, {
+      const r = await api<Schemas["EditMade"]>(`${datasetPath(dataset)}/relabel`, {
         method: "POST",
         body: JSON.stringify({ from_class: from, to_class: to.trim(), ...among }),
       });

@@ -57,8 +57,8 @@ export function SampleView(
   useEffect(() => {
     let live = true;
     Promise.all([
-      api<{ default_model: string | null }>(`${base}/embeddings/status`),
-      api<{ default_model: string | null }>(`${base}/objects`),
+      api<Schemas["VectorStatus"]>(`${base}/embeddings/status`),
+      api<Schemas["ObjectVectorStatus"]>(`${base}/objects`),
     ]).then(
       ([images, boxes]) => { if (live) setVectors({ images: images.default_model, boxes: boxes.default_model }); },
       () => { if (live) setVectors({ images: null, boxes: null }); },
@@ -69,8 +69,8 @@ export function SampleView(
   /** One batch of edits (or undo/redo), then the sample again. */
   const edit = (path: string, body?: unknown) => {
     setEditNote(null);
-    api<{ batch: number; state?: string }>(`${base}${path}`, { method: "POST", body: body ? JSON.stringify(body) : undefined })
-      .then((r) => { setEditNote(r.state ? `edit ${r.batch} ${r.state}` : `edit ${r.batch} saved`); setEdited((n) => n + 1); })
+    api<Schemas["EditMade"] | Schemas["EditStepped"]>(`${base}${path}`, { method: "POST", body: body ? JSON.stringify(body) : undefined })
+      .then((r) => { setEditNote("state" in r ? `edit ${r.batch} ${r.state}` : `edit ${r.batch} saved`); setEdited((n) => n + 1); })
       .catch((e) => setEditNote(e.message));
   };
   const change = (changes: Record<string, unknown>[]) => edit("/edit", { changes });

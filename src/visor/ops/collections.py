@@ -117,6 +117,7 @@ class ObjectStatus(Op):
     """Per model: box vectors by kind (gt, prediction) and the boxes skipped."""
 
     name = "object-status"
+    result = list[results.BoxVectors]
 
     def run(self, ctx: Context, job: JobContext | None) -> list[dict[str, Any]]:
         from visor.store import objects as object_rows
@@ -234,6 +235,7 @@ class ApplyEdits(_Edit):
     """One batch of edits, all made or none."""
 
     name = "edit"
+    result = results.EditMade
 
     changes: list[dict[str, Any]] = Field(
         description='each {"action": "set_class", "label_id", "class"} | {"action": "delete", '
@@ -251,6 +253,7 @@ class Relabel(_Edit):
     as one batch."""
 
     name = "relabel"
+    result = results.EditMade
 
     from_class: str
     to_class: str
@@ -269,6 +272,7 @@ class AcceptSuggestions(_Edit):
     """Give each label the class its neighbours suggest (from label-errors)."""
 
     name = "accept-suggestions"
+    result = results.EditMade
 
     label_ids: list[int] = Field(min_length=1)
 
@@ -305,6 +309,7 @@ class Undo(Op):
     """Undo the newest batch of edits."""
 
     name = "undo"
+    result = results.EditStepped
 
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         return edits(ctx).undo()
@@ -315,6 +320,7 @@ class Redo(Op):
     """Redo the newest undone batch."""
 
     name = "redo"
+    result = results.EditStepped
 
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         return edits(ctx).redo()
@@ -325,6 +331,7 @@ class Revert(Op):
     """Undo one batch by its number, later ones kept."""
 
     name = "revert"
+    result = results.EditStepped
 
     batch: int
 

@@ -85,6 +85,7 @@ class Inspect(Op):
     """The format an ingest of a folder would detect, and its number of images."""
 
     name = "inspect"
+    result = results.Inspection
     scope = "workspace"
 
     path: Root

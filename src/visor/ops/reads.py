@@ -188,6 +188,7 @@ class EmbeddingStatus(Op):
     """Per model: dimension, vectors stored, unreadable images, complete or not, last job."""
 
     name = "embedding-status"
+    result = results.VectorStatus
 
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         samples = int(ctx.dataset["num_samples"])

@@ -15,8 +15,8 @@ class Result(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class DatasetSummary(Result):
-    """A dataset as the list of datasets shows it."""
+class DatasetRow(Result):
+    """A dataset's row: where it came from, its counts and classes, the ingest's report."""
 
     id: int
     name: str
@@ -28,6 +28,11 @@ class DatasetSummary(Result):
     categories: list[str]
     report: dict[str, Any] | None
     splits: dict[str, int] = Field(description="samples per split ('(none)': without one)")
+
+
+class DatasetSummary(DatasetRow):
+    """A dataset as the list of datasets shows it."""
+
     vectors: dict[str, int] = Field(description="vectors per embedding model")
     maps: int
 
@@ -116,19 +121,9 @@ class ClassCount(Result):
     samples: int = Field(description="samples holding one or more")
 
 
-class DatasetInfo(Result):
+class DatasetInfo(DatasetRow):
     """A dataset's row with its samples per split, labels per class, tags and flags."""
 
-    id: int
-    name: str
-    root: str
-    format: str
-    created_at: str | None
-    num_samples: int
-    num_labels: int
-    categories: list[str]
-    report: dict[str, Any] | None
-    splits: dict[str, int] = Field(description="samples per split ('(none)': without one)")
     classes: list[ClassCount]
     tags: dict[str, int] = Field(description="samples per tag")
     flags: dict[str, int] = Field(description="samples per flag")
@@ -448,3 +443,65 @@ class NearBoxes(Result):
     model: str
     neighbours: list[NearBox]
     warning: str | None = None
+
+
+class EditMade(Result):
+    """An edit batch made (all its changes, or none)."""
+
+    batch: int
+    changes: int
+    samples: list[int] = Field(description="the samples it changed")
+
+
+class EditStepped(Result):
+    """An edit batch undone, made again or reverted."""
+
+    batch: int
+    state: Literal["done", "undone"]
+    changes: int
+
+
+class Inspection(Result):
+    """What an ingest of a path would find."""
+
+    path: str
+    format: str
+    images: int
+    problems: int = Field(description="files or annotations that would be skipped")
+
+
+class ModelVectors(Result):
+    model: str
+    dim: int
+    vectors: int
+    errors: int = Field(description="images it could not read")
+    samples: int
+    missing: int = Field(description="samples without a vector or an error")
+    complete: bool
+    last_job: dict[str, Any] | None = Field(description="its newest embed job")
+
+
+class VectorStatus(Result):
+    """The dataset's vectors, per model, and the embed jobs running."""
+
+    dataset: str
+    samples: int
+    models: list[ModelVectors]
+    running: list[dict[str, Any]] = Field(description="embed jobs queued or running")
+    default_model: str | None = Field(description="what commands use when given no model")
+
+
+class BoxVectors(Result):
+    model: str
+    dim: int
+    vectors: int
+    by_kind: dict[str, int] = Field(description="gt and prediction boxes")
+    skipped: int = Field(description="boxes with no vector (too small, outside the image)")
+
+
+class ObjectVectorStatus(Result):
+    """The boxes' vectors per model, the model box commands use, the last object analysis."""
+
+    models: list[BoxVectors]
+    default_model: str | None
+    analysis: dict[str, Any] | None

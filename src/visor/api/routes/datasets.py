@@ -23,7 +23,7 @@ def list_datasets(workspace: WorkspaceDep) -> list[dict[str, Any]]:
     return workspace.datasets()
 
 
-@router.get("/api/inspect")
+@router.get("/api/inspect", **answers(results.Inspection))
 def inspect(path: str, workspace: WorkspaceDep) -> dict[str, Any]:
     """What ingesting `path` would find, before importing: `{path, format, images,
     problems}` (422 for a missing path, or one holding no images or annotations)."""

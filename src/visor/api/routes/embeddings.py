@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from visor import ops
-from visor.api.deps import DatasetDep, WorkspaceDep
+from visor.api.deps import DatasetDep, WorkspaceDep, answers
 from visor.api.events import follow_job
 from visor.embedding.models import describe_models, loaded_models
 from visor.errors import NotFound
@@ -40,7 +40,7 @@ def progress(
     return EventSourceResponse(follow_job(request, lambda: runner.get(job["id"])))
 
 
-@router.get("/api/datasets/{name}/embeddings/status")
+@router.get("/api/datasets/{name}/embeddings/status", **answers(ops.results.VectorStatus))
 def status(dataset: DatasetDep) -> dict[str, Any]:
     """Per model: dim, vectors stored, samples, unreadable images, complete, last job."""
     return dataset.embedding_status()

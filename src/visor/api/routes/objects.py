@@ -16,7 +16,7 @@ from visor.services import objects as object_service
 router = APIRouter(prefix="/api/datasets/{name}/objects", tags=["objects"])
 
 
-@router.get("")
+@router.get("", **answers(results.ObjectVectorStatus))
 def status(dataset: DatasetDep) -> dict[str, Any]:
     """Per model: box vectors by kind and boxes skipped; the model box commands use by
     default; the last object analysis."""
