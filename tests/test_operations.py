@@ -279,7 +279,7 @@ def test_typed_answers_describe_what_comes_back(mode: tuple, tmp_path: Path) -> 
                     declared = paths[route]["get"]["responses"]["200"]
                     schema = declared["content"]["application/json"]["schema"]
                     ref = schema.get("items", schema)["$ref"].rsplit("/", 1)[-1]
-                    model = getattr(ops.results, ref)
+                    model = getattr(ops.results, ref, None) or getattr(ops.reports, ref)
                     url = path if path.startswith("/api/") else f"/api/datasets/typed{path}"
                     answer = client.get(url).json()
                     typed = TypeAdapter(

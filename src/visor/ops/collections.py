@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from visor.ops import results
+from visor.ops import reports, results
 from visor.ops.base import ArrowOp, Context, Op, npz_arrays, npz_bytes, register
 from visor.services import edits as edit_service
 from visor.services import objects as object_service
@@ -31,7 +31,7 @@ class ListEvaluations(Op):
     """Every evaluation with its summary and counts (no curves)."""
 
     name = "evaluations"
-    result = list[results.EvaluationRow]
+    result = list[reports.EvaluationRow]
 
     def run(self, ctx: Context, job: JobContext | None) -> list[dict[str, Any]]:
         return Evaluations(ctx.store, ctx.dataset).list()
@@ -43,7 +43,7 @@ class GetEvaluation(_Named):
     confusion matrix."""
 
     name = "evaluation"
-    result = results.Evaluation
+    result = reports.Evaluation
 
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         return self.evaluations(ctx).get(self.evaluation)

@@ -10,7 +10,7 @@ from pydantic import Base64Bytes, Field, field_validator
 
 from visor.embedding.models import with_weights_warning
 from visor.errors import Conflict, InvalidInput, NotFound
-from visor.ops import results
+from visor.ops import reports, results
 from visor.ops.base import ArrowOp, Context, Op, npz_arrays, npz_bytes, register
 from visor.ops.vectors import VECTORS_MODEL, BuildIndex
 from visor.services import analysis as analysis_service
@@ -252,7 +252,7 @@ class QualityReport(Op):
     """Per image-quality issue: how many samples have it, their share, the worst ones."""
 
     name = "quality-report"
-    result = results.Quality
+    result = reports.Quality
 
     examples: int = Field(default=12, ge=0, description=EXAMPLES)
 
@@ -278,7 +278,7 @@ class HealthReport(Op):
     problem its count, share, worst examples and the samples filter showing them all."""
 
     name = "health-report"
-    result = results.Health
+    result = reports.Health
 
     examples: int = Field(default=12, ge=0, description=EXAMPLES)
 
@@ -292,7 +292,7 @@ class DuplicateGroups(Op):
     clusters."""
 
     name = "duplicate-groups"
-    result = results.DuplicatesReport
+    result = reports.DuplicatesReport
 
     offset: int = Field(default=0, ge=0)
     limit: int = Field(default=100, ge=1, le=1000)

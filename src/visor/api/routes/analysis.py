@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from visor.api.deps import DatasetDep, answers
-from visor.ops import results
+from visor.ops import reports
 
 router = APIRouter(prefix="/api/datasets/{name}", tags=["reports"])
 
 
-@router.get("/duplicates", **answers(results.DuplicatesReport))
+@router.get("/duplicates", **answers(reports.DuplicatesReport))
 def list_duplicates(
     dataset: DatasetDep,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -31,7 +31,7 @@ def index_status(dataset: DatasetDep, model: str | None = None) -> dict[str, Any
     return dataset.index_status(model)
 
 
-@router.get("/quality", **answers(results.Quality))
+@router.get("/quality", **answers(reports.Quality))
 def quality(dataset: DatasetDep, examples: int = 12) -> dict[str, Any]:
     """Per issue (dark, light, blurry, low_information, low_contrast, grayscale,
     odd_aspect_ratio, odd_size, tiny): `count`, `share` of the measured samples and the ids of
@@ -39,7 +39,7 @@ def quality(dataset: DatasetDep, examples: int = 12) -> dict[str, Any]:
     return dataset.quality(examples)
 
 
-@router.get("/health", **answers(results.Health))
+@router.get("/health", **answers(reports.Health))
 def health(dataset: DatasetDep, examples: int = 12) -> dict[str, Any]:
     """What is wrong with the dataset: `rows` of {kind, title, count, share, examples (sample
     ids, worst first), filter (samples query parameters showing them all), detail, warning}, or

@@ -8,19 +8,19 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from visor.api.deps import DatasetDep, answers
-from visor.ops import results
+from visor.ops import reports
 from visor.ops.base import ARROW, arrow_bytes
 
 router = APIRouter(prefix="/api/datasets/{name}/evaluations", tags=["evaluations"])
 
 
-@router.get("", **answers(list[results.EvaluationRow]))
+@router.get("", **answers(list[reports.EvaluationRow]))
 def list_evaluations(dataset: DatasetDep) -> list[dict[str, Any]]:
     """Every evaluation with its 12 summary numbers and counts."""
     return dataset.evaluations.list()
 
 
-@router.get("/{evaluation}", **answers(results.Evaluation))
+@router.get("/{evaluation}", **answers(reports.Evaluation))
 def get_evaluation(dataset: DatasetDep, evaluation: str) -> dict[str, Any]:
     """One evaluation: parameters, summary, counts, per-class rows, PR curves at its IoU (101
     recall points) and the confusion matrix (rows ground truth, columns predictions, the last
