@@ -218,6 +218,7 @@ def test_typed_answers_describe_what_comes_back(mode: tuple, tmp_path: Path) -> 
         ds.find_detection_label_errors("gt", wait=True)
         ds.embed(TINY, objects=True, wait=True)
         ds.find_label_errors(wait=True)
+        box = next(b["id"] for i in range(7) for b in ds.labels(i) if b["kind"] == "gt")
         answers = {
             ops.Datasets: [r for r in ws.datasets() if r["name"] == "typed"],
             ops.AddTags: ds.add_tags([1, 2], ["typed"]),
@@ -234,8 +235,8 @@ def test_typed_answers_describe_what_comes_back(mode: tuple, tmp_path: Path) -> 
             ops.DuplicateGroups: ds.duplicates(limit=1),
             ops.ListEvaluations: ds.evaluations.list(),
             ops.GetEvaluation: ds.evaluations.get("gt"),
-            ops.ObjectBox: ds.objects.box(1),
-            ops.SimilarObjects: ds.objects.similar(1, 3),
+            ops.ObjectBox: ds.objects.box(box),
+            ops.SimilarObjects: ds.objects.similar(box, 3),
             ops.Inspect: ws.inspect(str(YOLO)),
             ops.EmbeddingStatus: ds.embedding_status(),
             ops.ObjectStatus: ds.objects.status(),
@@ -265,8 +266,8 @@ def test_typed_answers_describe_what_comes_back(mode: tuple, tmp_path: Path) -> 
                     (D + "/samples/{sample_id}", "/samples/0"),
                     (D + "/samples/{sample_id}", "/samples/3"),
                     (D + "/samples/{sample_id}/similar", "/samples/0/similar?k=3"),
-                    (D + "/objects/{label_id}", "/objects/1"),
-                    (D + "/objects/{label_id}/similar", "/objects/1/similar?k=3"),
+                    (D + "/objects/{label_id}", f"/objects/{box}"),
+                    (D + "/objects/{label_id}/similar", f"/objects/{box}/similar?k=3"),
                     (D + "/duplicates", "/duplicates?limit=1"),
                     (D + "/quality", "/quality?examples=3"),
                     (D + "/health", "/health?examples=8"),

@@ -89,3 +89,51 @@ def test_what_text_search_refuses(ws: Workspace) -> None:
         ds.similar()
     with pytest.raises(InvalidInput, match="a sample id or a text, one of the two"):
         ds.similar(0, text="a tree")
+
+
+def test_the_text_tower_runs_on_openvino_on_a_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a CPU the text tower is converted to OpenVINO on its first text (kept beside the
+    image models, found again by the next process) and gives PyTorch's vectors; a tower that
+    fails to convert, or the setting embed_backend=torch (VISOR_EMBED_BACKEND), keeps PyTorch."""
+    from visor.embedding import backends, models
+
+    def settings(home: str, backend: str = "auto") -> None:  # what the models module reads
+        found = Settings(home=tmp_path / home, embed_backend=backend)
+        monkeypatch.setattr("visor.config.get_settings", lambda: found)
+
+    settings("home")
+    texts = ["a dead tree", "zzzz 0123", "a photo of a healthy pine seen from above"]
+    for name in (CLIP, "random:siglip-tiny"):
+        models._cache.clear()
+        tower = models.load_model(name, "cpu", "fp32").text
+        assert tower is not None
+        converted = tower.encode(texts)
+        assert tower._runner is not None  # OpenVINO ran them
+        files = list((tmp_path / "home" / "compiled").glob("*.xml"))
+        assert any(f.name.startswith(name.replace(":", "_")) for f in files)
+        settings("home", "torch")
+        models._cache.clear()
+        torch_tower = models.load_model(name, "cpu", "fp32").text
+        assert torch_tower is not None and torch_tower.compile is None
+        reference = torch_tower.encode(texts)
+        settings("home")
+        cosines = (converted * reference).sum(1) / (
+            np.linalg.norm(converted, axis=1) * np.linalg.norm(reference, axis=1)
+        )
+        assert cosines.min() > 0.9999, (name, cosines)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("no converter for this graph")
+
+    monkeypatch.setattr(backends, "_convert_text", broken)
+    settings("other")
+    models._cache.clear()
+    tower = models.load_model(CLIP, "cpu", "fp32").text
+    assert tower is not None
+    with caplog.at_level("WARNING", logger="visor.backends"):
+        vectors = tower.encode(texts)
+    assert vectors.shape == (3, 64) and tower._runner is None
+    assert "text tower conversion failed (no converter for this graph); using torch" in caplog.text
+    models._cache.clear()

@@ -250,6 +250,57 @@ def _compiled(core: Any, converted: Any, hint: str) -> tuple[Runner, Any]:
     return run, compiled
 
 
+TextRun = Callable[[list[np.ndarray]], np.ndarray]  # token arrays → vectors
+
+
+def openvino_text(
+    name: str, precision: str, cache_dir: Path
+) -> Callable[[torch.nn.Module, list[torch.Tensor]], TextRun | None]:
+    """What compiles a CLIP/SigLIP text tower to OpenVINO on its first text
+    (`towers.TextTower.compile`): converted once with any batch and length, kept in
+    `cache_dir` as the image towers are; None, with a one-line warning, when it fails."""
+
+    def compile_tower(module: torch.nn.Module, example: list[torch.Tensor]) -> TextRun | None:
+        import threading
+
+        import openvino as ov
+
+        try:
+            key = _cache_key(name, module, precision, (0, 0), ov.__version__, ("text",))
+            path = cache_dir / f"{key}.xml"
+            core = ov.Core()
+            converted, _ = _read_cached(core, path)
+            if converted is None:
+                converted = _convert_text(ov, module, example)
+                _save(ov, converted, path, {"model": name, "tower": "text"})
+            hint = "bf16" if precision == "bf16" else "f32"
+            _, compiled = _compiled(core, converted, hint)
+            request, lock = compiled.create_infer_request(), threading.Lock()
+        except Exception as e:  # any exporter failure: the texts still run, on PyTorch
+            log.warning("%s: text tower conversion failed (%s); using torch", name, e)
+            return None
+
+        def run_text(tokens: list[np.ndarray]) -> np.ndarray:
+            with lock:  # one request, the searches' threads in turn
+                out = request.infer(dict(enumerate(tokens)))
+                return np.asarray(out[compiled.output(0)], dtype=np.float32)
+
+        return run_text
+
+    return compile_tower
+
+
+def _convert_text(ov: Any, module: torch.nn.Module, example: list[torch.Tensor]) -> Any:
+    import torch
+
+    with torch.inference_mode(False), torch.no_grad(), _quiet_libraries():
+        return ov.convert_model(
+            module,
+            example_input=tuple(example),
+            input=[ov.PartialShape([-1, -1])] * len(example),
+        )
+
+
 def _in_batches(run: Runner, pixels: np.ndarray, size: int = 32) -> np.ndarray:
     return np.concatenate([run(pixels[i : i + size]) for i in range(0, len(pixels), size)])
 

@@ -252,6 +252,13 @@ def _int8_possible(device: str, backend: str) -> bool:
     )
 
 
+def _text_backend() -> str:
+    """The setting `VISOR_EMBED_BACKEND`: torch keeps the text tower on PyTorch too."""
+    from visor.config import get_settings
+
+    return get_settings().embed_backend
+
+
 def _compiled_folder(cache_dir: Path | None) -> Path:
     if cache_dir is not None:
         return cache_dir
@@ -295,7 +302,12 @@ def _build(name: str, device: str, precision: str) -> Embedder:
     if precision == "fp16":
         model.half()
     model.to(device)
-    text = None if tokenize is None else towers.TextTower(whole, tokenize, device, precision)
+    text = None
+    if tokenize is not None:
+        compile_text = None
+        if device == "cpu" and backends.installed("openvino") and _text_backend() != "torch":
+            compile_text = backends.openvino_text(name, precision, _compiled_folder(None))
+        text = towers.TextTower(whole, tokenize, device, precision, compile_text)
     log.info("loaded %s (%d-d) on %s, %s", name, dim, device, precision)
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
