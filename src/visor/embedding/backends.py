@@ -40,6 +40,8 @@ from visor.errors import InvalidInput
 if TYPE_CHECKING:
     import torch
 
+    from visor.embedding.towers import TextRunner
+
 log = logging.getLogger("visor.backends")
 
 BACKENDS = ("auto", "torch", "openvino")
@@ -234,13 +236,17 @@ def _read_cached(core: Any, path: Path) -> tuple[Any, dict[str, Any]]:
     return converted, notes if isinstance(notes, dict) else {}
 
 
-def _compiled(core: Any, converted: Any, hint: str) -> tuple[Runner, Any]:
+def _compile(core: Any, converted: Any, hint: str) -> Any:
     # As many threads as PyTorch uses: the LATENCY hint took one per physical core (one here
     # on 2 vCPUs: 8.0 images/s against 10.5 with both, dinov2-small fp32).
     import torch
 
     config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": torch.get_num_threads()}
-    compiled = core.compile_model(converted, "CPU", config)
+    return core.compile_model(converted, "CPU", config)
+
+
+def _compiled(core: Any, converted: Any, hint: str) -> tuple[Runner, Any]:
+    compiled = _compile(core, converted, hint)
     request = compiled.create_infer_request()
 
     def run(pixels: np.ndarray) -> np.ndarray:
@@ -250,17 +256,14 @@ def _compiled(core: Any, converted: Any, hint: str) -> tuple[Runner, Any]:
     return run, compiled
 
 
-TextRun = Callable[[list[np.ndarray]], np.ndarray]  # token arrays → vectors
-
-
 def openvino_text(
     name: str, precision: str, cache_dir: Path
-) -> Callable[[torch.nn.Module, list[torch.Tensor]], TextRun | None]:
+) -> Callable[[torch.nn.Module, list[torch.Tensor]], TextRunner | None]:
     """What compiles a CLIP/SigLIP text tower to OpenVINO on its first text
     (`towers.TextTower.compile`): converted once with any batch and length, kept in
     `cache_dir` as the image towers are; None, with a one-line warning, when it fails."""
 
-    def compile_tower(module: torch.nn.Module, example: list[torch.Tensor]) -> TextRun | None:
+    def compile_tower(module: torch.nn.Module, example: list[torch.Tensor]) -> TextRunner | None:
         import threading
 
         import openvino as ov
@@ -274,7 +277,7 @@ def openvino_text(
                 converted = _convert_text(ov, module, example)
                 _save(ov, converted, path, {"model": name, "tower": "text"})
             hint = "bf16" if precision == "bf16" else "f32"
-            _, compiled = _compiled(core, converted, hint)
+            compiled = _compile(core, converted, hint)
             request, lock = compiled.create_infer_request(), threading.Lock()
         except Exception as e:  # any exporter failure: the texts still run, on PyTorch
             log.warning("%s: text tower conversion failed (%s); using torch", name, e)

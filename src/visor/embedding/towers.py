@@ -100,7 +100,7 @@ class TextTower:
         """(n, dim) float32 vectors of `texts`, not normalised (search normalises)."""
         tokens = self.tokenize(texts)
         if self.compile is not None:
-            with self._lock:  # compiled once, on the first text; its requests one at a time
+            with self._lock:  # compiled once, by the first text's thread
                 if self.compile is not None:
                     self._runner = self.compile(TextFeatures(self.model), list(tokens.values()))
                     self.compile = None

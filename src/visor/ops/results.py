@@ -143,7 +143,7 @@ class Box(Result):
     iou: float | None = None
     match: int | None = Field(default=None, description="the label id it matched")
     cell: list[str | None] | None = Field(
-        default=None, description="its confusion cell: (predicted, ground-truth) class"
+        default=None, description="its confusion cell: (ground-truth, predicted) class"
     )
 
 
