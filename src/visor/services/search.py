@@ -43,8 +43,9 @@ EXACT_GRAPH_LIMIT = 10_000
 EXACT_SUBSET_LIMIT = 50_000  # a filter leaving fewer vectors than this is searched exactly
 # A text query scans this share of the index's lists. At 1M x 512 (1000 lists), queries at
 # cosine 0.3 from an image (as a CLIP text is from the images it describes) find of their
-# exact 10 nearest: 20% of the lists 0.757 (6.7 ms), 40% 0.921 (13.6 ms), 60% 0.975
-# (20 ms), all 1.0 (33 ms); an image query's 2%: ~0.4 (`bench/text_search.py`).
+# exact 10 nearest: 20% of the lists 0.757 (10.0 ms), 40% 0.921 (18.6 ms), 60% 0.975
+# (28.1 ms), all 1.0 (46.4 ms); an image query's 2%: ~0.4 (`bench/text_search.py`, 2 cores
+# of an Intel Xeon with AMX).
 WIDE_SHARE = 0.6
 
 
@@ -213,6 +214,10 @@ class AnnIndex:
         self.index = index
         self.info = info
         self.index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        # It answers one query at a time: its lists are scanned by every core at once
+        # (FAISS's default splits a batch of queries between the cores, leaving one query
+        # to one core). At 1M x 512, 60% of the lists: 69 -> 36 ms on 2 cores.
+        self.index.parallel_mode = 1
         self.count = int(index.ntotal)
         lists = index.invlists
         parts = [
