@@ -109,10 +109,21 @@ def test_auto_uses_static_int8_only_where_it_keeps_the_answers(
     key = backends.choice_key(SMALL, "int8 or fp32", cpu_flags())
     backends.record_choice(folder, key, {"openvino int8": 40.0, "openvino fp32": 14.0})
     ds = workspace.dataset("q")
+    conversions: list[str] = []
+    convert = backends._convert
+
+    def counted(*args: object) -> object:
+        conversions.append("converted")
+        return convert(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backends, "_convert", counted)
     done = ds.embed(SMALL, backend="openvino", wait=True)["result"]
     assert done["precision"] == "int8" and done["backend"] == "openvino"
     guard = done["backend_facts"]["int8"]
     assert guard["used"] is True and guard["kept"] is True and guard["images"] == 64
+    # Made from the float choice's conversion (read, not made again), measured against its
+    # vectors.
+    assert conversions == ["converted"] and guard["against"] == "openvino fp32"
     assert guard["cosine_min"] >= int8.MIN_COSINE and guard["neighbours"] >= int8.MIN_NEIGHBOURS
     # The stored vectors against PyTorch fp32's: what the guard measured on the same images.
     workspace.dataset("f").embed(SMALL, backend="torch", precision="fp32", wait=True)
@@ -141,7 +152,8 @@ def test_auto_uses_static_int8_only_where_it_keeps_the_answers(
     assert refused["precision"] == "fp32"
     facts = refused["backend_facts"]["int8"]
     assert facts["used"] is False and facts["kept"] is False
-    assert facts["reason"] == f"cosine to fp32 {guard['cosine_min']} < 0.99999 on some image"
+    reason = f"cosine to openvino fp32 {guard['cosine_min']} < 0.99999 on some image"
+    assert facts["reason"] == reason
     _, fallback = ds.embeddings(SMALL)
     assert _cosines(fallback, f).min() > 0.9999  # fp32 again
 

@@ -57,7 +57,7 @@ def _objects_report(result: dict[str, Any]) -> None:
 
 
 def _backend_report(result: dict[str, Any]) -> None:
-    """Which backend ran the model, and why: auto's measured rates, int8's cosine to fp32,
+    """Which backend ran the model, and why: auto's measured rates, int8's cosine to float,
     a failed conversion."""
     facts = result.get("backend_facts") or {}
     line = f"backend: {result.get('backend', 'torch')}"
@@ -85,7 +85,8 @@ def _int8_line(facts: dict[str, Any]) -> str:
     if "cosine_min" not in facts:
         return f"int8 not used: {facts['reason']}"
     measured = (
-        f"on {facts['images']} of the dataset's images, int8 against fp32: cosine min "
+        f"on {facts['images']} of the dataset's images, int8 against "
+        f"{facts.get('against', 'fp32')}: cosine min "
         f"{facts['cosine_min']}, median {facts['cosine_median']}; top-{facts['k']} neighbours "
         f"kept {facts['neighbours']:.1%}"
     )

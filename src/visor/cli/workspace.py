@@ -78,7 +78,8 @@ def list_models() -> None:
     for model, facts in static_int8_models(settings.home / "compiled"):
         answer = "kept" if facts["kept"] else f"not kept: {facts['reason']}"
         out.print(
-            f"  {model} static int8, on {facts['images']} calibration images: cosine to fp32 "
+            f"  {model} static int8, on {facts['images']} calibration images: cosine to "
+            f"{facts.get('against', 'fp32')} "
             f"min {facts['cosine_min']}, median {facts['cosine_median']}; top-{facts['k']} "
             f"neighbours kept {facts['neighbours']:.1%} ({answer})",
             highlight=False,

@@ -28,6 +28,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
@@ -166,13 +167,17 @@ def openvino_runner(
     input_hw: tuple[int, int],
     cache_dir: Path,
     calibration: np.ndarray | None = None,
+    *,
+    float_model: FloatModel | None = None,
 ) -> tuple[Runner, dict[str, Any]]:
     """The model converted to OpenVINO and compiled for this CPU: (runner, facts about it:
     the cached file, whether it came from the cache, seconds to convert and compile).
 
     Precision int8 with `calibration` (normalised pixels of the dataset's images) is static
-    int8 (`int8.py`), its agreement with fp32 on those images measured when it is made and
-    kept beside it (`facts["int8"]`); without, int8 weights computed in f32."""
+    int8 (`int8.py`), its agreement with a float run on those images measured when it is made
+    and kept beside it (`facts["int8"]`): `float_model`'s (the float choice already made, its
+    conversion read rather than made again), or OpenVINO f32's; without `calibration`, int8
+    weights computed in f32."""
     import openvino as ov
 
     started = time.monotonic()
@@ -193,16 +198,25 @@ def openvino_runner(
     hint = "bf16" if precision == "bf16" else "f32"  # int8: the model's own int8 and f32 parts
     made = None  # the static model as compiled to measure it: the one the runner uses
     if converted is None:
-        converted = _convert(ov, model, input_hw)
+        converted = _float_conversion(core, float_model) if static else None
+        if converted is None:
+            converted = _convert(ov, model, input_hw)
         notes = {"model": name}
         if static:
             assert calibration is not None
-            reference, _ = _compiled(core, converted, "f32")
+            if float_model is not None:
+                against, reference = float_model.name, float_model.vectors()
+            else:
+                against, reference = (
+                    "fp32",
+                    _in_batches(_compiled(core, converted, "f32")[0], calibration),
+                )
             converted = int8.quantize(converted, calibration)
             made = _compiled(core, converted, hint)
-            notes["int8"] = int8.agreement(
-                _in_batches(made[0], calibration), _in_batches(reference, calibration)
-            )
+            notes["int8"] = {
+                **int8.agreement(_in_batches(made[0], calibration), reference),
+                "against": against,
+            }
         elif precision == "int8":
             converted = _int8_weights(converted)
         _save(ov, converted, path, notes)
@@ -217,6 +231,24 @@ def openvino_runner(
         **({"int8": int8.verdict(notes["int8"])} if static else {}),
     }
     return run, facts
+
+
+@dataclass(frozen=True)
+class FloatModel:
+    """The float choice a static int8 model is made beside: what it is called ("openvino
+    bf16"), its vectors of the calibration images, and its OpenVINO conversion when it has one
+    (the same graph `_convert` would make: read in a fraction of the time)."""
+
+    name: str
+    vectors: Callable[[], np.ndarray]
+    file: Path | None = None
+
+
+def _float_conversion(core: Any, float_model: FloatModel | None) -> Any:
+    """`float_model`'s saved conversion, or None (then converted again)."""
+    if float_model is None or float_model.file is None:
+        return None
+    return _read_cached(core, float_model.file)[0]
 
 
 def _read_cached(core: Any, path: Path) -> tuple[Any, dict[str, Any]]:

@@ -7,11 +7,12 @@ decodes them, so the same dataset gives the same set, and the quantized model ca
 the home folder is found again (the set's digest is part of its key). Fewer than
 `MIN_CALIBRATION` readable images (a tiny dataset): no static int8, said in one line.
 
-The guard compares the int8 vectors of the calibration images with the same model's fp32
-vectors: the cosine of every image's pair ≥ `MIN_COSINE`, and each image's 10 nearest
-neighbours among the calibration images the same in ≥ `MIN_NEIGHBOURS` of the places (the
-neighbours a user would see, whatever their order among themselves: two near-equal
-neighbours swap places under any change of arithmetic, fp32 on another CPU included).
+The guard compares the int8 vectors of the calibration images with the same model's float
+vectors (the float choice's: fp32, or bf16 on a CPU that runs it, `choice._float_model`):
+the cosine of every image's pair ≥ `MIN_COSINE`, and each image's 10 nearest neighbours
+among the calibration images the same in ≥ `MIN_NEIGHBOURS` of the places (the neighbours
+a user would see, whatever their order among themselves: two near-equal neighbours swap
+places under any change of arithmetic, fp32 on another CPU included).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def quantize(converted: Any, pixels: np.ndarray) -> Any:
 
 
 def agreement(vectors: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
-    """How close int8 `vectors` are to the fp32 `reference` (one row per calibration image):
+    """How close int8 `vectors` are to the float `reference` (one row per calibration image):
     {images, cosine_min, cosine_median, neighbours (the share kept), k}."""
     a = _unit(vectors)
     b = _unit(reference)
@@ -83,7 +84,8 @@ def verdict(facts: dict[str, Any]) -> dict[str, Any]:
     """`facts` (`agreement`'s) with the guard's answer: `kept`, and the `reason` when not."""
     reasons = []
     if facts["cosine_min"] < MIN_COSINE:
-        reasons.append(f"cosine to fp32 {facts['cosine_min']} < {MIN_COSINE} on some image")
+        against = facts.get("against", "fp32")
+        reasons.append(f"cosine to {against} {facts['cosine_min']} < {MIN_COSINE} on some image")
     if facts["neighbours"] < MIN_NEIGHBOURS:
         reasons.append(
             f"top-{facts['k']} neighbours kept {facts['neighbours']:.1%} < {MIN_NEIGHBOURS:.0%}"
