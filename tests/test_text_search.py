@@ -124,6 +124,21 @@ def test_the_text_tower_runs_on_openvino_on_a_cpu(
         )
         assert cosines.min() > 0.9999, (name, cosines)
 
+    # A workspace with a home of its own keeps the conversion there, not in the default home.
+    settings("default")
+    models._cache.clear()
+    with Workspace(Settings(home=tmp_path / "own")) as own:
+        write_samples(own.store, 20, "v")
+        ds = own.dataset("v")
+        vector_rows.ensure_model(own.store, CLIP, 64)
+        vectors = clustered_vectors(20, 64, seed=1)
+        vector_rows.write_batch(
+            own.store, ds.id, CLIP, np.arange(20), vectors, [], job_id=None, replace=False
+        )
+        assert len(ds.similar(text="a dead tree", k=5, model=CLIP)) == 5
+    assert list((tmp_path / "own" / "compiled").glob("random_clip-tiny-*.xml"))
+    assert not (tmp_path / "default" / "compiled").exists()
+
     def broken(*args: object) -> None:
         raise RuntimeError("no converter for this graph")
 

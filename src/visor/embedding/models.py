@@ -227,7 +227,8 @@ def load_model(
     with _cache_lock:
         base = _cache.get((name, device, precision, "torch"))
         if base is None:
-            base = _cache[(name, device, precision, "torch")] = _build(name, device, precision)
+            base = _build(name, device, precision, _compiled_folder(cache_dir))
+            _cache[(name, device, precision, "torch")] = base
         pixels = calibration(base.preprocessing) if calibrate and calibration else None
         key = (name, device, asked, chosen, int8.digest(pixels) if pixels is not None else "")
         found = _cache.get(key)
@@ -275,7 +276,9 @@ def loaded_models() -> list[dict[str, str]]:
     return [dict(zip(keys, row, strict=True)) for row in dict.fromkeys(rows)]
 
 
-def _build(name: str, device: str, precision: str) -> Embedder:
+def _build(name: str, device: str, precision: str, folder: Path) -> Embedder:
+    """The model as loaded, on PyTorch; a text tower's OpenVINO conversion, made on its first
+    text, is kept in `folder`."""
     import torch
     from transformers.utils import logging as hf_logging
 
@@ -306,7 +309,7 @@ def _build(name: str, device: str, precision: str) -> Embedder:
     if tokenize is not None:
         compile_text = None
         if device == "cpu" and backends.installed("openvino") and _text_backend() != "torch":
-            compile_text = backends.openvino_text(name, precision, _compiled_folder(None))
+            compile_text = backends.openvino_text(name, precision, folder)
         text = towers.TextTower(whole, tokenize, device, precision, compile_text)
     log.info("loaded %s (%d-d) on %s, %s", name, dim, device, precision)
     if device.startswith("cuda"):

@@ -53,7 +53,7 @@ class FindClusters(Op):
         if self.vocabulary:
             if found["objects"]:
                 raise InvalidInput("a vocabulary names clusters of a map of images, not boxes")
-            text_vector(found["model"], "a photo")  # a text tower, or refused now
+            text_vector(found["model"], "a photo", ctx.home("compiled"))  # or refused now
         return self.model_copy(update={"map_id": int(found["id"])})
 
     def key(self) -> str:
@@ -62,7 +62,13 @@ class FindClusters(Op):
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         found = map_service.map_row(ctx.store, ctx.dataset, self.map_id)
         result = cluster_service.find_clusters(
-            ctx.store, job, ctx.dataset, found, self.min_cluster_size, self.vocabulary
+            ctx.store,
+            job,
+            ctx.dataset,
+            found,
+            self.min_cluster_size,
+            self.vocabulary,
+            ctx.home("compiled"),
         )
         return with_weights_warning({**result, "model": found["model"]})
 

@@ -3,6 +3,7 @@ reports of quality, label errors, duplicates and health."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,7 +99,7 @@ class SimilarToImage(_Neighbours):
         check_k(self.k)
         model = self.model or vectors.default_model(ctx.store, ctx.dataset)
         index = searcher(ctx, model)
-        embedder = load_model(model)
+        embedder = load_model(model, cache_dir=ctx.home("compiled"))
         crop = embedder.preprocessing.prepare(self.image, self.filename)
         vector = embedder.forward(torch.from_numpy(crop[None].copy())).cpu().numpy()[0]
         return described(ctx, index.query(vector, self.k, allowed=self.allowed(ctx)))
@@ -124,14 +125,15 @@ class SimilarToText(_Neighbours):
     def run(self, ctx: Context, job: JobContext | None) -> list[dict[str, Any]]:
         check_k(self.k)
         model = self.model or vectors.default_model(ctx.store, ctx.dataset)
-        vector = text_vector(model, self.text)
+        vector = text_vector(model, self.text, ctx.home("compiled"))
         index = searcher(ctx, model)
         found = index.query(vector, self.k, allowed=self.allowed(ctx), wide=True)
         return described(ctx, found)
 
 
-def text_vector(model: str, text: str) -> np.ndarray:
-    """`text` embedded by `model`'s text tower (refused for a model without one)."""
+def text_vector(model: str, text: str, compiled: Path | None = None) -> np.ndarray:
+    """`text` embedded by `model`'s text tower (refused for a model without one); its
+    OpenVINO conversion kept in `compiled` (default: the home folder's)."""
     from visor.embedding.models import load_model
     from visor.embedding.registry import REGISTRY
 
@@ -143,7 +145,7 @@ def text_vector(model: str, text: str) -> np.ndarray:
             f"{model} embeds images only: text search needs a model with a text tower; "
             f"embed the dataset with one ({', '.join(text_models())})"
         )
-    return load_model(model).encode_text([text])[0]
+    return load_model(model, cache_dir=compiled).encode_text([text])[0]
 
 
 @register

@@ -10,6 +10,7 @@ regions drawn on screen; a 5-D UMAP of 1M vectors alone takes longer than the ma
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,9 +38,11 @@ def find_clusters(
     map_row: dict[str, Any],
     min_cluster_size: int | None = None,
     vocabulary: list[str] | None = None,
+    compiled: Path | None = None,
 ) -> dict[str, Any]:
     """Cluster the map's points, label each cluster and store them (replacing the map's last
-    clustering). Fewer points than the minimum cluster size: no clusters, said in `message`."""
+    clustering). Fewer points than the minimum cluster size: no clusters, said in `message`.
+    `compiled`: where a text tower's OpenVINO conversion is kept (naming by `vocabulary`)."""
     started = time.perf_counter()
     table = cluster_rows.points(store, dataset["id"], map_row["id"])
     n = table.num_rows
@@ -62,7 +65,9 @@ def find_clusters(
     if vocabulary and clusters:
         if ctx is not None:
             ctx.phase(f"naming {len(clusters)} clusters from {len(vocabulary)} words")
-        name_by_words(store, dataset["id"], map_row["model"], table, labels, clusters, vocabulary)
+        name_by_words(
+            store, dataset["id"], map_row["model"], table, labels, clusters, vocabulary, compiled
+        )
     noise = int((labels < 0).sum())
     run = {
         "map_id": int(map_row["id"]),
@@ -201,6 +206,7 @@ def name_by_words(
     labels: np.ndarray,
     clusters: list[dict[str, Any]],
     words: list[str],
+    compiled: Path | None = None,
 ) -> None:
     """With a CLIP/SigLIP model: each cluster's centre (the mean direction of up to 256 of its
     members' vectors) against "a photo of a {word}" for every word; the likeliest word leads
@@ -208,7 +214,7 @@ def name_by_words(
     from visor.embedding.models import load_model
     from visor.store import embeddings as vector_rows
 
-    embedder = load_model(model)
+    embedder = load_model(model, cache_dir=compiled)
     texts = embedder.encode_text([f"a photo of a {w}" for w in words])
     assert embedder.text is not None  # checked before the job
     ids = table.column("sample_id").to_numpy()

@@ -6,6 +6,7 @@ disagrees with (a check of the labels that needs no trained detector)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,13 +35,15 @@ def tag_zero_shot(
     threshold: float,
     prefix: str,
     classes: bool,
+    compiled: Path | None = None,
 ) -> dict[str, Any]:
     """Tag every embedded image with `prefix + label` of its likeliest label when that
     label's probability reaches `threshold`, as one undoable edit. With `classes` (the labels
     are the dataset's classes), images whose classes don't hold their zero-shot class are
-    tagged `prefix + "disagrees"` in the same edit and counted for the health report."""
+    tagged `prefix + "disagrees"` in the same edit and counted for the health report.
+    `compiled`: where the text tower's OpenVINO conversion is kept."""
     started = time.perf_counter()
-    embedder = load_model(model)
+    embedder = load_model(model, cache_dir=compiled)
     ctx.phase(f"scoring {len(labels)} labels")
     prompts = embedder.encode_text([template.format(label) for label in labels])
     ids, vectors = vector_rows.vectors(store, dataset["id"], model)
