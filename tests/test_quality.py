@@ -157,7 +157,13 @@ def test_the_embed_job_measures_quality_from_its_own_decode(
     ds.embed("random:dinov2-tiny", precision="fp32", batch_size=8, quality=False, wait=True)
     assert ds.quality()["measured"] == 0
     job = ds.embed("random:dinov2-tiny", precision="fp32", batch_size=8, recompute=True, wait=True)
-    assert job["result"]["quality"]["measured"] == 15
+    measured = job["result"]["quality"]
+    assert measured["measured"] == 15 and measured["measured_now"] == 15
+    # Measured once: a later job (here --recompute) decodes them again but leaves them be.
+    again = ds.embed(
+        "random:dinov2-tiny", precision="fp32", batch_size=8, recompute=True, wait=True
+    )
+    assert again["result"]["quality"] == {**measured, "measured_now": 0}
     by_path = {s["id"]: s["path"] for s in ds.samples(limit=100)[1]}
     for i, (issue, _) in PLANTED.items():
         _, found = ds.samples(SampleFilter(quality_issue=issue), limit=100)

@@ -38,12 +38,14 @@ log = logging.getLogger("visor.pipeline")
 class ImageItem:
     """One image to embed: a key (sample id), a name for messages, and how to read its bytes.
     With `regions`, the image is not embedded itself: each (key, box) is, as a crop cut from
-    the same decode (the keys are then the boxes' own, e.g. label ids)."""
+    the same decode (the keys are then the boxes' own, e.g. label ids). `inspect`: whether
+    the pipeline's `inspect` looks at this image (its answer is None where not)."""
 
     key: int
     name: str
     read: Callable[[], bytes]
     regions: tuple[tuple[int, Box], ...] | None = None
+    inspect: bool = True
 
     @property
     def weight(self) -> int:
@@ -213,7 +215,8 @@ def _prepare_item(
     data: bytes,
 ) -> _Prepared:
     if item.regions is None:
-        crop, seen = preprocessing.prepare_inspected(data, item.name, inspect)
+        look = inspect if item.inspect else None
+        crop, seen = preprocessing.prepare_inspected(data, item.name, look)
         return [(item.key, crop, seen)]
     regions = preprocessing.prepare_regions(data, item.name, item.regions, rule)
     return [(key, crop, None) for key, crop in regions]

@@ -239,7 +239,15 @@ def embed_dataset(
         + (f"; {already} already done" if already else ""),
         total=len(todo),
     )
-    items = (ImageItem(key, path, partial(source.read_bytes, path)) for key, path in todo)
+    # Quality statistics depend on the image alone: measured once, by whichever job decodes
+    # it first (a second model's job, or --recompute, runs at the rate without them).
+    unmeasured = (
+        {key for key, _ in quality_rows.missing(store, dataset_id)} if options.quality else set()
+    )
+    items = (
+        ImageItem(key, path, partial(source.read_bytes, path), inspect=key in unmeasured)
+        for key, path in todo
+    )
     done = embedded = 0
     failures: list[dict[str, Any]] = []
     failed_count = 0
@@ -268,11 +276,13 @@ def embed_dataset(
                 job_id=ctx.job.id,
                 replace=options.recompute,
             )
-            if options.quality and len(batch.keys):
+            pairs = zip(batch.keys.tolist(), batch.inspected, strict=True)
+            seen = [(k, s) for k, s in pairs if s is not None]
+            if seen:
                 quality_rows.add_stats(
-                    store, dataset_id, batch.keys.tolist(), list(batch.inspected)
+                    store, dataset_id, [k for k, _ in seen], [s for _, s in seen]
                 )
-                measured += len(batch.keys)
+                measured += len(seen)
             done += batch.count
             embedded += len(keys)
             failed_count += len(failed)
@@ -284,7 +294,11 @@ def embed_dataset(
     finally:
         batches.close()
     elapsed = time.monotonic() - started
-    quality = quality_service.update_issues(store, dataset_id) if measured else None
+    quality = None
+    if measured:
+        quality = {**quality_service.update_issues(store, dataset_id), "measured_now": measured}
+    elif options.quality:
+        quality = quality_service.summary(store, dataset_id)
     ctx.job.message = f"embedded {embedded} images" + (
         f"; {failed_count} unreadable" if failed_count else ""
     )

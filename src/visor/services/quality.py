@@ -98,6 +98,20 @@ def update_issues(store: Store, dataset_id: int) -> dict[str, Any]:
     }
 
 
+def summary(store: Store, dataset_id: int) -> dict[str, Any] | None:
+    """`update_issues`'s answer as the issues stand, without computing them again (None when
+    nothing was measured)."""
+    found = quality_rows.counts(store, dataset_id)
+    if not found["measured"]:
+        return None
+    issues_now = found["issues"]
+    return {
+        "measured": found["measured"],
+        "issues": {name: int(issues_now.get(name, 0)) for name in ISSUES},
+        "measured_now": 0,
+    }
+
+
 def report(store: Store, dataset: dict[str, Any], examples: int = 12) -> dict[str, Any]:
     """Per issue: count, share of the measured samples, the first `examples` (worst first)."""
     found = quality_rows.counts(store, dataset["id"])
