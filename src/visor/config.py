@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     def thumbnails_dir(self) -> Path:
         return self.home / "thumbnails"
 
+    @property
+    def compiled_dir(self) -> Path:
+        """Converted models (OpenVINO, static int8) and auto's measured choices."""
+        return self.home / "compiled"
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -68,14 +68,14 @@ def list_models() -> None:
         else "int8 on this CPU: int8 weights only (no VNNI or AMX: static int8 would be slower)",
         highlight=False,
     )
-    for key, found in recorded_choices(settings.home / "compiled").items():
+    for key, found in recorded_choices(settings.compiled_dir).items():
         model, precision = key.split("|")[:2]
         rates = ", ".join(f"{k} {v}" for k, v in found["rates"].items())
         out.print(
             f"  {model} ({precision}): {fastest(found['rates'])} (measured images/s: {rates})",
             highlight=False,
         )
-    for model, facts in static_int8_models(settings.home / "compiled"):
+    for model, facts in static_int8_models(settings.compiled_dir):
         answer = "kept" if facts["kept"] else f"not kept: {facts['reason']}"
         out.print(
             f"  {model} static int8, on {facts['images']} calibration images: cosine to "

@@ -209,12 +209,12 @@ def openvino_runner(
             else:
                 against, reference = (
                     "fp32",
-                    _in_batches(_compiled(core, converted, "f32")[0], calibration),
+                    in_batches(_compiled(core, converted, "f32")[0], calibration),
                 )
             converted = int8.quantize(converted, calibration)
             made = _compiled(core, converted, hint)
             notes["int8"] = {
-                **int8.agreement(_in_batches(made[0], calibration), reference),
+                **int8.agreement(in_batches(made[0], calibration), reference),
                 "against": against,
             }
         elif precision == "int8":
@@ -336,7 +336,8 @@ def _convert_text(ov: Any, module: torch.nn.Module, example: list[torch.Tensor])
         )
 
 
-def _in_batches(run: Runner, pixels: np.ndarray, size: int = 32) -> np.ndarray:
+def in_batches(run: Runner, pixels: np.ndarray, size: int = 32) -> np.ndarray:
+    """`run`'s rows for `pixels`, `size` images at a time."""
     return np.concatenate([run(pixels[i : i + size]) for i in range(0, len(pixels), size)])
 
 

@@ -170,11 +170,9 @@ def _float_model(best: Embedder, calibration: np.ndarray) -> FloatModel:
     import torch
 
     def vectors() -> np.ndarray:
-        parts = [
-            best.forward(torch.from_numpy(calibration[i : i + 32])).numpy()
-            for i in range(0, len(calibration), 32)
-        ]
-        return np.concatenate(parts)
+        return backends.in_batches(
+            lambda pixels: best.forward(torch.from_numpy(pixels)).numpy(), calibration
+        )
 
     file = best.backend_facts.get("file") if best.runner is not None else None
     return FloatModel(f"{best.backend} {best.precision}", vectors, Path(file) if file else None)

@@ -265,7 +265,7 @@ def _compiled_folder(cache_dir: Path | None) -> Path:
         return cache_dir
     from visor.config import get_settings
 
-    return get_settings().home / "compiled"
+    return get_settings().compiled_dir
 
 
 def loaded_models() -> list[dict[str, str]]:

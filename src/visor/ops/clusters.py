@@ -53,7 +53,7 @@ class FindClusters(Op):
         if self.vocabulary:
             if found["objects"]:
                 raise InvalidInput("a vocabulary names clusters of a map of images, not boxes")
-            text_vector(found["model"], "a photo", ctx.home("compiled"))  # or refused now
+            text_vector(found["model"], "a photo", ctx.settings.compiled_dir)  # or refused now
         return self.model_copy(update={"map_id": int(found["id"])})
 
     def key(self) -> str:
@@ -68,7 +68,7 @@ class FindClusters(Op):
             found,
             self.min_cluster_size,
             self.vocabulary,
-            ctx.home("compiled"),
+            ctx.settings.compiled_dir,
         )
         return with_weights_warning({**result, "model": found["model"]})
 

@@ -99,7 +99,7 @@ class SimilarToImage(_Neighbours):
         check_k(self.k)
         model = self.model or vectors.default_model(ctx.store, ctx.dataset)
         index = searcher(ctx, model)
-        embedder = load_model(model, cache_dir=ctx.home("compiled"))
+        embedder = load_model(model, cache_dir=ctx.settings.compiled_dir)
         crop = embedder.preprocessing.prepare(self.image, self.filename)
         vector = embedder.forward(torch.from_numpy(crop[None].copy())).cpu().numpy()[0]
         return described(ctx, index.query(vector, self.k, allowed=self.allowed(ctx)))
@@ -125,7 +125,7 @@ class SimilarToText(_Neighbours):
     def run(self, ctx: Context, job: JobContext | None) -> list[dict[str, Any]]:
         check_k(self.k)
         model = self.model or vectors.default_model(ctx.store, ctx.dataset)
-        vector = text_vector(model, self.text, ctx.home("compiled"))
+        vector = text_vector(model, self.text, ctx.settings.compiled_dir)
         index = searcher(ctx, model)
         found = index.query(vector, self.k, allowed=self.allowed(ctx), wide=True)
         return described(ctx, found)

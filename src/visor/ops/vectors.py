@@ -56,7 +56,7 @@ class Embed(Op, embed_service.EmbedParams):
         options = self.model_copy(
             update={
                 "model": self.model or ctx.settings.model,
-                "cache_dir": self.cache_dir or str(ctx.home("compiled")),
+                "cache_dir": self.cache_dir or str(ctx.settings.compiled_dir),
             }
         ).resolved()
         if options.ray is not None and options.staging is None:

@@ -67,7 +67,7 @@ class TagZeroShot(Op):
     def check(self, ctx: Context) -> TagZeroShot:
         model = self.model or vectors.default_model(ctx.store, ctx.dataset)
         vectors.version(ctx.store, ctx.dataset, model)  # it has vectors from it
-        text_vector(model, "a photo", ctx.home("compiled"))  # a text tower, or refused now
+        text_vector(model, "a photo", ctx.settings.compiled_dir)  # a text tower, or refused now
         labels = self.labels
         if labels is None:
             labels = [str(c) for c in ctx.dataset.get("categories") or []]
@@ -94,5 +94,5 @@ class TagZeroShot(Op):
             threshold=self.threshold,
             prefix=self.prefix,
             classes=classes,
-            compiled=ctx.home("compiled"),
+            compiled=ctx.settings.compiled_dir,
         )

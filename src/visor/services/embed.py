@@ -241,12 +241,13 @@ def embed_dataset(
     )
     # Quality statistics depend on the image alone: measured once, by whichever job decodes
     # it first (a second model's job, or --recompute, runs at the rate without them).
-    unmeasured = (
-        {key for key, _ in quality_rows.missing(store, dataset_id)} if options.quality else set()
-    )
+    todo_ids = np.fromiter((key for key, _ in todo), np.int64, len(todo))
+    new = np.zeros(len(todo), bool)
+    if options.quality:
+        new = ~np.isin(todo_ids, quality_rows.measured_ids(store, dataset_id))
     items = (
-        ImageItem(key, path, partial(source.read_bytes, path), inspect=key in unmeasured)
-        for key, path in todo
+        ImageItem(key, path, partial(source.read_bytes, path), inspect=bool(look))
+        for (key, path), look in zip(todo, new, strict=True)
     )
     done = embedded = 0
     failures: list[dict[str, Any]] = []

@@ -24,6 +24,15 @@ def missing(store: Store, dataset_id: int) -> list[tuple[int, str]]:
     return [(int(i), str(p)) for i, p in rows]
 
 
+def measured_ids(store: Store, dataset_id: int) -> np.ndarray:
+    """Ids (int64) of the samples with statistics."""
+    cur = store.cursor()
+    found = cur.execute(
+        "SELECT sample_id FROM image_quality WHERE dataset_id = ?", [dataset_id]
+    ).fetchnumpy()
+    return np.asarray(found["sample_id"], dtype=np.int64)
+
+
 def add_stats(store: Store, dataset_id: int, ids: list[int], stats: list[ImageStats]) -> None:
     """Store the statistics of `ids`, replacing any they had (issues are set afterwards)."""
     columns = {name: [getattr(s, name) for s in stats] for name in STAT_COLUMNS}
