@@ -360,7 +360,9 @@ function Scatter(
       width: "auto",
       height: "auto",
       pointSize: pointSizeFor(points.count),
-      keyMap: {} as never, // no key starts its lasso or rotation (typed as needing every key)
+      // No key starts its lasso or rotation. Its typings name only `keyMap`, which it reads as
+      // a deprecated name and warns about in the console on every load.
+      ...({ actionKeyMap: {} } as object),
     });
     plot.current = { plot: created, xs, ys, index };
     // The view fits every point with a margin, whatever the panel's shape, and again whenever
