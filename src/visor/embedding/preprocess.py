@@ -144,15 +144,21 @@ class Preprocessing:
 
     def _fit(self, img: Image.Image, target: tuple[int, int]) -> np.ndarray:
         """Resized to `target` (width, height) and centre-cropped as the model expects."""
+        if self.crop_hw is None:
+            return np.asarray(img.resize(target, resample=self.resample), dtype=np.uint8)
+        ch, cw = self.crop_hw
+        tw, th = target
+        # Same offsets as transformers' center_crop; out-of-image parts become zeros.
+        top, left = (th - ch) // 2, (tw - cw) // 2
+        if img.size != target and top >= 0 and left >= 0:
+            # Only the pixels the crop keeps are resampled (the resize's own grid and filter,
+            # a third less work at DINOv2's 256 → 224): the same pixels but for rounding.
+            sx, sy = img.width / tw, img.height / th
+            box = (left * sx, top * sy, (left + cw) * sx, (top + ch) * sy)
+            return np.asarray(img.resize((cw, ch), resample=self.resample, box=box), np.uint8)
         if img.size != target:
             img = img.resize(target, resample=self.resample)
-        if self.crop_hw is not None:
-            ch, cw = self.crop_hw
-            w, h = img.size
-            # Same offsets as transformers' center_crop; out-of-image parts become zeros.
-            top, left = (h - ch) // 2, (w - cw) // 2
-            img = img.crop((left, top, left + cw, top + ch))
-        return np.asarray(img, dtype=np.uint8)
+        return np.asarray(img.crop((left, top, left + cw, top + ch)), dtype=np.uint8)
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 (n, h, w, 3) → float32 (n, 3, h, w), rescaled and normalised."""
