@@ -195,7 +195,6 @@ def openvino_runner(
     if converted is not None and static and "int8" not in notes:
         converted = None  # made before its agreement was kept: made again
     cached = converted is not None
-    hint = "bf16" if precision == "bf16" else "f32"  # int8: the model's own int8 and f32 parts
     made = None  # the static model as compiled to measure it: the one the runner uses
     if converted is None:
         converted = _float_conversion(core, float_model) if static else None
@@ -209,10 +208,10 @@ def openvino_runner(
             else:
                 against, reference = (
                     "fp32",
-                    in_batches(_compiled(core, converted, "f32")[0], calibration),
+                    in_batches(_compiled(core, converted, "fp32")[0], calibration),
                 )
             converted = int8.quantize(converted, calibration)
-            made = _compiled(core, converted, hint)
+            made = _compiled(core, converted, precision)
             notes["int8"] = {
                 **int8.agreement(in_batches(made[0], calibration), reference),
                 "against": against,
@@ -220,7 +219,7 @@ def openvino_runner(
         elif precision == "int8":
             converted = _int8_weights(converted)
         _save(ov, converted, path, notes)
-    run, compiled = made or _compiled(core, converted, hint)
+    run, compiled = made or _compiled(core, converted, precision)
     facts = {
         # what the CPU plugin runs in: bf16 asked for on a CPU without it runs in f32
         "inference_precision": _type_name(compiled.get_property("INFERENCE_PRECISION_HINT")),
@@ -268,17 +267,20 @@ def _read_cached(core: Any, path: Path) -> tuple[Any, dict[str, Any]]:
     return converted, notes if isinstance(notes, dict) else {}
 
 
-def _compile(core: Any, converted: Any, hint: str) -> Any:
+def _compile(core: Any, converted: Any, precision: str) -> Any:
+    """Compiled for this CPU: in bf16 where `precision` is bf16, else f32 (int8: the model's
+    own int8 parts and f32 for the rest)."""
     # As many threads as PyTorch uses: the LATENCY hint took one per physical core (one here
     # on 2 vCPUs: 8.0 images/s against 10.5 with both, dinov2-small fp32).
     import torch
 
+    hint = "bf16" if precision == "bf16" else "f32"
     config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": torch.get_num_threads()}
     return core.compile_model(converted, "CPU", config)
 
 
-def _compiled(core: Any, converted: Any, hint: str) -> tuple[Runner, Any]:
-    compiled = _compile(core, converted, hint)
+def _compiled(core: Any, converted: Any, precision: str) -> tuple[Runner, Any]:
+    compiled = _compile(core, converted, precision)
     request = compiled.create_infer_request()
 
     def run(pixels: np.ndarray) -> np.ndarray:
@@ -308,8 +310,7 @@ def openvino_text(
             if converted is None:
                 converted = _convert_text(ov, module, example)
                 _save(ov, converted, path, {"model": name, "tower": "text"})
-            hint = "bf16" if precision == "bf16" else "f32"
-            compiled = _compile(core, converted, hint)
+            compiled = _compile(core, converted, precision)
             request, lock = compiled.create_infer_request(), threading.Lock()
         except Exception as e:  # any exporter failure: the texts still run, on PyTorch
             log.warning("%s: text tower conversion failed (%s); using torch", name, e)
