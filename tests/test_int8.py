@@ -163,6 +163,50 @@ def test_auto_uses_static_int8_only_where_it_keeps_the_answers(
     assert "int8" not in asked["result"]["backend_facts"]
 
 
+def test_auto_does_not_make_int8_that_cannot_pay_for_itself(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where this machine's record says that making static int8 took longer than it would
+    save on the job's images, the float choice runs at once and says why; where it would pay,
+    int8 is made and what making it took is recorded; once made for a calibration set, it is
+    used whatever the job's size."""
+    ingest(workspace, DATA / "classification_trees", "q")
+    monkeypatch.setenv("VISOR_CPU_FLAGS", VNNI)
+    folder = workspace.settings.home / "compiled"
+    key = backends.choice_key(SMALL, "int8 or fp32", cpu_flags())
+    rates = {"openvino int8": 40.0, "openvino fp32": 14.0}
+    backends.record_choice(folder, key, rates, making_s=60.0)
+    ds = workspace.dataset("q")
+    done = ds.embed(SMALL, backend="openvino", wait=True)["result"]
+    assert done["precision"] == "fp32" and done["embedded"] == 98
+    facts = done["backend_facts"]["int8"]
+    saves = 98 * (1 / 14.0 - 1 / 40.0)  # 4.55 s on the 98 images
+    assert facts == {
+        "used": False,
+        "reason": f"it would save {saves:.1f} s on 98 images (40.0 against 14.0 images/s) "
+        "and making it took 60.0 s here",
+        "saves_s": round(saves, 2),
+        "making_s": 60.0,
+    }
+    assert backends.static_int8_models(folder) == []  # nothing made
+
+    # Cheap to make here: made and used, and the seconds it took replace the record's.
+    backends.record_choice(folder, key, rates, making_s=1.0)
+    made = ds.embed(SMALL, backend="openvino", recompute=True, wait=True)["result"]
+    assert made["precision"] == "int8" and made["backend_facts"]["int8"]["used"] is True
+    recorded = backends.recorded_choices(folder)[key]
+    assert recorded["making_s"] == made["backend_facts"]["seconds"] > 1.0
+    assert recorded["rates"] == rates
+    listed = run_cli(workspace.settings.home, "models", env={"VISOR_CPU_FLAGS": VNNI})
+    assert f"making int8 took {recorded['making_s']} s" in listed.stdout, listed.stdout
+
+    # Made for this calibration set: used again, even where making it would not pay.
+    backends.record_choice(folder, key, rates, making_s=60.0)
+    models._cache.clear()
+    again = ds.embed(SMALL, backend="openvino", recompute=True, wait=True)["result"]
+    assert again["precision"] == "int8" and again["backend_facts"]["from_cache"] is True
+
+
 def test_a_tiny_dataset_is_not_calibrated(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:

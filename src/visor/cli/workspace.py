@@ -71,8 +71,10 @@ def list_models() -> None:
     for key, found in recorded_choices(settings.compiled_dir).items():
         model, precision = key.split("|")[:2]
         rates = ", ".join(f"{k} {v}" for k, v in found["rates"].items())
+        making = f"; making int8 took {found['making_s']} s" if "making_s" in found else ""
         out.print(
-            f"  {model} ({precision}): {fastest(found['rates'])} (measured images/s: {rates})",
+            f"  {model} ({precision}): {fastest(found['rates'])} (measured images/s: "
+            f"{rates}{making})",
             highlight=False,
         )
     for model, facts in static_int8_models(settings.compiled_dir):

@@ -115,10 +115,17 @@ def recorded_choices(folder: Path) -> dict[str, dict[str, Any]]:
     return found if isinstance(found, dict) else {}
 
 
-def record_choice(folder: Path, key: str, rates: dict[str, float]) -> None:
+def record_choice(
+    folder: Path, key: str, rates: dict[str, float], making_s: float | None = None
+) -> None:
+    """Keep `rates` under `key`, and, for static int8 against a float choice, the seconds that
+    making int8 took on this machine (`making_s`, kept from an earlier record when None)."""
     folder.mkdir(parents=True, exist_ok=True)
     choices = recorded_choices(folder)
+    made = making_s if making_s is not None else (choices.get(key) or {}).get("making_s")
     choices[key] = {"rates": rates, "chosen": fastest(rates), "measured": time.time()}
+    if made is not None:
+        choices[key]["making_s"] = made
     scratch = folder / f".{CHOICES_FILE}.{os.getpid()}"
     scratch.write_text(json.dumps(choices, indent=1))
     os.replace(scratch, folder / CHOICES_FILE)
@@ -182,14 +189,7 @@ def openvino_runner(
 
     started = time.monotonic()
     static = precision == "int8" and calibration is not None
-    extra: tuple[str, ...] = ()
-    if static:
-        import nncf
-
-        assert calibration is not None
-        extra = ("static", int8.digest(calibration), nncf.__version__)
-    key = _cache_key(name, model, precision, input_hw, ov.__version__, extra)
-    path = cache_dir / f"{key}.xml"
+    path = model_file(name, model, precision, input_hw, cache_dir, calibration)
     core = ov.Core()
     converted, notes = _read_cached(core, path)
     if converted is not None and static and "int8" not in notes:
@@ -230,6 +230,26 @@ def openvino_runner(
         **({"int8": int8.verdict(notes["int8"])} if static else {}),
     }
     return run, facts
+
+
+def model_file(
+    name: str,
+    model: torch.nn.Module,
+    precision: str,
+    input_hw: tuple[int, int],
+    cache_dir: Path,
+    calibration: np.ndarray | None = None,
+) -> Path:
+    """Where `openvino_runner` keeps the model's conversion for these settings (static int8:
+    made from `calibration`, whose digest is part of the name)."""
+    import openvino as ov
+
+    extra: tuple[str, ...] = ()
+    if precision == "int8" and calibration is not None:
+        import nncf
+
+        extra = ("static", int8.digest(calibration), nncf.__version__)
+    return cache_dir / f"{_cache_key(name, model, precision, input_hw, ov.__version__, extra)}.xml"
 
 
 @dataclass(frozen=True)

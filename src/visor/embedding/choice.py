@@ -13,6 +13,7 @@ faster than the best float choice; otherwise the float choice runs, with the rea
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,10 +37,12 @@ def pick(
     *,
     consider_int8: bool = False,
     calibration: np.ndarray | None = None,
+    images: Callable[[Embedder], int] | None = None,
 ) -> Embedder:
     """`base` (the PyTorch model) run by `backend` (torch, openvino or auto); int8 as asked by
     its precision, or considered (`consider_int8`) with `calibration` (uint8 model inputs of
-    the dataset's first images)."""
+    the dataset's first images) where it can pay for itself on the job's `images` (how many
+    it will embed, asked only when this machine has a record to weigh them against)."""
     if base.precision == "int8":
         return _asked_int8(base, folder, calibration)
     if backend == "auto":
@@ -50,7 +53,7 @@ def pick(
         best = _converted(base, backend, folder)
     if not consider_int8 or calibration is None:
         return best
-    return _auto_int8(best, base, folder, calibration)
+    return _auto_int8(best, base, folder, calibration, images)
 
 
 def _auto(base: Embedder, folder: Path) -> Embedder:
@@ -133,12 +136,24 @@ def _asked_int8(base: Embedder, folder: Path, calibration: np.ndarray | None) ->
     return found
 
 
-def _auto_int8(best: Embedder, base: Embedder, folder: Path, calibration: np.ndarray) -> Embedder:
+def _auto_int8(
+    best: Embedder,
+    base: Embedder,
+    folder: Path,
+    calibration: np.ndarray,
+    images: Callable[[Embedder], int] | None,
+) -> Embedder:
     """Static int8 in place of `best` (the float choice) when it keeps the answers and runs
     faster; `best` otherwise, with the reason in its facts (`int8`)."""
     pixels, why = _calibrated(base, calibration)
     if pixels is None:
         return _with_int8(best, {"used": False, "reason": why})
+    float_name = f"{best.backend} {best.precision}"
+    key = backends.choice_key(base.name, f"int8 or {best.precision}", cpu_flags())
+    recorded = backends.recorded_choices(folder).get(key)
+    unpaid = _unpaid(recorded, float_name, base, folder, pixels, images)
+    if unpaid is not None:
+        return _with_int8(best, unpaid)
     candidate = _converted(
         replace(base, precision="int8"), "openvino", folder, pixels, _float_model(best, calibration)
     )
@@ -147,19 +162,57 @@ def _auto_int8(best: Embedder, base: Embedder, folder: Path, calibration: np.nda
     guard = candidate.backend_facts["int8"]
     if not guard["kept"]:
         return _with_int8(best, {**guard, "used": False})
-    float_name = f"{best.backend} {best.precision}"
-    key = backends.choice_key(base.name, f"int8 or {best.precision}", cpu_flags())
-    recorded = backends.recorded_choices(folder).get(key)
+    # What making it took here, kept to weigh the next dataset's int8 against (`_unpaid`).
+    making = None if candidate.backend_facts["from_cache"] else candidate.backend_facts["seconds"]
     if recorded is None or set(recorded["rates"]) != {"openvino int8", float_name}:
         rates = backends.measure_rates(
             {"openvino int8": candidate.forward, float_name: best.forward}, _probe(base)
         )
-        backends.record_choice(folder, key, rates)
+        backends.record_choice(folder, key, rates, making)
         recorded = {"rates": rates, "measured_now": True}
+    elif making is not None:
+        backends.record_choice(folder, key, recorded["rates"], making)
     if backends.fastest(recorded["rates"]) != "openvino int8":
         return _with_int8(best, {**guard, "used": False, "reason": f"no faster than {float_name}"})
     facts = {**candidate.backend_facts, "int8": {**guard, "used": True}, "auto": recorded}
     return replace(candidate, backend_facts=facts)
+
+
+def _unpaid(
+    recorded: dict[str, Any] | None,
+    float_name: str,
+    base: Embedder,
+    folder: Path,
+    pixels: np.ndarray,
+    images: Callable[[Embedder], int] | None,
+) -> dict[str, Any] | None:
+    """Why static int8 is not made for this job: on this machine's record (int8's and the
+    float choice's images/s, and the seconds making int8 took), the time it would save on the
+    job's images is less than the time making it takes (a small dataset, or a CPU where int8
+    is barely faster: on the AMX Xeon dinov2-small int8 ran 94 images/s against bf16's 88,
+    and making it took 13 s). None where it may pay, where nothing is recorded yet, or where
+    this calibration set's int8 is already made."""
+    if images is None or recorded is None or "making_s" not in recorded:
+        return None
+    rates = recorded["rates"]
+    size = base.preprocessing.input_hw
+    if set(rates) != {"openvino int8", float_name} or size is None:
+        return None
+    if backends.model_file(base.name, base.model, "int8", size, folder, pixels).exists():
+        return None
+    count = images(base)
+    saves = count * (1 / rates[float_name] - 1 / rates["openvino int8"])
+    making = float(recorded["making_s"])
+    if saves >= making:
+        return None
+    if saves <= 0:
+        reason = f"no faster than {float_name}"
+    else:
+        reason = (
+            f"it would save {saves:.1f} s on {count:,} images ({rates['openvino int8']} against "
+            f"{rates[float_name]} images/s) and making it took {making:.1f} s here"
+        )
+    return {"used": False, "reason": reason, "saves_s": round(saves, 2), "making_s": making}
 
 
 def _float_model(best: Embedder, calibration: np.ndarray) -> FloatModel:

@@ -200,6 +200,7 @@ def load_model(
     backend: str | None = "torch",
     cache_dir: Path | None = None,
     calibration: Callable[[Preprocessing], np.ndarray] | None = None,
+    images: Callable[[Embedder], int] | None = None,
 ) -> Embedder:
     """The shared `Embedder` for `name` on `device` (loaded on first use).
 
@@ -213,7 +214,9 @@ def load_model(
     products (calibrated on `calibration`'s images: given the model's preprocessing, it
     returns uint8 model inputs of the dataset's first images), else int8 weights; its
     closeness to fp32 is in `backend_facts`. With precision auto and a `calibration`, static
-    int8 is considered on such a CPU and kept where it keeps the answers and runs faster.
+    int8 is considered on such a CPU and kept where it keeps the answers and runs faster;
+    it is not made where this machine's record says it can't pay for itself on the job's
+    `images` (how many it will embed) — that model is not shared, the next job weighs again.
     """
     name = check_model_name(name)
     device = resolve_device(device)
@@ -235,9 +238,11 @@ def load_model(
         if found is None:
             folder = _compiled_folder(cache_dir)
             found = choice.pick(
-                base, chosen, folder, consider_int8=consider_int8, calibration=pixels
-            )
-            _cache[key] = found
+                base, chosen, folder, consider_int8=consider_int8, calibration=pixels,
+                images=images,
+            )  # fmt: skip
+            if "making_s" not in found.backend_facts.get("int8", {}):
+                _cache[key] = found
         return found
 
 

@@ -155,10 +155,13 @@ class EmbedParams(BaseModel):
 
 
 def model_for(
-    options: EmbedParams, calibration: Callable[[Preprocessing], np.ndarray] | None = None
+    options: EmbedParams,
+    calibration: Callable[[Preprocessing], np.ndarray] | None = None,
+    images: Callable[[Embedder], int] | None = None,
 ) -> Embedder:
     """The checked options' model, run by their backend (static int8 calibrated on
-    `calibration`'s images where it is asked for or chosen, `embedding/choice.py`)."""
+    `calibration`'s images where it is asked for or chosen, and where it pays for itself on
+    the job's `images`, `embedding/choice.py`)."""
     cache = Path(options.cache_dir) if options.cache_dir else None
     return load_model(
         str(options.model),
@@ -167,6 +170,7 @@ def model_for(
         options.backend,
         cache_dir=cache,
         calibration=calibration,
+        images=images,
     )
 
 
@@ -223,11 +227,19 @@ def embed_dataset(
         return object_service.embed_objects(store, ctx, dataset, source, options)
     ctx.phase(f"loading {options.model} on {options.device}")
     assert options.workers is not None
+    dataset_id = int(dataset["id"])
+
+    def images(model: Embedder) -> int:
+        """How many images this job will embed with `model`."""
+        if options.recompute:
+            return int(dataset["num_samples"])
+        vector_rows.ensure_model(store, model.name, model.dim)
+        return vector_rows.missing_count(store, dataset_id, model.name, model.dim)
+
     embedder = model_for(
-        options, calibration_images(store, int(dataset["id"]), source, options.workers)
+        options, calibration_images(store, dataset_id, source, options.workers), images
     )
     vector_rows.ensure_model(store, embedder.name, embedder.dim)
-    dataset_id = int(dataset["id"])
     if options.recompute:
         todo = sample_rows.paths(store, dataset_id)
     else:
