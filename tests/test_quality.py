@@ -14,7 +14,7 @@ from conftest import Server, ingest, run_cli, wait_job
 from PIL import Image, ImageEnhance, ImageFilter
 from playwright.sync_api import Browser, expect
 
-from visor.media.images import decode
+from visor.media.images import decode, pixels
 from visor.quality.images import ISSUES, ImageStats, image_stats, issues
 from visor.store.samples import SampleFilter
 from visor.workspace import Workspace
@@ -213,3 +213,25 @@ def test_blur_a_person_sees_is_found_at_any_size(tmp_path: Path) -> None:
         lab = Imagelab(filepaths=paths)
         lab.find_issues({"blurry": {}})
     assert lab.issues["is_blurry_issue"].tolist() == [False, False]  # blind to it
+
+
+def test_pixels_are_lent_without_a_copy_and_equal_numpy_s() -> None:
+    """The statistics read an image's pixels through Pillow's Arrow export (no copy): the same
+    values as `np.asarray` for the corpus's photos in RGB and L, read-only; an image whose rows
+    are not in one block of memory, and another mode, are copied as before."""
+    photos = sorted((DATA / "coco_roboflow_trees").rglob("*.jpg"))
+    assert len(photos) == 12
+    for path in photos:
+        image = decode(path.read_bytes(), path.name)
+        for im in (image, image.convert("L")):
+            lent = pixels(im)
+            assert lent.shape == np.asarray(im).shape and not lent.flags.writeable
+            assert np.array_equal(lent, np.asarray(im))
+        # lent: a view of Pillow's four bytes a pixel, not a packed copy
+        assert not pixels(image).flags.c_contiguous and pixels(image).strides[1] == 4
+    big = Image.new("RGB", (8000, 6000), (1, 2, 3))  # over one block: copied
+    copied = pixels(big)
+    assert copied.flags.c_contiguous and copied.shape == (6000, 8000, 3)
+    assert copied[0, 0].tolist() == copied[-1, -1].tolist() == [1, 2, 3]
+    rgba = Image.new("RGBA", (5, 4), (1, 2, 3, 4))
+    assert pixels(rgba).shape == (4, 5, 4)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 from PIL import Image, ImageFilter, ImageStat
 
+from visor.media.images import pixels as pixels_of
+
 ISSUES = (
     "dark",
     "light",
@@ -72,7 +74,7 @@ def _brightness(r: np.ndarray | float, g: np.ndarray | float, b: np.ndarray | fl
 
 def image_stats(image: Image.Image) -> ImageStats:
     """The statistics of an RGB image (as `media.images.decode` gives it)."""
-    pixels = np.asarray(image)
+    pixels = pixels_of(image)
     # One histogram serves the entropy, the mean colour and the greyscale test's first look
     # (three equal channels have equal histograms; most colour photos stop there).
     counts = np.asarray(image.histogram(), np.float64).reshape(3, 256)
@@ -161,7 +163,7 @@ def _sharpness(gray: Image.Image) -> float:
         ratio = SHARPNESS_SIDE / short
         size = (max(round(gray.width * ratio), 1), max(round(gray.height * ratio), 1))
         gray = gray.resize(size, Image.Resampling.BOX)
-    a = np.asarray(gray, np.float32)
+    a = pixels_of(gray).astype(np.float32)
     if min(a.shape) < 3:
         return 0.0
     lap = 4 * a[1:-1, 1:-1] - a[:-2, 1:-1] - a[2:, 1:-1] - a[1:-1, :-2] - a[1:-1, 2:]
