@@ -200,9 +200,13 @@ def _unpaid(
         return None
     if backends.model_file(base.name, base.model, "int8", size, folder, pixels).exists():
         return None
+    try:  # the record is a file a person may have edited: anything odd, and int8 is made
+        making = float(recorded["making_s"])
+        per_image = 1 / float(rates[float_name]) - 1 / float(rates["openvino int8"])
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
     count = images(base)
-    saves = count * (1 / rates[float_name] - 1 / rates["openvino int8"])
-    making = float(recorded["making_s"])
+    saves = count * per_image
     if saves >= making:
         return None
     if saves <= 0:
