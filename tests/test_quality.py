@@ -227,8 +227,8 @@ def test_pixels_are_lent_without_a_copy_and_equal_numpy_s() -> None:
             lent = pixels(im)
             assert lent.shape == np.asarray(im).shape and not lent.flags.writeable
             assert np.array_equal(lent, np.asarray(im))
-        # lent: a view of Pillow's four bytes a pixel, not a packed copy
-        assert not pixels(image).flags.c_contiguous and pixels(image).strides[1] == 4
+        if hasattr(Image.Image, "__arrow_c_array__"):  # Pillow 11.2 on: lent, not copied
+            assert not pixels(image).flags.c_contiguous and pixels(image).strides[1] == 4
     big = Image.new("RGB", (8000, 6000), (1, 2, 3))  # over one block: copied
     copied = pixels(big)
     assert copied.flags.c_contiguous and copied.shape == (6000, 8000, 3)
