@@ -26,6 +26,7 @@ TINY = "random:dinov2-tiny"
 AVX2 = "sse4_2 avx avx2 fma"
 VNNI = "sse4_2 avx avx2 fma avx512f avx512bw avx512vl avx512_vnni"
 AMX = "avx512f avx512_vnni avx512_bf16 amx_tile amx_bf16 amx_int8"
+AMX_FP32 = "avx512f avx512_vnni amx_tile amx_int8"  # int8 tiles, no bf16: the float is fp32
 
 
 @pytest.fixture(autouse=True)
@@ -185,6 +186,7 @@ def test_auto_does_not_make_int8_that_cannot_pay_for_itself(
         "used": False,
         "reason": f"it would save {saves:.1f} s on 98 images (40.0 against 14.0 images/s) "
         "and making it took 60.0 s here",
+        "unpaid": True,
         "saves_s": round(saves, 2),
         "making_s": 60.0,
     }
@@ -205,6 +207,33 @@ def test_auto_does_not_make_int8_that_cannot_pay_for_itself(
     models._cache.clear()
     again = ds.embed(SMALL, backend="openvino", recompute=True, wait=True)["result"]
     assert again["precision"] == "int8" and again["backend_facts"]["from_cache"] is True
+
+
+@pytest.mark.parametrize(
+    ("flags", "precision", "ceiling"), [(VNNI, "fp32", 4), (AMX, "bf16", 2), (AMX_FP32, "fp32", 32)]
+)
+def test_int8_is_not_made_where_no_cpu_could_make_it_pay(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, flags: str, precision: str, ceiling: int
+) -> None:
+    """Nothing recorded on this machine yet: making int8 runs the model twice over the 64
+    calibration images, and int8 is at most 4x fp32 (VNNI), 2x bf16 or 32x fp32 (AMX) a
+    cycle, so on the corpus's 98 photos it can't pay for itself on any such CPU: the float
+    choice, at once, with why; nothing made, and the next job weighs again."""
+    ingest(workspace, DATA / "classification_trees", "q")
+    monkeypatch.setenv("VISOR_CPU_FLAGS", flags)
+    ds = workspace.dataset("q")
+    done = ds.embed(SMALL, backend="openvino", wait=True)["result"]
+    assert done["precision"] == precision and done["embedded"] == 98
+    float_name = f"openvino {precision}"
+    assert done["backend_facts"]["int8"] == {
+        "used": False,
+        "reason": "it can't pay for itself on 98 images: making it runs the model twice over "
+        f"64 images in f32, and int8 runs at most {ceiling}x as fast as {float_name}",
+        "unpaid": True,
+    }
+    folder = workspace.settings.home / "compiled"
+    assert backends.static_int8_models(folder) == []
+    assert not any(v.backend_facts.get("int8", {}).get("unpaid") for v in models._cache.values())
 
 
 def test_a_tiny_dataset_is_not_calibrated(

@@ -151,7 +151,7 @@ def _auto_int8(
     float_name = f"{best.backend} {best.precision}"
     key = backends.choice_key(base.name, f"int8 or {best.precision}", cpu_flags())
     recorded = backends.recorded_choices(folder).get(key)
-    unpaid = _unpaid(recorded, float_name, base, folder, pixels, images)
+    unpaid = _unpaid(recorded, best, base, folder, pixels, images)
     if unpaid is not None:
         return _with_int8(best, unpaid)
     candidate = _converted(
@@ -180,25 +180,29 @@ def _auto_int8(
 
 def _unpaid(
     recorded: dict[str, Any] | None,
-    float_name: str,
+    best: Embedder,
     base: Embedder,
     folder: Path,
     pixels: np.ndarray,
     images: Callable[[Embedder], int] | None,
 ) -> dict[str, Any] | None:
-    """Why static int8 is not made for this job: on this machine's record (int8's and the
-    float choice's images/s, and the seconds making int8 took), the time it would save on the
-    job's images is less than the time making it takes (a small dataset, or a CPU where int8
-    is barely faster: on the AMX Xeon dinov2-small int8 ran 94 images/s against bf16's 88,
-    and making it took 13 s). None where it may pay, where nothing is recorded yet, or where
+    """Why static int8 is not made for this job: the time it would save on the job's images
+    is less than the time making it takes. Weighed on this machine's record (int8's and the
+    float choice's images/s, and the seconds making int8 took: a small dataset, or a CPU where
+    int8 is barely faster: on the AMX Xeon dinov2-small int8 ran 91 images/s against bf16's
+    86, and making it took 13.6 s); before anything is recorded, by what no CPU can beat
+    (`_too_few`). None where it may pay, where a record lacks what it would take, or where
     this calibration set's int8 is already made."""
-    if images is None or recorded is None or "making_s" not in recorded:
-        return None
-    rates = recorded["rates"]
     size = base.preprocessing.input_hw
-    if set(rates) != {"openvino int8", float_name} or size is None:
+    if images is None or size is None:
         return None
     if backends.model_file(base.name, base.model, "int8", size, folder, pixels).exists():
+        return None
+    float_name = f"{best.backend} {best.precision}"
+    if recorded is None:
+        return _too_few(images(base), len(pixels), float_name, best.precision)
+    rates = recorded["rates"]
+    if "making_s" not in recorded or set(rates) != {"openvino int8", float_name}:
         return None
     try:  # the record is a file a person may have edited: anything odd, and int8 is made
         making = float(recorded["making_s"])
@@ -216,7 +220,38 @@ def _unpaid(
             f"it would save {saves:.1f} s on {count:,} images ({rates['openvino int8']} against "
             f"{rates[float_name]} images/s) and making it took {making:.1f} s here"
         )
-    return {"used": False, "reason": reason, "saves_s": round(saves, 2), "making_s": making}
+    return {
+        "used": False,
+        "reason": reason,
+        "unpaid": True,
+        "saves_s": round(saves, 2),
+        "making_s": making,
+    }
+
+
+def _too_few(
+    count: int, calibration: int, float_name: str, precision: str
+) -> dict[str, Any] | None:
+    """Before int8 was ever made here: making it runs the model in f32 twice over the
+    calibration images (nncf's statistics, then its ranges, one image at a time), at least as
+    long as twice as many images take in the float choice. int8 runs at most `ceiling` times
+    as fast as the float choice, by the operations a core does a cycle: AMX and VNNI twice as
+    many in int8 as in bf16; VNNI four times as many as AVX-512 in fp32, AMX 32 times. So it
+    saves at most (1 - 1/ceiling) of `count` images' time; where that is less, no CPU of the
+    kind makes it pay. None otherwise."""
+    amx = "amx_int8" in cpu_flags()
+    ceiling = 2 if precision == "bf16" else (32 if amx else 4)
+    if count * (1 - 1 / ceiling) >= 2 * calibration:
+        return None
+    return {
+        "used": False,
+        "reason": (
+            f"it can't pay for itself on {count:,} images: making it runs the model twice over "
+            f"{calibration} images in f32, and int8 runs at most {ceiling}x as fast as "
+            f"{float_name}"
+        ),
+        "unpaid": True,
+    }
 
 
 def _float_model(best: Embedder, calibration: np.ndarray) -> FloatModel:

@@ -241,7 +241,7 @@ def load_model(
                 base, chosen, folder, consider_int8=consider_int8, calibration=pixels,
                 images=images,
             )  # fmt: skip
-            if "making_s" not in found.backend_facts.get("int8", {}):
+            if not found.backend_facts.get("int8", {}).get("unpaid"):
                 _cache[key] = found
         return found
 
