@@ -228,22 +228,25 @@ def embed_dataset(
     ctx.phase(f"loading {options.model} on {options.device}")
     assert options.workers is not None
     dataset_id = int(dataset["id"])
+    read: list[list[tuple[int, str]]] = []
 
-    def images(model: Embedder) -> int:
-        """How many images this job will embed with `model`."""
-        if options.recompute:
-            return int(dataset["num_samples"])
-        vector_rows.ensure_model(store, model.name, model.dim)
-        return vector_rows.missing_count(store, dataset_id, model.name, model.dim)
+    def images(model: Embedder) -> list[tuple[int, str]]:
+        """(sample id, path) of the images this job embeds with `model`, read once: asked
+        while the model loads (int8 weighs their number) or after."""
+        if not read:
+            vector_rows.ensure_model(store, model.name, model.dim)
+            if options.recompute:
+                read.append(sample_rows.paths(store, dataset_id))
+            else:
+                read.append(vector_rows.missing(store, dataset_id, model.name, model.dim))
+        return read[0]
 
     embedder = model_for(
-        options, calibration_images(store, dataset_id, source, options.workers), images
+        options,
+        calibration_images(store, dataset_id, source, options.workers),
+        lambda model: len(images(model)),
     )
-    vector_rows.ensure_model(store, embedder.name, embedder.dim)
-    if options.recompute:
-        todo = sample_rows.paths(store, dataset_id)
-    else:
-        todo = vector_rows.missing(store, dataset_id, embedder.name, embedder.dim)
+    todo = images(embedder)
     already = int(dataset["num_samples"]) - len(todo)
     vector_rows.clear_errors(store, dataset_id, embedder.name)
     ctx.phase(

@@ -64,17 +64,6 @@ def missing(store: Store, dataset_id: int, model: str, dim: int) -> list[tuple[i
     return [(int(i), str(p)) for i, p in rows]
 
 
-def missing_count(store: Store, dataset_id: int, model: str, dim: int) -> int:
-    """How many samples have no vector from `model`."""
-    found = store.query_one(
-        f"SELECT count(*) FROM samples s ANTI JOIN {table_name(dim)} e "
-        "ON e.dataset_id = s.dataset_id AND e.sample_id = s.id AND e.model = ? "
-        "WHERE s.dataset_id = ?",
-        [model, dataset_id],
-    )
-    return int(found[0]) if found else 0
-
-
 def present(store: Store, dataset_id: int, model: str, dim: int, ids: np.ndarray) -> np.ndarray:
     """Which of the sample `ids` have a vector from `model` (a bool per id)."""
     return present_in(store, table_name(dim), "sample_id", dataset_id, model, ids)
