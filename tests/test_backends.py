@@ -127,6 +127,28 @@ def test_bf16_asked_of_openvino(tmp_path: Path) -> None:
     assert _cosines(embedder.forward(pixels).numpy(), reference).min() >= 0.999
 
 
+def test_batches_run_in_parts_in_order_and_from_two_threads(tmp_path: Path) -> None:
+    """The OpenVINO runner cuts a batch into a part per stream: the rows come back in the
+    batch's order, the same as one image at a time, and two threads using the model at once
+    (a job and a query) each get their own vectors."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    rng = np.random.default_rng(2)
+    pixels = torch.from_numpy(rng.integers(0, 255, (9, 224, 224, 3), dtype=np.uint8))
+    embedder = models.load_model(MODEL, "cpu", "fp32", "openvino", cache_dir=tmp_path)
+    alone = np.concatenate([embedder.forward(pixels[i : i + 1]).numpy() for i in range(9)])
+    assert np.allclose(embedder.forward(pixels).numpy(), alone, atol=1e-4)
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda part: embedder.forward(part).numpy(), [pixels[:5]] * 6
+                             + [pixels[5:]] * 6))  # fmt: skip
+    for got in both[:6]:
+        assert np.allclose(got, alone[:5], atol=1e-4)
+    for got in both[6:]:
+        assert np.allclose(got, alone[5:], atol=1e-4)
+
+
 def test_a_failed_conversion_falls_back_to_torch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -287,25 +288,43 @@ def _read_cached(core: Any, path: Path) -> tuple[Any, dict[str, Any]]:
     return converted, notes if isinstance(notes, dict) else {}
 
 
-def _compile(core: Any, converted: Any, precision: str) -> Any:
+def _compile(core: Any, converted: Any, precision: str, *, streams: bool = False) -> Any:
     """Compiled for this CPU: in bf16 where `precision` is bf16, else f32 (int8: the model's
-    own int8 parts and f32 for the rest)."""
+    own int8 parts and f32 for the rest). `streams`: as many streams as OpenVINO's throughput
+    hint picks for the threads (two on 2 cores, a thread each), for batches run in parts."""
     # As many threads as PyTorch uses: the LATENCY hint took one per physical core (one here
     # on 2 vCPUs: 8.0 images/s against 10.5 with both, dinov2-small fp32).
     import torch
 
     hint = "bf16" if precision == "bf16" else "f32"
     config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+    if streams:
+        config["PERFORMANCE_HINT"] = "THROUGHPUT"
     return core.compile_model(converted, "CPU", config)
 
 
 def _compiled(core: Any, converted: Any, precision: str) -> tuple[Runner, Any]:
-    compiled = _compile(core, converted, precision)
-    request = compiled.create_infer_request()
+    """A runner of batches: each batch cut into as many parts as the model has streams, run
+    side by side. One stream of two threads meets at a barrier in every layer, so a decoding
+    thread taking one core stalls both; a thread per stream only slows its own part. On 2
+    cores of the AMX Xeon: the model alone 1-5% faster (dinov2-small and -base, bf16, f32 and
+    int8), the embed job with quality statistics 63.5-67.9 -> 68.7-68.8 images/s (int8)."""
+    compiled = _compile(core, converted, precision, streams=True)
+    parts = max(int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")), 1)
+    requests = [compiled.create_infer_request() for _ in range(parts)]
+    lock = threading.Lock()  # a job and a query (similar to an image file) share the model
 
     def run(pixels: np.ndarray) -> np.ndarray:
-        out = request.infer({0: np.ascontiguousarray(pixels, dtype=np.float32)})
-        return np.asarray(out[compiled.output(0)], dtype=np.float32)
+        pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+        chunks = np.array_split(pixels, min(parts, len(pixels))) if len(pixels) else [pixels]
+        with lock:
+            for request, chunk in zip(requests, chunks, strict=False):
+                request.start_async({0: chunk})
+            out = []
+            for request, _ in zip(requests, chunks, strict=False):
+                request.wait()
+                out.append(np.array(request.get_output_tensor(0).data, dtype=np.float32))
+        return np.concatenate(out)
 
     return run, compiled
 
@@ -318,8 +337,6 @@ def openvino_text(
     `cache_dir` as the image towers are; None, with a one-line warning, when it fails."""
 
     def compile_tower(module: torch.nn.Module, example: list[torch.Tensor]) -> TextRunner | None:
-        import threading
-
         import openvino as ov
 
         try:
