@@ -148,7 +148,7 @@ def _auto_int8(
     pixels, why = _calibrated(base, calibration)
     if pixels is None:
         return _with_int8(best, {"used": False, "reason": why})
-    float_name = f"{best.backend} {best.precision}"
+    float_name = best.runs_as
     key = backends.choice_key(base.name, f"int8 or {best.precision}", cpu_flags())
     recorded = backends.recorded_choices(folder).get(key)
     unpaid = _unpaid(recorded, best, base, folder, pixels, images)
@@ -198,7 +198,7 @@ def _unpaid(
         return None
     if backends.model_file(base.name, base.model, "int8", size, folder, pixels).exists():
         return None
-    float_name = f"{best.backend} {best.precision}"
+    float_name = best.runs_as
     if recorded is None:
         return _too_few(images(base), len(pixels), float_name, best.precision)
     rates = recorded["rates"]
@@ -267,7 +267,7 @@ def _float_model(best: Embedder, calibration: np.ndarray) -> FloatModel:
         )
 
     file = best.backend_facts.get("file") if best.runner is not None else None
-    return FloatModel(f"{best.backend} {best.precision}", vectors, Path(file) if file else None)
+    return FloatModel(best.runs_as, vectors, Path(file) if file else None)
 
 
 def _with_int8(chosen: Embedder, facts: dict[str, Any]) -> Embedder:

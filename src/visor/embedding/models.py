@@ -162,6 +162,11 @@ class Embedder:
     backend_facts: dict[str, Any] = field(default_factory=dict)
     text: TextTower | None = None
 
+    @property
+    def runs_as(self) -> str:
+        """The backend and precision, as auto's rates name them ("openvino bf16")."""
+        return f"{self.backend} {self.precision}"
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """The image vectors of a uint8 batch (n, h, w, 3) on any device; returns float32
         (n, dim) on the model's device."""
