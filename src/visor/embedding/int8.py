@@ -30,6 +30,7 @@ MIN_CALIBRATION = 32
 MIN_COSINE = 0.995
 MIN_NEIGHBOURS = 0.95
 NEIGHBOURS = 10
+_BATCH = 8
 
 
 def digest(pixels: np.ndarray) -> str:
@@ -54,13 +55,17 @@ def quantize(converted: Any, pixels: np.ndarray) -> Any:
     import nncf
 
     nncf.set_log_level(logging.ERROR)
-    calibration = nncf.Dataset([pixels[i : i + 1] for i in range(len(pixels))])
+    # In batches: nncf runs the model in f32 over them twice (SmoothQuant's statistics, then
+    # the ranges'); a batch of 8 rather than one image at a time took 9.3-9.8 s against
+    # 10.4-10.6 (dinov2-small, 64 images, AMX Xeon) with the same guard (cosine min 0.99942
+    # against 0.99935, neighbours kept 99.5% either way).
+    batches = [pixels[i : i + _BATCH] for i in range(0, len(pixels), _BATCH)]
     with contextlib.redirect_stdout(io.StringIO()):  # its progress bar: the job has its own
         return nncf.quantize(
             converted,
-            calibration,
+            nncf.Dataset(batches),
             model_type=nncf.ModelType.TRANSFORMER,
-            subset_size=len(pixels),
+            subset_size=len(batches),  # nncf counts the items it is given
         )
 
 
