@@ -149,6 +149,35 @@ def test_batches_run_in_parts_in_order_and_from_two_threads(tmp_path: Path) -> N
         assert np.allclose(got, alone[5:], atol=1e-4)
 
 
+@pytest.mark.parametrize("kept", [0, -1])
+def test_streams_only_where_the_hint_keeps_every_thread(kept: int) -> None:
+    """The throughput hint may count physical cores only (2 vCPUs of one core): where it keeps
+    fewer threads than asked, the model is compiled again as one stream of them all."""
+
+    class Compiled:
+        def __init__(self, config: dict[str, object]) -> None:
+            self.config = config
+
+        def get_property(self, name: str) -> object:
+            assert name == "INFERENCE_NUM_THREADS"
+            hinted = "PERFORMANCE_HINT" in self.config
+            return int(str(self.config[name])) + (kept if hinted else 0)
+
+    class Core:  # OpenVINO's, as far as compiling goes
+        def __init__(self) -> None:
+            self.configs: list[dict[str, object]] = []
+
+        def compile_model(self, model: object, device: str, config: dict[str, object]) -> Compiled:
+            self.configs.append(config)
+            return Compiled(config)
+
+    core = Core()
+    compiled = backends._compile(core, object(), "bf16", streams=True)
+    hinted = [c.get("PERFORMANCE_HINT") for c in core.configs]
+    assert hinted == (["THROUGHPUT"] if kept == 0 else ["THROUGHPUT", None])
+    assert compiled.config["INFERENCE_PRECISION_HINT"] == "bf16"
+
+
 def test_a_failed_conversion_falls_back_to_torch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -297,9 +297,16 @@ def _compile(core: Any, converted: Any, precision: str, *, streams: bool = False
     import torch
 
     hint = "bf16" if precision == "bf16" else "f32"
-    config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+    threads = torch.get_num_threads()
+    config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads}
     if streams:
-        config["PERFORMANCE_HINT"] = "THROUGHPUT"
+        compiled = core.compile_model(
+            converted, "CPU", {**config, "PERFORMANCE_HINT": "THROUGHPUT"}
+        )
+        # Where the hint keeps fewer threads (it may count physical cores only), one stream
+        # of them all, as before.
+        if int(compiled.get_property("INFERENCE_NUM_THREADS")) >= threads:
+            return compiled
     return core.compile_model(converted, "CPU", config)
 
 
