@@ -174,21 +174,31 @@ def test_lasso_on_the_map_filters_the_grid(page: Page, mapped: Server) -> None:
     page.get_by_test_id("clear-selection").click()
     expect(page.get_by_test_id("count")).to_have_text("40 samples")
 
-    # Hovering a point shows its thumbnail. The lasso's corners give map -> screen.
-    xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
-    left, right, top, bottom = corners[0][0], corners[1][0], corners[0][1], corners[2][1]
-
+    # Hovering a point shows its thumbnail. Map -> screen from the view the map shows now (its
+    # data-view: the map-space rectangle the canvas spans), read again before each try: a
+    # hover the plot missed while it settled (a refit after the panel changed size) is
+    # tried again.
     def on_screen(x: float, y: float) -> tuple[float, float]:
-        sx = left + (x - min(xs)) / (max(xs) - min(xs)) * (right - left)
-        sy = top + (max(ys) - y) / (max(ys) - min(ys)) * (bottom - top)
-        return sx, sy
+        x0, y0, x1, y1 = json.loads(page.get_by_test_id("map").get_attribute("data-view") or "")
+        at = canvas.bounding_box()
+        assert at is not None
+        return (
+            at["x"] + (x - x0) / (x1 - x0) * at["width"],
+            at["y"] + (y1 - y) / (y1 - y0) * at["height"],
+        )
 
     points = list(zip(*(table.column(c).to_pylist() for c in ("sample_id", "x", "y")), strict=True))
     target = next(p for p in points if p[0] in expected)
-    sx, sy = on_screen(target[1], target[2])
-    page.mouse.move(sx - 30, sy - 30)
-    page.mouse.move(sx, sy, steps=5)
     hover = page.get_by_test_id("hover")
+    for _ in range(5):
+        sx, sy = on_screen(target[1], target[2])
+        page.mouse.move(sx - 30, sy - 30)
+        page.mouse.move(sx, sy, steps=5)
+        try:
+            expect(hover).to_be_visible(timeout=3000)
+            break
+        except AssertionError:
+            continue
     expect(hover).to_be_visible()
     shown_id = int(hover.get_attribute("data-id") or -1)
     near = {i for i, x, y in points if _distance(on_screen(x, y), (sx, sy)) < 8}
