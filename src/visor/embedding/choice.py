@@ -233,7 +233,7 @@ def _too_few(
     count: int, calibration: int, float_name: str, precision: str
 ) -> dict[str, Any] | None:
     """Before int8 was ever made here: making it runs the model in f32 twice over the
-    calibration images (nncf's statistics, then its ranges, one image at a time), at least as
+    calibration images (nncf's statistics, then its ranges, in batches of 8), at least as
     long as twice as many images take in the float choice. int8 runs at most `ceiling` times
     as fast as the float choice, by the operations a core does a cycle: AMX and VNNI twice as
     many in int8 as in bf16; VNNI four times as many as AVX-512 in fp32, AMX 32 times. So it
