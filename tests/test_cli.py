@@ -46,9 +46,9 @@ def test_demo_without_serving(tmp_path: Path) -> None:
     assert "embedded 30 images with random:dinov2-small (384-d" in r.stdout
     assert "map 1: umap of 30 points" in r.stdout
     # Random weights: the threshold comes from the data, and the last lines say what to do.
-    assert re.search(
-        r"duplicate groups \(threshold 0\.9\d*: from this dataset.s nearest-", r.stdout
-    )
+    assert re.search(r"threshold 0\.9\d* \(from this dataset.s nearest-", r.stdout)
+    assert re.search(r"\d+ duplicate groups \(\d+ exact\)", r.stdout)
+    assert r.stdout.count("warning: random:dinov2-small has random weights") == 1
     assert "has random weights, so the map, neighbours and duplicates above show" in r.stdout
     assert "run visor embed demo --model dinov2-base" in r.stdout
     # Again: the finished demo is found, not built again; --fresh builds it again.

@@ -18,5 +18,5 @@ def main() -> None:
     try:
         app()
     except VisorError as e:  # errors raised while parsing arguments or building the app
-        console.print(_styled("error:", "red", e.message), highlight=False)
+        console.print(_styled("error:", "red", e.message))
         sys.exit(1)

@@ -15,9 +15,7 @@ from rich.text import Text
 
 from visor import ops
 from visor.cli.options import op_command
-from visor.client import (
-    open_workspace,
-)
+from visor.client import open_workspace
 from visor.errors import VisorError
 from visor.services.jobs import FINAL_STATES
 from visor.workspace import Workspaces
@@ -49,7 +47,7 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except VisorError as e:
-            console.print(_styled("error:", "red", e.message), highlight=False)
+            console.print(_styled("error:", "red", e.message))
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             console.print("interrupted")
@@ -97,10 +95,15 @@ def follow(workspace: Workspaces, job: dict[str, Any]) -> dict[str, Any]:
     return job
 
 
+_warned: set[str] = set()
+
+
 def _warning(result: dict[str, Any]) -> None:
-    """A result's `warning` (vectors from random weights), said plainly."""
-    if result.get("warning"):
-        out.print(_styled("warning:", "bold yellow", result["warning"]), highlight=False)
+    """A result's `warning` (vectors from random weights), said plainly, once a command
+    (`visor demo` runs four)."""
+    if result.get("warning") and result["warning"] not in _warned:
+        _warned.add(result["warning"])
+        out.print(_styled("warning:", "bold yellow", result["warning"]))
 
 
 def _problems(title: str, count: int, lines: list[str], where: str) -> None:
@@ -109,7 +112,7 @@ def _problems(title: str, count: int, lines: list[str], where: str) -> None:
         return
     console.print(Text(f"{title}:", style="yellow"))
     for line in lines[:20]:
-        console.print(f"  {line}", highlight=False)
+        console.print(f"  {line}")
     if count > 20:
         console.print(f"  ... and {count - 20} more ({where})")
 

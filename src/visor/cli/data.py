@@ -12,20 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from visor import ops
-from visor.cli.base import (
-    _report,
-    _run,
-    _styled,
-    _warning,
-    _workspace,
-    app,
-    command,
-    friendly,
-    out,
-)
-from visor.client import (
-    RemoteWorkspace,
-)
+from visor.cli.base import _report, _run, _styled, _warning, _workspace, app, command, friendly, out
+from visor.client import RemoteWorkspace
 from visor.dataset import Dataset
 from visor.evaluation.matching import AREA_RANGES
 from visor.evaluation.metrics import COCO_THRESHOLDS, SUMMARY
@@ -53,8 +41,7 @@ def import_predictions(name: str, fields: dict[str, Any]) -> None:
         result = ws.dataset(name).import_predictions(**fields)
         out.print(
             f"imported {result['predictions']} predictions on {result['images']} images "
-            f"from {fields['source']} into {name}",
-            highlight=False,
+            f"from {fields['source']} into {name}"
         )
         _report(result)
 
@@ -73,10 +60,7 @@ def evaluate(
         where = f"?dataset={quote(name)}&eval={quote(result['evaluation'])}&tab=evaluation"
         url = ws.info.url.rstrip("/") if isinstance(ws, RemoteWorkspace) else None
         out.print(
-            f"see the boxes: {url}/{where}"
-            if url
-            else f"see the boxes: visor serve, then /{where}",
-            highlight=False,
+            f"see the boxes: {url}/{where}" if url else f"see the boxes: visor serve, then /{where}"
         )
 
 
@@ -91,16 +75,14 @@ def _evaluation_report(result: dict[str, Any], params: dict[str, Any], worst: in
         span = thresholds if at_iou is None else f"{at_iou:.2f}"
         out.print(
             f" {title} @[ IoU={span:<9} | area={areas[area]:>6} | "
-            f"maxDets={limits[limit]:>3} ] = {stats[key]:0.3f}",
-            highlight=False,
+            f"maxDets={limits[limit]:>3} ] = {stats[key]:0.3f}"
         )
     counts, split = result["counts"], params.get("split")
     out.print(
         f"at IoU {params['iou']}: {counts['tp']} true positives, {counts['fp']} false positives, "
         f"{counts['fn']} missed ({counts['predictions']} predictions, {counts['gt']} boxes"
         + (f" in split {split}" if split else "")
-        + ")",
-        highlight=False,
+        + ")"
     )
     if result["worst_classes"] and worst > 0:
         out.print("worst classes (AP@[.5:.95], AP50, precision, recall, FP, FN):")
@@ -108,8 +90,7 @@ def _evaluation_report(result: dict[str, Any], params: dict[str, Any], worst: in
             out.print(
                 f"  {row['class']:<20} {row['ap']:.3f}  {_num(row['ap50'])}  "
                 f"{_num(row['precision'])}  {_num(row['recall'])}  "
-                f"{row['fp']:>6} {row['fn']:>6}",
-                highlight=False,
+                f"{row['fp']:>6} {row['fn']:>6}"
             )
 
 
@@ -125,14 +106,11 @@ def quality(
         for problem in result["failed"][:20]:
             out.print(f"  could not read sample {problem['sample_id']}: {problem['reason']}")
         found = ws.dataset(name).quality(examples)
-        out.print(f"{found['measured']} of {found['samples']} images measured", highlight=False)
+        out.print(f"{found['measured']} of {found['samples']} images measured")
         for row in found["issues"]:
             listed = ", ".join(str(i) for i in row["examples"])
             more = f": {listed}" if listed else ""
-            out.print(
-                f"  {row['issue']:<17} {row['count']:>7} ({row['share']:.1%}){more}",
-                highlight=False,
-            )
+            out.print(f"  {row['issue']:<17} {row['count']:>7} ({row['share']:.1%}){more}")
         out.print("see them: filter by image quality in the UI, or ?quality=<issue> on /samples")
 
 
@@ -155,8 +133,7 @@ def label_errors(
         _warning(result)
         out.print(
             f"{result['flagged']} of {result['scored']} labels likely wrong "
-            f"({result['model']}, {result['seconds']} s)",
-            highlight=False,
+            f"({result['model']}, {result['seconds']} s)"
         )
         if result["classes_with_one_example"]:
             lonely = ", ".join(result["classes_with_one_example"])
@@ -170,8 +147,7 @@ def label_errors(
                 if quality and quality["issue"]:
                     out.print(
                         f"  sample {sample_id}: labelled {label['class']}; its neighbours say "
-                        f"{quality['suggested']} (quality {quality['quality']:.3f})",
-                        highlight=False,
+                        f"{quality['suggested']} (quality {quality['quality']:.3f})"
                     )
 
 
@@ -185,8 +161,7 @@ def _detection_report(
         + " flagged by cleanlab's detection "
         f"check against {fields['predictions']} ({result['seconds']} s): {boxes['overlooked']} "
         f"boxes likely missing, {boxes['swap']} likely of the wrong class, {boxes['badloc']} "
-        "likely badly placed",
-        highlight=False,
+        "likely badly placed"
     )
     found = (dataset.label_errors(examples) or {}).get("detection") or {"examples": []}
     words = {
@@ -199,8 +174,7 @@ def _detection_report(
         for box in check["boxes"]:
             said = words[box["signal"]].format(cls=box["class"])
             out.print(
-                f"  sample {sample_id}: {said} (box {box['label_id']}, score {box['score']:.3f})",
-                highlight=False,
+                f"  sample {sample_id}: {said} (box {box['label_id']}, score {box['score']:.3f})"
             )
 
 
@@ -258,22 +232,21 @@ def health(
         if compute:
             done = _run(ws, ops.ComputeHealth, name, **fields)
             for signal, why in done["left"].items():
-                out.print(f"  not computed: {signal}: {why}", highlight=False)
+                out.print(f"  not computed: {signal}: {why}")
         report = dataset.health(examples)
-        out.print(f"health of {name} ({report['samples']:,} samples)", highlight=False)
+        out.print(f"health of {name} ({report['samples']:,} samples)")
         for row in report["rows"]:
             if row["count"] is None:
-                out.print(f"  {row['title']:<44} not computed: {row['todo']}", highlight=False)
+                out.print(f"  {row['title']:<44} not computed: {row['todo']}")
                 continue
             ids = ", ".join(str(i) for i in row.get("examples", [])[:examples])
             mark = f" [{row['note']}]" if row.get("note") else ""
             out.print(
                 f"  {row['title']:<44} {row['count']:>7} ({row['share']:.1%}){mark}"
-                + (f"  e.g. {ids}" if ids else ""),
-                highlight=False,
+                + (f"  e.g. {ids}" if ids else "")
             )
         for number, note in enumerate(report["notes"], 1):
-            out.print(_styled(f"[{number}] warning:", "bold yellow", note), highlight=False)
+            out.print(_styled(f"[{number}] warning:", "bold yellow", note))
         if html is not None:
             health_html.write(html, report, dataset.thumbnail_bytes)
-            out.print(f"wrote {html}", highlight=False)
+            out.print(f"wrote {html}")

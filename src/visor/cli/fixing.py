@@ -8,15 +8,7 @@ import typer
 from rich.table import Table
 
 from visor import ops
-from visor.cli.base import (
-    _problems,
-    _run,
-    _workspace,
-    app,
-    command,
-    friendly,
-    out,
-)
+from visor.cli.base import _problems, _run, _workspace, app, command, friendly, out
 from visor.errors import VisorError
 from visor.store.samples import SampleFilter
 
@@ -54,14 +46,12 @@ def export(
         out.print(
             f"exported {result['samples']} samples and {result['labels']} labels as "
             f"{result['format']} to {result['out']} in {result['seconds']} s"
-            + (f" ({splits})" if splits else ""),
-            highlight=False,
+            + (f" ({splits})" if splits else "")
         )
         if result.get("image_labels_not_written"):
             out.print(
                 f"{result['image_labels_not_written']} image-level labels not written: "
-                f"{result['format']} holds boxes only (use classification, voc or parquet)",
-                highlight=False,
+                f"{result['format']} holds boxes only (use classification, voc or parquet)"
             )
         count = result.get("skipped_count") or 0
         _problems(
@@ -93,7 +83,7 @@ def edits(
             for row in log.batch(show):
                 what = f"{row['action']} label {row['label_id']} of sample {row['sample_id']}"
                 change = f"{_side(row['before'])} -> {_side(row['after'])}"
-                out.print(f"{what}: {change}", highlight=False)
+                out.print(f"{what}: {change}")
             return
         table = Table("edit", "when", "what", "changes", "samples", "state")
         for row in log.history(limit):
@@ -224,14 +214,12 @@ def tag_zero_shot(name: str, fields: dict[str, Any]) -> None:
         counts = ", ".join(f"{tag} {n}" for tag, n in result["tagged"].items())
         out.print(
             f"zero-shot tags on {result['samples']} images with {result['model']} "
-            f"({result['seconds']} s): {counts}",
-            highlight=False,
+            f"({result['seconds']} s): {counts}"
         )
         if result["disagree"] is not None:
             out.print(
                 f"{result['disagree']} images whose classes don't hold their zero-shot class "
-                f"(tag {result['disagree_tag']})",
-                highlight=False,
+                f"(tag {result['disagree_tag']})"
             )
         if result["batch"] is not None:
             out.print(f"edit {result['batch']}: undo with visor edits {name} --undo")

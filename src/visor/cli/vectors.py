@@ -44,8 +44,7 @@ def _objects_report(result: dict[str, Any]) -> None:
         f"embedded {result['embedded']} of {result['boxes']} {result['kind']} boxes in "
         f"{result['images']} images with {result['model']} ({result['dim']}-d, "
         f"{result['device']}, {result['precision']}) in {result['seconds']} s{rate}"
-        + (f"; {existing} already had vectors" if existing else ""),
-        highlight=False,
+        + (f"; {existing} already had vectors" if existing else "")
     )
     count = result.get("failed_count") or 0
     _problems(
@@ -66,17 +65,16 @@ def _backend_report(result: dict[str, Any]) -> None:
         line += f" (auto, measured images/s: {rates})"
     if "fallback_from" in facts:
         line += f" ({facts['fallback_from']} could not convert the model: {facts['reason']})"
-    out.print(line, highlight=False)
+    out.print(line)
     if "int8" in facts:
-        out.print(_int8_line(facts["int8"]), highlight=False)
+        out.print(_int8_line(facts["int8"]))
     if "int8_note" in facts:
-        out.print(f"int8 weights only: {facts['int8_note']}", highlight=False)
+        out.print(f"int8 weights only: {facts['int8_note']}")
     if "cosine_to_fp32" in facts:
         cos = facts["cosine_to_fp32"]
         out.print(
             f"int8 vectors against fp32 on {cos['images']} images: cosine min {cos['min']}, "
-            f"mean {cos['mean']}",
-            highlight=False,
+            f"mean {cos['mean']}"
         )
 
 
@@ -107,8 +105,7 @@ def _embed_report(result: dict[str, Any]) -> None:
     out.print(
         f"embedded {result['embedded']} images with {result['model']} ({result['dim']}-d, "
         f"{result['device']}, {result['precision']}) in {result['seconds']} s{rate}"
-        + (f"; {existing} already had vectors" if existing else ""),
-        highlight=False,
+        + (f"; {existing} already had vectors" if existing else "")
     )
     _backend_report(result)
     count = result.get("failed_count") or 0
@@ -123,8 +120,7 @@ def _embed_report(result: dict[str, Any]) -> None:
 def _uniqueness_report(result: dict[str, Any]) -> None:
     out.print(
         f"uniqueness of {result['samples']} samples (k={result['k']}, median "
-        f"{result['median']}): the samples' uniqueness field, to sort and filter by",
-        highlight=False,
+        f"{result['median']}): the samples' uniqueness field, to sort and filter by"
     )
 
 
@@ -145,8 +141,7 @@ def make_map(
         what = "boxes" if result.get("objects") else "points"
         out.print(
             f"map {result['map_id']}: {result['method']} of {result['points']} {what} "
-            f"({result['model']}) in {result['seconds']} s",
-            highlight=False,
+            f"({result['model']}) in {result['seconds']} s"
         )
         if "uniqueness" in result:
             _uniqueness_report(result["uniqueness"])
@@ -163,19 +158,18 @@ def clusters(
     with _workspace() as ws:
         result = _run(ws, ops.FindClusters, name, **fields)
         if result.get("message"):
-            out.print(result["message"], highlight=False)
+            out.print(result["message"])
         else:
             mixed = result["mixing_classes"]
             out.print(
                 f"map {result['map_id']}: {result['clusters']} clusters of at least "
                 f"{result['min_cluster_size']} points among {result['points']} "
-                f"({result['noise']} in none); {mixed} mixing classes ({result['seconds']} s)",
-                highlight=False,
+                f"({result['noise']} in none); {mixed} mixing classes ({result['seconds']} s)"
             )
         found = ws.dataset(name).clusters(result["map_id"])["clusters"] or []
         for c in found[: max(show, 0)]:
             mark = "  [mixes classes]" if c["mixed"] else ""
-            out.print(f"  {c['cluster']:>4}  {c['size']:>8}  {c['label']}{mark}", highlight=False)
+            out.print(f"  {c['cluster']:>4}  {c['size']:>8}  {c['label']}{mark}")
         if len(found) > show > 0:
             out.print(f"  ... {len(found) - show} more (filter the samples by cluster=ID)")
         _warning(result)
@@ -193,32 +187,25 @@ def duplicates(
         nearest = result.get("nearest_similarity") or {}
         if nearest.get("count"):
             cuts = ", ".join(f"{p}% {v:.4f}" for p, v in nearest["percentiles"].items())
-            out.print(
-                f"nearest-neighbour similarity of {nearest['count']} samples: {cuts}",
-                highlight=False,
-            )
-            out.print(
-                f"threshold {result['threshold']} ({result['threshold_rule']})", highlight=False
-            )
+            out.print(f"nearest-neighbour similarity of {nearest['count']} samples: {cuts}")
+            out.print(f"threshold {result['threshold']} ({result['threshold_rule']})")
         could_go = "" if result["removable"] is None else f"; {result['removable']} could go"
         out.print(
             f"{result['groups']} duplicate groups ({result['exact_groups']} exact) holding "
-            f"{result['samples_in_groups']} samples{could_go} ({result['seconds']} s)",
-            highlight=False,
+            f"{result['samples_in_groups']} samples{could_go} ({result['seconds']} s)"
         )
         found = ws.dataset(name).duplicates(limit=max(show, 1))
         for group in found["groups"] if show > 0 else []:
             kind = "exact" if group["exact"] else "near"
-            out.print(f"  group {group['group']} ({kind}): {_listing(group)}", highlight=False)
+            out.print(f"  group {group['group']} ({kind}): {_listing(group)}")
         if result["lookalike_clusters"]:
             out.print(
                 f"{result['lookalike_clusters']} look-alike clusters holding "
                 f"{result['samples_in_lookalike_clusters']} samples (images joined through "
-                "similar ones: clusters to look at, not duplicates to remove)",
-                highlight=False,
+                "similar ones: clusters to look at, not duplicates to remove)"
             )
             for cluster in found["lookalikes"][: max(show, 0) // 2]:
-                out.print(f"  cluster {cluster['cluster']}: {_listing(cluster)}", highlight=False)
+                out.print(f"  cluster {cluster['cluster']}: {_listing(cluster)}")
         pairs = found.get("closest_pairs") or []
         if pairs and show > 0:
             out.print("closest pairs (across splits first), whatever the threshold:")
@@ -227,7 +214,7 @@ def duplicates(
                     f"{p} ({s})" for p, s in zip(pair["paths"], pair["splits"], strict=True)
                 )
                 mark = "  [across splits]" if pair["cross_split"] else ""
-                out.print(f"  {pair['similarity']:.4f}  {where}{mark}", highlight=False)
+                out.print(f"  {pair['similarity']:.4f}  {where}{mark}")
         if result.get("threshold_warning"):
             out.print(_styled("warning:", "bold yellow", result["threshold_warning"]))
         _warning(result)
@@ -259,8 +246,7 @@ def index(name: str, fields: dict[str, Any]) -> None:
         result = _run(ws, ops.BuildIndex, name, **fields)
         out.print(
             f"index of {result['vectors']} vectors ({result['lists']} lists, "
-            f"{result['probes']} probed per query) in {result['seconds']} s",
-            highlight=False,
+            f"{result['probes']} probed per query) in {result['seconds']} s"
         )
 
 
@@ -336,7 +322,6 @@ def objects(
             f"{result['boxes']} boxes: {result['outliers']} outliers (uniqueness above "
             f"{result['outlier_threshold']}), {result['duplicate_groups']} groups of "
             f"near-identical boxes holding {result['boxes_in_duplicate_groups']} "
-            f"(similarity >= {result['threshold']})",
-            highlight=False,
+            f"(similarity >= {result['threshold']})"
         )
         _warning(result)

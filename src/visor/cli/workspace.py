@@ -10,20 +10,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from visor.cli.base import (
-    _styled,
-    _workspace,
-    app,
-    console,
-    follow,
-    friendly,
-    out,
-)
-from visor.cli.vectors import _embed_report
-from visor.client import (
-    announce_server,
-    find_server,
-)
+from visor.cli.base import _styled, _workspace, app, console, friendly, out
+from visor.cli.data import ingest
+from visor.cli.vectors import duplicates, embed, make_map
+from visor.client import announce_server, find_server
 from visor.config import get_settings
 from visor.errors import InvalidInput, VisorError
 
@@ -55,8 +45,7 @@ def list_models() -> None:
     if chosen == "auto":
         chosen = "auto (the faster of torch and openvino, measured on a model's first use)"
     out.print(
-        f"On this CPU the model runs on: {chosen} (VISOR_EMBED_BACKEND={settings.embed_backend})",
-        highlight=False,
+        f"On this CPU the model runs on: {chosen} (VISOR_EMBED_BACKEND={settings.embed_backend})"
     )
     from visor.embedding.cpu import INT8_FLAGS, cpu_flags
 
@@ -65,8 +54,7 @@ def list_models() -> None:
         f"int8 on this CPU: static, calibrated on the dataset ({', '.join(has)}); auto uses it "
         "where it keeps the neighbours"
         if has
-        else "int8 on this CPU: int8 weights only (no VNNI or AMX: static int8 would be slower)",
-        highlight=False,
+        else "int8 on this CPU: int8 weights only (no VNNI or AMX: static int8 would be slower)"
     )
     for key, found in recorded_choices(settings.compiled_dir).items():
         model, precision = key.split("|")[:2]
@@ -74,8 +62,7 @@ def list_models() -> None:
         making = f"; making int8 took {found['making_s']} s" if "making_s" in found else ""
         out.print(
             f"  {model} ({precision}): {fastest(found['rates'])} (measured images/s: "
-            f"{rates}{making})",
-            highlight=False,
+            f"{rates}{making})"
         )
     for model, facts in static_int8_models(settings.compiled_dir):
         answer = "kept" if facts["kept"] else f"not kept: {facts['reason']}"
@@ -83,8 +70,7 @@ def list_models() -> None:
             f"  {model} static int8, on {facts['images']} calibration images: cosine to "
             f"{facts.get('against', 'fp32')} "
             f"min {facts['cosine_min']}, median {facts['cosine_median']}; top-{facts['k']} "
-            f"neighbours kept {facts['neighbours']:.1%} ({answer})",
-            highlight=False,
+            f"neighbours kept {facts['neighbours']:.1%} ({answer})"
         )
 
 
@@ -142,24 +128,21 @@ def info(
         if flagged.get("size_mismatch"):
             out.print(
                 f"{flagged['size_mismatch']} image(s) whose file size in pixels differs from "
-                "their annotation's (the file's is used; the samples are flagged size_mismatch)",
-                highlight=False,
+                "their annotation's (the file's is used; the samples are flagged size_mismatch)"
             )
             for item in report.get("size_mismatches", [])[: None if skipped else 5]:
                 annotated, found = item["annotated"], item["file"]
                 out.print(
                     f"  {item['path']}: annotated {annotated[0]}x{annotated[1]}, "
-                    f"file {found[0]}x{found[1]}",
-                    highlight=False,
+                    f"file {found[0]}x{found[1]}"
                 )
         if flagged.get("box_outside_image"):
             out.print(
-                f"{flagged['box_outside_image']} image(s) with a box partly outside the picture",
-                highlight=False,
+                f"{flagged['box_outside_image']} image(s) with a box partly outside the picture"
             )
         if skipped:
             for item in report.get("skipped", []):
-                out.print(f"  {item['path']}: {item['reason']}", highlight=False)
+                out.print(f"  {item['path']}: {item['reason']}")
         elif report.get("skipped_count"):
             out.print(
                 f"{report['skipped_count']} record(s) skipped at ingest (--skipped lists them)"
@@ -295,37 +278,24 @@ def demo(
             task = progress.add_task("", total=images)
             generate(root, images, progress=lambda d, t: progress.update(task, completed=d))
         marker.touch()
-    with _workspace() as ws:
-        job = follow(ws, ws.ingest(str(root), name, replace=True))
-        samples = job["result"]["samples"]
-        out.print(Text.assemble("ingested ", (name, "bold"), f": {samples} samples"))
-        dataset = ws.dataset(name)
-        chosen = model or _demo_model(settings.model)
-        _embed_report(follow(ws, dataset.embed(chosen, precision=precision))["result"])
-        result = follow(ws, dataset.make_map(chosen))["result"]
+    # The steps as their own commands run them, with their reports.
+    ingest(None, {"path": str(root), "dataset": name, "replace": True})
+    chosen = model or _demo_model(settings.model)
+    embed(name, {"model": chosen} | ({"precision": precision} if precision else {}))
+    make_map(name, {"model": chosen})
+    duplicates(name, {"model": chosen}, show=0)
+    if chosen.startswith("random:"):
         out.print(
-            f"map {result['map_id']}: {result['method']} of {result['points']} points",
-            highlight=False,
-        )
-        result = follow(ws, dataset.find_duplicates(chosen))["result"]
-        out.print(
-            f"{result['groups']} duplicate groups (threshold {result['threshold']}: "
-            f"{result['threshold_rule']})",
-            highlight=False,
-        )
-        if chosen.startswith("random:"):
-            out.print(
-                _styled(
-                    "note:",
-                    "bold yellow",
-                    f"{chosen} has random weights, so the map, neighbours and duplicates above "
-                    "show the pipeline running, not real similarity. For real results, put "
-                    "DINOv2 weights where Visor finds them (the Hugging Face cache, or a model "
-                    f"folder: --model ./dinov2-base) and run visor embed {name} --model "
-                    "dinov2-base, then visor map and visor duplicates.",
-                ),
-                highlight=False,
+            _styled(
+                "note:",
+                "bold yellow",
+                f"{chosen} has random weights, so the map, neighbours and duplicates above "
+                "show the pipeline running, not real similarity. For real results, put "
+                "DINOv2 weights where Visor finds them (the Hugging Face cache, or a model "
+                f"folder: --model ./dinov2-base) and run visor embed {name} --model "
+                "dinov2-base, then visor map and visor duplicates.",
             )
+        )
     if not no_serve:
         serve(None, None, False, None)
 
@@ -364,14 +334,13 @@ def _demo_model(preferred: str) -> str:
         return preferred
     except ModelUnavailable as e:
         fallback = "random:dinov2-small"
-        console.print(_styled("warning:", "bold yellow", e.message), highlight=False)
+        console.print(_styled("warning:", "bold yellow", e.message))
         console.print(
             _styled(
                 "warning:",
                 "bold yellow",
                 f"the demo uses {fallback} instead: random weights, so the map and neighbours "
                 "show the pipeline working, not real similarity",
-            ),
-            highlight=False,
+            )
         )
         return fallback
