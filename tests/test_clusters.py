@@ -94,8 +94,9 @@ def test_the_corpus_boxes_clustered(ws: Workspace) -> None:
     ds = ws.dataset("y")
     ds.embed(TINY, objects=True, precision="fp32", wait=True)
     ds.make_map(method="pca", objects=True, wait=True)
-    result = ds.find_clusters(min_cluster_size=5, wait=True)["result"]
-    found = ds.clusters()
+    job = ds.find_clusters(min_cluster_size=5, wait=True)
+    result, found = job["result"], ds.clusters()
+    assert job["message"] == "2 clusters among 101 points, 31 in none"  # as visor jobs lists it
     assert result["points"] == 101 and len(found["clusters"]) == result["clusters"] == 2
     assert found["noise"] == 31 and [c["size"] for c in found["clusters"]] == [
         c["size"] for c in sorted(found["clusters"], key=lambda c: -c["size"])
@@ -116,10 +117,13 @@ def test_the_corpus_boxes_clustered(ws: Workspace) -> None:
             "Alive",
         )
     # Fewer points than the minimum cluster size: no clusters, said plainly.
-    none = ds.find_clusters(min_cluster_size=500, wait=True)["result"]
+    job = ds.find_clusters(min_cluster_size=500, wait=True)
+    none = job["result"]
     assert none["clusters"] == 0 and none["noise"] == 101
-    assert none["message"] == (
-        "map 1 has 101 points, fewer than the minimum cluster size 500: no clusters"
+    assert (
+        none["message"]
+        == job["message"]
+        == ("map 1 has 101 points, fewer than the minimum cluster size 500: no clusters")
     )
     assert ds.clusters()["clusters"] == []
 

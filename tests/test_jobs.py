@@ -53,6 +53,27 @@ def test_failed_job_keeps_its_error(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_job_that_ends_in_a_phase_is_not_listed_as_still_in_it(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.duckdb")
+    runner = JobRunner(store)
+
+    def phases(last: str | None):
+        def run(ctx: JobContext) -> dict:
+            ctx.phase("reading")
+            ctx.phase("writing results")
+            if last is not None:
+                ctx.job.message = last
+            return {}
+
+        return run
+
+    left = runner.wait(runner.submit("a", None, {}, phases(None)).id, timeout=10)
+    said = runner.wait(runner.submit("b", None, {}, phases("wrote 3 rows")).id, timeout=10)
+    assert (left["message"], said["message"]) == ("done", "wrote 3 rows")
+    runner.shutdown()
+    store.close()
+
+
 def test_jobs_left_running_are_interrupted_on_restart(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.duckdb")
     store.cursor().execute(

@@ -116,6 +116,13 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     out = run("tag-zero-shot", "y", "--labels", "day,night", "--threshold", "0")
     assert re.search(r"zero-shot tags on 7 images with random:clip-tiny .*: zero-shot:day \d+", out)
     assert "embed" in run("jobs")
+    with visor.open(home) as ws:  # each job ends with its own sentence, not its last phase's
+        ended = [(j["kind"], j["message"]) for j in ws.jobs.list() if j["state"] == "done"]
+    said = dict(reversed(ended))  # the newest of each kind
+    assert len(ended) == 18 and len(said) == 14 and all(m != "done" for _, m in ended), ended
+    assert said["evaluate"] == "gt.val: AP 1.000; 38 true positives, 0 false positives, 0 missed"
+    assert said["quality"] == "7 images measured: no issues"
+    assert re.fullmatch(r"uniqueness of 7 samples, median 0\.\d+", said["uniqueness"])
     assert "dinov2-small" in run("models")
     assert "deleted y" in run("rm", "y")
     commands = {c.name or c.callback.__name__ for c in app.registered_commands}  # type: ignore[union-attr]

@@ -59,6 +59,9 @@ def test_every_planted_issue_is_found_and_only_the_dataset_own_shapes(
     ds = workspace.dataset("planted")
     job = ds.compute_quality(wait=True)
     assert job["result"]["measured"] == 15 and job["result"]["failed_count"] == 0
+    counts = ", ".join(f"{n} {issue}" for issue, n in job["result"]["issues"].items() if n)
+    assert job["message"] == f"15 images measured: {counts}"  # as visor jobs lists it
+    assert "1 dark" in counts and "1 tiny" in counts and "2 grayscale" in counts
     paths = {s["id"]: s["path"] for s in ds.samples(limit=100)[1]}
     for issue in {name for name, _ in PLANTED.values()}:
         _, found = ds.samples(SampleFilter(quality_issue=issue), limit=100)

@@ -158,6 +158,9 @@ def rm(name: str) -> None:
         out.print(f"deleted {name}")
 
 
+_JOB = ("id", "kind", "dataset", "state", "done")  # the columns before the message
+
+
 @app.command()
 @friendly
 def jobs(
@@ -177,14 +180,17 @@ def jobs(
             for job in ws.jobs.list(dataset=dataset)
         ]
         # One line a job: the columns before the message are shown whole, and the message
-        # takes the width they leave, a long one cut at the edge (the API has it whole).
+        # takes the width they leave, a long one cut at the edge (the API has it whole). Cut
+        # here: a cell wider than the table leaves makes rich squeeze the other columns away.
+        widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(_JOB)]
+        left = max(out.width - sum(widths) - 3 * len(_JOB) - 4, 12)
         table = Table()
-        for i, heading in enumerate(("id", "kind", "dataset", "state", "done")):
-            width = max([len(heading), *(len(row[i]) for row in rows)])
+        for heading, width in zip(_JOB, widths, strict=True):
             table.add_column(heading, no_wrap=True, min_width=width)
-        table.add_column("message", no_wrap=True, overflow="ellipsis", ratio=1)
+        table.add_column("message", no_wrap=True)
         for row in rows:
-            table.add_row(*row)
+            message = row[-1] if len(row[-1]) <= left else row[-1][: left - 1] + "…"
+            table.add_row(*row[:-1], message)
         out.print(table)
 
 

@@ -74,9 +74,10 @@ class Ingest(Op):
         if self.thumbnails:
             row = dataset_rows.get_by_name(ctx.store, self.dataset)
             assert row is not None
-            result["thumbnails"] = sample_service.make_thumbnails(
+            made = result["thumbnails"] = sample_service.make_thumbnails(
                 ctx.store, ctx.settings, ctx.engine.source(self.path), row, job
             )
+            job.job.message = f"ingested {result['samples']} samples, {made['made']} thumbnails"
         return result
 
 

@@ -80,7 +80,9 @@ class ComputeHealth(Op):
             else:
                 computed.append(signal)
             job.check_cancelled()
-        job.job.message = f"computed {', '.join(computed) or 'nothing'}"
+        job.job.message = f"computed {', '.join(computed) or 'nothing'}" + (
+            f"; not computed: {', '.join(left)}" if left else ""
+        )
         return {"computed": computed, "left": left, "model": model}
 
     def _needs(self, ctx: Context, signal: str, model: str | None) -> str | None:

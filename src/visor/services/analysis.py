@@ -338,4 +338,5 @@ def compute_uniqueness(
         summary=summary,
         job_id=ctx.job.id,
     )
+    ctx.job.message = f"uniqueness of {len(ids):,} samples, median {summary['median']}"
     return with_weights_warning({"model": model, "k": k, **summary})

@@ -86,6 +86,7 @@ class JobContext:
         self._cancel = threading.Event()
         self._last_persist = 0.0
         self._rate_mark: tuple[float, int] | None = None
+        self.phase_message: str | None = None  # the last phase's, to know one left behind
 
     @property
     def cancelled(self) -> bool:
@@ -121,7 +122,7 @@ class JobContext:
         self._rate_mark = None
         self.job.done = 0
         self.job.total = total
-        self.job.message = message
+        self.job.message = self.phase_message = message
         self._runner._persist(self.job)
 
 
@@ -237,7 +238,8 @@ class JobRunner:
             self._persist(job)
             job.result = fn(ctx)
             job.state = "done"
-            job.message = job.message or "done"
+            if not job.message or job.message == ctx.phase_message:  # "writing results": over
+                job.message = "done"
         except JobCancelled:
             job.state = "cancelled"
             job.message = "cancelled; finished work was kept"

@@ -138,12 +138,14 @@ def find_label_errors(
     rows = pa.concat_tables(tables)
     label_rows.save(store, dataset_id, rows)
     lonely = sorted({c for p in parts.values() for c in p.lonely})
+    flagged = int(np.asarray(rows["issue"]).sum())
+    ctx.job.message = f"{flagged:,} of {rows.num_rows:,} labels likely wrong"
     return with_weights_warning(
         {
             "model": model,
             "labels": sum(p.labels for p in parts.values()),
             "scored": rows.num_rows,
-            "flagged": int(np.asarray(rows["issue"]).sum()),
+            "flagged": flagged,
             "not_embedded": sum(p.not_embedded for p in parts.values()),
             "classes_with_one_example": lonely,
             "by_kind": {
@@ -230,6 +232,9 @@ def find_detection_label_errors(
     label_rows.save_detection(store, dataset_id, images, table)
     flagged_boxes = np.asarray(table["issue"])
     signals = np.asarray(table["signal"])
+    ctx.job.message = (
+        f"{int(found.issue.sum()):,} of {len(samples):,} images flagged against {source}"
+    )
     return {
         "source": source,
         "split": split,

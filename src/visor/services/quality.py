@@ -76,11 +76,12 @@ def compute_quality(
             done += len(batch)
             ctx.progress(done)
     ctx.phase("finding issues")
-    return {
-        **update_issues(store, dataset["id"]),
-        "failed_count": len(failed),
-        "failed": failed[:REPORT_LIMIT],
-    }
+    counted = update_issues(store, dataset["id"])
+    flagged = ", ".join(f"{n} {issue}" for issue, n in counted["issues"].items() if n)
+    ctx.job.message = f"{counted['measured']} images measured: {flagged or 'no issues'}" + (
+        f"; {len(failed)} unreadable" if failed else ""
+    )
+    return {**counted, "failed_count": len(failed), "failed": failed[:REPORT_LIMIT]}
 
 
 def update_issues(store: Store, dataset_id: int) -> dict[str, Any]:
