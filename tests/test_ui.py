@@ -19,6 +19,20 @@ from visor.store import Store
 from visor.synthetic import write_map, write_samples
 
 SHOTS = Path(__file__).parent / "screenshots"
+# Counts the grid's cells that turn into placeholders from now on (window.visorBlanks): a
+# placeholder is new there, or a cell's div that became one (React reuses the node).
+BLANKS = """() => {
+  window.visorBlanks = 0;
+  const blank = (node) => node.nodeType === 1
+    && (node.matches(".placeholder") || node.querySelector(".placeholder") !== null);
+  new MutationObserver((changes) => {
+    for (const change of changes) {
+      if (change.type === "attributes" && blank(change.target)) window.visorBlanks++;
+      for (const node of change.addedNodes) if (blank(node)) window.visorBlanks++;
+    }
+  }).observe(document.querySelector("[data-testid=grid]"),
+             { childList: true, subtree: true, attributes: true, attributeFilter: ["class"] });
+}"""
 
 
 @pytest.fixture
@@ -328,6 +342,17 @@ def test_pick_cells_and_tag_them(page: Page, served: Server) -> None:
     expect(shown).to_have_count(2)
     expect(shown.locator("input.pick")).to_have_count(2)  # both loaded, not placeholders
     assert sorted(int(c.get_attribute("data-id") or -1) for c in shown.all()) == sorted(picked)
+    # A change made elsewhere redraws the grid without blanking it: its cells stay until the
+    # new page replaces them.
+    page.evaluate(BLANKS)
+    with page.expect_response(lambda r: "/samples?" in r.url and "limit=200" in r.url):
+        httpx.post(
+            served.url + "/api/datasets/shapes/tag",
+            json={"ids": picked[:1], "tags": ["seen"]},
+            headers=served.headers,
+        )
+    expect(shown.locator("input.pick")).to_have_count(2)
+    assert page.evaluate("window.visorBlanks") == 0
     # Pick one of them again and take the tag off.
     shown.first.locator("input.pick").check()
     page.get_by_label("tag", exact=True).fill("review")

@@ -1,20 +1,21 @@
 import { useEffect, useMemo, useState } from "react";
 import { api, datasetPath, watchChanges, type Schemas } from "./api";
 import { setClassOrder } from "./colors";
-import { DuplicatesPanel } from "./DuplicatesPanel";
 import { EvaluationPanel } from "./EvaluationPanel";
 import { ExportPanel } from "./ExportPanel";
 import { ViewsMenu } from "./ViewsMenu";
 import { HealthPanel } from "./HealthPanel";
 import { Grid, samplesUrl } from "./Grid";
-import { MapView, type Lasso, type LassoBoxes } from "./MapView";
+import { MapView } from "./MapView";
+import type { Lasso, LassoBoxes } from "./lasso";
 import { ObjectGrid } from "./ObjectGrid";
 import { fetchMatching } from "./points";
 import { samplesIdsUrl } from "./api";
 import { SampleView } from "./SampleView";
 import { RelabelBar } from "./RelabelBar";
+import { FilterSections, Section } from "./Sidebar";
 import { TagBar } from "./TagBar";
-import { filterParams, type BoxKinds, type ObjectIssue, type ViewState } from "./url";
+import { filterParams, type ViewState } from "./url";
 
 type QualityReport = Schemas["Quality"];
 
@@ -29,10 +30,6 @@ export interface Selection extends Lasso {
 
 const TEXT_MATCHES = [10, 50, 100, 500]; // how many best matches a text search shows
 
-const SORTS = ["id", "filename", "size_bytes", "width", "height", "num_labels", "uniqueness", "duplicate_group", "label_quality", "detection_quality", "cluster"];
-const EVALUATION_SORTS = ["eval.errors", "eval.fp", "eval.fn", "eval.tp"]; // with an evaluation
-const BOXES: [BoxKinds, string][] = [["all", "ground truth + predictions"], ["gt", "ground truth"], ["prediction", "predictions"], ["none", "none"]];
-
 /** The query string of the samples API for a view's filters and sort, within a selection. */
 export function samplesQuery(view: ViewState, selection: string | null = null): string {
   const params = filterParams(view);
@@ -42,30 +39,10 @@ export function samplesQuery(view: ViewState, selection: string | null = null): 
   return params.toString();
 }
 
-/** One dataset: filters and sort in a sidebar, the matching count, the thumbnail grid, the map;
- * a lasso on the map and the sidebar's filters narrow each other. */
 const MAP_WIDTH = "visor:map-width";
 
-/** A group of the sidebar's controls that folds away; folded or not is remembered. */
-function Section({ title, children }: { title: string; children: React.ReactNode }) {
-  const key = `visor:section:${title}`;
-  const [open, setOpen] = useState(() => localStorage.getItem(key) !== "closed");
-  return (
-    <details
-      className="section"
-      open={open}
-      onToggle={(e) => {
-        const now = (e.target as HTMLDetailsElement).open;
-        setOpen(now);
-        localStorage.setItem(key, now ? "open" : "closed");
-      }}
-    >
-      <summary>{title}</summary>
-      {children}
-    </details>
-  );
-}
-
+/** One dataset: filters and sort in a sidebar, the matching count, the thumbnail grid, the map;
+ * a lasso on the map and the sidebar's filters narrow each other. */
 export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v: ViewState) => void }) {
   const name = view.dataset!;
   const [info, setInfo] = useState<Info | null>(null);
@@ -226,7 +203,6 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
     if (!next.delete(id)) next.add(id);
     return next;
   });
-  const fraction = (text: string) => (text === "" ? null : Math.min(1, Math.max(0, Number(text))));
   return (
     <main className="dataset">
       <aside className="sidebar">
@@ -247,127 +223,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           }}
         />
         </Section>
-        <Section title="Filters">
-        <label>Split
-          <select value={view.split ?? ""} onChange={(e) => set({ split: e.target.value || null })}>
-            <option value="">all</option>
-            {info && Object.keys(info.splits).map((s) => <option key={s}>{s}</option>)}
-          </select>
-        </label>
-        <label>Class
-          <select value={view.cls ?? ""} onChange={(e) => set({ cls: e.target.value || null })}>
-            <option value="">all</option>
-            {classes.map((c) => <option key={c}>{c}</option>)}
-          </select>
-        </label>
-        <label>Tag
-          <select value={view.tag ?? ""} onChange={(e) => set({ tag: e.target.value || null })}>
-            <option value="">all</option>
-            {info && Object.keys(info.tags).map((t) => <option key={t}>{t}</option>)}
-          </select>
-        </label>
-        <label>File name
-          <input
-            defaultValue={view.filename ?? ""}
-            placeholder="contains…"
-            onKeyDown={(e) => {
-              if (e.key === "Enter") set({ filename: (e.target as HTMLInputElement).value || null });
-            }}
-          />
-        </label>
-        <label>Sort
-          <select value={view.sort} onChange={(e) => set({ sort: e.target.value })}>
-            {[...SORTS, ...(view.evaluation ? EVALUATION_SORTS : [])].map((s) => <option key={s}>{s}</option>)}
-          </select>
-          <select value={view.order} onChange={(e) => set({ order: e.target.value as "asc" | "desc" })}>
-            <option value="asc">ascending</option>
-            <option value="desc">descending</option>
-          </select>
-        </label>
-        <label>Boxes
-          <select value={view.boxes} onChange={(e) => set({ boxes: e.target.value as BoxKinds })}>
-            {BOXES.map(([value, text]) => <option key={value} value={value}>{text}</option>)}
-          </select>
-        </label>
-        </Section>
-        <Section title="Duplicates">
-        <label>Duplicates
-          <select
-            value={view.group !== null ? "group" : view.leaked ? "leaked" : view.duplicates ? "yes" : ""}
-            onChange={(e) => set({ duplicates: e.target.value === "yes", leaked: e.target.value === "leaked", group: null })}
-          >
-            <option value="">all samples</option>
-            <option value="yes">only those with duplicates</option>
-            <option value="leaked">train/test leaks (copies)</option>
-            {view.group !== null && <option value="group">group {view.group}</option>}
-          </select>
-        </label>
-        <DuplicatesPanel dataset={name} version={version} />
-        </Section>
-        <Section title="Quality and labels">
-        <label className="check">
-          <input
-            type="checkbox"
-            aria-label="likely label errors"
-            checked={view.labelIssue}
-            onChange={(e) => set({ labelIssue: e.target.checked })}
-          />
-          only likely label errors
-        </label>
-        <label className="check">
-          <input
-            type="checkbox"
-            aria-label="detection check"
-            checked={view.detectionIssue}
-            onChange={(e) => set({ detectionIssue: e.target.checked })}
-          />
-          only images the detection check flags
-        </label>
-        <label>Unusual boxes
-          <select
-            aria-label="box analysis"
-            value={view.objectIssue ?? ""}
-            onChange={(e) => set({ objectIssue: (e.target.value || null) as ObjectIssue | null })}
-          >
-            <option value="">all samples</option>
-            <option value="outlier">holding an outlier box</option>
-            <option value="duplicate">holding a near-identical box</option>
-          </select>
-        </label>
-        <label>Image quality
-          <select
-            aria-label="image quality"
-            value={view.quality ?? ""}
-            onChange={(e) => set({ quality: e.target.value || null })}
-            disabled={!quality?.measured}
-            title={quality?.measured ? undefined : `not measured yet (visor quality ${name})`}
-          >
-            <option value="">{quality?.measured ? "all images" : "not measured yet"}</option>
-            {quality?.issues.filter((i) => i.count > 0 || i.issue === view.quality).map((i) => (
-              <option key={i.issue} value={i.issue}>
-                {i.issue.replace(/_/g, " ")} ({i.count}, {(i.share * 100).toFixed(1)}%)
-              </option>
-            ))}
-          </select>
-        </label>
-        <fieldset className="range">
-          <legend>Uniqueness</legend>
-          {(["uniquenessMin", "uniquenessMax"] as const).map((key) => (
-            <input
-              key={`${key}-${view[key]}`}
-              type="number" min={0} max={1} step={0.05}
-              aria-label={key === "uniquenessMin" ? "uniqueness from" : "uniqueness to"}
-              placeholder={key === "uniquenessMin" ? "from 0" : "to 1"}
-              defaultValue={view[key] ?? ""}
-              onKeyDown={(e) => { if (e.key === "Enter") (e.target as HTMLInputElement).blur(); }}
-              onBlur={(e) => {
-                const value = fraction(e.target.value);
-                if (value !== view[key]) set({ [key]: value });
-              }}
-            />
-          ))}
-        </fieldset>
-        </Section>
+        <FilterSections name={name} view={view} set={set} info={info} classes={classes} quality={quality} version={version} />
         <Section title="Export">
         <ExportPanel dataset={name} filters={filters} selection={selection?.token ?? null} />
         </Section>

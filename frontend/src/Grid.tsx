@@ -35,17 +35,24 @@ export function Grid(
   const pageQuery = boxes === "none" ? query : `${query}&boxes=${boxes}`;
 
   const generation = useRef(0); // answers to an older query are dropped
+  const shownVersion = useRef(version);
 
   useEffect(() => {  // a new filter: back to the top
     scroller.current?.scrollTo({ top: 0 });
   }, [query]);
 
-  useEffect(() => {  // new samples, or the same drawn anew (other boxes, changed tags)
+  useEffect(() => {  // new samples, or the same drawn anew (other boxes)
     generation.current += 1;
     setPages(new Map());
     requested.current = new Set();
-  }, [pageQuery, version]);
-
+  }, [pageQuery]);
+  useEffect(() => {  // changed elsewhere (tags, labels): fetched again, shown until replaced
+    if (version === shownVersion.current) return;
+    shownVersion.current = version;
+    generation.current += 1;
+    requested.current = new Set();
+    setPages((old) => new Map(old)); // asks for the visible pages again
+  }, [version]);
 
   const rows = Math.ceil(total / columns);
   const virtualizer = useVirtualizer({

@@ -3,7 +3,7 @@ import { useEffect, useRef } from "react";
 import { cropUrl } from "./api";
 import { classColor } from "./colors";
 import { useColumns } from "./columns";
-import type { LassoBoxes } from "./MapView";
+import type { LassoBoxes } from "./lasso";
 
 const CELL = 136; // px: the least crop cell width (cells widen to fill; rows as tall)
 

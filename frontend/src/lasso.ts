@@ -2,6 +2,19 @@
 
 export type Point = readonly [number, number];
 
+/** The boxes a lasso on a map of objects holds, in the map's point order. */
+export interface LassoBoxes {
+  labelIds: Int32Array;
+  sampleIds: Int32Array;
+  classes: (string | null)[];
+}
+
+export interface Lasso {
+  ids: Int32Array; // sample ids, ascending (on a map of objects: the samples holding the boxes)
+  polygon: Point[]; // in map coordinates
+  boxes?: LassoBoxes; // on a map of objects
+}
+
 /** Whether (x, y) is inside `polygon`, as a map point (float32 coordinates) would be. */
 export function insidePolygon(x: number, y: number, polygon: readonly Point[]): boolean {
   return selectInside(Float32Array.of(x), Float32Array.of(y), polygon).length === 1;

@@ -1,0 +1,168 @@
+import { useState } from "react";
+import type { Schemas } from "./api";
+import { DuplicatesPanel } from "./DuplicatesPanel";
+import type { BoxKinds, ObjectIssue, ViewState } from "./url";
+
+const SORTS = ["id", "filename", "size_bytes", "width", "height", "num_labels", "uniqueness", "duplicate_group", "label_quality", "detection_quality", "cluster"];
+const EVALUATION_SORTS = ["eval.errors", "eval.fp", "eval.fn", "eval.tp"]; // with an evaluation
+const BOXES: [BoxKinds, string][] = [["all", "ground truth + predictions"], ["gt", "ground truth"], ["prediction", "predictions"], ["none", "none"]];
+
+/** A group of the sidebar's controls that folds away; folded or not is remembered. */
+export function Section({ title, children }: { title: string; children: React.ReactNode }) {
+  const key = `visor:section:${title}`;
+  const [open, setOpen] = useState(() => localStorage.getItem(key) !== "closed");
+  return (
+    <details
+      className="section"
+      open={open}
+      onToggle={(e) => {
+        const now = (e.target as HTMLDetailsElement).open;
+        setOpen(now);
+        localStorage.setItem(key, now ? "open" : "closed");
+      }}
+    >
+      <summary>{title}</summary>
+      {children}
+    </details>
+  );
+}
+
+const fraction = (text: string) => (text === "" ? null : Math.min(1, Math.max(0, Number(text))));
+
+/** The sidebar's filters of a dataset's samples: split, class, tag, file name, sort and boxes;
+ * duplicates and leaks; label, box and image quality, uniqueness. */
+export function FilterSections({ name, view, set, info, classes, quality, version }: {
+  name: string;
+  view: ViewState;
+  set: (patch: Partial<ViewState>) => void;
+  info: Schemas["DatasetInfo"] | null;
+  classes: string[];
+  quality: Schemas["Quality"] | null;
+  version: number;
+}) {
+  return (
+    <>
+      <Section title="Filters">
+      <label>Split
+        <select value={view.split ?? ""} onChange={(e) => set({ split: e.target.value || null })}>
+          <option value="">all</option>
+          {info && Object.keys(info.splits).map((s) => <option key={s}>{s}</option>)}
+        </select>
+      </label>
+      <label>Class
+        <select value={view.cls ?? ""} onChange={(e) => set({ cls: e.target.value || null })}>
+          <option value="">all</option>
+          {classes.map((c) => <option key={c}>{c}</option>)}
+        </select>
+      </label>
+      <label>Tag
+        <select value={view.tag ?? ""} onChange={(e) => set({ tag: e.target.value || null })}>
+          <option value="">all</option>
+          {info && Object.keys(info.tags).map((t) => <option key={t}>{t}</option>)}
+        </select>
+      </label>
+      <label>File name
+        <input
+          defaultValue={view.filename ?? ""}
+          placeholder="contains…"
+          onKeyDown={(e) => {
+            if (e.key === "Enter") set({ filename: (e.target as HTMLInputElement).value || null });
+          }}
+        />
+      </label>
+      <label>Sort
+        <select value={view.sort} onChange={(e) => set({ sort: e.target.value })}>
+          {[...SORTS, ...(view.evaluation ? EVALUATION_SORTS : [])].map((s) => <option key={s}>{s}</option>)}
+        </select>
+        <select value={view.order} onChange={(e) => set({ order: e.target.value as "asc" | "desc" })}>
+          <option value="asc">ascending</option>
+          <option value="desc">descending</option>
+        </select>
+      </label>
+      <label>Boxes
+        <select value={view.boxes} onChange={(e) => set({ boxes: e.target.value as BoxKinds })}>
+          {BOXES.map(([value, text]) => <option key={value} value={value}>{text}</option>)}
+        </select>
+      </label>
+      </Section>
+      <Section title="Duplicates">
+      <label>Duplicates
+        <select
+          value={view.group !== null ? "group" : view.leaked ? "leaked" : view.duplicates ? "yes" : ""}
+          onChange={(e) => set({ duplicates: e.target.value === "yes", leaked: e.target.value === "leaked", group: null })}
+        >
+          <option value="">all samples</option>
+          <option value="yes">only those with duplicates</option>
+          <option value="leaked">train/test leaks (copies)</option>
+          {view.group !== null && <option value="group">group {view.group}</option>}
+        </select>
+      </label>
+      <DuplicatesPanel dataset={name} version={version} />
+      </Section>
+      <Section title="Quality and labels">
+      <label className="check">
+        <input
+          type="checkbox"
+          aria-label="likely label errors"
+          checked={view.labelIssue}
+          onChange={(e) => set({ labelIssue: e.target.checked })}
+        />
+        only likely label errors
+      </label>
+      <label className="check">
+        <input
+          type="checkbox"
+          aria-label="detection check"
+          checked={view.detectionIssue}
+          onChange={(e) => set({ detectionIssue: e.target.checked })}
+        />
+        only images the detection check flags
+      </label>
+      <label>Unusual boxes
+        <select
+          aria-label="box analysis"
+          value={view.objectIssue ?? ""}
+          onChange={(e) => set({ objectIssue: (e.target.value || null) as ObjectIssue | null })}
+        >
+          <option value="">all samples</option>
+          <option value="outlier">holding an outlier box</option>
+          <option value="duplicate">holding a near-identical box</option>
+        </select>
+      </label>
+      <label>Image quality
+        <select
+          aria-label="image quality"
+          value={view.quality ?? ""}
+          onChange={(e) => set({ quality: e.target.value || null })}
+          disabled={!quality?.measured}
+          title={quality?.measured ? undefined : `not measured yet (visor quality ${name})`}
+        >
+          <option value="">{quality?.measured ? "all images" : "not measured yet"}</option>
+          {quality?.issues.filter((i) => i.count > 0 || i.issue === view.quality).map((i) => (
+            <option key={i.issue} value={i.issue}>
+              {i.issue.replace(/_/g, " ")} ({i.count}, {(i.share * 100).toFixed(1)}%)
+            </option>
+          ))}
+        </select>
+      </label>
+      <fieldset className="range">
+        <legend>Uniqueness</legend>
+        {(["uniquenessMin", "uniquenessMax"] as const).map((key) => (
+          <input
+            key={`${key}-${view[key]}`}
+            type="number" min={0} max={1} step={0.05}
+            aria-label={key === "uniquenessMin" ? "uniqueness from" : "uniqueness to"}
+            placeholder={key === "uniquenessMin" ? "from 0" : "to 1"}
+            defaultValue={view[key] ?? ""}
+            onKeyDown={(e) => { if (e.key === "Enter") (e.target as HTMLInputElement).blur(); }}
+            onBlur={(e) => {
+              const value = fraction(e.target.value);
+              if (value !== view[key]) set({ [key]: value });
+            }}
+          />
+        ))}
+      </fieldset>
+      </Section>
+    </>
+  );
+}
