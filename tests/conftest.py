@@ -115,6 +115,23 @@ def no_page_errors(request: pytest.FixtureRequest) -> Iterator[None]:
     assert not found, "errors in the page:\n" + "\n".join(found)
 
 
+SHOTS = Path(__file__).parent / "screenshots"
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A page of its own context; a failing test leaves its screenshot under tests/screenshots/.
+    The locale is fixed: counts are formatted with the browser's (1,234 vs 1.234)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    page = context.new_page()
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic COCO dataset, written once per test session."""
@@ -244,6 +261,7 @@ LONGEST_FIRST = (
     "test_clients.py",
     "test_embed_api.py",
     "test_ui.py",
+    "test_ui_map.py",
 )
 
 

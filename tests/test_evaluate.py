@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,26 +16,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
-from conftest import Server, ingest, run_cli, wait_job
+from box_corpus import BOX_DATASETS, DATA, box_corpus, store_of, stored_boxes, write_predictions
+from conftest import Server, run_cli, wait_job
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from visor.errors import Conflict, InvalidInput, NotFound
+from visor.errors import NotFound
 from visor.evaluation.matching import AREA_RANGES, Boxes, match
 from visor.evaluation.metrics import accumulate, iou_range, summary
 from visor.services.evaluate import Evaluations
-from visor.store import Store
 from visor.store.samples import SampleFilter
 from visor.synthetic import predicted_boxes
 from visor.workspace import Dataset, Workspace
 
-DATA = Path(__file__).parent / "data"
-BOX_DATASETS = {  # name -> ground-truth boxes per class
-    "coco_roboflow_trees": {"Tree": 461},
-    "yolo_roboflow_trees": {"Alive": 9, "Dead": 29, "Tree": 63},
-    "labelimg_trees": {"Alive": 9, "Dead": 28, "Tree": 61},
-    "voc_trees": {"Alive": 9, "Dead": 28, "Tree": 61},
-}
 SUMMARY_KEYS = [
     "AP",
     "AP50",
@@ -49,48 +43,6 @@ SUMMARY_KEYS = [
     "AR_medium",
     "AR_large",
 ]
-
-
-def _store(ds: Dataset) -> Store:
-    """The store behind a dataset of this process (the tests read its tables directly)."""
-    return ds._runner.engine.store  # type: ignore[attr-defined]
-
-
-def stored_boxes(ds: Dataset, kind: str, source: str | None = None) -> dict[str, list]:
-    return (
-        _store(ds)
-        .query_arrow(
-            "SELECT l.id, l.sample_id, s.path, l.class, l.x, l.y, l.w, l.h, l.score, "
-            "coalesce(l.iscrowd, false) AS crowd FROM labels l JOIN samples s "
-            "ON s.dataset_id = l.dataset_id AND s.id = l.sample_id "
-            "WHERE l.dataset_id = ? AND l.kind = ? AND l.x IS NOT NULL"
-            + (" AND l.source = ?" if source else "")
-            + " ORDER BY l.id",
-            [ds.id, kind, *([source] if source else [])],
-        )
-        .to_pydict()
-    )
-
-
-def write_predictions(ds: Dataset, path: Path, seed: int, **kw) -> Path:
-    """Generated predictions for a dataset's boxes (jittered, dropped, duplicated, classes
-    swapped, random boxes, tied scores) as a CSV table naming images by path."""
-    classes = sorted(ds.row["categories"])
-    gt = stored_boxes(ds, "gt")
-    cls = np.array([classes.index(c) for c in gt["class"]])
-    xywh = np.c_[gt["x"], gt["y"], gt["w"], gt["h"]]
-    p = predicted_boxes(np.array(gt["sample_id"]), cls, xywh, len(classes), seed=seed, **kw)
-    paths = dict(zip(gt["sample_id"], gt["path"], strict=False))
-    table = pa.table(
-        {
-            "file_name": [paths[i] for i in p["image"]],
-            "class": [classes[k] for k in p["cls"]],
-            **{k: p[k] for k in "xywh"},
-            "score": p["score"],
-        }
-    )
-    pcsv.write_csv(table, path)
-    return path
 
 
 def write_swapped(ds: Dataset, path: Path) -> tuple[dict, list[int], list[int], int]:
@@ -126,7 +78,7 @@ def reference(ds: Dataset, source: str, classwise: bool = True) -> COCOeval:
     classes = sorted(ds.row["categories"])
     gt, dt = stored_boxes(ds, "gt"), stored_boxes(ds, "prediction", source)
     images = [
-        r[0] for r in _store(ds).query("SELECT id FROM samples WHERE dataset_id = ?", [ds.id])
+        r[0] for r in store_of(ds).query("SELECT id FROM samples WHERE dataset_id = ?", [ds.id])
     ]
     dataset = {
         "images": [{"id": int(i)} for i in images],
@@ -179,18 +131,8 @@ def coco_eval(
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory):
-    """The corpus's box datasets in one workspace, each with generated predictions `m1`."""
-    from visor.config import Settings
-
-    home = tmp_path_factory.mktemp("evaluate")
-    ws = Workspace(Settings(home=home / "home"))
-    for seed, name in enumerate(BOX_DATASETS):
-        ingest(ws, DATA / name, name)
-        ds = ws.dataset(name)
-        table = write_predictions(ds, home / f"{name}.csv", seed)
-        report = ds.import_predictions(str(table), "m1")
-        assert report["skipped_count"] == 0
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    ws = box_corpus(tmp_path_factory.mktemp("evaluate"))
     yield ws
     ws.close()
 
@@ -340,7 +282,7 @@ def test_confusions_are_counted_and_their_cells_filter_the_grid(
     assert cell["count"] == 18  # 9 predictions and the 9 boxes they mistook
     dead_samples = {gt["sample_id"][i] for i in dead}
     assert {b["sample_id"] for b in cell["boxes"]} == dead_samples
-    stored = Evaluations(_store(ds), ds.row)  # the service, for the tables behind the API
+    stored = Evaluations(store_of(ds), ds.row)  # the service, for the tables behind the API
     ev_id = stored.id_of("swapped")
     total, _ = ds.samples(SampleFilter(evaluation="swapped", confusion=("Dead", "Tree")))
     assert total == len(dead_samples)
@@ -349,7 +291,7 @@ def test_confusions_are_counted_and_their_cells_filter_the_grid(
     by_errors = SampleFilter(evaluation="swapped")
     total, page = ds.samples(by_errors, sort="eval.errors", descending=True)
     found = dict(
-        _store(ds).query(
+        store_of(ds).query(
             "SELECT sample_id, fp + fn FROM evaluation_samples WHERE evaluation_id = ?", [ev_id]
         )
     )
@@ -371,206 +313,6 @@ def test_evaluations_side_by_side_and_by_name(corpus: Workspace) -> None:
     ds.evaluations.delete("loose")
     with pytest.raises(NotFound, match="no evaluation 'loose'"):
         ds.evaluations.get("loose")
-
-
-def test_yolo_prediction_files_are_read_with_the_dataset_class_names(
-    corpus: Workspace, tmp_path: Path
-) -> None:
-    ds = corpus.dataset("yolo_roboflow_trees")
-    folder = tmp_path / "predict" / "labels"
-    folder.mkdir(parents=True)
-    gt = stored_boxes(ds, "gt")
-    sizes = dict(
-        _store(ds).query("SELECT id, [width, height] FROM samples WHERE dataset_id = ?", [ds.id])
-    )
-    names = ["Alive", "Dead", "Tree"]  # data.yaml's order
-    lines: dict[str, list[str]] = {}
-    for n in range(len(gt["id"])):
-        w, h = sizes[gt["sample_id"][n]]
-        cx, cy = (gt["x"][n] + gt["w"][n] / 2) / w, (gt["y"][n] + gt["h"][n] / 2) / h
-        stem = Path(gt["path"][n]).stem
-        lines.setdefault(stem, []).append(
-            f"{names.index(gt['class'][n])} {cx} {cy} {gt['w'][n] / w} {gt['h'][n] / h} 0.8"
-        )
-    for stem, text in lines.items():
-        (folder / f"{stem}.txt").write_text("\n".join(text) + "\n")
-    (folder / "unknown_image.txt").write_text("0 0.5 0.5 0.1 0.1 0.9\n")
-    with open(folder / f"{next(iter(lines))}.txt", "a") as f:
-        f.write("7 0.5 0.5 0.1 0.1 0.9\n0 0.5 0.5 0.1 0.1 1.5\n0 0.5 0.5\n")
-    report = ds.import_predictions(str(folder), "yolo")
-    assert report["predictions"] == len(gt["id"]) == 101
-    assert report["skipped_count"] == 4
-    reasons = " | ".join(s["reason"] for s in report["skipped"])
-    assert "unknown image 'unknown_image'" in reasons
-    assert "class index 7" in reasons and "outside [0, 1]" in reasons
-    assert "expected 6 columns" in reasons
-    assert ds.evaluate("yolo", wait=True)["state"] == "done"
-    metrics = ds.evaluations.get("yolo")["metrics"]
-    assert metrics["counts"]["tp"] == 101 and metrics["counts"]["fp"] == 0
-
-
-def test_bad_predictions_are_skipped_or_refused_and_nothing_is_half_written(
-    corpus: Workspace, tmp_path: Path
-) -> None:
-    ds = corpus.dataset("coco_roboflow_trees")
-    sample = stored_boxes(ds, "gt")["path"][0]
-    rows = {
-        "file_name": [sample, "nowhere.jpg", sample, sample, sample, sample, sample],
-        "class": ["Tree", "Tree", "Cat", "Tree", "Tree", "Tree", "Tree"],
-        "x": [1.0, 1, 1, float("nan"), 1, 1, 1],
-        "y": [1.0, 1, 1, 1, 1, 1, 1],
-        "w": [5.0, 5, 5, 5, -2, 5, 5],
-        "h": [5.0, 5, 5, 5, 5, 5, 5],
-        "score": [0.5, 0.5, 0.5, 0.5, 0.5, 1.5, None],
-    }
-    pcsv.write_csv(pa.table(rows), tmp_path / "bad.csv")
-    report = ds.import_predictions(str(tmp_path / "bad.csv"), "bad")
-    assert report["predictions"] == 1 and report["skipped_count"] == 6
-    reasons = [s["reason"] for s in report["skipped"]]
-    assert "unknown image 'nowhere.jpg'" in reasons[0]
-    assert reasons[1] == "unknown class 'Cat'"
-    assert any("outside [0, 1]" in r for r in reasons)
-    assert [s["path"] for s in report["skipped"]][:2] == ["bad.csv row 2", "bad.csv row 3"]
-
-    with pytest.raises(Conflict, match="already has predictions from 'bad'"):
-        ds.import_predictions(str(tmp_path / "bad.csv"), "bad")
-    (tmp_path / "empty.csv").write_text("file_name,class,x,y,w,h,score\n")
-    with pytest.raises(InvalidInput, match="no predictions could be imported"):
-        ds.import_predictions(str(tmp_path / "empty.csv"), "bad", replace=True)
-    assert ds.prediction_sources()["bad"] == 1  # the failed replacement changed nothing
-    (tmp_path / "cols.csv").write_text("file_name,x\na.jpg,1\n")
-    with pytest.raises(Exception, match="missing column"):
-        ds.import_predictions(str(tmp_path / "cols.csv"), "other")
-
-    # COCO results: duplicate ids, scores missing or out of range, unknown images.
-    coco_id, split = _store(ds).query_one(
-        "SELECT json_extract(metadata, '$.coco_id'), split FROM samples WHERE dataset_id = ? "
-        "ORDER BY id LIMIT 1",
-        [ds.id],
-    )
-    coco_id = json.loads(coco_id)
-    category = int(next(iter(ds.row["report"]["coco_categories"])))
-    det = {"image_id": coco_id, "category_id": category, "bbox": [1, 1, 5, 5], "score": 0.5}
-    results = [
-        {**det, "id": 1},
-        {**det, "id": 1},
-        {**det, "score": None},
-        {**det, "score": -0.1},
-        {**det, "image_id": 99999},
-        {**det, "bbox": [1, 1, 0, 5]},
-    ]
-    (tmp_path / "results.json").write_text(json.dumps(results))
-    report = ds.import_predictions(str(tmp_path / "results.json"), "coco-results", split=split)
-    assert report["predictions"] == 1 and report["skipped_count"] == 5
-    text = " | ".join(s["reason"] for s in report["skipped"])
-    for reason in (
-        "duplicate prediction id 1",
-        "without score",
-        "not a number in [0, 1]",
-        "unknown image_id 99999",
-        "zero or negative",
-    ):
-        assert reason in text, text
-    with pytest.raises(NotFound, match="no predictions from 'nothing'"):
-        ds.evaluate("nothing")
-
-
-def test_coco_results_of_one_split_of_a_roboflow_export(corpus: Workspace, tmp_path: Path) -> None:
-    """Roboflow writes one annotation file per split, each numbering its images from 0: a
-    results file's image_id 0 could be any of three images. It is refused without --split,
-    and with it every prediction lands on the image of that split's file."""
-    ds = corpus.dataset("coco_roboflow_trees")
-    valid = json.loads((DATA / "coco_roboflow_trees/valid/_annotations.coco.json").read_text())
-    results = [
-        {
-            "image_id": a["image_id"],
-            "category_id": a["category_id"],
-            "bbox": a["bbox"],
-            "score": 0.9,
-        }
-        for a in valid["annotations"]
-    ]
-    path = tmp_path / "valid_results.json"
-    path.write_text(json.dumps(results))
-    with pytest.raises(InvalidInput) as refused:
-        ds.import_predictions(str(path), "valid-gt")
-    message = str(refused.value)
-    assert "COCO image ids of dataset 'coco_roboflow_trees' name more than one image" in message
-    assert "image_id 0: 3 images, in test, train, val" in message
-    assert "pass --split S" in message and "(splits: test, train, val)" in message
-    assert "valid-gt" not in ds.prediction_sources()  # nothing half-imported
-    with pytest.raises(InvalidInput, match="has no COCO images in split 'valid'"):
-        ds.import_predictions(str(path), "valid-gt", split="valid")
-    report = ds.import_predictions(str(path), "valid-gt", split="val")
-    assert report["predictions"] == len(results) and report["skipped_count"] == 0
-    assert report["images"] == 2
-    # The same boxes on the same files as the ground truth of valid/.
-    names = {i["id"]: i["file_name"] for i in valid["images"]}
-    expected = sorted(
-        (names[a["image_id"]], *(round(v, 3) for v in a["bbox"])) for a in valid["annotations"]
-    )
-    got = stored_boxes(ds, "prediction", "valid-gt")
-    files = [Path(p).name for p in got["path"]]
-    boxes = zip(got["x"], got["y"], got["w"], got["h"], strict=True)
-    assert (
-        sorted((f, *(round(v, 3) for v in box)) for f, box in zip(files, boxes, strict=True))
-        == expected
-    )
-    # Scored on val alone, the ground truth as predictions is perfect; over the whole
-    # dataset the train and test boxes, which the model never saw, count as missed.
-    on_val = ds.evaluate("valid-gt", name="valid-gt-val", split="val", wait=True)["result"]
-    assert on_val["split"] == "val"
-    assert on_val["counts"]["tp"] == len(results) and on_val["counts"]["fn"] == 0
-    assert on_val["summary"]["AP"] == pytest.approx(1.0)
-    everywhere = ds.evaluate("valid-gt", name="valid-gt-all", wait=True)["result"]
-    assert everywhere["counts"]["fn"] == 461 - len(results)
-    listed = {e["name"]: e["params"].get("split") for e in ds.evaluations.list()}
-    assert listed["valid-gt-val"] == "val" and listed["valid-gt-all"] is None
-    with pytest.raises(
-        InvalidInput, match=r"has no split 'valid' \(its splits: test, train, val\)"
-    ):
-        ds.evaluate("valid-gt", split="valid", wait=True)
-    (tmp_path / "x.csv").write_text("file_name,class,x,y,w,h,score\n")
-    with pytest.raises(InvalidInput, match="only COCO results need one"):
-        ds.import_predictions(str(tmp_path / "x.csv"), "t", split="val")
-
-
-def test_ultralytics_predictions_json_on_a_yolo_dataset(corpus: Workspace, tmp_path: Path) -> None:
-    """`yolo val save_json=True` writes COCO results whose image_id is the file's stem, with
-    the file's name beside it, and category_id the class index + 1: on a YOLO dataset (no
-    COCO ids) the images are found by file name and the classes by data.yaml's names."""
-    ds = corpus.dataset("yolo_roboflow_trees")
-    names = ["Alive", "Dead", "Tree"]  # data.yaml's order
-    gt = stored_boxes(ds, "gt")
-    results = [
-        {
-            "image_id": Path(path).stem,
-            "file_name": Path(path).name,
-            "category_id": names.index(cls) + 1,
-            "bbox": [x, y, w, h],
-            "score": 0.8,
-        }
-        for path, cls, x, y, w, h in zip(
-            gt["path"], gt["class"], gt["x"], gt["y"], gt["w"], gt["h"], strict=True
-        )
-    ]
-    extra = {**results[0], "image_id": "nowhere", "file_name": "nowhere.jpg"}
-    path = tmp_path / "predictions.json"
-    path.write_text(json.dumps([*results, extra]))
-    report = ds.import_predictions(str(path), "ultralytics")
-    assert report["predictions"] == 101 and report["images"] == 6  # SOAP_031 has no box
-    assert report["skipped_count"] == 1
-    assert report["skipped"][0]["reason"] == "entry 101: unknown image 'nowhere.jpg'"
-    got = stored_boxes(ds, "prediction", "ultralytics")
-    key = ("path", "class", "x", "y", "w", "h")
-    assert sorted(zip(*(got[k] for k in key), strict=True)) == sorted(
-        zip(*(gt[k] for k in key), strict=True)
-    )
-    with pytest.raises(InvalidInput, match="no split is needed"):
-        ds.import_predictions(str(path), "other", split="val")
-    path.write_text(json.dumps([{k: v for k, v in r.items() if k != "file_name"} for r in results]))
-    with pytest.raises(InvalidInput, match="or a file_name in every entry"):
-        ds.import_predictions(str(path), "other")
 
 
 def test_evaluate_from_the_cli_and_over_http(tmp_path: Path) -> None:

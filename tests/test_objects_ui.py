@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from browser import draw_lasso, inside
 from conftest import Server, run_cli
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 DATA = Path(__file__).parent / "data"
 MODEL = "random:dinov2-tiny"
@@ -34,13 +34,6 @@ def boxes_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = Server(home).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
-    yield context.new_page()
-    context.close()
 
 
 def test_a_lasso_on_a_map_of_boxes_shows_their_crops(page: Page, boxes_server: Server) -> None:
