@@ -27,6 +27,20 @@ export function Section({ title, children }: { title: string; children: React.Re
   );
 }
 
+/** A select of one filter: "all", or one of `options`. */
+function Choice({ label, value, options, pick }: {
+  label: string; value: string | null; options: string[]; pick: (value: string | null) => void;
+}) {
+  return (
+    <label>{label}
+      <select value={value ?? ""} onChange={(e) => pick(e.target.value || null)}>
+        <option value="">all</option>
+        {options.map((o) => <option key={o}>{o}</option>)}
+      </select>
+    </label>
+  );
+}
+
 const fraction = (text: string) => (text === "" ? null : Math.min(1, Math.max(0, Number(text))));
 
 /** The sidebar's filters of a dataset's samples: split, class, tag, file name, sort and boxes;
@@ -43,24 +57,9 @@ export function FilterSections({ name, view, set, info, classes, quality, versio
   return (
     <>
       <Section title="Filters">
-      <label>Split
-        <select value={view.split ?? ""} onChange={(e) => set({ split: e.target.value || null })}>
-          <option value="">all</option>
-          {info && Object.keys(info.splits).map((s) => <option key={s}>{s}</option>)}
-        </select>
-      </label>
-      <label>Class
-        <select value={view.cls ?? ""} onChange={(e) => set({ cls: e.target.value || null })}>
-          <option value="">all</option>
-          {classes.map((c) => <option key={c}>{c}</option>)}
-        </select>
-      </label>
-      <label>Tag
-        <select value={view.tag ?? ""} onChange={(e) => set({ tag: e.target.value || null })}>
-          <option value="">all</option>
-          {info && Object.keys(info.tags).map((t) => <option key={t}>{t}</option>)}
-        </select>
-      </label>
+      <Choice label="Split" value={view.split} options={info ? Object.keys(info.splits) : []} pick={(split) => set({ split })} />
+      <Choice label="Class" value={view.cls} options={classes} pick={(cls) => set({ cls })} />
+      <Choice label="Tag" value={view.tag} options={info ? Object.keys(info.tags) : []} pick={(tag) => set({ tag })} />
       <label>File name
         <input
           defaultValue={view.filename ?? ""}
