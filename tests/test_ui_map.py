@@ -357,6 +357,16 @@ def test_the_layout_fills_the_window_and_nothing_overflows(
         }"""
     )
     assert -1 <= left < cell, (left, cell)
+    # Rows as tall as a cell's thumbnail and caption: the gap between them is the 8 px one.
+    expect(page.locator("[data-testid=grid] figure.cell img").first).to_be_visible()
+    gap = page.evaluate(
+        """() => {
+            const [a, b] = document.querySelectorAll('[data-testid=grid] .grid-row');
+            const cell = a.querySelector('figure.cell').getBoundingClientRect();
+            return b.querySelector('figure.cell').getBoundingClientRect().top - cell.bottom;
+        }"""
+    )
+    assert 7 <= gap <= 9, gap
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
     banners = page.locator(".warning", has_text="random weights")

@@ -9,7 +9,14 @@ import type { BoxKinds } from "./url";
 
 export type Sample = Schemas["SampleRow"];
 
-const CELL = 176; // px: the least cell width (cells widen to fill the grid; rows as tall)
+const CELL = 176; // px: the least cell width (cells widen to fill the grid)
+const CAPTION = 26; // px: a cell's one line of classes under its 4:3 thumbnail
+const GAP = 8; // px between cells and rows
+
+/** A row's height: the thumbnail (4:3 across the cell) and its caption, then the gap. */
+export function rowHeight(cell: number): number {
+  return Math.ceil(((cell - GAP) * 3) / 4) + CAPTION + GAP;
+}
 
 /** The samples API URL for samples [offset, offset + limit) matching `query` (its query string:
  * filters, sort, and a `selection` token for a lasso). */
@@ -30,6 +37,7 @@ export function Grid(
 ) {
   const scroller = useRef<HTMLDivElement>(null);
   const { columns, cell: size } = useColumns(scroller, CELL);
+  const height = rowHeight(size);
   const [pages, setPages] = useState<Map<number, Sample[]>>(new Map());
   const requested = useRef<Set<number>>(new Set());
   const pageQuery = boxes === "none" ? query : `${query}&boxes=${boxes}`;
@@ -58,10 +66,10 @@ export function Grid(
   const virtualizer = useVirtualizer({
     count: rows,
     getScrollElement: () => scroller.current,
-    estimateSize: () => size,
+    estimateSize: () => height,
     overscan: 4,
   });
-  useEffect(() => virtualizer.measure(), [size]); // eslint-disable-line react-hooks/exhaustive-deps
+  useEffect(() => virtualizer.measure(), [height]); // eslint-disable-line react-hooks/exhaustive-deps
   const items = virtualizer.getVirtualItems();
   const firstRow = items.length ? items[0].index : 0;
   const lastRow = items.length ? items[items.length - 1].index : 0;
@@ -90,7 +98,7 @@ export function Grid(
           <div
             key={row.key}
             className="grid-row"
-            style={{ transform: `translateY(${row.start}px)`, height: size }}
+            style={{ transform: `translateY(${row.start}px)`, height }}
           >
             {Array.from({ length: columns }, (_, column) => {
               const index = row.index * columns + column;
@@ -100,7 +108,7 @@ export function Grid(
                 <figure
                   key={column}
                   className={sample && picked.has(sample.id) ? "cell picked" : "cell"}
-                  style={{ width: size - 8 }}
+                  style={{ width: size - GAP }}
                   title={sample?.filename}
                   data-id={sample?.id}
                   onClick={(event) => {

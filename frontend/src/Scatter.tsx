@@ -31,9 +31,10 @@ function buildIndex(xs: Float32Array, ys: Float32Array): Promise<ArrayBuffer | u
 }
 
 /** Smaller points for larger maps: they would cover each other anyway, and each costs its
- * area in pixels to draw (a 1M-point frame in software WebGL: ~1.2 s at 4 px). */
+ * area in pixels to draw (a 1M-point frame in software WebGL: ~1.2 s at 4 px); a map of a
+ * few thousand points gets points large enough to see and hover. */
 export function pointSizeFor(count: number): number {
-  return count > 500_000 ? 2 : count > 100_000 ? 3 : 4;
+  return count > 500_000 ? 2 : count > 100_000 ? 3 : count > 5_000 ? 4 : 8;
 }
 
 function rgba(name: string | null): [number, number, number, number] {
