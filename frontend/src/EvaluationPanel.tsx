@@ -168,10 +168,12 @@ function EvaluateButton(
   const [source, setSource] = useState(sources[0]);
   const [split, setSplit] = useState("");
   return (
-    <span>
-      <select aria-label="prediction source" value={source} onChange={(e) => setSource(e.target.value)}>
-        {sources.map((s) => <option key={s}>{s}</option>)}
-      </select>{" "}
+    <span className="evaluate">
+      <label>predictions{" "}
+        <select aria-label="prediction source" value={source} onChange={(e) => setSource(e.target.value)}>
+          {sources.map((s) => <option key={s}>{s}</option>)}
+        </select>
+      </label>{" "}
       {splits.length > 1 && (
         <>
           <select aria-label="evaluate on" value={split} onChange={(e) => setSplit(e.target.value)}>
