@@ -41,6 +41,18 @@ function Choice({ label, value, options, pick }: {
   );
 }
 
+/** A checkbox of one filter, `label` naming it to assistive tools. */
+function Check({ label, checked, pick, children }: {
+  label: string; checked: boolean; pick: (checked: boolean) => void; children: React.ReactNode;
+}) {
+  return (
+    <label className="check">
+      <input type="checkbox" aria-label={label} checked={checked} onChange={(e) => pick(e.target.checked)} />
+      {children}
+    </label>
+  );
+}
+
 const fraction = (text: string) => (text === "" ? null : Math.min(1, Math.max(0, Number(text))));
 
 /** The sidebar's filters of a dataset's samples: split, class, tag, file name, sort and boxes;
@@ -99,24 +111,12 @@ export function FilterSections({ name, view, set, info, classes, quality, versio
       <DuplicatesPanel dataset={name} version={version} />
       </Section>
       <Section title="Quality and labels">
-      <label className="check">
-        <input
-          type="checkbox"
-          aria-label="likely label errors"
-          checked={view.labelIssue}
-          onChange={(e) => set({ labelIssue: e.target.checked })}
-        />
+      <Check label="likely label errors" checked={view.labelIssue} pick={(labelIssue) => set({ labelIssue })}>
         only likely label errors
-      </label>
-      <label className="check">
-        <input
-          type="checkbox"
-          aria-label="detection check"
-          checked={view.detectionIssue}
-          onChange={(e) => set({ detectionIssue: e.target.checked })}
-        />
+      </Check>
+      <Check label="detection check" checked={view.detectionIssue} pick={(detectionIssue) => set({ detectionIssue })}>
         only images the detection check flags
-      </label>
+      </Check>
       <label>Unusual boxes
         <select
           aria-label="box analysis"

@@ -187,7 +187,8 @@ class Embedder:
         """(n, dim) float32 vectors of `texts` in the images' space (CLIP and SigLIP)."""
         if self.text is None:
             raise InvalidInput(
-                f"{self.name} embeds images only: text search needs a model with a text tower "
+                f"{self.name} embeds images only: words (text search, zero-shot tags, cluster "
+                "names) need a model with a text tower "
                 f"(embed with one: {', '.join(text_models())})"
             )
         return self.text.encode(texts)

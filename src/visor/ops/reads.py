@@ -142,7 +142,8 @@ def text_vector(model: str, text: str, compiled: Path | None = None) -> np.ndarr
         from visor.embedding.models import text_models
 
         raise InvalidInput(
-            f"{model} embeds images only: text search needs a model with a text tower; "
+            f"{model} embeds images only: words (text search, zero-shot tags, cluster names) "
+            "need a model with a text tower; "
             f"embed the dataset with one ({', '.join(text_models())})"
         )
     return load_model(model, cache_dir=compiled).encode_text([text])[0]
