@@ -141,6 +141,7 @@ def test_boxes_on_thumbnails_and_which_kinds(page: Page, tmp_path: Path, demo_ro
         page.get_by_label("Boxes").select_option("none")
         expect(page.locator("svg.boxes")).to_have_count(0)
     finally:
+        page.goto("about:blank")  # the page's event stream closed before its server
         server.stop()
 
 

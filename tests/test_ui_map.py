@@ -141,6 +141,7 @@ def test_embed_and_map_from_the_ui(page: Page, tmp_path: Path, demo_root: Path) 
         expect(page.get_by_test_id("map")).to_have_attribute("data-points", "40")
         expect(page.get_by_test_id("map").locator("canvas")).to_be_visible()
     finally:
+        page.goto("about:blank")  # the page's event stream closed before its server
         server.stop()
 
 
@@ -262,6 +263,7 @@ def test_the_map_fits_every_point_after_load_and_resize(page: Page, tmp_path: Pa
                 xy[:, 1].max() - xy[:, 1].min()
             ) / (y1 - y0) > 0.8
     finally:
+        page.goto("about:blank")  # the page's event stream closed before its server
         server.stop()
 
 
@@ -295,6 +297,7 @@ def test_text_search_fills_the_grid(page: Page, tmp_path: Path, demo_root: Path)
         page.get_by_test_id("clear-selection").click()
         expect(page.get_by_test_id("count")).to_have_text("40 samples")
     finally:
+        page.goto("about:blank")  # the page's event stream closed before its server
         server.stop()
 
 
@@ -334,6 +337,7 @@ def test_cluster_labels_on_the_map_filter_the_grid(page: Page, tmp_path: Path) -
         page.get_by_test_id("clear-cluster").click()
         expect(page.get_by_test_id("count")).to_have_text("800 samples")
     finally:
+        page.goto("about:blank")  # the page's event stream closed before its server
         server.stop()
 
 
