@@ -217,6 +217,27 @@ def test_job_events_stream_until_the_job_ends(server: Server, demo_root: Path) -
         assert c.get("/api/jobs").json()[0]["id"] == job["id"]
 
 
+def test_an_event_stream_opened_as_the_server_stops_asks_to_come_back(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A page's event stream that reconnects while the server shuts down gets a `retry`, not
+    an HTTP 500 (the page would log it as an error, and its browser stop reconnecting). The
+    app is called in this process, with uvicorn's stop signal set as sse-starlette records
+    it."""
+    from sse_starlette.sse import AppStatus
+    from starlette.testclient import TestClient
+
+    from visor.api.app import create_app
+    from visor.config import Settings
+
+    app = create_app(Settings(home=tmp_path / "home"))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        monkeypatch.setattr(AppStatus, "should_exit", True)
+        r = client.get("/api/events")
+        assert (r.status_code, r.text) == (200, "retry: 2000\n\n")
+        assert r.headers["content-type"].startswith("text/event-stream")
+
+
 def test_delete_dataset(server: Server, tmp_path: Path) -> None:
     write_image(tmp_path / "d" / "a.jpg")
     with httpx.Client(headers=server.headers, base_url=server.url) as c:

@@ -126,6 +126,37 @@ def test_lasso_on_the_map_filters_the_grid(page: Page, mapped: Server) -> None:
     page.mouse.move(box["x"] + 2, box["y"] + 2)
     expect(hover).to_have_count(0)
 
+    # A change made elsewhere (a tag over HTTP) recolours the map on the same plot: it stays
+    # drawn, at the zoom the user chose, rather than made anew and fitted again.
+    page.mouse.move(cx, cy)
+    page.mouse.wheel(0, -400)
+    view = page.get_by_test_id("map")
+    expect(view).not_to_have_attribute("data-view", view.get_attribute("data-view") or "")
+    page.wait_for_timeout(300)  # the zoom's last frames
+    zoomed = view.get_attribute("data-view")
+    drawn = int(view.get_attribute("data-drawn") or 0)
+    httpx.post(
+        mapped.url + "/api/datasets/shapes/tag",
+        json={"ids": [target[0]], "tags": ["seen"]},
+        headers=mapped.headers,
+    ).raise_for_status()
+    page.wait_for_function(f"document.querySelector('[data-testid=map]').dataset.drawn > {drawn}")
+    page.wait_for_timeout(300)
+    assert view.get_attribute("data-view") == zoomed
+    assert page.evaluate(COLOURS) > 2  # points in their colours, not an empty canvas
+
+
+# How many colours the map's canvas shows (an empty plot: one, its background).
+COLOURS = """() => {
+  const c = document.querySelector('[data-testid=map] canvas');
+  const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const seen = new Set();
+  for (let i = 0; i < data.length; i += 4) {
+    seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+  }
+  return seen.size;
+}"""
+
 
 def test_embed_and_map_from_the_ui(page: Page, tmp_path: Path, demo_root: Path) -> None:
     home = tmp_path / "home"

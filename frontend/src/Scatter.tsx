@@ -7,7 +7,9 @@ import { cropUrl, datasetPath, thumbnailUrl, type Schemas } from "./api";
 import { classColorRgba } from "./colors";
 import { selectInside, type Lasso, type LassoBoxes, type Point } from "./lasso";
 import { fitArea, frameOf, toUnit, type Frame } from "./mapView";
-import { boxMask, codesFor, COUNT_BUCKETS, countCodes, fetchMatching, fetchPoints, matchMask, type MapPoints } from "./points";
+import {
+  boxMask, codesFor, COUNT_BUCKETS, countCodes, fetchMatching, fetchPoints, matchMask, samePlace, type MapPoints,
+} from "./points";
 import { COUNT_COLORS, type ColorBy } from "./url";
 
 type Cluster = Schemas["Cluster"];
@@ -149,6 +151,11 @@ export function Scatter(
   >(null);
   const drawing = useRef<Promise<void>>(Promise.resolve()); // the draw in flight
   const [points, setPoints] = useState<MapPoints | null>(null);
+  // The points as placed on the plot: replaced (and the plot made anew) only when a fetch
+  // moves them; a change of codes (a tag, an edit) is drawn again on the same plot.
+  const [placed, setPlaced] = useState<MapPoints | null>(null);
+  const latest = useRef(points);
+  latest.current = points;
   const colouring = useColouring(dataset, points, color, evaluation, version);
   const [matched, setMatched] = useState<Uint8Array | null>(null);
   const [drawn, setDrawn] = useState(0);
@@ -165,7 +172,16 @@ export function Scatter(
 
   useEffect(() => {
     const fresh = version > 0 || prefetched === null;
-    (fresh ? fetchPoints(dataset, mapId) : prefetched).then(setPoints, (e) => setError(e.message));
+    let live = true;  // a later change's fetch wins, whichever answers first
+    (fresh ? fetchPoints(dataset, mapId) : prefetched).then(
+      (next) => {
+        if (!live) return;
+        setPoints(next);
+        setPlaced((old) => (old && samePlace(old, next) ? old : next));
+      },
+      (e) => { if (live) setError(e.message); },
+    );
+    return () => { live = false; };
   }, [dataset, mapId, version]); // eslint-disable-line react-hooks/exhaustive-deps
 
   useEffect(() => {  // the filters' matches, to fade the rest
@@ -184,10 +200,10 @@ export function Scatter(
   }, [points, lassoed]);
 
   useEffect(() => {
-    if (!points || !canvas.current || !host.current) return;
-    const frame = frameOf(points.x, points.y);
-    const xs = toUnit(points.x, frame.midX, frame.scale);
-    const ys = toUnit(points.y, frame.midY, frame.scale);
+    if (!placed || !canvas.current || !host.current) return;
+    const frame = frameOf(placed.x, placed.y);
+    const xs = toUnit(placed.x, frame.midX, frame.scale);
+    const ys = toUnit(placed.y, frame.midY, frame.scale);
     const index = buildIndex(xs, ys);
     // The plot's own lasso is off (it highlights a selection point by point: seconds at 1M);
     // Shift + drag draws ours, and the selection is shown by fading the rest.
@@ -195,7 +211,7 @@ export function Scatter(
       canvas: canvas.current,
       width: "auto",
       height: "auto",
-      pointSize: pointSizeFor(points.count),
+      pointSize: pointSizeFor(placed.count),
       // No key starts its lasso or rotation. Its typings name only `keyMap`, which it reads as
       // a deprecated name and warns about in the console on every load.
       ...({ actionKeyMap: {} } as object),
@@ -230,13 +246,17 @@ export function Scatter(
       frameRequest = requestAnimationFrame(() => fit.current?.());
     });
     resized.observe(canvas.current);
+    // The handlers read the latest fetch: its codes may be newer than the placed points'.
+    const now = () => latest.current ?? placed;
     created.subscribe("select", ({ points: picked }) => {  // a click on one point opens it
       if (picked.length !== 1) return;
+      const points = now();
       const at = picked[0];
       openSample.current(points.sampleIds[at], points.labelIds ? points.labelIds[at] : undefined);
     });
     created.subscribe("pointOver", (index) => {
       const [px, py] = created.getScreenPosition(index) ?? [0, 0];
+      const points = now();
       const box = points.labelIds ? points.labelIds[index] : null;
       setHover({ id: points.sampleIds[index], box, x: px, y: py });
     });
@@ -267,6 +287,7 @@ export function Scatter(
       performance.mark("visor:lasso-end");
       const polygon = screen.map(([sx, sy]) => toData(sx, sy));
       const inside = selectInside(xs, ys, polygon);
+      const points = now();
       let ids = new Int32Array(inside.length);
       for (let i = 0; i < inside.length; i++) ids[i] = points.sampleIds[inside[i]];
       let boxes: LassoBoxes | undefined;
@@ -303,7 +324,7 @@ export function Scatter(
       plot.current = null;
       created.destroy();
     };
-  }, [points]);
+  }, [placed]);
 
   useEffect(() => {  // colours, fading and the lasso's highlight: drawn again on the same plot
     const current = plot.current;

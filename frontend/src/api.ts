@@ -65,9 +65,28 @@ export interface Change {
 
 /** Calls `onChange` for each change to the workspace the server reports (a job that ended,
  * tags, a deleted dataset), whoever made it: the UI, the CLI or a notebook. Returns the
- * unsubscribe. One EventSource: the browser reconnects it by itself. */
-export function watchChanges(onChange: (change: Change) => void): () => void {
-  const source = new EventSource("/api/events");
-  source.addEventListener("change", (event) => onChange(JSON.parse((event as MessageEvent).data)));
-  return () => source.close();
+ * unsubscribe. The browser reconnects a dropped stream by itself, but gives up on an answer
+ * other than 200 (a server restarting): then it is opened again after `retryMs`. Changes
+ * made while it was away are not replayed: each reconnection reports one `reload`. */
+export function watchChanges(onChange: (change: Change) => void, retryMs = 2000): () => void {
+  let source: EventSource | null = null;
+  let timer = 0;
+  let connected = false;
+  const open = () => {
+    source = new EventSource("/api/events");
+    source.addEventListener("hello", (event) => {
+      if (connected) onChange({ seq: JSON.parse((event as MessageEvent).data).seq, dataset: null, what: "reload" });
+      connected = true;
+    });
+    source.addEventListener("change", (event) => onChange(JSON.parse((event as MessageEvent).data)));
+    source.onerror = () => {
+      if (source?.readyState !== EventSource.CLOSED) return;
+      timer = window.setTimeout(open, retryMs);
+    };
+  };
+  open();
+  return () => {
+    window.clearTimeout(timer);
+    source?.close();
+  };
 }

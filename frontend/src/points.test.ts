@@ -1,8 +1,20 @@
 import { Float32, Table, makeVector, tableToIPC, vectorFromArray } from "apache-arrow";
 import { describe, expect, it } from "vitest";
-import { boxMask, codesFor, countCodes, decodePoints, matchMask } from "./points";
+import { boxMask, codesFor, countCodes, decodePoints, matchMask, samePlace, type MapPoints } from "./points";
 
 describe("map points", () => {
+  it("are in the same place when only their codes change", () => {
+    const at = (x: number[], ids = [1, 2], labelIds: Int32Array | null = null, tag = [0, 0]): MapPoints => ({
+      count: x.length, sampleIds: Int32Array.from(ids), x: Float32Array.from(x), y: Float32Array.from(x),
+      classCode: new Uint16Array(x.length), splitCode: new Uint8Array(x.length), tagCode: Uint16Array.from(tag),
+      labelIds, legend: { class: [null], split: [null], tag: [null] } as MapPoints["legend"],
+    });
+    expect(samePlace(at([0, 1]), at([0, 1], [1, 2], null, [1, 1]))).toBe(true); // a tag
+    expect(samePlace(at([0, 1]), at([0, 2]))).toBe(false); // a point moved
+    expect(samePlace(at([0, 1]), at([0, 1], [1, 3]))).toBe(false); // another sample
+    expect(samePlace(at([0, 1]), at([0, 1, 2], [1, 2, 3]))).toBe(false); // one more
+    expect(samePlace(at([0, 1]), at([0, 1], [1, 2], Int32Array.from([5, 6])))).toBe(false); // boxes
+  });
   it("mark the lassoed boxes of a map of objects", () => {
     // Points by sample then box: label ids are not in order; the lasso's are.
     const labels = Int32Array.from([4, 9, 2, 30, 7]);

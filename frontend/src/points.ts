@@ -39,6 +39,19 @@ export function decodePoints(bytes: Uint8Array): MapPoints {
   };
 }
 
+/** Whether two fetches of a map put the same points in the same places (a tag or an edit
+ * changes codes, not positions): then the plot already drawn is kept, with its zoom. */
+export function samePlace(a: MapPoints, b: MapPoints): boolean {
+  const equal = (u: ArrayLike<number> | null, v: ArrayLike<number> | null) => {
+    if (u === null || v === null) return u === v;
+    if (u.length !== v.length) return false;
+    for (let i = 0; i < u.length; i++) if (u[i] !== v[i]) return false;
+    return true;
+  };
+  return a.count === b.count && equal(a.x, b.x) && equal(a.y, b.y) && equal(a.sampleIds, b.sampleIds)
+    && equal(a.labelIds, b.labelIds);
+}
+
 /** Each point's code for the chosen colouring. */
 export function codesFor(points: MapPoints, by: ColorBy): Uint16Array | Uint8Array {
   return by === "class" ? points.classCode : by === "split" ? points.splitCode : points.tagCode;

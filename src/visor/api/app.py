@@ -13,11 +13,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visor import __version__
-from visor.api.events import follow_changes
+from visor.api.events import EventStream, follow_changes
 from visor.api.guard import guard
 from visor.api.routes import (
     analysis,
@@ -124,12 +123,12 @@ def create_app(settings: Settings | None = None, *, any_host: bool = False) -> F
         return {"status": "ok", "version": __version__}
 
     @app.get("/api/events", tags=["meta"])
-    def events(request: Request, since: int = -1) -> EventSourceResponse:
+    def events(request: Request, since: int = -1) -> EventStream:
         """Server-sent events: `change` `{seq, dataset, what}` whenever a job ends, tags change,
         predictions are imported or a dataset is deleted, whoever did it (the UI, the CLI, a
         notebook); `since` resumes after a known `seq`."""
         changes = request.app.state.workspace.changes
-        return EventSourceResponse(follow_changes(request, changes, since))
+        return EventStream(follow_changes(request, changes, since))
 
     app.include_router(ops.router())
     app.include_router(datasets.router)

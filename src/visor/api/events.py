@@ -1,4 +1,4 @@
-"""Server-sent events that follow a job until it ends."""
+"""Server-sent events: a job followed until it ends, and the workspace's changes."""
 
 from __future__ import annotations
 
@@ -7,12 +7,31 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from sse_starlette import EventSourceResponse
+from sse_starlette.sse import AppStatus
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from visor.services.changes import Changes
 from visor.services.jobs import FINAL_STATES
 
 _INTERVAL_S = 0.25
+_RETRY_MS = 2000
+
+
+class EventStream(EventSourceResponse):
+    """An event stream that, once the server is stopping, ends at once with a `retry` (the
+    browser comes back when it runs again) rather than with no answer at all: sse-starlette
+    ends a stream opened during shutdown before its first byte, which the middleware turns
+    into an HTTP 500."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if AppStatus.should_exit:
+            stop = Response(f"retry: {_RETRY_MS}\n\n", media_type="text/event-stream")
+            await stop(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def progress_event(job: dict[str, Any]) -> dict[str, Any]:

@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from sse_starlette import EventSourceResponse
 
 from visor import ops
 from visor.api.deps import DatasetDep, WorkspaceDep, answers
-from visor.api.events import follow_job
+from visor.api.events import EventStream, follow_job
 from visor.embedding.models import describe_models, loaded_models
 from visor.errors import NotFound
 from visor.services.jobs import FINAL_STATES
@@ -21,7 +20,7 @@ router = APIRouter(tags=["embeddings"])
 @router.get("/api/datasets/{name}/embeddings/progress")
 def progress(
     dataset: DatasetDep, workspace: WorkspaceDep, request: Request, model: str | None = None
-) -> EventSourceResponse:
+) -> EventStream:
     """Server-sent events for the dataset's running (else latest) embed job: a `progress`
     event every 0.25 s with done, total, rate, eta, state and message, then one `end`."""
     runner = workspace.engine.jobs
@@ -37,7 +36,7 @@ def progress(
             + "; start one with POST /api/datasets/{name}/embed"
         )
     job = next((j for j in jobs if j["state"] not in FINAL_STATES), jobs[0])
-    return EventSourceResponse(follow_job(request, lambda: runner.get(job["id"])))
+    return EventStream(follow_job(request, lambda: runner.get(job["id"])))
 
 
 @router.get("/api/datasets/{name}/embeddings/status", **answers(ops.results.VectorStatus))

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sse_starlette import EventSourceResponse
 
 from visor.api.deps import WorkspaceDep
-from visor.api.events import follow_job
+from visor.api.events import EventStream, follow_job
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -26,10 +25,10 @@ def get_job(job_id: str, workspace: WorkspaceDep) -> dict[str, Any]:
 
 
 @router.get("/{job_id}/events")
-def job_events(job_id: str, request: Request, workspace: WorkspaceDep) -> EventSourceResponse:
+def job_events(job_id: str, request: Request, workspace: WorkspaceDep) -> EventStream:
     """Server-sent events: `progress` while the job runs, then one `end` event."""
     workspace.jobs.get(job_id)  # 404 before the stream starts
-    return EventSourceResponse(follow_job(request, lambda: workspace.jobs.get(job_id)))
+    return EventStream(follow_job(request, lambda: workspace.jobs.get(job_id)))
 
 
 @router.post("/{job_id}/cancel")
