@@ -60,3 +60,15 @@ def test_demo_without_serving(tmp_path: Path) -> None:
     assert "ingested" not in again.stdout and time.monotonic() - started < 15
     fresh = run(tmp_path, "demo", "--images", "30", "--no-serve", "--fresh", env=offline)
     assert fresh.returncode == 0 and "ingested demo: 30 samples" in fresh.stdout
+    # In one process (a notebook, a test runner), each command warns again: once a command,
+    # not once a process.
+    from typer.testing import CliRunner
+
+    from visor.cli import app
+
+    for _ in range(2):
+        said = CliRunner().invoke(
+            app, ["similar", "demo", "0", "-k", "3"], env={"VISOR_HOME": str(tmp_path)}
+        )
+        assert said.exit_code == 0, said.output
+        assert said.stdout.count("warning: random:dinov2-small has random weights") == 1

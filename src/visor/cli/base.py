@@ -95,7 +95,13 @@ def follow(workspace: Workspaces, job: dict[str, Any]) -> dict[str, Any]:
     return job
 
 
-_warned: set[str] = set()
+_warned: set[str] = set()  # this command's warnings so far
+
+
+@app.callback()
+def _command() -> None:
+    """Visor: see and fix image datasets."""
+    _warned.clear()  # a new command (in one process: a notebook, a test runner) warns anew
 
 
 def _warning(result: dict[str, Any]) -> None:
