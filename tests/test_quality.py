@@ -238,3 +238,39 @@ def test_pixels_are_lent_without_a_copy_and_equal_numpy_s() -> None:
     assert copied[0, 0].tolist() == copied[-1, -1].tolist() == [1, 2, 3]
     rgba = Image.new("RGBA", (5, 4), (1, 2, 3, 4))
     assert pixels(rgba).shape == (4, 5, 4)
+
+
+def test_brightness_percentiles_are_numpy_s_exactly() -> None:
+    """The percentiles found in one bin of the values' range equal numpy's linear
+    interpolation over every value sorted, ties, constants and one value included."""
+    from visor.quality.images import _percentiles
+
+    rng = np.random.default_rng(7)
+    arrays = [
+        rng.random((240, 320)).astype(np.float32),
+        (rng.random(1001) ** 8).astype(np.float32),  # most values in the lowest bins
+        rng.integers(0, 3, (50, 50)).astype(np.float32) / 2,  # three values, many ties
+        rng.integers(0, 256, (40, 40)) / 255.0,  # float64, as a grey image's levels
+        np.full((10, 10), 0.5, np.float32),
+        np.array([[0.3]], np.float32),
+    ]
+    for values in arrays:
+        ordered = np.sort(values, axis=None).astype(np.float64)
+        last = ordered.size - 1
+        expected = []
+        for q in (1, 5, 99):
+            at = q / 100 * last
+            low = int(np.floor(at))
+            a, b = ordered[low], ordered[min(low + 1, last)]
+            expected.append(float(a + (b - a) * (at - low)))
+        assert _percentiles(values, (1, 5, 99)) == expected
+        assert np.allclose(expected, np.percentile(values, (1, 5, 99)), rtol=1e-6)
+
+
+def test_brightness_levels_in_place_equal_the_formula() -> None:
+    from visor.quality.images import _brightness, _brightness_levels
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)[::2, ::2]
+    r, g, b = (pixels[..., c].astype(np.float32) for c in range(3))
+    assert np.array_equal(_brightness_levels(pixels), _brightness(r, g, b))
