@@ -109,6 +109,12 @@ def test_sample_view_says_each_box_outcome(browser: Browser, served: tuple[Serve
     text = dialog.locator("table.labels").inner_text()
     assert "FP: a Dead box" in text or "FP: a Alive box" in text
     assert "missed (called" in text
+    # Its ground truth and predictions together scroll in their own table: the neighbours'
+    # heading stays on screen, under the picture.
+    rows = dialog.locator("table.labels tbody tr").count()
+    assert rows >= 24, rows
+    heading = dialog.get_by_role("heading", name="Nearest neighbours").bounding_box()
+    assert heading is not None and heading["y"] + heading["height"] <= 900
     page.context.close()
 
 

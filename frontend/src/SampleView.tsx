@@ -266,6 +266,7 @@ export function SampleView(
                   </ul>
                 </div>
               )}
+              <div className="labels-scroll" data-testid="labels">
               <table className="labels">
                 <thead>
                   <tr><th>class</th><th>kind</th><th>box</th><th>score</th>{evaluation && <th>outcome</th>}</tr>
@@ -313,6 +314,7 @@ export function SampleView(
                   ))}
                 </tbody>
               </table>
+              </div>
               {Object.keys(sample.metadata).length > 0 && (
                 <pre className="metadata">{JSON.stringify(sample.metadata, null, 1)}</pre>
               )}
