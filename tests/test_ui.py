@@ -181,3 +181,21 @@ def test_pick_cells_and_tag_them(page: Page, served: Server) -> None:
     expect(page.get_by_test_id("count")).to_have_text("1 samples")
     tagged = httpx.get(served.url + "/api/datasets/shapes/samples", params={"tag": "review"})
     assert tagged.json()["total"] == 1
+
+
+@pytest.mark.page_errors("ERR_CONNECTION_REFUSED")  # the page's event stream while it is down
+def test_a_change_made_while_the_server_was_down_reaches_the_page(
+    page: Page, served: Server
+) -> None:
+    """The page's event stream comes back with its server, and reloads what it shows: a change
+    made meanwhile (from the CLI, on the store itself) raised no event it could hear."""
+    page.goto(served.url + "/?dataset=shapes")
+    disc = page.get_by_label(re.compile(r"^Class")).locator("option", has_text="disc")
+    expect(page.get_by_test_id("count")).to_have_text("40 samples")
+    expect(disc).to_have_count(0)
+    served.stop()
+    done = run_cli(served.home, "relabel", "shapes", "--from", "circle", "--to", "disc")
+    assert done.returncode == 0, done.stderr
+    served.start()
+    expect(disc).to_have_count(1, timeout=20_000)
+    page.goto("about:blank")  # before the fixture stops the server
