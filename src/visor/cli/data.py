@@ -235,14 +235,15 @@ def health(
                 out.print(f"  not computed: {signal}: {why}")
         report = dataset.health(examples)
         out.print(f"health of {name} ({report['samples']:,} samples)")
+        width = max((len(row["title"]) for row in report["rows"]), default=0)
         for row in report["rows"]:
             if row["count"] is None:
-                out.print(f"  {row['title']:<44} not computed: {row['todo']}")
+                out.print(f"  {row['title']:<{width}} not computed: {row['todo']}")
                 continue
             ids = ", ".join(str(i) for i in row.get("examples", [])[:examples])
             mark = f" [{row['note']}]" if row.get("note") else ""
             out.print(
-                f"  {row['title']:<44} {row['count']:>7} ({row['share']:.1%}){mark}"
+                f"  {row['title']:<{width}} {row['count']:>7} ({row['share']:.1%}){mark}"
                 + (f"  e.g. {ids}" if ids else "")
             )
         for number, note in enumerate(report["notes"], 1):

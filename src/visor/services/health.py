@@ -218,7 +218,7 @@ def health(store: Store, dataset: dict[str, Any], examples: int = EXAMPLES) -> d
         largest = mixing["clusters"][0] if mixing["clusters"] else None
         row(
             "mixed_clusters",
-            "map regions mixing classes (density clusters no class holds 60% of)",
+            "map regions mixing classes (none over 60%)",
             mixing["samples"],
             examples=mixing["examples"],
             filter={"cluster": largest["cluster"], "cluster_map": mixing["map_id"]}
