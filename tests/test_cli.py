@@ -65,10 +65,15 @@ def test_demo_without_serving(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from visor.cli import app
+    from visor.config import get_settings
 
-    for _ in range(2):
-        said = CliRunner().invoke(
-            app, ["similar", "demo", "0", "-k", "3"], env={"VISOR_HOME": str(tmp_path)}
-        )
-        assert said.exit_code == 0, said.output
-        assert said.stdout.count("warning: random:dinov2-small has random weights") == 1
+    get_settings.cache_clear()  # this process's settings may be another test's
+    try:
+        for _ in range(2):
+            said = CliRunner().invoke(
+                app, ["similar", "demo", "0", "-k", "3"], env={"VISOR_HOME": str(tmp_path)}
+            )
+            assert said.exit_code == 0, said.output
+            assert said.stdout.count("warning: random:dinov2-small has random weights") == 1
+    finally:
+        get_settings.cache_clear()
