@@ -156,6 +156,7 @@ export function Scatter(
   const [placed, setPlaced] = useState<MapPoints | null>(null);
   const latest = useRef(points);
   latest.current = points;
+  const fetches = useRef({ asked: 0, shown: 0, floor: 0, key: "" });
   const colouring = useColouring(dataset, points, color, evaluation, version);
   const [matched, setMatched] = useState<Uint8Array | null>(null);
   const [drawn, setDrawn] = useState(0);
@@ -172,16 +173,22 @@ export function Scatter(
 
   useEffect(() => {
     const fresh = version > 0 || prefetched === null;
-    let live = true;  // a later change's fetch wins, whichever answers first
+    // Each answer is drawn as it comes (a change raises two fetches: the tab's own and its
+    // event), unless a later fetch's answer came first, or it is another map's.
+    const order = fetches.current;
+    const seq = ++order.asked;
+    const key = `${dataset}/${mapId}`;
+    if (key !== order.key) [order.key, order.floor] = [key, seq];
+    const current = () => seq >= order.floor && seq > order.shown;
     (fresh ? fetchPoints(dataset, mapId) : prefetched).then(
       (next) => {
-        if (!live) return;
+        if (!current()) return;
+        order.shown = seq;
         setPoints(next);
         setPlaced((old) => (old && samePlace(old, next) ? old : next));
       },
-      (e) => { if (live) setError(e.message); },
+      (e) => { if (current()) setError(e.message); },
     );
-    return () => { live = false; };
   }, [dataset, mapId, version]); // eslint-disable-line react-hooks/exhaustive-deps
 
   useEffect(() => {  // the filters' matches, to fade the rest
@@ -364,7 +371,8 @@ export function Scatter(
           fit.current?.();
         }
         setDrawn((n) => {
-          if (n === 0) performance.mark("visor:map-drawn"); // the first frame with the points
+          // the first frame with the points; then each frame a change drew again
+          performance.mark(n === 0 ? "visor:map-drawn" : "visor:map-redrawn");
           return n + 1;
         });
       }, (e: Error) => setError(e.message));
