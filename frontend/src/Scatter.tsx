@@ -379,8 +379,12 @@ export function Scatter(
   }, [points, colouring, matched, inLasso]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const present = useMemo(() => {  // the legend's entries: a pass over every point
-    const seen = new Set(colouring ? colouring.codes : []);
-    return [...seen].sort((a, b) => a - b);
+    const seen = new Uint8Array(1 << 16); // codes are uint8 or uint16 (a Set: 4x the time)
+    const codes = colouring ? colouring.codes : new Uint8Array(0);
+    for (let i = 0; i < codes.length; i++) seen[codes[i]] = 1;
+    const found: number[] = [];
+    seen.forEach((v, code) => { if (v) found.push(code); });
+    return found;
   }, [colouring]);
   const kept = useMemo(() => (matched ? matched.reduce((sum, v) => sum + v, 0) : null), [matched]);
   return (
