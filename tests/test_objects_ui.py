@@ -71,6 +71,10 @@ def test_a_lasso_on_a_map_of_boxes_shows_their_crops(page: Page, boxes_server: S
     assert {tuple(pair) for pair in shown} == expected
     src = crops.first.locator("img").get_attribute("src") or ""
     assert src.endswith(f"/objects/{shown[0][0]}/crop")
+    # Each square crop is shown whole (cut to the 4:3 cell, a tall box lost its top and
+    # bottom edges).
+    fit = crops.first.locator("img").evaluate("e => getComputedStyle(e).objectFit")
+    assert fit == "contain"
     # A crop opens its sample with that box highlighted, and the boxes most like it.
     label_id, sample_id = shown[0]
     crops.first.click()
