@@ -432,6 +432,10 @@ def test_the_split_between_grid_and_map_is_dragged_and_remembered(
     # Sidebar groups fold away, and stay folded.
     page.locator("details.section > summary", has_text="Quality and labels").click()
     expect(page.get_by_label("image quality")).to_be_hidden()
+    # Remembered once the fold's toggle event has run (a task after the click).
+    page.wait_for_function(
+        "() => localStorage.getItem('visor:section:Quality and labels') === 'closed'"
+    )
     page.reload()
     expect(page.get_by_label("image quality")).to_be_hidden()
     page.locator("details.section > summary", has_text="Quality and labels").click()

@@ -163,6 +163,7 @@ export function Scatter(
   const [hover, setHover] = useState<{ id: number; box: number | null; x: number; y: number } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const fit = useRef<(() => void) | null>(null);
+  const viewShown = useRef<(() => void) | null>(null); // data-view and the cluster labels, again
   const placing = useRef<{ axes: Axes; frame: Frame } | null>(null); // map -> screen, as viewed
   const [, setViewed] = useState(0);
   const fitted = useRef(false);
@@ -246,6 +247,7 @@ export function Scatter(
       created.zoomToArea(area);
       requestAnimationFrame(showView);
     };
+    viewShown.current = () => requestAnimationFrame(showView);
     created.subscribe("view", () => requestAnimationFrame(showView));
     let frameRequest = 0;
     const resized = new ResizeObserver(() => {
@@ -328,6 +330,7 @@ export function Scatter(
       resized.disconnect();
       cancelAnimationFrame(frameRequest);
       fit.current = null;
+      viewShown.current = null;
       plot.current = null;
       created.destroy();
     };
@@ -369,6 +372,8 @@ export function Scatter(
         if (!fitted.current) {
           fitted.current = true;
           fit.current?.();
+        } else {
+          viewShown.current?.(); // a zoom made while it drew found no points to place
         }
         setDrawn((n) => {
           // the first frame with the points; then each frame a change drew again
