@@ -102,7 +102,10 @@ def test_tags_are_added_filtered_and_removed(server: Server, demo_root: Path) ->
         assert r.json() == 3
         tagged = c.get("/api/datasets/shapes/samples", params={"tag": "review"}).json()
         assert [s["id"] for s in tagged["items"]] == [1, 2, 3]
-        c.post("/api/datasets/shapes/untag", json={"ids": [2], "tags": ["review"]})
+        untag = c.post("/api/datasets/shapes/untag", json={"ids": [2], "tags": ["review"]})
+        # Each quick operation's answer says the change count once it was done (the page
+        # passes over the events its own fetch already covers).
+        assert int(untag.headers["X-Visor-Seq"]) == int(r.headers["X-Visor-Seq"]) + 1
         tagged = c.get("/api/datasets/shapes/samples", params={"tag": "review"}).json()
         assert [s["id"] for s in tagged["items"]] == [1, 3]
         r = c.post("/api/datasets/shapes/tag", json={"ids": [99999], "tags": ["x"]})

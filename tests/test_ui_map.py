@@ -83,9 +83,14 @@ def test_lasso_on_the_map_filters_the_grid(page: Page, mapped: Server) -> None:
     }
     assert ids == expected
     # The whole lasso can be tagged at once (its ids are not sent again: a selection token).
+    # The map's points are fetched again once: on the tag's answer, not again on its event.
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if "/points" in r.url else None)
     page.get_by_label("tag", exact=True).fill("lassoed")
     page.get_by_test_id("tagbar").get_by_role("button", name="Add").click()
     expect(page.get_by_test_id("tag-note")).to_have_text(f"tagged {len(expected)} samples: lassoed")
+    page.wait_for_timeout(1000)  # the tag's change event, sent within 0.25 s
+    assert len(fetched) == 1, fetched
     tagged = httpx.get(
         mapped.url + "/api/datasets/shapes/samples", params={"tag": "lassoed", "limit": 100}
     ).json()

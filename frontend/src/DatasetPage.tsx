@@ -1,5 +1,5 @@
-import { useEffect, useMemo, useState } from "react";
-import { api, datasetPath, watchChanges, type Schemas } from "./api";
+import { useEffect, useMemo, useRef, useState } from "react";
+import { api, datasetPath, watchChanges, writtenSeq, type Schemas } from "./api";
 import { setClassOrder } from "./colors";
 import { EvaluationPanel } from "./EvaluationPanel";
 import { ExportPanel } from "./ExportPanel";
@@ -111,9 +111,18 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
     );
     return () => { live = false; };
   }, [name, version]);
-  // Changes made elsewhere (the CLI, a notebook, another tab): the page follows them.
+  // Changes made elsewhere (the CLI, a notebook, another tab): the page follows them. A
+  // change this page made is fetched once, on its answer: its event, which follows, and any
+  // other change it already covers are passed over (at 1M points a second fetch is 17 MB).
+  const covered = useRef(0);
+  const changed = () => {
+    covered.current = Math.max(covered.current, writtenSeq());
+    setVersion((v) => v + 1);
+  };
   useEffect(
     () => watchChanges((change) => {
+      if (change.what === "reload") covered.current = 0; // its server may count anew
+      else if (change.seq <= covered.current) return;
       if (change.dataset === name || change.dataset === null) setVersion((v) => v + 1);
     }),
     [name],
@@ -275,7 +284,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           picked={picked}
           selection={selection?.token ? { token: selection.token, count: selection.ids.length } : null}
           known={info ? Object.keys(info.tags) : []}
-          done={() => { setPicked(new Set()); setVersion((v) => v + 1); }}
+          done={() => { setPicked(new Set()); changed(); }}
           clear={() => setPicked(new Set())}
         />
         <RelabelBar
@@ -283,7 +292,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
           picked={picked}
           selection={selection?.token ? { token: selection.token, count: selection.ids.length } : null}
           classes={classes}
-          done={() => setVersion((v) => v + 1)}
+          done={changed}
         />
         {shownBoxes && (
           <ObjectGrid dataset={name} boxes={shownBoxes} onOpen={(sampleId, labelId) => openSample(sampleId, null, labelId)} />

@@ -11,11 +11,18 @@ export type MapRow = Schemas["MapRow"];
 
 export class ApiError extends Error {}
 
+let written = 0;
+/** The workspace's change count after the latest operation this page made (its answer's
+ * `X-Visor-Seq`): what a page fetches after that has every change up to it, so their events
+ * need no second fetch. */
+export const writtenSeq = () => written;
+
 export async function api<T>(path: string, init?: RequestInit): Promise<T> {
   const response = await fetch(path, {
     ...init,
     headers: init?.body ? { "Content-Type": "application/json" } : undefined,
   });
+  written = Math.max(written, Number(response.headers.get("X-Visor-Seq") ?? 0) || 0);
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     throw new ApiError(body?.error?.message ?? `${path}: HTTP ${response.status}`);
@@ -75,7 +82,10 @@ export function watchChanges(onChange: (change: Change) => void, retryMs = 2000)
   const open = () => {
     source = new EventSource("/api/events");
     source.addEventListener("hello", (event) => {
-      if (connected) onChange({ seq: JSON.parse((event as MessageEvent).data).seq, dataset: null, what: "reload" });
+      if (connected) {
+        written = 0; // a server started again counts its changes from 0
+        onChange({ seq: JSON.parse((event as MessageEvent).data).seq, dataset: null, what: "reload" });
+      }
       connected = true;
     });
     source.addEventListener("change", (event) => onChange(JSON.parse((event as MessageEvent).data)));

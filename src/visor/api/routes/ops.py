@@ -38,12 +38,18 @@ class Job(BaseModel):
     finished_at: float | None
 
 
-def _respond(op: Op, result: Any) -> Response:
+def _respond(op: Op, result: Any, seq: int) -> Response:
+    """The answer; a quick operation's carries `X-Visor-Seq`, the workspace's change count
+    once it was done: a page that fetches again after it has every change up to that one, and
+    can pass over their events (`GET /api/events`) rather than fetch twice."""
     if op.job:
         return JSONResponse(result, status_code=202)
     if op.media_type == JSON:
-        return JSONResponse(jsonable_encoder(result))
-    return Response(op.encode(result), media_type=op.media_type)
+        response: Response = JSONResponse(jsonable_encoder(result))
+    else:
+        response = Response(op.encode(result), media_type=op.media_type)
+    response.headers["X-Visor-Seq"] = str(seq)
+    return response
 
 
 def _route(cls: type[Op]) -> Any:
@@ -53,7 +59,7 @@ def _route(cls: type[Op]) -> Any:
         op = kwargs["body"] or cls()
         workspace: Workspace = request.app.state.workspace
         result = await run_in_threadpool(workspace.runner.run, op, kwargs.get("name"))
-        return _respond(op, result)
+        return _respond(op, result, workspace.changes.seq)
 
     params = [
         inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
