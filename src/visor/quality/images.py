@@ -68,15 +68,20 @@ class ImageStats:
         return [f.name for f in fields(cls)]
 
 
+# Perceived brightness: the weighted root mean square of the channels (weights of R, G, B).
+_WEIGHTS = (0.241, 0.691, 0.068)
+
+
 def _brightness(r: np.ndarray | float, g: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
-    return np.sqrt(0.241 * (r * r) + 0.691 * (g * g) + 0.068 * (b * b)) / 255
+    wr, wg, wb = _WEIGHTS
+    return np.sqrt(wr * (r * r) + wg * (g * g) + wb * (b * b)) / 255
 
 
 def _brightness_levels(pixels: np.ndarray) -> np.ndarray:
     """`_brightness` of each RGB pixel, the same float32 values, computed in place: a third of
     the time of the expression's temporaries (this runs on the embed job's decoding threads)."""
     r, g, b = (pixels[..., c].astype(np.float32) for c in range(3))
-    for channel, weight in ((r, 0.241), (g, 0.691), (b, 0.068)):
+    for channel, weight in zip((r, g, b), _WEIGHTS, strict=True):
         channel *= channel
         channel *= np.float32(weight)
     r += g
