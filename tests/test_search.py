@@ -103,3 +103,22 @@ def test_similar_over_http(server: Server, copies_root: Path) -> None:
             files={"file": ("query.jpg", b"not an image", "image/jpeg")},
         )
         assert r.status_code == 422 and "query.jpg" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("n", "lists"), [(7, 1), (98, 2), (1_000, 25), (1_000_000, 1000)])
+def test_a_small_index_trains_each_list_on_enough_vectors(
+    n: int, lists: int, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Each list's centre is trained on 39 vectors or more (FAISS's least): the corpus's 98
+    vectors get 2 lists, not 10, and FAISS says nothing on stderr."""
+    import numpy as np
+
+    from visor.services.search import IvfShape, _ivf
+
+    shape = IvfShape.for_size(n)
+    assert shape.lists == lists and shape.probes <= shape.lists
+    if n <= 1_000:
+        unit = np.random.default_rng(0).normal(size=(n, 32)).astype(np.float32)
+        unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+        assert _ivf(unit, None, shape).ntotal == n
+        assert "WARNING" not in capfd.readouterr().err

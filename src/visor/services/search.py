@@ -155,7 +155,9 @@ class IvfShape:
 
     @classmethod
     def for_size(cls, n: int) -> IvfShape:
-        lists = int(min(max(round(math.sqrt(n)), 1), 4096))
+        """About sqrt(n) lists, but no more than keep 39 vectors to train each list's centre
+        (fewer make poor centres, and FAISS warns on stderr): a small index has few lists."""
+        lists = int(min(max(round(math.sqrt(n)), 1), n // 39, 4096)) or 1
         return cls(lists, min(lists, max(8, math.ceil(0.02 * lists))))
 
 
@@ -176,7 +178,10 @@ def _ivf(unit: np.ndarray, ids: np.ndarray | None, shape: IvfShape, seed: int = 
         )
     index.cp.seed = seed
     index.cp.verbose = False
-    index.train(_training_rows(unit, 64 * shape.lists, seed))
+    rows = _training_rows(unit, 64 * shape.lists, seed)
+    # Under 39 vectors (one list, its centre their mean) FAISS would warn all the same.
+    index.cp.min_points_per_centroid = max(1, min(39, len(rows) // shape.lists))
+    index.train(rows)
     for start in range(0, n, _CHUNK):  # float32 one chunk at a time
         part = _f32(unit[start : start + _CHUNK])
         if ids is None:
