@@ -80,7 +80,9 @@ class ExportParams(BaseModel):
     split_ratios: list[float] | None = Field(
         default=None, description="new splits by ratio: train, val[, test] (e.g. 0.8,0.1,0.1)"
     )
-    seed: int = Field(default=0, description="the shuffle behind split_ratios")
+    seed: int = Field(
+        default=0, description="the shuffle that deals samples into new splits (by ratio)"
+    )
     overwrite: bool = Field(default=False, description="replace a non-empty folder")
     download: bool = Field(
         default=False,
