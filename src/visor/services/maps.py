@@ -8,6 +8,7 @@ DINOv2's neighbourhoods survive it).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -15,6 +16,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -188,9 +190,26 @@ def _place(base: np.ndarray, layout: np.ndarray, queries: np.ndarray, k: int) ->
     return np.einsum("nk,nkd->nd", weights, picked).astype(np.float32)
 
 
-def _umap_fit(x: np.ndarray, params: dict[str, Any], ctx: JobContext | None) -> np.ndarray:
+@functools.cache
+def _umap_learn() -> ModuleType:
+    """umap-learn, its numba functions cached on disk (beside them, or numba's cache folder):
+    compiled once on a machine rather than in every process, ~15 s on 2 cores even for a map
+    of 100 points (each `visor map` without a server is a new process)."""
     import umap
+    from numba.core.registry import CPUDispatcher
 
+    for module in (umap.umap_, umap.layouts, umap.spectral, umap.utils, umap.sparse):
+        for value in vars(module).values():
+            if isinstance(value, CPUDispatcher):
+                try:
+                    value.enable_caching()
+                except RuntimeError:  # no folder numba may write to: compiled per process
+                    return umap
+    return umap
+
+
+def _umap_fit(x: np.ndarray, params: dict[str, Any], ctx: JobContext | None) -> np.ndarray:
+    umap = _umap_learn()
     n = len(x)
     k = min(int(params["n_neighbors"]), n - 1)
     seed = params.get("random_state")
