@@ -78,7 +78,7 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     assert "random weights" in run("similar", "y", "0", "-k", "3")
     assert "nearest-neighbour similarity of 7 samples" in run("duplicates", "y")
     assert "uniqueness of 7 samples (k=2" in run("uniqueness", "y", "-k", "2")
-    assert "index of 7 vectors" in run("index", "y")
+    assert "index of 7 vectors (1 list, 1 probed per query)" in run("index", "y")
     assert "7 of 7 images measured" in run("quality", "y")
     with visor.open(home) as ws:
         assert isinstance(ws, RemoteWorkspace) == (name == "served")

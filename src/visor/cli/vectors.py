@@ -245,7 +245,8 @@ def index(name: str, fields: dict[str, Any]) -> None:
     with _workspace() as ws:
         result = _run(ws, ops.BuildIndex, name, **fields)
         out.print(
-            f"index of {result['vectors']} vectors ({result['lists']} lists, "
+            f"index of {result['vectors']} vectors ({result['lists']} list"
+            f"{'' if result['lists'] == 1 else 's'}, "
             f"{result['probes']} probed per query) in {result['seconds']} s"
         )
 
