@@ -115,7 +115,9 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     assert "random weights" in out and len(re.findall(r"│ \d+ +│ 0\.\d{4}", out)) == 3, out
     out = run("tag-zero-shot", "y", "--labels", "day,night", "--threshold", "0")
     assert re.search(r"zero-shot tags on 7 images with random:clip-tiny .*: zero-shot:day \d+", out)
-    assert "embed" in run("jobs")
+    jobs = run("jobs")
+    assert "embed" in jobs
+    assert re.search(r"│ uniqueness +│ y +│ done +│ +│", jobs), jobs  # counts nothing: no 0
     with visor.open(home) as ws:  # each job ends with its own sentence, not its last phase's
         ended = [(j["kind"], j["message"]) for j in ws.jobs.list() if j["state"] == "done"]
     said = dict(reversed(ended))  # the newest of each kind

@@ -174,7 +174,7 @@ def jobs(
                 job["kind"],
                 job["dataset"] or "",
                 job["state"],
-                f"{job['done']}/{job['total']}" if job["total"] else str(job["done"]),
+                f"{job['done']}/{job['total']}" if job["total"] else str(job["done"] or ""),
                 job["message"] or "",
             )
             for job in ws.jobs.list(dataset=dataset)
