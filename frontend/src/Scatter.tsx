@@ -174,8 +174,8 @@ export function Scatter(
 
   useEffect(() => {
     const fresh = version > 0 || prefetched === null;
-    // Each answer is drawn as it comes (a change raises two fetches: the tab's own and its
-    // event), unless a later fetch's answer came first, or it is another map's.
+    // Each answer is drawn as it comes (changes in quick succession raise a fetch each),
+    // unless a later fetch's answer came first, or it is another map's.
     const order = fetches.current;
     const seq = ++order.asked;
     const key = `${dataset}/${mapId}`;

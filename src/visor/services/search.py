@@ -148,6 +148,11 @@ def reduce_dims(unit: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
     return np.asarray(pca.apply(_f32(unit)), dtype=np.float32)
 
 
+# The fewest vectors that train one list's centre (FAISS's `min_points_per_centroid`: fewer
+# make poor centres, and FAISS warns on stderr).
+_PER_LIST = 39
+
+
 @dataclass(frozen=True)
 class IvfShape:
     lists: int
@@ -155,9 +160,9 @@ class IvfShape:
 
     @classmethod
     def for_size(cls, n: int) -> IvfShape:
-        """About sqrt(n) lists, but no more than keep 39 vectors to train each list's centre
-        (fewer make poor centres, and FAISS warns on stderr): a small index has few lists."""
-        lists = int(min(max(round(math.sqrt(n)), 1), n // 39, 4096)) or 1
+        """About sqrt(n) lists, but no more than leave `_PER_LIST` vectors to train each
+        list's centre: a small index has few lists (at least one)."""
+        lists = max(min(round(math.sqrt(n)), n // _PER_LIST, 4096), 1)
         return cls(lists, min(lists, max(8, math.ceil(0.02 * lists))))
 
 
@@ -179,8 +184,8 @@ def _ivf(unit: np.ndarray, ids: np.ndarray | None, shape: IvfShape, seed: int = 
     index.cp.seed = seed
     index.cp.verbose = False
     rows = _training_rows(unit, 64 * shape.lists, seed)
-    # Under 39 vectors (one list, its centre their mean) FAISS would warn all the same.
-    index.cp.min_points_per_centroid = max(1, min(39, len(rows) // shape.lists))
+    # Under `_PER_LIST` vectors (one list, its centre their mean) FAISS would warn all the same.
+    index.cp.min_points_per_centroid = max(1, min(_PER_LIST, len(rows) // shape.lists))
     index.train(rows)
     for start in range(0, n, _CHUNK):  # float32 one chunk at a time
         part = _f32(unit[start : start + _CHUNK])
