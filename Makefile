@@ -54,6 +54,10 @@ lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache  # the layers (pyproject.toml) import only downwards
+	@# No module over 500 lines: one that grows past it is split by what it does.
+	@find src/visor -name '*.py' | xargs wc -l | awk '$$2 != "total" && $$1 > 500 \
+		{ print $$2 ": " $$1 " lines (500 at most)"; bad = 1 } END { exit bad }'
 	$(BIN)/python -m visor.api.schema frontend/openapi.json README.md --check
 	cd frontend && npm run --silent typecheck
 

@@ -113,12 +113,12 @@ def test_a_small_index_trains_each_list_on_enough_vectors(
     vectors get 2 lists, not 10, and FAISS says nothing on stderr."""
     import numpy as np
 
-    from visor.services.search import IvfShape, _ivf
+    from visor.services.ivf import IvfShape, ivf_index
 
     shape = IvfShape.for_size(n)
     assert shape.lists == lists and shape.probes <= shape.lists
     if n <= 1_000:
         unit = np.random.default_rng(0).normal(size=(n, 32)).astype(np.float32)
         unit /= np.linalg.norm(unit, axis=1, keepdims=True)
-        assert _ivf(unit, None, shape).ntotal == n
+        assert ivf_index(unit, None, shape).ntotal == n
         assert "WARNING" not in capfd.readouterr().err

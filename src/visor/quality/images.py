@@ -14,7 +14,9 @@ under 32 pixels). Blur is also what a person sees (`sharpness`): cleanvision mea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageStat
@@ -66,6 +68,11 @@ class ImageStats:
     @classmethod
     def names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+    @classmethod
+    def columns(cls, stats: Sequence[ImageStats]) -> dict[str, list[Any]]:
+        """`stats` as a list per statistic (the store's columns)."""
+        return {name: [getattr(s, name) for s in stats] for name in cls.names()}
 
 
 # Perceived brightness: the weighted root mean square of the channels (weights of R, G, B).

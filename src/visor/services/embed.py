@@ -27,6 +27,7 @@ from visor.embedding.models import (
 from visor.embedding.models import resolve_precision as check_precision
 from visor.embedding.pipeline import ImageItem, default_workers, embed_images
 from visor.errors import InvalidInput
+from visor.quality.images import ImageStats
 from visor.services import objects as object_service
 from visor.services import quality as quality_service
 from visor.services.jobs import JobContext
@@ -296,7 +297,10 @@ def embed_dataset(
             seen = [(k, s) for k, s in pairs if s is not None]
             if seen:
                 quality_rows.add_stats(
-                    store, dataset_id, [k for k, _ in seen], [s for _, s in seen]
+                    store,
+                    dataset_id,
+                    [k for k, _ in seen],
+                    ImageStats.columns([s for _, s in seen]),
                 )
                 measured += len(seen)
             done += batch.count

@@ -18,14 +18,9 @@ from visor.embedding.models import with_weights_warning
 from visor.errors import InvalidInput
 from visor.quality.detection import Boxes, detection_issues
 from visor.quality.labels import NEIGHBOURS, label_issues, neighbour_probabilities
+from visor.services.ivf import IvfShape, reduce_dims
 from visor.services.jobs import JobContext
-from visor.services.search import (
-    EXACT_GRAPH_LIMIT,
-    IvfShape,
-    neighbour_graph,
-    reduce_dims,
-    unit_rows,
-)
+from visor.services.search import EXACT_GRAPH_LIMIT, neighbour_graph, unit_rows
 from visor.store import Store
 from visor.store import embeddings as vector_rows
 from visor.store import evaluations as evaluation_rows

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from visor.services.ivf import IvfShape
 from visor.services.jobs import JobContext
-from visor.services.search import EXACT_GRAPH_LIMIT, IvfShape, neighbour_graph
+from visor.services.search import EXACT_GRAPH_LIMIT, neighbour_graph
 from visor.store import Store
 from visor.store import embeddings as vector_rows
 

@@ -72,7 +72,7 @@ def compute_quality(
                 else:
                     failed.append({"sample_id": sample_id, "reason": found})
             if ids:
-                quality_rows.add_stats(store, dataset["id"], ids, stats)
+                quality_rows.add_stats(store, dataset["id"], ids, ImageStats.columns(stats))
             done += len(batch)
             ctx.progress(done)
     ctx.phase("finding issues")

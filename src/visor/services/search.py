@@ -20,7 +20,6 @@ uniqueness): exactly up to `EXACT_GRAPH_LIMIT` vectors, with an IVF index above.
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
@@ -34,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from visor.errors import InvalidInput
+from visor.services.ivf import CHUNK, IvfShape, f32, faiss_module, ivf_index, training_rows
 from visor.services.jobs import JobContext
 from visor.store import Store
 from visor.store import embeddings as vector_rows
@@ -116,11 +116,6 @@ class VectorIndex:
         return [(int(self.ids[rows[t]]), float(1.0 - scores[t])) for t in top]
 
 
-def _faiss() -> Any:
-    """The faiss module (imported on first use: its stubs are incomplete, so it is untyped)."""
-    return importlib.import_module("faiss")
-
-
 def _position(sorted_ids: np.ndarray, sample_id: int) -> int | None:
     """Where `sample_id` is in an ascending id array, or None."""
     pos = int(np.searchsorted(sorted_ids, sample_id))
@@ -139,87 +134,12 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return unit
 
 
-def reduce_dims(unit: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
-    """`unit`'s rows projected on their first `dims` principal components (FAISS's PCA,
-    trained on at most 64K rows)."""
-    faiss = _faiss()
-    pca = faiss.PCAMatrix(unit.shape[1], dims)
-    pca.train(_training_rows(unit, 65_536, seed))
-    return np.asarray(pca.apply(_f32(unit)), dtype=np.float32)
-
-
-# The fewest vectors that train one list's centre (FAISS's `min_points_per_centroid`: fewer
-# make poor centres, and FAISS warns on stderr).
-_PER_LIST = 39
-
-
-@dataclass(frozen=True)
-class IvfShape:
-    lists: int
-    probes: int
-
-    @classmethod
-    def for_size(cls, n: int) -> IvfShape:
-        """About sqrt(n) lists, but no more than leave `_PER_LIST` vectors to train each
-        list's centre: a small index has few lists (at least one)."""
-        lists = max(min(round(math.sqrt(n)), n // _PER_LIST, 4096), 1)
-        return cls(lists, min(lists, max(8, math.ceil(0.02 * lists))))
-
-
-def _ivf(unit: np.ndarray, ids: np.ndarray | None, shape: IvfShape, seed: int = 0) -> Any:
-    """A trained and filled FAISS IVF index (inner product) over unit vectors (float16 or
-    float32), holding them in float16 (`ScalarQuantizer.QT_fp16`): half the memory of
-    IVF-Flat, and faster to scan (measured at 100K x 768: a neighbour graph's search 1.35 s
-    against 3.14 s per 20K rows, 99.95% of the same neighbours)."""
-    faiss = _faiss()
-
-    n, dim = unit.shape
-    quantizer = faiss.IndexFlatIP(dim)
-    if dim % 16:  # FAISS scans float16 codes with SIMD only in whole blocks of 16 dimensions
-        index = faiss.IndexIVFFlat(quantizer, dim, shape.lists, faiss.METRIC_INNER_PRODUCT)
-    else:
-        index = faiss.IndexIVFScalarQuantizer(
-            quantizer, dim, shape.lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
-        )
-    index.cp.seed = seed
-    index.cp.verbose = False
-    rows = _training_rows(unit, 64 * shape.lists, seed)
-    # Under `_PER_LIST` vectors (one list, its centre their mean) FAISS would warn all the same.
-    index.cp.min_points_per_centroid = max(1, min(_PER_LIST, len(rows) // shape.lists))
-    index.train(rows)
-    for start in range(0, n, _CHUNK):  # float32 one chunk at a time
-        part = _f32(unit[start : start + _CHUNK])
-        if ids is None:
-            index.add(part)
-        else:
-            index.add_with_ids(part, ids[start : start + _CHUNK].astype(np.int64))
-    index.nprobe = shape.probes
-    return index
-
-
-_CHUNK = 65_536
-
-
-def _f32(rows: np.ndarray) -> np.ndarray:
-    """`rows` as a C-contiguous float32 array (what FAISS takes), copied only if needed."""
-    return np.ascontiguousarray(rows, dtype=np.float32)
-
-
-def _training_rows(unit: np.ndarray, count: int, seed: int) -> np.ndarray:
-    """At most `count` rows of `unit` for a FAISS trainer (k-means, PCA): a seeded random
-    sample in row order, as float32 (enough to train on; all rows would only be slower)."""
-    n = len(unit)
-    if count >= n:
-        return _f32(unit)
-    return _f32(unit[np.sort(np.random.default_rng(seed).choice(n, count, replace=False))])
-
-
 class AnnIndex:
     """An IVF index whose ids are sample ids; it also holds the vectors (for exact search
     of small filtered subsets and to look a sample's vector up)."""
 
     def __init__(self, index: Any, info: dict[str, Any]) -> None:
-        faiss = _faiss()
+        faiss = faiss_module()
 
         self.index = index
         self.info = info
@@ -242,7 +162,7 @@ class AnnIndex:
         """Over unit vectors `unit` (float16 or float32), one per sample id of `ids`."""
         started = time.monotonic()
         shape = IvfShape.for_size(len(ids))
-        index = _ivf(unit, ids, shape)
+        index = ivf_index(unit, ids, shape)
         info = {
             **info,
             "vectors": len(ids),
@@ -254,7 +174,7 @@ class AnnIndex:
 
     def save(self, path: Path) -> None:
         """Write the index and its `.json` description next to it, each atomically."""
-        faiss = _faiss()
+        faiss = faiss_module()
 
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
@@ -266,7 +186,7 @@ class AnnIndex:
 
     @classmethod
     def load(cls, path: Path) -> AnnIndex:
-        faiss = _faiss()
+        faiss = faiss_module()
 
         info = json.loads(path.with_suffix(".json").read_text())
         return cls(faiss.read_index(str(path)), info)
@@ -298,7 +218,7 @@ class AnnIndex:
         allowed: np.ndarray | None = None,
         wide: bool = False,
     ) -> list[tuple[int, float]]:
-        faiss = _faiss()
+        faiss = faiss_module()
 
         q = _unit(vector)[None, :]
         if allowed is not None and len(allowed) <= EXACT_SUBSET_LIMIT:
@@ -384,7 +304,7 @@ def neighbour_graph(
     chunk = 8192
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        scores, found = index.search(_f32(unit[start:stop]), k + 1)
+        scores, found = index.search(f32(unit[start:stop]), k + 1)
         # Drop each row itself (or, where a copy outranked it, the (k+1)-th hit).
         drop = found == np.arange(start, stop)[:, None]
         drop[~drop.any(axis=1), -1] = True
@@ -414,17 +334,15 @@ def _block_graph(
     `knn`, BLAS), then each row's candidates from its lists are merged. The same answers as
     IVF-Flat's search (float32 products of the stored rows) in a third of the time: at 1M x
     768 with 2 probes 45 s against 123 s, as it scans through BLAS rather than row by row."""
-    faiss = _faiss()
+    faiss = faiss_module()
     n, dim = unit.shape
     kmeans = faiss.Kmeans(dim, lists, niter=10, seed=seed, spherical=True, verbose=False)
-    kmeans.train(_training_rows(unit, 64 * lists, seed))
+    kmeans.train(training_rows(unit, 64 * lists, seed))
     centres = faiss.IndexFlatIP(dim)
     centres.add(kmeans.centroids)
     probed = np.empty((n, probes), np.int64)  # each row's nearest centres, its own first
-    for start in range(0, n, _CHUNK):
-        _, probed[start : start + _CHUNK] = centres.search(
-            _f32(unit[start : start + _CHUNK]), probes
-        )
+    for start in range(0, n, CHUNK):
+        _, probed[start : start + CHUNK] = centres.search(f32(unit[start : start + CHUNK]), probes)
     home = probed[:, 0]
     members = np.argsort(home, kind="stable")
     member_starts = np.searchsorted(home[members], np.arange(lists + 1))
@@ -438,7 +356,7 @@ def _block_graph(
         if len(mine) and len(asking):
             m = min(k + 1, len(mine))
             scores, at = faiss.knn(
-                _f32(unit[asking // probes]), _f32(unit[mine]), m, metric=faiss.METRIC_INNER_PRODUCT
+                f32(unit[asking // probes]), f32(unit[mine]), m, metric=faiss.METRIC_INNER_PRODUCT
             )
             found[asking, :m] = mine[at]
             sims[asking, :m] = scores
@@ -468,7 +386,7 @@ def nearest_in(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarra
     chunk = 16384
     for start in range(0, len(queries), chunk):
         stop = min(start + chunk, len(queries))
-        sims[start:stop], rows[start:stop] = index.search(_f32(queries[start:stop]), k)
+        sims[start:stop], rows[start:stop] = index.search(f32(queries[start:stop]), k)
     sims[rows < 0] = -np.inf
     return rows, sims
 
@@ -477,13 +395,13 @@ def _graph_index(unit: np.ndarray, probes: int | None = None, shape: IvfShape | 
     """An index over `unit` for searches of every row at once: exact up to
     `EXACT_GRAPH_LIMIT` rows, IVF above (`shape`: lists and probes; the size's usual ones
     by default)."""
-    faiss = _faiss()
+    faiss = faiss_module()
     if len(unit) <= EXACT_GRAPH_LIMIT:
         index: Any = faiss.IndexFlatIP(unit.shape[1])
-        index.add(_f32(unit))
+        index.add(f32(unit))
         return index
     shape = shape or IvfShape.for_size(len(unit))
-    index = _ivf(unit, None, shape)
+    index = ivf_index(unit, None, shape)
     index.nprobe = min(probes or shape.probes, shape.lists)
     return index
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from visor.quality.images import ImageStats
 from visor.store.db import Store
-
-STAT_COLUMNS = ImageStats.names()
 
 
 def missing(store: Store, dataset_id: int) -> list[tuple[int, str]]:
@@ -33,9 +31,11 @@ def measured_ids(store: Store, dataset_id: int) -> np.ndarray:
     return np.asarray(found["sample_id"], dtype=np.int64)
 
 
-def add_stats(store: Store, dataset_id: int, ids: list[int], stats: list[ImageStats]) -> None:
-    """Store the statistics of `ids`, replacing any they had (issues are set afterwards)."""
-    columns = {name: [getattr(s, name) for s in stats] for name in STAT_COLUMNS}
+def add_stats(
+    store: Store, dataset_id: int, ids: list[int], columns: Mapping[str, Sequence[Any]]
+) -> None:
+    """Store the statistics of `ids` (a list per statistic, in `ids`' order), replacing any
+    they had (issues are set afterwards)."""
     table = pa.table(
         {
             "dataset_id": pa.array(np.full(len(ids), dataset_id, np.int32)),
@@ -55,7 +55,7 @@ def add_stats(store: Store, dataset_id: int, ids: list[int], stats: list[ImageSt
 def stats(store: Store, dataset_id: int) -> dict[str, np.ndarray]:
     """Every statistic as an array, with `sample_id`, in sample id order."""
     table = store.query_arrow(
-        f"SELECT sample_id, {', '.join(STAT_COLUMNS)} FROM image_quality "
+        "SELECT * EXCLUDE (dataset_id, issues) FROM image_quality "
         "WHERE dataset_id = ? ORDER BY sample_id",
         [dataset_id],
     )
