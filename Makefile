@@ -63,7 +63,7 @@ lint: setup
 
 test: lint $(CHROMIUM)
 	cd frontend && npm test --silent
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 
 clean:
 	rm -rf $(VENV) visor-data frontend/node_modules src/visor/static

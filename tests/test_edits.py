@@ -4,16 +4,21 @@ edits; bad edits change nothing."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pyarrow as pa
 import pytest
 from conftest import Server, ingest, run_cli
 from playwright.sync_api import Browser, Page, expect
 
 from visor.errors import Conflict, InvalidInput, NotFound
+from visor.store import Store
 from visor.store.samples import SampleFilter
+from visor.synthetic import write_map
 from visor.workspace import Workspace
 
 DATA = Path(__file__).parent / "data"
@@ -145,6 +150,14 @@ def test_accepting_suggested_classes(workspace: Workspace) -> None:
         ds.edits.accept_suggestions([samples[1]["id"] * 0 + 999999])
 
 
+def map_classes(client: httpx.Client) -> set[str]:
+    """The classes of the default map's points, as the server sends them to the UI."""
+    points = pa.ipc.open_stream(client.get("/api/datasets/voc/maps/default/points").content)
+    table = points.read_all()
+    legend = json.loads(table.schema.metadata[b"visor:legend"])["class"]
+    return {legend[code] for code in table.column("class").to_pylist() if code}
+
+
 def test_edits_from_the_cli_and_http(tmp_path: Path) -> None:
     home = tmp_path / "home"
     assert run_cli(home, "ingest", str(DATA / "voc_trees"), "--name", "voc").returncode == 0
@@ -160,6 +173,9 @@ def test_edits_from_the_cli_and_http(tmp_path: Path) -> None:
     assert "edit 2 undone" in run_cli(home, "edits", "voc", "--undo").stdout
     bad = run_cli(home, "edit", "voc", "1")
     assert bad.returncode == 1 and "give either --class NEW or --delete" in bad.stdout + bad.stderr
+    store = Store(home / "visor.duckdb")
+    write_map(store, 1, np.array([[0.0, 0.0], [1.0, 1.0]]))  # its 2 images
+    store.close()
     server = Server(home).start()
     try:
         with httpx.Client(base_url=server.url, headers=server.headers) as client:
@@ -180,6 +196,15 @@ def test_edits_from_the_cli_and_http(tmp_path: Path) -> None:
             assert [h["state"] for h in history] == ["done", "dropped", "done"]
         # The CLI goes through the server: the same log.
         assert "edit 3 undone" in run_cli(home, "edits", "voc", "--undo").stdout
+        with httpx.Client(base_url=server.url, headers=server.headers) as client:
+            # The map's points carry each sample's first class: an edit through the server is
+            # drawn, not the points it had encoded before (they once stayed until a tag).
+            assert "Alive" in map_classes(client)
+            relabelled = client.post(
+                "/api/datasets/voc/relabel", json={"from_class": "Alive", "to_class": "Live"}
+            )
+            assert relabelled.status_code == 200, relabelled.text
+            assert "Live" in map_classes(client) and "Alive" not in map_classes(client)
     finally:
         server.stop()
 

@@ -193,7 +193,6 @@ class _Tagging(Op):
     def retag(self, ctx: Context, add: bool) -> int:
         change = sample_rows.add_tags if add else sample_rows.remove_tags
         updated = change(ctx.store, ctx.id, self.targets(ctx), sample_service.check_tags(self.tags))
-        ctx.engine.points.changed(ctx.id)  # the map's points carry each sample's tag
         ctx.changed("tags")
         return updated
 

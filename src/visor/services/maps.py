@@ -392,8 +392,9 @@ def cached_points(
     store: Store, cache: PointsCache, dataset: dict[str, Any], map_id: int | None
 ) -> tuple[bytes, int]:
     """A map's points as Arrow IPC bytes (see `points_stream`) and their number. Kept in
-    memory until the dataset's tags change (the only thing in them that can): at 1M points
-    encoding takes ~0.25 s, more while other requests run."""
+    memory until a write changes the dataset's tags or labels (`PointsCache.changed`: an
+    operation's `ctx.changed`): at 1M points encoding takes ~0.25 s, more while other
+    requests run."""
     found = map_row(store, dataset, map_id)
     key = (dataset["id"], int(found["id"]), cache.version(dataset["id"]))
     body = cache.get(key)

@@ -79,7 +79,8 @@ class Selections:
 
 
 class PointsCache(Newest[tuple[int, int, int], bytes]):
-    """Encoded map points, the newest `LIMIT` maps, keyed by (dataset, map, tags version)."""
+    """Encoded map points, the newest `LIMIT` maps, keyed by (dataset, map, version): a
+    dataset's version counts the writes to its samples' tags and labels (`changed`)."""
 
     LIMIT = 4
 
@@ -99,5 +100,5 @@ class PointsCache(Newest[tuple[int, int, int], bytes]):
 
     def put(self, key: tuple[int, int, int], value: bytes) -> None:
         with self.lock:
-            if key[2] == self._versions.get(key[0], 0):  # else the tags changed meanwhile
+            if key[2] == self._versions.get(key[0], 0):  # else a write came meanwhile
                 self._put(key, value)
