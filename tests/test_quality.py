@@ -90,7 +90,7 @@ def test_flags_agree_with_cleanvision(tmp_path: Path) -> None:
     files += sorted(str(p) for p in (DATA / "classification_trees").rglob("*.jpg"))
     assert len(files) == 14 + 98
     stats = [image_stats(decode(Path(f).read_bytes(), f)) for f in files]
-    ours = issues({n: np.array([getattr(s, n) for s in stats]) for n in ImageStats.names()})
+    ours = issues({n: np.array(v) for n, v in ImageStats.columns(stats).items()})
     kinds = [
         "dark",
         "light",
@@ -207,7 +207,7 @@ def test_blur_a_person_sees_is_found_at_any_size(tmp_path: Path) -> None:
     planted = blurred_photos(tmp_path / "blur")
     files = sorted(planted)
     stats = [image_stats(decode((tmp_path / "blur" / f).read_bytes(), f)) for f in files]
-    ours = issues({n: np.array([getattr(s, n) for s in stats]) for n in ImageStats.names()})
+    ours = issues({n: np.array(v) for n, v in ImageStats.columns(stats).items()})
     flagged = dict(zip(files, ours["blurry"].tolist(), strict=True))
     assert len(files) == 4 * 22 + 2  # 22 photos: 12 COCO tiles, 3 labelImg, 7 YOLO
     assert flagged == {f: blurred for f, (_, blurred) in planted.items()}

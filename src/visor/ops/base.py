@@ -103,9 +103,10 @@ class Context:
         return self.engine.source(self.dataset["root"])
 
     def changed(self, what: str) -> None:
-        """Record a write (for the event stream). The dataset's encoded map points are dropped:
-        they carry each sample's split, class and tag, which a tag or an edit changes."""
-        if self.row:
+        """Record a write (for the event stream). The dataset's encoded map points are dropped
+        (they carry each sample's split, class and tag, and a map of boxes its labels), unless
+        the write was a saved view's, which touches none of them."""
+        if self.row and what != "views":
             self.engine.points.changed(self.row["id"])
         self.engine.changes.record(self.row["name"] if self.row else None, what)
 
