@@ -5,13 +5,18 @@ box styles by outcome, the outcome filter, the error sort and the map coloured b
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pytest
 from conftest import Server, ingest
 from playwright.sync_api import Browser, expect
 from test_evaluate import DATA, write_swapped
 
+from visor.client import RemoteWorkspace, open_workspace
 from visor.config import Settings
 from visor.workspace import Workspace
 
@@ -137,4 +142,37 @@ def test_evaluate_one_split_from_the_panel(browser: Browser, served: tuple[Serve
     expect(panel.get_by_test_id("evaluation-summary")).to_contain_text("on split val")
     names = [e["name"] for e in httpx.get(f"{server.url}/api/datasets/trees/evaluations").json()]
     assert names == ["swapped", "swapped.val"]
+    page.context.close()
+
+
+def test_a_source_of_one_split_evaluated_on_all_of_them(
+    browser: Browser, served: tuple[Server, dict], tmp_path: Path
+) -> None:
+    """A model run on the val images only, evaluated on the whole dataset (through the
+    server): the other splits' boxes count as missed, as pycocotools counts them, and the
+    panel says so and which split to evaluate instead."""
+    server, _ = served
+    with open_workspace(server.home) as ws:
+        assert isinstance(ws, RemoteWorkspace)
+        ds = ws.dataset("trees")
+        gt = ds.to_arrow(labels=True).filter(pc.field("kind") == "gt")
+        on_val = gt.filter(pc.field("split") == "val")
+        columns = ("path", "class", "x", "y", "w", "h")
+        table = on_val.select(columns).rename_columns(["file_name", *columns[1:]])
+        pcsv.write_csv(
+            table.append_column("score", pa.array([0.9] * len(table))), tmp_path / "v.csv"
+        )
+        ds.import_predictions(str(tmp_path / "v.csv"), "val-only")
+        done = ds.evaluate("val-only", wait=True)["result"]
+    others = gt.num_rows - on_val.num_rows
+    images = len(set(gt["sample_id"].to_pylist()) - set(on_val["sample_id"].to_pylist()))
+    assert done["counts"]["fn"] == others and 0 < on_val.num_rows < gt.num_rows
+    page = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US").new_page()
+    page.goto(f"{server.url}/?dataset=trees&eval=val-only&tab=evaluation")
+    warning = page.get_by_test_id("evaluation-panel").get_by_test_id("evaluation-warning")
+    expect(warning).to_have_text(
+        f"val-only has predictions on images of split val only: the {others} ground-truth "
+        f"boxes on the {images} images of split train count as missed; evaluate on "
+        "split val alone (--split val) to score only the images it ran on"
+    )
     page.context.close()

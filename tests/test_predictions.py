@@ -173,8 +173,17 @@ def test_coco_results_of_one_split_of_a_roboflow_export(corpus: Workspace, tmp_p
     assert on_val["split"] == "val"
     assert on_val["counts"]["tp"] == len(results) and on_val["counts"]["fn"] == 0
     assert on_val["summary"]["AP"] == pytest.approx(1.0)
+    assert on_val["warning"] is None
     everywhere = ds.evaluate("valid-gt", name="valid-gt-all", wait=True)["result"]
     assert everywhere["counts"]["fn"] == 461 - len(results)
+    # ... as pycocotools counts them; said, with the split to evaluate instead.
+    warning = (
+        f"valid-gt has predictions on images of split val only: the {461 - len(results)} "
+        "ground-truth boxes on the 10 images of splits test, train count as missed; evaluate "
+        "on split val alone (--split val) to score only the images it ran on"
+    )
+    assert everywhere["warning"] == warning
+    assert ds.evaluations.get("valid-gt-all")["metrics"]["warning"] == warning
     listed = {e["name"]: e["params"].get("split") for e in ds.evaluations.list()}
     assert listed["valid-gt-val"] == "val" and listed["valid-gt-all"] is None
     with pytest.raises(

@@ -112,6 +112,9 @@ export function EvaluationPanel(
             {fmt(evaluation.metrics.counts.recall)})
             {evaluation.params.split && <> · on split {evaluation.params.split}</>}
           </p>
+          {evaluation.metrics.warning && (
+            <p className="warning" data-testid="evaluation-warning">{evaluation.metrics.warning}</p>
+          )}
           <label>Show samples{" "}
             <select
               aria-label="outcome"

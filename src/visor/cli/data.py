@@ -84,6 +84,8 @@ def _evaluation_report(result: dict[str, Any], params: dict[str, Any], worst: in
         + (f" in split {split}" if split else "")
         + ")"
     )
+    if result.get("warning"):
+        out.print(_styled("warning:", "bold yellow", result["warning"]))
     if result["worst_classes"] and worst > 0:
         out.print("worst classes (AP@[.5:.95], AP50, precision, recall, FP, FN):")
         for row in result["worst_classes"][:worst]:

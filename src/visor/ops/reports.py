@@ -169,6 +169,11 @@ class Metrics(Result):
     classes: list[ClassMetrics]
     curves: Curves
     confusion: Confusion
+    warning: str | None = Field(
+        default=None,
+        description="the source predicted on some splits only, and the others' boxes count as "
+        "missed",
+    )
 
 
 class EvaluationParams(Result):

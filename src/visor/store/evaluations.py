@@ -73,6 +73,31 @@ def boxes(
     )
 
 
+def unpredicted_splits(
+    store: Store, dataset_id: int, source: str
+) -> tuple[list[str | None], list[tuple[str | None, int, int]]]:
+    """The splits of the images `source` predicted on, and of every other split that has
+    ground-truth boxes: (split, images with boxes, boxes)."""
+    join = (
+        "FROM labels l JOIN samples s ON s.dataset_id = l.dataset_id AND s.id = l.sample_id "
+        "WHERE l.dataset_id = ? AND "
+    )
+    predicted = [
+        r[0]
+        for r in store.query(
+            f"SELECT DISTINCT s.split {join} l.kind = 'prediction' AND l.source = ? "
+            "ORDER BY 1 NULLS FIRST",
+            [dataset_id, source],
+        )
+    ]
+    boxes = store.query(
+        f"SELECT s.split, count(DISTINCT s.id), count(*) {join} l.kind = 'gt' "
+        "AND l.x IS NOT NULL AND l.class IS NOT NULL GROUP BY 1 ORDER BY 1 NULLS FIRST",
+        [dataset_id],
+    )
+    return predicted, [(r[0], int(r[1]), int(r[2])) for r in boxes if r[0] not in predicted]
+
+
 def save(
     store: Store,
     dataset_id: int,
