@@ -1,6 +1,8 @@
 """The web UI with a large map, in headless Chromium: time from navigation to the map's first
 drawn frame, from the end of a lasso over about half the points to the grid's new count, and
-from the answer to tagging that lasso (the tag bar's Add) to the map drawn with the new tags.
+from the answer to tagging that lasso (the tag bar's Add) to the map drawn with the new tags;
+first, the server's part of that last one: the points made anew against the kept ones with
+their tags read again.
 
     .venv/bin/python bench/ui.py --points 1000000
 
@@ -25,7 +27,9 @@ import numpy as np
 from playwright.sync_api import sync_playwright
 from samples_query import build, serve
 
+from visor.services.maps import points_stream, with_tags
 from visor.store import Store
+from visor.store import maps as map_rows
 from visor.synthetic import write_map
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
@@ -39,6 +43,28 @@ def add_map(home: Path, n: int) -> None:
     store = Store(home / "visor.duckdb")
     write_map(store, 1, xy)
     store.close()
+
+
+def server_points(home: Path, rounds: int = 5) -> None:
+    """The server's part of a map's points after a write, interleaved: made anew (every
+    column read and encoded, as after a label edit) and after a write of tags alone (the kept
+    points with their tags read again)."""
+    store = Store(home / "visor.duckdb")
+    kept = points_stream(map_rows.points(store, 1, 1))
+    anew, tags = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        whole = points_stream(map_rows.points(store, 1, 1))
+        anew.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        patched = with_tags(kept, map_rows.point_tags(store, 1, 1))
+        tags.append(time.perf_counter() - t)
+        assert whole == patched
+    store.close()
+    print(
+        f"server, points made anew: median {statistics.median(anew) * 1000:.0f} ms; after a "
+        f"tag: {statistics.median(tags) * 1000:.0f} ms ({len(kept) / 1e6:.1f} MB)"
+    )
 
 
 def mark(page, name: str) -> float | None:  # type: ignore[no-untyped-def]
@@ -127,6 +153,7 @@ def main() -> None:
         build(home, args.points)
         add_map(home, args.points)
         print(f"built {args.points:,} samples and map points in {time.perf_counter() - t0:.1f} s")
+        server_points(home)
         server, thread = serve(home, args.port)
         url = f"http://127.0.0.1:{args.port}/?dataset=big&boxes=none"
         if args.split:

@@ -13,7 +13,8 @@ from conftest import Server, ingest, wait_job
 from sklearn.manifold import trustworthiness
 
 from visor.errors import InvalidInput
-from visor.services.maps import cached_points, check_params, compute_map
+from visor.services.maps import cached_points, check_params, compute_map, points_stream
+from visor.store import maps as map_rows
 from visor.workspace import Workspace
 
 TINY = "random:dinov2-tiny"
@@ -146,24 +147,46 @@ def test_map_job_and_binary_points(server: Server, demo_root: Path) -> None:
 
 
 def test_map_points_are_encoded_ahead_and_follow_tag_changes(
-    workspace: Workspace, demo_root: Path
+    workspace: Workspace, demo_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ingest(workspace, demo_root)
     dataset = workspace.dataset("ds")
     dataset.embed(TINY, wait=True)
     dataset.make_map(TINY, method="pca", uniqueness=False, wait=True)
     (made,) = dataset.maps()
-    key = (dataset.id, made["id"], workspace.engine.points.version(dataset.id))
-    assert workspace.engine.points.get(key) is None  # not serving: nothing encoded ahead
+    cache = workspace.engine.points
+    key = (dataset.id, made["id"], cache.version(dataset.id)[0])
+    assert cache.get(key) is None  # not serving: nothing encoded ahead
     workspace.warm_points()  # what a server does when it starts
-    body = workspace.engine.points.get(key)
-    assert body is not None and cached_points(
-        workspace.store, workspace.engine.points, dataset.row, None
-    ) == (body, 40)
-    # A tag edit changes the points' tag codes: the kept bytes are dropped, new ones made.
+    kept = cache.get(key)
+    assert kept is not None
+    assert cached_points(workspace.store, cache, dataset.row, None) == (kept[1], 40)
+
+    def made_anew() -> bytes:
+        return points_stream(map_rows.points(workspace.store, dataset.id, made["id"]))
+
+    # A tag edit changes the points' tag codes: the kept bytes are no longer served, and the
+    # new ones are made from them with only the tags read again, equal to points made anew.
+    read = map_rows.points
+    reads: list[int] = []
+    monkeypatch.setattr(map_rows, "points", lambda *a, **k: reads.append(1) or read(*a, **k))
     dataset.add_tags([3], ["odd"])
-    assert workspace.engine.points.get(key) is None
-    fresh, _ = cached_points(workspace.store, workspace.engine.points, dataset.row, None)
+    dataset.add_tags([5, 7], ["a-tag"])
+    now = (dataset.id, made["id"], cache.version(dataset.id)[0])
+    assert now != key and cache.get(now) is None
+    fresh, _ = cached_points(workspace.store, cache, dataset.row, None)
+    assert reads == []
     table = pa.ipc.open_stream(fresh).read_all()
     legend = json.loads(table.schema.metadata[b"visor:legend"])
-    assert legend["tag"][table.column("tag")[3].as_py()] == "odd"
+    assert legend["tag"] == [None, "a-tag", "odd"]
+    ids, codes = table.column("sample_id").to_pylist(), table.column("tag").to_pylist()
+    tags = dict(zip(ids, codes, strict=True))
+    assert [legend["tag"][tags[i]] for i in range(3, 8)] == ["odd", None, "a-tag", None, "a-tag"]
+    assert fresh == made_anew() and reads == [1]
+    # A write of labels drops them: made anew, whole.
+    dataset.edits.relabel("circle", "disc")
+    reads.clear()
+    relabelled, _ = cached_points(workspace.store, cache, dataset.row, None)
+    assert reads == [1] and relabelled != fresh
+    legend = json.loads(pa.ipc.open_stream(relabelled).read_all().schema.metadata[b"visor:legend"])
+    assert "disc" in legend["class"] and "circle" not in legend["class"]

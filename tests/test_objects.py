@@ -18,8 +18,9 @@ from PIL import Image
 from visor.embedding.crops import CropRule, crop_region
 from visor.embedding.models import load_model
 from visor.embedding.pipeline import ImageItem, embed_images
-from visor.services.maps import points_stream
+from visor.services.maps import cached_points, points_stream
 from visor.store import embeddings as vector_rows
+from visor.store import maps as map_rows
 from visor.store import objects as object_rows
 from visor.store.samples import SampleFilter
 from visor.workspace import Workspace
@@ -170,6 +171,23 @@ def test_maps_of_boxes_and_their_points(workspace: Workspace) -> None:
     stream = pa.ipc.open_stream(points_stream(points)).read_all()
     assert stream.column("label_id").type == pa.int32()
     assert stream.column("sample_id").to_pylist() == sorted(stream.column("sample_id").to_pylist())
+    # After a tag, each box's point has its image's new tag, made from the kept points (only
+    # the tags read again) and equal to the points made anew.
+    context = workspace.context("yolo")
+    kept, _ = cached_points(workspace.store, context.engine.points, context.dataset, None)
+    tagged = stored[points.column("label_id")[0].as_py()][0]
+    ds.add_tags([tagged], ["look"])
+    again, _ = cached_points(workspace.store, context.engine.points, context.dataset, None)
+    made_anew = points_stream(map_rows.points(workspace.store, ds.id, row["id"], objects=True))
+    assert again != kept and again == made_anew
+    table = pa.ipc.open_stream(again).read_all()
+    legend = json.loads(table.schema.metadata[b"visor:legend"])["tag"]
+    looked = {
+        s
+        for s, t in zip(table["sample_id"].to_pylist(), table["tag"].to_pylist(), strict=True)
+        if legend[t] == "look"
+    }
+    assert looked == {tagged}
 
 
 def test_planted_duplicate_boxes_and_outliers(workspace: Workspace, tmp_path: Path) -> None:

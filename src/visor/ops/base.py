@@ -105,9 +105,10 @@ class Context:
     def changed(self, what: str) -> None:
         """Record a write (for the event stream). The dataset's encoded map points are dropped
         (they carry each sample's split, class and tag, and a map of boxes its labels), unless
-        the write was a saved view's, which touches none of them."""
+        the write was a saved view's, which touches none of them; after one of tags alone
+        only their tags are read again."""
         if self.row and what != "views":
-            self.engine.points.changed(self.row["id"])
+            self.engine.points.changed(self.row["id"], tags_only=what == "tags")
         self.engine.changes.record(self.row["name"] if self.row else None, what)
 
     def selection(self, token: str) -> np.ndarray:

@@ -78,27 +78,42 @@ class Selections:
         return stored
 
 
-class PointsCache(Newest[tuple[int, int, int], bytes]):
+class PointsCache(Newest[tuple[int, int, int], tuple[int, bytes]]):
     """Encoded map points, the newest `LIMIT` maps, keyed by (dataset, map, version): a
-    dataset's version counts the writes to its samples' tags and labels (`changed`)."""
+    dataset's version counts the writes to its samples' tags and labels (`changed`). Each is
+    kept with the dataset's count of writes other than tags when it was made: after writes of
+    tags alone, the points made before them are what the new ones are made from (their tag
+    codes read again, the rest as it was: `maps.cached_points`)."""
 
     LIMIT = 4
 
     def __init__(self) -> None:
         super().__init__(self.LIMIT)
-        self._versions: dict[int, int] = {}
+        self._versions: dict[int, tuple[int, int]] = {}  # (every write, writes but tags)
         self.encoding = threading.Lock()
 
-    def version(self, dataset_id: int) -> int:
+    def version(self, dataset_id: int) -> tuple[int, int]:
+        """(every write, the writes other than tags) to the dataset so far."""
         with self.lock:
-            return self._versions.get(dataset_id, 0)
+            return self._versions.get(dataset_id, (0, 0))
 
-    def changed(self, dataset_id: int) -> None:
+    def changed(self, dataset_id: int, tags_only: bool = False) -> None:
         with self.lock:
-            self._versions[dataset_id] = self._versions.get(dataset_id, 0) + 1
-            self._drop(lambda key: key[0] != dataset_id)
+            writes, labels = self._versions.get(dataset_id, (0, 0))
+            self._versions[dataset_id] = (writes + 1, labels + (not tags_only))
+            if not tags_only:
+                self._drop(lambda key: key[0] != dataset_id)
 
-    def put(self, key: tuple[int, int, int], value: bytes) -> None:
+    def put(self, key: tuple[int, int, int], value: tuple[int, bytes]) -> None:
         with self.lock:
-            if key[2] == self._versions.get(key[0], 0):  # else a write came meanwhile
+            if key[2] == self._versions.get(key[0], (0, 0))[0]:  # else a write came meanwhile
+                self._drop(lambda old: old[:2] != key[:2])  # the map's older points
                 self._put(key, value)
+
+    def made_before(self, dataset_id: int, map_id: int, labels: int) -> bytes | None:
+        """The map's points made before writes of tags alone (at `labels`), if kept."""
+        with self.lock:
+            for key, (made_at, body) in self._items.items():
+                if key[:2] == (dataset_id, map_id) and made_at == labels:
+                    return body
+            return None

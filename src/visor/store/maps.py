@@ -137,3 +137,16 @@ def points(store: Store, dataset_id: int, map_id: int, *, objects: bool = False)
         "WHERE p.dataset_id = ? AND p.map_id = ? ORDER BY p.sample_id",
         [dataset_id, map_id],
     )
+
+
+def point_tags(
+    store: Store, dataset_id: int, map_id: int, *, objects: bool = False
+) -> pa.ChunkedArray:
+    """Each point's sample's first tag, in the order of `points`."""
+    order = "p.sample_id, p.label_id" if objects else "p.sample_id"
+    return store.query_arrow(
+        "SELECT s.tags[1] AS tag FROM map_points p "
+        "JOIN samples s ON s.dataset_id = p.dataset_id AND s.id = p.sample_id "
+        f"WHERE p.dataset_id = ? AND p.map_id = ? ORDER BY {order}",
+        [dataset_id, map_id],
+    ).column("tag")
