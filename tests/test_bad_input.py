@@ -303,3 +303,38 @@ def test_an_image_smaller_than_its_annotation_says_is_flagged(tmp_path: Path) ->
             (48, 64, []),
         ]
         assert ds.info()["flags"] == {"box_outside_image": 1, "size_mismatch": 1}
+
+
+def test_nothing_readable_is_refused_naming_the_folder(
+    workspace: Workspace, demo_root: Path, tmp_path: Path
+) -> None:
+    """An empty folder, a folder whose images are all unreadable, COCO annotations that name
+    no image: each fails naming the folder and why, and leaves no dataset (and the one it was
+    to replace intact), in both the Python API and the CLI."""
+    ingest(workspace, demo_root)
+    (tmp_path / "empty").mkdir()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.jpg").write_text("this is not an image\n")
+    (broken / "b.png").write_bytes(b"")
+    _coco(tmp_path / "coco", [], [])
+    expected = {
+        "empty": f"{tmp_path / 'empty'}: no images and no annotation files found",
+        "broken": f"{broken}: none of its 2 images could be read (a.jpg: not an image "
+        "(unrecognised file contents)); nothing was ingested",
+        "coco": f"{tmp_path / 'coco'}: its coco annotations name no images; nothing was ingested",
+    }
+    for folder, message in expected.items():
+        job = ingest(workspace, tmp_path / folder, "ds", replace=True)
+        assert (job["state"], job["error"]) == ("failed", message)
+    assert workspace.dataset("ds").info()["num_samples"] == 40  # the old one is intact
+    assert [d["name"] for d in workspace.datasets()] == ["ds"]
+    (broken / "b.png").unlink()
+    home = tmp_path / "cli"
+    done = run_cli(home, "ingest", str(broken), "--name", "one")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        f"error: {broken}: its one image could not be read (a.jpg: not an image (unrecognised file "
+        "contents)); nothing was ingested"
+    )
+    assert "one" not in run_cli(home, "datasets").stdout

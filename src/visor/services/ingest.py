@@ -66,10 +66,17 @@ def inspect(root: str) -> dict[str, Any]:
     listing = list_files(Source(root))
     return {
         "path": root,
-        "format": detect_format(listing),
+        "format": _format_of(root, listing),
         "images": sum(1 for _ in listing.images()),
         "problems": len(listing.problems),
     }
+
+
+def _format_of(root: str, listing: Listing) -> str:
+    try:
+        return detect_format(listing)
+    except FormatError as e:
+        raise FormatError(f"{root}: {e.message}") from None
 
 
 @dataclass
@@ -103,7 +110,7 @@ def ingest(
     ctx.phase(f"listing files in {root}")
     source = Source(root)
     listing = list_files(source)
-    fmt = fmt or detect_format(listing)
+    fmt = fmt or _format_of(root, listing)
     ctx.check_cancelled()
 
     ctx.phase(f"reading {fmt} annotations")
@@ -111,8 +118,22 @@ def ingest(
     cols.skipped[:0] = listing.problems
     ctx.check_cancelled()
 
+    before = len(cols.skipped)
     sizes = _probe_images(source, listing, cols, ctx)
     keep = [i for i, s in enumerate(cols.samples) if sizes[i] is not None]
+    if not keep:  # a dataset of nothing is a mistake to say, not one to store
+        unread = cols.skipped[before:]
+        raise FormatError(
+            f"{root}: "
+            + (
+                "its one image could not be read"
+                if len(cols.samples) == 1
+                else f"none of its {len(cols.samples)} images could be read"
+            )
+            + f" ({unread[0].path}: {unread[0].reason}); nothing was ingested"
+            if unread
+            else f"{root}: its {fmt} annotations name no images; nothing was ingested"
+        )
     dataset_id = dataset_rows.next_id(store)
     samples_table, labels_table, categories = _tables(cols, sizes, keep, listing, dataset_id)
     # Stored in sample order: reading one sample's labels then skips most of the table.
