@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from "react";
-import { api, datasetPath, watchChanges, writtenSeq, type Schemas } from "./api";
+import { afterWrites, api, datasetPath, watchChanges, writtenSeq, type Schemas } from "./api";
 import { setClassOrder } from "./colors";
 import { EvaluationPanel } from "./EvaluationPanel";
 import { ExportPanel } from "./ExportPanel";
@@ -113,18 +113,19 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
   }, [name, version]);
   // Changes made elsewhere (the CLI, a notebook, another tab): the page follows them. A
   // change this page made is fetched once, on its answer: its event, which follows, and any
-  // other change it already covers are passed over (at 1M points a second fetch is 17 MB).
+  // other change it already covers are passed over (at 1M points a second fetch is 17 MB);
+  // an event that arrives before its operation's answer waits for it (`afterWrites`).
   const covered = useRef(0);
   const changed = () => {
     covered.current = Math.max(covered.current, writtenSeq());
     setVersion((v) => v + 1);
   };
   useEffect(
-    () => watchChanges((change) => {
+    () => watchChanges((change) => afterWrites(() => {
       if (change.what === "reload") covered.current = 0; // its server may count anew
       else if (change.seq <= covered.current) return;
       if (change.dataset === name || change.dataset === null) setVersion((v) => v + 1);
-    }),
+    })),
     [name],
   );
   useEffect(() => {

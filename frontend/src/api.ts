@@ -17,17 +17,40 @@ let written = 0;
  * need no second fetch. */
 export const writtenSeq = () => written;
 
+let writing = 0; // this page's operations not answered yet
+let waiting: (() => void)[] = [];
+/** Runs `then` once this page's operations under way have been answered and their callers
+ * have seen the answers (at once if none is): a change event can arrive before the answer to
+ * the operation that made it, and then the answer, not the event, is what to fetch on. */
+export function afterWrites(then: () => void): void {
+  if (!writing) return then();
+  waiting.push(then);
+}
+
 export async function api<T>(path: string, init?: RequestInit): Promise<T> {
-  const response = await fetch(path, {
-    ...init,
-    headers: init?.body ? { "Content-Type": "application/json" } : undefined,
-  });
-  written = Math.max(written, Number(response.headers.get("X-Visor-Seq") ?? 0) || 0);
-  const body = await response.json().catch(() => null);
-  if (!response.ok) {
-    throw new ApiError(body?.error?.message ?? `${path}: HTTP ${response.status}`);
+  const writes = (init?.method ?? "GET") !== "GET";
+  if (writes) writing += 1;
+  try {
+    const response = await fetch(path, {
+      ...init,
+      headers: init?.body ? { "Content-Type": "application/json" } : undefined,
+    });
+    written = Math.max(written, Number(response.headers.get("X-Visor-Seq") ?? 0) || 0);
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      throw new ApiError(body?.error?.message ?? `${path}: HTTP ${response.status}`);
+    }
+    return body as T;
+  } finally {
+    if (writes && !--writing) {
+      // A task later: the caller's continuation (a microtask) takes the answer first.
+      setTimeout(() => {
+        const now = waiting;
+        waiting = [];
+        now.forEach((then) => then());
+      });
+    }
   }
-  return body as T;
 }
 
 export const datasetPath = (name: string) => `/api/datasets/${encodeURIComponent(name)}`;
