@@ -442,6 +442,7 @@ def test_the_split_between_grid_and_map_is_dragged_and_remembered(
         "() => localStorage.getItem('visor:section:Quality and labels') === 'closed'"
     )
     page.reload()
+    expect(page.get_by_test_id("map")).to_have_attribute("data-points", "40")  # loaded
     expect(page.get_by_label("image quality")).to_be_hidden()
     page.locator("details.section > summary", has_text="Quality and labels").click()
     expect(page.get_by_label("image quality")).to_be_visible()
