@@ -44,13 +44,19 @@ def cli(home: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def corpus_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every corpus dataset ingested, embedded with random weights and mapped, by the CLI."""
+    """Every corpus dataset ingested, embedded with random weights and mapped, by the CLI
+    through a running server (which loads the model once, not once a command); stopped
+    before the tests, which use the store directly first."""
     home = tmp_path_factory.mktemp("corpus")
-    for name in EXPECTED:
-        cli(home, "ingest", str(DATA / name), "--name", name)
-        cli(home, "embed", name, "--model", MODEL, "--precision", "fp32", "--batch-size", "16")
-        if name != "voc_trees":  # 2 images: too few for a map (tested below)
-            cli(home, "map", name, "--method", "pca")
+    server = Server(home).start()
+    try:
+        for name in EXPECTED:
+            cli(home, "ingest", str(DATA / name), "--name", name)
+            cli(home, "embed", name, "--model", MODEL, "--precision", "fp32", "--batch-size", "16")
+            if name != "voc_trees":  # 2 images: too few for a map (tested below)
+                cli(home, "map", name, "--method", "pca")
+    finally:
+        server.stop()
     return home
 
 

@@ -173,6 +173,13 @@ def test_a_source_of_one_split_evaluated_on_all_of_them(
     expect(warning).to_have_text(
         f"val-only has predictions on images of split val only: the {others} ground-truth "
         f"boxes on the {images} images of split train count as missed; evaluate on "
-        "split val alone (--split val) to score only the images it ran on"
-    )
+        "split val alone (--split val) to score only the images it ran on Evaluate on split val"
+    )  # the last words the button's
+    # One click evaluates the split it ran on: kept beside, opened, and nothing is missed.
+    warning.get_by_role("button", name="Evaluate on split val").click()
+    expect(page).to_have_url(f"{server.url}/?dataset=trees&eval=val-only.val&tab=evaluation")
+    summary = page.get_by_test_id("evaluation-summary")
+    expect(summary).to_contain_text(f"at IoU 0.5: {on_val.num_rows} TP, 0 FP, 0 FN")
+    expect(summary).to_contain_text("on split val")
+    expect(page.get_by_test_id("evaluation-warning")).to_have_count(0)
     page.context.close()

@@ -183,7 +183,8 @@ def test_coco_results_of_one_split_of_a_roboflow_export(corpus: Workspace, tmp_p
         "on split val alone (--split val) to score only the images it ran on"
     )
     assert everywhere["warning"] == warning
-    assert ds.evaluations.get("valid-gt-all")["metrics"]["warning"] == warning
+    metrics = ds.evaluations.get("valid-gt-all")["metrics"]
+    assert (metrics["warning"], metrics["predicted_splits"]) == (warning, ["val"])
     listed = {e["name"]: e["params"].get("split") for e in ds.evaluations.list()}
     assert listed["valid-gt-val"] == "val" and listed["valid-gt-all"] is None
     with pytest.raises(

@@ -76,6 +76,8 @@ export function EvaluationPanel(
 
   if (list === null) return <div className="evaluation">Loading…</div>;
   const names = Object.keys(sources);
+  const predicted = evaluation?.metrics.predicted_splits ?? [];
+  const only = predicted.length === 1 ? predicted[0] : null; // the split to evaluate instead
   return (
     <div className="evaluation" data-testid="evaluation-panel">
       <div className="evaluation-tools">
@@ -113,7 +115,17 @@ export function EvaluationPanel(
             {evaluation.params.split && <> · on split {evaluation.params.split}</>}
           </p>
           {evaluation.metrics.warning && (
-            <p className="warning" data-testid="evaluation-warning">{evaluation.metrics.warning}</p>
+            <p className="warning" data-testid="evaluation-warning">
+              {evaluation.metrics.warning}
+              {only && (
+                <>
+                  {" "}
+                  <button disabled={job?.state === "running"} onClick={() => start(evaluation.source, only)}>
+                    Evaluate on split {only}
+                  </button>
+                </>
+              )}
+            </p>
           )}
           <label>Show samples{" "}
             <select

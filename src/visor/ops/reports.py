@@ -174,6 +174,9 @@ class Metrics(Result):
         description="the source predicted on some splits only, and the others' boxes count as "
         "missed",
     )
+    predicted_splits: list[str | None] | None = Field(
+        default=None, description="with the warning: the splits the source predicted on"
+    )
 
 
 class EvaluationParams(Result):

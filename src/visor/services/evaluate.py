@@ -156,7 +156,9 @@ def evaluate(
     metrics = _metrics(curves, all_thr, len(metric_thr), at, classes, options.classwise, gt, dt)
     metrics["confusion"] = _confusion_matrix(confusion, classes)
     if split is None:
-        metrics["warning"] = unpredicted_warning(store, dataset["id"], options.source)
+        predicted, warning = unpredicted_warning(store, dataset["id"], options.source)
+        if warning is not None:
+            metrics.update(warning=warning, predicted_splits=predicted)
     ctx.progress(3)
 
     ctx.phase("writing results")
@@ -192,13 +194,15 @@ def evaluate(
     }
 
 
-def unpredicted_warning(store: Store, dataset_id: int, source: str) -> str | None:
-    """Where `source` predicted on some splits only (a model run on its validation split),
-    evaluated on the whole dataset the other splits' boxes count as missed, as pycocotools
-    counts them: said, with the split to evaluate instead. None where it covers them all."""
+def unpredicted_warning(
+    store: Store, dataset_id: int, source: str
+) -> tuple[list[str | None], str | None]:
+    """The splits `source` predicted on, and where that is some of them only (a model run on
+    its validation split) the warning that, evaluated on the whole dataset, the other splits'
+    boxes count as missed, as pycocotools counts them, with the split to evaluate instead."""
     predicted, others = evaluation_rows.unpredicted_splits(store, dataset_id, source)
     if not others or not predicted:
-        return None
+        return predicted, None
 
     def named(splits: Iterable[str | None]) -> str:
         listed = [s or "(none)" for s in splits]
@@ -212,7 +216,7 @@ def unpredicted_warning(store: Store, dataset_id: int, source: str) -> str | Non
         if len(predicted) == 1 and predicted[0] is not None
         else "evaluate one split at a time (--split S) to score only the images it ran on"
     )
-    return (
+    return predicted, (
         f"{source} has predictions on images of {named(predicted)} only: the {boxes} "
         f"ground-truth boxes on the {images} images of {named(s for s, _, _ in others)} "
         f"count as missed; {instead}"
