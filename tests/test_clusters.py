@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +97,11 @@ def test_the_corpus_boxes_clustered(ws: Workspace) -> None:
     ds.make_map(method="pca", objects=True, wait=True)
     job = ds.find_clusters(min_cluster_size=5, wait=True)
     result, found = job["result"], ds.clusters()
-    assert job["message"] == "2 clusters among 101 points, 31 in none"  # as visor jobs lists it
+    assert re.fullmatch(  # as visor jobs lists it, and the CLI says it
+        r"map 1: 2 clusters of at least 5 points among 101 \(31 in none\); \d+ mixing classes "
+        r"\([\d.]+ s\)",
+        job["message"],
+    )
     assert result["points"] == 101 and len(found["clusters"]) == result["clusters"] == 2
     assert found["noise"] == 31 and [c["size"] for c in found["clusters"]] == [
         c["size"] for c in sorted(found["clusters"], key=lambda c: -c["size"])

@@ -241,9 +241,11 @@ def test_health_computes_what_is_missing_from_the_cli_and_the_ui(
         assert run_cli(home, *args).returncode == 0
     done = run_cli(home, "health", "y")
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    said, *lines = done.stdout.splitlines()  # the job's line, then why each is left, the report
+    assert said.endswith("; not computed: label_errors, objects"), done.stdout
     waiting = [line for line in lines if "not computed" in line]
     assert waiting and all("--objects" in line for line in waiting), done.stdout
+    assert "  objects: needs a vector per box: visor embed y --objects" in lines, done.stdout
     with Workspace(Settings(home=home)) as ws:
         ds = ws.dataset("y")
         rows = {r["kind"]: r for r in ds.health()["rows"]}

@@ -61,10 +61,12 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     """Each command of the CLI, on the corpus, directly on the store and through a server."""
     name, home, _ = mode
     used: set[str] = set()
+    printed: list[str] = []
 
     def run(*args: str) -> str:
         used.add(args[0])
-        return cli(home, *args)
+        printed.append(cli(home, *args))
+        return printed[-1]
 
     assert "ingested y: 7 samples, 101 labels (yolo)" in run("ingest", str(YOLO), "--name", "y")
     assert "y" in run("datasets") and "7 samples, 101 labels" in run("info", "y")
@@ -79,7 +81,7 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     assert "nearest-neighbour similarity of 7 samples" in run("duplicates", "y")
     assert "uniqueness of 7 samples (k=2" in run("uniqueness", "y", "-k", "2")
     assert "index of 7 vectors (1 list, 1 probed per query)" in run("index", "y")
-    assert "7 of 7 images measured" in run("quality", "y")
+    assert "7 images measured: no issues" in run("quality", "y")
     with visor.open(home) as ws:
         assert isinstance(ws, RemoteWorkspace) == (name == "served")
         table = ws.sql(AS_PREDICTIONS)
@@ -106,6 +108,14 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     assert "labels Dead -> Snag" in run("relabel", "y", "--from", "Dead", "--to", "Snag")
     assert "edit 3: 1 sample(s) excluded" in run("exclude", "y", "0")
     assert "edit 3 undone" in run("edits", "y", "--undo")
+    # Tags and relabelling take the samples by filters (every filter is an option).
+    assert "tagged 2 samples: keep" in run("tag", "y", "keep", "--split", "val")
+    assert "tagged 0 samples: keep" in run("tag", "y", "keep", "--split", "val", "--has-label")
+    assert "edit 4: 9 labels Alive -> Live" in run(
+        "relabel", "y", "--from", "Alive", "--to", "Live", "--tag", "keep", "--split", "val"
+    )
+    assert "untagged 2 samples: keep" in run("tag", "y", "keep", "--remove", "--tag", "keep")
+    assert "give the samples" in cli(home, "tag", "y", "keep", ok=False)
     assert "view v1 saved" in run("views", "y", "--save", "v1", "--split", "train")
     assert "v1" in run("views", "y")
     # Text search needs a model with a text tower: refused with the one above, then found.
@@ -122,9 +132,14 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
         ended = [(j["kind"], j["message"]) for j in ws.jobs.list() if j["state"] == "done"]
     said = dict(reversed(ended))  # the newest of each kind
     assert len(ended) == 18 and len(said) == 14 and all(m != "done" for _, m in ended), ended
-    assert said["evaluate"] == "gt.val: AP 1.000; 38 true positives, 0 false positives, 0 missed"
+    assert said["evaluate"] == (
+        "gt.val: AP 1.000; at IoU 0.5: 38 true positives, 0 false positives, 0 missed "
+        "(38 predictions, 38 boxes in split val)"
+    )
     assert said["quality"] == "7 images measured: no issues"
-    assert re.fullmatch(r"uniqueness of 7 samples, median 0\.\d+", said["uniqueness"])
+    assert re.fullmatch(r"uniqueness of 7 samples \(k=2, median 0\.\d+\): .*", said["uniqueness"])
+    # ... and that sentence is what the command printed first (one summary, every surface)
+    assert all(any(m in out for out in printed) for m in said.values()), (said, printed)
     assert "dinov2-small" in run("models")
     assert "deleted y" in run("rm", "y")
     commands = {c.name or c.callback.__name__ for c in app.registered_commands}  # type: ignore[union-attr]
@@ -251,8 +266,18 @@ def test_typed_answers_describe_what_comes_back(mode: tuple, tmp_path: Path) -> 
             ops.ObjectStatus: ds.objects.status(),
             ops.Relabel: ds.edits.relabel("Dead", "Snag"),
             ops.Undo: ds.edits.undo(),
+            ops.Models: ws.models(),
         }
+        # the process that embeds (this one, or the server) says what it loaded and runs on
+        found = answers[ops.Models]
+        assert {m["device"] for m in found["loaded"] if m["model"] == TINY} == {"cpu"}
+        assert "dinov2-small" in [m["name"] for m in found["models"]]
+        assert found["backend"]["chosen"] in ("auto", "torch", "openvino"), found["backend"]
         assert answers[ops.AddTags] == 2 and len(answers[ops.ListViews]) == 1
+        # ... or the samples a filter keeps; only those whose tags change are counted
+        typed = visor.SampleFilter(tag="typed")
+        assert ds.add_tags(typed, ["typed", "too"]) == 2 == ds.remove_tags(typed, ["too"])
+        assert ds.add_tags(typed, ["typed"]) == 0 == ds.remove_tags(typed, ["too"])
         assert answers[ops.Info]["num_samples"] == 7 and len(answers[ops.Labels]) == 202
         assert answers[ops.GetEvaluation]["metrics"]["counts"]["fp"] == 0
         assert answers[ops.Inspect]["images"] == 7 and answers[ops.Undo]["state"] == "undone"

@@ -40,6 +40,13 @@ def mapped(tmp_path_factory: pytest.TempPathFactory, demo_root: Path) -> Iterato
     server.stop()
 
 
+def _ids(server: Server, **filters: str) -> set[int]:
+    found = httpx.get(
+        server.url + "/api/datasets/shapes/samples", params={**filters, "limit": 100}
+    ).json()
+    return {s["id"] for s in found["items"]}
+
+
 def test_lasso_on_the_map_filters_the_grid(page: Page, mapped: Server) -> None:
     import pyarrow as pa
 
@@ -95,6 +102,23 @@ def test_lasso_on_the_map_filters_the_grid(page: Page, mapped: Server) -> None:
         mapped.url + "/api/datasets/shapes/samples", params={"tag": "lassoed", "limit": 100}
     ).json()
     assert {s["id"] for s in tagged["items"]} == expected
+    # Under a filter the grid shows the lasso's samples of one split, the rest fade on the map:
+    # the tag bar acts on those the grid shows, and says how many.
+    splits = httpx.get(mapped.url + "/api/datasets/shapes").json()["splits"]
+    split = max(splits, key=lambda s: len(expected & _ids(mapped, split=s)))
+    kept = expected & _ids(mapped, split=split)
+    assert 0 < len(kept) < len(expected)
+    page.get_by_label("Split").select_option(split)
+    expect(page.get_by_test_id("count")).to_have_text(f"{len(kept)} samples")
+    bar = page.get_by_test_id("tagbar")
+    expect(bar).to_contain_text(f"Tag all {len(kept)} shown in the lasso")
+    bar.get_by_label("tag", exact=True).fill("lassoed-shown")
+    bar.get_by_role("button", name="Add").click()
+    expect(page.get_by_test_id("tag-note")).to_have_text(
+        f"tagged {len(kept)} samples: lassoed-shown"
+    )
+    assert _ids(mapped, tag="lassoed-shown") == kept
+    page.get_by_label("Split").select_option("")
     page.get_by_test_id("clear-selection").click()
     expect(page.get_by_test_id("count")).to_have_text("40 samples")
 

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from "react";
-import { afterWrites, api, datasetPath, watchChanges, writtenSeq, type Schemas } from "./api";
+import { afterWrites, api, datasetPath, filterBody, watchChanges, writtenSeq, type Schemas, type Shown } from "./api";
 import { setClassOrder } from "./colors";
 import { EvaluationPanel } from "./EvaluationPanel";
 import { ExportPanel } from "./ExportPanel";
@@ -194,6 +194,13 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
     return names;
   }, [info]);
 
+  // With no sample picked, the bars act on the lasso's samples the grid shows (its count), not
+  // on the points the sidebar's filters fade.
+  const shown: Shown | null = selection?.token && total !== null ? {
+    filters: filterBody(filters, selection.token),
+    text: `all ${total.toLocaleString()} ${filters ? "shown " : ""}in the ${selection.text === undefined ? "lasso" : "search"}`,
+  } : null;
+
   if (error) return <main><p className="error">{error}</p></main>;
   const set = (patch: Partial<ViewState>) => navigate({ ...view, ...patch, sample: null, box: null });
   const openSample = (id: number, index: number | null = null, box: number | null = null) => {
@@ -283,7 +290,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
         <TagBar
           dataset={name}
           picked={picked}
-          selection={selection?.token ? { token: selection.token, count: selection.ids.length } : null}
+          shown={shown}
           known={info ? Object.keys(info.tags) : []}
           done={() => { setPicked(new Set()); changed(); }}
           clear={() => setPicked(new Set())}
@@ -291,7 +298,7 @@ export function DatasetPage({ view, navigate }: { view: ViewState; navigate: (v:
         <RelabelBar
           dataset={name}
           picked={picked}
-          selection={selection?.token ? { token: selection.token, count: selection.ids.length } : null}
+          shown={shown}
           classes={classes}
           done={changed}
         />

@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { datasetPath, runJob, type Job, type Schemas } from "./api";
+import { datasetPath, filterBody, runJob, type Job, type Schemas } from "./api";
 import { JobBar } from "./JobBar";
 
 const FORMATS = ["coco", "yolo", "voc", "classification", "parquet"] as const;
@@ -28,11 +28,7 @@ export function ExportPanel(
   if (!open) return <button onClick={() => setOpen(true)}>Export…</button>;
   const run = async () => {
     setError(null);
-    const chosen: Record<string, string> = {};
-    if (filtered) {
-      new URLSearchParams(filters).forEach((value, key) => { chosen[key] = value; });
-      if (selection) chosen.selection = selection;
-    }
+    const chosen = filtered ? filterBody(filters, selection) : {};
     try {
       const where = download ? { download: true } : { out, overwrite };
       await runJob<"Export">(`${datasetPath(dataset)}/export`, { ...where, format, filters: chosen, images: download && images === "link" ? "copy" : images, dedupe }, setJob);

@@ -1,20 +1,20 @@
 import { useState } from "react";
-import { api, datasetPath, type Schemas } from "./api";
+import { api, datasetPath, type Schemas, type Shown } from "./api";
 
 /** Change every ground-truth label of one class into another, in the picked samples or, with
- * none picked, in the whole lasso: one undoable edit. */
+ * none picked, in the lasso's samples the grid shows: one undoable edit. */
 export function RelabelBar(
-  { dataset, picked, selection, classes, done }:
+  { dataset, picked, shown, classes, done }:
   {
-    dataset: string; picked: Set<number>; selection: { token: string; count: number } | null;
+    dataset: string; picked: Set<number>; shown: Shown | null;
     classes: string[]; done: () => void;
   },
 ) {
   const [from, setFrom] = useState("");
   const [to, setTo] = useState("");
   const [note, setNote] = useState<string | null>(null);
-  if (!picked.size && !selection) return null;
-  const among = picked.size ? { ids: [...picked] } : { selection: selection!.token };
+  if (!picked.size && !shown) return null;
+  const among = picked.size ? { ids: [...picked] } : { filters: shown!.filters };
   const apply = async () => {
     if (!from || !to.trim()) return setNote("choose a class and its new name");
     try {
@@ -30,7 +30,7 @@ export function RelabelBar(
   };
   return (
     <div className="tagbar" data-testid="relabel">
-      <span>Relabel {picked.size ? `${picked.size} picked` : "the lasso"}:</span>
+      <span>Relabel {picked.size ? `${picked.size} picked` : shown!.text}:</span>
       <select aria-label="relabel from" value={from} onChange={(e) => setFrom(e.target.value)}>
         <option value="">class…</option>
         {classes.map((c) => <option key={c}>{c}</option>)}

@@ -1,20 +1,21 @@
 import { useState } from "react";
-import { api, datasetPath } from "./api";
+import { api, datasetPath, type Shown } from "./api";
 
-/** Add or remove a tag on the picked samples or, with none picked, on a whole lasso. */
+/** Add or remove a tag on the picked samples or, with none picked, on those a lasso holds that
+ * the grid shows (the sidebar's filters apply: the faded points are left alone). */
 export function TagBar(
-  { dataset, picked, selection, known, done, clear }:
+  { dataset, picked, shown, known, done, clear }:
   {
-    dataset: string; picked: Set<number>; selection: { token: string; count: number } | null;
+    dataset: string; picked: Set<number>; shown: Shown | null;
     known: string[]; done: () => void; clear: () => void;
   },
 ) {
   const [tag, setTag] = useState("");
   const [note, setNote] = useState<string | null>(null);
-  if (!picked.size && !selection) return note ? <p className="note" data-testid="tag-note">{note}</p> : null;
+  if (!picked.size && !shown) return note ? <p className="note" data-testid="tag-note">{note}</p> : null;
   const target = picked.size
     ? { body: { ids: [...picked] }, text: `${picked.size} picked` }
-    : { body: { selection: selection!.token }, text: `all ${selection!.count.toLocaleString()} in the lasso` };
+    : { body: { filters: shown!.filters }, text: shown!.text };
   const send = async (add: boolean) => {
     const name = tag.trim();
     if (!name) return setNote("type a tag first");

@@ -55,6 +55,18 @@ export async function api<T>(path: string, init?: RequestInit): Promise<T> {
 
 export const datasetPath = (name: string) => `/api/datasets/${encodeURIComponent(name)}`;
 
+/** The sidebar's filters (a query string) and a lasso's token as an operation's `filters`: the
+ * samples the grid shows. */
+export function filterBody(filters: string, selection: string | null): Record<string, string> {
+  const chosen: Record<string, string> = Object.fromEntries(new URLSearchParams(filters));
+  if (selection) chosen.selection = selection;
+  return chosen;
+}
+
+/** What the tag and relabel bars act on when no sample is picked: the samples the grid shows
+ * (the lasso's, under the sidebar's filters) and how to say it. */
+export interface Shown { filters: Record<string, string>; text: string }
+
 /** Starts a job (POST `body` to `url`) and follows its server-sent events: `onUpdate` sees the
  * job as started and at every event; resolves with the job as it ended (done, failed, ...). */
 export async function runJob<Op extends keyof Schemas>(

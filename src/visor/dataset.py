@@ -89,12 +89,12 @@ class Dataset(_Part):
         """The thumbnail's JPEG bytes; None when the image cannot be read."""
         return self._run(ops.Thumbnail, sample_id=sample_id)
 
-    def add_tags(self, ids: Sequence[int] | np.ndarray, tags: list[str]) -> int:
-        """Tag samples; returns how many changed."""
-        return self._run(ops.AddTags, ids=[int(i) for i in ids], tags=tags)
+    def add_tags(self, ids: Sequence[int] | np.ndarray | SampleFilter, tags: list[str]) -> int:
+        """Tag samples (ids, or those a `SampleFilter` keeps); returns how many changed."""
+        return self._run(ops.AddTags, **_chosen(ids), tags=tags)
 
-    def remove_tags(self, ids: Sequence[int] | np.ndarray, tags: list[str]) -> int:
-        return self._run(ops.RemoveTags, ids=[int(i) for i in ids], tags=tags)
+    def remove_tags(self, ids: Sequence[int] | np.ndarray | SampleFilter, tags: list[str]) -> int:
+        return self._run(ops.RemoveTags, **_chosen(ids), tags=tags)
 
     def select(self, ids: Sequence[int] | np.ndarray) -> dict[str, Any]:
         """Keep a set of sample ids (e.g. a lasso) under a token that filters, tags and
@@ -418,12 +418,14 @@ class Edits(_Part):
         self,
         from_class: str,
         to_class: str,
-        sample_ids: Sequence[int] | np.ndarray | None = None,
+        sample_ids: Sequence[int] | np.ndarray | SampleFilter | None = None,
         *,
         who: str | None = None,
     ) -> dict[str, Any]:
-        ids = None if sample_ids is None else [int(i) for i in sample_ids]
-        return self._run(ops.Relabel, from_class=from_class, to_class=to_class, ids=ids, who=who)
+        """Every ground-truth label of `from_class` (among `sample_ids` or the samples a
+        `SampleFilter` keeps, else all) becomes `to_class`, as one undoable edit."""
+        among = {} if sample_ids is None else _chosen(sample_ids)
+        return self._run(ops.Relabel, from_class=from_class, to_class=to_class, who=who, **among)
 
     def accept_suggestions(self, label_ids: Sequence[int], *, who: str | None = None) -> dict:
         return self._run(ops.AcceptSuggestions, label_ids=[int(i) for i in label_ids], who=who)
@@ -475,3 +477,10 @@ class Views(_Part):
         """The samples view `name` shows, as a filter (its lasso named by its token)."""
         found = self.get(name)
         return SampleFilter.model_validate({**found["filters"], "selection": found["selection"]})
+
+
+def _chosen(samples: Sequence[int] | np.ndarray | SampleFilter) -> dict[str, Any]:
+    """An op's `ids` or `filters` (`ops.base.Chosen`) from what a method was given."""
+    if isinstance(samples, SampleFilter):
+        return {"filters": samples}
+    return {"ids": [int(i) for i in samples]}

@@ -77,6 +77,11 @@ class Workspaces:
         """The format an ingest of `root` would detect, and its number of images."""
         return self.runner.run(make(ops.Inspect, path=str(root)))
 
+    def models(self) -> dict[str, Any]:
+        """The embedding models known by name and those loaded; the backend this machine's
+        CPU runs them on (a server's, through one), its int8 path, and what auto measured."""
+        return self.runner.run(ops.Models())
+
     def sql(self, query: str) -> pa.Table:
         """The result of one read-only SELECT over the store (DuckDB), as an Arrow table;
         any other statement is refused."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 from rich.text import Text
 
 from visor import ops
@@ -112,6 +113,14 @@ def _warning(result: dict[str, Any]) -> None:
         out.print(_styled("warning:", "bold yellow", result["warning"]))
 
 
+def _table(headings: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Print `rows` under `headings`, each cell as text."""
+    table = Table(*headings)
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    out.print(table)
+
+
 def _problems(title: str, count: int, lines: list[str], where: str) -> None:
     """`count` problems under `title`: the first 20 of `lines`, then where to see the rest."""
     if not count:
@@ -150,5 +159,8 @@ command = functools.partial(op_command, app, wrap=friendly)
 
 
 def _run(ws: Workspaces, cls: type[ops.Op], name: str | None, **fields: Any) -> dict[str, Any]:
-    """Run operation `cls` as a job on dataset `name`, its progress shown; its result."""
-    return follow(ws, ws.runner.run(ops.make(cls, **fields), name))["result"]
+    """Run operation `cls` as a job on dataset `name`, its progress shown, and say what it did
+    (the job's last message: the op's `summary` of its result); its result."""
+    job = follow(ws, ws.runner.run(ops.make(cls, **fields), name))
+    out.print(job["message"])
+    return job["result"]

@@ -8,11 +8,20 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from visor import ops
-from visor.cli.base import _report, _run, _styled, _warning, _workspace, app, command, friendly, out
+from visor.cli.base import (
+    _report,
+    _run,
+    _styled,
+    _table,
+    _warning,
+    _workspace,
+    app,
+    command,
+    friendly,
+    out,
+)
 from visor.client import RemoteWorkspace
 from visor.dataset import Dataset
 from visor.evaluation.matching import AREA_RANGES
@@ -23,15 +32,7 @@ from visor.evaluation.metrics import COCO_THRESHOLDS, SUMMARY
 def ingest(name: None, fields: dict[str, Any]) -> None:
     """Read a dataset's images and labels into the store."""
     with _workspace() as ws:
-        result = _run(ws, ops.Ingest, None, **fields)
-        out.print(
-            Text.assemble(
-                "ingested ",
-                (fields["dataset"], "bold"),
-                f": {result['samples']} samples, {result['labels']} labels ({result['format']})",
-            )
-        )
-        _report(result)
+        _report(_run(ws, ops.Ingest, None, **fields))
 
 
 @command(ops.ImportPredictions, positional=("path",))
@@ -77,13 +78,6 @@ def _evaluation_report(result: dict[str, Any], params: dict[str, Any], worst: in
             f" {title} @[ IoU={span:<9} | area={areas[area]:>6} | "
             f"maxDets={limits[limit]:>3} ] = {stats[key]:0.3f}"
         )
-    counts, split = result["counts"], params.get("split")
-    out.print(
-        f"at IoU {params['iou']}: {counts['tp']} true positives, {counts['fp']} false positives, "
-        f"{counts['fn']} missed ({counts['predictions']} predictions, {counts['gt']} boxes"
-        + (f" in split {split}" if split else "")
-        + ")"
-    )
     if result.get("warning"):
         out.print(_styled("warning:", "bold yellow", result["warning"]))
     if result["worst_classes"] and worst > 0:
@@ -107,9 +101,7 @@ def quality(
         result = _run(ws, ops.ComputeQuality, name)
         for problem in result["failed"][:20]:
             out.print(f"  could not read sample {problem['sample_id']}: {problem['reason']}")
-        found = ws.dataset(name).quality(examples)
-        out.print(f"{found['measured']} of {found['samples']} images measured")
-        for row in found["issues"]:
+        for row in ws.dataset(name).quality(examples)["issues"]:
             listed = ", ".join(str(i) for i in row["examples"])
             more = f": {listed}" if listed else ""
             out.print(f"  {row['issue']:<17} {row['count']:>7} ({row['share']:.1%}){more}")
@@ -130,20 +122,15 @@ def label_errors(
         result = _run(ws, ops.FindLabelErrors, name, **fields)
         dataset = ws.dataset(name)
         if fields.get("predictions") is not None:
-            _detection_report(dataset, result, fields, examples)
+            _detection_report(dataset, examples)
             return
         _warning(result)
-        out.print(
-            f"{result['flagged']} of {result['scored']} labels likely wrong "
-            f"({result['model']}, {result['seconds']} s)"
-        )
         if result["classes_with_one_example"]:
             lonely = ", ".join(result["classes_with_one_example"])
             out.print(f"not scored (one example, nothing to compare with): {lonely}")
         if result["not_embedded"]:
             out.print(f"not scored (no vector yet): {result['not_embedded']} labels")
-        found = dataset.label_errors(examples) or {"examples": []}
-        for sample_id in found["examples"]:
+        for sample_id in (dataset.label_errors(examples) or {"examples": []})["examples"]:
             for label in dataset.labels(sample_id):
                 quality = label.get("label_quality")
                 if quality and quality["issue"]:
@@ -153,18 +140,7 @@ def label_errors(
                     )
 
 
-def _detection_report(
-    dataset: Dataset, result: dict[str, Any], fields: dict[str, Any], examples: int
-) -> None:
-    boxes, split = result["boxes_flagged"], fields.get("split")
-    out.print(
-        f"{result['flagged']} of {result['images']} images"
-        + (f" of split {split}" if split else "")
-        + " flagged by cleanlab's detection "
-        f"check against {fields['predictions']} ({result['seconds']} s): {boxes['overlooked']} "
-        f"boxes likely missing, {boxes['swap']} likely of the wrong class, {boxes['badloc']} "
-        "likely badly placed"
-    )
+def _detection_report(dataset: Dataset, examples: int) -> None:
     found = (dataset.label_errors(examples) or {}).get("detection") or {"examples": []}
     words = {
         "overlooked": "a box may be missing (the model found a {cls})",
@@ -190,19 +166,15 @@ def list_evaluations(name: str) -> None:
             out.print(f"no evaluations of {name} yet (visor evaluate {name} --source S)")
             return
         # Short headings: the nine columns fit 80 characters whole.
-        table = Table("name", "source", "split", "IoU", "AP", "AP50", "AP75", "prec.", "recall")
-        for e in found:
-            stats, counts = e["summary"], e["counts"]
-            table.add_row(
-                e["name"],
-                e["source"],
-                e["params"].get("split") or "all",
-                str(e["params"].get("iou")),
-                *(_num(stats.get(k)) for k in ("AP", "AP50", "AP75")),
-                _num(counts.get("precision")),
-                _num(counts.get("recall")),
-            )
-        out.print(table)
+        _table(
+            ("name", "source", "split", "IoU", "AP", "AP50", "AP75", "prec.", "recall"),
+            (
+                (e["name"], e["source"], e["params"].get("split") or "all", e["params"].get("iou"),
+                 *(_num(e["summary"].get(k)) for k in ("AP", "AP50", "AP75")),
+                 *(_num(e["counts"].get(k)) for k in ("precision", "recall")))
+                for e in found
+            ),
+        )  # fmt: skip
 
 
 def _num(value: float | None) -> str:
@@ -234,7 +206,7 @@ def health(
         if compute:
             done = _run(ws, ops.ComputeHealth, name, **fields)
             for signal, why in done["left"].items():
-                out.print(f"  not computed: {signal}: {why}")
+                out.print(f"  {signal}: {why}")
         report = dataset.health(examples)
         out.print(f"health of {name} ({report['samples']:,} samples)")
         width = max((len(row["title"]) for row in report["rows"]), default=0)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from visor import ops
-from visor.cli.base import _problems, _run, _workspace, app, command, friendly, out
+from visor.cli.base import _problems, _run, _table, _workspace, app, command, friendly, out
 from visor.errors import VisorError
 from visor.store.samples import SampleFilter
 
@@ -16,15 +15,12 @@ from visor.store.samples import SampleFilter
 @command(
     ops.Export,
     positional=("out",),
-    skip=("filters", "download", "split_ratios"),
+    skip=("download", "split_ratios"),
     flags={"exclude_tags": "--exclude-tag"},
 )
 def export(
     name: str,
     fields: dict[str, Any],
-    split: Annotated[str | None, typer.Option(help="only this split")] = None,
-    cls: Annotated[str | None, typer.Option("--class", help="only samples with this class")] = None,
-    tag: Annotated[str | None, typer.Option(help="only samples with this tag")] = None,
     split_by: Annotated[
         str, typer.Option(help="existing, or ratios for new splits: 0.8,0.1,0.1")
     ] = "existing",
@@ -39,15 +35,8 @@ def export(
             raise VisorError(
                 f"--split-by {split_by!r}: write 'existing' or ratios like 0.8,0.1,0.1"
             ) from None
-    filters = SampleFilter(split=split, category=cls, tag=tag)
     with _workspace() as ws:
-        result = _run(ws, ops.Export, name, filters=filters, **fields)
-        splits = ", ".join(f"{k} {v}" for k, v in sorted(result.get("splits", {}).items()))
-        out.print(
-            f"exported {result['samples']} samples and {result['labels']} labels as "
-            f"{result['format']} to {result['out']} in {result['seconds']} s"
-            + (f" ({splits})" if splits else "")
-        )
+        result = _run(ws, ops.Export, name, **fields)
         if result.get("image_labels_not_written"):
             out.print(
                 f"{result['image_labels_not_written']} image-level labels not written: "
@@ -85,13 +74,14 @@ def edits(
                 change = f"{_side(row['before'])} -> {_side(row['after'])}"
                 out.print(f"{what}: {change}")
             return
-        table = Table("edit", "when", "what", "changes", "samples", "state")
-        for row in log.history(limit):
-            table.add_row(
-                str(row["batch"]), str(row["at"])[:19], ", ".join(row["actions"]),
-                str(row["changes"]), ", ".join(map(str, row["samples"][:6])), row["state"],
-            )  # fmt: skip
-        out.print(table)
+        _table(
+            ("edit", "when", "what", "changes", "samples", "state"),
+            (
+                (row["batch"], str(row["at"])[:19], ", ".join(row["actions"]), row["changes"],
+                 ", ".join(map(str, row["samples"][:6])), row["state"])
+                for row in log.history(limit)
+            ),
+        )  # fmt: skip
 
 
 def _side(row: dict[str, Any] | None) -> str:
@@ -122,35 +112,29 @@ def edit(
         out.print(f"edit {done['batch']}: {done['changes']} change(s)")
 
 
-@app.command()
-@friendly
-def relabel(
-    name: str,
-    from_class: Annotated[str, typer.Option("--from", help="the class to change")],
-    to_class: Annotated[str, typer.Option("--to", help="its new name")],
-    split: Annotated[str | None, typer.Option(help="only in this split")] = None,
-    tag: Annotated[str | None, typer.Option(help="only samples with this tag")] = None,
-) -> None:
-    """Every ground-truth label of one class becomes another, as one undoable edit."""
-    from visor.store.samples import SampleFilter
-
+@command(ops.Relabel, skip=("ids", "selection"), flags={"from_class": "--from", "to_class": "--to"})
+def relabel(name: str, fields: dict[str, Any]) -> None:
+    """Every ground-truth label of one class (in the samples the filters keep, else all)
+    becomes another, as one undoable edit."""
     with _workspace() as ws:
-        dataset = ws.dataset(name)
-        ids = None
-        if split is not None or tag is not None:
-            ids = [s["id"] for s in _all_samples(dataset, SampleFilter(split=split, tag=tag))]
-        done = dataset.edits.relabel(from_class, to_class, ids)
-        out.print(f"edit {done['batch']}: {done['changes']} labels {from_class} -> {to_class}")
+        done = ws.runner.run(ops.make(ops.Relabel, **fields), name)
+        out.print(
+            f"edit {done['batch']}: {done['changes']} labels {fields['from_class']} -> "
+            f"{fields['to_class']}"
+        )
 
 
-def _all_samples(dataset: Any, filters: Any) -> list[dict[str, Any]]:
-    found, offset = [], 0
-    while True:
-        _, page = dataset.samples(filters, offset=offset, limit=1000)
-        found += page
-        if len(page) < 1000:
-            return found
-        offset += 1000
+@command(ops.AddTags, "tag", positional=("tags",), skip=("selection",))
+def tag(
+    name: str,
+    fields: dict[str, Any],
+    remove: Annotated[bool, typer.Option("--remove", help="untag them instead")] = False,
+) -> None:
+    """Tag samples (by --ids, or the samples the filters keep), or untag them with --remove."""
+    with _workspace() as ws:
+        changed = ws.runner.run(ops.make(ops.RemoveTags if remove else ops.AddTags, **fields), name)
+        said = "untagged" if remove else "tagged"
+        out.print(f"{said} {changed} samples: {', '.join(fields['tags'])}")
 
 
 @app.command()
@@ -180,7 +164,6 @@ def views(
     delete: Annotated[str | None, typer.Option(help="delete view NAME")] = None,
 ) -> None:
     """The dataset's saved views (also made in the UI); save or delete one."""
-    from visor.store.samples import SampleFilter
 
     with _workspace() as ws:
         saved = ws.dataset(name).views
@@ -192,14 +175,16 @@ def views(
             saved.save(save, filters=SampleFilter(split=split, category=cls, tag=tag))
             out.print(f"view {save} saved")
             return
-        table = Table("view", "filters", "lasso", "sort", "saved")
-        for row in saved.list():
-            shown = ", ".join(f"{k}={v}" for k, v in row["filters"].items()) or "(all samples)"
-            table.add_row(
-                row["name"], shown, "yes" if row.get("selection") else "",
-                f"{row['sort']} {row['order']}", row["updated_at"][:19],
-            )  # fmt: skip
-        out.print(table)
+        _table(
+            ("view", "filters", "lasso", "sort", "saved"),
+            (
+                (row["name"],
+                 ", ".join(f"{k}={v}" for k, v in row["filters"].items()) or "(all samples)",
+                 "yes" if row.get("selection") else "", f"{row['sort']} {row['order']}",
+                 row["updated_at"][:19])
+                for row in saved.list()
+            ),
+        )  # fmt: skip
 
 
 @command(ops.TagZeroShot)
@@ -211,11 +196,6 @@ def tag_zero_shot(name: str, fields: dict[str, Any]) -> None:
 
     with _workspace() as ws:
         result = _run(ws, ops.TagZeroShot, name, **fields)
-        counts = ", ".join(f"{tag} {n}" for tag, n in result["tagged"].items())
-        out.print(
-            f"zero-shot tags on {result['samples']} images with {result['model']} "
-            f"({result['seconds']} s): {counts}"
-        )
         if result["disagree"] is not None:
             out.print(
                 f"{result['disagree']} images whose classes don't hold their zero-shot class "

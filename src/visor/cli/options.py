@@ -14,8 +14,12 @@ import typer
 from pydantic.fields import FieldInfo
 
 from visor.ops.base import Op
+from visor.store.samples import SampleFilter
 
 Report = Callable[..., None]
+# A field of filters becomes an option per filter (--split, --class, --quality, ...); ids and
+# selection tokens are for the API (a lasso), not typed by hand.
+NOT_TYPED = ("ids", "selection")
 
 
 def _plain(annotation: Any) -> tuple[Any, bool]:
@@ -61,6 +65,22 @@ def _option(name: str, field: FieldInfo, flag: str | None) -> inspect.Parameter:
     )
 
 
+def _filter_options(field: str) -> dict[str, inspect.Parameter]:
+    """The options of a filters field, by parameter name (`field`__`filter`)."""
+    found = {}
+    for name, info in SampleFilter.model_fields.items():
+        if name not in NOT_TYPED:
+            flag = f"--{(info.alias or name).replace('_', '-')}"
+            if _plain(info.annotation)[0] is bool:
+                flag = f"{flag}/--no-{flag[2:]}"
+            found[f"{field}__{name}"] = _option(f"{field}__{name}", info, flag)
+    return found
+
+
+def _is_filters(field: FieldInfo) -> bool:
+    return _plain(field.annotation)[0] is SampleFilter
+
+
 def op_command(
     app: typer.Typer,
     cls: type[Op],
@@ -96,13 +116,23 @@ def op_command(
         params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p.kind
                    is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.default is p.empty]  # fmt: skip
         params += [_argument(n, fields[n]) for n in positional]
-        params += [_option(n, f, flags.get(n)) for n, f in fields.items() if n not in positional]
+        filters = {n: _filter_options(n) for n, f in fields.items() if _is_filters(f)}
+        params += [
+            p
+            for n, f in fields.items()
+            if n not in positional
+            for p in (filters[n].values() if n in filters else [_option(n, f, flags.get(n))])
+        ]
         params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own
                    if p.default is not p.empty]  # fmt: skip
 
         @functools.wraps(report)
         def run(**kwargs: Any) -> None:
-            given = {n: kwargs.pop(n) for n in fields}
+            given = {n: kwargs.pop(n) for n in fields if n not in filters}
+            for n, options in filters.items():  # a filters field: the filters given, if any
+                chosen = {k.split("__")[1]: kwargs.pop(k) for k in options}
+                if any(v is not None for v in chosen.values()):
+                    given[n] = SampleFilter(**{k: v for k, v in chosen.items() if v is not None})
             given = {n: v for n, v in given.items() if v is not None}
             report(kwargs.pop("name", None), given, **kwargs)
 

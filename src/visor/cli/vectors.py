@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from visor import ops
 from visor.cli.base import (
@@ -14,6 +13,7 @@ from visor.cli.base import (
     _problems,
     _run,
     _styled,
+    _table,
     _warning,
     _workspace,
     app,
@@ -22,6 +22,7 @@ from visor.cli.base import (
     out,
 )
 from visor.errors import VisorError
+from visor.ops.vectors import uniqueness_line
 
 
 @command(ops.Embed)
@@ -31,28 +32,16 @@ def embed(name: str, fields: dict[str, Any]) -> None:
     Only the images (or boxes) still missing one are computed: a stopped job resumes."""
     with _workspace() as ws:
         result = _run(ws, ops.Embed, name, **fields)
+        count = result.get("failed_count") or 0
         if fields.get("objects"):
-            _objects_report(result)
-        else:
-            _embed_report(result)
-
-
-def _objects_report(result: dict[str, Any]) -> None:
-    rate = f" at {result['boxes_per_s']} boxes/s" if result.get("boxes_per_s") else ""
-    existing = result["skipped_existing"]
-    out.print(
-        f"embedded {result['embedded']} of {result['boxes']} {result['kind']} boxes in "
-        f"{result['images']} images with {result['model']} ({result['dim']}-d, "
-        f"{result['device']}, {result['precision']}) in {result['seconds']} s{rate}"
-        + (f"; {existing} already had vectors" if existing else "")
-    )
-    count = result.get("failed_count") or 0
-    _problems(
-        f"{count} box(es) skipped",
-        count,
-        [f"box {item['label_id']}: {item['reason']}" for item in result.get("failed") or []],
-        "all of them: GET /api/datasets/NAME/objects/skipped",
-    )
+            failed = [f"box {item['label_id']}: {item['reason']}" for item in result["failed"]]
+            where = "all of them: GET /api/datasets/NAME/objects/skipped"
+            _problems(f"{count} box(es) skipped", count, failed, where)
+        elif result["embedded"] or count:
+            _backend_report(result)
+            failed = [item["reason"] for item in result["failed"]]
+            where = "all of them: GET /api/datasets/NAME/embeddings/errors"
+            _problems(f"{count} image(s) could not be read", count, failed, where)
 
 
 def _backend_report(result: dict[str, Any]) -> None:
@@ -96,34 +85,6 @@ def _int8_line(facts: dict[str, Any]) -> str:
     return f"int8 not used: {facts['reason']} ({measured})"
 
 
-def _embed_report(result: dict[str, Any]) -> None:
-    rate = f" at {result['images_per_s']} images/s" if result.get("images_per_s") else ""
-    existing = result["skipped_existing"]
-    if not result["embedded"] and not result["failed_count"]:
-        out.print(f"nothing to embed: all {existing} images have vectors from {result['model']}")
-        return
-    out.print(
-        f"embedded {result['embedded']} images with {result['model']} ({result['dim']}-d, "
-        f"{result['device']}, {result['precision']}) in {result['seconds']} s{rate}"
-        + (f"; {existing} already had vectors" if existing else "")
-    )
-    _backend_report(result)
-    count = result.get("failed_count") or 0
-    _problems(
-        f"{count} image(s) could not be read",
-        count,
-        [item["reason"] for item in result.get("failed") or []],
-        "all of them: GET /api/datasets/NAME/embeddings/errors",
-    )
-
-
-def _uniqueness_report(result: dict[str, Any]) -> None:
-    out.print(
-        f"uniqueness of {result['samples']} samples (k={result['k']}, median "
-        f"{result['median']}): the samples' uniqueness field, to sort and filter by"
-    )
-
-
 @command(ops.MakeMap, "map", skip=("params",))
 def make_map(
     name: str,
@@ -138,13 +99,8 @@ def make_map(
 
     with _workspace() as ws:
         result = _run(ws, ops.MakeMap, name, params=parse_pairs(param or []), **fields)
-        what = "boxes" if result.get("objects") else "points"
-        out.print(
-            f"map {result['map_id']}: {result['method']} of {result['points']} {what} "
-            f"({result['model']}) in {result['seconds']} s"
-        )
         if "uniqueness" in result:
-            _uniqueness_report(result["uniqueness"])
+            out.print(uniqueness_line(result["uniqueness"]))
         _warning(result)
 
 
@@ -157,15 +113,6 @@ def clusters(
     """Find density clusters on a map and label each by what its members share."""
     with _workspace() as ws:
         result = _run(ws, ops.FindClusters, name, **fields)
-        if result.get("message"):
-            out.print(result["message"])
-        else:
-            mixed = result["mixing_classes"]
-            out.print(
-                f"map {result['map_id']}: {result['clusters']} clusters of at least "
-                f"{result['min_cluster_size']} points among {result['points']} "
-                f"({result['noise']} in none); {mixed} mixing classes ({result['seconds']} s)"
-            )
         found = ws.dataset(name).clusters(result["map_id"])["clusters"] or []
         for c in found[: max(show, 0)]:
             mark = "  [mixes classes]" if c["mixed"] else ""
@@ -189,11 +136,6 @@ def duplicates(
             cuts = ", ".join(f"{p}% {v:.4f}" for p, v in nearest["percentiles"].items())
             out.print(f"nearest-neighbour similarity of {nearest['count']} samples: {cuts}")
             out.print(f"threshold {result['threshold']} ({result['threshold_rule']})")
-        could_go = "" if result["removable"] is None else f"; {result['removable']} could go"
-        out.print(
-            f"{result['groups']} duplicate groups ({result['exact_groups']} exact) holding "
-            f"{result['samples_in_groups']} samples{could_go} ({result['seconds']} s)"
-        )
         found = ws.dataset(name).duplicates(limit=max(show, 1))
         for group in found["groups"] if show > 0 else []:
             kind = "exact" if group["exact"] else "near"
@@ -231,9 +173,7 @@ def _listing(group: dict[str, Any], first: int = 6) -> str:
 def uniqueness(name: str, fields: dict[str, Any]) -> None:
     """Score every embedded sample's uniqueness in [0, 1] (1: the most isolated)."""
     with _workspace() as ws:
-        result = _run(ws, ops.ComputeUniqueness, name, **fields)
-        _uniqueness_report(result)
-        _warning(result)
+        _warning(_run(ws, ops.ComputeUniqueness, name, **fields))
 
 
 @command(ops.BuildIndex)
@@ -243,12 +183,7 @@ def index(name: str, fields: dict[str, Any]) -> None:
     It is made on its own after embedding large datasets; smaller ones are searched
     exactly."""
     with _workspace() as ws:
-        result = _run(ws, ops.BuildIndex, name, **fields)
-        out.print(
-            f"index of {result['vectors']} vectors ({result['lists']} list"
-            f"{'' if result['lists'] == 1 else 's'}, "
-            f"{result['probes']} probed per query) in {result['seconds']} s"
-        )
+        _run(ws, ops.BuildIndex, name, **fields)
 
 
 @app.command()
@@ -282,10 +217,10 @@ def similar(
             if not path.is_file():
                 raise VisorError(f"{target}: not a sample id, and no such image file")
             found = dataset.similar_to_image(path.read_bytes(), path.name, k, model)
-        table = Table("sample", "distance", "path")
-        for row in found:
-            table.add_row(str(row["sample_id"]), f"{row['distance']:.4f}", row["path"] or "")
-        out.print(table)
+        _table(
+            ("sample", "distance", "path"),
+            ((row["sample_id"], f"{row['distance']:.4f}", row["path"]) for row in found),
+        )
         _warning({"warning": random_weights_warning(model)})
 
 
@@ -307,22 +242,13 @@ def objects(
         found = ws.dataset(name).objects
         if similar_to is not None:
             model = fields.get("model") or found.default_model()
-            table = Table("box", "sample", "class", "distance")
-            for row in found.similar(similar_to, k, model):
-                table.add_row(
-                    str(row["label_id"]),
-                    str(row["sample_id"]),
-                    str(row["class"]),
-                    f"{row['distance']:.4f}",
-                )
-            out.print(table)
+            _table(
+                ("box", "sample", "class", "distance"),
+                (
+                    (row["label_id"], row["sample_id"], row["class"], f"{row['distance']:.4f}")
+                    for row in found.similar(similar_to, k, model)
+                ),
+            )
             _warning({"warning": random_weights_warning(model)})
             return
-        result = _run(ws, ops.AnalyseObjects, name, **fields)
-        out.print(
-            f"{result['boxes']} boxes: {result['outliers']} outliers (uniqueness above "
-            f"{result['outlier_threshold']}), {result['duplicate_groups']} groups of "
-            f"near-identical boxes holding {result['boxes_in_duplicate_groups']} "
-            f"(similarity >= {result['threshold']})"
-        )
-        _warning(result)
+        _warning(_run(ws, ops.AnalyseObjects, name, **fields))

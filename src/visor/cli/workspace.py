@@ -10,67 +10,55 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from visor.cli.base import _styled, _workspace, app, console, friendly, out
+from visor.cli.base import _styled, _table, _workspace, app, console, friendly, out
 from visor.cli.data import ingest
 from visor.cli.vectors import duplicates, embed, make_map
 from visor.client import announce_server, find_server
 from visor.config import get_settings
-from visor.errors import InvalidInput, VisorError
+from visor.errors import VisorError
+from visor.ops.models import describe
 
 
 @app.command("models")
 @friendly
 def list_models() -> None:
-    """The embedding models known by name."""
-    from visor.embedding.models import describe_models
-
-    table = Table("name", "dim", "weights", "text search")
-    for row in describe_models():
-        table.add_row(row["name"], str(row["dim"]), row["weights"], "yes" if row["text"] else "")
-    out.print(table)
-    out.print("Also: random:<name> (random weights, for trials), a model folder, or a hub id.")
-    from visor.config import get_settings
-    from visor.embedding.backends import (
-        check_backend,
-        fastest,
-        recorded_choices,
-        static_int8_models,
+    """The embedding models known by name, and how this CPU runs them (a running server's)."""
+    if find_server(get_settings().home) is None:  # no store needed: one in use doesn't stop it
+        found = describe(get_settings())
+    else:
+        with _workspace() as ws:
+            found = ws.models()
+    _table(
+        ("name", "dim", "weights", "text search"),
+        ((m["name"], m["dim"], m["weights"], "yes" if m["text"] else "") for m in found["models"]),
     )
-
-    settings = get_settings()
-    try:
-        chosen = check_backend(settings.embed_backend, "cpu")
-    except InvalidInput as e:  # a setting naming a backend not installed: say so
-        chosen = f"none ({e})"
+    out.print("Also: random:<name> (random weights, for trials), a model folder, or a hub id.")
+    backend = found["backend"]
+    chosen = backend["chosen"] or f"none ({backend['problem']})"
     if chosen == "auto":
         chosen = "auto (the faster of torch and openvino, measured on a model's first use)"
+    out.print(f"On this CPU the model runs on: {chosen} (VISOR_EMBED_BACKEND={backend['setting']})")
+    has = ", ".join(found["int8_flags"])
     out.print(
-        f"On this CPU the model runs on: {chosen} (VISOR_EMBED_BACKEND={settings.embed_backend})"
-    )
-    from visor.embedding.cpu import INT8_FLAGS, cpu_flags
-
-    has = sorted(INT8_FLAGS & cpu_flags())
-    out.print(
-        f"int8 on this CPU: static, calibrated on the dataset ({', '.join(has)}); auto uses it "
-        "where it keeps the neighbours"
+        f"int8 on this CPU: static, calibrated on the dataset ({has}); auto uses it where it "
+        "keeps the neighbours"
         if has
         else "int8 on this CPU: int8 weights only (no VNNI or AMX: static int8 would be slower)"
     )
-    for key, found in recorded_choices(settings.compiled_dir).items():
-        model, precision = key.split("|")[:2]
-        rates = ", ".join(f"{k} {v}" for k, v in found["rates"].items())
-        making = f"; making int8 took {found['making_s']} s" if "making_s" in found else ""
+    for row in found["measured"]:
+        rates = ", ".join(f"{k} {v}" for k, v in row["rates"].items())
+        making = f"; making int8 took {row['making_s']} s" if row["making_s"] else ""
         out.print(
-            f"  {model} ({precision}): {fastest(found['rates'])} (measured images/s: "
+            f"  {row['model']} ({row['precision']}): {row['fastest']} (measured images/s: "
             f"{rates}{making})"
         )
-    for model, facts in static_int8_models(settings.compiled_dir):
-        answer = "kept" if facts["kept"] else f"not kept: {facts['reason']}"
+    for row in found["static_int8"]:
+        answer = "kept" if row["kept"] else f"not kept: {row['reason']}"
         out.print(
-            f"  {model} static int8, on {facts['images']} calibration images: cosine to "
-            f"{facts.get('against', 'fp32')} "
-            f"min {facts['cosine_min']}, median {facts['cosine_median']}; top-{facts['k']} "
-            f"neighbours kept {facts['neighbours']:.1%} ({answer})"
+            f"  {row['model']} static int8, on {row['images']} calibration images: cosine to "
+            f"{row.get('against') or 'fp32'} min {row['cosine_min']}, median "
+            f"{row['cosine_median']}; top-{row['k']} neighbours kept {row['neighbours']:.1%} "
+            f"({answer})"
         )
 
 
@@ -79,12 +67,9 @@ def list_models() -> None:
 def list_datasets() -> None:
     """List the datasets in the store."""
     with _workspace() as ws:
-        table = Table("name", "format", "samples", "labels", "root")
-        for d in ws.datasets():
-            table.add_row(
-                d["name"], d["format"], str(d["num_samples"]), str(d["num_labels"]), d["root"]
-            )
-        out.print(table)
+        keys = ("name", "format", "num_samples", "num_labels", "root")
+        _table(("name", "format", "samples", "labels", "root"),
+               ([d[k] for k in keys] for d in ws.datasets()))  # fmt: skip
 
 
 @app.command()
@@ -103,26 +88,19 @@ def info(
                 f"{data['num_samples']} samples, {data['num_labels']} labels",
             )
         )
-        splits = Table("split", "samples")
-        for split, n in data["splits"].items():
-            splits.add_row(split, str(n))
-        out.print(splits)
-        classes = Table("class", "kind", "labels", "samples")
-        for row in data["classes"]:
-            classes.add_row(row["class"], row["kind"], str(row["labels"]), str(row["samples"]))
-        out.print(classes)
+        _table(("split", "samples"), data["splits"].items())
+        keys = ("class", "kind", "labels", "samples")
+        _table(keys, ([row[k] for k in keys] for row in data["classes"]))
         vectors = ws.dataset(name).embedding_status()["models"]
         if vectors:
-            table = Table("model", "dim", "vectors", "unreadable", "complete")
-            for row in vectors:
-                table.add_row(
-                    row["model"],
-                    str(row["dim"]),
-                    f"{row['vectors']}/{row['samples']}",
-                    str(row["errors"]),
-                    "yes" if row["complete"] else f"no ({row['missing']} missing)",
-                )
-            out.print(table)
+            _table(
+                ("model", "dim", "vectors", "unreadable", "complete"),
+                (
+                    (row["model"], row["dim"], f"{row['vectors']}/{row['samples']}",
+                     row["errors"], "yes" if row["complete"] else f"no ({row['missing']} missing)")
+                    for row in vectors
+                ),
+            )  # fmt: skip
         report = data.get("report") or {}
         flagged = data.get("flags") or {}
         if flagged.get("size_mismatch"):

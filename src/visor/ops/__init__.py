@@ -50,6 +50,7 @@ from visor.ops.datasets import (
 )
 from visor.ops.export import Export
 from visor.ops.health import ComputeHealth
+from visor.ops.models import Models
 from visor.ops.reads import (
     DefaultModel,
     DuplicateGroups,
@@ -121,6 +122,7 @@ __all__ = [
     "MapInfo",
     "MapPoints",
     "Maps",
+    "Models",
     "ObjectBox",
     "ObjectModel",
     "ObjectReport",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from visor.config import Settings
 from visor.errors import InvalidInput, VisorError
@@ -25,6 +25,7 @@ from visor.services.memory import PointsCache, Selections
 from visor.services.search import IndexCache
 from visor.sources import Source
 from visor.store import Store
+from visor.store import samples as sample_rows
 from visor.store.samples import SampleFilter
 
 if TYPE_CHECKING:
@@ -167,12 +168,49 @@ class Op(BaseModel):
     def run(self, ctx: Context, job: JobContext | None) -> Any:
         raise NotImplementedError
 
+    def summary(self, result: Any) -> str | None:
+        """What a finished job did, in one line made from its result: the job's last message
+        (`visor jobs`, the UI's job bar, `job["message"]` in Python) and the first line the
+        CLI prints. None: the job's own last message stands."""
+        return None
+
     # How the result crosses HTTP: JSON by default; ops with binary results override both.
     def encode(self, result: Any) -> bytes | Any:
         return result
 
     def decode(self, body: Any) -> Any:
         return body
+
+
+class Chosen(BaseModel):
+    """Which samples an operation acts on: ids, a lasso's token, or filters (with a token
+    among them: the lasso as the grid shows it, the samples the filters fade left out)."""
+
+    ids: list[int] | None = Field(
+        default=None, min_length=1, max_length=1_000_000, description="the samples"
+    )
+    selection: str | None = Field(default=None, description="instead of ids: a selection token")
+    filters: SampleFilter | None = Field(
+        default=None,
+        description="instead: the samples these filters keep (with a selection token among "
+        "them, the lasso's samples that the grid shows)",
+    )
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> Self:
+        if sum(x is not None for x in (self.ids, self.selection, self.filters)) > 1:
+            raise ValueError("give the samples one way: ids, a selection or filters")
+        return self
+
+    def chosen(self, ctx: Context) -> np.ndarray | None:
+        """The samples' ids (unknown ids refused); None when none were given: all of them."""
+        from visor.services.samples import known
+
+        if self.selection is not None:
+            return ctx.selection(self.selection)
+        if self.filters is not None:
+            return sample_rows.filtered_ids(ctx.store, ctx.id, ctx.filters(self.filters))
+        return None if self.ids is None else known(ctx.store, ctx.dataset, self.ids)
 
 
 OPS: dict[tuple[str, str], type[Op]] = {}

@@ -49,6 +49,13 @@ class ComputeQuality(Op):
         assert job is not None
         return quality_service.compute_quality(ctx.store, job, ctx.dataset)
 
+    def summary(self, result: dict[str, Any]) -> str:
+        found = ", ".join(f"{n} {issue}" for issue, n in result["issues"].items() if n)
+        failed = result["failed_count"]
+        return f"{result['measured']} images measured: {found or 'no issues'}" + (
+            f"; {failed} could not be read" if failed else ""
+        )
+
 
 @register
 class FindLabelErrors(Op):
@@ -101,6 +108,21 @@ class FindLabelErrors(Op):
         assert self.model is not None
         return label_service.find_label_errors(ctx.store, job, ctx.dataset, self.model)
 
+    def summary(self, result: dict[str, Any]) -> str:
+        if self.predictions is None:
+            return (
+                f"{result['flagged']} of {result['scored']} labels likely wrong "
+                f"({result['model']}, {result['seconds']} s)"
+            )
+        boxes, split = result["boxes_flagged"], self.split
+        return (
+            f"{result['flagged']} of {result['images']} images"
+            + (f" of split {split}" if split else "")
+            + f" flagged by cleanlab's detection check against {self.predictions} "
+            f"({result['seconds']} s): {boxes['overlooked']} boxes likely missing, "
+            f"{boxes['swap']} likely of the wrong class, {boxes['badloc']} likely badly placed"
+        )
+
 
 @register
 class Evaluate(Op, evaluate_service.EvaluateParams):
@@ -124,6 +146,16 @@ class Evaluate(Op, evaluate_service.EvaluateParams):
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         assert job is not None
         return evaluate_service.evaluate(ctx.store, job, ctx.dataset, self)
+
+    def summary(self, result: dict[str, Any]) -> str:
+        counts, split = result["counts"], self.split
+        return (
+            f"{result['evaluation']}: AP {result['summary']['AP']:.3f}; at IoU {self.iou}: "
+            f"{counts['tp']} true positives, {counts['fp']} false positives, {counts['fn']} "
+            f"missed ({counts['predictions']} predictions, {counts['gt']} boxes"
+            + (f" in split {split}" if split else "")
+            + ")"
+        )
 
 
 @register

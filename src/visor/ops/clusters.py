@@ -72,6 +72,13 @@ class FindClusters(Op):
         )
         return with_weights_warning({**result, "model": found["model"]})
 
+    def summary(self, result: dict[str, Any]) -> str:
+        return result.get("message") or (
+            f"map {result['map_id']}: {result['clusters']} clusters of at least "
+            f"{result['min_cluster_size']} points among {result['points']} ({result['noise']} "
+            f"in none); {result['mixing_classes']} mixing classes ({result['seconds']} s)"
+        )
+
 
 @register
 class MapClusters(Op):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from visor.ops import reports, results
-from visor.ops.base import ArrowOp, Context, Op, npz_arrays, npz_bytes, register
+from visor.ops.base import ArrowOp, Chosen, Context, Op, npz_arrays, npz_bytes, register
 from visor.services import edits as edit_service
 from visor.services import objects as object_service
 from visor.services import views as view_service
@@ -110,6 +110,14 @@ class AnalyseObjects(Op):
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         assert job is not None and self.model is not None
         return object_service.analyse_objects(ctx.store, job, ctx.id, self.model, self.threshold)
+
+    def summary(self, result: dict[str, Any]) -> str:
+        return (
+            f"{result['boxes']} boxes: {result['outliers']} outliers (uniqueness above "
+            f"{result['outlier_threshold']}), {result['duplicate_groups']} groups of "
+            f"near-identical boxes holding {result['boxes_in_duplicate_groups']} "
+            f"(similarity >= {result['threshold']})"
+        )
 
 
 @register
@@ -248,22 +256,18 @@ class ApplyEdits(_Edit):
 
 
 @register
-class Relabel(_Edit):
-    """Every ground-truth label of one class (among some samples, else all) gets another,
-    as one batch."""
+class Relabel(_Edit, Chosen):
+    """Every ground-truth label of one class (among some samples: ids, a lasso or filters;
+    else all) gets another, as one batch."""
 
     name = "relabel"
     result = results.EditMade
 
-    from_class: str
-    to_class: str
-    ids: list[int] | None = Field(default=None, description="only among these samples")
-    selection: str | None = Field(default=None, description="only among a lasso's samples")
+    from_class: str = Field(description="the class to change")
+    to_class: str = Field(description="its new name")
 
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
-        ids: Any = self.ids
-        if self.selection is not None:
-            ids = ctx.selection(self.selection)
+        ids = self.chosen(ctx)
         return edits(ctx).relabel(self.from_class, self.to_class, ids, who=self.who)
 
 

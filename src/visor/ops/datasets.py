@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, model_validator
 
 from visor.ops import results
-from visor.ops.base import ArrowOp, Context, Op, register
+from visor.ops.base import ArrowOp, Chosen, Context, Op, register
 from visor.services import ingest as ingest_service
 from visor.services import samples as sample_service
 from visor.services.jobs import JobContext
@@ -74,11 +74,17 @@ class Ingest(Op):
         if self.thumbnails:
             row = dataset_rows.get_by_name(ctx.store, self.dataset)
             assert row is not None
-            made = result["thumbnails"] = sample_service.make_thumbnails(
+            result["thumbnails"] = sample_service.make_thumbnails(
                 ctx.store, ctx.settings, ctx.engine.source(self.path), row, job
             )
-            job.job.message = f"ingested {result['samples']} samples, {made['made']} thumbnails"
         return result
+
+    def summary(self, result: dict[str, Any]) -> str:
+        made = result.get("thumbnails")
+        return (
+            f"ingested {self.dataset}: {result['samples']} samples, {result['labels']} labels "
+            f"({result['format']})" + (f", {made['made']} thumbnails" if made else "")
+        )
 
 
 @register
@@ -171,28 +177,21 @@ class DeleteDataset(Op):
         ctx.changed("deleted")
 
 
-class _Tagging(Op):
+class _Tagging(Op, Chosen):
     result = int  # how many samples changed
-    ids: list[int] | None = Field(
-        default=None, min_length=1, max_length=1_000_000, description="the samples"
-    )
-    selection: str | None = Field(default=None, description="instead of ids: a selection token")
     tags: list[str] = Field(min_length=1, description="1-64 characters each")
 
     @model_validator(mode="after")
     def _one_target(self) -> _Tagging:
-        if (self.ids is None) == (self.selection is None):
-            raise ValueError("give either ids or a selection")
+        if self.ids is None and self.selection is None and self.filters is None:
+            raise ValueError("give the samples: ids, a selection or filters")
         return self
-
-    def targets(self, ctx: Context) -> Any:
-        if self.selection is not None:
-            return ctx.selection(self.selection)
-        return sample_service.known(ctx.store, ctx.dataset, self.ids or [])
 
     def retag(self, ctx: Context, add: bool) -> int:
         change = sample_rows.add_tags if add else sample_rows.remove_tags
-        updated = change(ctx.store, ctx.id, self.targets(ctx), sample_service.check_tags(self.tags))
+        ids = self.chosen(ctx)
+        assert ids is not None  # one of ids, selection or filters (_one_target)
+        updated = change(ctx.store, ctx.id, ids, sample_service.check_tags(self.tags))
         ctx.changed("tags")
         return updated
 

@@ -69,3 +69,11 @@ class Export(Op, export_service.ExportParams):
         assert job is not None
         options = self.options(ctx)
         return export_service.export_dataset(ctx.store, job, ctx.dataset, ctx.source(), options)
+
+    def summary(self, result: dict[str, Any]) -> str:
+        splits = ", ".join(f"{k} {v}" for k, v in sorted(result.get("splits", {}).items()))
+        return (
+            f"exported {result['samples']} samples and {result['labels']} labels as "
+            f"{result['format']} to {result['out']} in {result['seconds']} s"
+            + (f" ({splits})" if splits else "")
+        )

@@ -80,10 +80,12 @@ class ComputeHealth(Op):
             else:
                 computed.append(signal)
             job.check_cancelled()
-        job.job.message = f"computed {', '.join(computed) or 'nothing'}" + (
-            f"; not computed: {', '.join(left)}" if left else ""
-        )
         return {"computed": computed, "left": left, "model": model}
+
+    def summary(self, result: dict[str, Any]) -> str:
+        return f"computed {', '.join(result['computed']) or 'nothing'}" + (
+            f"; not computed: {', '.join(result['left'])}" if result["left"] else ""
+        )
 
     def _needs(self, ctx: Context, signal: str, model: str | None) -> str | None:
         """Why `signal` can't be computed without a choice; None when it can."""

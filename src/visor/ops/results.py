@@ -314,3 +314,56 @@ class ObjectVectorStatus(Result):
     models: list[BoxVectors]
     default_model: str | None
     analysis: dict[str, Any] | None
+
+
+class ModelRow(Result):
+    name: str
+    dim: int
+    weights: str = Field(description="the hub id its weights load from, or 'random only'")
+    text: bool = Field(description="it embeds words too (text search, zero-shot tags)")
+
+
+class LoadedModel(Result):
+    model: str
+    device: str
+    precision: str
+    backend: str
+
+
+class BackendSetting(Result):
+    setting: str = Field(description="VISOR_EMBED_BACKEND")
+    chosen: str | None = Field(description="torch, openvino or auto; None when not installed")
+    problem: str | None = Field(description="why the setting can't run, and how to install")
+
+
+class MeasuredChoice(Result):
+    model: str
+    precision: str
+    fastest: str
+    rates: dict[str, float] = Field(description="images/s per backend, measured by auto")
+    making_s: float | None = Field(description="seconds making static int8 took")
+
+
+class Int8Guard(Result):
+    """A static int8 model's guard, measured on its calibration images."""
+
+    model: str
+    images: int
+    cosine_min: float
+    cosine_median: float
+    k: int
+    neighbours: float = Field(description="share of top-k neighbours kept")
+    kept: bool
+    reason: str | None = None
+    against: str | None = Field(default=None, description="the float precision compared with")
+
+
+class Models(Result):
+    """The models known by name and those loaded, and how this process's CPU runs them."""
+
+    models: list[ModelRow]
+    loaded: list[LoadedModel]
+    backend: BackendSetting
+    int8_flags: list[str] = Field(description="the CPU's VNNI/AMX flags: static int8 where any")
+    measured: list[MeasuredChoice]
+    static_int8: list[Int8Guard]

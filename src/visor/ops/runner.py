@@ -6,12 +6,11 @@ with the job's message when it failed or was cancelled.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from visor.errors import NotFound
 from visor.ops.base import Context, Engine, JobFailed, Op
-from visor.services.jobs import JobRunner
+from visor.services.jobs import JobContext, JobRunner
 from visor.store import datasets as dataset_rows
 
 
@@ -65,7 +64,12 @@ class LocalRunner:
         checked = op.check(ctx)
         if not checked.job:
             return checked.run(ctx, None)
-        work: Callable[[Any], Any] = lambda job: checked.run(ctx, job)  # noqa: E731
+
+        def work(job: JobContext) -> Any:
+            result = checked.run(ctx, job)
+            job.job.message = checked.summary(result) or job.job.message
+            return result
+
         job = self.jobs.submit(
             checked.name,
             checked.job_dataset(dataset),

@@ -80,6 +80,24 @@ class Embed(Op, embed_service.EmbedParams):
             result["index_job"] = ctx.runner.run(BuildIndex(model=model), ctx.name)["id"]
         return result
 
+    def summary(self, result: dict[str, Any]) -> str:
+        existing = result["skipped_existing"]
+        if not result.get("objects") and not result["embedded"] and not result["failed_count"]:
+            return f"nothing to embed: all {existing} images have vectors from {result['model']}"
+        if result.get("objects"):
+            what = f"{result['embedded']} of {result['boxes']} {result['kind']} boxes"
+            what += f" in {result['images']} images" if "images" in result else ""
+            rate = result.get("boxes_per_s") and f" at {result['boxes_per_s']} boxes/s"
+        else:
+            what = f"{result['embedded']} images"
+            rate = result.get("images_per_s") and f" at {result['images_per_s']} images/s"
+        return (
+            f"embedded {what} with {result['model']} ({result['dim']}-d, {result['device']}, "
+            f"{result['precision']}) in {result['seconds']} s{rate or ''}"
+            + (f"; {existing} already had vectors" if existing else "")
+            + (f"; {result['failed_count']} failed" if result["failed_count"] else "")
+        )
+
 
 @register
 class BuildIndex(Op):
@@ -103,6 +121,13 @@ class BuildIndex(Op):
         assert job is not None and self.model is not None
         path = vectors.ann_path(ctx.settings, ctx.id, self.model)
         return search_service.build_ann(ctx.store, job, ctx.id, self.model, path)
+
+    def summary(self, result: dict[str, Any]) -> str:
+        lists = f"{result['lists']} list{'' if result['lists'] == 1 else 's'}"
+        return (
+            f"index of {result['vectors']} vectors ({lists}, {result['probes']} probed per "
+            f"query) in {result['seconds']} s"
+        )
 
 
 @register
@@ -138,7 +163,6 @@ class MakeMap(Op):
             ctx.store, job, ctx.id, self.model, self.method, self.params, objects=self.objects
         )
         if self.uniqueness and not self.objects:
-            message = job.job.message
             result["uniqueness"] = analysis_service.compute_uniqueness(
                 ctx.store,
                 job,
@@ -147,10 +171,16 @@ class MakeMap(Op):
                 k=analysis_service.DEFAULT_UNIQUENESS_K,
                 graph=vectors.graph_path(ctx.settings, ctx.id, self.model),
             )
-            job.job.message = message
         if ctx.engine.serving:  # the page that asked for the map will want its points
             map_service.cached_points(ctx.store, ctx.engine.points, ctx.dataset, None)
         return result
+
+    def summary(self, result: dict[str, Any]) -> str:
+        what = "boxes" if result.get("objects") else "points"
+        return (
+            f"map {result['map_id']}: {result['method']} of {result['points']} {what} "
+            f"({result['model']}) in {result['seconds']} s"
+        )
 
 
 @register
@@ -196,6 +226,13 @@ class FindDuplicates(Op):
             graph=vectors.graph_path(ctx.settings, ctx.id, self.model) if self.model else None,
         )
 
+    def summary(self, result: dict[str, Any]) -> str:
+        could_go = "" if result["removable"] is None else f"; {result['removable']} could go"
+        return (
+            f"{result['groups']} duplicate groups ({result['exact_groups']} exact) holding "
+            f"{result['samples_in_groups']} samples{could_go} ({result['seconds']} s)"
+        )
+
 
 @register
 class ComputeUniqueness(Op):
@@ -228,3 +265,13 @@ class ComputeUniqueness(Op):
             k=self.k,
             graph=vectors.graph_path(ctx.settings, ctx.id, self.model),
         )
+
+    def summary(self, result: dict[str, Any]) -> str:
+        return uniqueness_line(result)
+
+
+def uniqueness_line(result: dict[str, Any]) -> str:
+    return (
+        f"uniqueness of {result['samples']} samples (k={result['k']}, median "
+        f"{result['median']}): the samples' uniqueness field, to sort and filter by"
+    )

@@ -96,3 +96,10 @@ class TagZeroShot(Op):
             classes=classes,
             compiled=ctx.settings.compiled_dir,
         )
+
+    def summary(self, result: dict[str, Any]) -> str:
+        counts = ", ".join(f"{tag} {n}" for tag, n in result["tagged"].items())
+        return (
+            f"zero-shot tags on {result['samples']} images with {result['model']} "
+            f"({result['seconds']} s): {counts or 'none'}"
+        )

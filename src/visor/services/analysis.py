@@ -208,9 +208,6 @@ def find_duplicates(
         summary=summary,
         job_id=ctx.job.id,
     )
-    ctx.job.message = (
-        f"{n_groups} duplicate groups ({exact_groups} exact) holding {len(group_ids)} samples"
-    )
     return with_weights_warning({**params, **summary})
 
 
@@ -338,5 +335,4 @@ def compute_uniqueness(
         summary=summary,
         job_id=ctx.job.id,
     )
-    ctx.job.message = f"uniqueness of {len(ids):,} samples, median {summary['median']}"
     return with_weights_warning({"model": model, "k": k, **summary})

@@ -90,8 +90,6 @@ def find_clusters(
     )
     mixed = sum(1 for c in clusters if c["mixed"])
     seconds = round(time.perf_counter() - started, 2)
-    if ctx is not None:  # the job's last word, as `visor jobs` and the UI list it
-        ctx.job.message = message or f"{len(clusters)} clusters among {n} points, {noise} in none"
     return {**run, "clusters": len(clusters), "mixing_classes": mixed, "seconds": seconds}
 
 

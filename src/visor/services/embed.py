@@ -319,9 +319,6 @@ def embed_dataset(
         quality = {**quality_service.update_issues(store, dataset_id), "measured_now": measured}
     elif options.quality:
         quality = quality_service.summary(store, dataset_id)
-    ctx.job.message = f"embedded {embedded} images" + (
-        f"; {failed_count} unreadable" if failed_count else ""
-    )
     return {
         "model": embedder.name,
         "dim": embedder.dim,

@@ -177,11 +177,6 @@ def evaluate(
         boxes,
         samples,
     )
-    counts = metrics["counts"]
-    ctx.job.message = (
-        f"{name}: AP {metrics['summary']['AP']:.3f}; {counts['tp']} true positives, "
-        f"{counts['fp']} false positives, {counts['fn']} missed"
-    )
     return {
         "evaluation": name,
         "source": options.source,

@@ -188,7 +188,6 @@ def export_dataset(
         out = out.with_suffix(".zip")
     where = options.out if remote else str(out)
     result.update(out=where, format=options.format, seconds=round(time.monotonic() - started, 2))
-    ctx.job.message = f"exported {result['samples']} samples to {result['out']}"
     return result
 
 

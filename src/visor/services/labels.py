@@ -134,7 +134,6 @@ def find_label_errors(
     label_rows.save(store, dataset_id, rows)
     lonely = sorted({c for p in parts.values() for c in p.lonely})
     flagged = int(np.asarray(rows["issue"]).sum())
-    ctx.job.message = f"{flagged:,} of {rows.num_rows:,} labels likely wrong"
     return with_weights_warning(
         {
             "model": model,
@@ -227,9 +226,6 @@ def find_detection_label_errors(
     label_rows.save_detection(store, dataset_id, images, table)
     flagged_boxes = np.asarray(table["issue"])
     signals = np.asarray(table["signal"])
-    ctx.job.message = (
-        f"{int(found.issue.sum()):,} of {len(samples):,} images flagged against {source}"
-    )
     return {
         "source": source,
         "split": split,

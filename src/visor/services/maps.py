@@ -308,8 +308,6 @@ def make_map(
         seconds=seconds,
         label_ids=label_ids,
     )
-    what = "boxes" if objects else "points"
-    ctx.job.message = f"{method} map of {len(ids)} {what} in {seconds} s"
     return with_weights_warning(
         {
             "map_id": map_id,

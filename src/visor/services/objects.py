@@ -133,9 +133,6 @@ def embed_objects(
     finally:
         batches.close()
     elapsed = time.monotonic() - started
-    ctx.job.message = f"embedded {embedded} boxes" + (
-        f"; {failed_count} skipped" if failed_count else ""
-    )
     return {
         "objects": True,
         "kind": kind,
@@ -202,7 +199,6 @@ def analyse_objects(
             }
         ),
     )
-    ctx.job.message = f"{int(outlier.sum())} outlier boxes, {len(numbers)} duplicate groups"
     return with_weights_warning(
         {
             "model": model,

@@ -77,10 +77,6 @@ def compute_quality(
             ctx.progress(done)
     ctx.phase("finding issues")
     counted = update_issues(store, dataset["id"])
-    flagged = ", ".join(f"{n} {issue}" for issue, n in counted["issues"].items() if n)
-    ctx.job.message = f"{counted['measured']} images measured: {flagged or 'no issues'}" + (
-        f"; {len(failed)} unreadable" if failed else ""
-    )
     return {**counted, "failed_count": len(failed), "failed": failed[:REPORT_LIMIT]}
 
 

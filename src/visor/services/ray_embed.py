@@ -145,9 +145,6 @@ def embed_on_ray(
                 _collect_stale_refs()
     elapsed = time.monotonic() - started
     what = "boxes" if options.objects else "images"
-    ctx.job.message = f"embedded {tally.embedded} {what} on Ray" + (
-        f"; {tally.failed} failed" if tally.failed else ""
-    )
     result.update(
         embedded=tally.embedded,
         failed_count=tally.failed,

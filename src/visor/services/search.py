@@ -422,5 +422,4 @@ def build_ann(
     index = AnnIndex.build(ids, unit, {"model": model, "version": list(version or ())})
     ctx.check_cancelled()
     index.save(path)
-    ctx.job.message = f"index of {len(ids)} vectors in {index.info['seconds']} s"
     return index.info

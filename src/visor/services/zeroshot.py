@@ -79,9 +79,6 @@ def tag_zero_shot(
     }
     params = {"template": template, "threshold": threshold, "prefix": prefix}
     analysis_rows.record(store, dataset["id"], "zero_shot", model, params, summary, ctx.job.id)
-    ctx.job.message = f"{int(kept.sum()):,} of {len(ids):,} images tagged" + (
-        f", {disagree:,} disagreeing with their classes" if disagree is not None else ""
-    )
     return {
         **summary,
         "model": model,

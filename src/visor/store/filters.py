@@ -26,17 +26,19 @@ class SampleFilter(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid", arbitrary_types_allowed=True)
 
-    split: str | None = None
-    category: str | None = Field(default=None, alias="class")
-    tag: str | None = None
+    split: str | None = Field(default=None, description="samples of this split")
+    category: str | None = Field(
+        default=None, alias="class", description="samples with a label of this class"
+    )
+    tag: str | None = Field(default=None, description="samples with this tag")
     filename: str | None = Field(default=None, description="substring of the path")
-    has_label: bool | None = None
+    has_label: bool | None = Field(default=None, description="samples with (or without) labels")
     ids: Any = Field(default=None, description="sample ids (e.g. a lasso); any number")
     selection: str | None = Field(default=None, description="a token from POST /selections")
     duplicate_group: int | None = Field(default=None, description="from the duplicates job")
-    has_duplicates: bool | None = None
-    uniqueness_min: float | None = Field(default=None, ge=0, le=1)
-    uniqueness_max: float | None = Field(default=None, ge=0, le=1)
+    has_duplicates: bool | None = Field(default=None, description="in a duplicate group")
+    uniqueness_min: float | None = Field(default=None, ge=0, le=1, description="uniqueness from")
+    uniqueness_max: float | None = Field(default=None, ge=0, le=1, description="uniqueness up to")
     evaluation: str | None = Field(
         default=None, description="an evaluation: its outcomes on boxes, its filters and sorts"
     )

@@ -236,10 +236,10 @@ def _update_tags(
     store: Store, dataset_id: int, ids: Sequence[int] | np.ndarray, value: str, tags: list[str]
 ) -> int:
     with store.transaction() as cur, store.registered(cur, id_relation(ids)):
-        cur.execute(
-            f"UPDATE samples SET tags = {value} "
-            f"WHERE dataset_id = ? AND id IN (SELECT id FROM {_IDS})",
-            [tags, dataset_id],
+        cur.execute(  # only the samples whose tags change: the count is of those
+            f"UPDATE samples SET tags = {value} WHERE dataset_id = ? AND id IN "
+            f"(SELECT id FROM {_IDS}) AND coalesce(tags, []) <> {value}",
+            [tags, dataset_id, tags],
         )
         found = cur.fetchall()  # to the end: the relation can't be dropped mid-result
     return int(found[0][0]) if found else 0

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Request, Response
 from visor import ops
 from visor.api.deps import DatasetDep, WorkspaceDep, answers
 from visor.api.events import EventStream, follow_job
-from visor.embedding.models import describe_models, loaded_models
 from visor.errors import NotFound
 from visor.services.jobs import FINAL_STATES
 
@@ -63,7 +62,8 @@ def errors(
     return dataset.embedding_errors(model, limit=limit)
 
 
-@router.get("/api/models")
-def models() -> dict[str, Any]:
-    """Models known by name, and those loaded in this process."""
-    return {"models": describe_models(), "loaded": loaded_models()}
+@router.get("/api/models", **answers(ops.results.Models))
+def models(workspace: WorkspaceDep) -> dict[str, Any]:
+    """Models known by name and those loaded in the server; the backend its CPU runs them
+    on, its int8 path, what auto measured (the same as POST /api/models)."""
+    return workspace.models()
