@@ -34,6 +34,37 @@ def classes(ws: Workspace, name: str) -> dict[str, int]:
     return {c["class"]: c["labels"] for c in ws.dataset(name).info()["classes"]}
 
 
+def test_a_batch_that_changes_a_label_twice(workspace: Workspace) -> None:
+    """A batch's labels are read and written at once: a label changed twice in it ends as the
+    last change leaves it, each change logged with what it found; one deleted earlier in the
+    batch can't be changed later in it, and then nothing is."""
+    ingest(workspace, DATA / "yolo_roboflow_trees", "yolo")
+    ds = workspace.dataset("yolo")
+    original = labels_now(workspace)
+    label = next(r[0] for r in original if r[2] == "Tree")
+    twice = [{"action": "set_class", "label_id": label, "class": c} for c in ("Dead", "Alive")]
+    done = ds.edits.apply(twice)
+    assert done["changes"] == 2 and classes(workspace, "yolo") == {
+        "Tree": 62,
+        "Dead": 29,
+        "Alive": 10,
+    }
+    rows = ds.edits.batch(done["batch"])
+    assert [(r["before"]["class"], r["after"]["class"]) for r in rows] == [
+        ("Tree", "Dead"), ("Dead", "Alive"),
+    ]  # fmt: skip
+    gone = [{"action": "delete", "label_id": label}, {**twice[0], "class": "Tree"}]
+    with pytest.raises(NotFound, match="deleted by this same edit"):
+        ds.edits.apply(gone)
+    assert classes(workspace, "yolo") == {"Tree": 62, "Dead": 29, "Alive": 10}
+    ds.edits.undo()
+    assert labels_now(workspace) == original
+    # Among the samples a filter keeps: every Dead box is in split val, none in train.
+    assert ds.edits.relabel("Dead", "Snag", SampleFilter(split="val"))["changes"] == 29
+    with pytest.raises(InvalidInput, match="no ground-truth label of class 'Alive'"):
+        ds.edits.relabel("Alive", "Live", SampleFilter(split="train"))
+
+
 def test_edits_undo_redo_and_revert(workspace: Workspace) -> None:
     ingest(workspace, DATA / "yolo_roboflow_trees", "yolo")
     ds = workspace.dataset("yolo")
@@ -249,8 +280,10 @@ def test_edits_in_the_sample_view(served: tuple[Server, Page]) -> None:
     expect(dialog.get_by_test_id("edit-note")).to_have_text("edit 1 done")
     # Delete a box: one fewer rectangle.
     boxes = dialog.locator("svg.boxes rect")
-    expect(boxes.first).to_be_attached()  # the boxes are drawn once the picture has loaded
-    count = boxes.count()
+    with httpx.Client(base_url=server.url) as client:
+        labels = client.get("/api/datasets/y/samples/1").json()["labels"]
+    count = sum(1 for row in labels if row["bbox"] is not None)
+    expect(boxes).to_have_count(count)  # drawn once the picture has loaded (and after the redo)
     dialog.get_by_role("button", name=f"delete label {label}", exact=True).click()
     expect(boxes).to_have_count(count - 1)
     # Draw a box: pick its class, drag over the picture.

@@ -53,14 +53,8 @@ class Edits:
     ) -> dict[str, Any]:
         """Every ground-truth label of class `from_class` (among `sample_ids`, else all) gets
         `to_class`, as one batch."""
-        params: list[Any] = [self._id, from_class]
-        where = "dataset_id = ? AND kind = 'gt' AND class = ?"
-        if sample_ids is not None:
-            where += " AND list_contains(?, sample_id)"
-            params.append([int(i) for i in sample_ids])
-        found = [
-            int(r[0]) for r in self._store.query(f"SELECT id FROM labels WHERE {where}", params)
-        ]
+        among = None if sample_ids is None else np.asarray(sample_ids)
+        found = edit_rows.of_class(self._store, self._id, from_class, among)
         if not found:
             raise InvalidInput(f"no ground-truth label of class {from_class!r} to change")
         changes = [{"action": "set_class", "label_id": i, "class": to_class} for i in found]
@@ -105,9 +99,15 @@ class Edits:
         batch: all of them or, if one can't be made, none."""
         if not changes:
             raise InvalidInput("no edit given")
+        asked = [int(c["label_id"]) for c in changes
+                 if c.get("action") in ("set_class", "delete") and "label_id" in c]  # fmt: skip
         with self._store.transaction() as cur:
             batch = edit_rows.next_batch(cur, self._id)
-            rows = [row for change in changes for row in self._change(cur, change)]
+            # The labels are read at once and written at once: a batch of 100K is a few
+            # statements, not two a label.
+            labels = _Labels(cur, self._id, edit_rows.label_rows(cur, self._id, asked))
+            rows = [row for change in changes for row in self._change(cur, change, labels)]
+            labels.write()
             edit_rows.log(cur, self._id, batch, rows, who)
             edit_rows.refresh_samples(cur, self._id, sorted({r["sample_id"] for r in rows}))
         self._changed()
@@ -117,15 +117,17 @@ class Edits:
             "samples": sorted({r["sample_id"] for r in rows}),
         }
 
-    def _change(self, cur: duckdb.DuckDBPyConnection, change: dict[str, Any]) -> list[dict]:
+    def _change(
+        self, cur: duckdb.DuckDBPyConnection, change: dict[str, Any], labels: _Labels
+    ) -> list[dict]:
         action = change.get("action")
         if action in ("set_class", "delete"):
             label_id = int(change["label_id"])
-            before = self._label(cur, label_id)
+            before = labels.get(label_id) or self._label(cur, label_id)
             after = (
                 None if action == "delete" else {**before, "class": check_class(change["class"])}
             )
-            edit_rows.set_label(cur, self._id, label_id, after)
+            labels.set(label_id, after)
             return [{"action": action, "label_id": label_id, "sample_id": before["sample_id"],
                      "before": before, "after": after}]  # fmt: skip
         if action == "add":
@@ -142,12 +144,13 @@ class Edits:
             after = {"id": label_id, "sample_id": sample_id, "kind": "gt", "source": "edit",
                      "class": check_class(change["class"]), "x": x, "y": y, "w": w, "h": h,
                      "score": None, "iscrowd": False, "flags": []}  # fmt: skip
-            edit_rows.set_label(cur, self._id, label_id, after)
+            labels.set(label_id, after)
             return [{"action": "add", "label_id": label_id, "sample_id": sample_id,
                      "before": None, "after": after}]  # fmt: skip
         if action == "set_image_class":
             sample_id = self._sample(cur, int(change["sample_id"]))
             cls = check_class(change["class"])
+            labels.write()  # the sample's labels as this batch has left them so far
             present = cur.execute(
                 "SELECT id FROM labels WHERE dataset_id = ? AND sample_id = ? AND kind = 'gt' "
                 "AND x IS NULL ORDER BY id",
@@ -156,11 +159,13 @@ class Edits:
             rows: list[dict] = []
             if present:
                 first, *rest = (int(r[0]) for r in present)
-                rows += self._change(cur, {"action": "set_class", "label_id": first, "class": cls})
+                change = {"action": "set_class", "label_id": first, "class": cls}
+                rows += self._change(cur, change, labels)
                 for other in rest:
-                    rows += self._change(cur, {"action": "delete", "label_id": other})
+                    rows += self._change(cur, {"action": "delete", "label_id": other}, labels)
             else:
-                rows += self._change(cur, {"action": "add", "sample_id": sample_id, "class": cls})
+                change = {"action": "add", "sample_id": sample_id, "class": cls}
+                rows += self._change(cur, change, labels)
             return rows
         if action in ("exclude", "include"):
             sample_id = self._sample(cur, int(change["sample_id"]))
@@ -239,6 +244,7 @@ class Edits:
         rows = edit_rows.batch_rows(self._store, self._id, batch)
         with self._store.transaction() as cur:
             tags: dict[tuple[str, bool], list[int]] = {}  # a tag on many samples: one update
+            labels: dict[int, dict | None] = {}  # each label as the last row leaves it
             for row in reversed(rows) if backwards else rows:
                 target = row["before"] if backwards else row["after"]
                 if row["action"] == "tag":
@@ -247,10 +253,36 @@ class Edits:
                     edit_rows.set_flag(cur, self._id, row["sample_id"], EXCLUDED,
                                        bool(target["excluded"]))  # fmt: skip
                 else:
-                    edit_rows.set_label(cur, self._id, int(row["label_id"]), target)
+                    labels[int(row["label_id"])] = target
+            edit_rows.set_labels(cur, self._id, labels)
             for (tag, on), ids in tags.items():
                 edit_rows.set_tag(cur, self._id, np.array(ids), tag, on)
             edit_rows.set_state(cur, self._id, batch, state)
             edit_rows.refresh_samples(cur, self._id, sorted({r["sample_id"] for r in rows}))
         self._changed()
         return {"batch": batch, "state": state, "changes": len(rows)}
+
+
+class _Labels:
+    """A batch's labels: read once before it, kept as its changes leave them, written once."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection, dataset_id: int, read: dict) -> None:
+        self._cur, self._id, self._now = cur, dataset_id, read
+        self._changed: dict[int, dict[str, Any] | None] = {}
+
+    def get(self, label_id: int) -> dict[str, Any] | None:
+        """The label as the batch has left it so far (None: not read yet)."""
+        if label_id in self._changed and self._changed[label_id] is None:
+            raise NotFound(f"label {label_id} is deleted by this same edit")
+        return self._now.get(label_id)
+
+    def set(self, label_id: int, row: dict[str, Any] | None) -> None:
+        self._changed[label_id] = row
+        if row is None:
+            self._now.pop(label_id, None)
+        else:
+            self._now[label_id] = row
+
+    def write(self) -> None:
+        edit_rows.set_labels(self._cur, self._id, self._changed)
+        self._changed = {}

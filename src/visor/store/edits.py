@@ -35,21 +35,71 @@ def next_batch(cur: duckdb.DuckDBPyConnection, dataset_id: int) -> int:
     return int(found[0][0])
 
 
-def set_label(
-    cur: duckdb.DuckDBPyConnection, dataset_id: int, label_id: int, row: dict | None
+LABEL_TYPES = {"id": pa.int64(), "sample_id": pa.int32(), "kind": pa.string(),
+               "source": pa.string(), "class": pa.string(), "x": pa.float64(),
+               "y": pa.float64(), "w": pa.float64(), "h": pa.float64(), "score": pa.float64(),
+               "iscrowd": pa.bool_(), "flags": pa.list_(pa.string())}  # fmt: skip
+
+
+def label_rows(
+    cur: duckdb.DuckDBPyConnection, dataset_id: int, label_ids: list[int]
+) -> dict[int, dict[str, Any]]:
+    """The labels of `label_ids` that exist, by id: one read however many."""
+    cur.register("_visor_labels", pa.table({"id": pa.array(label_ids, pa.int64())}))
+    try:
+        found = cur.execute(
+            f"SELECT {', '.join(LABEL_COLUMNS)} FROM labels WHERE dataset_id = ? "
+            "AND id IN (SELECT id FROM _visor_labels)",
+            [dataset_id],
+        ).fetchall()
+    finally:
+        cur.unregister("_visor_labels")
+    return {int(row[0]): dict(zip(LABEL_COLUMNS, row, strict=True)) for row in found}
+
+
+def set_labels(
+    cur: duckdb.DuckDBPyConnection, dataset_id: int, rows: dict[int, dict[str, Any] | None]
 ) -> None:
-    """Make label `label_id` be `row` (None: absent)."""
-    cur.execute("DELETE FROM labels WHERE dataset_id = ? AND id = ?", [dataset_id, label_id])
-    if row is not None:
+    """Make each label (by id) be its row (None: absent), in a few statements however many
+    (a relabel of 100K boxes is one edit). A label whose class changed or that went loses its
+    label-quality verdict: it no longer holds."""
+    if not rows:
+        return
+    cur.register("_visor_labels", pa.table({"id": pa.array(list(rows), pa.int64())}))
+    try:
+        for table, column in (("labels", "id"), ("label_quality", "label_id")):
+            cur.execute(
+                f"DELETE FROM {table} WHERE dataset_id = ? AND {column} IN "
+                "(SELECT id FROM _visor_labels)",
+                [dataset_id],
+            )
+    finally:
+        cur.unregister("_visor_labels")
+    kept = [row for row in rows.values() if row is not None]
+    if not kept:
+        return
+    columns = {c: pa.array([row[c] for row in kept], t) for c, t in LABEL_TYPES.items()}
+    cur.register("_visor_labels_now", pa.table(columns))
+    try:
         cur.execute(
-            f"INSERT INTO labels (dataset_id, {', '.join(LABEL_COLUMNS)}) VALUES "
-            f"(?, {', '.join('?' for _ in LABEL_COLUMNS)})",
-            [dataset_id, *(row[c] for c in LABEL_COLUMNS)],
+            f"INSERT INTO labels (dataset_id, {', '.join(LABEL_COLUMNS)}) SELECT ?, "
+            f"{', '.join(LABEL_COLUMNS)} FROM _visor_labels_now",
+            [dataset_id],
         )
-    # A label's class changed or it went: its label-quality verdict no longer holds.
-    cur.execute(
-        "DELETE FROM label_quality WHERE dataset_id = ? AND label_id = ?", [dataset_id, label_id]
-    )
+    finally:
+        cur.unregister("_visor_labels_now")
+
+
+def of_class(store: Store, dataset_id: int, cls: str, sample_ids: np.ndarray | None) -> list[int]:
+    """Ids of the ground-truth labels of class `cls` (of the samples `sample_ids`, else all)."""
+    where = "dataset_id = ? AND kind = 'gt' AND class = ?"
+    relations = None
+    if sample_ids is not None:
+        where += " AND sample_id IN (SELECT id FROM _visor_among)"
+        relations = {"_visor_among": pa.table({"id": np.asarray(sample_ids, dtype=np.int32)})}
+    found = store.query(f"SELECT id FROM labels WHERE {where} ORDER BY id", [dataset_id, cls],
+                        relations)  # fmt: skip
+    return [int(row[0]) for row in found]
 
 
 def set_flag(
