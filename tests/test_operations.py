@@ -116,7 +116,7 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     )
     assert "untagged 2 samples: keep" in run("tag", "y", "keep", "--remove", "--tag", "keep")
     assert "give the samples" in cli(home, "tag", "y", "keep", ok=False)
-    assert "view v1 saved" in run("views", "y", "--save", "v1", "--split", "train")
+    assert "view v1 saved" in run("save-view", "y", "v1", "--split", "train")
     assert "v1" in run("views", "y")
     # Text search needs a model with a text tower: refused with the one above, then found.
     assert "embeds images only" in cli(home, "similar", "y", "--text", "a tree", ok=False)

@@ -56,7 +56,7 @@ def test_views_and_selections_survive_a_restart(tmp_path: Path) -> None:
 def test_views_from_the_cli_http_and_ui(tmp_path: Path, browser: Browser) -> None:
     home = tmp_path / "home"
     assert run_cli(home, "ingest", str(DATA / "yolo_roboflow_trees"), "--name", "y").returncode == 0
-    done = run_cli(home, "views", "y", "--save", "trainset", "--split", "train")
+    done = run_cli(home, "save-view", "y", "trainset", "--split", "train")
     assert done.returncode == 0 and "view trainset saved" in done.stdout
     listing = run_cli(home, "views", "y").stdout
     assert "trainset" in listing and "split=train" in listing

@@ -9,7 +9,6 @@ import typer
 from visor import ops
 from visor.cli.base import _problems, _run, _table, _workspace, app, command, friendly, out
 from visor.errors import VisorError
-from visor.store.samples import SampleFilter
 
 
 @command(
@@ -157,23 +156,14 @@ def exclude(
 @friendly
 def views(
     name: str,
-    save: Annotated[str | None, typer.Option(help="save a view of these filters as NAME")] = None,
-    split: Annotated[str | None, typer.Option(help="with --save: this split")] = None,
-    cls: Annotated[str | None, typer.Option("--class", help="with --save: this class")] = None,
-    tag: Annotated[str | None, typer.Option(help="with --save: this tag")] = None,
     delete: Annotated[str | None, typer.Option(help="delete view NAME")] = None,
 ) -> None:
-    """The dataset's saved views (also made in the UI); save or delete one."""
-
+    """The dataset's saved views (made in the UI, or by visor save-view); delete one."""
     with _workspace() as ws:
         saved = ws.dataset(name).views
         if delete is not None:
             saved.delete(delete)
             out.print(f"view {delete} deleted")
-            return
-        if save is not None:
-            saved.save(save, filters=SampleFilter(split=split, category=cls, tag=tag))
-            out.print(f"view {save} saved")
             return
         _table(
             ("view", "filters", "lasso", "sort", "saved"),
@@ -185,6 +175,14 @@ def views(
                 for row in saved.list()
             ),
         )  # fmt: skip
+
+
+@command(ops.SaveView, positional=("view",), skip=("selection", "ui"))
+def save_view(name: str, fields: dict[str, Any]) -> None:
+    """Save (or replace) a view: the samples the filters (or --ids) keep, and their sort."""
+    with _workspace() as ws:
+        ws.runner.run(ops.make(ops.SaveView, **fields), name)
+        out.print(f"view {fields['view']} saved")
 
 
 @command(ops.TagZeroShot)
