@@ -232,3 +232,34 @@ def test_ultralytics_predictions_json_on_a_yolo_dataset(corpus: Workspace, tmp_p
     path.write_text(json.dumps([{k: v for k, v in r.items() if k != "file_name"} for r in results]))
     with pytest.raises(InvalidInput, match="or a file_name in every entry"):
         ds.import_predictions(str(path), "other")
+
+
+def test_ultralytics_predictions_json_on_a_coco_dataset(corpus: Workspace, tmp_path: Path) -> None:
+    """The same file on a dataset ingested from COCO (a Roboflow export, whose splits each
+    number their images from 0): the stems are no COCO ids, so the file names find the
+    images; the model's classes can't be told from the COCO categories (Roboflow adds a
+    supercategory 0), so --names is asked for, and with it the boxes come back exactly."""
+    ds = corpus.dataset("coco_roboflow_trees")
+    gt = stored_boxes(ds, "gt")
+    names = ["Tree"]  # the model's data.yaml
+    results = [
+        {"image_id": Path(path).stem, "file_name": Path(path).name,
+         "category_id": names.index(cls) + 1, "bbox": [x, y, w, h], "score": 0.7}
+        for path, cls, x, y, w, h in zip(
+            gt["path"], gt["class"], gt["x"], gt["y"], gt["w"], gt["h"], strict=True
+        )
+    ]  # fmt: skip
+    path = tmp_path / "predictions.json"
+    path.write_text(json.dumps(results))
+    with pytest.raises(InvalidInput, match=r"pass --names with the model's data\.yaml"):
+        ds.import_predictions(str(path), "ultralytics")
+    with pytest.raises(InvalidInput, match="found by their file_name; no split is needed"):
+        ds.import_predictions(str(path), "ultralytics", split="train")
+    (tmp_path / "data.yaml").write_text("names: [Tree]\n")
+    report = ds.import_predictions(str(path), "ultralytics", names=str(tmp_path / "data.yaml"))
+    assert report["predictions"] == 461 and report["images"] == 12 and not report["skipped_count"]
+    got = stored_boxes(ds, "prediction", "ultralytics")
+    key = ("path", "class", "x", "y", "w", "h")
+    assert sorted(zip(*(got[k] for k in key), strict=True)) == sorted(
+        zip(*(gt[k] for k in key), strict=True)
+    )

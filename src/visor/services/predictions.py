@@ -244,8 +244,12 @@ def _from_coco(
 ) -> tuple[pa.Table, list[Skipped]]:
     folder, base = os.path.split(os.path.abspath(path))
     coco_ids = sample_rows.coco_ids(store, dataset["id"])
+    named = result_file_names(Source(folder), base)
+    # ultralytics' save_json: each entry's image_id is its file's stem, its file_name beside
+    # it; on a COCO dataset such ids are no COCO ids, and the file names find the images.
+    by_file = named is not None and not all(isinstance(i, int) for i in named)
     images: Mapping[Any, int | str]
-    if coco_ids:
+    if coco_ids and not by_file:
         images = _coco_images(coco_ids, dataset, path, split)
         found = (dataset.get("report") or {}).get("coco_categories")
         if not found:
@@ -254,10 +258,17 @@ def _from_coco(
     else:
         if split is not None:
             raise InvalidInput(
-                f"split {split!r}: dataset {dataset['name']!r} has no COCO image ids, so the "
-                "results' images are found by their file_name; no split is needed"
+                f"split {split!r}: the results' images are found by their file_name; no split "
+                "is needed"
             )
-        images, categories = _named_images(store, dataset, Source(folder), base, names)
+        if coco_ids and names is None:  # the model's classes can't be told from COCO's
+            raise InvalidInput(
+                f"{path}: its entries name their images by file (image_id "
+                f"{next(iter(named or {}))!r}), as ultralytics' save_json writes, so their "
+                "category_id is the model's class index + 1: pass --names with the model's "
+                "data.yaml (names=... in Python)"
+            )
+        images, categories = _named_images(store, dataset, named, names)
     out = _Rows()
     skipped: list[Skipped] = []
     for item in read_results(Source(folder), base, categories, images):
@@ -271,12 +282,11 @@ def _from_coco(
 
 
 def _named_images(
-    store: Store, dataset: dict[str, Any], source: Source, file: str, names: str | None
+    store: Store, dataset: dict[str, Any], by_id: dict[Any, str] | None, names: str | None
 ) -> tuple[dict[Any, int | str], dict[int, str]]:
-    """For a dataset not ingested from COCO: the images of ultralytics' `predictions.json`
-    (`yolo val save_json=True`), found by each entry's `file_name`, and its categories, the
-    model's class index + 1 (the dataset's data.yaml names, or `names`)."""
-    by_id = result_file_names(source, file)
+    """The images of ultralytics' `predictions.json` (`yolo val save_json=True`), found by
+    each entry's `file_name` (`by_id`: by image_id), and its categories, the model's class
+    index + 1 (the dataset's data.yaml names, or `names`)."""
     if by_id is None:
         raise InvalidInput(
             f"dataset {dataset['name']!r} has no COCO image ids: predictions in COCO results "
