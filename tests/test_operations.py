@@ -101,6 +101,8 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     assert "outliers (uniqueness above" in run("objects", "y")
     assert "labels likely wrong" in run("label-errors", "y")
     assert "distance" in run("objects", "y", "--similar", "1", "-k", "3")
+    out = run("similar", "y", "0", "-k", "5", "--split", "val")  # sample 0 is in train
+    assert len(re.findall(r"│ \d+ +│ [\d.]+ +│ valid/", out)) == 2, out
     assert "health of y (7 samples)" in run("health", "y")
     out = run("export", "y", str(tmp_path / "out"), "--format", "yolo", "--split", "val")
     assert "exported 2 samples and " in out

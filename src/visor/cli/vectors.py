@@ -9,16 +9,13 @@ import typer
 
 from visor import ops
 from visor.cli.base import (
-    VectorsModel,
     _problems,
     _run,
     _styled,
     _table,
     _warning,
     _workspace,
-    app,
     command,
-    friendly,
     out,
 )
 from visor.errors import VisorError
@@ -186,37 +183,36 @@ def index(name: str, fields: dict[str, Any]) -> None:
         _run(ws, ops.BuildIndex, name, **fields)
 
 
-@app.command()
-@friendly
+@command(ops.Similar, skip=("sample_id",), flags={"k": "-k"})
 def similar(
     name: str,
+    fields: dict[str, Any],
     target: Annotated[
-        str | None, typer.Argument(help="a sample id, or the path of an image file")
+        str | None, typer.Argument(metavar="TARGET", help="a sample id, or an image file")
     ] = None,
     text: Annotated[
         str | None, typer.Option(help="instead: words (CLIP and SigLIP models)")
     ] = None,
-    k: Annotated[int, typer.Option("-k", help="how many neighbours")] = 20,
-    model: VectorsModel = None,
 ) -> None:
     """The images nearest to a sample, to an image file, or with --text to words, by cosine
-    distance."""
+    distance (among the samples the filters keep, if any)."""
     from visor.embedding.models import random_weights_warning
 
     if (target is None) == (text is None):
         raise VisorError("give a sample id, an image file or --text, one of them")
     with _workspace() as ws:
         dataset = ws.dataset(name)
-        model = model or dataset.default_model()
+        model = fields.pop("model", None) or dataset.default_model()
+        asked = {"k": fields.get("k", 20), "model": model, "filters": fields.get("filters")}
         if text is not None:
-            found = dataset.similar(text=text, k=k, model=model)
+            found = dataset.similar(text=text, **asked)
         elif target is not None and target.isdigit():
-            found = dataset.similar(int(target), k, model)
+            found = dataset.similar(int(target), **asked)
         else:
             path = Path(str(target))
             if not path.is_file():
                 raise VisorError(f"{target}: not a sample id, and no such image file")
-            found = dataset.similar_to_image(path.read_bytes(), path.name, k, model)
+            found = dataset.similar_to_image(path.read_bytes(), path.name, **asked)
         _table(
             ("sample", "distance", "path"),
             ((row["sample_id"], f"{row['distance']:.4f}", row["path"]) for row in found),
