@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from visor.store.db import Store
+from visor.store.filters import _IDS, id_relation
 
 LABEL_COLUMNS = ("id", "sample_id", "kind", "source", "class", "x", "y", "w", "h", "score",
                  "iscrowd", "flags")  # fmt: skip
@@ -45,15 +46,12 @@ def label_rows(
     cur: duckdb.DuckDBPyConnection, dataset_id: int, label_ids: list[int]
 ) -> dict[int, dict[str, Any]]:
     """The labels of `label_ids` that exist, by id: one read however many."""
-    cur.register("_visor_labels", pa.table({"id": pa.array(label_ids, pa.int64())}))
-    try:
+    with Store.registered(cur, _label_ids(label_ids)):
         found = cur.execute(
             f"SELECT {', '.join(LABEL_COLUMNS)} FROM labels WHERE dataset_id = ? "
             "AND id IN (SELECT id FROM _visor_labels)",
             [dataset_id],
         ).fetchall()
-    finally:
-        cur.unregister("_visor_labels")
     return {int(row[0]): dict(zip(LABEL_COLUMNS, row, strict=True)) for row in found}
 
 
@@ -65,29 +63,28 @@ def set_labels(
     label-quality verdict: it no longer holds."""
     if not rows:
         return
-    cur.register("_visor_labels", pa.table({"id": pa.array(list(rows), pa.int64())}))
-    try:
+    with Store.registered(cur, _label_ids(list(rows))):
         for table, column in (("labels", "id"), ("label_quality", "label_id")):
             cur.execute(
                 f"DELETE FROM {table} WHERE dataset_id = ? AND {column} IN "
                 "(SELECT id FROM _visor_labels)",
                 [dataset_id],
             )
-    finally:
-        cur.unregister("_visor_labels")
     kept = [row for row in rows.values() if row is not None]
     if not kept:
         return
     columns = {c: pa.array([row[c] for row in kept], t) for c, t in LABEL_TYPES.items()}
-    cur.register("_visor_labels_now", pa.table(columns))
-    try:
+    with Store.registered(cur, {"_visor_labels_now": pa.table(columns)}):
         cur.execute(
             f"INSERT INTO labels (dataset_id, {', '.join(LABEL_COLUMNS)}) SELECT ?, "
             f"{', '.join(LABEL_COLUMNS)} FROM _visor_labels_now",
             [dataset_id],
         )
-    finally:
-        cur.unregister("_visor_labels_now")
+
+
+def _label_ids(label_ids: list[int]) -> dict[str, pa.Table]:
+    """Label ids (BIGINT) as a table SQL reads as `_visor_labels`."""
+    return {"_visor_labels": pa.table({"id": pa.array(label_ids, pa.int64())})}
 
 
 def of_class(store: Store, dataset_id: int, cls: str, sample_ids: np.ndarray | None) -> list[int]:
@@ -95,8 +92,8 @@ def of_class(store: Store, dataset_id: int, cls: str, sample_ids: np.ndarray | N
     where = "dataset_id = ? AND kind = 'gt' AND class = ?"
     relations = None
     if sample_ids is not None:
-        where += " AND sample_id IN (SELECT id FROM _visor_among)"
-        relations = {"_visor_among": pa.table({"id": np.asarray(sample_ids, dtype=np.int32)})}
+        where += f" AND sample_id IN (SELECT id FROM {_IDS})"
+        relations = id_relation(sample_ids)
     found = store.query(f"SELECT id FROM labels WHERE {where} ORDER BY id", [dataset_id, cls],
                         relations)  # fmt: skip
     return [int(row[0]) for row in found]
