@@ -292,6 +292,9 @@ def test_the_cli_says_which_int8_ran(tmp_path: Path) -> None:
     assert "Warning" not in done.stderr, done.stderr
     listed = run_cli(home, "models", env=vnni)
     assert "int8 on this CPU: static, calibrated on the dataset (avx512_vnni)" in listed.stdout
-    assert f"{TINY} static int8, on 64 calibration images: cosine to fp32 min 0.9" in listed.stdout
+    assert (
+        f"{TINY} static int8, on 64 calibration images, against fp32: cosine min 0.9"
+        in listed.stdout
+    )
     plain = run_cli(home, "models", env={"VISOR_CPU_FLAGS": AVX2})
     assert "int8 on this CPU: int8 weights only (no VNNI or AMX" in plain.stdout

@@ -1,5 +1,6 @@
 """The HTTP API (FastAPI)."""
 
 from visor.api.app import create_app
+from visor.api.server import serve
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "serve"]

@@ -1,11 +1,14 @@
 """What every command shares: the app, its consoles, errors as one line, following a job's
-progress, and `command` (a command made from an operation, see `visor.cli.options`)."""
+progress, and `command`: a command made from an operation (see `visor.cli.options`), its
+report called with a `Call`."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -155,12 +158,36 @@ def _workspace() -> Workspaces:
     return open_workspace()
 
 
-command = functools.partial(op_command, app, wrap=friendly)
+@dataclass
+class Call:
+    """One command as called: the workspace, its operation, the dataset and the fields given."""
+
+    ws: Workspaces
+    op: type[ops.Op]
+    name: str | None
+    fields: dict[str, Any]
+
+    @property
+    def dataset(self) -> Any:
+        return self.ws.dataset(str(self.name))
+
+    def run(self, op: type[ops.Op] | None = None, **more: Any) -> Any:
+        """Run the command's operation (or `op`, given the fields of the command's that it
+        has) with `more`. A job's progress is shown and its summary (the job's last message)
+        printed; the result either way."""
+        given = {k: v for k, v in self.fields.items() if op is None or k in op.model_fields}
+        made = ops.make(op or self.op, **(given | more))
+        if not made.job:
+            return self.ws.runner.run(made, self.name)
+        job = follow(self.ws, self.ws.runner.run(made, self.name))
+        out.print(job["message"])
+        return job["result"]
 
 
-def _run(ws: Workspaces, cls: type[ops.Op], name: str | None, **fields: Any) -> dict[str, Any]:
-    """Run operation `cls` as a job on dataset `name`, its progress shown, and say what it did
-    (the job's last message: the op's `summary` of its result); its result."""
-    job = follow(ws, ws.runner.run(ops.make(cls, **fields), name))
-    out.print(job["message"])
-    return job["result"]
+@contextlib.contextmanager
+def _called(cls: type[ops.Op], name: str | None, fields: dict[str, Any]) -> Iterator[Call]:
+    with _workspace() as ws:
+        yield Call(ws, cls, name, fields)
+
+
+command = functools.partial(op_command, app, wrap=friendly, opened=_called)

@@ -10,59 +10,43 @@ from urllib.parse import quote
 import typer
 
 from visor import ops
-from visor.cli.base import (
-    _report,
-    _run,
-    _styled,
-    _table,
-    _warning,
-    _workspace,
-    app,
-    command,
-    friendly,
-    out,
-)
+from visor.cli.base import Call, _report, _styled, _table, _warning, command, out
 from visor.client import RemoteWorkspace
-from visor.dataset import Dataset
 from visor.evaluation.matching import AREA_RANGES
 from visor.evaluation.metrics import COCO_THRESHOLDS, SUMMARY
 
 
 @command(ops.Ingest, argument=None, positional=("path",), flags={"dataset": "--name"})
-def ingest(name: None, fields: dict[str, Any]) -> None:
+def ingest(call: Call) -> None:
     """Read a dataset's images and labels into the store."""
-    with _workspace() as ws:
-        _report(_run(ws, ops.Ingest, None, **fields))
+    _report(call.run())
 
 
 @command(ops.ImportPredictions, positional=("path",))
-def import_predictions(name: str, fields: dict[str, Any]) -> None:
+def import_predictions(call: Call) -> None:
     """Add a model's predictions to a dataset, as a named source."""
-    with _workspace() as ws:
-        result = ws.dataset(name).import_predictions(**fields)
-        out.print(
-            f"imported {result['predictions']} predictions on {result['images']} images "
-            f"from {fields['source']} into {name}"
-        )
-        _report(result)
+    result = call.run()
+    out.print(
+        f"imported {result['predictions']} predictions on {result['images']} images "
+        f"from {call.fields['source']} into {call.name}"
+    )
+    _report(result)
 
 
 @command(ops.Evaluate, flags={"classwise": "--classwise/--agnostic"})
 def evaluate(
-    name: str,
-    fields: dict[str, Any],
+    call: Call,
     worst: Annotated[int, typer.Option(help="how many of the worst classes to list")] = 5,
 ) -> None:
     """Evaluate a prediction source COCO-style: every box TP/FP/FN, AP/AR, confusion matrix."""
-    with _workspace() as ws:
-        result = _run(ws, ops.Evaluate, name, **fields)
-        params = result.get("params") or ops.make(ops.Evaluate, **fields).model_dump()
-        _evaluation_report(result, params, worst)
-        where = f"?dataset={quote(name)}&eval={quote(result['evaluation'])}&tab=evaluation"
-        url = ws.info.url.rstrip("/") if isinstance(ws, RemoteWorkspace) else None
-        out.print(
-            f"see the boxes: {url}/{where}" if url else f"see the boxes: visor serve, then /{where}"
-        )
+    result = call.run()
+    params = result.get("params") or ops.make(ops.Evaluate, **call.fields).model_dump()
+    _evaluation_report(result, params, worst)
+    where = f"?dataset={quote(str(call.name))}&eval={quote(result['evaluation'])}&tab=evaluation"
+    if isinstance(call.ws, RemoteWorkspace):
+        out.print(f"see the boxes: {call.ws.info.url.rstrip('/')}/{where}")
+    else:
+        out.print(f"see the boxes: visor serve, then /{where}")
 
 
 def _evaluation_report(result: dict[str, Any], params: dict[str, Any], worst: int) -> None:
@@ -82,99 +66,86 @@ def _evaluation_report(result: dict[str, Any], params: dict[str, Any], worst: in
         out.print(_styled("warning:", "bold yellow", result["warning"]))
     if result["worst_classes"] and worst > 0:
         out.print("worst classes (AP@[.5:.95], AP50, precision, recall, FP, FN):")
-        for row in result["worst_classes"][:worst]:
-            out.print(
-                f"  {row['class']:<20} {row['ap']:.3f}  {_num(row['ap50'])}  "
-                f"{_num(row['precision'])}  {_num(row['recall'])}  "
-                f"{row['fp']:>6} {row['fn']:>6}"
-            )
+    for row in result["worst_classes"][: max(worst, 0)]:
+        scores = "  ".join(_num(row[k]) for k in ("ap50", "precision", "recall"))
+        out.print(f"  {row['class']:<20} {row['ap']:.3f}  {scores}  {row['fp']:>6} {row['fn']:>6}")
 
 
 @command(ops.ComputeQuality, "quality")
 def quality(
-    name: str,
-    fields: dict[str, Any],
-    examples: Annotated[int, typer.Option(help="sample ids listed per issue")] = 5,
+    call: Call, examples: Annotated[int, typer.Option(help="sample ids listed per issue")] = 5
 ) -> None:
     """Measure every image (brightness, blur, entropy, colour, size) and list the issues."""
-    with _workspace() as ws:
-        result = _run(ws, ops.ComputeQuality, name)
-        for problem in result["failed"][:20]:
-            out.print(f"  could not read sample {problem['sample_id']}: {problem['reason']}")
-        for row in ws.dataset(name).quality(examples)["issues"]:
-            listed = ", ".join(str(i) for i in row["examples"])
-            more = f": {listed}" if listed else ""
-            out.print(f"  {row['issue']:<17} {row['count']:>7} ({row['share']:.1%}){more}")
-        out.print("see them: filter by image quality in the UI, or ?quality=<issue> on /samples")
+    result = call.run()
+    for problem in result["failed"][:20]:
+        out.print(f"  could not read sample {problem['sample_id']}: {problem['reason']}")
+    for row in call.dataset.quality(examples)["issues"]:
+        listed = ", ".join(str(i) for i in row["examples"])
+        more = f": {listed}" if listed else ""
+        out.print(f"  {row['issue']:<17} {row['count']:>7} ({row['share']:.1%}){more}")
+    out.print("see them: filter by image quality in the UI, or ?quality=<issue> on /samples")
+
+
+_SIGNALS = {
+    "overlooked": "a box may be missing (the model found a {cls})",
+    "swap": "this {cls} box may be of another class",
+    "badloc": "this {cls} box may be badly placed",
+}
 
 
 @command(ops.FindLabelErrors)
 def label_errors(
-    name: str,
-    fields: dict[str, Any],
-    examples: Annotated[int, typer.Option(help="worst flagged samples to list")] = 10,
+    call: Call, examples: Annotated[int, typer.Option(help="worst flagged samples to list")] = 10
 ) -> None:
     """Find likely wrong labels (cleanlab).
 
     Each image's (and each box's) label is weighed against its neighbours' labels; with
     --predictions, cleanlab's detection check weighs the boxes against a model's boxes."""
-    with _workspace() as ws:
-        result = _run(ws, ops.FindLabelErrors, name, **fields)
-        dataset = ws.dataset(name)
-        if fields.get("predictions") is not None:
-            _detection_report(dataset, examples)
-            return
-        _warning(result)
-        if result["classes_with_one_example"]:
-            lonely = ", ".join(result["classes_with_one_example"])
-            out.print(f"not scored (one example, nothing to compare with): {lonely}")
-        if result["not_embedded"]:
-            out.print(f"not scored (no vector yet): {result['not_embedded']} labels")
-        for sample_id in (dataset.label_errors(examples) or {"examples": []})["examples"]:
-            for label in dataset.labels(sample_id):
-                quality = label.get("label_quality")
-                if quality and quality["issue"]:
-                    out.print(
-                        f"  sample {sample_id}: labelled {label['class']}; its neighbours say "
-                        f"{quality['suggested']} (quality {quality['quality']:.3f})"
-                    )
+    result = call.run()
+    found = call.dataset.label_errors(examples) or {}
+    if call.fields.get("predictions") is not None:
+        for sample_id in (found.get("detection") or {"examples": []})["examples"]:
+            check = call.dataset.sample(sample_id).get("detection_check") or {"boxes": []}
+            for box in check["boxes"]:
+                said = _SIGNALS[box["signal"]].format(cls=box["class"])
+                out.print(
+                    f"  sample {sample_id}: {said} (box {box['label_id']}, "
+                    f"score {box['score']:.3f})"
+                )
+        return
+    _warning(result)
+    if result["classes_with_one_example"]:
+        lonely = ", ".join(result["classes_with_one_example"])
+        out.print(f"not scored (one example, nothing to compare with): {lonely}")
+    if result["not_embedded"]:
+        out.print(f"not scored (no vector yet): {result['not_embedded']} labels")
+    for sample_id in found.get("examples", []):
+        for label in call.dataset.labels(sample_id):
+            scored = label.get("label_quality") or {}
+            if scored.get("issue"):
+                out.print(
+                    f"  sample {sample_id}: labelled {label['class']}; its neighbours say "
+                    f"{scored['suggested']} (quality {scored['quality']:.3f})"
+                )
 
 
-def _detection_report(dataset: Dataset, examples: int) -> None:
-    found = (dataset.label_errors(examples) or {}).get("detection") or {"examples": []}
-    words = {
-        "overlooked": "a box may be missing (the model found a {cls})",
-        "swap": "this {cls} box may be of another class",
-        "badloc": "this {cls} box may be badly placed",
-    }
-    for sample_id in found["examples"]:
-        check = dataset.sample(sample_id).get("detection_check") or {"boxes": []}
-        for box in check["boxes"]:
-            said = words[box["signal"]].format(cls=box["class"])
-            out.print(
-                f"  sample {sample_id}: {said} (box {box['label_id']}, score {box['score']:.3f})"
-            )
-
-
-@app.command("evaluations")
-@friendly
-def list_evaluations(name: str) -> None:
+@command(ops.ListEvaluations, "evaluations")
+def evaluations(call: Call) -> None:
     """A dataset's evaluations side by side: source, split, IoU, AP, AP50, AP75, P and R."""
-    with _workspace() as ws:
-        found = ws.dataset(name).evaluations.list()
-        if not found:
-            out.print(f"no evaluations of {name} yet (visor evaluate {name} --source S)")
-            return
-        # Short headings: the nine columns fit 80 characters whole.
-        _table(
-            ("name", "source", "split", "IoU", "AP", "AP50", "AP75", "prec.", "recall"),
-            (
-                (e["name"], e["source"], e["params"].get("split") or "all", e["params"].get("iou"),
-                 *(_num(e["summary"].get(k)) for k in ("AP", "AP50", "AP75")),
-                 *(_num(e["counts"].get(k)) for k in ("precision", "recall")))
-                for e in found
-            ),
-        )  # fmt: skip
+    found = call.run()
+    if not found:
+        out.print(f"no evaluations of {call.name} yet (visor evaluate {call.name} --source S)")
+        return
+    # Short headings: the nine columns fit 80 characters whole.
+    _table(
+        ("name", "source", "split", "IoU", "AP", "AP50", "AP75", "prec.", "recall"),
+        (
+            (e["name"], e["source"], e["params"].get("split") or "all", e["params"].get("iou"),
+             *(_num(e["summary"].get(k)) for k in ("AP", "AP50", "AP75")),
+             *(_num(e["counts"].get(k)) for k in ("precision", "recall")))
+            for e in found
+        ),
+    )  # fmt: skip
 
 
 def _num(value: float | None) -> str:
@@ -183,45 +154,38 @@ def _num(value: float | None) -> str:
 
 @command(ops.ComputeHealth, "health")
 def health(
-    name: str,
-    fields: dict[str, Any],
+    call: Call,
     html: Annotated[
         Path | None, typer.Option(help="also write the report as one HTML file, images inside")
     ] = None,
     examples: Annotated[int, typer.Option(help="worst examples per problem")] = 8,
     compute: Annotated[
         bool,
-        typer.Option(
-            "--compute/--no-compute",
-            help="compute the signals not computed yet first (one job), or report what is there",
-        ),
+        typer.Option(help="compute the signals not computed yet first (one job), or report "
+                     "what is there"),
     ] = True,
-) -> None:
+) -> None:  # fmt: skip
     """What is wrong with a dataset: duplicates, leaks across splits, outliers, label errors,
     image quality. The signals not computed yet are computed first, as one job."""
     from visor.services import health_html
 
-    with _workspace() as ws:
-        dataset = ws.dataset(name)
-        if compute:
-            done = _run(ws, ops.ComputeHealth, name, **fields)
-            for signal, why in done["left"].items():
-                out.print(f"  {signal}: {why}")
-        report = dataset.health(examples)
-        out.print(f"health of {name} ({report['samples']:,} samples)")
-        width = max((len(row["title"]) for row in report["rows"]), default=0)
-        for row in report["rows"]:
-            if row["count"] is None:
-                out.print(f"  {row['title']:<{width}} not computed: {row['todo']}")
-                continue
-            ids = ", ".join(str(i) for i in row.get("examples", [])[:examples])
-            mark = f" [{row['note']}]" if row.get("note") else ""
-            out.print(
-                f"  {row['title']:<{width}} {row['count']:>7} ({row['share']:.1%}){mark}"
-                + (f"  e.g. {ids}" if ids else "")
-            )
-        for number, note in enumerate(report["notes"], 1):
-            out.print(_styled(f"[{number}] warning:", "bold yellow", note))
-        if html is not None:
-            health_html.write(html, report, dataset.thumbnail_bytes)
-            out.print(f"wrote {html}")
+    for signal, why in (call.run()["left"] if compute else {}).items():
+        out.print(f"  {signal}: {why}")
+    report = call.dataset.health(examples)
+    out.print(f"health of {call.name} ({report['samples']:,} samples)")
+    width = max((len(row["title"]) for row in report["rows"]), default=0)
+    for row in report["rows"]:
+        if row["count"] is None:
+            out.print(f"  {row['title']:<{width}} not computed: {row['todo']}")
+            continue
+        ids = ", ".join(str(i) for i in row.get("examples", [])[:examples])
+        mark = f" [{row['note']}]" if row.get("note") else ""
+        out.print(
+            f"  {row['title']:<{width}} {row['count']:>7} ({row['share']:.1%}){mark}"
+            + (f"  e.g. {ids}" if ids else "")
+        )
+    for number, note in enumerate(report["notes"], 1):
+        out.print(_styled(f"[{number}] warning:", "bold yellow", note))
+    if html is not None:
+        health_html.write(html, report, call.dataset.thumbnail_bytes)
+        out.print(f"wrote {html}")

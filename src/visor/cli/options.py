@@ -4,10 +4,11 @@ hand is its printed report and the few options of its own (how much to list, say
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import typer
@@ -81,6 +82,14 @@ def _is_filters(field: FieldInfo) -> bool:
     return _plain(field.annotation)[0] is SampleFilter
 
 
+@contextlib.contextmanager
+def _given(cls: type[Op], name: str | None, fields: dict[str, Any]) -> Iterator[Any]:
+    yield name, fields
+
+
+Opener = Callable[[type[Op], str | None, dict[str, Any]], contextlib.AbstractContextManager[Any]]
+
+
 def op_command(
     app: typer.Typer,
     cls: type[Op],
@@ -91,19 +100,20 @@ def op_command(
     flags: dict[str, str] | None = None,
     argument: str | None = "NAME",
     wrap: Callable[[Report], Report] = lambda f: f,
+    opened: Opener = _given,
 ) -> Callable[[Report], Report]:
-    """Register `report` as the command for `cls`: `report(name, fields, **own)` gets the
-    dataset's name (the command's first argument unless `argument` is None), the fields the
-    user gave (the op's, less `skip`) and its own keyword options, declared on it as usual.
-    `positional`: fields given as arguments, after the name. `flags` names an option other
-    than --field-name (e.g. "-k")."""
+    """Register `report` as the command for `cls`: `report(call, **own)` gets what `opened`
+    makes of the dataset's name (the command's first argument unless `argument` is None) and
+    the fields the user gave (the op's, less `skip`), and its own options, declared on it as
+    usual. `positional`: fields given as arguments, after the name. `flags` names an option
+    other than --field-name (e.g. "-k")."""
     flags = flags or {}
 
     def decorate(report: Report) -> Report:
         hints = get_type_hints(report, include_extras=True)
         own = [
             p.replace(annotation=hints.get(p.name, p.annotation))
-            for p in list(inspect.signature(report).parameters.values())[2:]
+            for p in list(inspect.signature(report).parameters.values())[1:]
         ]
         fields = {n: f for n, f in cls.model_fields.items() if n not in skip}
         params = [
@@ -134,7 +144,8 @@ def op_command(
                 if any(v is not None for v in chosen.values()):
                     given[n] = SampleFilter(**{k: v for k, v in chosen.items() if v is not None})
             given = {n: v for n, v in given.items() if v is not None}
-            report(kwargs.pop("name", None), given, **kwargs)
+            with opened(cls, kwargs.pop("name", None), given) as call:
+                report(call, **kwargs)
 
         run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         run.__doc__ = report.__doc__ or cls.__doc__

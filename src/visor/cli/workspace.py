@@ -10,12 +10,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from visor.cli.base import _styled, _table, _workspace, app, console, friendly, out
+from visor import ops
+from visor.cli.base import Call, _styled, _table, _workspace, app, command, console, friendly, out
 from visor.cli.data import ingest
-from visor.cli.vectors import duplicates, embed, make_map
-from visor.client import announce_server, find_server
+from visor.cli.vectors import duplicates, embed, guard, make_map, rates
+from visor.client import find_server
 from visor.config import get_settings
-from visor.errors import VisorError
 from visor.ops.models import describe
 
 
@@ -46,94 +46,76 @@ def list_models() -> None:
         else "int8 on this CPU: int8 weights only (no VNNI or AMX: static int8 would be slower)"
     )
     for row in found["measured"]:
-        rates = ", ".join(f"{k} {v}" for k, v in row["rates"].items())
         making = f"; making int8 took {row['making_s']} s" if row["making_s"] else ""
         out.print(
             f"  {row['model']} ({row['precision']}): {row['fastest']} (measured images/s: "
-            f"{rates}{making})"
+            f"{rates(row['rates'])}{making})"
         )
     for row in found["static_int8"]:
         answer = "kept" if row["kept"] else f"not kept: {row['reason']}"
         out.print(
-            f"  {row['model']} static int8, on {row['images']} calibration images: cosine to "
-            f"{row.get('against') or 'fp32'} min {row['cosine_min']}, median "
-            f"{row['cosine_median']}; top-{row['k']} neighbours kept {row['neighbours']:.1%} "
-            f"({answer})"
+            f"  {row['model']} static int8, on {row['images']} calibration images, against "
+            f"{row.get('against') or 'fp32'}: {guard(row)} ({answer})"
         )
 
 
-@app.command("datasets")
-@friendly
-def list_datasets() -> None:
+@command(ops.Datasets, argument=None)
+def datasets(call: Call) -> None:
     """List the datasets in the store."""
-    with _workspace() as ws:
-        keys = ("name", "format", "num_samples", "num_labels", "root")
-        _table(("name", "format", "samples", "labels", "root"),
-               ([d[k] for k in keys] for d in ws.datasets()))  # fmt: skip
+    keys = ("name", "format", "num_samples", "num_labels", "root")
+    _table(
+        ("name", "format", "samples", "labels", "root"), ([d[k] for k in keys] for d in call.run())
+    )
 
 
-@app.command()
-@friendly
+@command(ops.Info)
 def info(
-    name: str,
+    call: Call,
     skipped: Annotated[bool, typer.Option(help="list the records skipped at ingest")] = False,
 ) -> None:
     """Counts per split and class."""
-    with _workspace() as ws:
-        data = ws.dataset(name).info()
-        out.print(
-            Text.assemble(
-                (name, "bold"),
-                f" ({data['format']}, {data['root']}): "
-                f"{data['num_samples']} samples, {data['num_labels']} labels",
-            )
+    data = call.run()
+    out.print(
+        Text.assemble(
+            (str(call.name), "bold"),
+            f" ({data['format']}, {data['root']}): "
+            f"{data['num_samples']} samples, {data['num_labels']} labels",
         )
-        _table(("split", "samples"), data["splits"].items())
-        keys = ("class", "kind", "labels", "samples")
-        _table(keys, ([row[k] for k in keys] for row in data["classes"]))
-        vectors = ws.dataset(name).embedding_status()["models"]
-        if vectors:
-            _table(
-                ("model", "dim", "vectors", "unreadable", "complete"),
-                (
-                    (row["model"], row["dim"], f"{row['vectors']}/{row['samples']}",
-                     row["errors"], "yes" if row["complete"] else f"no ({row['missing']} missing)")
-                    for row in vectors
-                ),
-            )  # fmt: skip
-        report = data.get("report") or {}
-        flagged = data.get("flags") or {}
-        if flagged.get("size_mismatch"):
-            out.print(
-                f"{flagged['size_mismatch']} image(s) whose file size in pixels differs from "
-                "their annotation's (the file's is used; the samples are flagged size_mismatch)"
-            )
-            for item in report.get("size_mismatches", [])[: None if skipped else 5]:
-                annotated, found = item["annotated"], item["file"]
-                out.print(
-                    f"  {item['path']}: annotated {annotated[0]}x{annotated[1]}, "
-                    f"file {found[0]}x{found[1]}"
-                )
-        if flagged.get("box_outside_image"):
-            out.print(
-                f"{flagged['box_outside_image']} image(s) with a box partly outside the picture"
-            )
-        if skipped:
-            for item in report.get("skipped", []):
-                out.print(f"  {item['path']}: {item['reason']}")
-        elif report.get("skipped_count"):
-            out.print(
-                f"{report['skipped_count']} record(s) skipped at ingest (--skipped lists them)"
-            )
+    )
+    _table(("split", "samples"), data["splits"].items())
+    keys = ("class", "kind", "labels", "samples")
+    _table(keys, ([row[k] for k in keys] for row in data["classes"]))
+    if vectors := call.run(ops.EmbeddingStatus)["models"]:
+        _table(
+            ("model", "dim", "vectors", "unreadable", "complete"),
+            (
+                (row["model"], row["dim"], f"{row['vectors']}/{row['samples']}", row["errors"],
+                 "yes" if row["complete"] else f"no ({row['missing']} missing)")
+                for row in vectors
+            ),
+        )  # fmt: skip
+    report, flagged = data.get("report") or {}, data.get("flags") or {}
+    if flagged.get("size_mismatch"):
+        out.print(
+            f"{flagged['size_mismatch']} image(s) whose file size in pixels differs from "
+            "their annotation's (the file's is used; the samples are flagged size_mismatch)"
+        )
+    for item in report.get("size_mismatches", [])[: None if skipped else 5]:
+        (aw, ah), (fw, fh) = item["annotated"], item["file"]
+        out.print(f"  {item['path']}: annotated {aw}x{ah}, file {fw}x{fh}")
+    if flagged.get("box_outside_image"):
+        out.print(f"{flagged['box_outside_image']} image(s) with a box partly outside the picture")
+    for item in report.get("skipped", []) if skipped else []:
+        out.print(f"  {item['path']}: {item['reason']}")
+    if report.get("skipped_count") and not skipped:
+        out.print(f"{report['skipped_count']} record(s) skipped at ingest (--skipped lists them)")
 
 
-@app.command()
-@friendly
-def rm(name: str) -> None:
+@command(ops.DeleteDataset, "rm")
+def rm(call: Call) -> None:
     """Delete a dataset from the store (its files are not touched)."""
-    with _workspace() as ws:
-        ws.dataset(name).delete()
-        out.print(f"deleted {name}")
+    call.run()
+    out.print(f"deleted {call.name}")
 
 
 _JOB = ("id", "kind", "dataset", "state", "done")  # the columns before the message
@@ -147,29 +129,23 @@ def jobs(
     """Recent jobs and their state."""
     with _workspace() as ws:
         rows = [
-            (
-                job["id"],
-                job["kind"],
-                job["dataset"] or "",
-                job["state"],
-                f"{job['done']}/{job['total']}" if job["total"] else str(job["done"] or ""),
-                job["message"] or "",
-            )
+            (job["id"], job["kind"], job["dataset"] or "", job["state"],
+             f"{job['done']}/{job['total']}" if job["total"] else str(job["done"] or ""),
+             job["message"] or "")
             for job in ws.jobs.list(dataset=dataset)
-        ]
-        # One line a job: the columns before the message are shown whole, and the message
-        # takes the width they leave, a long one cut at the edge (the API has it whole). Cut
-        # here: a cell wider than the table leaves makes rich squeeze the other columns away.
-        widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(_JOB)]
-        left = max(out.width - sum(widths) - 3 * len(_JOB) - 4, 12)
-        table = Table()
-        for heading, width in zip(_JOB, widths, strict=True):
-            table.add_column(heading, no_wrap=True, min_width=width)
-        table.add_column("message", no_wrap=True)
-        for row in rows:
-            message = row[-1] if len(row[-1]) <= left else row[-1][: left - 1] + "…"
-            table.add_row(*row[:-1], message)
-        out.print(table)
+        ]  # fmt: skip
+    # One line a job: the columns before the message are shown whole, and the message takes
+    # the width they leave, a long one cut at the edge (the API has it whole). Cut here: a
+    # cell wider than the table leaves makes rich squeeze the other columns away.
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(_JOB)]
+    left = max(out.width - sum(widths) - 3 * len(_JOB) - 4, 12)
+    table = Table()
+    for heading, width in zip(_JOB, widths, strict=True):
+        table.add_column(heading, no_wrap=True, min_width=width)
+    table.add_column("message", no_wrap=True)
+    for row in rows:
+        table.add_row(*row[:-1], row[-1] if len(row[-1]) <= left else row[-1][: left - 1] + "…")
+    out.print(table)
 
 
 @app.command()
@@ -182,46 +158,18 @@ def serve(
     ] = False,
     model: Annotated[str | None, typer.Option(help="the model to preload")] = None,
     allow_remote: Annotated[
-        bool,
-        typer.Option(help="serve other machines too (needed to bind anything but loopback)"),
+        bool, typer.Option(help="serve other machines too (needed to bind anything but loopback)")
     ] = False,
 ) -> None:
     """Serve the web UI and the HTTP API."""
-    import uvicorn
+    from visor import api
 
-    from visor.api import create_app
-
-    settings = get_settings()
     if preload_model:
         from visor.embedding.models import load_model
 
-        embedder = load_model(model or settings.model)
+        embedder = load_model(model or get_settings().model)
         console.print(f"model {embedder.name} loaded on {embedder.device} ({embedder.precision})")
-    host = host or settings.host
-    port = port or settings.port
-    loopback = host in ("127.0.0.1", "localhost", "::1")
-    if not loopback and not allow_remote:
-        raise VisorError(
-            f"--host {host} would serve other machines: add --allow-remote if you mean it"
-        )
-    if not loopback:
-        console.print(
-            _styled(
-                "warning:",
-                "bold yellow",
-                f"serving {host}: anyone who can reach it sees the datasets; changes still "
-                "need the token in VISOR_HOME/server.json (the UI gets it with its page)",
-            )
-        )
-    running = find_server(settings.home)
-    if running is not None:
-        raise VisorError(f"a Visor server for {settings.home} already runs at {running.url}")
-    app_ = create_app(settings, any_host=not loopback)
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    console.print(f"Visor on http://{host}:{port}  (API docs: /docs; Ctrl-C stops)")
-    # Announced once the store is open (the app's start), withdrawn as it stops.
-    app_.state.announce = lambda: announce_server(settings.home, url)
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    api.serve(host=host, port=port, allow_remote=allow_remote, say=console.print, warn=_warn)
 
 
 @app.command()
@@ -247,41 +195,40 @@ def demo(
     settings = get_settings()
     root = path or settings.home / "demo-images"
     marker = root / f".complete-{images}"
-    if not fresh and marker.exists() and _finished_demo(name, root, images, not no_serve):
-        if not no_serve:
-            serve(None, None, False, None)
-        return
-    if not marker.exists():
-        with Progress(
-            TextColumn("writing demo images"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress:
-            task = progress.add_task("", total=images)
-            generate(root, images, progress=lambda d, t: progress.update(task, completed=d))
-        marker.touch()
-    # The steps as their own commands run them, with their reports.
-    ingest(None, {"path": str(root), "dataset": name, "replace": True})
-    chosen = model or _demo_model(settings.model)
-    embed(name, {"model": chosen} | ({"precision": precision} if precision else {}))
-    make_map(name, {"model": chosen})
-    duplicates(name, {"model": chosen}, show=0)
-    if chosen.startswith("random:"):
-        out.print(
-            _styled(
-                "note:",
-                "bold yellow",
-                f"{chosen} has random weights, so the map, neighbours and duplicates above "
-                "show the pipeline running, not real similarity. For real results, put "
-                "DINOv2 weights where Visor finds them (the Hugging Face cache, or a model "
-                f"folder: --model ./dinov2-base) and run visor embed {name} --model "
-                "dinov2-base, then visor map and visor duplicates.",
-            )
-        )
+    if fresh or not marker.exists() or not _finished_demo(name, root, images, not no_serve):
+        if not marker.exists():
+            with Progress(
+                TextColumn("writing demo images"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            ) as progress:
+                task = progress.add_task("", total=images)
+                generate(root, images, progress=lambda d, t: progress.update(task, completed=d))
+            marker.touch()
+        _build_demo(name, root, model or _demo_model(settings.model), precision)
     if not no_serve:
         serve(None, None, False, None)
+
+
+def _build_demo(name: str, root: Path, model: str, precision: str | None) -> None:
+    """Ingest, embed, map and deduplicate, each step as its own command runs it."""
+    with _workspace() as ws:
+        ingest(Call(ws, ops.Ingest, None, {"path": str(root), "dataset": name, "replace": True}))
+        asked = {"model": model} | ({"precision": precision} if precision else {})
+        embed(Call(ws, ops.Embed, name, asked))
+        make_map(Call(ws, ops.MakeMap, name, {"model": model}))
+        duplicates(Call(ws, ops.FindDuplicates, name, {"model": model}), show=0)
+    if model.startswith("random:"):
+        note = (
+            f"{model} has random weights, so the map, neighbours and duplicates above show "
+            "the pipeline running, not real similarity. For real results, put DINOv2 weights "
+            "where Visor finds them (the Hugging Face cache, or a model folder: --model "
+            f"./dinov2-base) and run visor embed {name} --model dinov2-base, then visor map "
+            "and visor duplicates."
+        )
+        out.print(_styled("note:", "bold yellow", note))
 
 
 def _finished_demo(name: str, root: Path, images: int, serving: bool) -> bool:
@@ -300,7 +247,8 @@ def _finished_demo(name: str, root: Path, images: int, serving: bool) -> bool:
         Text.assemble(
             "the demo ",
             (name, "bold"),
-            f" is finished ({images} images, vectors from {done[0]}, a map)"
+            f" is finished ({images} images, "
+            f"vectors from {done[0]}, a map)"
             + (": serving it" if serving else "")
             + " (visor demo --fresh builds it again)",
         )
@@ -318,13 +266,13 @@ def _demo_model(preferred: str) -> str:
         return preferred
     except ModelUnavailable as e:
         fallback = "random:dinov2-small"
-        console.print(_styled("warning:", "bold yellow", e.message))
-        console.print(
-            _styled(
-                "warning:",
-                "bold yellow",
-                f"the demo uses {fallback} instead: random weights, so the map and neighbours "
-                "show the pipeline working, not real similarity",
-            )
+        _warn(e.message)
+        _warn(
+            f"the demo uses {fallback} instead: random weights, so the map and neighbours "
+            "show the pipeline working, not real similarity"
         )
         return fallback
+
+
+def _warn(text: str) -> None:
+    console.print(_styled("warning:", "bold yellow", text))
