@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
+from box_corpus import DATA
 from conftest import ingest, run_cli, write_image
 
 from visor.config import Settings
@@ -338,3 +340,30 @@ def test_nothing_readable_is_refused_naming_the_folder(
         "contents)); nothing was ingested"
     )
     assert "one" not in run_cli(home, "datasets").stdout
+
+
+def test_a_filter_naming_what_the_dataset_lacks_is_refused(workspace: Workspace) -> None:
+    """A typo in a split, class or tag would act on no sample ("tagged 0", "nothing to
+    export"): refused, naming the near values or those there are. A grid is only empty."""
+    from visor.store.filters import SampleFilter
+
+    assert ingest(workspace, DATA / "yolo_roboflow_trees", "y")["state"] == "done"
+    ds = workspace.dataset("y")
+    assert ds.add_tags(SampleFilter(split="val"), ["keep"]) == 2
+    refused = [
+        (SampleFilter(split="valid"), "dataset y has no split 'valid' (did you mean val?)"),
+        (SampleFilter(category="tree"), "dataset y has no class 'tree' (did you mean Tree?)"),
+        (SampleFilter(category="Oak"), "dataset y has no class 'Oak' (its classes: Alive, Dead, "
+         "Tree)"),
+        (SampleFilter(tag="kept"), "dataset y has no sample tagged 'kept' (did you mean keep?)"),
+    ]  # fmt: skip
+    for filters, said in refused:
+        with pytest.raises(InvalidInput) as e:
+            ds.add_tags(filters, ["x"])
+        assert e.value.message == said
+        with pytest.raises(InvalidInput, match=re.escape(said)):
+            ds.to_arrow(filters)
+        with pytest.raises(InvalidInput, match=re.escape(said)):
+            ds.edits.relabel("Dead", "Snag", filters)
+        assert ds.samples(filters)[0] == 0  # what the grid shows: no sample, no error
+    assert ds.info()["tags"] == {"keep": 2}  # nothing was tagged

@@ -122,9 +122,15 @@ class Context:
         chosen = known(self.store, self.dataset, ids)
         return {"selection": self.engine.selections.add(self.id, chosen), "count": len(chosen)}
 
-    def filters(self, filters: SampleFilter | None) -> SampleFilter:
-        """`filters` with a selection token turned into the ids it names (and'ed with ids)."""
+    def filters(self, filters: SampleFilter | None, *, known: bool = True) -> SampleFilter:
+        """`filters` with a selection token turned into the ids it names (and'ed with ids).
+        A split, class or tag the dataset lacks is refused unless `known` is False (what a
+        grid shows: a filter left on after its last tag went is an empty page, not an error)."""
+        from visor.services.samples import check_known
+
         filters = filters or SampleFilter()
+        if known:
+            check_known(self.store, self.dataset, filters)
         if filters.selection is None:
             return filters
         chosen = self.selection(filters.selection)

@@ -251,7 +251,7 @@ class Samples(_Paged):
     descending: bool = False
 
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
-        filters = ctx.filters(self.filters)
+        filters = ctx.filters(self.filters, known=False)
         if filters.evaluation is not None:
             from visor.services.evaluate import Evaluations
 

@@ -3,6 +3,7 @@ thumbnail (made on first request, or all at once during an ingest), and tags."""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from visor.sources import Source
 from visor.store import Store
 from visor.store import label_quality as label_quality_rows
 from visor.store import samples as sample_rows
+from visor.store.filters import SampleFilter
 
 
 def sample(store: Store, dataset: dict[str, Any], sample_id: int) -> dict[str, Any]:
@@ -114,3 +116,29 @@ def make_thumbnails(
             job.progress(done)
             job.check_cancelled()
     return {"made": len(todo) - failed, "failed": failed}
+
+
+_PLURAL = {"split": "its splits", "class": "its classes", "tag": "its tags"}
+
+
+def check_known(store: Store, dataset: dict[str, Any], filters: SampleFilter) -> None:
+    """Refuse a filter naming a split, class or tag the dataset doesn't have (a typo would
+    otherwise act on no sample, or say "nothing to export"), naming the ones it has."""
+    asked = {"split": filters.split, "class": filters.category, "tag": filters.tag}
+    for kind, value in asked.items():
+        if value is None:
+            continue
+        have = sample_rows.distinct_values(store, int(dataset["id"]), kind)
+        if value in have:
+            continue
+        close = difflib.get_close_matches(value, have, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else _listed(_PLURAL[kind], have)
+        where = "has no sample tagged" if kind == "tag" else f"has no {kind}"
+        raise InvalidInput(f"dataset {dataset['name']} {where} {value!r} ({hint})")
+
+
+def _listed(title: str, values: list[str], first: int = 12) -> str:
+    if not values:
+        return f"{title}: none"
+    more = f" and {len(values) - first} more" if len(values) > first else ""
+    return f"{title}: {', '.join(values[:first])}{more}"

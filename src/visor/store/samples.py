@@ -345,8 +345,17 @@ def sizes(store: Store, dataset_id: int) -> list[tuple[int, str, int | None, int
 
 def splits(store: Store, dataset_id: int) -> list[str]:
     """The dataset's split names."""
+    return distinct_values(store, dataset_id, "split")
+
+
+_VALUES = {"split": "split", "class": "unnest(classes)", "tag": "unnest(tags)"}
+
+
+def distinct_values(store: Store, dataset_id: int, kind: str) -> list[str]:
+    """The values a filter of `kind` (split, class or tag) can match, sorted."""
     rows = store.query(
-        "SELECT DISTINCT split FROM samples WHERE dataset_id = ? AND split IS NOT NULL ORDER BY 1",
+        f"SELECT DISTINCT v FROM (SELECT {_VALUES[kind]} AS v FROM samples "
+        "WHERE dataset_id = ?) WHERE v IS NOT NULL ORDER BY 1",
         [dataset_id],
     )
     return [str(r[0]) for r in rows]

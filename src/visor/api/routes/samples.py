@@ -118,7 +118,9 @@ def _page(
 def sample_ids(ctx: ContextDep, filters: FiltersDep) -> Response:
     """The ids of every matching sample, ascending, as little-endian int32 bytes
     (`application/octet-stream`): what a map needs to fade the points a filter leaves out."""
-    ids = sample_rows.filtered_ids(ctx.store, ctx.id, ctx.filters(sample_filter(filters)))
+    ids = sample_rows.filtered_ids(
+        ctx.store, ctx.id, ctx.filters(sample_filter(filters), known=False)
+    )
     return Response(
         ids.astype("<i4").tobytes(),
         media_type="application/octet-stream",
@@ -153,7 +155,9 @@ def _select(ctx: Context, ids: np.ndarray, filters: BaseModel) -> dict[str, Any]
     made = ctx.select(ids)
     if filters.model_dump(exclude_none=True):
         chosen = sample_filter(filters).model_copy(update={"selection": made["selection"]})
-        made["matching"] = len(sample_rows.filtered_ids(ctx.store, ctx.id, ctx.filters(chosen)))
+        made["matching"] = len(
+            sample_rows.filtered_ids(ctx.store, ctx.id, ctx.filters(chosen, known=False))
+        )
     return made
 
 
