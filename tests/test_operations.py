@@ -151,9 +151,14 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     assert all(any(m in out for out in printed) for m in said.values()), (said, printed)
     assert "dinov2-small" in run("models")
     assert "deleted y" in run("rm", "y")
+    # The demo: one job of four steps, each step's report as its own command prints it.
+    out = run("demo", "--images", "12", "--name", "d", "--model", TINY, "--no-serve")
+    assert "the demo d is built (12 images, vectors from random:dinov2-tiny, a map)" in out
+    assert "ingested d: 12 samples" in out and re.search(r"map \d+: umap of 12 points", out)
+    again = cli(home, "demo", "--images", "12", "--name", "d", "--model", TINY, "--no-serve")
+    assert "the demo d is finished (12 images, vectors from random:dinov2-tiny" in again
     commands = {c.name or c.callback.__name__ for c in app.registered_commands}  # type: ignore[union-attr]
-    # serve is the server itself; demo runs all of the above on its own data (test_cli).
-    assert commands - used == {"serve", "demo"}
+    assert commands - used == {"serve"}  # the server itself
 
 
 def test_the_python_api_is_one_class_in_both_modes() -> None:

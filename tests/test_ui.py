@@ -95,6 +95,23 @@ def test_delete_asks_first(page: Page, served: Server) -> None:
     assert httpx.get(served.url + "/api/datasets/shapes").status_code == 404
 
 
+def test_the_demo_is_built_from_the_empty_page(page: Page, tmp_path: Path) -> None:
+    """No dataset yet: the page offers the demo, built by the server as one job."""
+    server = Server(tmp_path / "home", env={"VISOR_MODEL": "random:dinov2-tiny"}).start()
+    try:
+        page.goto(server.url + "/")
+        expect(page.get_by_text("No datasets yet")).to_be_visible()
+        page.get_by_label("Images").fill("24")
+        page.get_by_role("button", name="Build the demo").click()
+        bar = page.get_by_role("progressbar")
+        expect(bar).to_contain_text("the demo demo is built (24 images", timeout=120_000)
+        row = page.locator("tr", has_text="demo")
+        expect(row.get_by_test_id("embeddings")).to_have_text("random:dinov2-tiny: 24")
+        expect(row.get_by_test_id("maps")).to_have_text("1")
+    finally:
+        server.stop()
+
+
 def test_boxes_on_thumbnails_and_which_kinds(page: Page, tmp_path: Path, demo_root: Path) -> None:
     home = tmp_path / "home"
     assert run_cli(home, "ingest", str(demo_root), "--name", "shapes").returncode == 0

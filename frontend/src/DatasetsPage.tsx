@@ -2,12 +2,20 @@ import { useCallback, useEffect, useState } from "react";
 import { api, datasetPath, runJob, watchChanges, type DatasetRow, type Job, type Schemas } from "./api";
 import { JobBar } from "./JobBar";
 
-/** Every dataset with its counts; a form to ingest a path; delete with confirmation. */
+/** Every dataset with its counts; a form to ingest a path (and, with none yet, to build the demo);
+ * delete with confirmation. */
 export function DatasetsPage({ open }: { open: (name: string) => void }) {
   const [rows, setRows] = useState<DatasetRow[] | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [offerDemo, setOfferDemo] = useState(false);
   const reload = useCallback(() => {
-    api<DatasetRow[]>("/api/datasets").then(setRows, (e) => setError(String(e.message)));
+    api<DatasetRow[]>("/api/datasets").then(
+      (found) => {
+        setRows(found);
+        if (found.length === 0) setOfferDemo(true); // kept while its job runs and after
+      },
+      (e) => setError(String(e.message)),
+    );
   }, []);
   useEffect(reload, [reload]);
   useEffect(() => watchChanges(reload), [reload]); // what the CLI or a notebook did, live
@@ -29,7 +37,7 @@ export function DatasetsPage({ open }: { open: (name: string) => void }) {
       {rows === null ? (
         <p>Loading…</p>
       ) : rows.length === 0 ? (
-        <p>No datasets yet: ingest one below, or run <code>visor demo</code>.</p>
+        <p>No datasets yet: ingest one below, or build the demo (<code>visor demo</code>).</p>
       ) : (
         <table>
           <thead>
@@ -58,6 +66,7 @@ export function DatasetsPage({ open }: { open: (name: string) => void }) {
           </tbody>
         </table>
       )}
+      {offerDemo && <DemoForm done={reload} />}
       <IngestForm done={reload} />
     </main>
   );
@@ -103,6 +112,36 @@ function IngestForm({ done }: { done: () => void }) {
       <span className="hint" data-testid="detected">
         {found ?? "format: detected from the folder (COCO, YOLO, VOC, class folders, images)"}
       </span>
+      {error && <p className="error">{error}</p>}
+      {job && <JobBar job={job} />}
+    </form>
+  );
+}
+
+/** The demo, built by the server as one job: synthetic shapes, ingested, embedded, mapped. */
+function DemoForm({ done }: { done: () => void }) {
+  const [images, setImages] = useState(2000);
+  const [job, setJob] = useState<Job | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  const submit = async (event: React.FormEvent) => {
+    event.preventDefault();
+    setError(null);
+    try {
+      const ended = await runJob<"Demo">("/api/demo", { images }, setJob);
+      if (ended.state === "done") done();
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  };
+
+  return (
+    <form className="ingest" onSubmit={submit}>
+      <label>
+        Images <input type="number" min={10} value={images} onChange={(e) => setImages(Number(e.target.value))} />
+      </label>
+      <button type="submit">Build the demo</button>
+      <span className="hint">synthetic shapes: ingested, embedded, mapped and deduplicated</span>
       {error && <p className="error">{error}</p>}
       {job && <JobBar job={job} />}
     </form>

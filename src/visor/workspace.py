@@ -73,6 +73,20 @@ class Workspaces:
                   thumbnails=thumbnails)  # fmt: skip
         return self.runner.run(op, wait=wait)
 
+    def demo(
+        self,
+        images: int = 2000,
+        name: str = "demo",
+        *,
+        model: str | None = None,
+        fresh: bool = False,
+        wait: bool = False,
+    ) -> dict[str, Any]:
+        """Start building the demo (synthetic shapes under home: ingested, embedded, mapped,
+        deduplicated; one job); returns the job. A finished one is left as it is."""
+        return self.runner.run(make(ops.Demo, images=images, name=name, model=model,
+                                    fresh=fresh), wait=wait)  # fmt: skip
+
     def inspect(self, root: str) -> dict[str, Any]:
         """The format an ingest of `root` would detect, and its number of images."""
         return self.runner.run(make(ops.Inspect, path=str(root)))

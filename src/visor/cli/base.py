@@ -166,6 +166,7 @@ class Call:
     op: type[ops.Op]
     name: str | None
     fields: dict[str, Any]
+    done: dict[str, Any] | None = None  # its operation's summary and result, had already
 
     @property
     def dataset(self) -> Any:
@@ -175,6 +176,9 @@ class Call:
         """Run the command's operation (or `op`, given the fields of the command's that it
         has) with `more`. A job's progress is shown and its summary (the job's last message)
         printed; the result either way."""
+        if self.done is not None and op is None:
+            out.print(self.done["summary"])
+            return self.done["result"]
         given = {k: v for k, v in self.fields.items() if op is None or k in op.model_fields}
         made = ops.make(op or self.op, **(given | more))
         if not made.job:

@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 from visor.ops.base import Op
 from visor.store.samples import SampleFilter
 
-Report = Callable[..., None]
+Report = Callable[..., Any]
 # A field of filters becomes an option per filter (--split, --class, --quality, ...); ids and
 # selection tokens are for the API (a lasso), not typed by hand.
 NOT_TYPED = ("ids", "selection")
@@ -145,7 +145,9 @@ def op_command(
                     given[n] = SampleFilter(**{k: v for k, v in chosen.items() if v is not None})
             given = {n: v for n, v in given.items() if v is not None}
             with opened(cls, kwargs.pop("name", None), given) as call:
-                report(call, **kwargs)
+                then = report(call, **kwargs)
+            if then is not None:  # what to do once the workspace is closed (visor demo: serve)
+                then()
 
         run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         run.__doc__ = report.__doc__ or cls.__doc__

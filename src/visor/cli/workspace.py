@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -14,7 +14,7 @@ from visor import ops
 from visor.cli.base import Call, _styled, _table, _workspace, app, command, console, friendly, out
 from visor.cli.data import ingest
 from visor.cli.vectors import duplicates, embed, guard, make_map, rates
-from visor.client import find_server
+from visor.client import RemoteWorkspace, find_server
 from visor.config import get_settings
 from visor.ops.models import describe
 
@@ -172,106 +172,37 @@ def serve(
     api.serve(host=host, port=port, allow_remote=allow_remote, say=console.print, warn=_warn)
 
 
-@app.command()
-@friendly
+@command(ops.Demo, argument=None, flags={"dataset": "--name"})
 def demo(
-    images: Annotated[int, typer.Option(help="number of synthetic images")] = 2000,
-    name: Annotated[str, typer.Option(help="dataset name")] = "demo",
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="stop after ingesting")] = False,
-    path: Annotated[Path | None, typer.Option(help="where to write the images")] = None,
-    model: Annotated[
-        str | None, typer.Option(help="embedding model (default: dinov2-base if available)")
-    ] = None,
-    precision: Annotated[str | None, typer.Option(help="auto|fp32|fp16|bf16")] = None,
-    fresh: Annotated[
-        bool, typer.Option("--fresh", help="build it again even when a finished one is there")
-    ] = False,
-) -> None:
+    call: Call,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="build it, don't serve it")] = False,
+) -> Callable[[], None] | None:
     """A synthetic dataset of shapes: ingested, embedded, mapped, deduplicated and served.
 
     A finished demo (every image embedded, a map) is served at once; --fresh rebuilds it."""
-    from visor.synthetic import generate
-
-    settings = get_settings()
-    root = path or settings.home / "demo-images"
-    marker = root / f".complete-{images}"
-    if fresh or not marker.exists() or not _finished_demo(name, root, images, not no_serve):
-        if not marker.exists():
-            with Progress(
-                TextColumn("writing demo images"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=console,
-            ) as progress:
-                task = progress.add_task("", total=images)
-                generate(root, images, progress=lambda d, t: progress.update(task, completed=d))
-            marker.touch()
-        _build_demo(name, root, model or _demo_model(settings.model), precision)
-    if not no_serve:
-        serve(None, None, False, None)
-
-
-def _build_demo(name: str, root: Path, model: str, precision: str | None) -> None:
-    """Ingest, embed, map and deduplicate, each step as its own command runs it."""
-    with _workspace() as ws:
-        ingest(Call(ws, ops.Ingest, None, {"path": str(root), "dataset": name, "replace": True}))
-        asked = {"model": model} | ({"precision": precision} if precision else {})
-        embed(Call(ws, ops.Embed, name, asked))
-        make_map(Call(ws, ops.MakeMap, name, {"model": model}))
-        duplicates(Call(ws, ops.FindDuplicates, name, {"model": model}), show=0)
-    if model.startswith("random:"):
+    result = call.run()
+    for warning in result["warnings"]:
+        _warn(warning)
+    reports = {"ingest": ingest, "embed": embed, "map": make_map, "duplicates": duplicates}
+    for step in result["steps"]:  # each step's report, as its own command prints it
+        made = Call(call.ws, call.op, result["dataset"], step["params"], done=step)
+        reports[step["op"]](made, **({"show": 0} if step["op"] == "duplicates" else {}))
+    model = result["model"]
+    if result["built"] and model.startswith("random:"):
         note = (
             f"{model} has random weights, so the map, neighbours and duplicates above show "
             "the pipeline running, not real similarity. For real results, put DINOv2 weights "
             "where Visor finds them (the Hugging Face cache, or a model folder: --model "
-            f"./dinov2-base) and run visor embed {name} --model dinov2-base, then visor map "
-            "and visor duplicates."
+            f"./dinov2-base) and run visor embed {result['dataset']} --model dinov2-base, then "
+            "visor map and visor duplicates."
         )
         out.print(_styled("note:", "bold yellow", note))
-
-
-def _finished_demo(name: str, root: Path, images: int, serving: bool) -> bool:
-    """Whether dataset `name` is a finished demo of `images` images under `root` (every image
-    embedded by one model, and a map); says so when it is."""
-    with _workspace() as ws:
-        if name not in {d["name"] for d in ws.datasets()}:
-            return False
-        dataset = ws.dataset(name)
-        if dataset.row["root"] != str(root) or dataset.row["num_samples"] != images:
-            return False
-        done = [m["model"] for m in dataset.embedding_status()["models"] if m["complete"]]
-        if not done or not dataset.maps():
-            return False
-    out.print(
-        Text.assemble(
-            "the demo ",
-            (name, "bold"),
-            f" is finished ({images} images, "
-            f"vectors from {done[0]}, a map)"
-            + (": serving it" if serving else "")
-            + " (visor demo --fresh builds it again)",
-        )
-    )
-    return True
-
-
-def _demo_model(preferred: str) -> str:
-    """The configured model if its weights load; else its random twin, with a warning."""
-    from visor.embedding.models import load_model
-    from visor.errors import ModelUnavailable
-
-    try:
-        load_model(preferred)
-        return preferred
-    except ModelUnavailable as e:
-        fallback = "random:dinov2-small"
-        _warn(e.message)
-        _warn(
-            f"the demo uses {fallback} instead: random weights, so the map and neighbours "
-            "show the pipeline working, not real similarity"
-        )
-        return fallback
+    if no_serve:
+        return None
+    if isinstance(call.ws, RemoteWorkspace):  # built by the server that runs: it shows it
+        out.print(f"see it: {call.ws.info.url.rstrip('/')}/?dataset={quote(result['dataset'])}")
+        return None
+    return lambda: serve(None, None, False, None)  # once the store is closed: the server's
 
 
 def _warn(text: str) -> None:

@@ -48,6 +48,7 @@ from visor.ops.datasets import (
     Table,
     Thumbnail,
 )
+from visor.ops.demo import Demo
 from visor.ops.export import Export
 from visor.ops.health import ComputeHealth
 from visor.ops.models import Models
@@ -90,6 +91,7 @@ __all__ = [
     "DeleteDataset",
     "DeleteEvaluation",
     "DeleteView",
+    "Demo",
     "DuplicateGroups",
     "EditBatch",
     "EditHistory",

@@ -364,7 +364,9 @@ class SaveView(Op):
 
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         from visor.ops.datasets import Select
+        from visor.services.samples import check_known
 
+        check_known(ctx.store, ctx.dataset, self.filters)  # a typo saved would show nothing
         token = self.selection
         if token is not None:
             ctx.selection(token)  # it must exist
