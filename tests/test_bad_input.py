@@ -351,11 +351,12 @@ def test_a_filter_naming_what_the_dataset_lacks_is_refused(workspace: Workspace)
     ds = workspace.dataset("y")
     assert ds.add_tags(SampleFilter(split="val"), ["keep"]) == 2
     refused = [
-        (SampleFilter(split="valid"), "dataset y has no split 'valid' (did you mean val?)"),
-        (SampleFilter(category="tree"), "dataset y has no class 'tree' (did you mean Tree?)"),
-        (SampleFilter(category="Oak"), "dataset y has no class 'Oak' (its classes: Alive, Dead, "
+        (SampleFilter(split="valid"), "dataset 'y' has no split 'valid' (did you mean 'val'?)"),
+        (SampleFilter(category="tree"), "dataset 'y' has no class 'tree' (did you mean 'Tree'?)"),
+        (SampleFilter(category="Oak"), "dataset 'y' has no class 'Oak' (its classes: Alive, Dead, "
          "Tree)"),
-        (SampleFilter(tag="kept"), "dataset y has no sample tagged 'kept' (did you mean keep?)"),
+        (SampleFilter(tag="kept"), "dataset 'y' has no sample tagged 'kept' (did you mean "
+         "'keep'?)"),
     ]  # fmt: skip
     for filters, said in refused:
         with pytest.raises(InvalidInput) as e:

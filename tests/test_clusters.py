@@ -88,6 +88,25 @@ def test_planted_blobs_are_found_and_named(ws: Workspace) -> None:
     assert again["clusters"] < 6 and len(ds.clusters()["clusters"]) == again["clusters"]
 
 
+def test_a_cluster_name_says_its_folder_and_split_once() -> None:
+    """A cluster all in train/ and in split train is "..., train", not "..., train, train"."""
+    import pyarrow as pa
+
+    from visor.services.clusters import describe
+
+    where = [("train", "train")] * 20 + [("valid", "val")] * 20
+    table = pa.table({
+        "x": [float(i >= 20) * 50 + i % 5 for i in range(40)],
+        "y": [float(i % 7) for i in range(40)],
+        "classes": [["Tree"]] * 40,
+        "tags": [[] for _ in range(40)],
+        "path": [f"{folder}/{i}.jpg" for i, (folder, _) in enumerate(where)],
+        "split": [split for _, split in where],
+    })  # fmt: skip
+    found = describe(table, np.array([0] * 20 + [1] * 20))
+    assert [c["label"] for c in found] == ["Tree 100%, train", "Tree 100%, valid, val"]
+
+
 def test_the_corpus_boxes_clustered(ws: Workspace) -> None:
     """On a map of the corpus's 101 boxes: every box in one cluster or in none, and the
     filter gives the images holding a cluster's boxes."""

@@ -293,6 +293,12 @@ def test_bad_input_is_refused_and_nothing_is_half_written(
     # --overwrite replaces a folder whole.
     ds.export(str(full), "coco", overwrite=True, wait=True)
     assert not (full / "keep.txt").exists() and (full / "annotations").is_dir()
+    # Folders missing on the way are made (as mkdir -p); a file on the way is refused.
+    ds.export(str(tmp_path / "new" / "deeper" / "out"), "coco", wait=True)
+    assert (tmp_path / "new" / "deeper" / "out" / "annotations").is_dir()
+    with pytest.raises(InvalidInput, match=f"{full / 'keep.txt'}: not a folder"):
+        (full / "keep.txt").write_text("a file")
+        ds.export(str(full / "keep.txt" / "out"), "coco", overwrite=True)
 
 
 def test_export_from_the_cli_and_http(tmp_path: Path) -> None:

@@ -120,11 +120,11 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     assert "give the samples" in cli(home, "tag", "y", "keep", ok=False)
     # A typo'd split, class or tag is refused, not "tagged 0 samples" or "nothing to export".
     said = cli(home, "tag", "y", "keep", "--split", "valid", ok=False)
-    assert "dataset y has no split 'valid' (did you mean val?)" in said
+    assert "dataset 'y' has no split 'valid' (did you mean 'val'?)" in said
     said = cli(home, "export", "y", str(tmp_path / "none"), "--tag", "keep", ok=False)
-    assert "dataset y has no sample tagged 'keep' (its tags: none)" in said
+    assert "dataset 'y' has no sample tagged 'keep' (its tags: none)" in said
     said = cli(home, "relabel", "y", "--from", "Tree", "--to", "Oak", "--class", "tree", ok=False)
-    assert "dataset y has no class 'tree' (did you mean Tree?)" in said
+    assert "dataset 'y' has no class 'tree' (did you mean 'Tree'?)" in said
     assert "view v1 saved" in run("save-view", "y", "v1", "--split", "train")
     assert "v1" in run("views", "y")
     # Text search needs a model with a text tower: refused with the one above, then found.

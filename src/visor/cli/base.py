@@ -116,8 +116,12 @@ def _warning(result: dict[str, Any]) -> None:
         out.print(_styled("warning:", "bold yellow", result["warning"]))
 
 
-def _table(headings: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Print `rows` under `headings`, each cell as text."""
+def _table(headings: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "") -> None:
+    """Print `rows` under `headings`, each cell as text; `empty` instead when there are none."""
+    rows = list(rows)
+    if not rows and empty:
+        out.print(empty)
+        return
     table = Table(*headings)
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))

@@ -72,6 +72,7 @@ def edits(
                  ", ".join(map(str, row["samples"][:6])), row["state"])
                 for row in call.run()
             ),
+            f"no edits of {call.name} yet (visor edit, relabel, tag-zero-shot or the UI make them)",
         )  # fmt: skip
 
 
@@ -151,6 +152,7 @@ def views(
              row["updated_at"][:19])
             for row in call.run()
         ),
+        f"no saved views of {call.name} yet (visor save-view NAME VIEW [FILTERS], or the UI)",
     )  # fmt: skip
 
 

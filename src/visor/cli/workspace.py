@@ -63,9 +63,9 @@ def list_models() -> None:
 def datasets(call: Call) -> None:
     """List the datasets in the store."""
     keys = ("name", "format", "num_samples", "num_labels", "root")
-    _table(
-        ("name", "format", "samples", "labels", "root"), ([d[k] for k in keys] for d in call.run())
-    )
+    rows = ([d[k] for k in keys] for d in call.run())
+    empty = "no datasets yet: visor ingest PATH --name NAME, or visor demo"
+    _table(("name", "format", "samples", "labels", "root"), rows, empty)
 
 
 @command(ops.Info)

@@ -171,9 +171,12 @@ def describe(table: pa.Table, labels: np.ndarray) -> list[dict[str, Any]]:
         cx, cy = x[members], y[members]
         top = by_class[c]
         parts = [f"{top[0][0]} {top[0][1]:.0%}"] if top else []
+        folders: list[str] = []
         if (where := telling("folder", by_folder[c], 0.5)) is not None:
-            parts.append("/".join(where.split("/")[-2:]) or "(root)")
-        if (split := telling("split", by_split[c], 0.8)) is not None:
+            folders = where.split("/")[-2:]
+            parts.append("/".join(folders) or "(root)")
+        split = telling("split", by_split[c], 0.8)
+        if split is not None and split not in folders:  # a train/ folder says train already
             parts.append(split)
         if (tag := telling("tag", by_tag[c], 0.5)) is not None:
             parts.append("#" + tag)

@@ -118,8 +118,9 @@ class ExportParams(BaseModel):
             raise Conflict(f"{out}: exists and is not a folder")
         if out.exists() and any(out.iterdir()) and not self.overwrite:
             raise Conflict(f"{out}: exists and is not empty (use --overwrite to replace it)")
-        if not out.parent.is_dir():
-            raise InvalidInput(f"{out.parent}: no such folder")
+        made = next(folder for folder in out.parents if folder.exists())  # the rest: made
+        if not made.is_dir() or not os.access(made, os.W_OK):
+            raise InvalidInput(f"{made}: {'not writable' if made.is_dir() else 'not a folder'}")
         return self.model_copy(update={"out": str(out), "split_ratios": ratios})
 
 
@@ -156,8 +157,7 @@ def export_dataset(
     ids = chosen_samples(store, dataset, options)
     if not len(ids):
         raise InvalidInput("no sample matches: nothing to export")
-    if remote:
-        out.mkdir(parents=True, exist_ok=True)
+    (out if remote else out.parent).mkdir(parents=True, exist_ok=True)
     scratch = Path(
         tempfile.mkdtemp(prefix=f".{out.name}.visor-", dir=out.parent if not remote else out)
     )

@@ -132,12 +132,13 @@ def check_known(store: Store, dataset: dict[str, Any], filters: SampleFilter) ->
         if value in have:
             continue
         close = difflib.get_close_matches(value, have, n=3, cutoff=0.6)
-        hint = f"did you mean {', '.join(close)}?" if close else _listed(_PLURAL[kind], have)
+        hint = f"did you mean {' or '.join(map(repr, close))}?" if close else _listed(kind, have)
         where = "has no sample tagged" if kind == "tag" else f"has no {kind}"
-        raise InvalidInput(f"dataset {dataset['name']} {where} {value!r} ({hint})")
+        raise InvalidInput(f"dataset {dataset['name']!r} {where} {value!r} ({hint})")
 
 
-def _listed(title: str, values: list[str], first: int = 12) -> str:
+def _listed(kind: str, values: list[str], first: int = 12) -> str:
+    title = _PLURAL[kind]
     if not values:
         return f"{title}: none"
     more = f" and {len(values) - first} more" if len(values) > first else ""
