@@ -263,3 +263,33 @@ def test_ultralytics_predictions_json_on_a_coco_dataset(corpus: Workspace, tmp_p
     assert sorted(zip(*(got[k] for k in key), strict=True)) == sorted(
         zip(*(gt[k] for k in key), strict=True)
     )
+
+
+def test_coco_results_read_as_columns_equal_those_read_entry_by_entry(
+    corpus: Workspace, tmp_path: Path
+) -> None:
+    """A results file whose every entry is well-formed is decoded straight into columns; one
+    irregular entry sends it through the entry-by-entry reading, which says why that entry
+    is skipped. Both give the same predictions, value for value."""
+    ds = corpus.dataset("coco_roboflow_trees")
+    train = json.loads((DATA / "coco_roboflow_trees/train/_annotations.coco.json").read_text())
+    results = [
+        {"id": 1000 + i, "image_id": a["image_id"], "category_id": a["category_id"],
+         "bbox": a["bbox"], "score": (i % 97) / 96, "area": 1.0}
+        for i, a in enumerate(train["annotations"])
+    ]  # fmt: skip
+    clean, odd = tmp_path / "clean.json", tmp_path / "odd.json"
+    clean.write_text(json.dumps(results))
+    odd.write_text(json.dumps([*results, {**results[0], "id": 1, "score": 2}]))
+    fast = ds.import_predictions(str(clean), "columns", split="train")
+    slow = ds.import_predictions(str(odd), "entries", split="train")
+    assert fast["predictions"] == slow["predictions"] == len(results) == 285
+    assert fast["skipped_count"] == 0 and slow["skipped_count"] == 1
+    assert slow["skipped"][0]["reason"] == "entry 285: score 2 is not a number in [0, 1]"
+    by_columns, by_entries = (
+        stored_boxes(ds, "prediction", "columns"),
+        stored_boxes(ds, "prediction", "entries"),
+    )
+    for key in ("sample_id", "class", "x", "y", "w", "h", "score"):
+        assert by_columns[key] == by_entries[key], key
+    assert by_columns["score"][:3] == [0.0, 1 / 96, 2 / 96]

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 import ijson
 import msgspec
+import numpy as np
 
 from visor.errors import FormatError
 from visor.formats.records import (
@@ -195,15 +196,20 @@ def _bbox(value: Any) -> tuple[float, float, float, float] | str | None:
 
 
 def read_results(
-    source: Source, file: str, categories: dict[int, str], images: Mapping[Any, int | str]
+    source: Source,
+    file: str,
+    categories: dict[int, str],
+    images: Mapping[Any, int | str],
+    sections: Sections | None = None,
 ) -> Iterator[tuple[int, LabelRecord] | Skipped]:
     """Predictions from a COCO results file: `[{image_id, category_id, bbox, score}]`.
 
     `images` maps COCO image ids to sample ids (or to why an id has none: its entries are
-    skipped with that reason), `categories` COCO category ids to names.
+    skipped with that reason), `categories` COCO category ids to names. `sections`: the file
+    as `results_file` read it (read again when not given).
     """
     seen: set[Any] = set()
-    for i, det in enumerate(_sections(source, file)(None)):
+    for i, det in enumerate((sections or _sections(source, file))(None)):
         if not isinstance(det, dict):
             yield Skipped(file, f"entry {i}: expected an object, got {_short(det)}")
             continue
@@ -232,11 +238,69 @@ def read_results(
             yield sample_id, label
 
 
-def result_file_names(source: Source, file: str) -> dict[Any, str] | None:
+class _Detection(msgspec.Struct, gc=False):  # no cycles: no GC tracking, a faster decode
+    """One well-formed results entry, as msgspec decodes it (in C, checking every type)."""
+
+    image_id: int | str
+    category_id: int
+    bbox: tuple[float, float, float, float]
+    score: float
+    id: int | str | None = None
+    file_name: str | None = None
+
+
+class ResultColumns(msgspec.Struct):
+    """A results file's entries as columns: image ids and prediction ids as written, the
+    rest as arrays; `file_names` when every entry names its image's file."""
+
+    image_ids: list[int | str]
+    category_ids: np.ndarray
+    boxes: np.ndarray  # (n, 4) x, y, width, height
+    scores: np.ndarray
+    ids: list[int | str]  # the entries' own ids, those that have one
+    file_names: dict[int | str, str] | None
+
+
+def result_columns(source: Source, file: str) -> ResultColumns | None:
+    """The file's entries as columns when every one of them is well-formed and the file is
+    small enough to read whole; None otherwise (`read_results` then reads it entry by entry
+    and says why each irregular one is skipped)."""
+    if source.size(file) > IN_MEMORY_LIMIT:
+        return None
+    with source.open(file) as f:
+        data = f.read()
+    try:
+        found = msgspec.json.decode(data, type=list[_Detection])
+    except (msgspec.DecodeError, RecursionError):  # a type, a missing field or bad syntax
+        return None
+    del data
+    names: dict[int | str, str] = {}
+    for d in found:
+        if d.file_name:
+            names.setdefault(d.image_id, d.file_name)
+    return ResultColumns(
+        image_ids=[d.image_id for d in found],
+        category_ids=np.fromiter((d.category_id for d in found), np.int64, len(found)),
+        boxes=np.array([d.bbox for d in found], dtype=np.float64).reshape(-1, 4),
+        scores=np.fromiter((d.score for d in found), np.float64, len(found)),
+        ids=[d.id for d in found if d.id is not None],
+        file_names=names if found and all(d.file_name for d in found) else None,
+    )
+
+
+def results_file(source: Source, file: str) -> Sections:
+    """A results file read once (parsed whole when small enough, else streamed each time it
+    is asked), for `result_file_names` and `read_results` both."""
+    return _sections(source, file)
+
+
+def result_file_names(
+    source: Source, file: str, sections: Sections | None = None
+) -> dict[Any, str] | None:
     """image_id -> file_name of a results file whose every entry names its image's file (as
     ultralytics' `save_json` writes: image_id the file's stem); None if any entry does not."""
     found: dict[Any, str] = {}
-    for det in _sections(source, file)(None):
+    for det in (sections or _sections(source, file))(None):
         name = det.get("file_name") if isinstance(det, dict) else None
         if not isinstance(name, str) or not name:
             return None
