@@ -114,15 +114,12 @@ def without_tag(
     cur: duckdb.DuckDBPyConnection, dataset_id: int, ids: np.ndarray, tag: str
 ) -> np.ndarray:
     """Those of the samples `ids` that don't have `tag` (ascending)."""
-    cur.register("_visor_asked", pa.table({"id": np.asarray(ids, dtype=np.int32)}))
-    try:
+    with Store.registered(cur, id_relation(ids)):
         found = cur.execute(
-            "SELECT id FROM samples WHERE dataset_id = ? AND id IN (SELECT id FROM _visor_asked) "
+            f"SELECT id FROM samples WHERE dataset_id = ? AND id IN (SELECT id FROM {_IDS}) "
             "AND NOT list_contains(coalesce(tags, []), ?) ORDER BY id",
             [dataset_id, tag],
         ).fetchall()
-    finally:
-        cur.unregister("_visor_asked")
     return np.array([r[0] for r in found], dtype=np.int64)
 
 
@@ -135,27 +132,25 @@ def set_tag(
         if on
         else "list_filter(coalesce(tags, []), lambda t: t != ?)"
     )
-    cur.register("_visor_tagged", pa.table({"id": np.asarray(ids, dtype=np.int32)}))
-    try:
+    with Store.registered(cur, id_relation(ids)):
         cur.execute(
             f"UPDATE samples SET tags = {value} WHERE dataset_id = ? "
-            "AND id IN (SELECT id FROM _visor_tagged)",
+            f"AND id IN (SELECT id FROM {_IDS})",
             [tag, dataset_id],
         )
-    finally:
-        cur.unregister("_visor_tagged")
 
 
 def refresh_samples(cur: duckdb.DuckDBPyConnection, dataset_id: int, ids: list[int]) -> None:
     """Recompute the touched samples' classes and number of labels, and the dataset's classes."""
-    cur.execute(
-        "UPDATE samples SET classes = coalesce((SELECT list(DISTINCT l.class ORDER BY l.class) "
-        "FROM labels l WHERE l.dataset_id = samples.dataset_id AND l.sample_id = samples.id "
-        "AND l.kind = 'gt' AND l.class IS NOT NULL), []), num_labels = (SELECT count(*) FROM "
-        "labels l WHERE l.dataset_id = samples.dataset_id AND l.sample_id = samples.id) "
-        "WHERE dataset_id = ? AND list_contains(?, id)",
-        [dataset_id, ids],
-    )
+    with Store.registered(cur, id_relation(ids)):
+        cur.execute(
+            "UPDATE samples SET classes = coalesce((SELECT list(DISTINCT l.class ORDER BY "
+            "l.class) FROM labels l WHERE l.dataset_id = samples.dataset_id AND l.sample_id = "
+            "samples.id AND l.kind = 'gt' AND l.class IS NOT NULL), []), num_labels = (SELECT "
+            "count(*) FROM labels l WHERE l.dataset_id = samples.dataset_id AND l.sample_id = "
+            f"samples.id) WHERE dataset_id = ? AND id IN (SELECT id FROM {_IDS})",
+            [dataset_id],
+        )
     cur.execute(
         "UPDATE datasets SET categories = (SELECT list(DISTINCT class ORDER BY class) FROM labels "
         "WHERE dataset_id = ? AND kind = 'gt' AND class IS NOT NULL), num_labels = (SELECT "
@@ -186,15 +181,12 @@ def log(
             "state": pa.array(["done"] * n, pa.string()),
         }
     )
-    cur.register("_visor_edits", table)  # one insert, however many rows (a tag on 1M samples)
-    try:
+    with Store.registered(cur, {"_visor_edits": table}):  # one insert however many rows
         cur.execute(
             "INSERT INTO label_edits (dataset_id, batch, seq, who, action, label_id, sample_id, "
             "before, after, state) SELECT dataset_id, batch, seq, who, action, label_id, "
             "sample_id, before::JSON, after::JSON, state FROM _visor_edits"
         )
-    finally:
-        cur.unregister("_visor_edits")
     # A new edit ends what could be redone.
     cur.execute(
         "UPDATE label_edits SET state = 'dropped' WHERE dataset_id = ? AND state = 'undone'",
