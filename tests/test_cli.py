@@ -79,3 +79,32 @@ def test_demo_without_serving(tmp_path: Path) -> None:
             assert said.stdout.count("warning: random:dinov2-small has random weights") == 1
     finally:
         get_settings.cache_clear()
+
+
+def test_the_readme_names_only_commands_and_options_there_are() -> None:
+    """Every `visor CMD --option` the README shows (its command list and its text) is a
+    command with that option: a renamed or dropped option fails here, not a reader."""
+    import typer
+
+    from visor.cli import app
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    shown = re.findall(r"`(visor [^`]+)`", text)
+    shown += [line.strip() for line in text.splitlines() if line.strip().startswith("visor ")]
+    wrong = []
+    for line in shown:
+        words = line.split("#")[0].split()
+        if len(words) < 2 or words[1].startswith("-") or "/" in words[1]:
+            continue  # `visor --help`; prose naming several commands at once
+        command = commands.get(words[1])
+        if command is None:
+            wrong.append(f"no command {words[1]}: {line}")
+            continue
+        options = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+        wrong += [
+            f"visor {words[1]} has no {flag}: {line}"
+            for flag in re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", line.split("#")[0])
+            if flag not in options | {"--help"}
+        ]
+    assert len(shown) > 100 and not wrong, wrong

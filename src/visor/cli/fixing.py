@@ -113,10 +113,10 @@ def exclude(
     out.print(f"edit {done['batch']}: {done['changes']} sample(s) {action}d")
 
 
-@command(ops.Relabel, skip=("ids", "selection"), flags={"from_class": "--from", "to_class": "--to"})
+@command(ops.Relabel, skip=("selection",), flags={"from_class": "--from", "to_class": "--to"})
 def relabel(call: Call) -> None:
-    """Every ground-truth label of one class (in the samples the filters keep, else all)
-    becomes another, as one undoable edit."""
+    """Every ground-truth label of one class (in the samples --ids names or the filters keep,
+    else all) becomes another, as one undoable edit."""
     done = call.run()
     out.print(
         f"edit {done['batch']}: {done['changes']} labels {call.fields['from_class']} -> "
