@@ -363,3 +363,26 @@ def test_bad_input_is_refused_with_the_same_words_everywhere(tmp_path: Path) -> 
             assert client.post("/api/datasets/y/evaluate", json={"source": "gt"}).status_code == 404
     finally:
         server.stop()
+
+
+def test_the_readme_calls_only_methods_there_are() -> None:
+    """Every `ds.x(`, `ws.x(` and `visor.x(` of the README exists (properties followed to the
+    class they return), so an example can't call a renamed method."""
+    import typing
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    owners = {"ds": Dataset, "ws": Workspaces, "visor": visor}
+    missing = set()
+    calls = re.findall(r"\b(ds|ws|visor)\.([a-zA-Z_][\w.]*)\(", text)
+    for who, path in calls:
+        found: typing.Any = owners[who]
+        for part in path.split("."):
+            if found is typing.Any:
+                break  # ws.jobs: typed as Any
+            if not hasattr(found, part):
+                missing.add(f"{who}.{path}")
+                break
+            found = getattr(found, part)
+            if isinstance(found, property):
+                found = typing.get_type_hints(found.fget).get("return")
+    assert len(calls) > 40 and not missing, sorted(missing)
