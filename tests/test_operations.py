@@ -103,6 +103,10 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     assert "distance" in run("objects", "y", "--similar", "1", "-k", "3")
     out = run("similar", "y", "0", "-k", "5", "--split", "val")  # sample 0 is in train
     assert len(re.findall(r"│ \d+ +│ [\d.]+ +│ valid/", out)) == 2, out
+    # An image file, embedded now: its own sample first, at distance 0.
+    image = YOLO / "valid/images/SOAP_061_4_png.rf.00000000000000000000000000000004.jpg"
+    out = run("similar", "y", str(image), "-k", "2")
+    assert re.search(r"│ \d+ +│ 0\.000\d +│ valid/images/SOAP_061_4_png", out), out
     assert "health of y (7 samples)" in run("health", "y")
     out = run("export", "y", str(tmp_path / "out"), "--format", "yolo", "--split", "val")
     assert "exported 2 samples and " in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -199,10 +200,9 @@ def similar(
     elif str(target).isdigit():
         found = call.run(sample_id=int(str(target)), model=model)
     elif Path(str(target)).is_file():
-        image = Path(str(target))
-        found = call.run(
-            ops.SimilarToImage, image=image.read_bytes(), filename=image.name, model=model
-        )
+        image = Path(str(target))  # the op's bytes travel as base64 (JSON), as any client's
+        data = base64.b64encode(image.read_bytes())
+        found = call.run(ops.SimilarToImage, image=data, filename=image.name, model=model)
     else:
         raise VisorError(f"{target}: not a sample id, and no such image file")
     _table(
