@@ -278,14 +278,22 @@ def test_coco_results_read_as_columns_equal_those_read_entry_by_entry(
          "bbox": a["bbox"], "score": (i % 97) / 96, "area": 1.0}
         for i, a in enumerate(train["annotations"])
     ]  # fmt: skip
+    # An entry on an image the dataset lacks is skipped either way, in the same words.
+    results.insert(10, {**results[10], "id": 1, "image_id": 99999})
     clean, odd = tmp_path / "clean.json", tmp_path / "odd.json"
     clean.write_text(json.dumps(results))
-    odd.write_text(json.dumps([*results, {**results[0], "id": 1, "score": 2}]))
+    odd.write_text(json.dumps([*results, {**results[0], "id": 2, "score": 2}]))
+    from visor.formats.coco import result_columns
+    from visor.sources import Source
+
+    assert result_columns(Source(str(tmp_path)), "clean.json") is not None  # read as columns
     fast = ds.import_predictions(str(clean), "columns", split="train")
     slow = ds.import_predictions(str(odd), "entries", split="train")
-    assert fast["predictions"] == slow["predictions"] == len(results) == 285
-    assert fast["skipped_count"] == 0 and slow["skipped_count"] == 1
-    assert slow["skipped"][0]["reason"] == "entry 285: score 2 is not a number in [0, 1]"
+    assert fast["predictions"] == slow["predictions"] == len(results) - 1 == 285
+    assert fast["skipped_count"] == 1 and slow["skipped_count"] == 2
+    assert fast["skipped"] == [{"path": "clean.json", "reason": "entry 10: unknown image_id 99999"}]
+    assert slow["skipped"][0] == {**fast["skipped"][0], "path": "odd.json"}
+    assert slow["skipped"][1]["reason"] == "entry 286: score 2 is not a number in [0, 1]"
     by_columns, by_entries = (
         stored_boxes(ds, "prediction", "columns"),
         stored_boxes(ds, "prediction", "entries"),

@@ -257,7 +257,7 @@ class ResultColumns(msgspec.Struct):
     category_ids: np.ndarray
     boxes: np.ndarray  # (n, 4) x, y, width, height
     scores: np.ndarray
-    ids: list[int | str]  # the entries' own ids, those that have one
+    ids: list[int | str | None]  # the entries' own ids (None: none given)
     file_names: dict[int | str, str] | None
 
 
@@ -283,9 +283,52 @@ def result_columns(source: Source, file: str) -> ResultColumns | None:
         category_ids=np.fromiter((d.category_id for d in found), np.int64, len(found)),
         boxes=np.array([d.bbox for d in found], dtype=np.float64).reshape(-1, 4),
         scores=np.fromiter((d.score for d in found), np.float64, len(found)),
-        ids=[d.id for d in found if d.id is not None],
+        ids=[d.id for d in found],
         file_names=names if found and all(d.file_name for d in found) else None,
     )
+
+
+class KeptResults(msgspec.Struct):
+    """The entries of a results file that are kept, as columns, and those skipped."""
+
+    sample_ids: np.ndarray
+    classes: np.ndarray  # names (object)
+    boxes: np.ndarray
+    scores: np.ndarray
+    skipped: list[Skipped]
+
+
+def kept_results(
+    columns: ResultColumns, file: str, categories: dict[int, str], images: Mapping[Any, int | str]
+) -> KeptResults | None:
+    """`read_results` as arrays: entries of unknown images skipped, in the same words; None
+    when any other entry would be (a duplicate id, a score outside [0, 1], an unknown
+    category, an unusable box), for `read_results` to say which and why."""
+    found = [images.get(i) for i in columns.image_ids]
+    keep = np.fromiter((s is not None and not isinstance(s, str) for s in found), bool, len(found))
+    skipped = [
+        Skipped(
+            file, f"entry {i}: {found[i] or f'unknown image_id {_short(columns.image_ids[i])}'}"
+        )
+        for i in np.flatnonzero(~keep).tolist()
+    ]
+    ids = [i for i, kept in zip(columns.ids, keep.tolist(), strict=True) if kept and i is not None]
+    if len(set(ids)) != len(ids):
+        return None
+    boxes, scores = columns.boxes[keep], columns.scores[keep]
+    codes, which = np.unique(columns.category_ids[keep], return_inverse=True)
+    usable = (
+        np.isfinite(boxes).all(axis=1)
+        & (np.abs(boxes) <= MAX_COORDINATE).all(axis=1)
+        & (boxes[:, 2] > 0)
+        & (boxes[:, 3] > 0)
+    )
+    in_range = (scores >= 0) & (scores <= 1)  # NaN is not
+    if not (usable.all() and in_range.all() and all(int(c) in categories for c in codes)):
+        return None
+    names = np.array([categories[int(c)] for c in codes], dtype=object)
+    sample_ids = np.asarray(found, dtype=object)[keep].astype(np.int64)
+    return KeptResults(sample_ids, names[which.reshape(-1)], boxes, scores, skipped)
 
 
 def results_file(source: Source, file: str) -> Sections:

@@ -15,14 +15,14 @@ import pyarrow as pa
 
 from visor.errors import Conflict, InvalidInput, NotFound, SourceError
 from visor.formats.coco import (
-    ResultColumns,
+    kept_results,
     read_results,
     result_columns,
     result_file_names,
     results_file,
 )
 from visor.formats.predictions import PredictionColumns, read_table, read_yolo
-from visor.formats.records import MAX_COORDINATE, Skipped, box_problem
+from visor.formats.records import Skipped, box_problem
 from visor.formats.yolo import class_names_file
 from visor.services.ingest import NAME_PATTERN, REPORT_LIMIT
 from visor.sources import Source
@@ -279,8 +279,16 @@ def _from_coco(
                 "data.yaml (names=... in Python)"
             )
         images, categories = _named_images(store, dataset, named, names)
-    if columns is not None and (whole := _all_kept(columns, categories, images)) is not None:
-        return whole, []
+    if columns is not None and (kept := kept_results(columns, base, categories, images)):
+        table = pa.table(
+            {
+                "sample_id": pa.array(kept.sample_ids, pa.int32()),
+                "class": pa.array(kept.classes, pa.string()),
+                **{k: pa.array(kept.boxes[:, i], pa.float64()) for i, k in enumerate("xywh")},
+                "score": pa.array(kept.scores, pa.float64()),
+            }
+        )
+        return table, kept.skipped
     out = _Rows()
     skipped: list[Skipped] = []
     for item in read_results(source, base, categories, images, read):
@@ -291,39 +299,6 @@ def _from_coco(
         assert label.bbox is not None and label.score is not None
         out.add(sample_id, label.category, label.bbox, label.score)
     return out.table(), skipped
-
-
-def _all_kept(
-    columns: ResultColumns, categories: dict[int, str], images: Mapping[Any, int | str]
-) -> pa.Table | None:
-    """The predictions as a table when no entry would be skipped (each image known, ids
-    unique, scores in [0, 1], categories known, boxes usable), checked as arrays; None when
-    one would be, for the entry-by-entry reading to say which and why."""
-    samples = [images.get(i) for i in columns.image_ids]
-    if any(s is None or isinstance(s, str) for s in samples):
-        return None
-    if len(set(columns.ids)) != len(columns.ids):
-        return None
-    scores, boxes = columns.scores, columns.boxes
-    codes, which = np.unique(columns.category_ids, return_inverse=True)
-    usable = (
-        np.isfinite(boxes).all(axis=1)
-        & (np.abs(boxes) <= MAX_COORDINATE).all(axis=1)
-        & (boxes[:, 2] > 0)
-        & (boxes[:, 3] > 0)
-    )
-    in_range = (scores >= 0) & (scores <= 1)  # NaN is not
-    if not (usable.all() and in_range.all() and all(int(c) in categories for c in codes)):
-        return None
-    names = np.array([categories[int(c)] for c in codes], dtype=object)
-    return pa.table(
-        {
-            "sample_id": pa.array(np.asarray(samples, dtype=np.int64), pa.int32()),
-            "class": pa.array(names[which.reshape(-1)], pa.string()),
-            **{k: pa.array(boxes[:, i], pa.float64()) for i, k in enumerate("xywh")},
-            "score": pa.array(scores, pa.float64()),
-        }
-    )
 
 
 def _named_images(
