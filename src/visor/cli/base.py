@@ -9,7 +9,7 @@ import functools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -147,13 +147,6 @@ def _report(result: dict[str, Any]) -> None:
         [f"{item['path']}: {item['reason']}" for item in result.get("skipped") or []],
         "visor info NAME --skipped",
     )
-
-
-# The option of every command that reads vectors.
-VectorsModel = Annotated[
-    str | None,
-    typer.Option(help="whose vectors (default: the dataset's most recently embedded model)"),
-]
 
 
 def _workspace() -> Workspaces:
