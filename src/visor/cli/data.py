@@ -79,11 +79,13 @@ def quality(
     result = call.run()
     for problem in result["failed"][:20]:
         out.print(f"  could not read sample {problem['sample_id']}: {problem['reason']}")
-    for row in call.dataset.quality(examples)["issues"]:
+    found = [row for row in call.dataset.quality(examples)["issues"] if row["count"]]
+    for row in found:  # the issues found (the line above counts them), with examples
         listed = ", ".join(str(i) for i in row["examples"])
         more = f": {listed}" if listed else ""
         out.print(f"  {row['issue']:<17} {row['count']:>7} ({row['share']:.1%}){more}")
-    out.print("see them: filter by image quality in the UI, or ?quality=<issue> on /samples")
+    if found:
+        out.print("see them: filter by image quality in the UI, or ?quality=<issue> on /samples")
 
 
 _SIGNALS = {
