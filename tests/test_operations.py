@@ -116,6 +116,7 @@ def test_every_command_in_both_modes(mode: tuple, tmp_path: Path) -> None:
     assert "edit 3 undone" in run("edits", "y", "--undo")
     # Tags and relabelling take the samples by filters (every filter is an option).
     assert "tagged 2 samples: keep" in run("tag", "y", "keep", "--split", "val")
+    assert re.search(r"│ keep +│ 2 +│", run("info", "y"))  # the tags, counted
     assert "tagged 0 samples: keep" in run("tag", "y", "keep", "--split", "val", "--has-label")
     assert "edit 4: 9 labels Alive -> Live" in run(
         "relabel", "y", "--from", "Alive", "--to", "Live", "--tag", "keep", "--split", "val"

@@ -73,7 +73,7 @@ def info(
     call: Call,
     skipped: Annotated[bool, typer.Option(help="list the records skipped at ingest")] = False,
 ) -> None:
-    """Counts per split and class."""
+    """Counts per split, class and tag; vectors per model; what ingest flagged or skipped."""
     data = call.run()
     out.print(
         Text.assemble(
@@ -85,6 +85,8 @@ def info(
     _table(("split", "samples"), data["splits"].items())
     keys = ("class", "kind", "labels", "samples")
     _table(keys, ([row[k] for k in keys] for row in data["classes"]))
+    if data.get("tags"):
+        _table(("tag", "samples"), data["tags"].items())
     if vectors := call.run(ops.EmbeddingStatus)["models"]:
         _table(
             ("model", "dim", "vectors", "unreadable", "complete"),
