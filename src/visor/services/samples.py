@@ -124,13 +124,16 @@ _PLURAL = {"split": "its splits", "class": "its classes", "tag": "its tags"}
 def check_known(store: Store, dataset: dict[str, Any], filters: SampleFilter) -> None:
     """Refuse a filter naming a split, class or tag the dataset doesn't have (a typo would
     otherwise act on no sample, or say "nothing to export"), naming the ones it has."""
-    asked = {"split": filters.split, "class": filters.category, "tag": filters.tag}
-    for kind, value in asked.items():
-        if value is None:
+    asked = {"split": ("split", filters.split), "class": ("category", filters.category),
+             "tag": ("tag", filters.tag)}  # fmt: skip
+    for kind, (field, value) in asked.items():
+        # Asked of the filter itself, which stops at the first sample: this runs before every
+        # filtered tag, relabel, export and search. The values are listed only to refuse.
+        if value is None or sample_rows.any_match(
+            store, int(dataset["id"]), SampleFilter(**{field: value})
+        ):
             continue
         have = sample_rows.distinct_values(store, int(dataset["id"]), kind)
-        if value in have:
-            continue
         close = difflib.get_close_matches(value, have, n=3, cutoff=0.6)
         hint = f"did you mean {' or '.join(map(repr, close))}?" if close else _listed(kind, have)
         where = "has no sample tagged" if kind == "tag" else f"has no {kind}"

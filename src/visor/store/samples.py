@@ -302,6 +302,15 @@ def filtered_ids(store: Store, dataset_id: int, filters: SampleFilter) -> np.nda
         return np.asarray(found.fetchnumpy()["id"], dtype=np.int64)
 
 
+def any_match(store: Store, dataset_id: int, filters: SampleFilter) -> bool:
+    """Whether any sample matches `filters` (stops at the first)."""
+    where, params = filters.where(dataset_id)
+    found = store.query_one(
+        f"SELECT EXISTS (SELECT 1 FROM samples WHERE {where})", params, filters.relations()
+    )
+    return bool(found and found[0])
+
+
 def paths_of(store: Store, dataset_id: int, ids: list[int]) -> dict[int, str]:
     if not ids:
         return {}
