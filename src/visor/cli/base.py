@@ -165,8 +165,8 @@ class Call:
     fields: dict[str, Any]
     done: dict[str, Any] | None = None  # its operation's summary and result, had already
 
-    @property
-    def dataset(self) -> Any:
+    @functools.cached_property
+    def dataset(self) -> Any:  # found once: a report's loop over samples asks it each time
         return self.ws.dataset(str(self.name))
 
     def run(self, op: type[ops.Op] | None = None, **more: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
@@ -185,10 +185,16 @@ def demo(
     result = call.run()
     for warning in result["warnings"]:
         _warn(warning)
-    reports = {"ingest": ingest, "embed": embed, "map": make_map, "duplicates": duplicates}
+    reports: dict[str, tuple[type[ops.Op], Callable[..., Any]]] = {
+        "ingest": (ops.Ingest, ingest),
+        "embed": (ops.Embed, embed),
+        "map": (ops.MakeMap, make_map),
+        "duplicates": (ops.FindDuplicates, duplicates),
+    }
     for step in result["steps"]:  # each step's report, as its own command prints it
-        made = Call(call.ws, call.op, result["dataset"], step["params"], done=step)
-        reports[step["op"]](made, **({"show": 0} if step["op"] == "duplicates" else {}))
+        op, report = reports[step["op"]]
+        made = Call(call.ws, op, result["dataset"], step["params"], done=step)
+        report(made, **({"show": 0} if op is ops.FindDuplicates else {}))
     model = result["model"]
     if result["built"] and model.startswith("random:"):
         note = (
