@@ -279,7 +279,8 @@ def _from_coco(
                 "data.yaml (names=... in Python)"
             )
         images, categories = _named_images(store, dataset, named, names)
-    if columns is not None and (kept := kept_results(columns, base, categories, images)):
+    kept = None if columns is None else kept_results(columns, base, categories, images)
+    if kept is not None:
         table = pa.table(
             {
                 "sample_id": pa.array(kept.sample_ids, pa.int32()),
