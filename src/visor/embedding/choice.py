@@ -96,12 +96,9 @@ def _converted(
 ) -> Embedder:
     """`base` with its model run by `backend`; `base` itself, with a one-line warning, when
     the model can't be converted."""
-    size = base.preprocessing.input_hw
     try:
-        if size is None:
-            raise ValueError("the model's input size is not fixed")
         runner, facts = openvino_runner(
-            base.name, base.model, base.precision, size, folder, calibration,
+            base.name, base.model, base.precision, base.preprocessing, folder, calibration,
             float_model=float_model,
         )  # fmt: skip
     except Exception as e:  # any exporter failure: the job still runs, on PyTorch
@@ -114,7 +111,7 @@ def _converted(
 
 
 def _calibrated(base: Embedder, calibration: np.ndarray | None) -> tuple[np.ndarray | None, str]:
-    """The normalised calibration pixels for static int8, or None and why not."""
+    """The calibration images (uint8 model inputs) for static int8, or None and why not."""
     if not cpu_has_int8():
         return None, "this CPU has no int8 dot products (VNNI, AMX): int8 weights only"
     if calibration is None:
@@ -122,9 +119,7 @@ def _calibrated(base: Embedder, calibration: np.ndarray | None) -> tuple[np.ndar
     short = int8.shortfall(len(calibration))
     if short is not None:
         return None, short
-    import torch
-
-    return base.preprocessing.normalize(torch.from_numpy(calibration)).numpy(), ""
+    return calibration, ""
 
 
 def _asked_int8(base: Embedder, folder: Path, calibration: np.ndarray | None) -> Embedder:
@@ -287,7 +282,8 @@ def _compared_to_fp32(runner: Runner, base: Embedder, facts: dict[str, Any]) -> 
         vectors = runner(pixels)
         if "cosine_to_fp32" not in facts:
             with torch.inference_mode():
-                reference = fp32(torch.from_numpy(pixels)).float().numpy()
+                normalized = base.preprocessing.normalize(torch.from_numpy(pixels))
+                reference = fp32(normalized).float().numpy()
             cosines = (vectors * reference).sum(1) / (
                 np.linalg.norm(vectors, axis=1) * np.linalg.norm(reference, axis=1) + 1e-12
             )

@@ -21,9 +21,16 @@ import contextlib
 import hashlib
 import io
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+# uint8 model inputs (n, h, w, 3) -> what the converted model takes
+Normalize = Callable[["torch.Tensor"], "torch.Tensor"]
 
 CALIBRATION_IMAGES = 64  # nncf took 27.6 s on 128, 17.2 s on 64 (2 cores); the guard passes alike
 MIN_CALIBRATION = 32
@@ -48,11 +55,15 @@ def shortfall(count: int) -> str | None:
     )
 
 
-def quantize(converted: Any, pixels: np.ndarray) -> Any:
+def quantize(converted: Any, pixels: np.ndarray, normalize: Normalize) -> Any:
     """`converted` (an OpenVINO model) with int8 weights and activations, the activations'
-    ranges taken from `pixels` (normalised float32, (n, 3, h, w)); transformer rules
-    (SmoothQuant on the matmuls, softmax and layer norms kept in float)."""
+    ranges taken from `pixels` (uint8 model inputs, (n, h, w, 3), as `normalize` makes them
+    the model's input); transformer rules (SmoothQuant on the matmuls, softmax and layer
+    norms kept in float)."""
     import nncf
+    import torch
+
+    pixels = normalize(torch.from_numpy(pixels)).numpy()
 
     nncf.set_log_level(logging.ERROR)
     # In batches: nncf runs the model in f32 over them twice (SmoothQuant's statistics, then
@@ -67,6 +78,17 @@ def quantize(converted: Any, pixels: np.ndarray) -> Any:
             model_type=nncf.ModelType.TRANSFORMER,
             subset_size=len(batches),  # nncf counts the items it is given
         )
+
+
+def weights_only(converted: Any) -> Any:
+    """Weights stored as int8 (per output channel), computed in f32: int8 on a CPU without
+    int8 dot products, where static int8 (activations too) was slower than f32 (8.1 against
+    10.5 images/s, dinov2-small, AVX2 only), or without images to calibrate on."""
+    import nncf
+
+    nncf.set_log_level(logging.ERROR)
+    with contextlib.redirect_stdout(io.StringIO()):  # its progress bar: the job has its own
+        return nncf.compress_weights(converted, mode=nncf.CompressWeightsMode.INT8_ASYM)
 
 
 def agreement(vectors: np.ndarray, reference: np.ndarray) -> dict[str, Any]:

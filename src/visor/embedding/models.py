@@ -172,9 +172,9 @@ class Embedder:
         (n, dim) on the model's device."""
         import torch
 
+        if self.runner is not None:  # normalised inside the compiled model
+            return torch.from_numpy(self.runner(pixels.cpu().numpy()))
         x = self.preprocessing.normalize(pixels.to(self.device, non_blocking=True))
-        if self.runner is not None:
-            return torch.from_numpy(self.runner(x.numpy()))
         if self.precision == "fp16":
             x = x.half()
         with torch.inference_mode():

@@ -180,6 +180,9 @@ def embed_images(
             read(3 * runner.batch_size)
             decode(ahead * runner.batch_size)
             launched = runner.launch(crops) if crops else None
+            # On a CPU the model is done with this batch: the next one decodes while the
+            # caller stores the last one's vectors (on the job thread, one core).
+            decode(runner.batch_size)
             if pending is not None:
                 yield _finish(*pending)
             empty = _Pending(None, embedder.dim)
