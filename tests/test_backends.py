@@ -149,6 +149,37 @@ def test_batches_run_in_parts_in_order_and_from_two_threads(tmp_path: Path) -> N
         assert np.allclose(got, alone[5:], atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},  # DINOv2's: rescaled, then normalised by mean and std
+        {"do_normalize": False},  # rescaled only
+        {"do_rescale": False},  # normalised on 0-255 values
+    ],
+)
+def test_the_compiled_model_normalises_as_pytorch_does(config: dict[str, object]) -> None:
+    """OpenVINO runners take the pipeline's uint8 crops and normalise them inside the
+    compiled model: the same model input as the preprocessing's own `normalize`, whatever of
+    rescaling and normalising the model's preprocessing asks for."""
+    import openvino as ov
+    import torch
+
+    from visor.embedding.preprocess import Preprocessing
+
+    preprocessing = Preprocessing.from_config({**models.DINOV2_PREPROCESSING, **config})
+
+    class Inputs(torch.nn.Module):  # what the model receives, a few values of it
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, :, ::37, ::41].flatten(1)
+
+    converted = ov.convert_model(Inputs(), example_input=torch.zeros(2, 3, 224, 224))
+    run, _ = backends._compiled(ov.Core(), converted, "fp32", preprocessing)
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    expected = Inputs()(preprocessing.normalize(torch.from_numpy(pixels))).numpy()
+    assert np.allclose(run(pixels), expected, rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("kept", [0, -1])
 def test_streams_only_where_the_hint_keeps_every_thread(kept: int) -> None:
     """The throughput hint may count physical cores only (2 vCPUs of one core): where it keeps
