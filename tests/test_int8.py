@@ -163,6 +163,14 @@ def test_auto_uses_static_int8_only_where_it_keeps_the_answers(
     assert slower["precision"] == "fp32"
     assert slower["backend_facts"]["int8"]["used"] is False
     assert slower["backend_facts"]["int8"]["reason"] == "no faster than openvino fp32"
+    # A little faster is not enough to take vectors a little off the float ones.
+    backends.record_choice(folder, key, {"openvino int8": 15.0, "openvino fp32": 14.0})
+    models._cache.clear()
+    tie = ds.embed(SMALL, backend="openvino", recompute=True, wait=True)["result"]
+    assert tie["precision"] == "fp32"
+    assert tie["backend_facts"]["int8"]["reason"] == (
+        "only 1.07x as fast as openvino fp32 (15 against 14 images/s; int8 is used from 1.1x)"
+    )
 
     # A guard that fails: the float model, the measured numbers and the reason.
     backends.record_choice(folder, key, {"openvino int8": 40.0, "openvino fp32": 14.0})
@@ -213,6 +221,15 @@ def test_auto_does_not_make_int8_that_cannot_pay_for_itself(
         "making_s": 60.0,
     }
     assert backends.static_int8_models(folder) == []  # nothing made
+    # Cheap to make but barely faster: not made either, since it would not be used.
+    backends.record_choice(
+        folder, key, {"openvino int8": 15.0, "openvino fp32": 14.0}, making_s=0.001
+    )
+    models._cache.clear()
+    tie = ds.embed(TINY, backend="openvino", recompute=True, wait=True)["result"]
+    assert tie["precision"] == "fp32" and tie["backend_facts"]["int8"]["unpaid"] is True
+    assert tie["backend_facts"]["int8"]["reason"].startswith("only 1.07x as fast")
+    assert backends.static_int8_models(folder) == []
 
     # Cheap to make here: made and used, and the seconds it took replace the record's.
     backends.record_choice(folder, key, rates, making_s=0.001)

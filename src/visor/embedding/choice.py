@@ -139,7 +139,8 @@ def _auto_int8(
     images: Callable[[Embedder], int] | None,
 ) -> Embedder:
     """Static int8 in place of `best` (the float choice) when it keeps the answers and runs
-    faster; `best` otherwise, with the reason in its facts (`int8`)."""
+    at least `int8.MIN_SPEEDUP` times as fast; `best` otherwise, with the reason in its facts
+    (`int8`)."""
     pixels, why = _calibrated(base, calibration)
     if pixels is None:
         return _with_int8(best, {"used": False, "reason": why})
@@ -167,8 +168,9 @@ def _auto_int8(
         recorded = {"rates": rates, "measured_now": True}
     elif making is not None:
         backends.record_choice(folder, key, recorded["rates"], making)
-    if backends.fastest(recorded["rates"]) != "openvino int8":
-        return _with_int8(best, {**guard, "used": False, "reason": f"no faster than {float_name}"})
+    slow = int8.too_slow(recorded["rates"], float_name)
+    if slow is not None:
+        return _with_int8(best, {**guard, "used": False, "reason": slow})
     facts = {**candidate.backend_facts, "int8": {**guard, "used": True}, "auto": recorded}
     return replace(candidate, backend_facts=facts)
 
@@ -202,14 +204,15 @@ def _unpaid(
     try:  # the record is a file a person may have edited: anything odd, and int8 is made
         making = float(recorded["making_s"])
         per_image = 1 / float(rates[float_name]) - 1 / float(rates["openvino int8"])
+        slow = int8.too_slow(rates, float_name)
     except (TypeError, ValueError, ZeroDivisionError):
         return None
     count = images(base)
     saves = count * per_image
-    if saves >= making:
+    if saves >= making and slow is None:
         return None
-    if saves <= 0:
-        reason = f"no faster than {float_name}"
+    if slow is not None:  # it would not be used once made
+        reason = slow
     else:
         reason = (
             f"it would save {saves:.1f} s on {count:,} images ({rates['openvino int8']} against "
