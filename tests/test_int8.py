@@ -230,6 +230,9 @@ def test_auto_does_not_make_int8_that_cannot_pay_for_itself(
     assert tie["precision"] == "fp32" and tie["backend_facts"]["int8"]["unpaid"] is True
     assert tie["backend_facts"]["int8"]["reason"].startswith("only 1.07x as fast")
     assert backends.static_int8_models(folder) == []
+    listed = run_cli(workspace.settings.home, "models", env={"VISOR_CPU_FLAGS": VNNI})
+    ran = f"{TINY} (int8 or fp32): openvino fp32 (measured images/s: openvino int8 15.0, "
+    assert ran in listed.stdout, listed.stdout
 
     # Cheap to make here: made and used, and the seconds it took replace the record's.
     backends.record_choice(folder, key, rates, making_s=0.001)

@@ -48,7 +48,7 @@ def list_models() -> None:
     for row in found["measured"]:
         making = f"; making int8 took {row['making_s']} s" if row["making_s"] else ""
         out.print(
-            f"  {row['model']} ({row['precision']}): {row['fastest']} (measured images/s: "
+            f"  {row['model']} ({row['precision']}): {row['chosen']} (measured images/s: "
             f"{rates(row['rates'])}{making})"
         )
     for row in found["static_int8"]:

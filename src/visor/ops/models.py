@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from visor.config import Settings
+from visor.embedding import int8
 from visor.embedding.backends import check_backend, fastest, recorded_choices, static_int8_models
 from visor.embedding.cpu import INT8_FLAGS, cpu_flags
 from visor.embedding.models import describe_models, loaded_models
@@ -42,7 +43,8 @@ def describe(settings: Settings) -> dict[str, Any]:
         model, precision = key.split("|")[:2]
         rates = found["rates"]
         measured.append({"model": model, "precision": precision, "fastest": fastest(rates),
-                         "rates": rates, "making_s": found.get("making_s")})  # fmt: skip
+                         "chosen": _chosen(rates), "rates": rates,
+                         "making_s": found.get("making_s")})  # fmt: skip
     return {
         "models": describe_models(),
         "loaded": loaded_models(),
@@ -51,3 +53,16 @@ def describe(settings: Settings) -> dict[str, Any]:
         "measured": measured,
         "static_int8": [{"model": m, **facts} for m, facts in static_int8_models(folder)],
     }
+
+
+def _chosen(rates: dict[str, float]) -> str:
+    """What auto runs given these rates (`embedding.choice`): the fastest, but static int8
+    only where it runs `int8.MIN_SPEEDUP` times as fast as the float choice."""
+    best = fastest(rates)
+    floats = [name for name in rates if name != "openvino int8"]
+    if best != "openvino int8" or len(floats) != 1:
+        return best
+    try:
+        return floats[0] if int8.too_slow(rates, floats[0]) else best
+    except (TypeError, ValueError, ZeroDivisionError):  # a record a person edited
+        return best

@@ -340,6 +340,9 @@ class MeasuredChoice(Result):
     model: str
     precision: str
     fastest: str
+    chosen: str = Field(
+        description="what auto runs: the fastest, static int8 only from 1.1x the float choice"
+    )
     rates: dict[str, float] = Field(description="images/s per backend, measured by auto")
     making_s: float | None = Field(description="seconds making static int8 took")
 
