@@ -60,7 +60,7 @@ class EmbedParams(BaseModel):
         default=None,
         description="auto|fp32|fp16|bf16|int8 (int8: OpenVINO on a CPU; static int8 "
         "calibrated on the dataset's images where the CPU has VNNI or AMX, else int8 weights; "
-        "auto uses it there when it keeps the neighbours)",
+        "auto uses it there when it keeps the neighbours and runs 1.1x as fast)",
     )
     batch_size: int | None = Field(
         default=None,
