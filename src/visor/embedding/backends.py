@@ -341,11 +341,11 @@ def _compiled(
     core: Any, converted: Any, precision: str, preprocessing: Preprocessing
 ) -> tuple[Runner, Any]:
     """A runner of batches of uint8 model inputs (`_with_normalization`): each batch cut into
-    as many parts as the model has streams, run
-    side by side. One stream of two threads meets at a barrier in every layer, so a decoding
-    thread taking one core stalls both; a thread per stream only slows its own part. On 2
-    cores of the AMX Xeon: the model alone 1-5% faster (dinov2-small and -base, bf16, f32 and
-    int8), the embed job with quality statistics 63.5-67.9 -> 68.7-68.8 images/s (int8)."""
+    as many parts as the model has streams, run side by side. One stream of two threads meets
+    at a barrier in every layer, so a decoding thread taking one core stalls both; a thread
+    per stream only slows its own part. On 2 cores of the AMX Xeon: the model alone 1-5%
+    faster (dinov2-small and -base, bf16, f32 and int8), the embed job with quality
+    statistics 63.5-67.9 -> 68.7-68.8 images/s (int8)."""
     compiled = _compile(
         core, _with_normalization(converted, preprocessing), precision, streams=True
     )
