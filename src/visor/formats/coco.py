@@ -30,6 +30,7 @@ from visor.formats.records import (
     box_problem,
     image_side,
     split_from_name,
+    usable_boxes,
 )
 from visor.sources import Source
 
@@ -317,12 +318,7 @@ def kept_results(
         return None
     boxes, scores = columns.boxes[keep], columns.scores[keep]
     codes, which = np.unique(columns.category_ids[keep], return_inverse=True)
-    usable = (
-        np.isfinite(boxes).all(axis=1)
-        & (np.abs(boxes) <= MAX_COORDINATE).all(axis=1)
-        & (boxes[:, 2] > 0)
-        & (boxes[:, 3] > 0)
-    )
+    usable = usable_boxes(boxes)
     in_range = (scores >= 0) & (scores <= 1)  # NaN is not
     if not (usable.all() and in_range.all() and all(int(c) in categories for c in codes)):
         return None

@@ -9,6 +9,8 @@ from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 
 # The split names people give folders and list files, case-insensitive, and what they mean.
@@ -120,6 +122,17 @@ def box_problem(x: float, y: float, w: float, h: float) -> str | None:
     if w <= 0 or h <= 0:
         return f"box has zero or negative size {list(values)}"
     return None
+
+
+def usable_boxes(boxes: np.ndarray) -> np.ndarray:
+    """`box_problem` of each row of `boxes` ((n, 4) x, y, w, h in pixels) as arrays: True
+    where the row is a usable box."""
+    return (
+        np.isfinite(boxes).all(axis=1)
+        & (np.abs(boxes) <= MAX_COORDINATE).all(axis=1)
+        & (boxes[:, 2] > 0)
+        & (boxes[:, 3] > 0)
+    )
 
 
 def image_side(value: Any) -> int | None:

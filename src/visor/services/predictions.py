@@ -236,13 +236,18 @@ class _Rows:
         self.cols["score"].append(score)
 
     def table(self) -> pa.Table:
-        return pa.table(
-            {
-                "sample_id": pa.array(self.cols["sample_id"], pa.int32()),
-                "class": pa.array(self.cols["class"], pa.string()),
-                **{k: pa.array(self.cols[k], pa.float64()) for k in ("x", "y", "w", "h", "score")},
-            }
-        )
+        return _table(self.cols)
+
+
+def _table(cols: Mapping[str, Any]) -> pa.Table:
+    """Predictions as the store takes them, from a column per field (lists or arrays)."""
+    return pa.table(
+        {
+            "sample_id": pa.array(cols["sample_id"], pa.int32()),
+            "class": pa.array(cols["class"], pa.string()),
+            **{k: pa.array(cols[k], pa.float64()) for k in ("x", "y", "w", "h", "score")},
+        }
+    )
 
 
 def _from_coco(
@@ -281,15 +286,9 @@ def _from_coco(
         images, categories = _named_images(store, dataset, named, names)
     kept = None if columns is None else kept_results(columns, base, categories, images)
     if kept is not None:
-        table = pa.table(
-            {
-                "sample_id": pa.array(kept.sample_ids, pa.int32()),
-                "class": pa.array(kept.classes, pa.string()),
-                **{k: pa.array(kept.boxes[:, i], pa.float64()) for i, k in enumerate("xywh")},
-                "score": pa.array(kept.scores, pa.float64()),
-            }
-        )
-        return table, kept.skipped
+        boxes = {k: kept.boxes[:, i] for i, k in enumerate("xywh")}
+        cols = {"sample_id": kept.sample_ids, "class": kept.classes, **boxes}
+        return _table({**cols, "score": kept.scores}), kept.skipped
     out = _Rows()
     skipped: list[Skipped] = []
     for item in read_results(source, base, categories, images, read):
