@@ -230,6 +230,7 @@ def test_auto_does_not_make_int8_that_cannot_pay_for_itself(
     assert tie["precision"] == "fp32" and tie["backend_facts"]["int8"]["unpaid"] is True
     assert tie["backend_facts"]["int8"]["reason"].startswith("only 1.07x as fast")
     assert backends.static_int8_models(folder) == []
+    assert backends.recorded_choices(folder)[key]["chosen"] == "openvino fp32"  # the file too
     listed = run_cli(workspace.settings.home, "models", env={"VISOR_CPU_FLAGS": VNNI})
     ran = f"{TINY} (int8 or fp32): openvino fp32 (measured images/s: openvino int8 15.0, "
     assert ran in listed.stdout, listed.stdout

@@ -126,7 +126,7 @@ def record_choice(
     folder.mkdir(parents=True, exist_ok=True)
     choices = recorded_choices(folder)
     made = making_s if making_s is not None else (choices.get(key) or {}).get("making_s")
-    choices[key] = {"rates": rates, "chosen": fastest(rates), "measured": time.time()}
+    choices[key] = {"rates": rates, "chosen": chosen(rates), "measured": time.time()}
     if made is not None:
         choices[key]["making_s"] = made
     scratch = folder / f".{CHOICES_FILE}.{os.getpid()}"
@@ -149,6 +149,17 @@ def static_int8_models(folder: Path) -> list[tuple[str, dict[str, Any]]]:
 
 def fastest(rates: dict[str, float]) -> str:
     return max(sorted(rates), key=lambda backend: rates[backend])
+
+
+def chosen(rates: dict[str, float]) -> str:
+    """What auto runs given its measured `rates`: the fastest, but static int8 only where it
+    runs `int8.MIN_SPEEDUP` times as fast as the float choice (`int8.too_slow`). Raises on
+    rates that aren't numbers."""
+    best = fastest(rates)
+    floats = [name for name in rates if name != "openvino int8"]
+    if best != "openvino int8" or len(floats) != 1:
+        return best
+    return floats[0] if int8.too_slow(rates, floats[0]) else best
 
 
 def measure_rates(

@@ -7,8 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from visor.config import Settings
-from visor.embedding import int8
-from visor.embedding.backends import check_backend, fastest, recorded_choices, static_int8_models
+from visor.embedding.backends import (
+    check_backend,
+    chosen,
+    fastest,
+    recorded_choices,
+    static_int8_models,
+)
 from visor.embedding.cpu import INT8_FLAGS, cpu_flags
 from visor.embedding.models import describe_models, loaded_models
 from visor.errors import InvalidInput
@@ -56,13 +61,9 @@ def describe(settings: Settings) -> dict[str, Any]:
 
 
 def _chosen(rates: dict[str, float]) -> str:
-    """What auto runs given these rates (`embedding.choice`): the fastest, but static int8
-    only where it runs `int8.MIN_SPEEDUP` times as fast as the float choice."""
-    best = fastest(rates)
-    floats = [name for name in rates if name != "openvino int8"]
-    if best != "openvino int8" or len(floats) != 1:
-        return best
+    """What auto runs given a record's rates (`backends.chosen`); the fastest where the
+    record is a file a person edited into something `chosen` can't weigh."""
     try:
-        return floats[0] if int8.too_slow(rates, floats[0]) else best
-    except (TypeError, ValueError, ZeroDivisionError):  # a record a person edited
-        return best
+        return chosen(rates)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return fastest(rates)
