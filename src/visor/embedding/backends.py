@@ -51,8 +51,7 @@ BACKENDS = ("auto", "torch", "openvino")
 INSTALL_HINT = {"openvino": "pip install openvino", "nncf": "pip install nncf"}
 CHOICES_FILE = "backend-choice.json"  # auto's measured rates, per model and machine
 
-# (uint8 model inputs (n, h, w, 3) as the pipeline makes them) -> CLS vectors (n, dim): the
-# model's normalisation runs inside the compiled model (`_compiled`)
+# uint8 model inputs (n, h, w, 3) -> CLS vectors (n, dim), normalised by the compiled model
 Runner = Callable[[np.ndarray], np.ndarray]
 
 
@@ -152,9 +151,8 @@ def fastest(rates: dict[str, float]) -> str:
 
 
 def chosen(rates: dict[str, float]) -> str:
-    """What auto runs given its measured `rates`: the fastest, but static int8 only where it
-    runs `int8.MIN_SPEEDUP` times as fast as the float choice (`int8.too_slow`). Raises on
-    rates that aren't numbers."""
+    """What auto runs given its measured `rates`: the fastest, but static int8 only where
+    `int8.too_slow` finds it fast enough against the float choice."""
     best = fastest(rates)
     floats = [name for name in rates if name != "openvino int8"]
     if best != "openvino int8" or len(floats) != 1:
