@@ -108,12 +108,12 @@ def _command() -> None:
     _warned.clear()  # a new command (in one process: a notebook, a test runner) warns anew
 
 
-def _warning(result: dict[str, Any]) -> None:
-    """A result's `warning` (vectors from random weights), said plainly, once a command
+def _warning(text: str | None) -> None:
+    """A warning (a result's: vectors from random weights), said plainly, once a command
     (`visor demo` runs four)."""
-    if result.get("warning") and result["warning"] not in _warned:
-        _warned.add(result["warning"])
-        out.print(_styled("warning:", "bold yellow", result["warning"]))
+    if text and text not in _warned:
+        _warned.add(text)
+        out.print(_styled("warning:", "bold yellow", text))
 
 
 def _table(headings: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "") -> None:
@@ -140,19 +140,10 @@ def _problems(title: str, count: int, lines: list[str], where: str) -> None:
 
 
 def _report(result: dict[str, Any]) -> None:
-    count = result.get("skipped_count") or 0
-    _problems(
-        f"skipped {count} record(s)",
-        count,
-        [f"{item['path']}: {item['reason']}" for item in result.get("skipped") or []],
-        "visor info NAME --skipped",
-    )
-
-
-def _workspace() -> Workspaces:
-    """The workspace: through a running `visor serve` (the store's one writer) when there is
-    one for this VISOR_HOME, else the store itself."""
-    return open_workspace()
+    """The records an ingest or an import skipped, and why."""
+    count, skipped = result.get("skipped_count") or 0, result.get("skipped") or []
+    lines = [f"{item['path']}: {item['reason']}" for item in skipped]
+    _problems(f"skipped {count} record(s)", count, lines, "visor info NAME --skipped")
 
 
 @dataclass
@@ -171,24 +162,36 @@ class Call:
 
     def run(self, op: type[ops.Op] | None = None, **more: Any) -> Any:
         """Run the command's operation (or `op`, given the fields of the command's that it
-        has) with `more`. A job's progress is shown and its summary (the job's last message)
-        printed; the result either way."""
+        has) with `more`. A job's progress is shown, then its summary (the job's last
+        message), what else its operation says of the result, and its warning; the result
+        either way."""
         if self.done is not None and op is None:
-            out.print(self.done["summary"])
-            return self.done["result"]
-        given = {k: v for k, v in self.fields.items() if op is None or k in op.model_fields}
-        made = ops.make(op or self.op, **(given | more))
-        if not made.job:
-            return self.ws.runner.run(made, self.name)
-        job = follow(self.ws, self.ws.runner.run(made, self.name))
-        out.print(job["message"])
-        return job["result"]
+            made = self.op.model_construct(**self.fields)
+            summary, result = self.done["summary"], self.done["result"]
+        else:
+            given = {k: v for k, v in self.fields.items() if op is None or k in op.model_fields}
+            made = ops.make(op or self.op, **(given | more))
+            if not made.job:
+                result = self.ws.runner.run(made, self.name)
+                if (summary := made.summary(result)) is not None:
+                    out.print(summary, *made.said(result), sep="\n")
+                return result
+            job = follow(self.ws, self.ws.runner.run(made, self.name))
+            summary, result = job["message"], job["result"]
+        out.print(summary, *made.said(result), sep="\n")
+        _warning(result.get("warning") if isinstance(result, dict) else None)
+        return result
 
 
 @contextlib.contextmanager
 def _called(cls: type[ops.Op], name: str | None, fields: dict[str, Any]) -> Iterator[Call]:
-    with _workspace() as ws:
+    with open_workspace() as ws:  # through a running visor serve for this home, if any
         yield Call(ws, cls, name, fields)
 
 
 command = functools.partial(op_command, app, wrap=friendly, opened=_called)
+
+
+def ran(call: Call) -> None:
+    """The report of a command whose operation's summary says it all."""
+    call.run()

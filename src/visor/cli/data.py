@@ -4,33 +4,25 @@ label errors, health."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 import typer
 
 from visor import ops
-from visor.cli.base import Call, _report, _styled, _table, _warning, command, out
+from visor.cli.base import Call, _report, _styled, _table, command, out
 from visor.client import RemoteWorkspace
-from visor.evaluation.matching import AREA_RANGES
-from visor.evaluation.metrics import COCO_THRESHOLDS, SUMMARY
 
 
 @command(ops.Ingest, argument=None, positional=("path",), flags={"dataset": "--name"})
 def ingest(call: Call) -> None:
-    """Read a dataset's images and labels into the store."""
     _report(call.run())
 
 
 @command(ops.ImportPredictions, positional=("path",))
 def import_predictions(call: Call) -> None:
     """Add a model's predictions to a dataset, as a named source."""
-    result = call.run()
-    out.print(
-        f"imported {result['predictions']} predictions on {result['images']} images "
-        f"from {call.fields['source']} into {call.name}"
-    )
-    _report(result)
+    _report(call.run())
 
 
 @command(ops.Evaluate, flags={"classwise": "--classwise/--agnostic"})
@@ -40,35 +32,14 @@ def evaluate(
 ) -> None:
     """Evaluate a prediction source COCO-style: every box TP/FP/FN, AP/AR, confusion matrix."""
     result = call.run()
-    params = result.get("params") or ops.make(ops.Evaluate, **call.fields).model_dump()
-    _evaluation_report(result, params, worst)
-    where = f"?dataset={quote(str(call.name))}&eval={quote(result['evaluation'])}&tab=evaluation"
-    if isinstance(call.ws, RemoteWorkspace):
-        out.print(f"see the boxes: {call.ws.info.url.rstrip('/')}/{where}")
-    else:
-        out.print(f"see the boxes: visor serve, then /{where}")
-
-
-def _evaluation_report(result: dict[str, Any], params: dict[str, Any], worst: int) -> None:
-    stats = result["summary"]
-    chosen = params["iou_thresholds"]
-    thresholds = chosen if chosen != COCO_THRESHOLDS else "0.50:0.95"
-    limits = (1, 10, params["max_dets"])
-    areas = list(AREA_RANGES)
-    for key, kind, at_iou, area, limit in SUMMARY:  # as pycocotools prints them
-        title = "Average Precision  (AP)" if kind == "ap" else "Average Recall     (AR)"
-        span = thresholds if at_iou is None else f"{at_iou:.2f}"
-        out.print(
-            f" {title} @[ IoU={span:<9} | area={areas[area]:>6} | "
-            f"maxDets={limits[limit]:>3} ] = {stats[key]:0.3f}"
-        )
-    if result.get("warning"):
-        out.print(_styled("warning:", "bold yellow", result["warning"]))
     if result["worst_classes"] and worst > 0:
         out.print("worst classes (AP@[.5:.95], AP50, precision, recall, FP, FN):")
     for row in result["worst_classes"][: max(worst, 0)]:
         scores = "  ".join(_num(row[k]) for k in ("ap50", "precision", "recall"))
         out.print(f"  {row['class']:<20} {row['ap']:.3f}  {scores}  {row['fp']:>6} {row['fn']:>6}")
+    where = f"?dataset={quote(str(call.name))}&eval={quote(result['evaluation'])}&tab=evaluation"
+    site = call.ws.info.url.rstrip("/") if isinstance(call.ws, RemoteWorkspace) else None
+    out.print(f"see the boxes: {site or 'visor serve, then '}/{where}")
 
 
 @command(ops.ComputeQuality, "quality")
@@ -76,9 +47,7 @@ def quality(
     call: Call, examples: Annotated[int, typer.Option(help="sample ids listed per issue")] = 5
 ) -> None:
     """Measure every image (brightness, blur, entropy, colour, size) and list the issues."""
-    result = call.run()
-    for problem in result["failed"][:20]:
-        out.print(f"  could not read sample {problem['sample_id']}: {problem['reason']}")
+    call.run()
     found = [row for row in call.dataset.quality(examples)["issues"] if row["count"]]
     for row in found:  # the issues found (the line above counts them), with examples
         listed = ", ".join(str(i) for i in row["examples"])
@@ -99,11 +68,7 @@ _SIGNALS = {
 def label_errors(
     call: Call, examples: Annotated[int, typer.Option(help="worst flagged samples to list")] = 10
 ) -> None:
-    """Find likely wrong labels (cleanlab).
-
-    Each image's (and each box's) label is weighed against its neighbours' labels; with
-    --predictions, cleanlab's detection check weighs the boxes against a model's boxes."""
-    result = call.run()
+    call.run()
     found = call.dataset.label_errors(examples) or {}
     if call.fields.get("predictions") is not None:
         for sample_id in (found.get("detection") or {"examples": []})["examples"]:
@@ -115,12 +80,6 @@ def label_errors(
                     f"score {box['score']:.3f})"
                 )
         return
-    _warning(result)
-    if result["classes_with_one_example"]:
-        lonely = ", ".join(result["classes_with_one_example"])
-        out.print(f"not scored (one example, nothing to compare with): {lonely}")
-    if result["not_embedded"]:
-        out.print(f"not scored (no vector yet): {result['not_embedded']} labels")
     for sample_id in found.get("examples", []):
         for label in call.dataset.labels(sample_id):
             scored = label.get("label_quality") or {}
@@ -161,31 +120,17 @@ def health(
         Path | None, typer.Option(help="also write the report as one HTML file, images inside")
     ] = None,
     examples: Annotated[int, typer.Option(help="worst examples per problem")] = 8,
-    compute: Annotated[
-        bool,
-        typer.Option(help="compute the signals not computed yet first (one job), or report "
-                     "what is there"),
-    ] = True,
-) -> None:  # fmt: skip
+    compute: Annotated[bool, typer.Option(help="compute what is missing first (one job)")] = True,
+) -> None:
     """What is wrong with a dataset: duplicates, leaks across splits, outliers, label errors,
     image quality. The signals not computed yet are computed first, as one job."""
     from visor.services import health_html
+    from visor.services.health import report_lines
 
-    for signal, why in (call.run()["left"] if compute else {}).items():
-        out.print(f"  {signal}: {why}")
+    if compute:
+        call.run()
     report = call.dataset.health(examples)
-    out.print(f"health of {call.name} ({report['samples']:,} samples)")
-    width = max((len(row["title"]) for row in report["rows"]), default=0)
-    for row in report["rows"]:
-        if row["count"] is None:
-            out.print(f"  {row['title']:<{width}} not computed: {row['todo']}")
-            continue
-        ids = ", ".join(str(i) for i in row.get("examples", [])[:examples])
-        mark = f" [{row['note']}]" if row.get("note") else ""
-        out.print(
-            f"  {row['title']:<{width}} {row['count']:>7} ({row['share']:.1%}){mark}"
-            + (f"  e.g. {ids}" if ids else "")
-        )
+    out.print(*report_lines(report, examples), sep="\n")
     for number, note in enumerate(report["notes"], 1):
         out.print(_styled(f"[{number}] warning:", "bold yellow", note))
     if html is not None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from visor import ops
-from visor.cli.base import Call, _problems, _table, _warning, command, out
+from visor.cli.base import Call, _problems, _table, command, out, ran
 from visor.errors import VisorError
 
 
@@ -23,9 +23,6 @@ def export(
         str, typer.Option(help="existing, or ratios for new splits: 0.8,0.1,0.1")
     ] = "existing",
 ) -> None:
-    """Write the dataset (or the samples the filters keep) in a format training code reads.
-
-    The folder appears whole when the export ends, or not at all."""
     try:
         ratios = None if split_by == "existing" else [float(p) for p in split_by.split(",")]
     except ValueError:
@@ -33,11 +30,6 @@ def export(
             f"--split-by {split_by!r}: write 'existing' or ratios like 0.8,0.1,0.1"
         ) from None
     result = call.run(split_ratios=ratios)
-    if result.get("image_labels_not_written"):
-        out.print(
-            f"{result['image_labels_not_written']} image-level labels not written: "
-            f"{result['format']} holds boxes only (use classification, voc or parquet)"
-        )
     count = result.get("skipped_count") or 0
     skipped = [f"{item['path']}: {item['reason']}" for item in result.get("skipped") or []]
     _problems(f"{count} sample(s) not written", count, skipped, "the job's result (visor jobs)")
@@ -53,11 +45,10 @@ def edits(
 ) -> None:
     """The label edit log, newest first; undo, redo or revert an edit."""
     if undo or redo or revert is not None:
-        done = call.run(
+        call.run(
             ops.Undo if undo else ops.Redo if redo else ops.Revert,
             **({} if revert is None else {"batch": revert}),
         )
-        out.print(f"edit {done['batch']} {done['state']} ({done['changes']} changes)")
     elif show is not None:
         for row in call.run(ops.EditBatch, batch=show):
             out.print(
@@ -113,15 +104,7 @@ def exclude(
     out.print(f"edit {done['batch']}: {done['changes']} sample(s) {action}d")
 
 
-@command(ops.Relabel, skip=("selection",), flags={"from_class": "--from", "to_class": "--to"})
-def relabel(call: Call) -> None:
-    """Every ground-truth label of one class (in the samples --ids names or the filters keep,
-    else all) becomes another, as one undoable edit."""
-    done = call.run()
-    out.print(
-        f"edit {done['batch']}: {done['changes']} labels {call.fields['from_class']} -> "
-        f"{call.fields['to_class']}"
-    )
+command(ops.Relabel, skip=("selection",), flags={"from_class": "--from", "to_class": "--to"})(ran)
 
 
 @command(ops.AddTags, "tag", positional=("tags",), skip=("selection",))
@@ -129,9 +112,7 @@ def tag(
     call: Call, remove: Annotated[bool, typer.Option("--remove", help="untag them instead")] = False
 ) -> None:
     """Tag samples (by --ids, or the samples the filters keep), or untag them with --remove."""
-    changed = call.run(ops.RemoveTags) if remove else call.run()
-    said = "untagged" if remove else "tagged"
-    out.print(f"{said} {changed} samples: {', '.join(call.fields['tags'])}")
+    call.run(ops.RemoveTags if remove else None)
 
 
 @command(ops.ListViews, "views")
@@ -141,7 +122,6 @@ def views(
     """The dataset's saved views (made in the UI, or by visor save-view); delete one."""
     if delete is not None:
         call.run(ops.DeleteView, view=delete)
-        out.print(f"view {delete} deleted")
         return
     _table(
         ("view", "filters", "lasso", "sort", "saved"),
@@ -156,11 +136,7 @@ def views(
     )  # fmt: skip
 
 
-@command(ops.SaveView, positional=("view",), skip=("selection", "ui"))
-def save_view(call: Call) -> None:
-    """Save (or replace) a view: the samples the filters (or --ids) keep, and their sort."""
-    call.run()
-    out.print(f"view {call.fields['view']} saved")
+command(ops.SaveView, positional=("view",), skip=("selection", "ui"))(ran)
 
 
 @command(ops.TagZeroShot)
@@ -176,4 +152,3 @@ def tag_zero_shot(call: Call) -> None:
         )
     if result["batch"] is not None:
         out.print(f"edit {result['batch']}: undo with visor edits {call.name} --undo")
-    _warning(result)

@@ -8,7 +8,7 @@ import contextlib
 import functools
 import inspect
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import typer
@@ -18,6 +18,7 @@ from visor.ops.base import Op
 from visor.store.samples import SampleFilter
 
 Report = Callable[..., Any]
+REPORTS: dict[type[Op], Report] = {}  # each operation's report, as its command prints it
 # A field of filters becomes an option per filter (--split, --class, --quality, ...); ids and
 # selection tokens are for the API (a lasso), not typed by hand.
 NOT_TYPED = ("ids", "selection")
@@ -82,11 +83,6 @@ def _is_filters(field: FieldInfo) -> bool:
     return _plain(field.annotation)[0] is SampleFilter
 
 
-@contextlib.contextmanager
-def _given(cls: type[Op], name: str | None, fields: dict[str, Any]) -> Iterator[Any]:
-    yield name, fields
-
-
 Opener = Callable[[type[Op], str | None, dict[str, Any]], contextlib.AbstractContextManager[Any]]
 
 
@@ -99,8 +95,8 @@ def op_command(
     positional: tuple[str, ...] = (),
     flags: dict[str, str] | None = None,
     argument: str | None = "NAME",
-    wrap: Callable[[Report], Report] = lambda f: f,
-    opened: Opener = _given,
+    wrap: Callable[[Report], Report],
+    opened: Opener,
 ) -> Callable[[Report], Report]:
     """Register `report` as the command for `cls`: `report(call, **own)` gets what `opened`
     makes of the dataset's name (the command's first argument unless `argument` is None) and
@@ -152,6 +148,7 @@ def op_command(
         run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         run.__doc__ = report.__doc__ or cls.__doc__
         app.command(command or cls.name)(wrap(run))
+        REPORTS.setdefault(cls, report)
         return report
 
     return decorate

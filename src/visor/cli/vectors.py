@@ -9,84 +9,19 @@ from typing import Annotated, Any
 import typer
 
 from visor import ops
-from visor.cli.base import Call, _problems, _styled, _table, _warning, command, out
+from visor.cli.base import Call, _problems, _table, _warning, command, out, ran
 from visor.errors import VisorError
-from visor.ops.vectors import uniqueness_line
 
 
 @command(ops.Embed)
 def embed(call: Call) -> None:
-    """Compute an embedding vector for every image, or with --objects for every box.
-
-    Only the images (or boxes) still missing one are computed: a stopped job resumes."""
-    result = call.run()
+    result, objects = call.run(), call.fields.get("objects")
     count = result.get("failed_count") or 0
-    if call.fields.get("objects"):
-        failed = [f"box {item['label_id']}: {item['reason']}" for item in result["failed"]]
-        _problems(
-            f"{count} box(es) skipped",
-            count,
-            failed,
-            "all of them: GET /api/datasets/NAME/objects/skipped",
-        )
-    elif result["embedded"] or count:
-        _backend_report(result.get("backend", "torch"), result.get("backend_facts") or {})
-        failed = [item["reason"] for item in result["failed"]]
-        _problems(
-            f"{count} image(s) could not be read",
-            count,
-            failed,
-            "all of them: GET /api/datasets/NAME/embeddings/errors",
-        )
-
-
-def _backend_report(backend: str, facts: dict[str, Any]) -> None:
-    """Which backend ran the model, and why: auto's measured rates, int8's cosine to float,
-    a failed conversion."""
-    line = f"backend: {backend}"
-    if "auto" in facts:
-        line += f" (auto, measured images/s: {rates(facts['auto']['rates'])})"
-    if "fallback_from" in facts:
-        line += f" ({facts['fallback_from']} could not convert the model: {facts['reason']})"
-    out.print(line)
-    if "int8" in facts:
-        out.print(_int8_line(facts["int8"]))
-    if "int8_note" in facts:
-        out.print(f"int8 weights only: {facts['int8_note']}")
-    if "cosine_to_fp32" in facts:
-        cos = facts["cosine_to_fp32"]
-        out.print(
-            f"int8 vectors against fp32 on {cos['images']} images: cosine min "
-            f"{cos['min']}, mean {cos['mean']}"
-        )
-
-
-def rates(measured: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in measured.items())
-
-
-def guard(facts: dict[str, Any]) -> str:
-    """What static int8's guard measured against float on the calibration images."""
-    return (
-        f"cosine min {facts['cosine_min']}, median {facts['cosine_median']}; "
-        f"top-{facts['k']} neighbours kept {facts['neighbours']:.1%}"
-    )
-
-
-def _int8_line(facts: dict[str, Any]) -> str:
-    """Static int8's guard, measured on the calibration images: used, or why not."""
-    if "cosine_min" not in facts:
-        return f"int8 not used: {facts['reason']}"
-    measured = (
-        f"on {facts['images']} of the dataset's images, int8 against "
-        f"{facts.get('against') or 'fp32'}: {guard(facts)}"
-    )
-    if "used" not in facts:  # asked for
-        kept = "" if facts["kept"] else f", though {facts['reason']}"
-        return f"static int8 as asked{kept} ({measured})"
-    if facts["used"]:
-        return f"static int8 used ({measured})"
-    return f"int8 not used: {facts['reason']} ({measured})"
+    failed = [(f"box {i['label_id']}: " if objects else "") + i["reason"] for i in result["failed"]]
+    what, where = "box(es) skipped", "objects/skipped"
+    if not objects:
+        what, where = "image(s) could not be read", "embeddings/errors"
+    _problems(f"{count} {what}", count, failed, f"all of them: GET /api/datasets/NAME/{where}")
 
 
 @command(ops.MakeMap, "map", skip=("params",))
@@ -97,13 +32,9 @@ def make_map(
         typer.Option(help="k=v, repeatable: n_neighbors, min_dist, random_state, ..."),
     ] = None,
 ) -> None:
-    """Lay the dataset's vectors out in 2D; the new map becomes the default."""
     from visor.services.maps import parse_pairs
 
-    result = call.run(params=parse_pairs(param or []))
-    if "uniqueness" in result:
-        out.print(uniqueness_line(result["uniqueness"]))
-    _warning(result)
+    call.run(params=parse_pairs(param or []))
 
 
 @command(ops.FindClusters, flags={"map_id": "--map"})
@@ -118,7 +49,6 @@ def clusters(
         out.print(f"  {c['cluster']:>4}  {c['size']:>8}  {c['label']}{mark}")
     if len(found) > show > 0:
         out.print(f"  ... {len(found) - show} more (filter the samples by cluster=ID)")
-    _warning(result)
 
 
 @command(ops.FindDuplicates)
@@ -127,11 +57,6 @@ def duplicates(
 ) -> None:
     """Group exact copies and near-duplicates; each sample gets a duplicate_group."""
     result = call.run()
-    nearest = result.get("nearest_similarity") or {}
-    if nearest.get("count"):
-        cuts = ", ".join(f"{p}% {v:.4f}" for p, v in nearest["percentiles"].items())
-        out.print(f"nearest-neighbour similarity of {nearest['count']} samples: {cuts}")
-        out.print(f"threshold {result['threshold']} ({result['threshold_rule']})")
     found = call.dataset.duplicates(limit=max(show, 1))
     for group in found["groups"] if show > 0 else []:
         out.print(
@@ -153,9 +78,7 @@ def duplicates(
         where = " <-> ".join(f"{path} ({split})" for path, split in ends)
         mark = "  [across splits]" if pair["cross_split"] else ""
         out.print(f"  {pair['similarity']:.4f}  {where}{mark}")
-    if result.get("threshold_warning"):
-        out.print(_styled("warning:", "bold yellow", result["threshold_warning"]))
-    _warning(result)
+    _warning(result.get("threshold_warning"))
 
 
 def _listing(group: dict[str, Any], first: int = 6) -> str:
@@ -165,19 +88,8 @@ def _listing(group: dict[str, Any], first: int = 6) -> str:
     return paths + (f" (+{more})" if more > 0 else "")
 
 
-@command(ops.ComputeUniqueness, flags={"k": "-k"})
-def uniqueness(call: Call) -> None:
-    """Score every embedded sample's uniqueness in [0, 1] (1: the most isolated)."""
-    _warning(call.run())
-
-
-@command(ops.BuildIndex)
-def index(call: Call) -> None:
-    """Build the ANN index for similarity search.
-
-    It is made on its own after embedding large datasets; smaller ones are searched
-    exactly."""
-    call.run()
+command(ops.ComputeUniqueness, flags={"k": "-k"})(ran)
+command(ops.BuildIndex)(ran)
 
 
 @command(ops.Similar, skip=("sample_id",), flags={"k": "-k"})
@@ -215,7 +127,7 @@ def similar(
 def _random_weights(model: str) -> None:
     from visor.embedding.models import random_weights_warning
 
-    _warning({"warning": random_weights_warning(model)})
+    _warning(random_weights_warning(model))
 
 
 @command(ops.AnalyseObjects, "objects")
@@ -230,7 +142,7 @@ def objects(
 
     Reads the box vectors: run visor embed --objects first."""
     if similar_to is None:
-        _warning(call.run())
+        call.run()
         return
     model = call.fields.get("model") or call.run(ops.ObjectModel)
     found = call.run(ops.SimilarObjects, label_id=similar_to, k=k, model=model)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 import typer
@@ -11,12 +11,11 @@ from rich.table import Table
 from rich.text import Text
 
 from visor import ops
-from visor.cli.base import Call, _styled, _table, _workspace, app, command, console, friendly, out
-from visor.cli.data import ingest
-from visor.cli.vectors import duplicates, embed, guard, make_map, rates
-from visor.client import RemoteWorkspace, find_server
+from visor.cli.base import Call, _styled, _table, app, command, console, friendly, out
+from visor.cli.options import REPORTS
+from visor.client import RemoteWorkspace, find_server, open_workspace
 from visor.config import get_settings
-from visor.ops.models import describe
+from visor.ops.models import describe, models_lines
 
 
 @app.command("models")
@@ -26,37 +25,13 @@ def list_models() -> None:
     if find_server(get_settings().home) is None:  # no store needed: one in use doesn't stop it
         found = describe(get_settings())
     else:
-        with _workspace() as ws:
+        with open_workspace() as ws:
             found = ws.models()
     _table(
         ("name", "dim", "weights", "text search"),
         ((m["name"], m["dim"], m["weights"], "yes" if m["text"] else "") for m in found["models"]),
     )
-    out.print("Also: random:<name> (random weights, for trials), a model folder, or a hub id.")
-    backend = found["backend"]
-    chosen = backend["chosen"] or f"none ({backend['problem']})"
-    if chosen == "auto":
-        chosen = "auto (the faster of torch and openvino, measured on a model's first use)"
-    out.print(f"On this CPU the model runs on: {chosen} (VISOR_EMBED_BACKEND={backend['setting']})")
-    has = ", ".join(found["int8_flags"])
-    out.print(
-        f"int8 on this CPU: static, calibrated on the dataset ({has}); auto uses it where it "
-        "keeps the neighbours and runs 1.1x as fast as float"
-        if has
-        else "int8 on this CPU: int8 weights only (no VNNI or AMX: static int8 would be slower)"
-    )
-    for row in found["measured"]:
-        making = f"; making int8 took {row['making_s']} s" if row["making_s"] else ""
-        out.print(
-            f"  {row['model']} ({row['precision']}): {row['chosen']} (measured images/s: "
-            f"{rates(row['rates'])}{making})"
-        )
-    for row in found["static_int8"]:
-        answer = "kept" if row["kept"] else f"not kept: {row['reason']}"
-        out.print(
-            f"  {row['model']} static int8, on {row['images']} calibration images, against "
-            f"{row.get('against') or 'fp32'}: {guard(row)} ({answer})"
-        )
+    out.print(*models_lines(found), sep="\n")
 
 
 @command(ops.Datasets, argument=None)
@@ -115,7 +90,6 @@ def info(
 
 @command(ops.DeleteDataset, "rm")
 def rm(call: Call) -> None:
-    """Delete a dataset from the store (its files are not touched)."""
     call.run()
     out.print(f"deleted {call.name}")
 
@@ -129,7 +103,7 @@ def jobs(
     dataset: Annotated[str | None, typer.Option(help="only this dataset's jobs")] = None,
 ) -> None:
     """Recent jobs and their state."""
-    with _workspace() as ws:
+    with open_workspace() as ws:
         rows = [
             (job["id"], job["kind"], job["dataset"] or "", job["state"],
              f"{job['done']}/{job['total']}" if job["total"] else str(job["done"] or ""),
@@ -185,26 +159,12 @@ def demo(
     result = call.run()
     for warning in result["warnings"]:
         _warn(warning)
-    reports: dict[str, tuple[type[ops.Op], Callable[..., Any]]] = {
-        "ingest": (ops.Ingest, ingest),
-        "embed": (ops.Embed, embed),
-        "map": (ops.MakeMap, make_map),
-        "duplicates": (ops.FindDuplicates, duplicates),
-    }
     for step in result["steps"]:  # each step's report, as its own command prints it
-        op, report = reports[step["op"]]
+        op = next(cls for cls in REPORTS if cls.name == step["op"])
         made = Call(call.ws, op, result["dataset"], step["params"], done=step)
-        report(made, **({"show": 0} if op is ops.FindDuplicates else {}))
-    model = result["model"]
-    if result["built"] and model.startswith("random:"):
-        note = (
-            f"{model} has random weights, so the map, neighbours and duplicates above show "
-            "the pipeline running, not real similarity. For real results, put DINOv2 weights "
-            "where Visor finds them (the Hugging Face cache, or a model folder: --model "
-            f"./dinov2-base) and run visor embed {result['dataset']} --model dinov2-base, then "
-            "visor map and visor duplicates."
-        )
-        out.print(_styled("note:", "bold yellow", note))
+        REPORTS[op](made, **({"show": 0} if op is ops.FindDuplicates else {}))
+    if result["note"]:
+        out.print(_styled("note:", "bold yellow", result["note"]))
     if no_serve:
         return None
     if isinstance(call.ws, RemoteWorkspace):  # built by the server that runs: it shows it

@@ -155,6 +155,21 @@ def summary(curves: Curves, thresholds: np.ndarray) -> dict[str, float]:
     return out
 
 
+def summary_lines(stats: dict[str, float], iou_thresholds: str, max_dets: int) -> list[str]:
+    """`summary`'s numbers as COCOeval.summarize() prints them, a line each."""
+    span_all = "0.50:0.95" if iou_thresholds == COCO_THRESHOLDS else iou_thresholds
+    limits, areas = (1, 10, max_dets), list(AREA_RANGES)
+    lines = []
+    for key, kind, at_iou, area, limit in SUMMARY:
+        title = "Average Precision  (AP)" if kind == "ap" else "Average Recall     (AR)"
+        span = span_all if at_iou is None else f"{at_iou:.2f}"
+        lines.append(
+            f" {title} @[ IoU={span:<9} | area={areas[area]:>6} | "
+            f"maxDets={limits[limit]:>3} ] = {stats[key]:0.3f}"
+        )
+    return lines
+
+
 def per_class_ap(curves: Curves, thresholds: np.ndarray) -> dict[str, np.ndarray]:
     """Per class, at the largest detection limit: AP@[all thresholds], AP50, AP75 and AR in
     area "all", and AP in each other area range as `ap_<name>` (-1 for a class without

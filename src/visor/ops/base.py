@@ -177,8 +177,14 @@ class Op(BaseModel):
     def summary(self, result: Any) -> str | None:
         """What a finished job did, in one line made from its result: the job's last message
         (`visor jobs`, the UI's job bar, `job["message"]` in Python) and the first line the
-        CLI prints. None: the job's own last message stands."""
+        CLI prints. None: the job's own last message stands (a quick operation: nothing
+        printed)."""
         return None
+
+    def said(self, result: Any) -> list[str]:
+        """What else a person reads of a finished job's result, after its summary, a line each
+        (the CLI prints them; a command's report adds what needs more reads)."""
+        return []
 
     # How the result crosses HTTP: JSON by default; ops with binary results override both.
     def encode(self, result: Any) -> bytes | Any:

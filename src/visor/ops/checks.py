@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from visor.errors import NotFound
+from visor.evaluation.metrics import summary_lines
 from visor.ops.base import Context, Op, register
 from visor.services import evaluate as evaluate_service
 from visor.services import labels as label_service
@@ -55,6 +56,12 @@ class ComputeQuality(Op):
         return f"{result['measured']} images measured: {found or 'no issues'}" + (
             f"; {failed} could not be read" if failed else ""
         )
+
+    def said(self, result: dict[str, Any]) -> list[str]:
+        return [
+            f"  could not read sample {problem['sample_id']}: {problem['reason']}"
+            for problem in result["failed"][:20]
+        ]
 
 
 @register
@@ -123,6 +130,14 @@ class FindLabelErrors(Op):
             f"{boxes['swap']} likely of the wrong class, {boxes['badloc']} likely badly placed"
         )
 
+    def said(self, result: dict[str, Any]) -> list[str]:
+        lonely, missing = result.get("classes_with_one_example"), result.get("not_embedded")
+        return [
+            *([f"not scored (one example, nothing to compare with): {', '.join(lonely)}"]
+              if lonely else []),
+            *([f"not scored (no vector yet): {missing} labels"] if missing else []),
+        ]  # fmt: skip
+
 
 @register
 class Evaluate(Op, evaluate_service.EvaluateParams):
@@ -156,6 +171,11 @@ class Evaluate(Op, evaluate_service.EvaluateParams):
             + (f" in split {split}" if split else "")
             + ")"
         )
+
+    def said(self, result: dict[str, Any]) -> list[str]:
+        asked = result.get("params") or {}  # as it ran (the same job may be asked again)
+        thresholds = asked.get("iou_thresholds", self.iou_thresholds)
+        return summary_lines(result["summary"], thresholds, asked.get("max_dets", self.max_dets))
 
 
 @register
@@ -205,3 +225,9 @@ class ImportPredictions(Op):
         )
         ctx.changed("predictions")
         return result
+
+    def summary(self, result: dict[str, Any]) -> str:
+        return (
+            f"imported {result['predictions']} predictions on {result['images']} images "
+            f"from {result['source']} into {result['dataset']}"
+        )

@@ -270,6 +270,10 @@ class Relabel(_Edit, Chosen):
         ids = self.chosen(ctx)
         return edits(ctx).relabel(self.from_class, self.to_class, ids, who=self.who)
 
+    def summary(self, result: dict[str, Any]) -> str:
+        changed = f"{result['changes']} labels {self.from_class} -> {self.to_class}"
+        return f"edit {result['batch']}: {changed}"
+
 
 @register
 class AcceptSuggestions(_Edit):
@@ -308,34 +312,38 @@ class EditBatch(Op):
         return edits(ctx).batch(self.batch)
 
 
+class _Step(Op):
+    result = results.EditStepped
+
+    def summary(self, result: dict[str, Any]) -> str:
+        return f"edit {result['batch']} {result['state']} ({result['changes']} changes)"
+
+
 @register
-class Undo(Op):
+class Undo(_Step):
     """Undo the newest batch of edits."""
 
     name = "undo"
-    result = results.EditStepped
 
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         return edits(ctx).undo()
 
 
 @register
-class Redo(Op):
+class Redo(_Step):
     """Redo the newest undone batch."""
 
     name = "redo"
-    result = results.EditStepped
 
     def run(self, ctx: Context, job: JobContext | None) -> dict[str, Any]:
         return edits(ctx).redo()
 
 
 @register
-class Revert(Op):
+class Revert(_Step):
     """Undo one batch by its number, later ones kept."""
 
     name = "revert"
-    result = results.EditStepped
 
     batch: int
 
@@ -378,6 +386,9 @@ class SaveView(Op):
         ctx.changed("views")
         return found
 
+    def summary(self, result: dict[str, Any]) -> str:
+        return f"view {self.view} saved"
+
 
 @register
 class ListViews(Op):
@@ -416,3 +427,6 @@ class DeleteView(Op):
     def run(self, ctx: Context, job: JobContext | None) -> None:
         view_service.delete(ctx.store, ctx.dataset, self.view)
         ctx.changed("views")
+
+    def summary(self, result: None) -> str:
+        return f"view {self.view} deleted"

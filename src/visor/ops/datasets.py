@@ -195,6 +195,9 @@ class _Tagging(Op, Chosen):
         ctx.changed("tags")
         return updated
 
+    def summary(self, result: int) -> str:
+        return f"{self.name}ged {result} samples: {', '.join(self.tags)}"  # tagged, untagged
+
 
 @register
 class AddTags(_Tagging):

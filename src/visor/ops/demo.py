@@ -55,7 +55,13 @@ class Demo(Op):
         found = {"dataset": self.dataset, "images": self.images, "root": str(root)}
         model = None if self.fresh or not marker.exists() else self._finished(ctx, root)
         if model is not None:
-            return found | {"model": model, "built": False, "steps": [], "warnings": []}
+            return found | {
+                "model": model,
+                "built": False,
+                "steps": [],
+                "warnings": [],
+                "note": None,
+            }
         if not marker.exists():
             from visor.synthetic import generate
 
@@ -77,7 +83,17 @@ class Demo(Op):
             steps.append({"op": op.name, "params": checked.model_dump(mode="json"),
                           "summary": checked.summary(result), "result": result})  # fmt: skip
             job.check_cancelled()
-        return found | {"model": model, "built": True, "steps": steps, "warnings": warnings}
+        note = None
+        if model.startswith("random:"):
+            note = (
+                f"{model} has random weights, so the map, neighbours and duplicates above show "
+                "the pipeline running, not real similarity. For real results, put DINOv2 weights "
+                "where Visor finds them (the Hugging Face cache, or a model folder: --model "
+                f"./dinov2-base) and run visor embed {self.dataset} --model dinov2-base, then "
+                "visor map and visor duplicates."
+            )
+        built = {"built": True, "steps": steps, "warnings": warnings, "note": note}
+        return found | {"model": model} | built
 
     def summary(self, result: dict[str, Any]) -> str:
         state = "built" if result["built"] else "finished"

@@ -77,3 +77,11 @@ class Export(Op, export_service.ExportParams):
             f"{result['format']} to {result['out']} in {result['seconds']} s"
             + (f" ({splits})" if splits else "")
         )
+
+    def said(self, result: dict[str, Any]) -> list[str]:
+        if not result.get("image_labels_not_written"):
+            return []
+        return [
+            f"{result['image_labels_not_written']} image-level labels not written: "
+            f"{result['format']} holds boxes only (use classification, voc or parquet)"
+        ]

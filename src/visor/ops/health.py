@@ -87,6 +87,9 @@ class ComputeHealth(Op):
             f"; not computed: {', '.join(result['left'])}" if result["left"] else ""
         )
 
+    def said(self, result: dict[str, Any]) -> list[str]:
+        return [f"  {signal}: {why}" for signal, why in result["left"].items()]
+
     def _needs(self, ctx: Context, signal: str, model: str | None) -> str | None:
         """Why `signal` can't be computed without a choice; None when it can."""
         embed = f"visor embed {ctx.name}"

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from visor.ops.base import Context, Op, register
+from visor.ops.models import backend_lines
 from visor.services import analysis as analysis_service
 from visor.services import embed as embed_service
 from visor.services import maps as map_service
@@ -98,6 +99,11 @@ class Embed(Op, embed_service.EmbedParams):
             + (f"; {result['failed_count']} failed" if result["failed_count"] else "")
         )
 
+    def said(self, result: dict[str, Any]) -> list[str]:
+        if result.get("objects") or not (result["embedded"] or result["failed_count"]):
+            return []
+        return backend_lines(result.get("backend", "torch"), result.get("backend_facts") or {})
+
 
 @register
 class BuildIndex(Op):
@@ -182,6 +188,9 @@ class MakeMap(Op):
             f"({result['model']}) in {result['seconds']} s"
         )
 
+    def said(self, result: dict[str, Any]) -> list[str]:
+        return [uniqueness_line(result["uniqueness"])] if "uniqueness" in result else []
+
 
 @register
 class FindDuplicates(Op):
@@ -232,6 +241,16 @@ class FindDuplicates(Op):
             f"{result['groups']} duplicate groups ({result['exact_groups']} exact) holding "
             f"{result['samples_in_groups']} samples{could_go} ({result['seconds']} s)"
         )
+
+    def said(self, result: dict[str, Any]) -> list[str]:
+        nearest = result.get("nearest_similarity") or {}
+        if not nearest.get("count"):
+            return []
+        cuts = ", ".join(f"{p}% {v:.4f}" for p, v in nearest["percentiles"].items())
+        return [
+            f"nearest-neighbour similarity of {nearest['count']} samples: {cuts}",
+            f"threshold {result['threshold']} ({result['threshold_rule']})",
+        ]
 
 
 @register

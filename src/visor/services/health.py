@@ -307,3 +307,21 @@ def missing(store: Store, dataset: dict[str, Any]) -> list[str]:
     if clusters_missing(store, dataset_id):
         found.append("clusters")
     return found
+
+
+def report_lines(report: dict[str, Any], examples: int) -> list[str]:
+    """The report as text: a line per kind of problem (its count, share, note and first
+    `examples` sample ids, or what computes it), then the numbered warnings."""
+    lines = [f"health of {report['dataset']} ({report['samples']:,} samples)"]
+    width = max((len(row["title"]) for row in report["rows"]), default=0)
+    for row in report["rows"]:
+        if row["count"] is None:
+            lines.append(f"  {row['title']:<{width}} not computed: {row['todo']}")
+            continue
+        ids = ", ".join(str(i) for i in (row.get("examples") or [])[:examples])
+        mark = f" [{row['note']}]" if row.get("note") else ""
+        lines.append(
+            f"  {row['title']:<{width}} {row['count']:>7} ({row['share']:.1%}){mark}"
+            + (f"  e.g. {ids}" if ids else "")
+        )
+    return lines
