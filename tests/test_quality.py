@@ -4,7 +4,9 @@ agree with cleanvision's, the filter, the job (resumable), the CLI and HTTP."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import itertools
 from pathlib import Path
 
 import httpx
@@ -240,37 +242,66 @@ def test_pixels_are_lent_without_a_copy_and_equal_numpy_s() -> None:
     assert pixels(rgba).shape == (4, 5, 4)
 
 
-def test_brightness_percentiles_are_numpy_s_exactly() -> None:
-    """The percentiles found in one bin of the values' range equal numpy's linear
-    interpolation over every value sorted, ties, constants and one value included."""
+def test_order_statistics_are_a_full_sort_s() -> None:
+    """The k-th smallest found in the values' bins equal a sort's, ties, constants and one
+    value included; the percentiles made from them equal numpy's linear interpolation."""
+    from visor.quality import kernels
     from visor.quality.images import _percentiles
 
     rng = np.random.default_rng(7)
     arrays = [
-        rng.random((240, 320)).astype(np.float32),
+        rng.random(76800).astype(np.float32) * 65025,
         (rng.random(1001) ** 8).astype(np.float32),  # most values in the lowest bins
-        rng.integers(0, 3, (50, 50)).astype(np.float32) / 2,  # three values, many ties
-        rng.integers(0, 256, (40, 40)) / 255.0,  # float64, as a grey image's levels
-        np.full((10, 10), 0.5, np.float32),
-        np.array([[0.3]], np.float32),
+        rng.integers(0, 3, 2500).astype(np.float32) / 2,  # three values, many ties
+        np.zeros(100, np.float32),  # black: every square 0
+        np.full(100, 0.5, np.float32),
+        np.array([0.3], np.float32),
     ]
     for values in arrays:
-        ordered = np.sort(values, axis=None).astype(np.float64)
-        last = ordered.size - 1
-        expected = []
+        ordered = np.sort(values)
+        ranks = np.unique(rng.integers(0, values.size, 6))
+        assert np.array_equal(kernels.order_statistics(values, ranks), ordered[ranks])
+        found = _percentiles(values.size, functools.partial(kernels.order_statistics, values))
+        last, expected = values.size - 1, []
         for q in (1, 5, 99):
             at = q / 100 * last
-            low = int(np.floor(at))
-            a, b = ordered[low], ordered[min(low + 1, last)]
-            expected.append(float(a + (b - a) * (at - low)))
-        assert _percentiles(values, (1, 5, 99)) == expected
-        assert np.allclose(expected, np.percentile(values, (1, 5, 99)), rtol=1e-6)
+            a, b = float(ordered[int(at)]), float(ordered[min(int(at) + 1, last)])
+            expected.append(a + (b - a) * (at - int(at)))
+        assert found == expected
+        assert np.allclose(found, np.percentile(values, (1, 5, 99)), rtol=1e-6)
 
 
-def test_brightness_levels_in_place_equal_the_formula() -> None:
-    from visor.quality.images import _brightness, _brightness_levels
+def test_one_pass_gives_what_pillow_and_numpy_give() -> None:
+    """`kernels.scan` on the corpus's photos (pixels lent by Pillow, rows apart) and on random
+    and grey pixels: Pillow's histograms and grey copy, the channels' equality, and per
+    sampled pixel the float32 brightness `_brightness` computes."""
+    from visor.quality import kernels
+    from visor.quality.images import _brightness
 
     rng = np.random.default_rng(3)
-    pixels = rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)[::2, ::2]
-    r, g, b = (pixels[..., c].astype(np.float32) for c in range(3))
-    assert np.array_equal(_brightness_levels(pixels), _brightness(r, g, b))
+    photos = sorted((DATA / "coco_roboflow_trees").rglob("*.jpg"))[:4]
+    images = [decode(p.read_bytes(), p.name) for p in photos]
+    images += [Image.fromarray(rng.integers(0, 256, (97, 131, 3), dtype=np.uint8))]
+    images += [images[0].convert("L").convert("RGB")]
+    for image, step in itertools.product(images, (1, 2)):
+        counts, grey, same, squares, sampled = kernels.scan(pixels(image), step, kernels.WEIGHTED)
+        assert counts.ravel().tolist() == image.histogram()
+        assert np.array_equal(grey, np.asarray(image.convert("L")))
+        every = np.asarray(image)
+        assert same == bool((every == every[..., :1]).all())
+        r, g, b = (every[::step, ::step, c].astype(np.float32) for c in range(3))
+        levels = np.sqrt(squares) / np.float32(255)
+        assert np.array_equal(levels, _brightness(r, g, b).ravel())
+        assert np.array_equal(sampled, np.bincount(every[::step, ::step, 0].ravel(), minlength=256))
+    assert same  # the last: grey
+
+
+def test_laplacian_ratio_is_the_variances_ratio() -> None:
+    from visor.quality import kernels
+
+    rng = np.random.default_rng(5)
+    for gray in (rng.integers(0, 256, (40, 57), dtype=np.uint8), np.full((9, 9), 7, np.uint8)):
+        a = gray.astype(np.float64)
+        lap = 4 * a[1:-1, 1:-1] - a[:-2, 1:-1] - a[2:, 1:-1] - a[1:-1, :-2] - a[1:-1, 2:]
+        expected = lap.var() / a.var() if a.var() > 1e-6 else 0.0
+        assert kernels.laplacian_ratio(gray) == pytest.approx(expected, rel=1e-12)

@@ -14,7 +14,7 @@ under 32 pixels). Blur is also what a person sees (`sharpness`): cleanvision mea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -84,48 +84,33 @@ def _brightness(r: np.ndarray | float, g: np.ndarray | float, b: np.ndarray | fl
     return np.sqrt(wr * (r * r) + wg * (g * g) + wb * (b * b)) / 255
 
 
-def _brightness_levels(pixels: np.ndarray) -> np.ndarray:
-    """`_brightness` of each RGB pixel, the same float32 values, computed in place: a third of
-    the time of the expression's temporaries (this runs on the embed job's decoding threads)."""
-    r, g, b = (pixels[..., c].astype(np.float32) for c in range(3))
-    for channel, weight in zip((r, g, b), _WEIGHTS, strict=True):
-        channel *= channel
-        channel *= np.float32(weight)
-    r += g
-    r += b
-    np.sqrt(r, out=r)
-    r /= np.float32(255)
-    return r
-
-
 def image_stats(image: Image.Image) -> ImageStats:
     """The statistics of an RGB image (as `media.images.decode` gives it)."""
+    from visor.quality import kernels  # numba: imported by the jobs that measure only
+
     pixels = pixels_of(image)
-    # One histogram serves the entropy, the mean colour and the greyscale test's first look
-    # (three equal channels have equal histograms; most colour photos stop there).
-    counts = np.asarray(image.histogram(), np.float64).reshape(3, 256)
-    gray = bool(
-        (counts[0] == counts[1]).all()
-        and (counts[1] == counts[2]).all()
-        and (pixels[..., 0] == pixels[..., 1]).all()
-        and (pixels[..., 1] == pixels[..., 2]).all()
-    )
     # The brightness percentiles from every other row and column above 512x512 (the tails of a
-    # brightness histogram don't depend on single pixels): per-pixel brightness is the costliest
-    # statistic, so only the pixels used are converted.
-    sample = pixels[::2, ::2] if pixels.shape[0] * pixels.shape[1] > 1 << 18 else pixels
+    # brightness histogram don't depend on single pixels).
+    step = 2 if pixels.shape[0] * pixels.shape[1] > 1 << 18 else 1
+    # One pass: the histograms (entropy, mean colour), the grey copy (both edge measures),
+    # whether the channels are equal, and the sampled pixels' brightness.
+    counts, grey_levels, gray, squares, sampled = kernels.scan(pixels, step, kernels.WEIGHTED)
     mean = (counts * np.arange(256)).sum(axis=1) / counts.sum(axis=1)
     if gray:  # as PIL's grey copy measures them: one channel's levels
-        level = sample[..., 0] / 255.0
+        ends = np.cumsum(sampled)
+        p1, p5, p99 = _percentiles(
+            len(squares), lambda ks: np.searchsorted(ends, ks, side="right") / 255.0
+        )
         entropy = _entropy(counts[0])
-    else:
-        level = _brightness_levels(sample)
+    else:  # the order statistics of the squares are those of the brightness: both monotone
+        p1, p5, p99 = _percentiles(
+            len(squares),
+            lambda ks: np.sqrt(kernels.order_statistics(squares, ks)) / np.float32(255),
+        )
         entropy = _entropy(counts)
-    brightness = float(_brightness(*mean))
-    p1, p5, p99 = _percentiles(level, (1, 5, 99))
-    # One grey copy serves both edge measures: the 64-px copy is reduced from it rather than
-    # from the colour image (the same pixels but for rounding, a third of the resampling).
-    gray_image = image.convert("L")
+    gray_image = Image.fromarray(grey_levels, "L")
+    # The 64-px copy is reduced from the grey copy rather than from the colour image (the
+    # same pixels but for rounding, a third of the resampling).
     ratio = max(image.width, image.height) / _BLUR_SIDE
     small_gray = (
         gray_image.resize(
@@ -136,15 +121,14 @@ def image_stats(image: Image.Image) -> ImageStats:
         else gray_image
     )
     edges = small_gray.filter(ImageFilter.FIND_EDGES)
-    sharp = _sharpness(gray_image)
     return ImageStats(
-        brightness=brightness,
-        brightness_p1=float(p1),
-        brightness_p5=float(p5),
-        brightness_p99=float(p99),
+        brightness=float(_brightness(*mean)),
+        brightness_p1=p1,
+        brightness_p5=p5,
+        brightness_p99=p99,
         entropy=float(entropy),
         blurriness=float(np.sqrt(ImageStat.Stat(edges).var[0])),
-        sharpness=sharp,
+        sharpness=_sharpness(gray_image),
         gray_spread=float(np.std(small_gray.histogram())),
         grayscale=gray,
         width=image.width,
@@ -159,35 +143,19 @@ def _entropy(counts: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-_BINS = 2048  # of the values' range, to find the k-th smallest in one bin's values
-
-
-def _percentiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
-    """`np.percentile`'s linear interpolation, exactly, without sorting every value: each
-    value gets a bin by a rounding that never puts a smaller value in a later bin, so the k-th
-    smallest is found among its bin's few values (a sixth of the time of a sort of 77k
-    brightness values on an EPYC; the embed job measures quality on its decoding threads)."""
-    flat = values.ravel()
-    last = flat.size - 1
-    lo, hi = flat.min(), flat.max()
-    if lo == hi:
-        return [float(lo)] * len(qs)
-    bins = ((flat - lo) * ((_BINS - 1) / (hi - lo))).astype(np.intp)
-    ends = np.cumsum(np.bincount(bins, minlength=_BINS))
-    ordered: dict[int, np.ndarray] = {}
-
-    def kth(k: int) -> float:  # the k-th smallest value, from 0
-        b = int(np.searchsorted(ends, k, side="right"))
-        if b not in ordered:
-            ordered[b] = np.sort(flat[bins == b])
-        return float(ordered[b][k - (ends[b - 1] if b else 0)])
-
+def _percentiles(
+    count: int, order: Callable[[np.ndarray], np.ndarray], qs: tuple[float, ...] = (1, 5, 99)
+) -> list[float]:
+    """`np.percentile`'s linear interpolation of `count` values, from `order(ranks)`: their
+    `ranks`-th smallest (from 0, ascending), the few needed found without a sort."""
+    last = count - 1
+    spots = [q / 100 * last for q in qs]
+    ranks = sorted({k for at in spots for k in (int(at), min(int(at) + 1, last))})
+    chosen = dict(zip(ranks, order(np.array(ranks, np.int64)).tolist(), strict=True))
     out = []
-    for q in qs:
-        at = q / 100 * last
-        low = int(np.floor(at))
-        a, b = kth(low), kth(min(low + 1, last))
-        out.append(a + (b - a) * (at - low))
+    for at in spots:
+        a, b = chosen[int(at)], chosen[min(int(at) + 1, last)]
+        out.append(a + (b - a) * (at - int(at)))
     return out
 
 
@@ -199,17 +167,16 @@ def sharpness(image: Image.Image) -> float:
 
 
 def _sharpness(gray: Image.Image) -> float:
+    from visor.quality import kernels
+
     short = min(gray.size)
     if short > SHARPNESS_SIDE:
         ratio = SHARPNESS_SIDE / short
         size = (max(round(gray.width * ratio), 1), max(round(gray.height * ratio), 1))
         gray = gray.resize(size, Image.Resampling.BOX)
-    a = pixels_of(gray).astype(np.float32)
-    if min(a.shape) < 3:
+    if min(gray.size) < 3:
         return 0.0
-    lap = 4 * a[1:-1, 1:-1] - a[:-2, 1:-1] - a[2:, 1:-1] - a[1:-1, :-2] - a[1:-1, 2:]
-    spread = float(a.var())
-    return float(lap.var()) / spread if spread > 1e-6 else 0.0
+    return float(kernels.laplacian_ratio(pixels_of(gray)))
 
 
 def _blurry(stats: dict[str, np.ndarray]) -> np.ndarray:
