@@ -276,7 +276,7 @@ def test_one_pass_gives_what_pillow_and_numpy_give() -> None:
     and grey pixels: Pillow's histograms and grey copy, the channels' equality, and per
     sampled pixel the float32 brightness `_brightness` computes."""
     from visor.quality import kernels
-    from visor.quality.images import _brightness
+    from visor.quality.images import WEIGHTED_SQUARES, _brightness
 
     rng = np.random.default_rng(3)
     photos = sorted((DATA / "coco_roboflow_trees").rglob("*.jpg"))[:4]
@@ -284,7 +284,7 @@ def test_one_pass_gives_what_pillow_and_numpy_give() -> None:
     images += [Image.fromarray(rng.integers(0, 256, (97, 131, 3), dtype=np.uint8))]
     images += [images[0].convert("L").convert("RGB")]
     for image, step in itertools.product(images, (1, 2)):
-        counts, grey, same, squares, sampled = kernels.scan(pixels(image), step, kernels.WEIGHTED)
+        counts, grey, same, squares, sampled = kernels.scan(pixels(image), step, WEIGHTED_SQUARES)
         assert counts.ravel().tolist() == image.histogram()
         assert np.array_equal(grey, np.asarray(image.convert("L")))
         every = np.asarray(image)

@@ -173,9 +173,7 @@ class Evaluate(Op, evaluate_service.EvaluateParams):
         )
 
     def said(self, result: dict[str, Any]) -> list[str]:
-        asked = result.get("params") or {}  # as it ran (the same job may be asked again)
-        thresholds = asked.get("iou_thresholds", self.iou_thresholds)
-        return summary_lines(result["summary"], thresholds, asked.get("max_dets", self.max_dets))
+        return summary_lines(result["summary"], self.iou_thresholds, self.max_dets)
 
 
 @register

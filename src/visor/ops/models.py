@@ -78,13 +78,13 @@ def models_lines(found: dict[str, Any]) -> list[str]:
     """`describe`'s answer, less its table of models: the backend, the int8 path, the rates
     auto measured and the static int8 guards, a line each."""
     backend = found["backend"]
-    chosen = backend["chosen"] or f"none ({backend['problem']})"
-    if chosen == "auto":
-        chosen = "auto (the faster of torch and openvino, measured on a model's first use)"
+    runs_on = backend["chosen"] or f"none ({backend['problem']})"
+    if runs_on == "auto":
+        runs_on = "auto (the faster of torch and openvino, measured on a model's first use)"
     has = ", ".join(found["int8_flags"])
     lines = [
         "Also: random:<name> (random weights, for trials), a model folder, or a hub id.",
-        f"On this CPU the model runs on: {chosen} (VISOR_EMBED_BACKEND={backend['setting']})",
+        f"On this CPU the model runs on: {runs_on} (VISOR_EMBED_BACKEND={backend['setting']})",
         f"int8 on this CPU: static, calibrated on the dataset ({has}); auto uses it where it "
         "keeps the neighbours and runs 1.1x as fast as float"
         if has

@@ -77,6 +77,11 @@ class ImageStats:
 
 # Perceived brightness: the weighted root mean square of the channels (weights of R, G, B).
 _WEIGHTS = (0.241, 0.691, 0.068)
+# Its terms per channel and level before the square root (w · v², rounded to float32 as
+# NumPy's float32 arithmetic rounds them), for the kernel's sampled pixels.
+WEIGHTED_SQUARES = np.stack(
+    [np.arange(256, dtype=np.float32) ** 2 * np.float32(w) for w in _WEIGHTS]
+)
 
 
 def _brightness(r: np.ndarray | float, g: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
@@ -94,7 +99,7 @@ def image_stats(image: Image.Image) -> ImageStats:
     step = 2 if pixels.shape[0] * pixels.shape[1] > 1 << 18 else 1
     # One pass: the histograms (entropy, mean colour), the grey copy (both edge measures),
     # whether the channels are equal, and the sampled pixels' brightness.
-    counts, grey_levels, gray, squares, sampled = kernels.scan(pixels, step, kernels.WEIGHTED)
+    counts, grey_levels, gray, squares, sampled = kernels.scan(pixels, step, WEIGHTED_SQUARES)
     mean = (counts * np.arange(256)).sum(axis=1) / counts.sum(axis=1)
     if gray:  # as PIL's grey copy measures them: one channel's levels
         ends = np.cumsum(sampled)

@@ -12,10 +12,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# Perceived brightness before its square root: 0.241 R² + 0.691 G² + 0.068 B², each term
-# rounded to float32 as NumPy's float32 arithmetic rounds it (`images._brightness`).
-_SQUARES = np.arange(256, dtype=np.float32) ** 2
-WEIGHTED = np.stack([_SQUARES * np.float32(w) for w in (0.241, 0.691, 0.068)])
 _BIN_SHIFT = 16  # a float32's sign, exponent and top 7 mantissa bits: its bin
 
 
